@@ -1,1 +1,109 @@
-//! placeholder
+//! The sandbox runtime: the [`Driver`] trait and its first implementation, the container
+//! driver ([`ContainerDriver`]) over an OCI runtime binary (runc, crun or runsc).
+//!
+//! A sandbox's host resources are all named after its id (`sb-xxxxxxxxxxxx`):
+//!
+//! | resource        | where                                             |
+//! |-----------------|---------------------------------------------------|
+//! | bundle + rootfs | `<data>/sandboxes/<id>/` (overlay mounted on `rootfs/`) |
+//! | writable layer  | btrfs subvolume `<data>/volumes/<id>` with a qgroup limit |
+//! | cgroup          | `/sandlab/<id>` in every hierarchy (v1) or the unified tree (v2) |
+//! | netns           | `/run/netns/<id>`                                 |
+//! | veth (egress)   | host side named `<id>`, `eth0` inside             |
+//! | OCI container   | `<id>` under the runtime root `/run/sandlab/<runtime>` |
+//! | agent socket    | `<data>/sandboxes/<id>/agent.sock`                |
+//!
+//! so that reconciliation ([`Driver::host_resources`]) can find and remove everything a
+//! crash left behind. The [`manager::SandboxManager`] writes the record before the first
+//! side effect and owns the `creating → running → stopping → removed` transitions.
+
+mod agent_binary;
+mod cgroups;
+mod config;
+mod container;
+mod error;
+pub mod manager;
+mod mounts;
+mod netns;
+mod network;
+mod ocirt;
+mod paths;
+pub mod records;
+mod seccomp;
+mod spec;
+mod volume;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use config::{RuntimeChoice, RuntimeConfig};
+pub use container::ContainerDriver;
+pub use error::{Error, Result};
+pub use sandlab_core::{Limits, NetworkMode, SandboxId, SandboxState};
+pub use sandlab_proto::AgentClient;
+use serde::{Deserialize, Serialize};
+
+/// Everything a driver needs to create one sandbox.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    pub id: SandboxId,
+    /// Image name in the image store.
+    pub image: String,
+    pub limits: Limits,
+    /// Hostname inside the sandbox; defaults to the id.
+    pub hostname: Option<String>,
+    /// Extra environment for every process the agent starts.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// Network facts of a started sandbox, kept in its record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// Slot in the egress address pool; `None` for `--network none`.
+    pub slot: Option<u32>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+}
+
+/// Resource usage of one sandbox, read from its cgroup.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub memory_bytes: u64,
+    pub memory_peak_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub oom_kills: u64,
+    pub pids: u64,
+    pub cpu_usage_ns: u64,
+}
+
+/// The id of every sandbox that still has some resource on the host.
+#[derive(Clone, Debug, Default)]
+pub struct HostResources {
+    pub ids: std::collections::BTreeSet<SandboxId>,
+}
+
+/// A way to run sandboxes. All methods are idempotent where that makes sense, so a
+/// caller that crashed half way can simply call them again.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Short name for logs and `sandlab sandbox ls`, e.g. `runc`.
+    fn name(&self) -> &str;
+    /// Prepares every host resource of the sandbox (writable layer, rootfs, netns,
+    /// bundle) and starts it; returns once its agent answers.
+    async fn create(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()>;
+    /// A connection to the sandbox's agent (exec, PTY, files).
+    async fn agent(&self, id: &SandboxId, timeout: Duration) -> Result<AgentClient>;
+    /// The host pid of the sandbox's init process (the agent), while it runs.
+    async fn init_pid(&self, id: &SandboxId) -> Result<Option<u32>>;
+    /// Whether the sandbox's init process (the agent) is alive.
+    async fn is_running(&self, id: &SandboxId) -> Result<bool>;
+    /// Kills every process of the sandbox; resources stay until [`Driver::remove`].
+    async fn stop(&self, id: &SandboxId) -> Result<()>;
+    /// Removes every host resource named after `id`. Succeeds when nothing is left.
+    async fn remove(&self, id: &SandboxId) -> Result<()>;
+    /// Current resource usage.
+    async fn stats(&self, id: &SandboxId) -> Result<Stats>;
+    /// Every sandbox id that owns at least one resource on this host.
+    async fn host_resources(&self) -> Result<HostResources>;
+}

@@ -1,0 +1,246 @@
+//! Cgroup detection, per-sandbox statistics and removal of leftovers.
+//!
+//! The OCI runtime creates and limits a sandbox's cgroup at `/sandlab/<id>`; this module
+//! only reads it and, during reconciliation, removes what a crash left behind. It works on
+//! cgroup v1, v2 and the hybrid layout (v1 hierarchies plus a v2 mount).
+
+use std::path::{Path, PathBuf};
+
+use sandlab_core::SandboxId;
+
+use crate::error::{Error, Result};
+use crate::mounts::MountInfo;
+use crate::Stats;
+
+/// The parent cgroup of every sandbox.
+pub const PARENT: &str = "sandlab";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// Only cgroup v2 at `/sys/fs/cgroup`.
+    Unified,
+    /// v1 hierarchies with a v2 mount beside them.
+    Hybrid,
+    /// v1 only.
+    Legacy,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cgroups {
+    pub mode: CgroupMode,
+    /// Mount points of every cgroup hierarchy (v1 and v2).
+    hierarchies: Vec<Hierarchy>,
+}
+
+#[derive(Clone, Debug)]
+struct Hierarchy {
+    mount: PathBuf,
+    v2: bool,
+    controllers: Vec<String>,
+}
+
+impl Cgroups {
+    pub fn detect() -> Result<Cgroups> {
+        let mounts = MountInfo::read()?;
+        let mut hierarchies = Vec::new();
+        for m in mounts.entries() {
+            match m.fs_type.as_str() {
+                "cgroup2" => hierarchies.push(Hierarchy { mount: m.mount_point.clone(), v2: true, controllers: Vec::new() }),
+                "cgroup" => hierarchies.push(Hierarchy {
+                    mount: m.mount_point.clone(),
+                    v2: false,
+                    controllers: m.super_options.split(',').map(str::to_owned).collect(),
+                }),
+                _ => {}
+            }
+        }
+        let has_v1 = hierarchies.iter().any(|h| !h.v2);
+        let has_v2 = hierarchies.iter().any(|h| h.v2);
+        let mode = match (has_v1, has_v2) {
+            (false, true) => CgroupMode::Unified,
+            (true, true) => CgroupMode::Hybrid,
+            (true, false) => CgroupMode::Legacy,
+            (false, false) => return Err(Error::Host("No cgroup filesystem is mounted".into())),
+        };
+        Ok(Cgroups { mode, hierarchies })
+    }
+
+    /// The path runc is given (`linux.cgroupsPath`).
+    pub fn cgroups_path(id: &SandboxId) -> String {
+        format!("/{PARENT}/{id}")
+    }
+
+    fn v1(&self, controller: &str) -> Option<&Path> {
+        self.hierarchies
+            .iter()
+            .find(|h| !h.v2 && h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.mount.as_path())
+    }
+
+    /// The directory that holds the resource controllers for v2, if v2 manages them.
+    fn v2_controlling(&self) -> Option<&Path> {
+        match self.mode {
+            CgroupMode::Unified => self.hierarchies.iter().find(|h| h.v2).map(|h| h.mount.as_path()),
+            _ => None,
+        }
+    }
+
+    /// Whether memory+swap accounting exists; without it swap cannot be limited on v1.
+    pub fn has_swap_accounting(&self) -> bool {
+        match self.v2_controlling() {
+            Some(_) => true,
+            None => self
+                .v1("memory")
+                .map(|m| m.join("memory.memsw.limit_in_bytes").exists())
+                .unwrap_or(false),
+        }
+    }
+
+    pub fn stats(&self, id: &SandboxId) -> Result<Stats> {
+        let rel = Path::new(PARENT).join(id.as_str());
+        if let Some(root) = self.v2_controlling() {
+            let dir = root.join(&rel);
+            return Ok(Stats {
+                memory_bytes: read_u64(&dir.join("memory.current")),
+                memory_peak_bytes: read_u64(&dir.join("memory.peak")),
+                memory_limit_bytes: read_u64(&dir.join("memory.max")),
+                oom_kills: read_key(&dir.join("memory.events"), "oom_kill"),
+                pids: read_u64(&dir.join("pids.current")),
+                cpu_usage_ns: read_key(&dir.join("cpu.stat"), "usage_usec").saturating_mul(1000),
+            });
+        }
+        let mem = self.v1("memory").map(|m| m.join(&rel));
+        let pids = self.v1("pids").map(|m| m.join(&rel));
+        let cpu = self.v1("cpuacct").map(|m| m.join(&rel));
+        let get = |dir: &Option<PathBuf>, file: &str| dir.as_ref().map(|d| read_u64(&d.join(file))).unwrap_or(0);
+        Ok(Stats {
+            memory_bytes: get(&mem, "memory.usage_in_bytes"),
+            memory_peak_bytes: get(&mem, "memory.max_usage_in_bytes"),
+            memory_limit_bytes: get(&mem, "memory.limit_in_bytes"),
+            oom_kills: mem.as_ref().map(|d| read_key(&d.join("memory.oom_control"), "oom_kill")).unwrap_or(0),
+            pids: get(&pids, "pids.current"),
+            cpu_usage_ns: get(&cpu, "cpuacct.usage"),
+        })
+    }
+
+    /// Every directory of this sandbox's cgroup, in every hierarchy, that exists.
+    pub fn dirs(&self, id: &SandboxId) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|h| h.mount.join(PARENT).join(id.as_str()))
+            .filter(|d| d.is_dir())
+            .collect()
+    }
+
+    /// Ids of every sandbox cgroup present in any hierarchy.
+    pub fn sandbox_ids(&self) -> Vec<SandboxId> {
+        let mut ids = Vec::new();
+        for h in &self.hierarchies {
+            let Ok(rd) = std::fs::read_dir(h.mount.join(PARENT)) else { continue };
+            for e in rd.flatten() {
+                if let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<SandboxId>().ok()) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// Kills every process left in the sandbox's cgroups and removes them.
+    pub fn remove(&self, id: &SandboxId) -> Result<()> {
+        for dir in self.dirs(id) {
+            kill_all(&dir);
+            remove_tree(&dir).map_err(Error::io(&dir))?;
+        }
+        Ok(())
+    }
+}
+
+/// SIGKILLs every process in `dir` and its children (cgroup.kill on v2 when present).
+fn kill_all(dir: &Path) {
+    if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    for _ in 0..50 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // A pid of a process in the sandbox's own cgroup, read just now.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                kill_all(&e.path());
+            }
+        }
+    }
+}
+
+/// Removes a cgroup directory and its child cgroups, deepest first (cgroupfs allows rmdir only).
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    let mut last = Ok(());
+    for _ in 0..100 {
+        last = std::fs::remove_dir(dir);
+        match &last {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(_) => break,
+        }
+    }
+    last
+}
+
+fn read_u64(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads `key N` from a flat keyed file such as `memory.events`.
+fn read_key(path: &Path, key: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    parse_key(&text, key)
+}
+
+fn parse_key(text: &str, key: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_files() {
+        let text = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(parse_key(text, "oom_kill"), 3);
+        assert_eq!(parse_key(text, "missing"), 0);
+    }
+
+    #[test]
+    fn detects_this_host() {
+        let cg = Cgroups::detect().unwrap();
+        assert!(!cg.hierarchies.is_empty());
+    }
+}

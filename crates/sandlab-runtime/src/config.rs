@@ -1,0 +1,61 @@
+//! Runtime configuration, as given by the CLI or the server's `sandlab.toml`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use sandlab_image::IdMap;
+use serde::{Deserialize, Serialize};
+
+/// Which OCI runtime binary to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChoice {
+    /// The first of runc, crun that works on this host.
+    #[default]
+    Auto,
+    Runc,
+    Crun,
+    Runsc,
+}
+
+impl FromStr for RuntimeChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(RuntimeChoice::Auto),
+            "runc" => Ok(RuntimeChoice::Runc),
+            "crun" => Ok(RuntimeChoice::Crun),
+            "runsc" => Ok(RuntimeChoice::Runsc),
+            other => Err(format!(
+                "OCI runtime {other:?} is not one of auto, runc, crun, runsc"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub data_dir: PathBuf,
+    pub runtime: RuntimeChoice,
+    /// Host uid/gid range that root inside a sandbox maps to.
+    pub idmap: IdMap,
+    /// Size of the sparse btrfs file holding writable layers; `None` = 80% of free space, at most 1 TiB.
+    pub volume_pool_bytes: Option<u64>,
+    /// First octets of the IPv4 egress pool, a /16 cut into /30s.
+    pub egress_v4_prefix: [u8; 2],
+    /// Path of the static agent binary; found automatically when `None`.
+    pub agent_path: Option<PathBuf>,
+}
+
+impl RuntimeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        RuntimeConfig {
+            data_dir: data_dir.into(),
+            runtime: RuntimeChoice::Auto,
+            idmap: IdMap::default(),
+            volume_pool_bytes: None,
+            egress_v4_prefix: [10, 213],
+            agent_path: None,
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The container driver: a sandbox is an OCI container run by runc (or crun/runsc) whose
+//! PID 1 is `sandlab-agent`.
+//!
+//! `create` builds, in this order, each step undone by `remove` if a later one fails:
+//! writable layer (btrfs subvolume with a qgroup) → seed files (`/etc/hosts`,
+//! `/etc/hostname`, `/etc/resolv.conf`, written into the fresh upper dir, never through
+//! the image tree) → overlay rootfs → netns (+ veth for egress) → `config.json` →
+//! agent socket → `runc run --detach` with the socket as fd 3.
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sandlab_core::{NetworkMode, SandboxId};
+use sandlab_image::{IdMap, ImageStore};
+use sandlab_proto::AgentClient;
+use tokio::sync::OnceCell;
+
+use crate::cgroups::Cgroups;
+use crate::config::RuntimeConfig;
+use crate::error::{Error, Result};
+use crate::mounts::{self, MountInfo};
+use crate::network::{self, slot_addrs};
+use crate::ocirt::OciRuntime;
+use crate::paths::Layout;
+use crate::volume::VolumePool;
+use crate::{agent_binary, netns, spec, Driver, HostResources, NetworkInfo, SandboxSpec, Stats};
+
+pub struct ContainerDriver {
+    cfg: RuntimeConfig,
+    layout: Layout,
+    images: ImageStore,
+    oci: OciRuntime,
+    cgroups: Cgroups,
+    volumes: VolumePool,
+    agent: PathBuf,
+    firewall: OnceCell<()>,
+}
+
+impl ContainerDriver {
+    /// Detects the OCI runtime and cgroup layout, mounts the volume pool and finds the agent.
+    pub fn new(cfg: RuntimeConfig) -> Result<ContainerDriver> {
+        let layout = Layout { data_dir: cfg.data_dir.clone() };
+        mounts::check_option_safe(&cfg.data_dir)?;
+        let sandboxes = layout.sandboxes_dir();
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&sandboxes).map_err(Error::io(&sandboxes))?;
+        let cgroups = Cgroups::detect()?;
+        let oci = OciRuntime::detect(cfg.runtime, cgroups.mode)?;
+        let volumes = VolumePool::open(&layout.volumes_image(), &layout.volumes_dir(), cfg.volume_pool_bytes)?;
+        let agent = agent_binary::locate(cfg.agent_path.as_deref())?;
+        let images = ImageStore::open(&cfg.data_dir, cfg.idmap)?;
+        Ok(ContainerDriver { cfg, layout, images, oci, cgroups, volumes, agent, firewall: OnceCell::new() })
+    }
+
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Prepares a plain OCI bundle in `dir` for benchmarks: the same image, limits,
+    /// namespaces, seccomp and capabilities as a sandbox, but running `argv` directly
+    /// instead of the agent, with a runtime-made netns. Undo with [`Self::remove_baseline_bundle`].
+    pub fn baseline_bundle(&self, spec: &SandboxSpec, dir: &Path, argv: &[&str]) -> Result<()> {
+        let image = self.images.resolve(&spec.image)?;
+        let rootfs = dir.join("rootfs");
+        for d in [dir.join("upper"), dir.join("work"), rootfs.clone()] {
+            std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
+        }
+        let upper = dir.join("upper");
+        std::os::unix::fs::chown(&upper, Some(self.cfg.idmap.host_uid), Some(self.cfg.idmap.host_gid)).map_err(Error::io(&upper))?;
+        mounts::mount_overlay(&image.rootfs, &upper, &dir.join("work"), &rootfs)?;
+        let mut config = spec::build(spec, &image.config, &self.cfg.idmap, &self.agent, &self.cgroups);
+        config["process"]["args"] = serde_json::json!(argv);
+        if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {
+            for n in ns.iter_mut() {
+                if n["type"] == "network" {
+                    n.as_object_mut().map(|o| o.remove("path"));
+                }
+            }
+        }
+        if let Some(m) = config["mounts"].as_array_mut() {
+            m.retain(|m| m["destination"] != spec::AGENT_PATH);
+        }
+        let path = dir.join("config.json");
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
+        std::fs::write(&path, text).map_err(Error::io(&path))
+    }
+
+    pub fn remove_baseline_bundle(&self, dir: &Path) -> Result<()> {
+        mounts::unmount(&dir.join("rootfs"))?;
+        std::fs::remove_dir_all(dir).map_err(Error::io(dir))
+    }
+
+    /// The OCI runtime binary and its state root, for running a baseline beside sandboxes.
+    pub fn oci_runtime(&self) -> (&Path, &Path) {
+        (&self.oci.path, &self.oci.root)
+    }
+
+    async fn prepare(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()> {
+        spec.limits.validate()?;
+        let id = &spec.id;
+        let image = self.images.resolve(&spec.image)?;
+        let dir = self.layout.sandbox_dir(id);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(Error::io(&dir))?;
+        let idmap = &self.cfg.idmap;
+        let volume = self.volumes.create(id, spec.limits.disk.bytes(), (idmap.host_uid, idmap.host_gid))?;
+        let upper = volume.join("upper");
+        let hostname = spec.hostname.clone().unwrap_or_else(|| id.to_string());
+        let egress = spec.limits.network == NetworkMode::Egress;
+        seed_files(&upper, &image.rootfs, idmap, &hostname, egress)?;
+        let rootfs = self.layout.rootfs(id);
+        std::fs::create_dir_all(&rootfs).map_err(Error::io(&rootfs))?;
+        if !MountInfo::read()?.is_mount_point(&rootfs) {
+            mounts::mount_overlay(&image.rootfs, &upper, &volume.join("work"), &rootfs)?;
+        }
+        netns::create(id)?;
+        if egress {
+            let slot = net.slot.ok_or(Error::PoolExhausted)?;
+            self.firewall.get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix)).await?;
+            network::setup_egress(id, slot_addrs(self.cfg.egress_v4_prefix, slot)).await?;
+        }
+        let config = spec::build(spec, &image.config, idmap, &self.agent, &self.cgroups);
+        let config_path = self.layout.bundle(id).join("config.json");
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
+        std::fs::write(&config_path, text).map_err(Error::io(&config_path))?;
+
+        let sock = self.layout.agent_socket(id);
+        let _ = std::fs::remove_file(&sock);
+        let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(Error::io(&sock))?;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).map_err(Error::io(&sock))?;
+        self.oci.run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd()).await
+    }
+}
+
+#[async_trait]
+impl Driver for ContainerDriver {
+    fn name(&self) -> &str {
+        self.oci.name()
+    }
+
+    async fn create(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()> {
+        if let Err(e) = self.prepare(spec, net).await {
+            tracing::warn!(sandbox.id = %spec.id, error = %e, "sandbox creation failed; removing what was made");
+            if let Err(cleanup) = self.remove(&spec.id).await {
+                tracing::error!(sandbox.id = %spec.id, error = %cleanup, "cleanup after failed create failed");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn agent(&self, id: &SandboxId, timeout: Duration) -> Result<AgentClient> {
+        let sock = self.layout.agent_socket(id);
+        if !sock.exists() {
+            return Err(Error::NotFound(id.clone()));
+        }
+        Ok(AgentClient::connect(&sock, timeout).await?)
+    }
+
+    async fn init_pid(&self, id: &SandboxId) -> Result<Option<u32>> {
+        let state = self.oci.state(id.as_str()).await?;
+        Ok(state.filter(|s| s.status == "running" && s.pid > 0).map(|s| s.pid as u32))
+    }
+
+    async fn is_running(&self, id: &SandboxId) -> Result<bool> {
+        Ok(self.oci.state(id.as_str()).await?.is_some_and(|s| s.status == "running"))
+    }
+
+    async fn stop(&self, id: &SandboxId) -> Result<()> {
+        self.oci.kill(id.as_str()).await
+    }
+
+    async fn remove(&self, id: &SandboxId) -> Result<()> {
+        self.oci.delete(id.as_str()).await?;
+        let dir = self.layout.sandbox_dir(id);
+        let mut mounted = MountInfo::read()?.under(&dir);
+        mounted.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        for m in mounted {
+            mounts::unmount(&m)?;
+        }
+        network::teardown(id).await?;
+        netns::delete(id)?;
+        self.cgroups.remove(id)?;
+        self.volumes.remove(id)?;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Io { path: dir, source: e }),
+        }
+    }
+
+    async fn stats(&self, id: &SandboxId) -> Result<Stats> {
+        self.cgroups.stats(id)
+    }
+
+    async fn host_resources(&self) -> Result<HostResources> {
+        let mut res = HostResources::default();
+        let from_names = |names: Vec<String>| names.into_iter().filter_map(|n| n.parse::<SandboxId>().ok());
+        res.ids.extend(from_names(self.oci.list().await?));
+        res.ids.extend(self.cgroups.sandbox_ids());
+        res.ids.extend(netns::list());
+        res.ids.extend(network::links());
+        res.ids.extend(self.volumes.list());
+        if let Ok(rd) = std::fs::read_dir(self.layout.sandboxes_dir()) {
+            res.ids.extend(from_names(rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()));
+        }
+        Ok(res)
+    }
+}
+
+/// Writes `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` into the sandbox's fresh
+/// upper dir. Only paths we just created are touched; the image tree is only `lstat`ed
+/// (never followed) to copy the owner and mode of its `/etc`.
+fn seed_files(upper: &Path, lower: &Path, idmap: &IdMap, hostname: &str, egress: bool) -> Result<()> {
+    let etc = upper.join("etc");
+    let (mode, uid, gid) = match std::fs::symlink_metadata(lower.join("etc")) {
+        Ok(m) if m.is_dir() => (m.mode() & 0o7777, m.uid(), m.gid()),
+        _ => (0o755, idmap.host_uid, idmap.host_gid),
+    };
+    match std::fs::DirBuilder::new().mode(mode).create(&etc) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::Io { path: etc, source: e }),
+    }
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(mode)).map_err(Error::io(&etc))?;
+    std::os::unix::fs::lchown(&etc, Some(uid), Some(gid)).map_err(Error::io(&etc))?;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    );
+    let files = [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", network::resolv_conf(egress)),
+    ];
+    for (name, content) in files {
+        let path = etc.join(name);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, content).map_err(Error::io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(Error::io(&path))?;
+        std::os::unix::fs::lchown(&path, Some(idmap.host_uid), Some(idmap.host_gid)).map_err(Error::io(&path))?;
+    }
+    Ok(())
+}

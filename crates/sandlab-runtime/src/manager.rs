@@ -1,0 +1,223 @@
+//! The sandbox lifecycle over a [`Driver`] and a [`RecordStore`]: the record is stored
+//! before the first side effect, every state change goes through here, and
+//! [`SandboxManager::reconcile`] repairs both directions after a crash (host resources
+//! with no record are removed; records whose resources are gone are marked failed).
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sandlab_core::{Limits, NetworkMode, SandboxId, SandboxState};
+
+use crate::error::{Error, Result};
+use crate::network::SLOTS;
+use crate::records::{RecordStore, SandboxRecord};
+use crate::{Driver, NetworkInfo, SandboxSpec};
+
+/// What a request asks for.
+#[derive(Clone, Debug)]
+pub struct CreateRequest {
+    pub image: String,
+    pub limits: Limits,
+    pub hostname: Option<String>,
+    pub env: Vec<String>,
+    pub owner: Option<String>,
+}
+
+/// What reconciliation found and did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReconcileReport {
+    /// Host resources that had no record and were removed.
+    pub orphans_removed: Vec<SandboxId>,
+    /// Records whose sandbox was gone, now `failed`.
+    pub marked_failed: Vec<SandboxId>,
+    /// Sandboxes past their deadline, removed.
+    pub expired: Vec<SandboxId>,
+}
+
+pub struct SandboxManager {
+    driver: Arc<dyn Driver>,
+    store: Arc<dyn RecordStore>,
+    lock_path: PathBuf,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+impl SandboxManager {
+    pub fn new(driver: Arc<dyn Driver>, store: Arc<dyn RecordStore>, lock_path: PathBuf) -> SandboxManager {
+        SandboxManager { driver, store, lock_path }
+    }
+
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    pub async fn get(&self, id: &SandboxId) -> Result<SandboxRecord> {
+        self.store.get(id).await?.ok_or_else(|| Error::NotFound(id.clone()))
+    }
+
+    pub async fn list(&self) -> Result<Vec<SandboxRecord>> {
+        self.store.list().await
+    }
+
+    /// Creates and starts a sandbox; returns its record in `running`.
+    pub async fn create(&self, req: CreateRequest) -> Result<SandboxRecord> {
+        req.limits.validate()?;
+        let id = SandboxId::generate();
+        let now = now_ms();
+        let mut rec = SandboxRecord {
+            id: id.clone(),
+            image: req.image.clone(),
+            limits: req.limits.clone(),
+            state: SandboxState::Creating,
+            reason: None,
+            hostname: req.hostname.clone(),
+            created_at_ms: now,
+            deadline_ms: now.saturating_add(req.limits.ttl.as_millis() as u64),
+            network: NetworkInfo::default(),
+            driver: self.driver.name().to_owned(),
+            creator_pid: Some(std::process::id()),
+            owner: req.owner.clone(),
+        };
+        {
+            // Slot allocation and the first write of the record happen under one lock so two
+            // processes never pick the same egress slot.
+            let _guard = FileLock::acquire(&self.lock_path)?;
+            if req.limits.network == NetworkMode::Egress {
+                rec.network.slot = Some(self.free_slot().await?);
+            }
+            self.store.put(&rec).await?;
+        }
+        let spec = SandboxSpec {
+            id: id.clone(),
+            image: req.image,
+            limits: req.limits,
+            hostname: req.hostname,
+            env: req.env,
+        };
+        if let Err(e) = self.driver.create(&spec, &rec.network).await {
+            rec.state = SandboxState::Failed;
+            rec.reason = Some(describe_error(&e));
+            rec.creator_pid = None;
+            self.store.put(&rec).await?;
+            return Err(e);
+        }
+        rec.state = SandboxState::Running;
+        rec.creator_pid = None;
+        self.store.put(&rec).await?;
+        Ok(rec)
+    }
+
+    async fn free_slot(&self) -> Result<u32> {
+        let used: std::collections::HashSet<u32> = self
+            .store
+            .list()
+            .await?
+            .iter()
+            .filter_map(|r| r.network.slot)
+            .collect();
+        (1..SLOTS).find(|s| !used.contains(s)).ok_or(Error::PoolExhausted)
+    }
+
+    /// Stops and removes a sandbox and deletes its record. Idempotent.
+    pub async fn remove(&self, id: &SandboxId) -> Result<()> {
+        if let Some(mut rec) = self.store.get(id).await? {
+            if rec.state != SandboxState::Stopping {
+                rec.state = SandboxState::Stopping;
+                self.store.put(&rec).await?;
+            }
+        }
+        self.driver.remove(id).await?;
+        self.store.delete(id).await
+    }
+
+    /// Repairs records and host resources after a crash, and removes expired sandboxes.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let records = self.store.list().await?;
+        let host = self.driver.host_resources().await?;
+        for id in &host.ids {
+            if !records.iter().any(|r| &r.id == id) {
+                tracing::info!(sandbox.id = %id, "removing host resources that have no record");
+                self.driver.remove(id).await?;
+                report.orphans_removed.push(id.clone());
+            }
+        }
+        let now = now_ms();
+        for mut rec in records {
+            let busy = rec.creator_pid.is_some_and(|p| p != std::process::id() && pid_alive(p));
+            match rec.state {
+                SandboxState::Creating if busy => continue,
+                SandboxState::Stopping => {
+                    self.remove(&rec.id).await?;
+                    continue;
+                }
+                _ => {}
+            }
+            if now > rec.deadline_ms && rec.state != SandboxState::Failed {
+                self.remove(&rec.id).await?;
+                report.expired.push(rec.id.clone());
+                continue;
+            }
+            let running = rec.state == SandboxState::Running && self.driver.is_running(&rec.id).await?;
+            if !running && rec.state != SandboxState::Failed {
+                rec.reason = Some(match rec.state {
+                    SandboxState::Creating => "creation was interrupted".into(),
+                    _ => "the sandbox's processes are gone".into(),
+                });
+                rec.state = SandboxState::Failed;
+                rec.creator_pid = None;
+                self.store.put(&rec).await?;
+                self.driver.remove(&rec.id).await?;
+                report.marked_failed.push(rec.id.clone());
+            }
+        }
+        Ok(report)
+    }
+
+    /// Time left before `rec`'s deadline.
+    pub fn remaining(rec: &SandboxRecord) -> Duration {
+        Duration::from_millis(rec.deadline_ms.saturating_sub(now_ms()))
+    }
+}
+
+pub fn describe_error(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// An exclusive `flock` held until dropped.
+struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    fn acquire(path: &std::path::Path) -> Result<FileLock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(Error::io(path))?;
+        // SAFETY: flock on a descriptor we own; blocks until the lock is ours.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::Io { path: path.to_owned(), source: std::io::Error::last_os_error() });
+        }
+        Ok(FileLock { _file: file })
+    }
+}
+
+

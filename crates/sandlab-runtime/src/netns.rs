@@ -1,0 +1,120 @@
+//! Named network namespaces at `/run/netns/<id>`, created in the host's user namespace.
+//!
+//! Because the namespace belongs to the host's user namespace and not to the sandbox's,
+//! root inside the sandbox has no `CAP_NET_ADMIN` or `CAP_NET_RAW` over it: it cannot
+//! change addresses or routes, and cannot open raw sockets, even though `CAP_NET_RAW` is
+//! in Docker's default capability set. `ping` still works through ICMP datagram sockets
+//! (`net.ipv4.ping_group_range` is opened to every group).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use sandlab_core::SandboxId;
+
+use crate::error::{Error, Result};
+use crate::mounts::unmount;
+use crate::paths::{Layout, NETNS_DIR};
+
+/// Creates `/run/netns/<id>` with loopback up. Idempotent.
+pub fn create(id: &SandboxId) -> Result<PathBuf> {
+    let path = Layout::netns(id);
+    std::fs::create_dir_all(NETNS_DIR).map_err(Error::io(NETNS_DIR))?;
+    if is_bound(&path) {
+        return Ok(path);
+    }
+    File::create(&path).map_err(Error::io(&path))?;
+    let target = path.clone();
+    let result = std::thread::spawn(move || -> std::io::Result<()> {
+        // This thread owns the new namespace and ends right after; nothing else runs on it.
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
+        mount(Some(own.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        loopback_up()?;
+        write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| Error::Host("The netns thread panicked".into()))?;
+    if let Err(source) = result {
+        let _ = delete(id);
+        return Err(Error::Io { path, source });
+    }
+    Ok(path)
+}
+
+/// Unmounts and removes `/run/netns/<id>`. The namespace itself goes when its last user does.
+pub fn delete(id: &SandboxId) -> Result<()> {
+    let path = Layout::netns(id);
+    unmount(&path)?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io { path, source: e }),
+    }
+}
+
+/// Ids of every sandbox netns present.
+pub fn list() -> Vec<SandboxId> {
+    std::fs::read_dir(NETNS_DIR)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `f` on a fresh thread that has joined the namespace at `path`.
+pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T> {
+    let ns = File::open(path).map_err(Error::io(path))?;
+    let p = path.to_owned();
+    std::thread::spawn(move || -> std::io::Result<T> {
+        setns(&ns, CloneFlags::CLONE_NEWNET)?;
+        f()
+    })
+    .join()
+    .map_err(|_| Error::Host("The netns thread panicked".into()))?
+    .map_err(|source| Error::Io { path: p, source })
+}
+
+fn is_bound(path: &Path) -> bool {
+    // A bound netns file reports the nsfs magic; an empty placeholder is on tmpfs.
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
+fn write_sysctl(path: &str, value: &str) -> std::io::Result<()> {
+    std::fs::OpenOptions::new().write(true).open(path)?.write_all(value.as_bytes())
+}
+
+/// `ip link set lo up` in the calling thread's namespace.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: plain socket(2); the result is checked and owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we pass, which lives for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the flags member of the union is the one SIOCGIFFLAGS filled in.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we pass, which lives for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

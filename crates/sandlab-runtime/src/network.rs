@@ -1,0 +1,231 @@
+//! Egress networking: one veth pair per sandbox (host side named after the sandbox id,
+//! `eth0` inside), a /30 and a /64 per sandbox, NAT out, and one nftables table
+//! `inet sandlab` that drops what a sandbox must never reach.
+//!
+//! The rules match the host-side interfaces by the `sb-*` name pattern, so they are
+//! installed once and nothing per sandbox is left behind in nftables:
+//! - forwarded traffic from a sandbox to RFC1918, CGNAT (100.64/10), link-local (incl.
+//!   169.254.169.254), loopback, multicast and reserved ranges, and their IPv6
+//!   counterparts (ULA, link-local, multicast, v4-mapped), is dropped, except DNS to the
+//!   host's configured resolvers;
+//! - everything from a sandbox to the host itself (any host address, the control plane's
+//!   ports) is dropped in `input`;
+//! - nothing enters a sandbox unless it belongs to a connection it opened, so sandboxes
+//!   never reach each other.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::Stdio;
+
+use sandlab_core::SandboxId;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::error::{Error, Result};
+
+/// Number of /30 slots in the /16 egress pool (slot 0 is never used).
+pub const SLOTS: u32 = 16384;
+const V6_PREFIX: [u16; 3] = [0xfd5a, 0x6e64, 0x6c62];
+
+/// Addresses of one egress slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotAddrs {
+    pub host4: Ipv4Addr,
+    pub sandbox4: Ipv4Addr,
+    pub host6: Ipv6Addr,
+    pub sandbox6: Ipv6Addr,
+}
+
+pub fn slot_addrs(prefix: [u8; 2], slot: u32) -> SlotAddrs {
+    let base = u32::from(Ipv4Addr::new(prefix[0], prefix[1], 0, 0)) + slot * 4;
+    let [a, b, c] = V6_PREFIX;
+    let s = slot as u16;
+    SlotAddrs {
+        host4: Ipv4Addr::from(base + 1),
+        sandbox4: Ipv4Addr::from(base + 2),
+        host6: Ipv6Addr::new(a, b, c, s, 0, 0, 0, 1),
+        sandbox6: Ipv6Addr::new(a, b, c, s, 0, 0, 0, 2),
+    }
+}
+
+/// Nameservers from the host's resolver configuration that a sandbox can reach (no loopback).
+pub fn host_nameservers() -> Vec<IpAddr> {
+    let mut found = Vec::new();
+    for file in ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        found = parse_nameservers(&text);
+        if !found.is_empty() {
+            break;
+        }
+    }
+    found
+}
+
+fn parse_nameservers(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect()
+}
+
+/// The whole `inet sandlab` table, replaced atomically.
+pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
+    let dns4: Vec<String> = dns.iter().filter(|i| i.is_ipv4()).map(|i| i.to_string()).collect();
+    let dns6: Vec<String> = dns.iter().filter(|i| i.is_ipv6()).map(|i| i.to_string()).collect();
+    let set = |name: &str, ty: &str, elems: &[String]| {
+        let body = if elems.is_empty() { String::new() } else { format!(" elements = {{ {} }};", elems.join(", ")) };
+        format!("  set {name} {{ type {ty}; flags interval;{body} }}\n")
+    };
+    let private4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/3"];
+    let private6 = ["::/127", "::ffff:0:0/96", "64:ff9b::/96", "100::/64", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"];
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    format!(
+        "table inet sandlab\ndelete table inet sandlab\ntable inet sandlab {{\n{}{}{}{}\
+  chain forward {{\n    type filter hook forward priority filter - 10; policy accept;\n\
+    iifname \"sb-*\" jump egress\n\
+    oifname \"sb-*\" ct state established,related accept\n\
+    oifname \"sb-*\" drop\n  }}\n\
+  chain egress {{\n\
+    ip daddr @dns4 meta l4proto {{ tcp, udp }} th dport 53 accept\n\
+    ip6 daddr @dns6 meta l4proto {{ tcp, udp }} th dport 53 accept\n\
+    ip daddr @private4 drop\n\
+    ip6 daddr @private6 drop\n\
+    accept\n  }}\n\
+  chain input {{\n    type filter hook input priority filter - 10; policy accept;\n\
+    iifname \"sb-*\" ct state established,related accept\n\
+    iifname \"sb-*\" drop\n  }}\n\
+  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n\
+    ip saddr {}.{}.0.0/16 oifname != \"sb-*\" masquerade\n\
+    ip6 saddr {:x}:{:x}:{:x}::/48 oifname != \"sb-*\" masquerade\n  }}\n}}\n",
+        set("private4", "ipv4_addr", &own(&private4)),
+        set("private6", "ipv6_addr", &own(&private6)),
+        set("dns4", "ipv4_addr", &dns4),
+        set("dns6", "ipv6_addr", &dns6),
+        prefix[0],
+        prefix[1],
+        V6_PREFIX[0],
+        V6_PREFIX[1],
+        V6_PREFIX[2],
+    )
+}
+
+async fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| Error::Spawn { what: program.into(), source })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).await.map_err(|source| Error::Spawn { what: program.into(), source })?;
+    }
+    let out = child.wait_with_output().await.map_err(|source| Error::Spawn { what: program.into(), source })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            what: format!("{program} {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().chars().take(800).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Installs the firewall table and turns on forwarding. Idempotent.
+pub async fn install_firewall(prefix: [u8; 2]) -> Result<()> {
+    let rules = ruleset(prefix, &host_nameservers());
+    run_with_stdin("nft", &["-f", "-"], &rules).await?;
+    for (path, value) in [("/proc/sys/net/ipv4/ip_forward", "1"), ("/proc/sys/net/ipv6/conf/all/forwarding", "1")] {
+        std::fs::write(path, value).map_err(Error::io(path))?;
+    }
+    Ok(())
+}
+
+/// Creates the veth pair of an egress sandbox and configures both ends.
+pub async fn setup_egress(id: &SandboxId, addrs: SlotAddrs) -> Result<()> {
+    let host = format!(
+        "link add {id} type veth peer name eth0 netns {id}\n\
+         addr add {}/30 dev {id}\n\
+         addr add {}/64 dev {id} nodad\n\
+         link set {id} up\n",
+        addrs.host4, addrs.host6
+    );
+    run_with_stdin("ip", &["-batch", "-"], &host).await?;
+    let inside = format!(
+        "addr add {}/30 dev eth0\n\
+         addr add {}/64 dev eth0 nodad\n\
+         link set eth0 up\n\
+         route add default via {}\n\
+         route add default via {}\n",
+        addrs.sandbox4, addrs.sandbox6, addrs.host4, addrs.host6
+    );
+    run_with_stdin("ip", &["-n", id.as_str(), "-batch", "-"], &inside).await
+}
+
+/// Deletes the host end of the sandbox's veth pair (the peer goes with it).
+pub async fn teardown(id: &SandboxId) -> Result<()> {
+    if !link_exists(id) {
+        return Ok(());
+    }
+    match run_with_stdin("ip", &["-batch", "-"], &format!("link del {id}\n")).await {
+        Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
+        other => other,
+    }
+}
+
+pub fn link_exists(id: &SandboxId) -> bool {
+    std::path::Path::new("/sys/class/net").join(id.as_str()).exists()
+}
+
+/// Ids of every sandbox veth on the host.
+pub fn links() -> Vec<SandboxId> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect())
+        .unwrap_or_default()
+}
+
+/// The `/etc/resolv.conf` a sandbox gets.
+pub fn resolv_conf(egress: bool) -> String {
+    if !egress {
+        return "# network: none\n".into();
+    }
+    let mut out = String::new();
+    for ns in host_nameservers() {
+        out.push_str(&format!("nameserver {ns}\n"));
+    }
+    out.push_str("options edns0\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_do_not_overlap() {
+        let a = slot_addrs([10, 213], 1);
+        let b = slot_addrs([10, 213], 2);
+        assert_eq!(a.host4, Ipv4Addr::new(10, 213, 0, 5));
+        assert_eq!(a.sandbox4, Ipv4Addr::new(10, 213, 0, 6));
+        assert_eq!(b.host4, Ipv4Addr::new(10, 213, 0, 9));
+        assert_eq!(slot_addrs([10, 213], SLOTS - 1).sandbox4, Ipv4Addr::new(10, 213, 255, 254));
+        assert_ne!(a.sandbox6, b.sandbox6);
+    }
+
+    #[test]
+    fn nameservers_skip_loopback() {
+        let text = "nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\nsearch x\n";
+        let ns = parse_nameservers(text);
+        assert_eq!(ns.len(), 2);
+        assert_eq!(ns[0], "10.255.255.53".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn ruleset_drops_private_ranges_and_the_host() {
+        let r = ruleset([10, 213], &["10.255.255.53".parse().unwrap()]);
+        for needle in ["10.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10", "iifname \"sb-*\" drop", "elements = { 10.255.255.53 }", "masquerade"] {
+            assert!(r.contains(needle), "missing {needle} in\n{r}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The OCI runtime binary (runc, crun or runsc): detection and invocation.
+//!
+//! Detection picks the configured runtime, or the first of runc and crun that works on
+//! this host. crun 1.8 refuses cgroup "hybrid" hosts (v1 hierarchies with a v2 mount), so
+//! on such a host `auto` falls back to runc and an explicit `crun` is refused with a
+//! sentence saying why.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+use tokio::process::Command;
+
+use crate::cgroups::CgroupMode;
+use crate::config::RuntimeChoice;
+use crate::error::{Error, Result};
+use crate::paths::RUNTIME_STATE_DIR;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeKind {
+    Runc,
+    Crun,
+    Runsc,
+}
+
+impl RuntimeKind {
+    fn binary(self) -> &'static str {
+        match self {
+            RuntimeKind::Runc => "runc",
+            RuntimeKind::Crun => "crun",
+            RuntimeKind::Runsc => "runsc",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct OciRuntime {
+    pub kind: RuntimeKind,
+    pub path: PathBuf,
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContainerState {
+    pub status: String,
+    #[serde(default)]
+    pub pid: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListEntry {
+    id: String,
+}
+
+/// Why `kind` cannot run on a host with cgroups in `mode`, if it cannot.
+fn incompatibility(kind: RuntimeKind, mode: CgroupMode) -> Option<String> {
+    match (kind, mode) {
+        (RuntimeKind::Crun, CgroupMode::Hybrid) => Some(
+            "crun refuses this host's cgroup hybrid mode (v1 hierarchies with a v2 mount); use runc, or boot the host with cgroup v2 only".into(),
+        ),
+        _ => None,
+    }
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+impl OciRuntime {
+    /// Picks the runtime for `choice` on a host whose cgroups are in `mode`.
+    pub fn detect(choice: RuntimeChoice, mode: CgroupMode) -> Result<OciRuntime> {
+        let candidates: &[RuntimeKind] = match choice {
+            RuntimeChoice::Auto => &[RuntimeKind::Runc, RuntimeKind::Crun],
+            RuntimeChoice::Runc => &[RuntimeKind::Runc],
+            RuntimeChoice::Crun => &[RuntimeKind::Crun],
+            RuntimeChoice::Runsc => &[RuntimeKind::Runsc],
+        };
+        let mut reasons = Vec::new();
+        for &kind in candidates {
+            let Some(path) = find_in_path(kind.binary()) else {
+                reasons.push(format!("{} is not installed", kind.binary()));
+                continue;
+            };
+            if let Some(why) = incompatibility(kind, mode) {
+                if choice == RuntimeChoice::Auto {
+                    tracing::info!(runtime = kind.binary(), "skipping OCI runtime: {why}");
+                }
+                reasons.push(why);
+                continue;
+            }
+            let root = Path::new(RUNTIME_STATE_DIR).join(kind.binary());
+            return Ok(OciRuntime { kind, path, root });
+        }
+        Err(Error::NoRuntime(reasons.join("; ")))
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.binary()
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg("--root").arg(&self.root);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    async fn output(&self, what: &str, mut cmd: Command) -> Result<Vec<u8>> {
+        let out = cmd.output().await.map_err(|source| Error::Spawn {
+            what: self.name().into(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                what: format!("{} {what}", self.name()),
+                status: out.status.to_string(),
+                stderr: last_line(&out.stderr),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Creates and starts the container in the background with `listener` as its fd 3.
+    pub async fn run_detached(&self, id: &str, bundle: &Path, listener: BorrowedFd<'_>) -> Result<()> {
+        let mut cmd = self.command();
+        cmd.args(["run", "--detach", "--preserve-fds", "1", "--bundle"])
+            .arg(bundle)
+            .arg(id);
+        let fd = listener.as_raw_fd();
+        // SAFETY: between fork and exec we only call dup2 and fcntl, which are
+        // async-signal-safe; `fd` stays open in the parent for the whole call.
+        unsafe {
+            cmd.pre_exec(move || {
+                if fd == 3 {
+                    let flags = libc::fcntl(3, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.output("run", cmd).await.map(drop)
+    }
+
+    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>> {
+        let mut cmd = self.command();
+        cmd.args(["state", id]);
+        match self.output("state", cmd).await {
+            Ok(out) => serde_json::from_slice(&out)
+                .map(Some)
+                .map_err(|e| Error::Host(format!("{} state printed bad JSON: {e}", self.name()))),
+            Err(Error::Command { stderr, .. }) if stderr.contains("does not exist") || stderr.contains("not found") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn kill(&self, id: &str) -> Result<()> {
+        let mut cmd = self.command();
+        cmd.args(["kill", "--all", id, "KILL"]);
+        match self.output("kill", cmd).await {
+            Ok(_) => Ok(()),
+            Err(Error::Command { stderr, .. }) if is_gone(&stderr) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let mut cmd = self.command();
+        cmd.args(["delete", "--force", id]);
+        match self.output("delete", cmd).await {
+            Ok(_) => Ok(()),
+            Err(Error::Command { stderr, .. }) if is_gone(&stderr) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ids of every container under our runtime root.
+    pub async fn list(&self) -> Result<Vec<String>> {
+        let mut cmd = self.command();
+        cmd.args(["list", "--format", "json"]);
+        let out = self.output("list", cmd).await?;
+        if out.iter().all(u8::is_ascii_whitespace) || out.starts_with(b"null") {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<ListEntry> = serde_json::from_slice(&out)
+            .map_err(|e| Error::Host(format!("{} list printed bad JSON: {e}", self.name())))?;
+        Ok(entries.into_iter().map(|e| e.id).collect())
+    }
+}
+
+fn is_gone(stderr: &str) -> bool {
+    stderr.contains("does not exist") || stderr.contains("not found") || stderr.contains("container not running")
+}
+
+fn last_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    line.chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crun_is_refused_on_hybrid_hosts_with_a_reason() {
+        let why = incompatibility(RuntimeKind::Crun, CgroupMode::Hybrid).unwrap();
+        assert!(why.contains("hybrid"), "{why}");
+        assert!(incompatibility(RuntimeKind::Crun, CgroupMode::Unified).is_none());
+        assert!(incompatibility(RuntimeKind::Runc, CgroupMode::Hybrid).is_none());
+    }
+
+    #[test]
+    fn explicit_crun_on_hybrid_fails_with_the_reason() {
+        if find_in_path("crun").is_none() {
+            return;
+        }
+        let err = OciRuntime::detect(RuntimeChoice::Crun, CgroupMode::Hybrid).unwrap_err();
+        assert!(err.to_string().contains("hybrid"), "{err}");
+    }
+
+    #[test]
+    fn auto_falls_back_to_runc_on_hybrid() {
+        if find_in_path("runc").is_none() {
+            return;
+        }
+        let rt = OciRuntime::detect(RuntimeChoice::Auto, CgroupMode::Hybrid).unwrap();
+        assert_eq!(rt.kind, RuntimeKind::Runc);
+    }
+
+    #[test]
+    fn last_line_picks_the_message() {
+        assert_eq!(last_line(b"a\nerror: boom\n\n"), "error: boom");
+    }
+}

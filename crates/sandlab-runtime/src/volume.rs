@@ -1,0 +1,208 @@
+//! Writable layers with an enforced size: one btrfs subvolume per sandbox with a qgroup
+//! limit, inside a btrfs filesystem kept in a sparse file `<data>/volumes.img` and
+//! loop-mounted at `<data>/volumes`.
+//!
+//! Why btrfs: a sandbox's disk limit must be enforced by the kernel, and overlayfs has no
+//! quota of its own. XFS/ext4 project quotas need a kernel built with `CONFIG_QUOTA`,
+//! which not every host has; btrfs qgroups do not. Creating a subvolume and setting its
+//! limit are two ioctls, far cheaper than a loop device per sandbox.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sandlab_core::SandboxId;
+
+use crate::error::{Error, Result};
+use crate::mounts::MountInfo;
+
+const BTRFS_IOCTL_MAGIC: u8 = 0x94;
+const BTRFS_PATH_NAME_MAX: usize = 4087;
+const BTRFS_QGROUP_LIMIT_MAX_RFER: u64 = 1;
+
+#[repr(C)]
+struct VolArgs {
+    fd: i64,
+    name: [u8; BTRFS_PATH_NAME_MAX + 1],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct QgroupLimit {
+    flags: u64,
+    max_rfer: u64,
+    max_excl: u64,
+    rsv_rfer: u64,
+    rsv_excl: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct QgroupLimitArgs {
+    qgroupid: u64,
+    lim: QgroupLimit,
+}
+
+nix::ioctl_write_ptr!(btrfs_subvol_create, BTRFS_IOCTL_MAGIC, 14, VolArgs);
+nix::ioctl_write_ptr!(btrfs_snap_destroy, BTRFS_IOCTL_MAGIC, 15, VolArgs);
+nix::ioctl_read!(btrfs_qgroup_limit, BTRFS_IOCTL_MAGIC, 43, QgroupLimitArgs);
+
+fn vol_args(name: &str) -> Result<Box<VolArgs>> {
+    let mut args = Box::new(VolArgs { fd: 0, name: [0; BTRFS_PATH_NAME_MAX + 1] });
+    let bytes = name.as_bytes();
+    if bytes.len() > BTRFS_PATH_NAME_MAX || bytes.contains(&0) || bytes.contains(&b'/') {
+        return Err(Error::Host(format!("Subvolume name {name:?} is not a plain file name")));
+    }
+    args.name[..bytes.len()].copy_from_slice(bytes);
+    Ok(args)
+}
+
+#[derive(Clone, Debug)]
+pub struct VolumePool {
+    dir: PathBuf,
+}
+
+impl VolumePool {
+    /// Mounts the pool, creating its backing file and filesystem on first use.
+    pub fn open(image: &Path, dir: &Path, size: Option<u64>) -> Result<VolumePool> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let mounted = MountInfo::read()?
+            .entries()
+            .iter()
+            .any(|e| e.mount_point == dir && e.fs_type == "btrfs");
+        if !mounted {
+            if !image.exists() {
+                create_image(image, size)?;
+            }
+            run("mount", &["-o", "loop,noatime", path_str(image)?, path_str(dir)?])?;
+            run("btrfs", &["quota", "enable", path_str(dir)?])?;
+        }
+        Ok(VolumePool { dir: dir.to_owned() })
+    }
+
+    pub fn path(&self, id: &SandboxId) -> PathBuf {
+        self.dir.join(id.as_str())
+    }
+
+    /// Creates the sandbox's subvolume with `upper/` and `work/` and limits it to `bytes`.
+    pub fn create(&self, id: &SandboxId, bytes: u64, owner: (u32, u32)) -> Result<PathBuf> {
+        let path = self.path(id);
+        if !path.exists() {
+            let parent = File::open(&self.dir).map_err(Error::io(&self.dir))?;
+            let args = vol_args(id.as_str())?;
+            // SAFETY: `args` is a valid, NUL-terminated btrfs_ioctl_vol_args that outlives the call.
+            unsafe { btrfs_subvol_create(parent.as_raw_fd(), &*args) }
+                .map_err(|e| Error::Io { path: path.clone(), source: e.into() })?;
+        }
+        let subvol = File::open(&path).map_err(Error::io(&path))?;
+        let mut limit = QgroupLimitArgs {
+            qgroupid: 0,
+            lim: QgroupLimit { flags: BTRFS_QGROUP_LIMIT_MAX_RFER, max_rfer: bytes, ..Default::default() },
+        };
+        // SAFETY: qgroupid 0 means "the subvolume of this fd"; the struct outlives the call.
+        unsafe { btrfs_qgroup_limit(subvol.as_raw_fd(), &mut limit) }
+            .map_err(|e| Error::Io { path: path.clone(), source: e.into() })?;
+        for sub in ["upper", "work"] {
+            let d = path.join(sub);
+            match std::fs::create_dir(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::Io { path: d, source: e }),
+            }
+        }
+        let upper = path.join("upper");
+        std::os::unix::fs::chown(&upper, Some(owner.0), Some(owner.1)).map_err(Error::io(&upper))?;
+        Ok(path)
+    }
+
+    /// Deletes the sandbox's subvolume and everything in it. Idempotent.
+    pub fn remove(&self, id: &SandboxId) -> Result<()> {
+        let path = self.path(id);
+        if !path.exists() {
+            return Ok(());
+        }
+        let parent = File::open(&self.dir).map_err(Error::io(&self.dir))?;
+        let args = vol_args(id.as_str())?;
+        // SAFETY: `args` is a valid, NUL-terminated btrfs_ioctl_vol_args that outlives the call.
+        match unsafe { btrfs_snap_destroy(parent.as_raw_fd(), &*args) } {
+            Ok(_) => Ok(()),
+            Err(nix::Error::ENOENT) => Ok(()),
+            // Not a subvolume (e.g. a plain dir left by an older layout): remove it as files.
+            Err(nix::Error::ENOTTY) | Err(nix::Error::EINVAL) => std::fs::remove_dir_all(&path).map_err(Error::io(&path)),
+            Err(e) => Err(Error::Io { path, source: e.into() }),
+        }
+    }
+
+    /// Ids of every sandbox subvolume in the pool.
+    pub fn list(&self) -> Vec<SandboxId> {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops qgroups whose subvolumes are gone.
+    pub fn clear_stale_qgroups(&self) {
+        if let Ok(dir) = path_str(&self.dir) {
+            let _ = run("btrfs", &["qgroup", "clear-stale", dir]);
+        }
+    }
+}
+
+fn create_image(image: &Path, size: Option<u64>) -> Result<()> {
+    let size = match size {
+        Some(s) => s,
+        None => {
+            let parent = image.parent().unwrap_or(Path::new("/"));
+            let st = nix::sys::statvfs::statvfs(parent).map_err(|e| Error::Io { path: parent.to_owned(), source: e.into() })?;
+            let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+            (free / 10 * 8).min(1 << 40)
+        }
+    };
+    if size < (1 << 30) {
+        return Err(Error::Host(format!("Only {size} bytes free for the sandbox volume pool; at least 1G is needed")));
+    }
+    let tmp = image.with_extension("img.tmp");
+    let f = File::create(&tmp).map_err(Error::io(&tmp))?;
+    f.set_len(size).map_err(Error::io(&tmp))?;
+    drop(f);
+    run("mkfs.btrfs", &["-q", "-f", "-L", "sandlab-volumes", "-m", "single", path_str(&tmp)?])?;
+    std::fs::rename(&tmp, image).map_err(Error::io(image))
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().ok_or_else(|| Error::Host(format!("Path {} is not UTF-8", p.display())))
+}
+
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|source| Error::Spawn { what: program.into(), source })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            what: format!("{program} {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subvolume_names_are_plain() {
+        assert!(vol_args("sb-abcdefgh2345").is_ok());
+        assert!(vol_args("../x").is_err());
+        assert!(vol_args("a\0b").is_err());
+    }
+
+    #[test]
+    fn struct_sizes_match_the_kernel() {
+        assert_eq!(std::mem::size_of::<VolArgs>(), 4096);
+        assert_eq!(std::mem::size_of::<QgroupLimitArgs>(), 48);
+    }
+}

@@ -1,0 +1,94 @@
+//! `sandlab.toml` and `SANDLAB_*` variables for the runtime. Unknown keys are errors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use sandlab_runtime::{RuntimeChoice, RuntimeConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    runtime: RuntimeSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeSection {
+    /// auto | runc | crun | runsc
+    oci: Option<String>,
+    /// Size of the sparse volume pool file, e.g. "200G".
+    volume_pool_size: Option<String>,
+    /// Path of the static agent binary.
+    agent: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    /// The config file that was read, passed on to background helpers.
+    pub file: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/sandlab");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/sandlab")
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, data_dir_flag: Option<PathBuf>) -> anyhow::Result<Config> {
+        let default_file = Path::new("sandlab.toml");
+        let path = match file {
+            Some(p) => Some(p.to_owned()),
+            None if default_file.exists() => Some(default_file.to_owned()),
+            None => None,
+        };
+        let fc: FileConfig = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = data_dir_flag.or(fc.data_dir).unwrap_or_else(default_data_dir);
+        let mut rc = RuntimeConfig::new(data_dir);
+        let oci = std::env::var("SANDLAB_RUNTIME").ok().or(fc.runtime.oci);
+        if let Some(oci) = oci {
+            rc.runtime = oci.parse::<RuntimeChoice>().map_err(|e| anyhow::anyhow!("runtime.oci: {e}"))?;
+        }
+        if let Some(size) = fc.runtime.volume_pool_size {
+            let bytes = sandlab_core::parse_size(&size).map_err(|e| anyhow::anyhow!("runtime.volume_pool_size: {e}"))?;
+            if bytes < 1 << 30 {
+                bail!("runtime.volume_pool_size must be at least 1G");
+            }
+            rc.volume_pool_bytes = Some(bytes);
+        }
+        rc.agent_path = fc.runtime.agent;
+        Ok(Config { runtime: rc, file: path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sandlab.toml");
+        std::fs::write(&p, "[runtime]\nocii = \"runc\"\n").unwrap();
+        let err = Config::load(Some(&p), None).unwrap_err().to_string();
+        assert!(err.contains("ocii"), "{err}");
+        std::fs::write(&p, "[runtime]\noci = \"docker\"\n").unwrap();
+        let err = Config::load(Some(&p), None).unwrap_err().to_string();
+        assert!(err.contains("runtime.oci"), "{err}");
+        std::fs::write(&p, "[runtime]\noci = \"runc\"\nvolume_pool_size = \"12Q\"\n").unwrap();
+        let err = Config::load(Some(&p), None).unwrap_err().to_string();
+        assert!(err.contains("volume_pool_size"), "{err}");
+    }
+}

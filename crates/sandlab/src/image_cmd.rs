@@ -1,0 +1,135 @@
+//! `sandlab image build|import|pull|ls|rm`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use sandlab_image::{ImageStore, Progress, DEFAULT_PACKAGES};
+
+use crate::config::Config;
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Build a Debian root filesystem image from Debian's package archive (mmdebstrap).
+    Build {
+        name: String,
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// Packages to install, comma separated (default: the `debian` image's set).
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+    },
+    /// Import an OCI image layout or `docker save` archive (tar).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Pull an image from an OCI registry.
+    Pull {
+        reference: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Use plain HTTP (for a registry on loopback).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// List images.
+    Ls,
+    /// Remove an image.
+    Rm { name: String },
+}
+
+/// Progress on stderr: a spinner with the current stage and the last tool line, or
+/// plain lines when stderr is not a terminal (CI logs).
+struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar { bar: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar { bar: Some(bar) }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn stage(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => {
+                b.set_prefix(msg.to_owned());
+                b.set_message("");
+            }
+            None => eprintln!("{msg}"),
+        }
+    }
+    fn bytes(&self, done: u64, total: Option<u64>) {
+        if let Some(b) = &self.bar {
+            let msg = match total {
+                Some(t) => format!("{} / {} MiB", done >> 20, t >> 20),
+                None => format!("{} MiB", done >> 20),
+            };
+            b.set_message(msg);
+        }
+    }
+    fn line(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(line.chars().take(100).collect::<String>()),
+            None => eprintln!("  {line}"),
+        }
+    }
+}
+
+pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
+    let store = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
+    match cmd {
+        ImageCommand::Build { name, suite, include } => {
+            let include: Vec<String> = if include.is_empty() { DEFAULT_PACKAGES.iter().map(|s| s.to_string()).collect() } else { include };
+            let bar = Bar::new();
+            let started = std::time::Instant::now();
+            let info = store.build_debian(&name, &suite, &include, &bar);
+            bar.finish();
+            let info = info?;
+            println!("built {} {} ({} MiB) in {:.0?}", info.name, info.digest, info.size >> 20, started.elapsed());
+        }
+        ImageCommand::Import { file, name } => {
+            let bar = Bar::new();
+            let info = store.import_archive(&file, name.as_deref(), &bar);
+            bar.finish();
+            let info = info?;
+            println!("imported {} {}", info.name, info.digest);
+        }
+        ImageCommand::Pull { reference, name, insecure } => {
+            let bar = Bar::new();
+            let info = store.pull(&reference, name.as_deref(), insecure, &bar).await;
+            bar.finish();
+            let info = info?;
+            println!("pulled {} {}", info.name, info.digest);
+        }
+        ImageCommand::Ls => {
+            println!("{:<24} {:<20} {:>10}  SOURCE", "NAME", "DIGEST", "SIZE");
+            for i in store.list()? {
+                let short: String = i.digest.trim_start_matches("sha256:").chars().take(12).collect();
+                println!("{:<24} {:<20} {:>9}M  {}", i.name, short, i.size >> 20, i.source);
+            }
+        }
+        ImageCommand::Rm { name } => {
+            store.remove(&name)?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}

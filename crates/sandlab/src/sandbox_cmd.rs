@@ -1,0 +1,242 @@
+//! `sandlab run` and `sandlab sandbox create|exec|shell|ls|rm`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, SandboxId};
+use sandlab_proto::ExecRequest;
+use sandlab_runtime::manager::{CreateRequest, SandboxManager};
+use sandlab_runtime::records::FileRecordStore;
+use sandlab_runtime::ContainerDriver;
+
+use crate::config::Config;
+use crate::stdio;
+use crate::watch;
+
+const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn size(s: &str) -> Result<ByteSize, String> {
+    s.parse::<ByteSize>().map_err(|e| e.to_string())
+}
+
+fn network(s: &str) -> Result<NetworkMode, String> {
+    s.parse::<NetworkMode>().map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Image to start from.
+    #[arg(long, default_value = "debian")]
+    image: String,
+    /// Memory limit (swap off), e.g. 512M.
+    #[arg(long, value_parser = size, default_value = "512M")]
+    memory: ByteSize,
+    /// CPU limit in cores, e.g. 0.5.
+    #[arg(long, default_value_t = 1.0)]
+    cpus: f64,
+    /// Maximum number of processes.
+    #[arg(long, default_value_t = 256)]
+    pids: u32,
+    /// Size of the writable layer, e.g. 2G.
+    #[arg(long, value_parser = size, default_value = "2G")]
+    disk: ByteSize,
+    /// `none` (loopback only) or `egress` (NAT to the internet, private ranges dropped).
+    #[arg(long, value_parser = network, default_value = "none")]
+    network: NetworkMode,
+}
+
+impl LimitArgs {
+    fn limits(&self, ttl: Duration) -> Limits {
+        Limits { memory: self.memory, cpus: self.cpus, pids: self.pids, disk: self.disk, network: self.network, ttl }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Kill the command after this long and exit 124, e.g. 30s.
+    #[arg(long, value_parser = duration)]
+    timeout: Option<Duration>,
+    /// Keep stdin open and forward it.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    cmd: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SandboxCommand {
+    /// Create and start a sandbox; prints its id.
+    Create {
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Remove the sandbox after this long.
+        #[arg(long, value_parser = duration, default_value = "1h")]
+        ttl: Duration,
+        /// Hostname inside the sandbox (default: the id).
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    /// Run a command in a sandbox; exits with its code.
+    Exec {
+        id: SandboxId,
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long, value_parser = duration)]
+        timeout: Option<Duration>,
+        /// User to run as (name or uid[:gid]).
+        #[arg(short, long)]
+        user: Option<String>,
+        /// Working directory.
+        #[arg(short, long)]
+        workdir: Option<String>,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Open an interactive shell in a sandbox.
+    Shell { id: SandboxId },
+    /// List sandboxes.
+    Ls,
+    /// Remove sandboxes.
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<SandboxId>,
+    },
+    /// Enforce a sandbox's deadline (started in the background by `create` and `run`).
+    #[command(hide = true)]
+    Watch {
+        id: SandboxId,
+        #[arg(long)]
+        parent: Option<u32>,
+    },
+}
+
+pub fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
+    let driver = ContainerDriver::new(cfg.runtime.clone())?;
+    let records = cfg.runtime.data_dir.join("records");
+    let store = FileRecordStore::open(&records)?;
+    Ok(SandboxManager::new(Arc::new(driver), Arc::new(store), records.join(".lock")))
+}
+
+pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
+    let mgr = manager(cfg)?;
+    let ttl = args.timeout.map(|t| t + Duration::from_secs(60)).unwrap_or(Duration::from_secs(24 * 3600));
+    let rec = mgr
+        .create(CreateRequest { image: args.limits.image.clone(), limits: args.limits.limits(ttl), hostname: None, env: Vec::new(), owner: None })
+        .await?;
+    watch::spawn(cfg, &rec.id, Some(std::process::id()));
+    let req = ExecRequest {
+        argv: args.cmd,
+        timeout: args.timeout,
+        tty: args.tty.then(stdio::terminal_size),
+        stdin: args.interactive,
+        ..ExecRequest::default()
+    };
+    let result = exec_attached(&mgr, &rec.id, req, args.interactive, args.tty).await;
+    if let Err(e) = mgr.remove(&rec.id).await {
+        tracing::warn!(sandbox.id = %rec.id, error = %e, "could not remove sandbox");
+    }
+    result
+}
+
+async fn exec_attached(mgr: &SandboxManager, id: &SandboxId, req: ExecRequest, interactive: bool, tty: bool) -> anyhow::Result<u8> {
+    let agent = mgr.driver().agent(id, AGENT_TIMEOUT).await.with_context(|| format!("cannot reach the agent of {id}"))?;
+    let session = agent.exec(req).await?;
+    let status = stdio::attach(session, interactive, tty).await?;
+    Ok(status.shell_code().clamp(0, 255) as u8)
+}
+
+pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
+    let mgr = manager(cfg)?;
+    match cmd {
+        SandboxCommand::Create { limits, ttl, hostname } => {
+            mgr.reconcile().await?;
+            let rec = mgr
+                .create(CreateRequest { image: limits.image.clone(), limits: limits.limits(ttl), hostname, env: Vec::new(), owner: None })
+                .await?;
+            watch::spawn(cfg, &rec.id, None);
+            println!("{}", rec.id);
+        }
+        SandboxCommand::Exec { id, interactive, tty, timeout, user, workdir, cmd } => {
+            mgr.get(&id).await?;
+            let req = ExecRequest {
+                argv: cmd,
+                timeout,
+                user,
+                cwd: workdir,
+                tty: tty.then(stdio::terminal_size),
+                stdin: interactive,
+                ..ExecRequest::default()
+            };
+            return exec_attached(&mgr, &id, req, interactive, tty).await;
+        }
+        SandboxCommand::Shell { id } => {
+            mgr.get(&id).await?;
+            let tty = std::io::stdin().is_terminal();
+            let script = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi";
+            let req = ExecRequest {
+                argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+                tty: tty.then(stdio::terminal_size),
+                stdin: true,
+                ..ExecRequest::default()
+            };
+            return exec_attached(&mgr, &id, req, true, tty).await;
+        }
+        SandboxCommand::Ls => {
+            mgr.reconcile().await?;
+            println!("{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  REASON", "ID", "STATE", "IMAGE", "NETWORK", "AGE", "TTL LEFT");
+            for r in mgr.list().await? {
+                let age = Duration::from_millis(sandlab_runtime::manager::now_ms().saturating_sub(r.created_at_ms));
+                let left = SandboxManager::remaining(&r);
+                println!(
+                    "{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  {}",
+                    r.id,
+                    r.state,
+                    r.image,
+                    r.limits.network,
+                    human(age),
+                    human(left),
+                    r.reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+        SandboxCommand::Rm { ids } => {
+            for id in ids {
+                mgr.get(&id).await?;
+                mgr.remove(&id).await?;
+                println!("removed {id}");
+            }
+        }
+        SandboxCommand::Watch { id, parent } => watch::watch(&mgr, &id, parent).await?,
+    }
+    Ok(0)
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+/// The path of this executable, for starting watchers.
+pub fn self_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandlab"))
+}

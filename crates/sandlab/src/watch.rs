@@ -1,0 +1,74 @@
+//! The deadline watcher: a small background process per sandbox created by the CLI. It
+//! sleeps (on the monotonic clock, so a wall-clock jump changes nothing) until the first
+//! of: the deadline, the sandbox's init process exiting, or the parent CLI process
+//! exiting (for `run`), then removes the sandbox. Process exits are watched through
+//! pidfds, so an idle watcher costs no CPU.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use sandlab_core::SandboxId;
+use sandlab_runtime::manager::SandboxManager;
+use tokio::io::unix::AsyncFd;
+
+use crate::config::Config;
+use crate::sandbox_cmd::self_exe;
+
+/// Starts `sandlab sandbox watch ID` detached from this terminal and session.
+pub fn spawn(cfg: &Config, id: &SandboxId, parent: Option<u32>) {
+    let mut cmd = Command::new(self_exe());
+    cmd.arg("--data-dir").arg(&cfg.runtime.data_dir);
+    if let Some(f) = &cfg.file {
+        cmd.arg("--config").arg(f);
+    }
+    cmd.args(["sandbox", "watch", id.as_str()]);
+    if let Some(p) = parent {
+        cmd.arg("--parent").arg(p.to_string());
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    if let Err(e) = cmd.spawn() {
+        tracing::warn!(sandbox.id = %id, error = %e, "could not start the deadline watcher; `sandlab sandbox ls` removes expired sandboxes");
+    }
+}
+
+fn pidfd(pid: u32) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open(2) with flags 0; the result is checked before use.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    AsyncFd::new(owned).ok()
+}
+
+async fn exited(fd: Option<AsyncFd<OwnedFd>>) {
+    match fd {
+        Some(fd) => {
+            let _ = fd.readable().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+pub async fn watch(mgr: &SandboxManager, id: &SandboxId, parent: Option<u32>) -> anyhow::Result<()> {
+    let rec = mgr.get(id).await?;
+    let remaining = SandboxManager::remaining(&rec);
+    let init = mgr.driver().init_pid(id).await?.and_then(pidfd);
+    let parent = parent.and_then(pidfd);
+    tokio::select! {
+        _ = tokio::time::sleep(remaining) => tracing::info!(sandbox.id = %id, "deadline reached"),
+        _ = exited(init) => tracing::info!(sandbox.id = %id, "sandbox init exited"),
+        _ = exited(parent) => tracing::info!(sandbox.id = %id, "creating process exited"),
+    }
+    mgr.remove(id).await?;
+    Ok(())
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 / Ubuntu machine lacks, builds Sandlab, installs it to
+# /usr/local, and builds the default `debian` image. Idempotent; run as root.
+#   scripts/setup.sh          install + build
+#   scripts/setup.sh --run    ... then start `sandlab serve` with the demo labs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh must run as root (it installs packages and sets up cgroups, namespaces and nftables)" >&2
+  exit 1
+fi
+
+PACKAGES=(runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static docker-registry skopeo
+          ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install Rust >= 1.85 with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+
+echo "==> building the static agent and the sandlab binary"
+scripts/build-agent.sh >/dev/null
+cargo build --release -p sandlab --quiet
+install -D -m 0755 target/release/sandlab /usr/local/bin/sandlab
+install -D -m 0755 target/x86_64-unknown-linux-gnu/release/sandlab-agent /usr/local/lib/sandlab/sandlab-agent
+
+if ! sandlab image ls 2>/dev/null | awk 'NR>1{print $1}' | grep -qx debian; then
+  echo "==> building the default image 'debian' from Debian's archive (a few minutes)"
+  sandlab image build debian
+fi
+
+echo "==> ready: try  sandlab run -- bash -c 'echo hello; id -u'"
+if [ "${1:-}" = "--run" ]; then
+  if sandlab serve --help >/dev/null 2>&1; then
+    exec sandlab serve --labs labs
+  fi
+  echo "(sandlab serve is not built yet in this version; the runtime and CLI are ready)"
+fi

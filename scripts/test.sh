@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this). Run as root on Debian 12.
+# Installs missing packages first (so a missing install step fails here, not for users).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+export CARGO_TERM_COLOR=never
+
+scripts/setup.sh
+
+echo "==> format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# Integration tests share one data dir with the debian image built once per run.
+export SANDLAB_TEST_DATA_DIR="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
+mkdir -p "$SANDLAB_TEST_DATA_DIR"
+if ! target/release/sandlab --data-dir "$SANDLAB_TEST_DATA_DIR" image ls | awk 'NR>1{print $1}' | grep -qx debian; then
+  echo "==> building the debian test image"
+  target/release/sandlab --data-dir "$SANDLAB_TEST_DATA_DIR" image build debian
+fi
+
+echo "==> cargo test (unit, integration, isolation attacks)"
+cargo test --workspace --quiet -- --test-threads=2 2>&1 | tee .data/test.log
+grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
+
+echo "==> done in $(( $(date +%s) - start ))s"
