@@ -72,7 +72,12 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 /// Every component, symlinks included, is resolved as if `root` were `/`. Note that
 /// with `O_CREAT` and without `O_NOFOLLOW` a symlink at the final component is followed
 /// (inside the root); use [`create_file_in_root`] to never follow it.
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let rel = relative(path)?;
     openat2(root, &rel, flags, mode)
 }
@@ -88,7 +93,10 @@ pub fn open_parent_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<Pare
         return Err(invalid("the path ends in \"..\""));
     }
     let dir = openat2(root, &join(parents)?, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-    Ok(Parent { dir, name: (*last).to_owned() })
+    Ok(Parent {
+        dir,
+        name: (*last).to_owned(),
+    })
 }
 
 /// Creates the directory `path` and any missing parents inside `root` with `mode`
@@ -122,7 +130,13 @@ pub fn mkdir_all_in_root(
                             Mode::from_bits_truncate(mode),
                             nix::sys::stat::FchmodatFlags::NoFollowSymlink,
                         )
-                        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })?;
+                        .or_else(|e| {
+                            if e == Errno::EOPNOTSUPP {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })?;
                     }
                     Err(Errno::EEXIST) => {}
                     Err(e) => return Err(e.into()),
@@ -139,8 +153,14 @@ pub fn mkdir_all_in_root(
 /// must exist. A symlink at `path` is never followed: the call fails with `ELOOP`.
 pub fn create_file_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<File> {
     let parent = open_parent_in_root(root, path)?;
-    let flags = OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(&parent.dir, parent.name.as_os_str(), flags, Mode::from_bits_truncate(mode))?;
+    let flags =
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(
+        &parent.dir,
+        parent.name.as_os_str(),
+        flags,
+        Mode::from_bits_truncate(mode),
+    )?;
     Ok(File::from(fd))
 }
 
@@ -156,9 +176,19 @@ pub fn write_file_in_root(
 ) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = open_parent_in_root(root, path)?;
-    let tmp = format!(".sandlab-tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(&parent.dir, tmp.as_str(), flags, Mode::from_bits_truncate(0o600))?;
+    let tmp = format!(
+        ".sandlab-tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let flags =
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(
+        &parent.dir,
+        tmp.as_str(),
+        flags,
+        Mode::from_bits_truncate(0o600),
+    )?;
     let result = (|| {
         let mut file = File::from(fd);
         file.write_all(contents)?;
@@ -166,7 +196,12 @@ pub fn write_file_in_root(
             nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
         }
         nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode))?;
-        nix::fcntl::renameat(&parent.dir, tmp.as_str(), &parent.dir, parent.name.as_os_str())?;
+        nix::fcntl::renameat(
+            &parent.dir,
+            tmp.as_str(),
+            &parent.dir,
+            parent.name.as_os_str(),
+        )?;
         Ok(())
     })();
     if result.is_err() {
@@ -178,10 +213,16 @@ pub fn write_file_in_root(
 /// Removes `path` inside `root`: a file, symlink (not its target) or empty directory.
 pub fn remove_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let parent = open_parent_in_root(root, path)?;
-    match nix::unistd::unlinkat(&parent.dir, parent.name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
-        Err(Errno::EISDIR) => {
-            Ok(nix::unistd::unlinkat(&parent.dir, parent.name.as_os_str(), UnlinkatFlags::RemoveDir)?)
-        }
+    match nix::unistd::unlinkat(
+        &parent.dir,
+        parent.name.as_os_str(),
+        UnlinkatFlags::NoRemoveDir,
+    ) {
+        Err(Errno::EISDIR) => Ok(nix::unistd::unlinkat(
+            &parent.dir,
+            parent.name.as_os_str(),
+            UnlinkatFlags::RemoveDir,
+        )?),
         other => Ok(other?),
     }
 }
@@ -198,7 +239,11 @@ pub fn remove_all_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
 /// `lstat` of `path` inside `root` (the final component is not followed).
 pub fn lstat_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<FileStat> {
     match open_parent_in_root(root, path) {
-        Ok(parent) => Ok(fstatat(&parent.dir, parent.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?),
+        Ok(parent) => Ok(fstatat(
+            &parent.dir,
+            parent.name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?),
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(fstat(root)?),
         Err(e) => Err(e),
     }
@@ -231,12 +276,20 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     };
     let mut cur = open_dir(dir, name)?;
     let st = fstat(&cur)?;
-    let mut stack = vec![Level { name: name.to_owned(), dev: st.st_dev, ino: st.st_ino }];
+    let mut stack = vec![Level {
+        name: name.to_owned(),
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }];
     loop {
         if let Some(sub) = clear_files(cur.as_fd())? {
             let fd = open_dir(cur.as_fd(), &sub)?;
             let st = fstat(&fd)?;
-            stack.push(Level { name: sub, dev: st.st_dev, ino: st.st_ino });
+            stack.push(Level {
+                name: sub,
+                dev: st.st_dev,
+                ino: st.st_ino,
+            });
             cur = fd;
             continue;
         }
@@ -251,7 +304,9 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
         let parent = open_dir(cur.as_fd(), OsStr::new(".."))?;
         let st = fstat(&parent)?;
         if (st.st_dev, st.st_ino) != (up.dev, up.ino) {
-            return Err(io::Error::other("a directory was moved while it was being removed"));
+            return Err(io::Error::other(
+                "a directory was moved while it was being removed",
+            ));
         }
         nix::unistd::unlinkat(&parent, done.name.as_os_str(), UnlinkatFlags::RemoveDir)?;
         cur = parent;
@@ -363,7 +418,8 @@ fn openat2(dir: BorrowedFd<'_>, path: &CString, flags: i32, mode: u32) -> io::Re
             )
         };
         if ret >= 0 {
-            let fd = RawFd::try_from(ret).map_err(|_| io::Error::other("openat2 returned an invalid fd"))?;
+            let fd = RawFd::try_from(ret)
+                .map_err(|_| io::Error::other("openat2 returned an invalid fd"))?;
             // SAFETY: openat2 succeeded, so `fd` is a new fd that nothing else owns.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
         }
@@ -398,20 +454,37 @@ mod tests {
         let root = open_root(tree.path()).unwrap();
 
         // The absolute symlink is resolved inside the tree, where it does not exist.
-        let err = open_in_root(root.as_fd(), &Path::new("evil").join("secret"), libc::O_RDONLY, 0).unwrap_err();
+        let err = open_in_root(
+            root.as_fd(),
+            &Path::new("evil").join("secret"),
+            libc::O_RDONLY,
+            0,
+        )
+        .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
         // `..` is clamped at the root.
         mkdir_all_in_root(root.as_fd(), Path::new("up/../../x/y"), 0o750, None).unwrap();
         assert!(tree.path().join("x/y").is_dir());
-        let mode = std::fs::metadata(tree.path().join("x/y")).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777, 0o750);
+        let mode = std::fs::metadata(tree.path().join("x/y"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777,
+            0o750
+        );
         // A symlink dangling inside the tree is not created through (like `mkdir -p`)...
-        let err = mkdir_all_in_root(root.as_fd(), &Path::new("evil").join("d"), 0o755, None).unwrap_err();
+        let err =
+            mkdir_all_in_root(root.as_fd(), &Path::new("evil").join("d"), 0o755, None).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
         // ...and once its target exists inside the tree, creating through it lands there.
-        std::fs::create_dir_all(tree.path().join(outside.path().strip_prefix("/").unwrap())).unwrap();
+        std::fs::create_dir_all(tree.path().join(outside.path().strip_prefix("/").unwrap()))
+            .unwrap();
         mkdir_all_in_root(root.as_fd(), &Path::new("evil").join("d"), 0o755, None).unwrap();
-        assert!(tree.path().join(outside.path().strip_prefix("/").unwrap()).join("d").is_dir());
+        assert!(tree
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("d")
+            .is_dir());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 
@@ -425,16 +498,26 @@ mod tests {
         symlink(&victim, tree.path().join("etc/resolv.conf")).unwrap();
         let root = open_root(tree.path()).unwrap();
 
-        let err = create_file_in_root(root.as_fd(), Path::new("/etc/resolv.conf"), 0o644).unwrap_err();
+        let err =
+            create_file_in_root(root.as_fd(), Path::new("/etc/resolv.conf"), 0o644).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
-        write_file_in_root(root.as_fd(), Path::new("/etc/resolv.conf"), b"nameserver 1.1.1.1\n", 0o644, Some((1, 2)))
-            .unwrap();
+        write_file_in_root(
+            root.as_fd(),
+            Path::new("/etc/resolv.conf"),
+            b"nameserver 1.1.1.1\n",
+            0o644,
+            Some((1, 2)),
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         let meta = std::fs::symlink_metadata(tree.path().join("etc/resolv.conf")).unwrap();
         assert!(meta.file_type().is_file());
         assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1);
         assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o644);
-        assert_eq!(std::fs::read(tree.path().join("etc/resolv.conf")).unwrap(), b"nameserver 1.1.1.1\n");
+        assert_eq!(
+            std::fs::read(tree.path().join("etc/resolv.conf")).unwrap(),
+            b"nameserver 1.1.1.1\n"
+        );
         let st = lstat_in_root(root.as_fd(), Path::new("etc/resolv.conf")).unwrap();
         assert_eq!(st.st_gid, 2);
     }
@@ -454,7 +537,8 @@ mod tests {
         for _ in 0..1500 {
             let _ = nix::sys::stat::mkdirat(&fd, "d", Mode::from_bits_truncate(0o755));
             nix::unistd::symlinkat(outside.path(), &fd, "link").unwrap();
-            fd = nix::fcntl::openat(&fd, "d", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+            fd = nix::fcntl::openat(&fd, "d", OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
+                .unwrap();
         }
         std::fs::write(tree.path().join("a/d/file"), b"x").unwrap();
         remove_all_in_root(root.as_fd(), Path::new("a")).unwrap();

@@ -51,7 +51,7 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    #[error("Image {0} has no manifest for this platform")]
+    #[error("Image {0} has no manifest for linux/{arch}", arch = crate::oci::host_arch())]
     NoMatchingPlatform(String),
 
     #[error("Image reference \"{reference}\" is invalid")]
@@ -74,6 +74,9 @@ pub enum Error {
     #[error("Debian suite \"{0}\" is invalid")]
     InvalidSuite(String),
 
+    #[error("Debian mirror \"{0}\" is invalid")]
+    InvalidMirror(String),
+
     #[error("Debian package name \"{0}\" is invalid")]
     InvalidPackage(String),
 
@@ -81,7 +84,11 @@ pub enum Error {
     MmdebstrapSpawn(#[source] io::Error),
 
     #[error("mmdebstrap failed for suite {suite} ({status}); its last lines: {tail}")]
-    MmdebstrapFailed { suite: String, status: String, tail: String },
+    MmdebstrapFailed {
+        suite: String,
+        status: String,
+        tail: String,
+    },
 
     #[error("Cannot {action}")]
     Io {

@@ -20,20 +20,20 @@
 //! Layers are hostile input: see [`unpack`] for what unpacking refuses and [`confined`]
 //! for the file-system primitives it is built on.
 
-//mod blobs;
-//mod build;
+mod blobs;
+mod build;
 pub mod confined;
 mod error;
-//mod import;
-//mod mounts;
-//mod oci;
-//mod pull;
-//mod store;
+mod import;
+mod mounts;
+mod oci;
+mod pull;
+mod store;
 pub mod unpack;
 
-//pub use build::{mmdebstrap_argv, MIRROR_ENV};
+pub use build::{mmdebstrap_argv, MIRROR_ENV};
 pub use error::{Error, Result};
-//pub use store::ImageStore;
+pub use store::ImageStore;
 pub use unpack::{unpack_layer, UnpackError, UnpackLimits, UnpackStats, Unpacker};
 
 use std::path::PathBuf;
@@ -204,7 +204,18 @@ mod tests {
         for good in ["debian", "a", "0", "py-3.12_slim", &"a".repeat(64)] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", ".x", "_x", "A", "a/b", "..", "a b", &"a".repeat(65), "é"] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "_x",
+            "A",
+            "a/b",
+            "..",
+            "a b",
+            &"a".repeat(65),
+            "é",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }
@@ -216,11 +227,28 @@ mod tests {
         assert_eq!(m.map_uid(0), Some((0x7000_0000, false)));
         assert_eq!(m.map_gid(1000), Some((0x7000_0000 + 1000, false)));
         assert_eq!(m.map_uid(70000), Some((0x7000_0000 + 65534, true)));
-        let small = IdMap { host_uid: 100_000, host_gid: 100_000, size: 1000 };
+        let small = IdMap {
+            host_uid: 100_000,
+            host_gid: 100_000,
+            size: 1000,
+        };
         assert_eq!(small.map_uid(999), Some((100_999, false)));
         assert_eq!(small.map_uid(1000), None);
-        assert_eq!(IdMap::identity().map_uid(u64::from(u32::MAX) + 5), Some((65534, true)));
-        assert!(!IdMap { host_uid: u32::MAX, host_gid: 0, size: 2 }.is_valid());
-        assert!(!IdMap { host_uid: 0, host_gid: 0, size: 0 }.is_valid());
+        assert_eq!(
+            IdMap::identity().map_uid(u64::from(u32::MAX) + 5),
+            Some((65534, true))
+        );
+        assert!(!IdMap {
+            host_uid: u32::MAX,
+            host_gid: 0,
+            size: 2
+        }
+        .is_valid());
+        assert!(!IdMap {
+            host_uid: 0,
+            host_gid: 0,
+            size: 0
+        }
+        .is_valid());
     }
 }

@@ -15,7 +15,7 @@
 //! known kinds *before* it reserves any memory, so a hostile peer cannot make the other
 //! side allocate more than one maximum frame. Structural rules that need no parsing
 //! (a window frame carries exactly four bytes, `Eof`/`Reset` carry none, `Hello` travels
-//! on stream 0 and nothing else does) are checked here too; JSON payloads are parsed by
+//! on stream 0, where only connection-level error replies may join it) are checked here too; JSON payloads are parsed by
 //! [`crate::messages`].
 //!
 //! [`FrameDecoder::decode`] is a pure function over a `BytesMut`, used by both sides and
@@ -178,7 +178,11 @@ fn check(kind: FrameKind, stream: u32, len: usize) -> Result<(), FrameError> {
     if len > max {
         return Err(FrameError::TooLarge { kind, len, max });
     }
-    if (kind == FrameKind::Hello) != (stream == 0) {
+    // Stream 0 is the connection itself: it carries the hellos and connection-level
+    // error replies, and nothing else.
+    let on_zero_ok = matches!(kind, FrameKind::Hello | FrameKind::Reply);
+    let off_zero_ok = kind != FrameKind::Hello;
+    if (stream == 0 && !on_zero_ok) || (stream != 0 && !off_zero_ok) {
         return Err(FrameError::BadStream { kind, stream });
     }
     Ok(())
@@ -305,7 +309,11 @@ mod tests {
             (header(2, FrameKind::Hello as u8, 1), "hello off stream 0"),
             (header(2, FrameKind::Open as u8, 0), "open on stream 0"),
             (header(2, FrameKind::Data as u8, 0), "data on stream 0"),
+            (header(4, FrameKind::Window as u8, 0), "window on stream 0"),
         ];
+        let mut buf = header(2, FrameKind::Reply as u8, 0);
+        buf.put_slice(b"{}");
+        assert!(FrameDecoder::new().decode(&mut buf).unwrap().is_some(), "reply on stream 0");
         for (mut buf, what) in cases {
             assert!(FrameDecoder::new().decode(&mut buf).is_err(), "{what}");
         }

@@ -41,11 +41,16 @@ pub struct ContainerDriver {
 
 impl ContainerDriver {
     /// Detects the OCI runtime and cgroup layout, mounts the volume pool and finds the agent.
-    pub fn new(cfg: RuntimeConfig) -> Result<ContainerDriver> {
+    pub fn new(mut cfg: RuntimeConfig) -> Result<ContainerDriver> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(Error::io(&cfg.data_dir))?;
+        cfg.data_dir = cfg.data_dir.canonicalize().map_err(Error::io(&cfg.data_dir))?;
         let layout = Layout { data_dir: cfg.data_dir.clone() };
         mounts::check_option_safe(&cfg.data_dir)?;
         let sandboxes = layout.sandboxes_dir();
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&sandboxes).map_err(Error::io(&sandboxes))?;
+        // 0711: the OCI runtime bind-mounts the rootfs from inside the sandbox's user
+        // namespace, so the path must be traversable (not readable) by the mapped root.
+        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&sandboxes).map_err(Error::io(&sandboxes))?;
+        std::fs::set_permissions(&sandboxes, std::fs::Permissions::from_mode(0o711)).map_err(Error::io(&sandboxes))?;
         let cgroups = Cgroups::detect()?;
         let oci = OciRuntime::detect(cfg.runtime, cgroups.mode)?;
         let volumes = VolumePool::open(&layout.volumes_image(), &layout.volumes_dir(), cfg.volume_pool_bytes)?;
@@ -106,7 +111,7 @@ impl ContainerDriver {
         let id = &spec.id;
         let image = self.images.resolve(&spec.image)?;
         let dir = self.layout.sandbox_dir(id);
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(Error::io(&dir))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&dir).map_err(Error::io(&dir))?;
         let idmap = &self.cfg.idmap;
         let volume = self.volumes.create(id, spec.limits.disk.bytes(), (idmap.host_uid, idmap.host_gid))?;
         let upper = volume.join("upper");
@@ -199,6 +204,7 @@ impl Driver for ContainerDriver {
     }
 
     async fn host_resources(&self) -> Result<HostResources> {
+        self.volumes.clear_stale_qgroups();
         let mut res = HostResources::default();
         let from_names = |names: Vec<String>| names.into_iter().filter_map(|n| n.parse::<SandboxId>().ok());
         res.ids.extend(from_names(self.oci.list().await?));

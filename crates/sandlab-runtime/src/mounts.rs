@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 pub struct MountEntry {
     pub mount_point: PathBuf,
     pub fs_type: String,
-    pub source: String,
     pub super_options: String,
 }
 
@@ -48,9 +47,9 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let mount_point = unescape(pre.split(' ').nth(4)?);
     let mut post = post.split(' ');
     let fs_type = post.next()?.to_owned();
-    let source = unescape(post.next()?);
+    let _source = post.next()?;
     let super_options = post.next().unwrap_or("").to_owned();
-    Some(MountEntry { mount_point: PathBuf::from(mount_point), fs_type, source, super_options })
+    Some(MountEntry { mount_point: PathBuf::from(mount_point), fs_type, super_options })
 }
 
 /// Undoes the kernel's octal escaping of space, tab, newline and backslash.

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::sched::{unshare, CloneFlags};
 use sandlab_core::SandboxId;
 
 use crate::error::{Error, Result};
@@ -66,19 +66,6 @@ pub fn list() -> Vec<SandboxId> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Runs `f` on a fresh thread that has joined the namespace at `path`.
-pub fn run_in<T: Send + 'static>(path: &Path, f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T> {
-    let ns = File::open(path).map_err(Error::io(path))?;
-    let p = path.to_owned();
-    std::thread::spawn(move || -> std::io::Result<T> {
-        setns(&ns, CloneFlags::CLONE_NEWNET)?;
-        f()
-    })
-    .join()
-    .map_err(|_| Error::Host("The netns thread panicked".into()))?
-    .map_err(|source| Error::Io { path: p, source })
 }
 
 fn is_bound(path: &Path) -> bool {

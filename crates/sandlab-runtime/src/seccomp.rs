@@ -26,6 +26,7 @@ use oci_spec::runtime::{
 };
 
 /// Syscall names the profile must never allow; used by tests and by the runtime's self-check.
+#[cfg_attr(not(test), allow(dead_code))]
 pub const ALWAYS_BLOCKED: &[&str] = &[
     "add_key",
     "bpf",

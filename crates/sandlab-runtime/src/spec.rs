@@ -90,6 +90,11 @@ pub fn build(
     }
     let quota = (limits.cpus * CPU_PERIOD_US as f64).round().max(1000.0) as i64;
     let caps: Vec<&str> = CAPABILITIES.to_vec();
+    // A user namespace cannot raise a hard limit above the one it was started with.
+    let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024);
+    let nofile_soft = nofile_hard.min(65536);
     let mapping = |host: u32| json!([{ "containerID": 0, "hostID": host, "size": idmap.size }]);
 
     json!({
@@ -101,7 +106,7 @@ pub fn build(
             "env": env,
             "cwd": "/",
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 65536u64, "soft": 65536u64 }],
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": nofile_soft }],
             "noNewPrivileges": true
         },
         "root": { "path": "rootfs", "readonly": false },

@@ -47,7 +47,8 @@ fn pidfd(pid: u32) -> Option<AsyncFd<OwnedFd>> {
     }
     // SAFETY: `fd` is a fresh descriptor owned by nobody else.
     let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    AsyncFd::new(owned).ok()
+    // SAFETY: the AsyncFd owns `owned`, so the descriptor stays open and the same for its lifetime.
+    unsafe { AsyncFd::register(owned) }.ok()
 }
 
 async fn exited(fd: Option<AsyncFd<OwnedFd>>) {

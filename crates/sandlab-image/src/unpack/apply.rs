@@ -40,7 +40,11 @@ pub(super) struct LayerState {
 
 impl LayerState {
     pub(super) fn new(layer: &str) -> Self {
-        Self { layer: layer.to_owned(), created: HashSet::new(), dir_times: Vec::new() }
+        Self {
+            layer: layer.to_owned(),
+            created: HashSet::new(),
+            dir_times: Vec::new(),
+        }
     }
 }
 
@@ -65,20 +69,36 @@ struct Meta {
 }
 
 impl Unpacker {
-    pub(super) fn apply<R: Read>(&mut self, st: &mut LayerState, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+    pub(super) fn apply<R: Read>(
+        &mut self,
+        st: &mut LayerState,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), UnpackError> {
         let raw = entry.path_bytes().into_owned();
         let err_path = || show(&raw);
         self.stats.entries += 1;
         if self.stats.entries > self.limits.max_entries {
-            return Err(UnpackError::TooManyEntries { layer: st.layer.clone(), max: self.limits.max_entries });
+            return Err(UnpackError::TooManyEntries {
+                layer: st.layer.clone(),
+                max: self.limits.max_entries,
+            });
         }
         self.declared = self.declared.saturating_add(entry.size());
         if self.declared > self.limits.max_bytes {
-            return Err(UnpackError::TooLarge { layer: st.layer.clone(), max: self.limits.max_bytes });
+            return Err(UnpackError::TooLarge {
+                layer: st.layer.clone(),
+                max: self.limits.max_bytes,
+            });
         }
         let path = normalize(&raw).map_err(|bad| match bad {
-            BadPath::DotDot => UnpackError::Escapes { layer: st.layer.clone(), path: err_path() },
-            BadPath::Invalid => UnpackError::InvalidName { layer: st.layer.clone(), path: err_path() },
+            BadPath::DotDot => UnpackError::Escapes {
+                layer: st.layer.clone(),
+                path: err_path(),
+            },
+            BadPath::Invalid => UnpackError::InvalidName {
+                layer: st.layer.clone(),
+                path: err_path(),
+            },
         })?;
         let (parent, name) = split_last(&path);
         if name.starts_with(WHITEOUT_PREFIX) {
@@ -93,17 +113,28 @@ impl Unpacker {
         if path.is_empty() {
             return match kind {
                 EntryType::Directory => self.root_dir(st, entry.header(), &raw),
-                _ => Err(UnpackError::InvalidName { layer: st.layer.clone(), path: err_path() }),
+                _ => Err(UnpackError::InvalidName {
+                    layer: st.layer.clone(),
+                    path: err_path(),
+                }),
             };
         }
-        let write_err = |source: io::Error| UnpackError::Write { layer: st.layer.clone(), path: show(&raw), source };
+        let write_err = |source: io::Error| UnpackError::Write {
+            layer: st.layer.clone(),
+            path: show(&raw),
+            source,
+        };
         match kind {
             EntryType::Directory => {
                 let meta = self.meta(st, entry.header(), &raw)?;
                 let t = self.target(parent, name).map_err(write_err)?;
                 self.make_dir(&t, &meta).map_err(write_err)?;
                 self.push_dir_time(st, &path, meta.mtime)
-                    .map_err(|source| UnpackError::Write { layer: st.layer.clone(), path: show(&raw), source })?;
+                    .map_err(|source| UnpackError::Write {
+                        layer: st.layer.clone(),
+                        path: show(&raw),
+                        source,
+                    })?;
                 self.stats.dirs += 1;
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -114,18 +145,27 @@ impl Unpacker {
             }
             EntryType::Symlink => {
                 let meta = self.meta(st, entry.header(), &raw)?;
-                let link = entry.link_name_bytes().filter(|l| !l.is_empty() && !l.contains(&0));
+                let link = entry
+                    .link_name_bytes()
+                    .filter(|l| !l.is_empty() && !l.contains(&0));
                 let Some(link) = link else {
-                    return Err(UnpackError::InvalidName { layer: st.layer.clone(), path: err_path() });
+                    return Err(UnpackError::InvalidName {
+                        layer: st.layer.clone(),
+                        path: err_path(),
+                    });
                 };
                 let t = self.target(parent, name).map_err(write_err)?;
                 clear(&t, false).map_err(write_err)?;
-                nix::unistd::symlinkat(OsStr::from_bytes(&link), &t.dir, t.name()).map_err(|e| write_err(e.into()))?;
+                nix::unistd::symlinkat(OsStr::from_bytes(&link), &t.dir, t.name())
+                    .map_err(|e| write_err(e.into()))?;
                 set_link_meta(&t, &meta).map_err(write_err)?;
                 self.stats.symlinks += 1;
             }
             EntryType::Link => {
-                let link = entry.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+                let link = entry
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default();
                 let t = self.target(parent, name).map_err(write_err)?;
                 self.make_hardlink(st, &t, &raw, &link)?;
             }
@@ -133,9 +173,16 @@ impl Unpacker {
                 let meta = self.meta(st, entry.header(), &raw)?;
                 let t = self.target(parent, name).map_err(write_err)?;
                 clear(&t, false).map_err(write_err)?;
-                nix::sys::stat::mknodat(&t.dir, t.name(), SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0)
-                    .map_err(|e| write_err(e.into()))?;
-                confined::chown_at(t.dir.as_fd(), t.name(), meta.uid, meta.gid).map_err(write_err)?;
+                nix::sys::stat::mknodat(
+                    &t.dir,
+                    t.name(),
+                    SFlag::S_IFIFO,
+                    Mode::from_bits_truncate(0o600),
+                    0,
+                )
+                .map_err(|e| write_err(e.into()))?;
+                confined::chown_at(t.dir.as_fd(), t.name(), meta.uid, meta.gid)
+                    .map_err(write_err)?;
                 // The tree is private to the unpacker and the fifo was just made, so
                 // following is not a risk here (fchmodat cannot refuse symlinks portably).
                 nix::sys::stat::fchmodat(
@@ -184,9 +231,17 @@ impl Unpacker {
     }
 
     fn meta(&mut self, st: &LayerState, h: &Header, raw: &[u8]) -> Result<Meta, UnpackError> {
-        let tar_err = |source: io::Error| UnpackError::Tar { layer: st.layer.clone(), source };
+        let tar_err = |source: io::Error| UnpackError::Tar {
+            layer: st.layer.clone(),
+            source,
+        };
         let (uid, gid) = (h.uid().map_err(tar_err)?, h.gid().map_err(tar_err)?);
-        let out_of_range = |id| UnpackError::IdOutOfRange { layer: st.layer.clone(), path: show(raw), id, size: self.idmap.size };
+        let out_of_range = |id| UnpackError::IdOutOfRange {
+            layer: st.layer.clone(),
+            path: show(raw),
+            id,
+            size: self.idmap.size,
+        };
         let (uid, c1) = self.idmap.map_uid(uid).ok_or_else(|| out_of_range(uid))?;
         let (gid, c2) = self.idmap.map_gid(gid).ok_or_else(|| out_of_range(gid))?;
         if c1 || c2 {
@@ -194,13 +249,23 @@ impl Unpacker {
         }
         let mode = h.mode().map_err(tar_err)? & 0o7777;
         let mtime = i64::try_from(h.mtime().map_err(tar_err)?).unwrap_or(i64::MAX);
-        Ok(Meta { uid, gid, mode, mtime })
+        Ok(Meta {
+            uid,
+            gid,
+            mode,
+            mtime,
+        })
     }
 
     /// Resolves (creating missing parents, owned by the image's root) the parent of an entry.
     fn target(&self, parent: &[u8], name: &[u8]) -> io::Result<Target> {
         let parent_path = Path::new(OsStr::from_bytes(parent));
-        let dir = match confined::open_in_root(self.root.as_fd(), parent_path, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        let dir = match confined::open_in_root(
+            self.root.as_fd(),
+            parent_path,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        ) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let owner = self.root_owner();
@@ -208,7 +273,10 @@ impl Unpacker {
             }
             Err(e) => return Err(e),
         };
-        Ok(Target { dir, name: name.to_vec() })
+        Ok(Target {
+            dir,
+            name: name.to_vec(),
+        })
     }
 
     fn root_owner(&self) -> (u32, u32) {
@@ -220,14 +288,25 @@ impl Unpacker {
 
     fn root_dir(&mut self, st: &mut LayerState, h: &Header, raw: &[u8]) -> Result<(), UnpackError> {
         let meta = self.meta(st, h, raw)?;
-        let write_err = |e: nix::Error| UnpackError::Write { layer: st.layer.clone(), path: show(raw), source: e.into() };
-        nix::unistd::fchown(&self.root, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid))).map_err(write_err)?;
-        nix::sys::stat::fchmod(&self.root, Mode::from_bits_truncate(meta.mode)).map_err(write_err)?;
-        self.push_dir_time(st, b"", meta.mtime).map_err(|e| UnpackError::Write {
+        let write_err = |e: nix::Error| UnpackError::Write {
             layer: st.layer.clone(),
             path: show(raw),
-            source: e,
-        })?;
+            source: e.into(),
+        };
+        nix::unistd::fchown(
+            &self.root,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+        )
+        .map_err(write_err)?;
+        nix::sys::stat::fchmod(&self.root, Mode::from_bits_truncate(meta.mode))
+            .map_err(write_err)?;
+        self.push_dir_time(st, b"", meta.mtime)
+            .map_err(|e| UnpackError::Write {
+                layer: st.layer.clone(),
+                path: show(raw),
+                source: e,
+            })?;
         self.stats.dirs += 1;
         Ok(())
     }
@@ -252,7 +331,11 @@ impl Unpacker {
             Mode::empty(),
         )?;
         // chown before chmod: chown clears the setuid/setgid bits.
-        nix::unistd::fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))?;
+        nix::unistd::fchown(
+            &fd,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+        )?;
         nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(meta.mode))?;
         Ok(())
     }
@@ -265,9 +348,14 @@ impl Unpacker {
         entry: &mut tar::Entry<'_, R>,
         raw: &[u8],
     ) -> Result<(), UnpackError> {
-        let write_err = |source: io::Error| UnpackError::Write { layer: st.layer.clone(), path: show(raw), source };
+        let write_err = |source: io::Error| UnpackError::Write {
+            layer: st.layer.clone(),
+            path: show(raw),
+            source,
+        };
         clear(t, false).map_err(write_err)?;
-        let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::openat(&t.dir, t.name(), flags, Mode::from_bits_truncate(0o600))
             .map_err(|e| write_err(e.into()))?;
         let mut file = File::from(fd);
@@ -278,44 +366,86 @@ impl Unpacker {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(UnpackError::Tar { layer: st.layer.clone(), source }),
+                Err(source) => {
+                    return Err(UnpackError::Tar {
+                        layer: st.layer.clone(),
+                        source,
+                    })
+                }
             };
             written += n as u64;
             self.stats.bytes += n as u64;
             if self.stats.bytes > self.limits.max_bytes {
-                return Err(UnpackError::TooLarge { layer: st.layer.clone(), max: self.limits.max_bytes });
+                return Err(UnpackError::TooLarge {
+                    layer: st.layer.clone(),
+                    max: self.limits.max_bytes,
+                });
             }
             file.write_all(&self.buf[..n]).map_err(write_err)?;
         }
         if written != expected {
-            return Err(UnpackError::Truncated { layer: st.layer.clone(), path: show(raw) });
+            return Err(UnpackError::Truncated {
+                layer: st.layer.clone(),
+                path: show(raw),
+            });
         }
         let errno = |e: nix::Error| write_err(e.into());
-        nix::unistd::fchown(&file, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid))).map_err(errno)?;
+        nix::unistd::fchown(
+            &file,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+        )
+        .map_err(errno)?;
         nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(meta.mode)).map_err(errno)?;
         let time = TimeSpec::new(meta.mtime, 0);
         nix::sys::stat::futimens(&file, &time, &time).map_err(errno)?;
         Ok(())
     }
 
-    fn make_hardlink(&mut self, st: &LayerState, t: &Target, raw: &[u8], link: &[u8]) -> Result<(), UnpackError> {
-        let bad = || UnpackError::BadHardLink { layer: st.layer.clone(), path: show(raw), target: show(link) };
-        let write_err = |source: io::Error| UnpackError::Write { layer: st.layer.clone(), path: show(raw), source };
+    fn make_hardlink(
+        &mut self,
+        st: &LayerState,
+        t: &Target,
+        raw: &[u8],
+        link: &[u8],
+    ) -> Result<(), UnpackError> {
+        let bad = || UnpackError::BadHardLink {
+            layer: st.layer.clone(),
+            path: show(raw),
+            target: show(link),
+        };
+        let write_err = |source: io::Error| UnpackError::Write {
+            layer: st.layer.clone(),
+            path: show(raw),
+            source,
+        };
         let target = match normalize(link) {
             Ok(p) if !p.is_empty() => p,
             Ok(_) | Err(BadPath::Invalid) => return Err(bad()),
             Err(BadPath::DotDot) => {
-                return Err(UnpackError::Escapes { layer: st.layer.clone(), path: format!("{} -> {}", show(raw), show(link)) })
+                return Err(UnpackError::Escapes {
+                    layer: st.layer.clone(),
+                    path: format!("{} -> {}", show(raw), show(link)),
+                })
             }
         };
-        let src = match confined::open_parent_in_root(self.root.as_fd(), Path::new(OsStr::from_bytes(&target))) {
+        let src = match confined::open_parent_in_root(
+            self.root.as_fd(),
+            Path::new(OsStr::from_bytes(&target)),
+        ) {
             Ok(p) => p,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Err(bad()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Err(bad())
+            }
             Err(e) => return Err(write_err(e)),
         };
         let src_stat = match fstatat(&src.dir, src.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(s) => s,
-            Err(Errno::ENOENT) if self.skipped_devices.contains(&self.hasher.hash_one(&target)) => {
+            Err(Errno::ENOENT)
+                if self
+                    .skipped_devices
+                    .contains(&self.hasher.hash_one(&target)) =>
+            {
                 self.stats.skipped_devices += 1;
                 return Ok(());
             }
@@ -331,37 +461,64 @@ impl Unpacker {
             }
         }
         clear(t, false).map_err(write_err)?;
-        nix::unistd::linkat(&src.dir, src.name.as_os_str(), &t.dir, t.name(), AtFlags::empty())
-            .map_err(|e| write_err(e.into()))?;
+        nix::unistd::linkat(
+            &src.dir,
+            src.name.as_os_str(),
+            &t.dir,
+            t.name(),
+            AtFlags::empty(),
+        )
+        .map_err(|e| write_err(e.into()))?;
         self.stats.hardlinks += 1;
         Ok(())
     }
 
-    fn whiteout(&mut self, st: &mut LayerState, raw: &[u8], parent: &[u8], name: &[u8]) -> Result<(), UnpackError> {
-        let write_err = |source: io::Error| UnpackError::Write { layer: st.layer.clone(), path: show(raw), source };
-        let open_parent = |flags| {
-            match confined::open_in_root(self.root.as_fd(), Path::new(OsStr::from_bytes(parent)), flags, 0) {
-                Ok(fd) => Ok(Some(fd)),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
-                Err(e) => Err(e),
-            }
+    fn whiteout(
+        &mut self,
+        st: &mut LayerState,
+        raw: &[u8],
+        parent: &[u8],
+        name: &[u8],
+    ) -> Result<(), UnpackError> {
+        let write_err = |source: io::Error| UnpackError::Write {
+            layer: st.layer.clone(),
+            path: show(raw),
+            source,
+        };
+        let open_parent = |flags| match confined::open_in_root(
+            self.root.as_fd(),
+            Path::new(OsStr::from_bytes(parent)),
+            flags,
+            0,
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
+            Err(e) => Err(e),
         };
         if name == OPAQUE_MARKER {
             self.stats.whiteouts += 1;
-            let Some(dir) = open_parent(libc::O_RDONLY | libc::O_DIRECTORY).map_err(write_err)? else {
+            let Some(dir) = open_parent(libc::O_RDONLY | libc::O_DIRECTORY).map_err(write_err)?
+            else {
                 return Ok(());
             };
             let mut names: Vec<Vec<u8>> = Vec::new();
-            let mut listing = Dir::from_fd(dir.try_clone().map_err(write_err)?).map_err(|e| write_err(e.into()))?;
+            let mut listing = Dir::from_fd(dir.try_clone().map_err(write_err)?)
+                .map_err(|e| write_err(e.into()))?;
             for ent in listing.iter() {
                 let ent = ent.map_err(|e| write_err(e.into()))?;
                 let child = ent.file_name().to_bytes();
-                if child != b"." && child != b".." && !st.created.contains(&self.hasher.hash_one(join(parent, child))) {
+                if child != b"."
+                    && child != b".."
+                    && !st
+                        .created
+                        .contains(&self.hasher.hash_one(join(parent, child)))
+                {
                     names.push(child.to_vec());
                 }
             }
             for child in names {
-                confined::remove_all_at(dir.as_fd(), OsStr::from_bytes(&child)).map_err(write_err)?;
+                confined::remove_all_at(dir.as_fd(), OsStr::from_bytes(&child))
+                    .map_err(write_err)?;
             }
             return Ok(());
         }
@@ -371,10 +528,16 @@ impl Unpacker {
         }
         let victim = &name[WHITEOUT_PREFIX.len()..];
         if victim.is_empty() || victim == b"." || victim == b".." {
-            return Err(UnpackError::BadWhiteout { layer: st.layer.clone(), path: show(raw) });
+            return Err(UnpackError::BadWhiteout {
+                layer: st.layer.clone(),
+                path: show(raw),
+            });
         }
         self.stats.whiteouts += 1;
-        if st.created.contains(&self.hasher.hash_one(join(parent, victim))) {
+        if st
+            .created
+            .contains(&self.hasher.hash_one(join(parent, victim)))
+        {
             return Ok(()); // this layer's own entry, not one from below
         }
         if let Some(dir) = open_parent(libc::O_PATH | libc::O_DIRECTORY).map_err(write_err)? {
@@ -399,7 +562,13 @@ fn clear(t: &Target, keep_dir: bool) -> io::Result<bool> {
 fn set_link_meta(t: &Target, meta: &Meta) -> io::Result<()> {
     confined::chown_at(t.dir.as_fd(), t.name(), meta.uid, meta.gid)?;
     let time = TimeSpec::new(meta.mtime, 0);
-    nix::sys::stat::utimensat(&t.dir, t.name(), &time, &time, UtimensatFlags::NoFollowSymlink)?;
+    nix::sys::stat::utimensat(
+        &t.dir,
+        t.name(),
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    )?;
     Ok(())
 }
 
@@ -414,7 +583,13 @@ fn set_dir_time(root: std::os::fd::BorrowedFd<'_>, path: &[u8], mtime: i64) -> i
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    match nix::sys::stat::utimensat(&parent.dir, parent.name.as_os_str(), &time, &time, UtimensatFlags::NoFollowSymlink) {
+    match nix::sys::stat::utimensat(
+        &parent.dir,
+        parent.name.as_os_str(),
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    ) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -492,7 +667,10 @@ mod tests {
         assert!(matches!(normalize(b"a/../b"), Err(BadPath::DotDot)));
         assert!(matches!(normalize(b".."), Err(BadPath::DotDot)));
         assert!(matches!(normalize(b"a\0b"), Err(BadPath::Invalid)));
-        assert!(matches!(normalize(&vec![b'a'; MAX_PATH_LEN + 1]), Err(BadPath::Invalid)));
+        assert!(matches!(
+            normalize(&vec![b'a'; MAX_PATH_LEN + 1]),
+            Err(BadPath::Invalid)
+        ));
         assert_eq!(normalize(b"...").ok(), Some(b"...".to_vec()));
         assert_eq!(split_last(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
         assert_eq!(split_last(b"c"), (&b""[..], &b"c"[..]));

@@ -64,7 +64,11 @@ impl Budget {
     /// of the next entry.
     pub(super) fn allow_entry(&self, size: u64) {
         let padded = size.saturating_add(511) & !511;
-        let limit = self.pos.get().saturating_add(padded).saturating_add(MAX_ENTRY_METADATA);
+        let limit = self
+            .pos
+            .get()
+            .saturating_add(padded)
+            .saturating_add(MAX_ENTRY_METADATA);
         self.limit.set(limit.min(self.cap));
     }
 
@@ -124,11 +128,17 @@ mod tests {
         let zst = zstd::encode_all(&data[..], 1).unwrap();
         for input in [data.clone(), gz, zst] {
             let mut out = Vec::new();
-            decompress(&input[..]).unwrap().read_to_end(&mut out).unwrap();
+            decompress(&input[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, data);
         }
         let mut out = Vec::new();
-        decompress(&b"ab"[..]).unwrap().read_to_end(&mut out).unwrap();
+        decompress(&b"ab"[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, b"ab");
     }
 

@@ -102,13 +102,24 @@ pub enum UnpackError {
     InvalidName { layer: String, path: String },
 
     #[error("Layer {layer} entry \"{path}\" is a hard link to \"{target}\", which is not a file in the image")]
-    BadHardLink { layer: String, path: String, target: String },
+    BadHardLink {
+        layer: String,
+        path: String,
+        target: String,
+    },
 
     #[error("Layer {layer} entry \"{path}\" is a whiteout of an invalid name")]
     BadWhiteout { layer: String, path: String },
 
-    #[error("Layer {layer} entry \"{path}\" is owned by id {id}, outside the id map of {size} ids")]
-    IdOutOfRange { layer: String, path: String, id: u64, size: u32 },
+    #[error(
+        "Layer {layer} entry \"{path}\" is owned by id {id}, outside the id map of {size} ids"
+    )]
+    IdOutOfRange {
+        layer: String,
+        path: String,
+        id: u64,
+        size: u32,
+    },
 
     #[error("Layer {layer} takes the image past its limit of {max} bytes")]
     TooLarge { layer: String, max: u64 },
@@ -166,10 +177,20 @@ impl Unpacker {
     /// Prepares to unpack into the existing directory `root`.
     pub fn new(root: &Path, idmap: IdMap, limits: UnpackLimits) -> Result<Self, UnpackError> {
         if !idmap.is_valid() {
-            return Err(UnpackError::InvalidIdMap { host: idmap.host_uid, size: idmap.size });
+            return Err(UnpackError::InvalidIdMap {
+                host: idmap.host_uid,
+                size: idmap.size,
+            });
         }
-        let root_fd = nix::fcntl::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| UnpackError::Root { path: root.to_owned(), source: e.into() })?;
+        let root_fd = nix::fcntl::open(
+            root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| UnpackError::Root {
+            path: root.to_owned(),
+            source: e.into(),
+        })?;
         Ok(Self {
             root: root_fd,
             idmap,
@@ -190,12 +211,17 @@ impl Unpacker {
     /// Applies one layer. `layer` names it in errors (its digest). The stream may be a
     /// plain, gzip or zstd tar.
     pub fn unpack_layer<R: Read>(&mut self, layer: &str, reader: R) -> Result<(), UnpackError> {
-        let tar_err = |source: io::Error| UnpackError::Tar { layer: layer.to_owned(), source };
+        let tar_err = |source: io::Error| UnpackError::Tar {
+            layer: layer.to_owned(),
+            source,
+        };
         let stream = guard::decompress(reader).map_err(tar_err)?;
         let budget = Rc::new(guard::Budget::new(self.stream_cap()));
         let mut archive = tar::Archive::new(guard::Guarded::new(stream, Rc::clone(&budget)));
         let mut layer_state = apply::LayerState::new(layer);
-        let entries = archive.entries().map_err(|e| self.stream_error(layer, &budget, e))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| self.stream_error(layer, &budget, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.stream_error(layer, &budget, e))?;
             budget.allow_entry(entry.size());
@@ -216,12 +242,20 @@ impl Unpacker {
     fn stream_error(&self, layer: &str, budget: &guard::Budget, source: io::Error) -> UnpackError {
         if budget.tripped() {
             if budget.total_tripped() {
-                UnpackError::TooLarge { layer: layer.to_owned(), max: self.limits.max_bytes }
+                UnpackError::TooLarge {
+                    layer: layer.to_owned(),
+                    max: self.limits.max_bytes,
+                }
             } else {
-                UnpackError::MetadataTooLarge { layer: layer.to_owned() }
+                UnpackError::MetadataTooLarge {
+                    layer: layer.to_owned(),
+                }
             }
         } else {
-            UnpackError::Tar { layer: layer.to_owned(), source }
+            UnpackError::Tar {
+                layer: layer.to_owned(),
+                source,
+            }
         }
     }
 

@@ -1,0 +1,165 @@
+//! Shared helpers: start the real agent binary on a temporary socket and talk to it
+//! through `AgentClient`.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sandlab_proto::{AgentClient, ExecEvent, ExecOutput, ExecRequest, ExecSession};
+use tempfile::TempDir;
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct TestAgent {
+    pub child: Child,
+    pub sock: PathBuf,
+    pub dir: TempDir,
+}
+
+impl TestAgent {
+    pub fn start() -> TestAgent {
+        TestAgent::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> TestAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        // SANDLAB_AGENT_BIN runs the suite against another build (the static one).
+        let bin = std::env::var_os("SANDLAB_AGENT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sandlab-agent").into());
+        let child = Command::new(bin)
+            .arg("--listen")
+            .arg(&sock)
+            .args(["--term-grace-ms", "500"])
+            .args(extra)
+            .env("SANDLAB_AGENT_LOG", "stderr")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        TestAgent { child, sock, dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn client(&self) -> AgentClient {
+        AgentClient::connect(&self.sock, TIMEOUT).await.unwrap()
+    }
+
+    /// Waits (bounded) for the agent process to exit and returns its status.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        wait_until("the agent exits", || {
+            let done = child.try_wait().unwrap();
+            async move { done }
+        })
+        .await
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SIGTERM lets the agent kill what it started; SIGKILL if that hangs.
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` until it yields `Some`, failing the test after [`TIMEOUT`].
+pub async fn wait_until<T, F, Fut>(what: &str, mut cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = cond().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs to completion with a bounded wait.
+pub async fn run(client: &AgentClient, req: ExecRequest) -> ExecOutput {
+    tokio::time::timeout(TIMEOUT, client.exec_collect(req, None, 1 << 20))
+        .await
+        .expect("exec timed out")
+        .unwrap()
+}
+
+pub async fn sh(client: &AgentClient, script: &str) -> ExecOutput {
+    run(client, ExecRequest::new(["sh", "-c", script])).await
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Reads session output until `needle` appears; returns everything read.
+pub async fn read_until(session: &mut ExecSession, needle: &str) -> String {
+    let mut seen = String::new();
+    let fut = async {
+        while let Some(ev) = session.next().await {
+            match ev {
+                ExecEvent::Stdout(b) | ExecEvent::Stderr(b) => {
+                    seen.push_str(&String::from_utf8_lossy(&b));
+                    if seen.contains(needle) {
+                        return;
+                    }
+                }
+                ExecEvent::Exit(st) => panic!("exited with {st:?} before {needle:?}; output {seen:?}"),
+            }
+        }
+        panic!("stream ended before {needle:?}; output {seen:?}");
+    };
+    if tokio::time::timeout(TIMEOUT, fut).await.is_err() {
+        panic!("timed out waiting for {needle:?}; output so far {seen:?}");
+    }
+    seen
+}
+
+/// Whether a process with exactly this command line exists.
+pub fn process_with_cmdline(cmdline: &[&str]) -> Option<u32> {
+    let want: Vec<u8> = cmdline.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| c == want) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; count it as gone.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+pub fn vm_value_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap()
+}

@@ -1,0 +1,148 @@
+//! Helpers for tests that drive the real `sandlab` binary as root against real runc,
+//! cgroups, namespaces and nftables. They share one data dir with the `debian` image,
+//! built once per run by `scripts/test.sh`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("SANDLAB_TEST_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.data/test"));
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root: run them with scripts/test.sh"
+    );
+    let has_image = dir.join("images").exists()
+        && sandlab(&dir, &["image", "ls"]).stdout_text().lines().skip(1).any(|l| l.starts_with("debian "));
+    assert!(
+        has_image,
+        "no `debian` image in {}: run scripts/test.sh, or `sandlab --data-dir {} image build debian`",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+pub trait OutputExt {
+    fn stdout_text(&self) -> String;
+    fn stderr_text(&self) -> String;
+    fn code(&self) -> i32;
+}
+
+impl OutputExt for Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+pub fn sandlab(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandlab"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandlab")
+}
+
+/// `sandlab run [opts] -- bash -c SCRIPT`.
+pub fn run_bash(data: &Path, opts: &[&str], script: &str) -> Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["--", "bash", "-c", script]);
+    sandlab(data, &args)
+}
+
+pub fn create(data: &Path, opts: &[&str]) -> String {
+    let mut args = vec!["sandbox", "create"];
+    args.extend_from_slice(opts);
+    let out = sandlab(data, &args);
+    assert_eq!(out.code(), 0, "create failed: {}", out.stderr_text());
+    out.stdout_text().trim().to_owned()
+}
+
+pub fn exec(data: &Path, id: &str, script: &str) -> Output {
+    sandlab(data, &["sandbox", "exec", id, "--", "bash", "-c", script])
+}
+
+pub fn rm(data: &Path, id: &str) {
+    let out = sandlab(data, &["sandbox", "rm", id]);
+    assert_eq!(out.code(), 0, "rm failed: {}", out.stderr_text());
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Host pid of the sandbox's init (the agent), from the OCI runtime's state.
+pub fn init_pid(id: &str) -> u32 {
+    let out = Command::new("runc").args(["--root", "/run/sandlab/runc", "state", id]).output().expect("runc state");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runc state json");
+    v["pid"].as_u64().expect("pid") as u32
+}
+
+/// Every host-side trace of a sandbox that still exists, described.
+pub fn leftovers(data: &Path, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mounts.lines().filter(|l| l.contains(id)) {
+        found.push(format!("mount: {line}"));
+    }
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = entry.path().join("sandlab").join(id);
+        if p.exists() {
+            found.push(format!("cgroup: {}", p.display()));
+        }
+    }
+    for p in [
+        PathBuf::from("/run/netns").join(id),
+        PathBuf::from("/sys/class/net").join(id),
+        PathBuf::from("/run/sandlab/runc").join(id),
+        data.join("sandboxes").join(id),
+        data.join("volumes").join(id),
+        data.join("records").join(format!("{id}.json")),
+    ] {
+        if p.exists() {
+            found.push(format!("path: {}", p.display()));
+        }
+    }
+    let nft = Command::new("nft").args(["list", "ruleset"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    if nft.contains(id) {
+        found.push("nftables rule naming the sandbox".into());
+    }
+    found
+}
+
+/// Host processes whose uid is in the sandbox range and whose cgroup names `id`.
+pub fn processes_of(id: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+            if cg.contains(id) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}

@@ -1,0 +1,189 @@
+//! Each isolation promise of SPEC section 5, attacked from inside a real sandbox and
+//! checked from outside (host cgroups, host processes, a host canary, host listeners).
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const SANDBOX_UID: u32 = 0x7000_0000;
+
+#[test]
+fn hello_runs_as_root_inside_and_unprivileged_outside() {
+    let data = data_dir();
+    let out = run_bash(&data, &[], "echo hello; id -u");
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    assert_eq!(out.stdout_text(), "hello\n0\n");
+
+    let id = create(&data, &[]);
+    let pid = init_pid(&id);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let host_uid: u32 = uid_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(host_uid, SANDBOX_UID, "sandbox root must be an unprivileged host uid: {uid_line}");
+    let inside = exec(&data, &id, "id -u; cat /proc/self/uid_map");
+    assert!(inside.stdout_text().starts_with("0\n"), "{}", inside.stdout_text());
+    assert!(inside.stdout_text().contains(&SANDBOX_UID.to_string()));
+    rm(&data, &id);
+}
+
+#[test]
+fn exit_codes_and_timeouts() {
+    let data = data_dir();
+    assert_eq!(run_bash(&data, &[], "exit 3").code(), 3);
+    let out = run_bash(&data, &["--timeout", "1s"], "sleep 30");
+    assert_eq!(out.code(), 124, "timeout must exit 124: {}", out.stderr_text());
+    let out = run_bash(&data, &[], "kill -TERM $$");
+    assert_eq!(out.code(), 128 + 15);
+}
+
+#[test]
+fn memory_bomb_exits_137_and_the_host_is_fine() {
+    let data = data_dir();
+    let out = run_bash(
+        &data,
+        &["--memory", "64M"],
+        "python3 -c 'a=[]\nwhile True: a.append(bytearray(1<<20))'",
+    );
+    assert_eq!(out.code(), 137, "stdout={} stderr={}", out.stdout_text(), out.stderr_text());
+    assert!(Command::new("true").status().unwrap().success(), "host still runs processes");
+}
+
+#[test]
+fn fork_bomb_stays_at_the_pids_limit() {
+    let data = data_dir();
+    let id = create(&data, &["--pids", "64"]);
+    let mut bomb = Command::new(env!("CARGO_BIN_EXE_sandlab"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["sandbox", "exec", &id, "--timeout", "8s", "--", "bash", "-c", "b(){ b|b& }; b; sleep 6"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cg = std::path::Path::new("/sys/fs/cgroup/pids/sandlab").join(&id);
+    let cg = if cg.exists() { cg } else { std::path::Path::new("/sys/fs/cgroup/sandlab").join(&id) };
+    let max: u64 = std::fs::read_to_string(cg.join("pids.max")).unwrap().trim().parse().unwrap();
+    assert_eq!(max, 64);
+    let mut peak = 0u64;
+    let hit = wait_until(Duration::from_secs(10), || {
+        let cur: u64 = std::fs::read_to_string(cg.join("pids.current")).unwrap_or_default().trim().parse().unwrap_or(0);
+        peak = peak.max(cur);
+        let events = std::fs::read_to_string(cg.join("pids.events")).unwrap_or_default();
+        events.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+    });
+    assert!(hit, "the fork bomb never hit the pids limit (peak {peak})");
+    assert!(peak <= 64, "pids.current {peak} exceeded the limit");
+    let _ = bomb.wait();
+    assert!(Command::new("true").status().unwrap().success(), "host can still fork");
+    rm(&data, &id);
+}
+
+#[test]
+fn filling_the_disk_hits_the_quota() {
+    let data = data_dir();
+    let out = run_bash(
+        &data,
+        &["--disk", "64M"],
+        "dd if=/dev/urandom of=/fill bs=1M count=200 2>&1; sync; echo size=$(du -m /fill | cut -f1)",
+    );
+    let text = out.stdout_text();
+    assert!(text.contains("Disk quota exceeded"), "{text}");
+    let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
+    assert!(size <= 70, "wrote {size}M past a 64M quota");
+}
+
+#[test]
+fn privileged_operations_fail() {
+    let data = data_dir();
+    let script = r#"
+        echo b > /proc/sysrq-trigger 2>/dev/null && echo SYSRQ-WRITTEN
+        mount -t tmpfs x /mnt 2>/dev/null && echo MOUNTED
+        unshare -r true 2>/dev/null && echo UNSHARED
+        unshare -n true 2>/dev/null && echo UNSHARED-NET
+        python3 - <<'PY'
+import ctypes, errno, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+# finit_module(fd=-1, "", 0): loading a kernel module
+r = libc.syscall(313, -1, b"", 0)
+print("finit_module", r, errno.errorcode.get(ctypes.get_errno()))
+r = libc.syscall(175, None, 0, b"")
+print("init_module", r, errno.errorcode.get(ctypes.get_errno()))
+for name, nr in [("io_uring_setup", 425), ("bpf", 321), ("userfaultfd", 323), ("keyctl", 250), ("add_key", 248), ("request_key", 249)]:
+    r = libc.syscall(nr, 0, 0, 0, 0)
+    print(name, r, errno.errorcode.get(ctypes.get_errno()))
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    print("RAW-SOCKET-OPENED")
+except PermissionError as e:
+    print("raw socket refused", e.errno)
+PY
+        cat /proc/kcore 2>/dev/null | head -c1 | wc -c
+        ls /sys/firmware 2>/dev/null | wc -l
+    "#;
+    let out = run_bash(&data, &[], script);
+    let text = out.stdout_text();
+    for bad in ["SYSRQ-WRITTEN", "MOUNTED", "UNSHARED", "RAW-SOCKET-OPENED"] {
+        assert!(!text.contains(bad), "{bad} in:\n{text}");
+    }
+    for call in ["finit_module", "init_module", "io_uring_setup", "bpf", "userfaultfd", "keyctl", "add_key", "request_key"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("{call} "))).unwrap_or_else(|| panic!("no {call} line in:\n{text}"));
+        assert!(line.contains("-1 EPERM"), "{call} was not refused: {line}");
+    }
+    assert!(text.contains("raw socket refused"), "{text}");
+}
+
+#[test]
+fn host_processes_are_invisible() {
+    let data = data_dir();
+    let marker = format!("sandlab-canary-{}", std::process::id());
+    let mut canary = Command::new("sh").args(["-c", &format!("exec -a {marker} sleep 60")]).spawn().unwrap();
+    let out = run_bash(&data, &[], &format!("ps -eo args | grep -c {marker} ; ps -e --no-headers | wc -l"));
+    let _ = canary.kill();
+    let _ = canary.wait();
+    let lines: Vec<&str> = out.stdout_text().lines().map(str::trim).collect::<Vec<_>>().into_iter().collect();
+    // The grep itself is the only match; the host's sleep is not visible.
+    assert_eq!(lines.first(), Some(&"1"), "{:?}", lines);
+    let count: u32 = lines[1].parse().unwrap();
+    assert!(count < 10, "sandbox sees {count} processes");
+}
+
+#[test]
+fn network_none_is_loopback_only() {
+    let data = data_dir();
+    let host = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    host.set_nonblocking(true).unwrap();
+    let host_ip = host_address();
+    let script = format!(
+        "ip -o link | awk -F': ' '{{print $2}}'; \
+         curl -sS --max-time 2 http://{host_ip}:{port}/ >/dev/null 2>&1 && echo HOST-REACHED; \
+         curl -sS --max-time 2 http://198.51.100.7:80/ >/dev/null 2>&1 && echo OUT-REACHED; \
+         python3 -m http.server --bind 127.0.0.1 8000 >/dev/null 2>&1 & sleep 1; curl -s -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1:8000/"
+    );
+    let out = run_bash(&data, &["--network", "none"], &script);
+    let text = out.stdout_text();
+    assert_eq!(text.lines().next(), Some("lo"), "{text}");
+    assert!(!text.contains("eth0"), "{text}");
+    assert!(!text.contains("REACHED"), "{text}");
+    assert!(text.contains("200"), "loopback works inside: {text}");
+    let mut buf = [0u8; 1];
+    assert!(host.accept().map(|(mut s, _)| s.read(&mut buf)).is_err(), "host listener got a connection");
+}
+
+/// The host's address on its default route.
+fn host_address() -> String {
+    let out = Command::new("ip").args(["-4", "route", "get", "192.0.2.123"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "src" {
+            return words.next().unwrap().to_owned();
+        }
+    }
+    panic!("no src in {text}");
+}

@@ -1,0 +1,148 @@
+//! Lifecycle promises: nothing of a sandbox is left on the host after `rm`, after its TTL
+//! and after a crash (reconciliation); file writes through the agent never follow a
+//! planted symlink out of the sandbox; bad input gets one sentence and the right exit code.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sandlab_proto::AgentClient;
+
+#[test]
+fn rm_leaves_nothing_behind() {
+    let data = data_dir();
+    let id = create(&data, &["--network", "egress"]);
+    assert!(!leftovers(&data, &id).is_empty(), "a running sandbox has host resources");
+    let pid = init_pid(&id);
+    let out = exec(&data, &id, "sleep 300 & sleep 300 & echo started");
+    assert_eq!(out.stdout_text().trim(), "started");
+    rm(&data, &id);
+    assert_eq!(leftovers(&data, &id), Vec::<String>::new());
+    assert!(processes_of(&id).is_empty(), "processes left: {:?}", processes_of(&id));
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "init {pid} still alive");
+}
+
+#[test]
+fn ttl_removes_the_sandbox() {
+    let data = data_dir();
+    let id = create(&data, &["--ttl", "2s"]);
+    let gone = wait_until(Duration::from_secs(30), || leftovers(&data, &id).is_empty());
+    assert!(gone, "after the TTL these remain: {:?}", leftovers(&data, &id));
+    assert!(processes_of(&id).is_empty());
+}
+
+#[test]
+fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
+    let data = data_dir();
+    // An orphan: host resources whose record is gone (a crash between runc and the record).
+    let orphan = create(&data, &[]);
+    kill_watcher(&orphan);
+    std::fs::remove_file(data.join("records").join(format!("{orphan}.json"))).unwrap();
+    // A dead sandbox: its record says running but its processes were killed.
+    let dead = create(&data, &[]);
+    kill_watcher(&dead);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid(&dead) as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || processes_of(&dead).is_empty()));
+
+    let out = sandlab(&data, &["sandbox", "ls"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    assert_eq!(leftovers(&data, &orphan), Vec::<String>::new(), "orphan not removed");
+    let line = out.stdout_text().lines().find(|l| l.starts_with(&dead)).map(str::to_owned).unwrap_or_default();
+    assert!(line.contains("failed"), "dead sandbox not marked failed: {line:?}");
+    assert!(line.contains("gone"), "no reason given: {line:?}");
+    let remaining: Vec<String> = leftovers(&data, &dead).into_iter().filter(|l| !l.contains("records")).collect();
+    assert!(remaining.is_empty(), "dead sandbox's resources remain: {remaining:?}");
+    rm(&data, &dead);
+    assert_eq!(leftovers(&data, &dead), Vec::<String>::new());
+}
+
+/// Kills the background deadline watcher of `id`, as a crash would.
+fn kill_watcher(id: &str) {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.iter().any(|a| *a == b"watch") && args.iter().any(|a| *a == id.as_bytes()) {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_symlink_never_makes_a_write_land_outside() {
+    let data = data_dir();
+    let canary_dir = tempfile::tempdir().unwrap();
+    let canary = canary_dir.path().join("canary");
+    std::fs::write(&canary, "original").unwrap();
+    let id = create(&data, &[]);
+    let target = canary.display().to_string();
+    let dir = canary_dir.path().display().to_string();
+    let out = exec(&data, &id, &format!("ln -s {target} /tmp/link && ln -s {dir} /tmp/dirlink && ln -s / /tmp/root && echo planted"));
+    assert_eq!(out.stdout_text().trim(), "planted", "{}", out.stderr_text());
+
+    let agent = AgentClient::connect(&data.join("sandboxes").join(&id).join("agent.sock"), Duration::from_secs(5)).await.unwrap();
+    let _ = agent.write_file("/tmp/link", b"pwned", 0o644, false).await;
+    let _ = agent.write_file("/tmp/dirlink/new-file", b"pwned", 0o644, true).await;
+    let _ = agent.write_file(&format!("/tmp/root{target}"), b"pwned", 0o644, true).await;
+    drop(agent);
+
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "original");
+    assert!(!canary_dir.path().join("new-file").exists());
+    let entries: Vec<_> = std::fs::read_dir(canary_dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(entries.len(), 1, "new files appeared on the host: {entries:?}");
+    rm(&data, &id);
+}
+
+#[test]
+fn bad_input_gets_one_sentence_and_the_right_exit_code() {
+    let data = data_dir();
+    let out = sandlab(&data, &["run", "--memory", "12Q", "--", "true"]);
+    assert_eq!(out.code(), 2);
+    assert_eq!(out.stderr_text().lines().count(), 1, "{}", out.stderr_text());
+    assert!(out.stderr_text().contains("12Q"), "{}", out.stderr_text());
+
+    let out = sandlab(&data, &["run", "--no-such-flag", "--", "true"]);
+    assert_eq!(out.code(), 2);
+    assert_eq!(out.stderr_text().lines().count(), 1, "{}", out.stderr_text());
+
+    let out = sandlab(&data, &["run", "--image", "nope", "--", "true"]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.stderr_text().lines().count(), 1, "{}", out.stderr_text());
+    assert!(out.stderr_text().contains("\"nope\" does not exist"), "{}", out.stderr_text());
+
+    let out = sandlab(&data, &["sandbox", "exec", "sb-aaaaaaaaaaaa", "--", "true"]);
+    assert_eq!(out.code(), 1);
+    assert!(out.stderr_text().contains("does not exist"), "{}", out.stderr_text());
+
+    let out = sandlab(&data, &["sandbox", "rm", "../../etc"]);
+    assert_eq!(out.code(), 2, "{}", out.stderr_text());
+}
+
+#[test]
+fn crun_on_a_hybrid_host_is_refused_with_a_reason() {
+    let data = data_dir();
+    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").exists() && std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    if !hybrid || !std::path::Path::new("/usr/bin/crun").exists() {
+        eprintln!("not a cgroup-hybrid host with crun: nothing to refuse here");
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))
+        .env("SANDLAB_RUNTIME", "crun")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["run", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.code(), 1);
+    assert!(out.stderr_text().contains("hybrid"), "{}", out.stderr_text());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))
+        .env("SANDLAB_RUNTIME", "auto")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["run", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.code(), 0, "auto falls back to runc: {}", out.stderr_text());
+}
