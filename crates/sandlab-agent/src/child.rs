@@ -49,12 +49,22 @@ impl Setup {
             let dfl = [0u64; 4];
             for sig in 1..=64 {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        dfl.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
                 }
             }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            check(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()))?;
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &set,
+                std::ptr::null_mut(),
+            ))?;
 
             if self.tty {
                 // A new session whose controlling terminal is the PTY on fd 0, so
@@ -70,7 +80,9 @@ impl Setup {
                 let err = io::Error::last_os_error();
                 // In a user namespace with setgroups denied, carry on only if the
                 // agent has no supplementary groups that could leak to the child.
-                if err.raw_os_error() != Some(libc::EPERM) || libc::getgroups(0, std::ptr::null_mut()) != 0 {
+                if err.raw_os_error() != Some(libc::EPERM)
+                    || libc::getgroups(0, std::ptr::null_mut()) != 0
+                {
                     return Err(err);
                 }
             }

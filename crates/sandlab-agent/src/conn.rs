@@ -11,14 +11,17 @@ use bytes::{Bytes, BytesMut};
 use sandlab_proto::frame::{Frame, FrameDecoder, FrameKind};
 use sandlab_proto::messages::{self, Control, ErrorCode, Hello, Reply, Request};
 use sandlab_proto::validate::{check_control, check_request};
-use sandlab_proto::{protocol_major, HANDSHAKE_TIMEOUT, INITIAL_WINDOW, MAX_STREAMS, PROTOCOL_VERSION};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use sandlab_proto::{
+    protocol_major, HANDSHAKE_TIMEOUT, INITIAL_WINDOW, MAX_STREAMS, PROTOCOL_VERSION,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::agent::Agent;
 use crate::log::log;
+pub use crate::outbound::Outbound;
 use crate::window::Window;
 use crate::{exec, files};
 
@@ -28,51 +31,6 @@ pub enum Input {
     Data(Bytes),
     Eof,
     Control(Control),
-}
-
-enum Out {
-    Frame(Frame),
-    Flush(oneshot::Sender<()>),
-}
-
-/// The queue towards the host's socket. Cheap to clone.
-#[derive(Clone)]
-pub struct Outbound {
-    tx: mpsc::UnboundedSender<Out>,
-    agent: Arc<Agent>,
-}
-
-impl Outbound {
-    pub fn reply(&self, stream: u32, reply: &Reply) {
-        let frame = messages::encode(FrameKind::Reply, stream, reply).unwrap_or_else(|e| {
-            let err = Reply::error(ErrorCode::Other, format!("The reply could not be encoded: {e}"));
-            // A short error reply always encodes.
-            messages::encode(FrameKind::Reply, stream, &err).unwrap_or_else(|_| Frame::empty(FrameKind::Reply, stream))
-        });
-        let _ = self.tx.send(Out::Frame(frame));
-    }
-
-    /// Queues output; counted as buffered until the writer has written it.
-    pub fn data(&self, kind: FrameKind, stream: u32, bytes: Bytes) {
-        let n = bytes.len();
-        self.agent.stats.queued(n);
-        if self.tx.send(Out::Frame(Frame::new(kind, stream, bytes))).is_err() {
-            self.agent.stats.unqueued(n);
-        }
-    }
-
-    pub fn window(&self, stream: u32, credit: u32) {
-        let _ = self.tx.send(Out::Frame(Frame::window(stream, credit)));
-    }
-
-    /// Waits until everything queued before this call was written (or the
-    /// connection is gone).
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Out::Flush(tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
 }
 
 struct Entry {
@@ -140,7 +98,11 @@ impl StreamCtx {
 impl Drop for StreamCtx {
     fn drop(&mut self) {
         let mut table = lock(&self.table);
-        if table.entries.get(&self.id).is_some_and(|e| e.gen == self.gen) {
+        if table
+            .entries
+            .get(&self.id)
+            .is_some_and(|e| e.gen == self.gen)
+        {
             table.entries.remove(&self.id);
             self.agent.stats.stream_closed();
         }
@@ -163,7 +125,11 @@ impl Granter {
             return;
         }
         let mut table = lock(&self.table);
-        if let Some(entry) = table.entries.get_mut(&self.id).filter(|e| e.gen == self.gen) {
+        if let Some(entry) = table
+            .entries
+            .get_mut(&self.id)
+            .filter(|e| e.gen == self.gen)
+        {
             entry.in_credit = entry.in_credit.saturating_add(n as u32);
             self.out.window(self.id, n as u32);
         }
@@ -173,20 +139,19 @@ impl Granter {
 /// Serves one connection until the host closes it or breaks the protocol.
 pub async fn serve(agent: Arc<Agent>, sock: UnixStream) {
     let (mut rd, wr) = sock.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write_loop(wr, rx, agent.clone()));
-    let out = Outbound { tx, agent: agent.clone() };
+    let out = Outbound::start(wr, agent.clone());
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     match messages::encode(FrameKind::Hello, 0, &hello) {
-        Ok(frame) => drop(out.tx.send(Out::Frame(frame))),
+        Ok(frame) => out.frame(frame),
         Err(_) => return,
     }
     let mut buf = BytesMut::with_capacity(4096);
     let mut dec = FrameDecoder::new();
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut rd, &mut buf, &mut dec)).await;
+    let first =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut rd, &mut buf, &mut dec)).await;
     let host: Hello = match first {
         Ok(Ok(Some(frame))) => match messages::decode(&frame, FrameKind::Hello) {
             Ok(hello) => hello,
@@ -238,7 +203,11 @@ enum ReadError {
 }
 
 /// The next frame; `None` at a clean end of stream.
-async fn next_frame(rd: &mut OwnedReadHalf, buf: &mut BytesMut, dec: &mut FrameDecoder) -> Result<Option<Frame>, ReadError> {
+async fn next_frame(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    dec: &mut FrameDecoder,
+) -> Result<Option<Frame>, ReadError> {
     loop {
         if let Some(frame) = dec.decode(buf).map_err(ReadError::Frame)? {
             return Ok(Some(frame));
@@ -260,7 +229,8 @@ impl Connection {
         let id = frame.stream;
         match frame.kind {
             FrameKind::Open => {
-                let req = messages::decode(&frame, FrameKind::Open).map_err(|_| "malformed request")?;
+                let req =
+                    messages::decode(&frame, FrameKind::Open).map_err(|_| "malformed request")?;
                 self.open(id, req)
             }
             FrameKind::Data => {
@@ -290,7 +260,8 @@ impl Connection {
                 }
             }
             FrameKind::Control => {
-                let ctl: Control = messages::decode(&frame, FrameKind::Control).map_err(|_| "malformed control")?;
+                let ctl: Control = messages::decode(&frame, FrameKind::Control)
+                    .map_err(|_| "malformed control")?;
                 match check_control(&ctl) {
                     Ok(()) => self.send_input(id, Input::Control(ctl)),
                     Err(e) => log!("stream {id}: ignoring control: {e}"),
@@ -305,7 +276,9 @@ impl Connection {
                 }
                 Ok(())
             }
-            FrameKind::Hello | FrameKind::Reply | FrameKind::Stderr => Err("a frame kind only agents send"),
+            FrameKind::Hello | FrameKind::Reply | FrameKind::Stderr => {
+                Err("a frame kind only agents send")
+            }
         }
     }
 
@@ -317,12 +290,18 @@ impl Connection {
 
     fn open(&mut self, id: u32, req: Request) -> Result<(), &'static str> {
         if let Err(e) = check_request(&req) {
-            self.out.reply(id, &Reply::error(ErrorCode::InvalidRequest, e.to_string()));
+            self.out
+                .reply(id, &Reply::error(ErrorCode::InvalidRequest, e.to_string()));
             return Ok(());
         }
         match req {
             Request::Ping => self.out.reply(id, &Reply::Pong),
-            Request::Stats => self.out.reply(id, &Reply::Stats { stats: self.agent.snapshot() }),
+            Request::Stats => self.out.reply(
+                id,
+                &Reply::Stats {
+                    stats: self.agent.snapshot(),
+                },
+            ),
             Request::Shutdown => {
                 log!("shutdown requested");
                 self.out.reply(id, &Reply::Ok);
@@ -348,7 +327,9 @@ impl Connection {
                         } => files::write(ctx, path, mode, create_parents, size, input).await,
                         Request::ListDir { path } => files::list(ctx, path).await,
                         Request::Stat { path } => files::stat(ctx, path).await,
-                        Request::Remove { path, recursive } => files::remove(ctx, path, recursive).await,
+                        Request::Remove { path, recursive } => {
+                            files::remove(ctx, path, recursive).await
+                        }
                         Request::Mkdir { path, parents } => files::mkdir(ctx, path, parents).await,
                         Request::Ping | Request::Stats | Request::Shutdown => {}
                     }
@@ -360,14 +341,18 @@ impl Connection {
 
     /// Creates the stream's entry; `None` (after an error reply) when at the limit.
     #[allow(clippy::type_complexity)]
-    fn register(&mut self, id: u32) -> Result<Option<(StreamCtx, mpsc::UnboundedReceiver<Input>)>, &'static str> {
+    fn register(
+        &mut self,
+        id: u32,
+    ) -> Result<Option<(StreamCtx, mpsc::UnboundedReceiver<Input>)>, &'static str> {
         let mut table = lock(&self.table);
         if table.entries.contains_key(&id) {
             return Err("a stream id that is in use");
         }
         if table.entries.len() >= MAX_STREAMS {
             let msg = format!("The connection already has {MAX_STREAMS} open streams.");
-            self.out.reply(id, &Reply::error(ErrorCode::TooManyStreams, msg));
+            self.out
+                .reply(id, &Reply::error(ErrorCode::TooManyStreams, msg));
             return Ok(None);
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -401,52 +386,6 @@ impl Connection {
         for entry in entries.into_values() {
             entry.window.close();
             self.agent.stats.stream_closed();
-        }
-    }
-}
-
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>, agent: Arc<Agent>) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut data_bytes = 0;
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Out::Frame(frame) => {
-                    if matches!(frame.kind, FrameKind::Data | FrameKind::Stderr) {
-                        data_bytes += frame.payload.len();
-                    }
-                    if let Err(e) = frame.encode(&mut buf) {
-                        log!("dropping an unencodable frame: {e}");
-                    }
-                }
-                Out::Flush(done) => flushes.push(done),
-            }
-            if buf.len() < 256 * 1024 {
-                next = rx.try_recv().ok();
-            }
-        }
-        let result = wr.write_all(&buf).await;
-        agent.stats.written(data_bytes);
-        buf.clear();
-        if buf.capacity() > 1024 * 1024 {
-            buf = BytesMut::with_capacity(16 * 1024);
-        }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-        if let Err(e) = result {
-            log!("writing to the host failed: {e}");
-            break;
-        }
-    }
-    rx.close();
-    while let Ok(item) = rx.try_recv() {
-        if let Out::Frame(frame) = item {
-            if matches!(frame.kind, FrameKind::Data | FrameKind::Stderr) {
-                agent.stats.written(frame.payload.len());
-            }
         }
     }
 }

@@ -99,7 +99,11 @@ impl ExecSpec {
             None if Path::new(&ident.home).is_dir() => ident.home.clone(),
             None => "/".to_string(),
         };
-        let term = if start.tty.is_some() { "xterm-256color" } else { "dumb" };
+        let term = if start.tty.is_some() {
+            "xterm-256color"
+        } else {
+            "dumb"
+        };
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), DEFAULT_PATH.into()),
             ("HOME".into(), ident.home.clone()),
@@ -119,7 +123,8 @@ impl ExecSpec {
             argv: start.argv,
             env,
             // check_exec and the metadata lookup rule out NUL bytes.
-            cwd: CString::new(Path::new(&cwd).as_os_str().as_bytes()).map_err(|_| ExecError::NoCwd(cwd))?,
+            cwd: CString::new(Path::new(&cwd).as_os_str().as_bytes())
+                .map_err(|_| ExecError::NoCwd(cwd))?,
             ident,
             timeout: start.timeout_ms.map(Duration::from_millis),
             tty: start.tty,
@@ -145,15 +150,30 @@ fn spawn(spec: &ExecSpec, reaper: &Reaper) -> Result<Spawned, ExecError> {
         source,
     };
     let mut cmd = Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let pty = spec.tty.map(pty::open).transpose().map_err(ExecError::Pty)?;
+    cmd.args(&spec.argv[1..])
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let pty = spec
+        .tty
+        .map(pty::open)
+        .transpose()
+        .map_err(ExecError::Pty)?;
     if let Some(pty) = &pty {
-        let slave = || pty.slave.try_clone().map(Stdio::from).map_err(ExecError::Pty);
+        let slave = || {
+            pty.slave
+                .try_clone()
+                .map(Stdio::from)
+                .map_err(ExecError::Pty)
+        };
         cmd.stdin(slave()?).stdout(slave()?).stderr(slave()?);
     } else {
-        cmd.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if spec.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     }
     let setup = child::Setup::new(pty.is_some(), &spec.ident, spec.cwd.clone());
     // SAFETY: `Setup::apply` makes only async-signal-safe calls and does not
@@ -203,7 +223,12 @@ pub async fn run(ctx: StreamCtx, start: ExecStart, input: mpsc::UnboundedReceive
         Ok(spawned) => spawned,
         Err(e) => return ctx.finish(e.reply()),
     };
-    crate::log::log!("stream {}: started {:?} as pid {}", ctx.id, spec.argv[0], spawned.pid);
+    crate::log::log!(
+        "stream {}: started {:?} as pid {}",
+        ctx.id,
+        spec.argv[0],
+        spawned.pid
+    );
     // A pid from the kernel is positive.
     ctx.reply(&Reply::Started {
         pid: spawned.pid as u32,
@@ -211,7 +236,12 @@ pub async fn run(ctx: StreamCtx, start: ExecStart, input: mpsc::UnboundedReceive
     supervise(ctx, spec, spawned, input).await;
 }
 
-async fn supervise(ctx: StreamCtx, spec: ExecSpec, sp: Spawned, mut input: mpsc::UnboundedReceiver<Input>) {
+async fn supervise(
+    ctx: StreamCtx,
+    spec: ExecSpec,
+    sp: Spawned,
+    mut input: mpsc::UnboundedReceiver<Input>,
+) {
     let Spawned {
         pid,
         mut status,
@@ -304,7 +334,10 @@ async fn supervise(ctx: StreamCtx, spec: ExecSpec, sp: Spawned, mut input: mpsc:
     }
     drop(stdin_tx);
     let (code, signal) = raw.map(decode_status).unwrap_or((None, None));
-    crate::log::log!("stream {}: pid {pid} exited code={code:?} signal={signal:?} timed_out={timed_out}", ctx.id);
+    crate::log::log!(
+        "stream {}: pid {pid} exited code={code:?} signal={signal:?} timed_out={timed_out}",
+        ctx.id
+    );
     if !reset {
         ctx.finish(Reply::Exit {
             status: ExitStatus {
@@ -318,7 +351,10 @@ async fn supervise(ctx: StreamCtx, spec: ExecSpec, sp: Spawned, mut input: mpsc:
 
 /// SIGKILLs the child's process group unless its status already arrived (then the
 /// pid may be reused and must not be signalled).
-fn kill_unless_exited(status: &mut oneshot::Receiver<RawStatus>, pid: libc::pid_t) -> Option<RawStatus> {
+fn kill_unless_exited(
+    status: &mut oneshot::Receiver<RawStatus>,
+    pid: libc::pid_t,
+) -> Option<RawStatus> {
     match status.try_recv() {
         Ok(st) => Some(st),
         Err(_) => {
@@ -337,7 +373,9 @@ fn control(ctl: Control, pid: libc::pid_t, master: Option<&Fd>) {
         }
         (Control::Resize { .. }, None) => {}
         (Control::Signal { signo }, master) => {
-            let group = master.and_then(|m| pty::foreground_group(m.raw())).unwrap_or(pid);
+            let group = master
+                .and_then(|m| pty::foreground_group(m.raw()))
+                .unwrap_or(pid);
             // SAFETY: signalling a process group has no memory effects; group > 0.
             let rc = unsafe { libc::kill(-group, signo) };
             if rc < 0 {

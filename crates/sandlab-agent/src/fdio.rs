@@ -68,8 +68,13 @@ impl Fd {
 
 /// Reads through a readiness guard; `None` when the readiness was spurious (it is
 /// cleared, so the next [`Fd::readable`] waits for real).
-pub fn read_guarded(guard: &mut AsyncFdReadyGuard<'_, OwnedFd>, buf: &mut [u8]) -> Option<io::Result<usize>> {
-    guard.try_io(|fd| retry_eintr(|| sys_read(fd.as_raw_fd(), buf))).ok()
+pub fn read_guarded(
+    guard: &mut AsyncFdReadyGuard<'_, OwnedFd>,
+    buf: &mut [u8],
+) -> Option<io::Result<usize>> {
+    guard
+        .try_io(|fd| retry_eintr(|| sys_read(fd.as_raw_fd(), buf)))
+        .ok()
 }
 
 fn retry_eintr(mut f: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
@@ -109,7 +114,13 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// leaks into user processes (everything it opens later is `O_CLOEXEC` already).
 pub fn cloexec_from_3() {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags, closes nothing.
-    let rc = unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    let rc = unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
     if rc == 0 {
         return;
     }

@@ -35,7 +35,10 @@ fn error_code(e: &io::Error) -> ErrorCode {
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Reply {
-    Reply::error(error_code(&e), format!("Could not {what} {}: {e}.", path.display()))
+    Reply::error(
+        error_code(&e),
+        format!("Could not {what} {}: {e}.", path.display()),
+    )
 }
 
 fn invalid(message: String) -> Reply {
@@ -43,10 +46,15 @@ fn invalid(message: String) -> Reply {
 }
 
 /// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Reply> + Send + 'static) -> Result<T, Reply> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(Reply::error(ErrorCode::Other, format!("The file operation failed: {e}."))))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Reply> + Send + 'static,
+) -> Result<T, Reply> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Reply::error(
+            ErrorCode::Other,
+            format!("The file operation failed: {e}."),
+        ))
+    })
 }
 
 fn finish(ctx: StreamCtx, result: Result<Reply, Reply>) {
@@ -66,7 +74,10 @@ pub async fn read(ctx: StreamCtx, path: String, max: u64) {
             .map_err(|e| io_error("open", &p, e))?;
         let meta = file.metadata().map_err(|e| io_error("stat", &p, e))?;
         if meta.is_dir() {
-            return Err(Reply::error(ErrorCode::IsADirectory, format!("{} is a directory.", p.display())));
+            return Err(Reply::error(
+                ErrorCode::IsADirectory,
+                format!("{} is a directory.", p.display()),
+            ));
         }
         if !meta.is_file() {
             return Err(invalid(format!("{} is not a regular file.", p.display())));
@@ -116,7 +127,10 @@ pub async fn read(ctx: StreamCtx, path: String, max: u64) {
 }
 
 fn too_large(path: &Path, max: u64) -> Reply {
-    Reply::error(ErrorCode::TooLarge, format!("{} is larger than {max} bytes.", path.display()))
+    Reply::error(
+        ErrorCode::TooLarge,
+        format!("{} is larger than {max} bytes.", path.display()),
+    )
 }
 
 /// Removes a temporary file unless it was renamed into place.
@@ -141,14 +155,22 @@ fn create_temp(path: &Path, create_parents: bool) -> Result<(File, TempFile), Re
         fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
     }
     if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(Reply::error(ErrorCode::IsADirectory, format!("{} is a directory.", path.display())));
+        return Err(Reply::error(
+            ErrorCode::IsADirectory,
+            format!("{} is a directory.", path.display()),
+        ));
     }
     // Keep the temporary name within NAME_MAX whatever the target's length.
     let short: String = name.to_string_lossy().chars().take(64).collect();
     loop {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = parent.join(format!(".{short}.sandlab-{}-{n}.tmp", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
             Ok(file) => return Ok((file, TempFile(Some(tmp)))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_error("create a file in", parent, e)),
@@ -179,11 +201,14 @@ pub async fn write(
                 let n = bytes.len();
                 received += n as u64;
                 if received > size {
-                    return ctx.finish(invalid(format!("More than the announced {size} bytes arrived.")));
+                    return ctx.finish(invalid(format!(
+                        "More than the announced {size} bytes arrived."
+                    )));
                 }
                 let p = path.clone();
                 let written = blocking(move || {
-                    file.write_all(&bytes).map_err(|e| io_error("write", &p, e))?;
+                    file.write_all(&bytes)
+                        .map_err(|e| io_error("write", &p, e))?;
                     Ok(file)
                 })
                 .await;
@@ -199,7 +224,9 @@ pub async fn write(
         }
     }
     if received != size {
-        return ctx.finish(invalid(format!("Only {received} of the announced {size} bytes arrived.")));
+        return ctx.finish(invalid(format!(
+            "Only {received} of the announced {size} bytes arrived."
+        )));
     }
     let p = path.clone();
     let result = blocking(move || {
@@ -262,12 +289,18 @@ pub async fn list(ctx: StreamCtx, path: String) {
             if entries.len() >= MAX_DIR_ENTRIES {
                 return Err(Reply::error(
                     ErrorCode::TooLarge,
-                    format!("{} has more than {MAX_DIR_ENTRIES} entries.", path.display()),
+                    format!(
+                        "{} has more than {MAX_DIR_ENTRIES} entries.",
+                        path.display()
+                    ),
                 ));
             }
             // An entry removed since readdir is skipped.
             if let Ok(meta) = entry.metadata() {
-                entries.push(entry_of(entry.file_name().to_string_lossy().into_owned(), &meta));
+                entries.push(entry_of(
+                    entry.file_name().to_string_lossy().into_owned(),
+                    &meta,
+                ));
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -16,6 +16,7 @@ mod exec;
 mod fdio;
 mod files;
 mod log;
+mod outbound;
 mod pty;
 mod pump;
 mod reaper;
@@ -62,7 +63,9 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> 
             }
             Some("--term-grace-ms") => {
                 let ms = args.next().and_then(|v| v.to_str()?.parse().ok());
-                parsed.grace = Duration::from_millis(ms.ok_or("--term-grace-ms needs a number of milliseconds.")?);
+                parsed.grace = Duration::from_millis(
+                    ms.ok_or("--term-grace-ms needs a number of milliseconds.")?,
+                );
             }
             Some("--version") => parsed.version = true,
             _ => return Err(format!("Unexpected argument {arg:?}.")),
@@ -94,7 +97,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             log!("could not start the runtime: {e}");
@@ -152,15 +158,15 @@ fn open_listener(args: &Args) -> Result<StdListener, String> {
             if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
                 let _ = std::fs::remove_file(path);
             }
-            StdListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?
+            StdListener::bind(path)
+                .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?
         }
         None => {
-            let var = std::env::var("SANDLAB_AGENT_FD").map_err(|_| format!("no socket: {USAGE}"))?;
-            let fd: RawFd = var
-                .parse()
-                .ok()
-                .filter(|fd| *fd >= 3)
-                .ok_or_else(|| format!("SANDLAB_AGENT_FD={var:?} is not an fd number of 3 or more"))?;
+            let var =
+                std::env::var("SANDLAB_AGENT_FD").map_err(|_| format!("no socket: {USAGE}"))?;
+            let fd: RawFd = var.parse().ok().filter(|fd| *fd >= 3).ok_or_else(|| {
+                format!("SANDLAB_AGENT_FD={var:?} is not an fd number of 3 or more")
+            })?;
             if !is_listening_socket(fd) {
                 return Err(format!("fd {fd} is not a listening socket"));
             }
@@ -194,7 +200,11 @@ fn is_listening_socket(fd: RawFd) -> bool {
 async fn run(listener: StdListener, grace: Duration) -> ExitCode {
     let reaper = Reaper::new();
     // Register every signal before the first child exists.
-    let signals = (signal(SignalKind::child()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    let signals = (
+        signal(SignalKind::child()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
     let (Ok(sigchld), Ok(mut sigterm), Ok(mut sigint)) = signals else {
         log!("cannot install signal handlers");
         return ExitCode::FAILURE;

@@ -48,8 +48,15 @@ fn open_peer(master: &OwnedFd) -> io::Result<OwnedFd> {
     }
     let mut name = [0 as libc::c_char; 128];
     // SAFETY: the buffer and its length are valid; ptsname_r NUL-terminates on success.
-    check(unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) })
-        .and_then(|rc| if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) })?;
+    check(unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) }).and_then(
+        |rc| {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(rc))
+            }
+        },
+    )?;
     // SAFETY: ptsname_r succeeded, so `name` holds a NUL-terminated string.
     let path = unsafe { CStr::from_ptr(name.as_ptr()) };
     // SAFETY: `path` is a valid C string; open returns a new fd or -1.

@@ -79,7 +79,8 @@ impl Output {
             match read {
                 Read::Bytes(n) => {
                     self.window.release(allowed - n);
-                    self.out.data(self.kind, self.stream, Bytes::copy_from_slice(&buf[..n]));
+                    self.out
+                        .data(self.kind, self.stream, Bytes::copy_from_slice(&buf[..n]));
                 }
                 Read::Again => self.window.release(allowed),
                 Read::Done => {

@@ -141,7 +141,10 @@ impl Reaper {
     /// left.
     pub async fn terminate_all(&self, grace: Duration) {
         self.signal_all(libc::SIGTERM);
-        if tokio::time::timeout(grace, self.until_no_children()).await.is_ok() {
+        if tokio::time::timeout(grace, self.until_no_children())
+            .await
+            .is_ok()
+        {
             return;
         }
         log!("children still alive after {grace:?}, killing them");

@@ -132,7 +132,11 @@ pub fn resolve_in(spec: &str, passwd: &str, group: &str) -> Result<Identity, Use
             }
         }
     }
-    let home = if home.starts_with('/') { home } else { "/".to_string() };
+    let home = if home.starts_with('/') {
+        home
+    } else {
+        "/".to_string()
+    };
     Ok(Identity {
         uid,
         gid,
@@ -176,7 +180,10 @@ nogroup:x:65534:
         assert_eq!(resolve_in("1000", PASSWD, GROUP).unwrap(), alice);
 
         let nobody = resolve_in("nobody", PASSWD, GROUP).unwrap();
-        assert_eq!((nobody.uid, nobody.gid, nobody.groups.as_slice()), (65534, 65534, &[65534][..]));
+        assert_eq!(
+            (nobody.uid, nobody.gid, nobody.groups.as_slice()),
+            (65534, 65534, &[65534][..])
+        );
     }
 
     #[test]
@@ -185,7 +192,10 @@ nogroup:x:65534:
         assert_eq!((a.uid, a.gid), (1000, 4));
         assert_eq!(a.groups, vec![4, 27]);
         let n = resolve_in("1234:5678", PASSWD, GROUP).unwrap();
-        assert_eq!((n.uid, n.gid, n.groups.as_slice(), n.home.as_str()), (1234, 5678, &[5678][..], "/"));
+        assert_eq!(
+            (n.uid, n.gid, n.groups.as_slice(), n.home.as_str()),
+            (1234, 5678, &[5678][..], "/")
+        );
         assert_eq!(n.name, None);
     }
 
@@ -199,8 +209,17 @@ nogroup:x:65534:
 
     #[test]
     fn unknown_names_are_errors() {
-        assert!(matches!(resolve_in("mallory", PASSWD, GROUP), Err(UserError::UnknownUser(_))));
-        assert!(matches!(resolve_in("weird", PASSWD, GROUP), Err(UserError::UnknownUser(_))));
-        assert!(matches!(resolve_in("alice:wheel", PASSWD, GROUP), Err(UserError::UnknownGroup(_))));
+        assert!(matches!(
+            resolve_in("mallory", PASSWD, GROUP),
+            Err(UserError::UnknownUser(_))
+        ));
+        assert!(matches!(
+            resolve_in("weird", PASSWD, GROUP),
+            Err(UserError::UnknownUser(_))
+        ));
+        assert!(matches!(
+            resolve_in("alice:wheel", PASSWD, GROUP),
+            Err(UserError::UnknownGroup(_))
+        ));
     }
 }

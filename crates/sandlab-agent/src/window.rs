@@ -107,7 +107,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         w.grant(7).unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got, Some(7));
         w.release(3);
         assert_eq!(w.reserve(100).await, Some(3));
@@ -120,7 +123,13 @@ mod tests {
         let waiter = tokio::spawn(async move { w2.reserve(1).await });
         tokio::task::yield_now().await;
         w.close();
-        assert_eq!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap(), None);
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .unwrap()
+                .unwrap(),
+            None
+        );
         let w = Window::new(MAX_WINDOW);
         assert!(w.grant(1).is_err());
         assert!(w.grant(0).is_ok());

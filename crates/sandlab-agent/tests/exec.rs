@@ -23,7 +23,10 @@ async fn echo_and_exit_codes() {
     let out = sh(&client, "echo out; echo err >&2; exit 3").await;
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
-    assert_eq!((out.exit.code, out.exit.signal, out.exit.timed_out), (Some(3), None, false));
+    assert_eq!(
+        (out.exit.code, out.exit.signal, out.exit.timed_out),
+        (Some(3), None, false)
+    );
     assert_eq!(out.exit.shell_code(), 3);
 }
 
@@ -48,7 +51,10 @@ async fn timeout_kills_the_whole_group() {
     assert_eq!(out.exit.shell_code(), 124);
     assert!(out.duration < Duration::from_secs(5), "{:?}", out.duration);
     let grandchild: u32 = text(&out.stdout).trim().parse().unwrap();
-    wait_until("the background sleep is gone", || async move { (!pid_alive(grandchild)).then_some(()) }).await;
+    wait_until("the background sleep is gone", || async move {
+        (!pid_alive(grandchild)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -74,7 +80,10 @@ async fn stdin_is_streamed_and_closed() {
     read_until(&mut session, "ping\n").await;
     session.close_stdin().await.unwrap();
     let exit = tokio::time::timeout(TIMEOUT, session.next()).await.unwrap();
-    assert!(matches!(exit, Some(ExecEvent::Exit(st)) if st.success()), "{exit:?}");
+    assert!(
+        matches!(exit, Some(ExecEvent::Exit(st)) if st.success()),
+        "{exit:?}"
+    );
     assert_eq!(session.next().await, None);
 
     // Without stdin the child reads /dev/null.
@@ -120,7 +129,11 @@ async fn users_and_groups() {
     let lines: Vec<String> = text(&numeric.stdout).lines().map(String::from).collect();
     assert_eq!(&lines[..3], ["1234", "4321", "4321"], "{lines:?}");
 
-    let err = client.exec(id(Some("no-such-user-here"))).await.err().unwrap();
+    let err = client
+        .exec(id(Some("no-such-user-here")))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.agent_code(), Some(ErrorCode::UnknownUser), "{err}");
 }
 
@@ -128,7 +141,11 @@ async fn users_and_groups() {
 async fn env_and_cwd() {
     let agent = TestAgent::start();
     let client = agent.client().await;
-    let mut req = ExecRequest::new(["sh", "-c", "echo \"$FOO|$TERM|$PATH|$HOME\"; pwd; env | wc -l"]);
+    let mut req = ExecRequest::new([
+        "sh",
+        "-c",
+        "echo \"$FOO|$TERM|$PATH|$HOME\"; pwd; env | wc -l",
+    ]);
     req.env = vec!["FOO=bar=baz".into(), "HOME=/tmp".into()];
     req.cwd = Some("/usr".into());
     let out = run(&client, req).await;
@@ -140,18 +157,33 @@ async fn env_and_cwd() {
     assert_eq!(lines[1], "/usr");
     // Nothing of the agent's own environment leaks (SANDLAB_AGENT_LOG is set there).
     let out = sh(&client, "env").await;
-    assert!(!text(&out.stdout).contains("SANDLAB"), "{}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("SANDLAB"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let mut req = ExecRequest::new(["true"]);
     req.cwd = Some("/definitely/not/here".into());
     let err = client.exec(req).await.err().unwrap();
     assert_eq!(err.agent_code(), Some(ErrorCode::NotFound), "{err}");
 
-    let err = client.exec(ExecRequest::new(["/no/such/program"])).await.err().unwrap();
+    let err = client
+        .exec(ExecRequest::new(["/no/such/program"]))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.agent_code(), Some(ErrorCode::NotFound), "{err}");
 
-    let err = client.exec(ExecRequest::new(Vec::<String>::new())).await.err().unwrap();
-    assert!(matches!(err, sandlab_proto::Error::InvalidRequest(_)), "{err}");
+    let err = client
+        .exec(ExecRequest::new(Vec::<String>::new()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, sandlab_proto::Error::InvalidRequest(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +212,10 @@ async fn children_inherit_nothing_from_the_agent() {
     assert!(status.contains("SigIgn:\t0000000000000000"), "{status}");
 
     let out = sh(&client, "cut -d' ' -f1,5 /proc/$$/stat").await;
-    let fields: Vec<String> = text(&out.stdout).split_whitespace().map(String::from).collect();
+    let fields: Vec<String> = text(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     assert_eq!(fields[0], fields[1], "the exec leads its own process group");
 }
 
@@ -189,15 +224,25 @@ async fn signal_reaches_the_process_group() {
     let agent = TestAgent::start();
     let client = agent.client().await;
     let mut session = client
-        .exec(ExecRequest::new(["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"]))
+        .exec(ExecRequest::new([
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+        ]))
         .await
         .unwrap();
     read_until(&mut session, "ready").await;
     session.signal(15).await.unwrap();
     read_until(&mut session, "got-term").await;
     let exit = tokio::time::timeout(TIMEOUT, session.next()).await.unwrap();
-    assert!(matches!(exit, Some(ExecEvent::Exit(st)) if st.code == Some(7)), "{exit:?}");
-    assert!(matches!(session.signal(15).await, Err(sandlab_proto::Error::StreamClosed)));
+    assert!(
+        matches!(exit, Some(ExecEvent::Exit(st)) if st.code == Some(7)),
+        "{exit:?}"
+    );
+    assert!(matches!(
+        session.signal(15).await,
+        Err(sandlab_proto::Error::StreamClosed)
+    ));
 }
 
 #[tokio::test]
@@ -208,7 +253,11 @@ async fn many_concurrent_execs_on_one_connection() {
         .map(|i| {
             let client = client.clone();
             tokio::spawn(async move {
-                let script = format!("echo start-{i}; head -c {} /dev/zero | wc -c; exit {}", i * 10_000, i % 7);
+                let script = format!(
+                    "echo start-{i}; head -c {} /dev/zero | wc -c; exit {}",
+                    i * 10_000,
+                    i % 7
+                );
                 let out = sh(&client, &script).await;
                 assert_eq!(text(&out.stdout), format!("start-{i}\n{}\n", i * 10_000));
                 assert_eq!(out.exit.code, Some(i % 7));
@@ -228,7 +277,11 @@ async fn exec_collect_truncates_without_killing() {
     let agent = TestAgent::start();
     let client = agent.client().await;
     let out = client
-        .exec_collect(ExecRequest::new(["sh", "-c", "head -c 100000 /dev/zero; echo done >&2"]), None, 1000)
+        .exec_collect(
+            ExecRequest::new(["sh", "-c", "head -c 100000 /dev/zero; echo done >&2"]),
+            None,
+            1000,
+        )
         .await
         .unwrap();
     assert!(out.truncated);
@@ -244,7 +297,10 @@ async fn background_processes_survive_the_exec() {
     let out = sh(&client, "(sleep 30; echo late) & echo $!").await;
     assert!(out.exit.success());
     let pid: u32 = text(&out.stdout).trim().parse().unwrap();
-    assert!(pid_alive(pid), "the background job is not killed by the exit");
+    assert!(
+        pid_alive(pid),
+        "the background job is not killed by the exit"
+    );
     // SAFETY: signalling a test-owned process.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }

@@ -37,7 +37,8 @@ impl Raw {
             protocol,
             version: "test".into(),
         };
-        raw.send(&messages::encode(FrameKind::Hello, 0, &ours).unwrap()).await;
+        raw.send(&messages::encode(FrameKind::Hello, 0, &ours).unwrap())
+            .await;
         raw
     }
 
@@ -93,23 +94,64 @@ async fn a_bad_connection_is_closed_and_others_keep_working() {
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("unknown kind", vec![0, 0, 0, 0, 0xEE, 0, 0, 0, 1]),
-        ("oversized length", vec![0xFF, 0xFF, 0xFF, 0xFF, FrameKind::Data as u8, 0, 0, 0, 1]),
-        ("bad json", Frame::new(FrameKind::Open, 1, &b"{not json"[..]).to_bytes().unwrap().to_vec()),
-        ("unknown op", Frame::new(FrameKind::Open, 1, &br#"{"op":"format_disk"}"#[..]).to_bytes().unwrap().to_vec()),
-        ("agent-only kind", messages::encode(FrameKind::Reply, 1, &Reply::Ok).unwrap().to_bytes().unwrap().to_vec()),
-        ("second hello", messages::encode(FrameKind::Hello, 0, &Hello { protocol: PROTOCOL_VERSION, version: String::new() }).unwrap().to_bytes().unwrap().to_vec()),
+        (
+            "oversized length",
+            vec![0xFF, 0xFF, 0xFF, 0xFF, FrameKind::Data as u8, 0, 0, 0, 1],
+        ),
+        (
+            "bad json",
+            Frame::new(FrameKind::Open, 1, &b"{not json"[..])
+                .to_bytes()
+                .unwrap()
+                .to_vec(),
+        ),
+        (
+            "unknown op",
+            Frame::new(FrameKind::Open, 1, &br#"{"op":"format_disk"}"#[..])
+                .to_bytes()
+                .unwrap()
+                .to_vec(),
+        ),
+        (
+            "agent-only kind",
+            messages::encode(FrameKind::Reply, 1, &Reply::Ok)
+                .unwrap()
+                .to_bytes()
+                .unwrap()
+                .to_vec(),
+        ),
+        (
+            "second hello",
+            messages::encode(
+                FrameKind::Hello,
+                0,
+                &Hello {
+                    protocol: PROTOCOL_VERSION,
+                    version: String::new(),
+                },
+            )
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .to_vec(),
+        ),
     ];
     for (what, bytes) in cases {
         let mut raw = Raw::connect(&agent, PROTOCOL_VERSION).await;
         raw.send_bytes(&bytes).await;
         raw.expect_closed().await;
-        good.ping().await.unwrap_or_else(|e| panic!("after {what}: {e}"));
+        good.ping()
+            .await
+            .unwrap_or_else(|e| panic!("after {what}: {e}"));
     }
     // Pure garbage before any hello.
     let mut sock = UnixStream::connect(&agent.sock).await.unwrap();
     sock.write_all(&[0xAB; 64]).await.unwrap();
     let mut sink = Vec::new();
-    tokio::time::timeout(TIMEOUT, sock.read_to_end(&mut sink)).await.unwrap().unwrap();
+    tokio::time::timeout(TIMEOUT, sock.read_to_end(&mut sink))
+        .await
+        .unwrap()
+        .unwrap();
 
     // The long-running exec on the good connection was not disturbed.
     long.write_stdin(b"yes\n").await.unwrap();
@@ -122,8 +164,14 @@ async fn data_beyond_the_window_closes_the_connection() {
     let mut raw = Raw::connect(&agent, PROTOCOL_VERSION).await;
     raw.send(&exec_frame(1, &["sleep", "300.5"], true)).await;
     let started = raw.recv().await.unwrap();
-    assert!(matches!(messages::decode(&started, FrameKind::Reply).unwrap(), Reply::Started { .. }));
-    let pid = wait_until("sleep runs", || async { process_with_cmdline(&["sleep", "300.5"]) }).await;
+    assert!(matches!(
+        messages::decode(&started, FrameKind::Reply).unwrap(),
+        Reply::Started { .. }
+    ));
+    let pid = wait_until("sleep runs", || async {
+        process_with_cmdline(&["sleep", "300.5"])
+    })
+    .await;
     // sleep never reads stdin: once its pipe (64 KiB) is full no credit comes
     // back, so the window plus the pipe plus a margin must overflow.
     let chunk = Frame::new(FrameKind::Data, 1, vec![0u8; 64 * 1024]);
@@ -132,7 +180,10 @@ async fn data_beyond_the_window_closes_the_connection() {
     }
     raw.expect_closed().await;
     // Losing the connection kills what it started.
-    wait_until("the exec is killed", || async move { (!pid_alive(pid)).then_some(()) }).await;
+    wait_until("the exec is killed", || async move {
+        (!pid_alive(pid)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -151,9 +202,13 @@ async fn protocol_mismatch_is_reported() {
     raw.expect_closed().await;
     // A minor difference is fine.
     let mut raw = Raw::connect(&agent, PROTOCOL_VERSION + 3).await;
-    raw.send(&messages::encode(FrameKind::Open, 1, &Request::Ping).unwrap()).await;
+    raw.send(&messages::encode(FrameKind::Open, 1, &Request::Ping).unwrap())
+        .await;
     let pong = raw.recv().await.unwrap();
-    assert_eq!(messages::decode::<Reply>(&pong, FrameKind::Reply).unwrap(), Reply::Pong);
+    assert_eq!(
+        messages::decode::<Reply>(&pong, FrameKind::Reply).unwrap(),
+        Reply::Pong
+    );
 }
 
 #[tokio::test]
@@ -161,7 +216,10 @@ async fn backpressure_keeps_memory_flat() {
     let agent = TestAgent::start();
     let client = agent.client().await;
     const TOTAL: u64 = 100 * 1024 * 1024;
-    let mut session = client.exec(ExecRequest::new(["head", "-c", "100M", "/dev/zero"])).await.unwrap();
+    let mut session = client
+        .exec(ExecRequest::new(["head", "-c", "100M", "/dev/zero"]))
+        .await
+        .unwrap();
 
     // Not consuming: the agent sends exactly one window, then stops reading.
     wait_until("one window was sent", || {
@@ -174,9 +232,16 @@ async fn backpressure_keeps_memory_flat() {
     .await;
     for _ in 0..50 {
         let stats = client.stats().await.unwrap();
-        assert_eq!(stats.output_bytes_total, u64::from(INITIAL_WINDOW), "{stats:?}");
+        assert_eq!(
+            stats.output_bytes_total,
+            u64::from(INITIAL_WINDOW),
+            "{stats:?}"
+        );
     }
-    assert!(pid_alive(session.pid()), "head is blocked on its full pipe, not done");
+    assert!(
+        pid_alive(session.pid()),
+        "head is blocked on its full pipe, not done"
+    );
 
     // A slow consumer: a stats round trip per event.
     let mut received = 0u64;
@@ -229,11 +294,17 @@ async fn idle_agent_is_small() {
 async fn dropping_a_session_kills_its_process() {
     let agent = TestAgent::start();
     let client = agent.client().await;
-    let session = client.exec(ExecRequest::new(["sleep", "301.5"])).await.unwrap();
+    let session = client
+        .exec(ExecRequest::new(["sleep", "301.5"]))
+        .await
+        .unwrap();
     let pid = session.pid();
     assert!(pid_alive(pid));
     drop(session);
-    wait_until("the exec is killed", || async move { (!pid_alive(pid)).then_some(()) }).await;
+    wait_until("the exec is killed", || async move {
+        (!pid_alive(pid)).then_some(())
+    })
+    .await;
     client.ping().await.unwrap();
 }
 
@@ -241,10 +312,17 @@ async fn dropping_a_session_kills_its_process() {
 async fn sigterm_terminates_everything_and_exits() {
     let mut agent = TestAgent::start();
     let client = agent.client().await;
-    let polite = client.exec(ExecRequest::new(["sleep", "302.5"])).await.unwrap();
+    let polite = client
+        .exec(ExecRequest::new(["sleep", "302.5"]))
+        .await
+        .unwrap();
     // Ignores SIGTERM (the disposition is inherited by its sleep): needs SIGKILL.
     let mut stubborn = client
-        .exec(ExecRequest::new(["sh", "-c", "trap '' TERM; echo armed; sleep 303.5; true"]))
+        .exec(ExecRequest::new([
+            "sh",
+            "-c",
+            "trap '' TERM; echo armed; sleep 303.5; true",
+        ]))
         .await
         .unwrap();
     read_until(&mut stubborn, "armed").await;
@@ -258,7 +336,10 @@ async fn sigterm_terminates_everything_and_exits() {
     let status = agent.wait_exit().await;
     assert!(status.success(), "{status:?}");
     for pid in pids {
-        wait_until("every process is gone", || async move { (!pid_alive(pid)).then_some(()) }).await;
+        wait_until("every process is gone", || async move {
+            (!pid_alive(pid)).then_some(())
+        })
+        .await;
     }
     assert!(!agent.sock.exists(), "the socket file is removed");
 }
@@ -267,15 +348,24 @@ async fn sigterm_terminates_everything_and_exits() {
 async fn shutdown_request_exits() {
     let mut agent = TestAgent::start();
     let client = agent.client().await;
-    let session = client.exec(ExecRequest::new(["sleep", "305.5"])).await.unwrap();
+    let session = client
+        .exec(ExecRequest::new(["sleep", "305.5"]))
+        .await
+        .unwrap();
     let pid = session.pid();
     client.shutdown().await.unwrap();
     let status = agent.wait_exit().await;
     assert!(status.success(), "{status:?}");
-    wait_until("the exec is gone", || async move { (!pid_alive(pid)).then_some(()) }).await;
+    wait_until("the exec is gone", || async move {
+        (!pid_alive(pid)).then_some(())
+    })
+    .await;
     // Later calls fail cleanly.
     let err = client.ping().await.unwrap_err();
-    assert!(matches!(err, sandlab_proto::Error::ConnectionClosed { .. }), "{err}");
+    assert!(
+        matches!(err, sandlab_proto::Error::ConnectionClosed { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -296,11 +386,17 @@ async fn connect_waits_for_a_starting_agent() {
     let client = connecting.await.unwrap().unwrap();
     assert_eq!(client.agent_version(), env!("CARGO_PKG_VERSION"));
     client.shutdown().await.unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success());
 
-    let err = sandlab_proto::AgentClient::connect(&dir.path().join("never.sock"), Duration::from_millis(100))
-        .await
-        .unwrap_err();
+    let err = sandlab_proto::AgentClient::connect(
+        &dir.path().join("never.sock"),
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, sandlab_proto::Error::Connect { .. }), "{err}");
 }

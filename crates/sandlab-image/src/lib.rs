@@ -151,7 +151,7 @@ pub struct ImageInfo {
     pub name: String,
     /// The manifest digest, `sha256:<hex>`.
     pub digest: String,
-    /// Bytes of file data in the unpacked tree.
+    /// Bytes of regular files in the unpacked tree (hard links counted once).
     pub size: u64,
     /// When the image was stored, in seconds since the Unix epoch.
     pub created: u64,

@@ -308,3 +308,16 @@ impl Progress for ChannelProgress {
         let _ = self.0.send(Event::Line(line.to_owned()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server spawns pulls on its runtime: the future must be `Send`.
+    #[allow(dead_code)]
+    fn pull_future_is_send(store: &ImageStore) {
+        fn is_send<T: Send>(_: &T) {}
+        let future = store.pull("x", None, false, &crate::NoProgress);
+        is_send(&future);
+    }
+}

@@ -22,7 +22,9 @@ pub enum Error {
     },
     #[error("Timed out after {0:?} waiting for the agent.")]
     Timeout(Duration),
-    #[error("The agent speaks protocol {agent:#x}, which is incompatible with this host's {host:#x}.")]
+    #[error(
+        "The agent speaks protocol {agent:#x}, which is incompatible with this host's {host:#x}."
+    )]
     ProtocolMismatch { agent: u32, host: u32 },
     #[error("The connection to the agent is closed.")]
     ConnectionClosed {

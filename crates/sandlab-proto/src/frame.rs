@@ -264,7 +264,10 @@ mod tests {
             assert_eq!(dec.decode(&mut buf).unwrap(), None, "at byte {i}");
             buf.put_u8(*b);
         }
-        assert_eq!(dec.decode(&mut buf).unwrap().unwrap().payload, &b"abcdef"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap().unwrap().payload,
+            &b"abcdef"[..]
+        );
     }
 
     #[test]
@@ -283,7 +286,16 @@ mod tests {
         let mut buf = header(0xFFFF_FFFF, FrameKind::Data as u8, 1);
         let before = buf.capacity();
         let err = FrameDecoder::new().decode(&mut buf).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len: 0xFFFF_FFFF, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                FrameError::TooLarge {
+                    len: 0xFFFF_FFFF,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(buf.capacity(), before);
 
         let mut buf = header(MAX_PAYLOAD as u32 + 1, FrameKind::Data as u8, 1);
@@ -313,7 +325,10 @@ mod tests {
         ];
         let mut buf = header(2, FrameKind::Reply as u8, 0);
         buf.put_slice(b"{}");
-        assert!(FrameDecoder::new().decode(&mut buf).unwrap().is_some(), "reply on stream 0");
+        assert!(
+            FrameDecoder::new().decode(&mut buf).unwrap().is_some(),
+            "reply on stream 0"
+        );
         for (mut buf, what) in cases {
             assert!(FrameDecoder::new().decode(&mut buf).is_err(), "{what}");
         }
@@ -327,11 +342,19 @@ mod tests {
         let mut buf = BytesMut::from(&f.to_bytes().unwrap()[..]);
         let got = FrameDecoder::new().decode(&mut buf).unwrap().unwrap();
         assert_eq!(got.window_credit(), Some(123_456));
-        assert_eq!(Frame::new(FrameKind::Data, 1, vec![0; 4]).window_credit(), None);
+        assert_eq!(
+            Frame::new(FrameKind::Data, 1, vec![0; 4]).window_credit(),
+            None
+        );
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
-        (1u8..=9, 1u32.., proptest::collection::vec(any::<u8>(), 0..512), any::<u32>())
+        (
+            1u8..=9,
+            1u32..,
+            proptest::collection::vec(any::<u8>(), 0..512),
+            any::<u32>(),
+        )
             .prop_map(|(k, stream, payload, credit)| {
                 let kind = FrameKind::from_u8(k).unwrap();
                 match kind {

@@ -53,6 +53,8 @@ pub mod validate;
 
 use std::time::Duration;
 
+/// Re-exported: [`frame::FrameDecoder`] and [`ExecEvent`] use its types.
+pub use bytes;
 pub use client::{
     AgentClient, ExecEvent, ExecEvents, ExecInput, ExecOutput, ExecRequest, ExecSession,
 };

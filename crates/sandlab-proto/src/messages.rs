@@ -263,10 +263,15 @@ mod tests {
             max: 10,
         };
         let json = serde_json::to_string(&req).unwrap();
-        assert_eq!(json, r#"{"op":"read_file","path":"/etc/hostname","max":10}"#);
-        let exec: Request =
-            decode(&frame(FrameKind::Open, r#"{"op":"exec","argv":["true"]}"#), FrameKind::Open)
-                .unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"read_file","path":"/etc/hostname","max":10}"#
+        );
+        let exec: Request = decode(
+            &frame(FrameKind::Open, r#"{"op":"exec","argv":["true"]}"#),
+            FrameKind::Open,
+        )
+        .unwrap();
         assert_eq!(
             exec,
             Request::Exec(ExecStart {
@@ -278,21 +283,34 @@ mod tests {
 
     #[test]
     fn bad_json_is_an_error() {
-        for json in ["", "{", "null", r#"{"op":"nope"}"#, r#"{"op":"stat"}"#, "[1,2]"] {
+        for json in [
+            "",
+            "{",
+            "null",
+            r#"{"op":"nope"}"#,
+            r#"{"op":"stat"}"#,
+            "[1,2]",
+        ] {
             let r: Result<Request, _> = decode(&frame(FrameKind::Open, json), FrameKind::Open);
             assert!(r.is_err(), "{json}");
         }
         let deep = "[".repeat(100_000);
         let r: Result<Reply, _> = decode(&frame(FrameKind::Reply, &deep), FrameKind::Reply);
         assert!(r.is_err());
-        let r: Result<Reply, _> = decode(&frame(FrameKind::Open, r#"{"type":"ok"}"#), FrameKind::Reply);
+        let r: Result<Reply, _> = decode(
+            &frame(FrameKind::Open, r#"{"type":"ok"}"#),
+            FrameKind::Reply,
+        );
         assert!(matches!(r, Err(MessageError::WrongKind { .. })));
     }
 
     #[test]
     fn unknown_codes_and_kinds_map_to_other() {
         let r: Reply = decode(
-            &frame(FrameKind::Reply, r#"{"type":"error","code":"brand_new","message":"x"}"#),
+            &frame(
+                FrameKind::Reply,
+                r#"{"type":"error","code":"brand_new","message":"x"}"#,
+            ),
             FrameKind::Reply,
         )
         .unwrap();

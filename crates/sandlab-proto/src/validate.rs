@@ -57,7 +57,8 @@ pub fn check_user(user: &str) -> Result<(), ValidationError> {
     let ok_part = |s: &str| {
         !s.is_empty()
             && s.len() <= 256
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.$".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.$".contains(&b))
     };
     let mut parts = user.splitn(2, ':');
     let name = parts.next().ok_or_else(bad)?;
@@ -104,8 +105,12 @@ pub fn check_exec(req: &ExecStart) -> Result<(), ValidationError> {
 /// Checks a control message.
 pub fn check_control(ctl: &Control) -> Result<(), ValidationError> {
     match *ctl {
-        Control::Resize { cols, rows } if cols == 0 || rows == 0 => Err(ValidationError::BadTtySize),
-        Control::Signal { signo } if !(1..=64).contains(&signo) => Err(ValidationError::BadSignal(signo)),
+        Control::Resize { cols, rows } if cols == 0 || rows == 0 => {
+            Err(ValidationError::BadTtySize)
+        }
+        Control::Signal { signo } if !(1..=64).contains(&signo) => {
+            Err(ValidationError::BadSignal(signo))
+        }
         _ => Ok(()),
     }
 }
@@ -122,7 +127,9 @@ pub fn check_request(req: &Request) -> Result<(), ValidationError> {
             }
             Ok(())
         }
-        Request::WriteFile { path, mode, size, .. } => {
+        Request::WriteFile {
+            path, mode, size, ..
+        } => {
             check_path(path)?;
             if *size > MAX_FILE_SIZE {
                 return Err(ValidationError::FileTooLarge(*size));
@@ -160,12 +167,22 @@ mod tests {
         assert_eq!(check_path("etc/passwd"), Err(ValidationError::RelativePath));
         assert_eq!(check_path(""), Err(ValidationError::RelativePath));
         assert_eq!(check_path("/a\0b"), Err(ValidationError::NulInPath));
-        assert_eq!(check_path(&"/".repeat(5000)), Err(ValidationError::PathTooLong));
+        assert_eq!(
+            check_path(&"/".repeat(5000)),
+            Err(ValidationError::PathTooLong)
+        );
     }
 
     #[test]
     fn users() {
-        for ok in ["root", "nobody", "1000", "1000:1000", "www-data:adm", "a.b_c"] {
+        for ok in [
+            "root",
+            "nobody",
+            "1000",
+            "1000:1000",
+            "www-data:adm",
+            "a.b_c",
+        ] {
             assert_eq!(check_user(ok), Ok(()), "{ok}");
         }
         for bad in ["", ":", "a:", ":1", "a b", "a:b:c", "a/b", "a\0"] {
@@ -178,13 +195,19 @@ mod tests {
         assert_eq!(check_exec(&exec(&["true"])), Ok(()));
         assert_eq!(check_exec(&exec(&[])), Err(ValidationError::EmptyCommand));
         assert_eq!(check_exec(&exec(&[""])), Err(ValidationError::EmptyCommand));
-        assert_eq!(check_exec(&exec(&["a", "b\0"])), Err(ValidationError::NulInArg));
+        assert_eq!(
+            check_exec(&exec(&["a", "b\0"])),
+            Err(ValidationError::NulInArg)
+        );
         let many = vec!["x"; MAX_ARGS + 1];
         assert_eq!(check_exec(&exec(&many)), Err(ValidationError::TooManyArgs));
         for bad in ["NOEQUALS", "=v", "K=\0"] {
             let mut e = exec(&["true"]);
             e.env = vec![bad.to_string()];
-            assert!(matches!(check_exec(&e), Err(ValidationError::BadEnv(_))), "{bad}");
+            assert!(
+                matches!(check_exec(&e), Err(ValidationError::BadEnv(_))),
+                "{bad}"
+            );
         }
         let mut e = exec(&["true"]);
         e.cwd = Some("tmp".into());

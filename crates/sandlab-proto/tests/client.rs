@@ -7,7 +7,8 @@ use bytes::BytesMut;
 use sandlab_proto::frame::{Frame, FrameDecoder, FrameKind};
 use sandlab_proto::messages::{self, ExitStatus, Hello, Reply, Request};
 use sandlab_proto::{
-    AgentClient, CloseCause, Error, ErrorCode, ExecEvent, ExecRequest, INITIAL_WINDOW, PROTOCOL_VERSION,
+    AgentClient, CloseCause, Error, ErrorCode, ExecEvent, ExecRequest, INITIAL_WINDOW,
+    PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -30,7 +31,8 @@ impl Fake {
     }
 
     async fn reply(&mut self, stream: u32, reply: &Reply) {
-        self.send(&messages::encode(FrameKind::Reply, stream, reply).unwrap()).await;
+        self.send(&messages::encode(FrameKind::Reply, stream, reply).unwrap())
+            .await;
     }
 
     /// The next frame from the client; `None` once it closed the connection.
@@ -67,7 +69,8 @@ async fn connect_with(protocol: u32) -> (Fake, JoinHandle<sandlab_proto::Result<
         protocol,
         version: "fake-1.0".into(),
     };
-    fake.send(&messages::encode(FrameKind::Hello, 0, &hello).unwrap()).await;
+    fake.send(&messages::encode(FrameKind::Hello, 0, &hello).unwrap())
+        .await;
     let theirs = fake.recv().await.unwrap();
     let theirs: Hello = messages::decode(&theirs, FrameKind::Hello).unwrap();
     assert_eq!(theirs.protocol, PROTOCOL_VERSION);
@@ -104,7 +107,10 @@ async fn handshake_and_ping() {
 async fn major_mismatch_fails_and_minor_is_fine() {
     let (_fake, client) = connect_with(2 << 16).await;
     let err = client.await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::ProtocolMismatch { agent: 0x20000, .. }), "{err}");
+    assert!(
+        matches!(err, Error::ProtocolMismatch { agent: 0x20000, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("0x20000"), "{err}");
     let (_fake, client) = connect_with(PROTOCOL_VERSION + 9).await;
     client.await.unwrap().unwrap();
@@ -124,8 +130,13 @@ async fn agent_refusing_the_handshake_is_an_error() {
 #[tokio::test(start_paused = true)]
 async fn silent_agent_times_out() {
     let (host, _agent) = UnixStream::pair().unwrap();
-    let err = AgentClient::from_stream_timeout(host, Duration::from_secs(3)).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout(d) if d == Duration::from_secs(3)), "{err}");
+    let err = AgentClient::from_stream_timeout(host, Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout(d) if d == Duration::from_secs(3)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -133,8 +144,14 @@ async fn garbage_fails_pending_and_later_calls() {
     for garbage in [
         vec![0, 0, 0, 1, 0xEE, 0, 0, 0, 1, 0],
         vec![0xFF, 0xFF, 0xFF, 0xFF, FrameKind::Data as u8, 0, 0, 0, 1],
-        Frame::new(FrameKind::Reply, 1, &b"{\"type\":"[..]).to_bytes().unwrap().to_vec(),
-        Frame::new(FrameKind::Open, 1, &b"{}"[..]).to_bytes().unwrap().to_vec(),
+        Frame::new(FrameKind::Reply, 1, &b"{\"type\":"[..])
+            .to_bytes()
+            .unwrap()
+            .to_vec(),
+        Frame::new(FrameKind::Open, 1, &b"{}"[..])
+            .to_bytes()
+            .unwrap()
+            .to_vec(),
     ] {
         let (mut fake, client) = connect().await;
         let ping = tokio::spawn({
@@ -146,7 +163,10 @@ async fn garbage_fails_pending_and_later_calls() {
         let err = ping.await.unwrap().unwrap_err();
         let cause = closed_cause(&err);
         assert!(
-            matches!(cause, CloseCause::Frame(_) | CloseCause::Message(_) | CloseCause::Violation(_)),
+            matches!(
+                cause,
+                CloseCause::Frame(_) | CloseCause::Message(_) | CloseCause::Violation(_)
+            ),
             "{cause:?}"
         );
         let again = client.ping().await.unwrap_err();
@@ -166,13 +186,17 @@ async fn replies_of_the_wrong_type_close_the_connection() {
     let (id, _) = fake.expect_open().await;
     fake.reply(id, &Reply::Entries { entries: vec![] }).await;
     let err = stat.await.unwrap().unwrap_err();
-    assert!(matches!(closed_cause(&err), CloseCause::Violation(_)), "{err}");
+    assert!(
+        matches!(closed_cause(&err), CloseCause::Violation(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn frames_for_unknown_streams_are_ignored() {
     let (mut fake, client) = connect().await;
-    fake.send(&Frame::new(FrameKind::Data, 999, &b"stray"[..])).await;
+    fake.send(&Frame::new(FrameKind::Data, 999, &b"stray"[..]))
+        .await;
     fake.reply(998, &Reply::Ok).await;
     fake.send(&Frame::window(997, 5)).await;
     let ping = tokio::spawn({
@@ -199,7 +223,8 @@ async fn output_beyond_the_window_closes_the_connection() {
     for _ in 0..INITIAL_WINDOW / (64 * 1024) {
         fake.send(&chunk).await;
     }
-    fake.send(&Frame::new(FrameKind::Stderr, id, &b"!"[..])).await;
+    fake.send(&Frame::new(FrameKind::Stderr, id, &b"!"[..]))
+        .await;
     // Nothing was consumed, so no credit came back: the client hangs up.
     assert!(fake.recv().await.is_none());
     // What arrived within the window is still delivered, then the error.
@@ -212,7 +237,10 @@ async fn output_beyond_the_window_closes_the_connection() {
         }
     };
     assert_eq!(received, INITIAL_WINDOW as usize);
-    assert!(matches!(closed_cause(&err), CloseCause::Violation(_)), "{err}");
+    assert!(
+        matches!(closed_cause(&err), CloseCause::Violation(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -230,7 +258,8 @@ async fn credit_is_granted_as_events_are_consumed() {
     fake.reply(id, &Reply::Started { pid: 7 }).await;
     let mut session = exec.await.unwrap().unwrap();
     for _ in 0..4 {
-        fake.send(&Frame::new(FrameKind::Data, id, vec![0; 64 * 1024])).await;
+        fake.send(&Frame::new(FrameKind::Data, id, vec![0; 64 * 1024]))
+            .await;
     }
     for _ in 0..2 {
         assert!(matches!(session.next().await, Some(ExecEvent::Stdout(b)) if b.len() == 64 * 1024));
@@ -239,7 +268,10 @@ async fn credit_is_granted_as_events_are_consumed() {
     // Two grants for the two consumed events, then the EOF: nothing granted early.
     for _ in 0..2 {
         let f = fake.recv().await.unwrap();
-        assert_eq!((f.kind, f.stream, f.window_credit()), (FrameKind::Window, id, Some(64 * 1024)));
+        assert_eq!(
+            (f.kind, f.stream, f.window_credit()),
+            (FrameKind::Window, id, Some(64 * 1024))
+        );
     }
     assert_eq!(fake.recv().await.unwrap().kind, FrameKind::Eof);
 
@@ -255,7 +287,10 @@ async fn credit_is_granted_as_events_are_consumed() {
     }
     assert_eq!(last, Some(ExecEvent::Exit(exit)));
     assert_eq!(exit.shell_code(), 124);
-    assert!(matches!(session.write_stdin(b"late").await, Err(Error::StreamClosed)));
+    assert!(matches!(
+        session.write_stdin(b"late").await,
+        Err(Error::StreamClosed)
+    ));
 }
 
 #[tokio::test]
@@ -283,7 +318,10 @@ async fn stdin_waits_for_credit() {
         assert_eq!(f.kind, FrameKind::Data);
         got += f.payload.len();
     }
-    assert_eq!(got, INITIAL_WINDOW as usize, "the client sent beyond its credit");
+    assert_eq!(
+        got, INITIAL_WINDOW as usize,
+        "the client sent beyond its credit"
+    );
     assert!(!writer.is_finished(), "the writer must wait for credit");
     fake.send(&Frame::window(id, 100_000)).await;
     while got < total {
@@ -320,21 +358,46 @@ async fn read_file_is_bounded_and_write_file_stops_on_early_errors() {
         async move { client.read_file("/etc/hosts", 10).await }
     });
     let (id, req) = fake.expect_open().await;
-    assert_eq!(req, Request::ReadFile { path: "/etc/hosts".into(), max: 10 });
-    fake.send(&Frame::new(FrameKind::Data, id, &b"0123456789abc"[..])).await;
+    assert_eq!(
+        req,
+        Request::ReadFile {
+            path: "/etc/hosts".into(),
+            max: 10
+        }
+    );
+    fake.send(&Frame::new(FrameKind::Data, id, &b"0123456789abc"[..]))
+        .await;
     let err = read.await.unwrap().unwrap_err();
-    assert!(matches!(closed_cause(&err), CloseCause::Violation(_)), "{err}");
+    assert!(
+        matches!(closed_cause(&err), CloseCause::Violation(_)),
+        "{err}"
+    );
 
     let (mut fake, client) = connect().await;
     let write = tokio::spawn({
         let client = client.clone();
-        async move { client.write_file("/ro/file", &vec![0u8; 4 << 20], 0o644, false).await }
+        async move {
+            client
+                .write_file("/ro/file", &vec![0u8; 4 << 20], 0o644, false)
+                .await
+        }
     });
     let (id, req) = fake.expect_open().await;
     assert!(matches!(req, Request::WriteFile { size, .. } if size == 4 << 20));
     // Refuse at once and never grant credit: the client must not hang.
-    fake.reply(id, &Reply::error(ErrorCode::PermissionDenied, "read-only\u{1b}[31m")).await;
-    let err = tokio::time::timeout(TIMEOUT, write).await.unwrap().unwrap().unwrap_err();
+    fake.reply(
+        id,
+        &Reply::error(ErrorCode::PermissionDenied, "read-only\u{1b}[31m"),
+    )
+    .await;
+    let err = tokio::time::timeout(TIMEOUT, write)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err.agent_code(), Some(ErrorCode::PermissionDenied));
-    assert!(!err.to_string().contains('\u{1b}'), "control characters are stripped: {err}");
+    assert!(
+        !err.to_string().contains('\u{1b}'),
+        "control characters are stripped: {err}"
+    );
 }

@@ -148,9 +148,15 @@ impl Driver for ContainerDriver {
         self.oci.name()
     }
 
+    async fn validate(&self, spec: &SandboxSpec) -> Result<()> {
+        spec.limits.validate()?;
+        self.images.resolve(&spec.image)?;
+        Ok(())
+    }
+
     async fn create(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()> {
         if let Err(e) = self.prepare(spec, net).await {
-            tracing::warn!(sandbox.id = %spec.id, error = %e, "sandbox creation failed; removing what was made");
+            tracing::debug!(sandbox.id = %spec.id, error = %e, "sandbox creation failed; removing what was made");
             if let Err(cleanup) = self.remove(&spec.id).await {
                 tracing::error!(sandbox.id = %spec.id, error = %cleanup, "cleanup after failed create failed");
             }

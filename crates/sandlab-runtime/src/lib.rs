@@ -89,6 +89,9 @@ pub struct HostResources {
 pub trait Driver: Send + Sync + 'static {
     /// Short name for logs and `sandlab sandbox ls`, e.g. `runc`.
     fn name(&self) -> &str;
+    /// Checks a spec without side effects (limits, image exists), so a bad request is
+    /// refused before a record is written.
+    async fn validate(&self, spec: &SandboxSpec) -> Result<()>;
     /// Prepares every host resource of the sandbox (writable layer, rootfs, netns,
     /// bundle) and starts it; returns once its agent answers.
     async fn create(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()>;

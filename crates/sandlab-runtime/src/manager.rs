@@ -34,6 +34,8 @@ pub struct ReconcileReport {
     pub marked_failed: Vec<SandboxId>,
     /// Sandboxes past their deadline, removed.
     pub expired: Vec<SandboxId>,
+    /// Sandboxes whose repair failed (logged); tried again on the next reconciliation.
+    pub errors: Vec<SandboxId>,
 }
 
 pub struct SandboxManager {
@@ -69,8 +71,15 @@ impl SandboxManager {
 
     /// Creates and starts a sandbox; returns its record in `running`.
     pub async fn create(&self, req: CreateRequest) -> Result<SandboxRecord> {
-        req.limits.validate()?;
         let id = SandboxId::generate();
+        let spec = SandboxSpec {
+            id: id.clone(),
+            image: req.image.clone(),
+            limits: req.limits.clone(),
+            hostname: req.hostname.clone(),
+            env: req.env.clone(),
+        };
+        self.driver.validate(&spec).await?;
         let now = now_ms();
         let mut rec = SandboxRecord {
             id: id.clone(),
@@ -95,13 +104,6 @@ impl SandboxManager {
             }
             self.store.put(&rec).await?;
         }
-        let spec = SandboxSpec {
-            id: id.clone(),
-            image: req.image,
-            limits: req.limits,
-            hostname: req.hostname,
-            env: req.env,
-        };
         if let Err(e) = self.driver.create(&spec, &rec.network).await {
             rec.state = SandboxState::Failed;
             rec.reason = Some(describe_error(&e));
@@ -128,6 +130,12 @@ impl SandboxManager {
 
     /// Stops and removes a sandbox and deletes its record. Idempotent.
     pub async fn remove(&self, id: &SandboxId) -> Result<()> {
+        let _guard = FileLock::acquire(&self.lock_path)?;
+        self.remove_locked(id).await
+    }
+
+    /// [`Self::remove`] for a caller that holds the lock.
+    async fn remove_locked(&self, id: &SandboxId) -> Result<()> {
         if let Some(mut rec) = self.store.get(id).await? {
             if rec.state != SandboxState::Stopping {
                 rec.state = SandboxState::Stopping;
@@ -140,9 +148,15 @@ impl SandboxManager {
 
     /// Repairs records and host resources after a crash, and removes expired sandboxes.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        // One reconciliation or removal at a time across processes, so two never tear
+        // down the same sandbox concurrently.
+        let _guard = FileLock::acquire(&self.lock_path)?;
         let mut report = ReconcileReport::default();
-        let records = self.store.list().await?;
+        // Host resources first: a record is always written before its first resource, so
+        // every id seen here has its record in the listing that follows, even when another
+        // process creates a sandbox concurrently.
         let host = self.driver.host_resources().await?;
+        let records = self.store.list().await?;
         for id in &host.ids {
             if !records.iter().any(|r| &r.id == id) {
                 tracing::info!(sandbox.id = %id, "removing host resources that have no record");
@@ -151,35 +165,48 @@ impl SandboxManager {
             }
         }
         let now = now_ms();
-        for mut rec in records {
-            let busy = rec.creator_pid.is_some_and(|p| p != std::process::id() && pid_alive(p));
-            match rec.state {
-                SandboxState::Creating if busy => continue,
-                SandboxState::Stopping => {
-                    self.remove(&rec.id).await?;
-                    continue;
-                }
-                _ => {}
-            }
-            if now > rec.deadline_ms && rec.state != SandboxState::Failed {
-                self.remove(&rec.id).await?;
-                report.expired.push(rec.id.clone());
-                continue;
-            }
-            let running = rec.state == SandboxState::Running && self.driver.is_running(&rec.id).await?;
-            if !running && rec.state != SandboxState::Failed {
-                rec.reason = Some(match rec.state {
-                    SandboxState::Creating => "creation was interrupted".into(),
-                    _ => "the sandbox's processes are gone".into(),
-                });
-                rec.state = SandboxState::Failed;
-                rec.creator_pid = None;
-                self.store.put(&rec).await?;
-                self.driver.remove(&rec.id).await?;
-                report.marked_failed.push(rec.id.clone());
+        for rec in records {
+            let id = rec.id.clone();
+            if let Err(e) = self.reconcile_one(rec, host.ids.contains(&id), now, &mut report).await {
+                // One broken sandbox must not stop the repair of the others.
+                tracing::warn!(sandbox.id = %id, error = %describe_error(&e), "reconciliation step failed");
+                report.errors.push(id);
             }
         }
         Ok(report)
+    }
+
+    async fn reconcile_one(&self, mut rec: SandboxRecord, has_resources: bool, now: u64, report: &mut ReconcileReport) -> Result<()> {
+        let busy = rec.creator_pid.is_some_and(|p| p != std::process::id() && pid_alive(p));
+        match rec.state {
+            SandboxState::Creating if busy => return Ok(()),
+            SandboxState::Stopping | SandboxState::Removed => return self.remove_locked(&rec.id).await,
+            SandboxState::Failed => {
+                // Failed sandboxes keep their record (and reason) but no host resources.
+                if has_resources {
+                    self.driver.remove(&rec.id).await?;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        if now > rec.deadline_ms {
+            self.remove_locked(&rec.id).await?;
+            report.expired.push(rec.id);
+            return Ok(());
+        }
+        if rec.state == SandboxState::Running && self.driver.is_running(&rec.id).await? {
+            return Ok(());
+        }
+        rec.reason = Some(match rec.state {
+            SandboxState::Creating => "creation was interrupted".into(),
+            _ => "the sandbox's processes are gone".into(),
+        });
+        rec.state = SandboxState::Failed;
+        rec.creator_pid = None;
+        self.store.put(&rec).await?;
+        report.marked_failed.push(rec.id.clone());
+        self.driver.remove(&rec.id).await
     }
 
     /// Time left before `rec`'s deadline.

@@ -9,7 +9,7 @@
 //!   counterparts (ULA, link-local, multicast, v4-mapped), is dropped, except DNS to the
 //!   host's configured resolvers;
 //! - everything from a sandbox to the host itself (any host address, the control plane's
-//!   ports) is dropped in `input`;
+//!   ports) is dropped in `input`, except IPv6 neighbour discovery for its gateway;
 //! - nothing enters a sandbox unless it belongs to a connection it opened, so sandboxes
 //!   never reach each other.
 
@@ -93,6 +93,7 @@ pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
     accept\n  }}\n\
   chain input {{\n    type filter hook input priority filter - 10; policy accept;\n\
     iifname \"sb-*\" ct state established,related accept\n\
+    iifname \"sb-*\" meta l4proto ipv6-icmp icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept\n\
     iifname \"sb-*\" drop\n  }}\n\
   chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n\
     ip saddr {}.{}.0.0/16 oifname != \"sb-*\" masquerade\n\

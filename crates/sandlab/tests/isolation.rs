@@ -140,16 +140,17 @@ PY
 #[test]
 fn host_processes_are_invisible() {
     let data = data_dir();
-    let marker = format!("sandlab-canary-{}", std::process::id());
-    let mut canary = Command::new("sh").args(["-c", &format!("exec -a {marker} sleep 60")]).spawn().unwrap();
-    let out = run_bash(&data, &[], &format!("ps -eo args | grep -c {marker} ; ps -e --no-headers | wc -l"));
+    let mut canary = Command::new("sleep").arg("61").spawn().unwrap();
+    let cmdline = format!("/proc/{}/cmdline", canary.id());
+    let started = wait_until(Duration::from_secs(5), || std::fs::read_to_string(&cmdline).unwrap_or_default().starts_with("sleep"));
+    assert!(started, "the canary runs on the host");
+    let out = run_bash(&data, &[], "ps -eo args | awk '$1 == \"sleep\" && $2 == \"61\"' | wc -l; ps -e --no-headers | wc -l; ls -d /proc/[0-9]* | wc -l");
     let _ = canary.kill();
     let _ = canary.wait();
-    let lines: Vec<&str> = out.stdout_text().lines().map(str::trim).collect::<Vec<_>>().into_iter().collect();
-    // The grep itself is the only match; the host's sleep is not visible.
-    assert_eq!(lines.first(), Some(&"1"), "{:?}", lines);
-    let count: u32 = lines[1].parse().unwrap();
-    assert!(count < 10, "sandbox sees {count} processes");
+    let text = out.stdout_text();
+    let counts: Vec<u32> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(counts[0], 0, "the host's sleep is visible inside:\n{text}");
+    assert!(counts[1] < 10 && counts[2] < 10, "the sandbox sees too many processes:\n{text}");
 }
 
 #[test]

@@ -27,7 +27,8 @@ impl TestAgent {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
         // SANDLAB_AGENT_BIN runs the suite against another build (the static one).
-        let bin = std::env::var_os("SANDLAB_AGENT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sandlab-agent").into());
+        let bin = std::env::var_os("SANDLAB_AGENT_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_sandlab-agent").into());
         let child = Command::new(bin)
             .arg("--listen")
             .arg(&sock)
@@ -90,7 +91,10 @@ where
         if let Some(v) = cond().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -123,7 +127,9 @@ pub async fn read_until(session: &mut ExecSession, needle: &str) -> String {
                         return;
                     }
                 }
-                ExecEvent::Exit(st) => panic!("exited with {st:?} before {needle:?}; output {seen:?}"),
+                ExecEvent::Exit(st) => {
+                    panic!("exited with {st:?} before {needle:?}; output {seen:?}")
+                }
             }
         }
         panic!("stream ended before {needle:?}; output {seen:?}");
@@ -151,7 +157,12 @@ pub fn process_with_cmdline(cmdline: &[&str]) -> Option<u32> {
 pub fn pid_alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; count it as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
@@ -160,6 +171,13 @@ pub fn vm_value_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap()
 }

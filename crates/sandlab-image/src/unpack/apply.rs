@@ -9,7 +9,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, FileStat, Mode, SFlag, UtimensatFlags};
@@ -17,24 +16,21 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use tar::{EntryType, Header};
 
-use super::{UnpackError, Unpacker, MAX_PATH_LEN};
+use super::path::{normalize, show, split_last, BadPath};
+use super::whiteout::WHITEOUT_PREFIX;
+use super::{UnpackError, Unpacker};
 use crate::confined;
 
 /// Directory times are set when a layer ends (children change them); past this many
 /// pending ones they are set at once instead, to keep memory bounded.
 const MAX_PENDING_DIR_TIMES: usize = 65_536;
 
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
-/// Other `.wh..wh.` names are aufs bookkeeping (`.wh..wh.plnk`, ...) and are ignored.
-const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
-
 /// Per-layer bookkeeping.
 pub(super) struct LayerState {
-    layer: String,
+    pub(super) layer: String,
     /// Hashes of every path (and parent path) this layer put in the tree, so whiteouts
     /// only remove what the layers below left.
-    created: HashSet<u64>,
+    pub(super) created: HashSet<u64>,
     dir_times: Vec<(Vec<u8>, i64)>,
 }
 
@@ -472,79 +468,6 @@ impl Unpacker {
         self.stats.hardlinks += 1;
         Ok(())
     }
-
-    fn whiteout(
-        &mut self,
-        st: &mut LayerState,
-        raw: &[u8],
-        parent: &[u8],
-        name: &[u8],
-    ) -> Result<(), UnpackError> {
-        let write_err = |source: io::Error| UnpackError::Write {
-            layer: st.layer.clone(),
-            path: show(raw),
-            source,
-        };
-        let open_parent = |flags| match confined::open_in_root(
-            self.root.as_fd(),
-            Path::new(OsStr::from_bytes(parent)),
-            flags,
-            0,
-        ) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
-            Err(e) => Err(e),
-        };
-        if name == OPAQUE_MARKER {
-            self.stats.whiteouts += 1;
-            let Some(dir) = open_parent(libc::O_RDONLY | libc::O_DIRECTORY).map_err(write_err)?
-            else {
-                return Ok(());
-            };
-            let mut names: Vec<Vec<u8>> = Vec::new();
-            let mut listing = Dir::from_fd(dir.try_clone().map_err(write_err)?)
-                .map_err(|e| write_err(e.into()))?;
-            for ent in listing.iter() {
-                let ent = ent.map_err(|e| write_err(e.into()))?;
-                let child = ent.file_name().to_bytes();
-                if child != b"."
-                    && child != b".."
-                    && !st
-                        .created
-                        .contains(&self.hasher.hash_one(join(parent, child)))
-                {
-                    names.push(child.to_vec());
-                }
-            }
-            for child in names {
-                confined::remove_all_at(dir.as_fd(), OsStr::from_bytes(&child))
-                    .map_err(write_err)?;
-            }
-            return Ok(());
-        }
-        if name.starts_with(AUFS_META_PREFIX) {
-            self.stats.skipped_other += 1;
-            return Ok(());
-        }
-        let victim = &name[WHITEOUT_PREFIX.len()..];
-        if victim.is_empty() || victim == b"." || victim == b".." {
-            return Err(UnpackError::BadWhiteout {
-                layer: st.layer.clone(),
-                path: show(raw),
-            });
-        }
-        self.stats.whiteouts += 1;
-        if st
-            .created
-            .contains(&self.hasher.hash_one(join(parent, victim)))
-        {
-            return Ok(()); // this layer's own entry, not one from below
-        }
-        if let Some(dir) = open_parent(libc::O_PATH | libc::O_DIRECTORY).map_err(write_err)? {
-            confined::remove_all_at(dir.as_fd(), OsStr::from_bytes(victim)).map_err(write_err)?;
-        }
-        Ok(())
-    }
 }
 
 /// Makes room for an entry: keeps an existing directory when `keep_dir` (returns true),
@@ -597,82 +520,4 @@ fn set_dir_time(root: std::os::fd::BorrowedFd<'_>, path: &[u8], mtime: i64) -> i
 
 fn is_dir(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
-}
-
-enum BadPath {
-    DotDot,
-    Invalid,
-}
-
-/// `a//./b/` -> `a/b`, `/abs` -> `abs`; any `..` component is refused.
-fn normalize(raw: &[u8]) -> Result<Vec<u8>, BadPath> {
-    if raw.contains(&0) {
-        return Err(BadPath::Invalid);
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    for comp in raw.split(|b| *b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => return Err(BadPath::DotDot),
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    if out.len() > MAX_PATH_LEN {
-        return Err(BadPath::Invalid);
-    }
-    Ok(out)
-}
-
-/// `a/b/c` -> (`a/b`, `c`); `` -> (``, ``).
-fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|b| *b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (b"", path),
-    }
-}
-
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    if parent.is_empty() {
-        return name.to_vec();
-    }
-    let mut out = parent.to_vec();
-    out.push(b'/');
-    out.extend_from_slice(name);
-    out
-}
-
-/// An entry name for messages: lossy UTF-8, at most 200 characters.
-fn show(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(raw);
-    if s.chars().count() > 200 {
-        s.chars().take(200).chain("…".chars()).collect()
-    } else {
-        s.into_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalizes_paths() {
-        assert_eq!(normalize(b"/abs/./x//y/").ok(), Some(b"abs/x/y".to_vec()));
-        assert_eq!(normalize(b"./").ok(), Some(Vec::new()));
-        assert!(matches!(normalize(b"a/../b"), Err(BadPath::DotDot)));
-        assert!(matches!(normalize(b".."), Err(BadPath::DotDot)));
-        assert!(matches!(normalize(b"a\0b"), Err(BadPath::Invalid)));
-        assert!(matches!(
-            normalize(&vec![b'a'; MAX_PATH_LEN + 1]),
-            Err(BadPath::Invalid)
-        ));
-        assert_eq!(normalize(b"...").ok(), Some(b"...".to_vec()));
-        assert_eq!(split_last(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
-        assert_eq!(split_last(b"c"), (&b""[..], &b"c"[..]));
-    }
 }

@@ -33,6 +33,8 @@
 
 mod apply;
 mod guard;
+mod path;
+mod whiteout;
 
 use std::collections::HashSet;
 use std::hash::RandomState;

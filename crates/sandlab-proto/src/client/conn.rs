@@ -211,11 +211,15 @@ impl Conn {
     fn dispatch(&self, frame: Frame) -> Result<(), CloseCause> {
         let kind = frame.kind;
         let reply = match kind {
-            FrameKind::Reply => {
-                Some(messages::decode::<Reply>(&frame, FrameKind::Reply).map_err(CloseCause::Message)?)
-            }
+            FrameKind::Reply => Some(
+                messages::decode::<Reply>(&frame, FrameKind::Reply).map_err(CloseCause::Message)?,
+            ),
             FrameKind::Data | FrameKind::Stderr | FrameKind::Window => None,
-            _ => return Err(CloseCause::Violation("The agent sent a frame kind only hosts send.")),
+            _ => {
+                return Err(CloseCause::Violation(
+                    "The agent sent a frame kind only hosts send.",
+                ))
+            }
         };
         let mut st = lock(&self.state);
         // Frames for streams the host already ended (reset, or after their terminal
@@ -228,7 +232,9 @@ impl Conn {
                 let credit = frame.window_credit().unwrap_or(0) as usize;
                 if let Some(sem) = &slot.send_credit {
                     if sem.available_permits().saturating_add(credit) > MAX_WINDOW as usize {
-                        return Err(CloseCause::Violation("The agent granted more than the maximum window."));
+                        return Err(CloseCause::Violation(
+                            "The agent granted more than the maximum window.",
+                        ));
                     }
                     sem.add_permits(credit);
                 }
@@ -237,7 +243,9 @@ impl Conn {
             (FrameKind::Data | FrameKind::Stderr, _) => {
                 let len = frame.payload.len();
                 if len as u64 > u64::from(slot.recv_window) {
-                    return Err(CloseCause::Violation("The agent sent data beyond the granted window."));
+                    return Err(CloseCause::Violation(
+                        "The agent sent data beyond the granted window.",
+                    ));
                 }
                 let ok = match slot.expect {
                     Expect::Exec { started } => started,
@@ -245,7 +253,9 @@ impl Conn {
                     _ => false,
                 };
                 if !ok {
-                    return Err(CloseCause::Violation("The agent sent data on a stream that takes none."));
+                    return Err(CloseCause::Violation(
+                        "The agent sent data on a stream that takes none.",
+                    ));
                 }
                 slot.recv_window -= len as u32;
                 if kind == FrameKind::Data {
@@ -268,7 +278,11 @@ impl Conn {
                         Reply::Ok | Reply::Pong | Reply::Stats { .. } | Reply::Entry { .. },
                         Expect::Single,
                     ) => true,
-                    _ => return Err(CloseCause::Violation("The agent sent a reply the stream does not expect.")),
+                    _ => {
+                        return Err(CloseCause::Violation(
+                            "The agent sent a reply the stream does not expect.",
+                        ))
+                    }
                 };
                 let _ = slot.tx.send(Inbound::Reply(reply));
                 if terminal {
@@ -288,7 +302,11 @@ impl Conn {
     }
 }
 
-async fn handshake(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, buf: &mut BytesMut) -> Result<Hello> {
+async fn handshake(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+) -> Result<Hello> {
     let ours = Hello {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -298,13 +316,20 @@ async fn handshake(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, buf: &mut By
         .to_bytes()
         .map_err(|e| Error::closed(Some(Arc::new(CloseCause::Frame(e)))))?;
     let fail = |cause| Error::closed(Some(Arc::new(cause)));
-    wr.write_all(&bytes).await.map_err(|e| fail(CloseCause::Write(e)))?;
+    wr.write_all(&bytes)
+        .await
+        .map_err(|e| fail(CloseCause::Write(e)))?;
     let mut dec = FrameDecoder::new();
     let frame = loop {
         if let Some(frame) = dec.decode(buf).map_err(|e| fail(CloseCause::Frame(e)))? {
             break frame;
         }
-        if rd.read_buf(buf).await.map_err(|e| fail(CloseCause::Read(e)))? == 0 {
+        if rd
+            .read_buf(buf)
+            .await
+            .map_err(|e| fail(CloseCause::Read(e)))?
+            == 0
+        {
             return Err(fail(CloseCause::Eof));
         }
     };
@@ -316,7 +341,8 @@ async fn handshake(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, buf: &mut By
             });
         }
     }
-    let hello: Hello = messages::decode(&frame, FrameKind::Hello).map_err(|e| fail(CloseCause::Message(e)))?;
+    let hello: Hello =
+        messages::decode(&frame, FrameKind::Hello).map_err(|e| fail(CloseCause::Message(e)))?;
     if protocol_major(hello.protocol) != protocol_major(PROTOCOL_VERSION) {
         return Err(Error::ProtocolMismatch {
             agent: hello.protocol,
@@ -348,7 +374,11 @@ async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, mut buf: BytesMut) {
     conn.close(cause);
 }
 
-async fn write_loop(conn: Arc<Conn>, mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Frame>) {
+async fn write_loop(
+    conn: Arc<Conn>,
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Frame>,
+) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     while let Some(frame) = rx.recv().await {
         let mut next = Some(frame);

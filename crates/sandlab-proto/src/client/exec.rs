@@ -110,13 +110,20 @@ pub(super) async fn start(inner: Arc<Inner>, req: ExecRequest) -> Result<ExecSes
     let wire = req.to_wire();
     check_exec(&wire)?;
     let request = Request::Exec(wire);
-    let mut stream = Stream::open(inner.clone(), &request, Expect::Exec { started: false }, req.stdin)?;
+    let mut stream = Stream::open(
+        inner.clone(),
+        &request,
+        Expect::Exec { started: false },
+        req.stdin,
+    )?;
     let pid = match stream.recv().await? {
         Inbound::Reply(Reply::Started { pid }) => pid,
         Inbound::Reply(Reply::Error { code, message }) => return Err(agent_error(code, message)),
         // The dispatcher admits only `Started` or `Error` before the start.
         _ => {
-            inner.conn.close(CloseCause::Violation("The agent did not start the exec properly."));
+            inner.conn.close(CloseCause::Violation(
+                "The agent did not start the exec properly.",
+            ));
             return Err(inner.conn.connection_error());
         }
     };
@@ -223,7 +230,8 @@ impl ExecInput {
 
     fn control(&self, ctl: Control) -> Result<()> {
         check_control(&ctl)?;
-        let frame = messages::encode(FrameKind::Control, self.id, &ctl).map_err(Error::RequestTooLarge)?;
+        let frame =
+            messages::encode(FrameKind::Control, self.id, &ctl).map_err(Error::RequestTooLarge)?;
         self.inner.conn.send(frame)
     }
 }
@@ -262,7 +270,9 @@ impl ExecEvents {
             Ok(Inbound::Reply(_)) => {
                 self.finished = true;
                 let conn = &self.stream.inner.conn;
-                conn.close(CloseCause::Violation("The agent sent an unexpected reply on an exec stream."));
+                conn.close(CloseCause::Violation(
+                    "The agent sent an unexpected reply on an exec stream.",
+                ));
                 return Err(conn.connection_error());
             }
             Err(e) => {

@@ -137,13 +137,22 @@ impl AgentClient {
     /// (`ErrorCode::TooLarge`), not a truncation.
     pub async fn read_file(&self, path: &str, max: u64) -> Result<Vec<u8>> {
         let max = max.min(MAX_FILE_SIZE);
-        let mut stream = self.open(Request::ReadFile { path: path.into(), max }, Expect::Read, false)?;
+        let mut stream = self.open(
+            Request::ReadFile {
+                path: path.into(),
+                max,
+            },
+            Expect::Read,
+            false,
+        )?;
         let mut content = Vec::new();
         loop {
             match stream.recv().await? {
                 Inbound::Stdout(bytes) => {
                     if content.len() as u64 + bytes.len() as u64 > max {
-                        let e = CloseCause::Violation("The agent sent more file content than requested.");
+                        let e = CloseCause::Violation(
+                            "The agent sent more file content than requested.",
+                        );
                         return Err(self.fail(e));
                     }
                     content.extend_from_slice(&bytes);
@@ -151,14 +160,22 @@ impl AgentClient {
                 }
                 Inbound::Reply(Reply::Ok) => return Ok(content),
                 Inbound::Reply(reply) => return Err(self.reply_error(reply)),
-                Inbound::Stderr(_) => return Err(self.fail(CloseCause::Violation("Stderr on a file stream."))),
+                Inbound::Stderr(_) => {
+                    return Err(self.fail(CloseCause::Violation("Stderr on a file stream.")))
+                }
             }
         }
     }
 
     /// Writes `data` to `path` (through a temporary file renamed into place) with
     /// permission bits `mode`, creating missing parent directories if asked.
-    pub async fn write_file(&self, path: &str, data: &[u8], mode: u32, create_parents: bool) -> Result<()> {
+    pub async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        create_parents: bool,
+    ) -> Result<()> {
         let req = Request::WriteFile {
             path: path.into(),
             mode,
@@ -176,7 +193,11 @@ impl AgentClient {
                 },
                 inbound = stream.recv() => return Err(self.reply_error_inbound(inbound?)),
             }
-            stream.send(Frame::new(FrameKind::Data, stream.id, Bytes::copy_from_slice(chunk)))?;
+            stream.send(Frame::new(
+                FrameKind::Data,
+                stream.id,
+                Bytes::copy_from_slice(chunk),
+            ))?;
         }
         // Ignore a failed send: the reply below explains the ended stream.
         let _ = stream.send(Frame::empty(FrameKind::Eof, stream.id));
@@ -275,13 +296,17 @@ impl AgentClient {
     fn reply_error_inbound(&self, inbound: Inbound) -> Error {
         match inbound {
             Inbound::Reply(reply) => self.reply_error(reply),
-            _ => self.fail(CloseCause::Violation("The agent sent data where a reply was due.")),
+            _ => self.fail(CloseCause::Violation(
+                "The agent sent data where a reply was due.",
+            )),
         }
     }
 
     /// A reply of the wrong type for the request breaks the protocol.
     fn unexpected(&self, _reply: Reply) -> Error {
-        self.fail(CloseCause::Violation("The agent answered with the wrong reply type."))
+        self.fail(CloseCause::Violation(
+            "The agent answered with the wrong reply type.",
+        ))
     }
 
     fn fail(&self, cause: CloseCause) -> Error {
@@ -292,7 +317,11 @@ impl AgentClient {
 
 pub(crate) fn agent_error(code: crate::ErrorCode, message: String) -> Error {
     // The message is untrusted text that ends up in logs and UIs: bound it.
-    let message = message.chars().filter(|c| !c.is_control()).take(1024).collect();
+    let message = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(1024)
+        .collect();
     Error::Agent { code, message }
 }
 

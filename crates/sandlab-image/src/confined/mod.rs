@@ -35,10 +35,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::dir::{Dir, Type};
+mod remove;
+pub use remove::remove_all_at;
+
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 
 /// How every path is resolved: inside the root, no magic links.
@@ -120,23 +122,26 @@ pub fn mkdir_all_in_root(
                 let name = comps[i];
                 match nix::sys::stat::mkdirat(&cur, name, Mode::from_bits_truncate(mode)) {
                     Ok(()) => {
-                        if let Some((uid, gid)) = owner {
-                            chown_at(cur.as_fd(), name, uid, gid)?;
-                        }
-                        // mkdir applies the umask: set the mode the caller asked for.
-                        nix::sys::stat::fchmodat(
+                        // Through an fd of the new directory, never its name again: the
+                        // tree may swap it for a symlink in between.
+                        let dir = nix::fcntl::openat(
                             &cur,
                             name,
-                            Mode::from_bits_truncate(mode),
-                            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-                        )
-                        .or_else(|e| {
-                            if e == Errno::EOPNOTSUPP {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        })?;
+                            OFlag::O_RDONLY
+                                | OFlag::O_DIRECTORY
+                                | OFlag::O_NOFOLLOW
+                                | OFlag::O_CLOEXEC,
+                            Mode::empty(),
+                        )?;
+                        if let Some((uid, gid)) = owner {
+                            nix::unistd::fchown(
+                                &dir,
+                                Some(Uid::from_raw(uid)),
+                                Some(Gid::from_raw(gid)),
+                            )?;
+                        }
+                        // mkdir applied the umask: set the mode the caller asked for.
+                        nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(mode))?;
                     }
                     Err(Errno::EEXIST) => {}
                     Err(e) => return Err(e.into()),
@@ -247,107 +252,6 @@ pub fn lstat_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<FileStat> 
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(fstat(root)?),
         Err(e) => Err(e),
     }
-}
-
-/// Removes the entry `name` of directory `dir` and, when it is a directory, everything
-/// below it, never following a symlink. A missing entry is not an error.
-///
-/// The walk holds one directory fd at a time and no recursion, so a tree of any depth
-/// is removed without running out of fds or stack. It climbs back with `..` and checks
-/// that each parent is still the directory it descended from.
-pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    match nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::EISDIR) => {}
-        Err(e) => return Err(e.into()),
-    }
-    struct Level {
-        name: OsString,
-        dev: u64,
-        ino: u64,
-    }
-    let open_dir = |parent: BorrowedFd<'_>, name: &OsStr| {
-        nix::fcntl::openat(
-            parent,
-            name,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-    };
-    let mut cur = open_dir(dir, name)?;
-    let st = fstat(&cur)?;
-    let mut stack = vec![Level {
-        name: name.to_owned(),
-        dev: st.st_dev,
-        ino: st.st_ino,
-    }];
-    loop {
-        if let Some(sub) = clear_files(cur.as_fd())? {
-            let fd = open_dir(cur.as_fd(), &sub)?;
-            let st = fstat(&fd)?;
-            stack.push(Level {
-                name: sub,
-                dev: st.st_dev,
-                ino: st.st_ino,
-            });
-            cur = fd;
-            continue;
-        }
-        // `cur` is empty: remove it from its parent, then go on with the parent.
-        let Some(done) = stack.pop() else {
-            return Ok(());
-        };
-        let Some(up) = stack.last() else {
-            nix::unistd::unlinkat(dir, done.name.as_os_str(), UnlinkatFlags::RemoveDir)?;
-            return Ok(());
-        };
-        let parent = open_dir(cur.as_fd(), OsStr::new(".."))?;
-        let st = fstat(&parent)?;
-        if (st.st_dev, st.st_ino) != (up.dev, up.ino) {
-            return Err(io::Error::other(
-                "a directory was moved while it was being removed",
-            ));
-        }
-        nix::unistd::unlinkat(&parent, done.name.as_os_str(), UnlinkatFlags::RemoveDir)?;
-        cur = parent;
-    }
-}
-
-/// Unlinks every non-directory in `dir` and returns the name of one subdirectory, if any.
-fn clear_files(dir: BorrowedFd<'_>) -> io::Result<Option<OsString>> {
-    let mut listing = Dir::from_fd(dir.try_clone_to_owned()?)?;
-    let mut subdir = None;
-    for entry in listing.iter() {
-        let entry = entry?;
-        let name = OsStr::from_bytes(entry.file_name().to_bytes());
-        if name == "." || name == ".." {
-            continue;
-        }
-        let is_dir = match entry.file_type() {
-            Some(t) => t == Type::Directory,
-            None => match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) => SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR,
-                Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        if is_dir {
-            if subdir.is_none() {
-                subdir = Some(name.to_owned());
-            }
-            continue;
-        }
-        match nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(Errno::EISDIR) => {
-                if subdir.is_none() {
-                    subdir = Some(name.to_owned());
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(subdir)
 }
 
 /// `fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW)`.
