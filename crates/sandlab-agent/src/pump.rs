@@ -90,7 +90,13 @@ impl Output {
             }
         }
         let _ = drained.send(());
-        discard(&self.fd).await;
+        // Keep only the fd: a background process may hold the pipe for a long time,
+        // and the connection's writer must not be kept alive by this task.
+        let Output {
+            fd, out, window, ..
+        } = self;
+        drop((out, window));
+        discard(&fd).await;
     }
 
     async fn drain_read(&self, buf: &mut [u8]) -> Read {

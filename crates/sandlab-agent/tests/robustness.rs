@@ -400,3 +400,34 @@ async fn connect_waits_for_a_starting_agent() {
     .unwrap_err();
     assert!(matches!(err, sandlab_proto::Error::Connect { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_closed_connection_frees_its_socket_despite_lingering_pipes() {
+    let agent = TestAgent::start();
+    let first = agent.client().await;
+    first.ping().await.unwrap();
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let baseline = fds(agent.pid());
+    let client = agent.client().await;
+    // The background sleep keeps the exec's stdout pipe open after the exit.
+    let out = sh(&client, "sleep 306.5 & echo $!").await;
+    let pid: u32 = text(&out.stdout).trim().parse().unwrap();
+    drop(client);
+    let pid_agent = agent.pid();
+    // The socket is closed; only the lingering pipe pair stays (drained, discarded).
+    wait_until("the connection's fds are released", || async move {
+        (fds(pid_agent) <= baseline + 2).then_some(())
+    })
+    .await;
+    first.ping().await.unwrap();
+    // SAFETY: signalling a test-owned process.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_until("the pipes close with the sleep", || async move {
+        (fds(pid_agent) <= baseline).then_some(())
+    })
+    .await;
+}

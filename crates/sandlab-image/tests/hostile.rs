@@ -185,6 +185,7 @@ fn device_nodes_are_not_created() {
     let c = Canary::new();
     let mut l = Layer::new();
     l.dir("dev/")
+        .file("dev/null", b"a file from below")
         .device("dev/null", EntryType::Char, 1, 3)
         .device("dev/sda", EntryType::Block, 8, 0)
         .hardlink("dev/null2", "dev/null")

@@ -78,7 +78,7 @@ pub enum CloseCause {
     Frame(#[source] FrameError),
     #[error("The agent sent a malformed message.")]
     Message(#[source] MessageError),
-    #[error("The agent broke the protocol: {0}")]
+    #[error("{0}")]
     Violation(&'static str),
     #[error("The client was dropped.")]
     Dropped,

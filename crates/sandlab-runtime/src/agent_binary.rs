@@ -33,7 +33,13 @@ pub fn locate(configured: Option<&Path>) -> Result<PathBuf> {
 
 /// True for an ELF executable without a program interpreter (statically linked).
 fn is_static_elf(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else { return false };
+    use std::io::Read;
+    // Program headers sit right after the ELF header; 64 KiB covers them for any sane binary.
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let mut bytes = Vec::with_capacity(64 * 1024);
+    if file.take(64 * 1024).read_to_end(&mut bytes).is_err() {
+        return false;
+    }
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
         return false;
     }

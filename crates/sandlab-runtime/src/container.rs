@@ -109,36 +109,47 @@ impl ContainerDriver {
     async fn prepare(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()> {
         spec.limits.validate()?;
         let id = &spec.id;
+        let t = std::time::Instant::now();
+        let step = |name: &str| tracing::debug!(sandbox.id = %id, step = name, elapsed_us = t.elapsed().as_micros() as u64, "create step done");
         let image = self.images.resolve(&spec.image)?;
+        step("image");
         let dir = self.layout.sandbox_dir(id);
         std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&dir).map_err(Error::io(&dir))?;
         let idmap = &self.cfg.idmap;
+        step("volume");
         let volume = self.volumes.create(id, spec.limits.disk.bytes(), (idmap.host_uid, idmap.host_gid))?;
         let upper = volume.join("upper");
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.to_string());
         let egress = spec.limits.network == NetworkMode::Egress;
         seed_files(&upper, &image.rootfs, idmap, &hostname, egress)?;
+        step("seed");
         let rootfs = self.layout.rootfs(id);
         std::fs::create_dir_all(&rootfs).map_err(Error::io(&rootfs))?;
         if !MountInfo::read()?.is_mount_point(&rootfs) {
             mounts::mount_overlay(&image.rootfs, &upper, &volume.join("work"), &rootfs)?;
         }
+        step("overlay");
         netns::create(id)?;
         if egress {
             let slot = net.slot.ok_or(Error::PoolExhausted)?;
             self.firewall.get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix)).await?;
             network::setup_egress(id, slot_addrs(self.cfg.egress_v4_prefix, slot)).await?;
         }
+        step("netns");
         let config = spec::build(spec, &image.config, idmap, &self.agent, &self.cgroups);
         let config_path = self.layout.bundle(id).join("config.json");
         let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
         std::fs::write(&config_path, text).map_err(Error::io(&config_path))?;
 
+        step("config");
         let sock = self.layout.agent_socket(id);
         let _ = std::fs::remove_file(&sock);
         let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(Error::io(&sock))?;
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).map_err(Error::io(&sock))?;
-        self.oci.run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd()).await
+        step("socket");
+        self.oci.run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd()).await?;
+        step("runtime");
+        Ok(())
     }
 }
 

@@ -23,6 +23,8 @@ pub struct CreateRequest {
     pub hostname: Option<String>,
     pub env: Vec<String>,
     pub owner: Option<String>,
+    /// A process whose exit ends the sandbox (see [`SandboxRecord::owner_pid`]).
+    pub owner_pid: Option<u32>,
 }
 
 /// What reconciliation found and did.
@@ -32,7 +34,7 @@ pub struct ReconcileReport {
     pub orphans_removed: Vec<SandboxId>,
     /// Records whose sandbox was gone, now `failed`.
     pub marked_failed: Vec<SandboxId>,
-    /// Sandboxes past their deadline, removed.
+    /// Sandboxes past their deadline, or whose owner process is gone, removed.
     pub expired: Vec<SandboxId>,
     /// Sandboxes whose repair failed (logged); tried again on the next reconciliation.
     pub errors: Vec<SandboxId>,
@@ -94,6 +96,7 @@ impl SandboxManager {
             driver: self.driver.name().to_owned(),
             creator_pid: Some(std::process::id()),
             owner: req.owner.clone(),
+            owner_pid: req.owner_pid,
         };
         {
             // Slot allocation and the first write of the record happen under one lock so two
@@ -190,7 +193,8 @@ impl SandboxManager {
             }
             _ => {}
         }
-        if now > rec.deadline_ms {
+        let abandoned = rec.owner_pid.is_some_and(|p| p != std::process::id() && !pid_alive(p));
+        if now > rec.deadline_ms || abandoned {
             self.remove_locked(&rec.id).await?;
             report.expired.push(rec.id);
             return Ok(());

@@ -35,6 +35,10 @@ pub struct SandboxRecord {
     pub creator_pid: Option<u32>,
     #[serde(default)]
     pub owner: Option<String>,
+    /// A process whose exit ends the sandbox (`sandlab run`); reconciliation removes the
+    /// sandbox once that process is gone.
+    #[serde(default)]
+    pub owner_pid: Option<u32>,
 }
 
 #[async_trait]
@@ -70,14 +74,19 @@ impl FileRecordStore {
 impl RecordStore for FileRecordStore {
     async fn put(&self, rec: &SandboxRecord) -> Result<()> {
         let path = self.path(&rec.id);
+        let is_new = !path.exists();
         let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(rec).map_err(|e| Error::Record(e.to_string()))?;
         let mut f = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
         f.write_all(&bytes).map_err(Error::io(&tmp))?;
         f.sync_all().map_err(Error::io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
+        // A new record's directory entry must survive a power loss before the first side
+        // effect; an update only replaces an entry (a crash keeps the older, fsynced state).
+        if is_new {
+            if let Ok(d) = std::fs::File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     }
@@ -135,6 +144,7 @@ mod tests {
             driver: "runc".into(),
             creator_pid: Some(1),
             owner: None,
+            owner_pid: None,
         }
     }
 

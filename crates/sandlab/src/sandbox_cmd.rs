@@ -137,9 +137,17 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
     let mgr = manager(cfg)?;
     let ttl = args.timeout.map(|t| t + Duration::from_secs(60)).unwrap_or(Duration::from_secs(24 * 3600));
     let rec = mgr
-        .create(CreateRequest { image: args.limits.image.clone(), limits: args.limits.limits(ttl), hostname: None, env: Vec::new(), owner: None })
+        .create(CreateRequest {
+            image: args.limits.image.clone(),
+            limits: args.limits.limits(ttl),
+            hostname: None,
+            env: Vec::new(),
+            owner: None,
+            // This process removes the sandbox when the command ends; if it is killed,
+            // the next reconciliation (any `sandbox ls`/`create`, or the server) does.
+            owner_pid: Some(std::process::id()),
+        })
         .await?;
-    watch::spawn(cfg, &rec.id, Some(std::process::id()));
     let req = ExecRequest {
         argv: args.cmd,
         timeout: args.timeout,
@@ -167,7 +175,7 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
         SandboxCommand::Create { limits, ttl, hostname } => {
             mgr.reconcile().await?;
             let rec = mgr
-                .create(CreateRequest { image: limits.image.clone(), limits: limits.limits(ttl), hostname, env: Vec::new(), owner: None })
+                .create(CreateRequest { image: limits.image.clone(), limits: limits.limits(ttl), hostname, env: Vec::new(), owner: None, owner_pid: None })
                 .await?;
             watch::spawn(cfg, &rec.id, None);
             println!("{}", rec.id);

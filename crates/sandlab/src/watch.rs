@@ -2,7 +2,8 @@
 //! sleeps (on the monotonic clock, so a wall-clock jump changes nothing) until the first
 //! of: the deadline, the sandbox's init process exiting, or the parent CLI process
 //! exiting (for `run`), then removes the sandbox. Process exits are watched through
-//! pidfds, so an idle watcher costs no CPU.
+//! pidfds, so an idle watcher costs no CPU. `sandlab run` needs none: it removes its
+//! sandbox itself, and reconciliation removes it if `run` is killed.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;

@@ -193,6 +193,9 @@ impl Unpacker {
             }
             EntryType::Char | EntryType::Block => {
                 tracing::debug!(layer = %st.layer, path = %show(&raw), "Skipping a device node");
+                // Not created, but it still hides whatever the layers below had there.
+                let t = self.target(parent, name).map_err(write_err)?;
+                clear(&t, false).map_err(write_err)?;
                 let hash = self.hasher.hash_one(&path);
                 self.skipped_devices.insert(hash);
                 self.stats.skipped_devices += 1;

@@ -161,7 +161,9 @@ impl AgentClient {
                 Inbound::Reply(Reply::Ok) => return Ok(content),
                 Inbound::Reply(reply) => return Err(self.reply_error(reply)),
                 Inbound::Stderr(_) => {
-                    return Err(self.fail(CloseCause::Violation("Stderr on a file stream.")))
+                    return Err(self.fail(CloseCause::Violation(
+                        "The agent sent stderr on a file stream.",
+                    )))
                 }
             }
         }
@@ -275,7 +277,9 @@ impl AgentClient {
             Inbound::Reply(Reply::Error { code, message }) => Err(agent_error(code, message)),
             Inbound::Reply(reply) => Ok(reply),
             // The dispatcher lets only replies through on a single-reply stream.
-            _ => Err(self.fail(CloseCause::Violation("Data on a single-reply stream."))),
+            _ => Err(self.fail(CloseCause::Violation(
+                "The agent sent data on a single-reply stream.",
+            ))),
         }
     }
 
