@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 / Ubuntu machine lacks, builds Sandlab, installs it to
 # /usr/local, and builds the default `debian` image. Idempotent; run as root.
-#   scripts/setup.sh          install + build
+#   scripts/setup.sh          install packages, build, install to /usr/local, build the image
 #   scripts/setup.sh --run    ... then start `sandlab serve` with the demo labs
+#   scripts/setup.sh --deps   only install missing packages (used by scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,10 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust >= 1.85 with rustup (https://rustup.rs), then run this again" >&2
   exit 1
+fi
+
+if [ "${1:-}" = "--deps" ]; then
+  exit 0
 fi
 
 echo "==> building the static agent and the sandlab binary"

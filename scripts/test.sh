@@ -6,18 +6,23 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 export CARGO_TERM_COLOR=never
 
-scripts/setup.sh
+scripts/setup.sh --deps
 
 echo "==> format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "==> building the static agent and the debug binaries"
+scripts/build-agent.sh >/dev/null
+cargo build --workspace --quiet
+SANDLAB=target/debug/sandlab
+
 # Integration tests share one data dir with the debian image built once per run.
 export SANDLAB_TEST_DATA_DIR="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
 mkdir -p "$SANDLAB_TEST_DATA_DIR"
-if ! target/release/sandlab --data-dir "$SANDLAB_TEST_DATA_DIR" image ls | awk 'NR>1{print $1}' | grep -qx debian; then
+if ! $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image ls | awk 'NR>1{print $1}' | grep -qx debian; then
   echo "==> building the debian test image"
-  target/release/sandlab --data-dir "$SANDLAB_TEST_DATA_DIR" image build debian
+  $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build debian
 fi
 
 echo "==> cargo test (unit, integration, isolation attacks)"

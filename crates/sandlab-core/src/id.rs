@@ -98,7 +98,16 @@ mod tests {
 
     #[test]
     fn rejects_wrong_shapes() {
-        for bad in ["", "sb-", "sb-ABCDEFGHIJKL", "sb-abcdefghijk", "sb-abcdefghijklm", "xx-abcdefghijkl", "sb-abcdefghij1l", "sb-../../etc/pa"] {
+        for bad in [
+            "",
+            "sb-",
+            "sb-ABCDEFGHIJKL",
+            "sb-abcdefghijk",
+            "sb-abcdefghijklm",
+            "xx-abcdefghijkl",
+            "sb-abcdefghij1l",
+            "sb-../../etc/pa",
+        ] {
             assert!(bad.parse::<SandboxId>().is_err(), "{bad:?} accepted");
         }
         assert!("sb-abcdefgh2345".parse::<SandboxId>().is_ok());

@@ -182,11 +182,20 @@ mod tests {
 
     #[test]
     fn validate_rejects_out_of_range() {
-        let mut l = Limits { memory: ByteSize(1), ..Limits::default() };
+        let mut l = Limits {
+            memory: ByteSize(1),
+            ..Limits::default()
+        };
         assert!(matches!(l.validate(), Err(LimitsError::Memory(_))));
-        l = Limits { cpus: f64::NAN, ..Limits::default() };
+        l = Limits {
+            cpus: f64::NAN,
+            ..Limits::default()
+        };
         assert!(matches!(l.validate(), Err(LimitsError::Cpus(_))));
-        l = Limits { pids: 0, ..Limits::default() };
+        l = Limits {
+            pids: 0,
+            ..Limits::default()
+        };
         assert!(matches!(l.validate(), Err(LimitsError::Pids(_))));
     }
 

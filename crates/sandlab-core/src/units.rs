@@ -63,9 +63,14 @@ impl From<ByteSize> for String {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(u64, &str); 4] = [(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "T"),
+            (1 << 30, "G"),
+            (1 << 20, "M"),
+            (1 << 10, "K"),
+        ];
         for (scale, suffix) in UNITS {
-            if self.0 >= scale && self.0 % scale == 0 {
+            if self.0 >= scale && self.0.is_multiple_of(scale) {
                 return write!(f, "{}{suffix}", self.0 / scale);
             }
         }
@@ -77,8 +82,13 @@ impl fmt::Display for ByteSize {
 pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let bad = || UnitError::BadSize(s.chars().take(64).collect());
     let t = s.trim();
-    let t = t.strip_suffix(['b', 'B']).filter(|r| r.ends_with(|c: char| c.is_ascii_alphabetic())).unwrap_or(t);
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let t = t
+        .strip_suffix(['b', 'B'])
+        .filter(|r| r.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(t);
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, suffix) = t.split_at(split);
     if num.is_empty() || num.len() > 24 {
         return Err(bad());
@@ -137,7 +147,15 @@ mod tests {
         assert_eq!(parse_size("1.5G"), Ok(3 << 29));
         assert_eq!(parse_size("256MiB"), Ok(256 << 20));
         assert_eq!(parse_size("10MB"), Ok(10 << 20));
-        for bad in ["", "12Q", "M", "-1M", "1.2.3G", "99999999999999999999G", "1 G G"] {
+        for bad in [
+            "",
+            "12Q",
+            "M",
+            "-1M",
+            "1.2.3G",
+            "99999999999999999999G",
+            "1 G G",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(

@@ -35,7 +35,9 @@ pub fn locate(configured: Option<&Path>) -> Result<PathBuf> {
 fn is_static_elf(path: &Path) -> bool {
     use std::io::Read;
     // Program headers sit right after the ELF header; 64 KiB covers them for any sane binary.
-    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
     let mut bytes = Vec::with_capacity(64 * 1024);
     if file.take(64 * 1024).read_to_end(&mut bytes).is_err() {
         return false;
@@ -57,7 +59,8 @@ fn is_static_elf(path: &Path) -> bool {
         if off.saturating_add(4) > bytes.len() {
             return false;
         }
-        let p_type = u32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]);
+        let p_type =
+            u32::from_le_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]);
         if p_type == 3 {
             return false; // PT_INTERP: dynamically linked
         }

@@ -45,7 +45,11 @@ impl Cgroups {
         let mut hierarchies = Vec::new();
         for m in mounts.entries() {
             match m.fs_type.as_str() {
-                "cgroup2" => hierarchies.push(Hierarchy { mount: m.mount_point.clone(), v2: true, controllers: Vec::new() }),
+                "cgroup2" => hierarchies.push(Hierarchy {
+                    mount: m.mount_point.clone(),
+                    v2: true,
+                    controllers: Vec::new(),
+                }),
                 "cgroup" => hierarchies.push(Hierarchy {
                     mount: m.mount_point.clone(),
                     v2: false,
@@ -80,7 +84,11 @@ impl Cgroups {
     /// The directory that holds the resource controllers for v2, if v2 manages them.
     fn v2_controlling(&self) -> Option<&Path> {
         match self.mode {
-            CgroupMode::Unified => self.hierarchies.iter().find(|h| h.v2).map(|h| h.mount.as_path()),
+            CgroupMode::Unified => self
+                .hierarchies
+                .iter()
+                .find(|h| h.v2)
+                .map(|h| h.mount.as_path()),
             _ => None,
         }
     }
@@ -112,12 +120,17 @@ impl Cgroups {
         let mem = self.v1("memory").map(|m| m.join(&rel));
         let pids = self.v1("pids").map(|m| m.join(&rel));
         let cpu = self.v1("cpuacct").map(|m| m.join(&rel));
-        let get = |dir: &Option<PathBuf>, file: &str| dir.as_ref().map(|d| read_u64(&d.join(file))).unwrap_or(0);
+        let get = |dir: &Option<PathBuf>, file: &str| {
+            dir.as_ref().map(|d| read_u64(&d.join(file))).unwrap_or(0)
+        };
         Ok(Stats {
             memory_bytes: get(&mem, "memory.usage_in_bytes"),
             memory_peak_bytes: get(&mem, "memory.max_usage_in_bytes"),
             memory_limit_bytes: get(&mem, "memory.limit_in_bytes"),
-            oom_kills: mem.as_ref().map(|d| read_key(&d.join("memory.oom_control"), "oom_kill")).unwrap_or(0),
+            oom_kills: mem
+                .as_ref()
+                .map(|d| read_key(&d.join("memory.oom_control"), "oom_kill"))
+                .unwrap_or(0),
             pids: get(&pids, "pids.current"),
             cpu_usage_ns: get(&cpu, "cpuacct.usage"),
         })
@@ -136,9 +149,15 @@ impl Cgroups {
     pub fn sandbox_ids(&self) -> Vec<SandboxId> {
         let mut ids = Vec::new();
         for h in &self.hierarchies {
-            let Ok(rd) = std::fs::read_dir(h.mount.join(PARENT)) else { continue };
+            let Ok(rd) = std::fs::read_dir(h.mount.join(PARENT)) else {
+                continue;
+            };
             for e in rd.flatten() {
-                if let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<SandboxId>().ok()) {
+                if let Some(id) = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<SandboxId>().ok())
+                {
                     if !ids.contains(&id) {
                         ids.push(id);
                     }
@@ -165,13 +184,19 @@ fn kill_all(dir: &Path) {
     }
     for _ in 0..50 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         if pids.is_empty() {
             break;
         }
         for pid in pids {
             // A pid of a process in the sandbox's own cgroup, read just now.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -199,7 +224,9 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         match &last {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
             Err(_) => break,
         }
     }

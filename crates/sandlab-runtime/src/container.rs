@@ -43,20 +43,43 @@ impl ContainerDriver {
     /// Detects the OCI runtime and cgroup layout, mounts the volume pool and finds the agent.
     pub fn new(mut cfg: RuntimeConfig) -> Result<ContainerDriver> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(Error::io(&cfg.data_dir))?;
-        cfg.data_dir = cfg.data_dir.canonicalize().map_err(Error::io(&cfg.data_dir))?;
-        let layout = Layout { data_dir: cfg.data_dir.clone() };
+        cfg.data_dir = cfg
+            .data_dir
+            .canonicalize()
+            .map_err(Error::io(&cfg.data_dir))?;
+        let layout = Layout {
+            data_dir: cfg.data_dir.clone(),
+        };
         mounts::check_option_safe(&cfg.data_dir)?;
         let sandboxes = layout.sandboxes_dir();
         // 0711: the OCI runtime bind-mounts the rootfs from inside the sandbox's user
         // namespace, so the path must be traversable (not readable) by the mapped root.
-        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&sandboxes).map_err(Error::io(&sandboxes))?;
-        std::fs::set_permissions(&sandboxes, std::fs::Permissions::from_mode(0o711)).map_err(Error::io(&sandboxes))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&sandboxes)
+            .map_err(Error::io(&sandboxes))?;
+        std::fs::set_permissions(&sandboxes, std::fs::Permissions::from_mode(0o711))
+            .map_err(Error::io(&sandboxes))?;
         let cgroups = Cgroups::detect()?;
         let oci = OciRuntime::detect(cfg.runtime, cgroups.mode)?;
-        let volumes = VolumePool::open(&layout.volumes_image(), &layout.volumes_dir(), cfg.volume_pool_bytes)?;
+        let volumes = VolumePool::open(
+            &layout.volumes_image(),
+            &layout.volumes_dir(),
+            cfg.volume_pool_bytes,
+        )?;
         let agent = agent_binary::locate(cfg.agent_path.as_deref())?;
         let images = ImageStore::open(&cfg.data_dir, cfg.idmap)?;
-        Ok(ContainerDriver { cfg, layout, images, oci, cgroups, volumes, agent, firewall: OnceCell::new() })
+        Ok(ContainerDriver {
+            cfg,
+            layout,
+            images,
+            oci,
+            cgroups,
+            volumes,
+            agent,
+            firewall: OnceCell::new(),
+        })
     }
 
     pub fn images(&self) -> &ImageStore {
@@ -77,9 +100,20 @@ impl ContainerDriver {
             std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
         }
         let upper = dir.join("upper");
-        std::os::unix::fs::chown(&upper, Some(self.cfg.idmap.host_uid), Some(self.cfg.idmap.host_gid)).map_err(Error::io(&upper))?;
+        std::os::unix::fs::chown(
+            &upper,
+            Some(self.cfg.idmap.host_uid),
+            Some(self.cfg.idmap.host_gid),
+        )
+        .map_err(Error::io(&upper))?;
         mounts::mount_overlay(&image.rootfs, &upper, &dir.join("work"), &rootfs)?;
-        let mut config = spec::build(spec, &image.config, &self.cfg.idmap, &self.agent, &self.cgroups);
+        let mut config = spec::build(
+            spec,
+            &image.config,
+            &self.cfg.idmap,
+            &self.agent,
+            &self.cgroups,
+        );
         config["process"]["args"] = serde_json::json!(argv);
         if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {
             for n in ns.iter_mut() {
@@ -92,7 +126,8 @@ impl ContainerDriver {
             m.retain(|m| m["destination"] != spec::AGENT_PATH);
         }
         let path = dir.join("config.json");
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
+        let text = serde_json::to_vec_pretty(&config)
+            .map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
         std::fs::write(&path, text).map_err(Error::io(&path))
     }
 
@@ -114,10 +149,18 @@ impl ContainerDriver {
         let image = self.images.resolve(&spec.image)?;
         step("image");
         let dir = self.layout.sandbox_dir(id);
-        std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&dir).map_err(Error::io(&dir))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&dir)
+            .map_err(Error::io(&dir))?;
         let idmap = &self.cfg.idmap;
         step("volume");
-        let volume = self.volumes.create(id, spec.limits.disk.bytes(), (idmap.host_uid, idmap.host_gid))?;
+        let volume = self.volumes.create(
+            id,
+            spec.limits.disk.bytes(),
+            (idmap.host_uid, idmap.host_gid),
+        )?;
         let upper = volume.join("upper");
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.to_string());
         let egress = spec.limits.network == NetworkMode::Egress;
@@ -132,22 +175,28 @@ impl ContainerDriver {
         netns::create(id)?;
         if egress {
             let slot = net.slot.ok_or(Error::PoolExhausted)?;
-            self.firewall.get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix)).await?;
+            self.firewall
+                .get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix))
+                .await?;
             network::setup_egress(id, slot_addrs(self.cfg.egress_v4_prefix, slot)).await?;
         }
         step("netns");
         let config = spec::build(spec, &image.config, idmap, &self.agent, &self.cgroups);
         let config_path = self.layout.bundle(id).join("config.json");
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
+        let text = serde_json::to_vec_pretty(&config)
+            .map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
         std::fs::write(&config_path, text).map_err(Error::io(&config_path))?;
 
         step("config");
         let sock = self.layout.agent_socket(id);
         let _ = std::fs::remove_file(&sock);
         let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(Error::io(&sock))?;
-        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).map_err(Error::io(&sock))?;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+            .map_err(Error::io(&sock))?;
         step("socket");
-        self.oci.run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd()).await?;
+        self.oci
+            .run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd())
+            .await?;
         step("runtime");
         Ok(())
     }
@@ -186,11 +235,17 @@ impl Driver for ContainerDriver {
 
     async fn init_pid(&self, id: &SandboxId) -> Result<Option<u32>> {
         let state = self.oci.state(id.as_str()).await?;
-        Ok(state.filter(|s| s.status == "running" && s.pid > 0).map(|s| s.pid as u32))
+        Ok(state
+            .filter(|s| s.status == "running" && s.pid > 0)
+            .map(|s| s.pid as u32))
     }
 
     async fn is_running(&self, id: &SandboxId) -> Result<bool> {
-        Ok(self.oci.state(id.as_str()).await?.is_some_and(|s| s.status == "running"))
+        Ok(self
+            .oci
+            .state(id.as_str())
+            .await?
+            .is_some_and(|s| s.status == "running"))
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<()> {
@@ -212,7 +267,10 @@ impl Driver for ContainerDriver {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Io { path: dir, source: e }),
+            Err(e) => Err(Error::Io {
+                path: dir,
+                source: e,
+            }),
         }
     }
 
@@ -223,14 +281,22 @@ impl Driver for ContainerDriver {
     async fn host_resources(&self) -> Result<HostResources> {
         self.volumes.clear_stale_qgroups();
         let mut res = HostResources::default();
-        let from_names = |names: Vec<String>| names.into_iter().filter_map(|n| n.parse::<SandboxId>().ok());
+        let from_names = |names: Vec<String>| {
+            names
+                .into_iter()
+                .filter_map(|n| n.parse::<SandboxId>().ok())
+        };
         res.ids.extend(from_names(self.oci.list().await?));
         res.ids.extend(self.cgroups.sandbox_ids());
         res.ids.extend(netns::list());
         res.ids.extend(network::links());
         res.ids.extend(self.volumes.list());
         if let Ok(rd) = std::fs::read_dir(self.layout.sandboxes_dir()) {
-            res.ids.extend(from_names(rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()));
+            res.ids.extend(from_names(
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect(),
+            ));
         }
         Ok(res)
     }
@@ -239,7 +305,13 @@ impl Driver for ContainerDriver {
 /// Writes `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` into the sandbox's fresh
 /// upper dir. Only paths we just created are touched; the image tree is only `lstat`ed
 /// (never followed) to copy the owner and mode of its `/etc`.
-fn seed_files(upper: &Path, lower: &Path, idmap: &IdMap, hostname: &str, egress: bool) -> Result<()> {
+fn seed_files(
+    upper: &Path,
+    lower: &Path,
+    idmap: &IdMap,
+    hostname: &str,
+    egress: bool,
+) -> Result<()> {
     let etc = upper.join("etc");
     let (mode, uid, gid) = match std::fs::symlink_metadata(lower.join("etc")) {
         Ok(m) if m.is_dir() => (m.mode() & 0o7777, m.uid(), m.gid()),
@@ -248,9 +320,15 @@ fn seed_files(upper: &Path, lower: &Path, idmap: &IdMap, hostname: &str, egress:
     match std::fs::DirBuilder::new().mode(mode).create(&etc) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::Io { path: etc, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: etc,
+                source: e,
+            })
+        }
     }
-    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(mode)).map_err(Error::io(&etc))?;
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(mode))
+        .map_err(Error::io(&etc))?;
     std::os::unix::fs::lchown(&etc, Some(uid), Some(gid)).map_err(Error::io(&etc))?;
     let hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
@@ -264,8 +342,10 @@ fn seed_files(upper: &Path, lower: &Path, idmap: &IdMap, hostname: &str, egress:
         let path = etc.join(name);
         let _ = std::fs::remove_file(&path);
         std::fs::write(&path, content).map_err(Error::io(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(Error::io(&path))?;
-        std::os::unix::fs::lchown(&path, Some(idmap.host_uid), Some(idmap.host_gid)).map_err(Error::io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(Error::io(&path))?;
+        std::os::unix::fs::lchown(&path, Some(idmap.host_uid), Some(idmap.host_gid))
+            .map_err(Error::io(&path))?;
     }
     Ok(())
 }

@@ -38,7 +38,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Host(String),
-    #[error("The agent binary was not found; build it with scripts/build-agent.sh or set SANDLAB_AGENT")]
+    #[error(
+        "The agent binary was not found; build it with scripts/build-agent.sh or set SANDLAB_AGENT"
+    )]
     NoAgent,
     #[error("The egress address pool is exhausted")]
     PoolExhausted,

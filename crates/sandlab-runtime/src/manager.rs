@@ -47,7 +47,10 @@ pub struct SandboxManager {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -55,8 +58,16 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 impl SandboxManager {
-    pub fn new(driver: Arc<dyn Driver>, store: Arc<dyn RecordStore>, lock_path: PathBuf) -> SandboxManager {
-        SandboxManager { driver, store, lock_path }
+    pub fn new(
+        driver: Arc<dyn Driver>,
+        store: Arc<dyn RecordStore>,
+        lock_path: PathBuf,
+    ) -> SandboxManager {
+        SandboxManager {
+            driver,
+            store,
+            lock_path,
+        }
     }
 
     pub fn driver(&self) -> &Arc<dyn Driver> {
@@ -64,7 +75,10 @@ impl SandboxManager {
     }
 
     pub async fn get(&self, id: &SandboxId) -> Result<SandboxRecord> {
-        self.store.get(id).await?.ok_or_else(|| Error::NotFound(id.clone()))
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.clone()))
     }
 
     pub async fn list(&self) -> Result<Vec<SandboxRecord>> {
@@ -128,7 +142,9 @@ impl SandboxManager {
             .iter()
             .filter_map(|r| r.network.slot)
             .collect();
-        (1..SLOTS).find(|s| !used.contains(s)).ok_or(Error::PoolExhausted)
+        (1..SLOTS)
+            .find(|s| !used.contains(s))
+            .ok_or(Error::PoolExhausted)
     }
 
     /// Stops and removes a sandbox and deletes its record. Idempotent.
@@ -170,7 +186,10 @@ impl SandboxManager {
         let now = now_ms();
         for rec in records {
             let id = rec.id.clone();
-            if let Err(e) = self.reconcile_one(rec, host.ids.contains(&id), now, &mut report).await {
+            if let Err(e) = self
+                .reconcile_one(rec, host.ids.contains(&id), now, &mut report)
+                .await
+            {
                 // One broken sandbox must not stop the repair of the others.
                 tracing::warn!(sandbox.id = %id, error = %describe_error(&e), "reconciliation step failed");
                 report.errors.push(id);
@@ -179,11 +198,21 @@ impl SandboxManager {
         Ok(report)
     }
 
-    async fn reconcile_one(&self, mut rec: SandboxRecord, has_resources: bool, now: u64, report: &mut ReconcileReport) -> Result<()> {
-        let busy = rec.creator_pid.is_some_and(|p| p != std::process::id() && pid_alive(p));
+    async fn reconcile_one(
+        &self,
+        mut rec: SandboxRecord,
+        has_resources: bool,
+        now: u64,
+        report: &mut ReconcileReport,
+    ) -> Result<()> {
+        let busy = rec
+            .creator_pid
+            .is_some_and(|p| p != std::process::id() && pid_alive(p));
         match rec.state {
             SandboxState::Creating if busy => return Ok(()),
-            SandboxState::Stopping | SandboxState::Removed => return self.remove_locked(&rec.id).await,
+            SandboxState::Stopping | SandboxState::Removed => {
+                return self.remove_locked(&rec.id).await
+            }
             SandboxState::Failed => {
                 // Failed sandboxes keep their record (and reason) but no host resources.
                 if has_resources {
@@ -193,7 +222,9 @@ impl SandboxManager {
             }
             _ => {}
         }
-        let abandoned = rec.owner_pid.is_some_and(|p| p != std::process::id() && !pid_alive(p));
+        let abandoned = rec
+            .owner_pid
+            .is_some_and(|p| p != std::process::id() && !pid_alive(p));
         if now > rec.deadline_ms || abandoned {
             self.remove_locked(&rec.id).await?;
             report.expired.push(rec.id);
@@ -245,10 +276,11 @@ impl FileLock {
             .map_err(Error::io(path))?;
         // SAFETY: flock on a descriptor we own; blocks until the lock is ours.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::Io { path: path.to_owned(), source: std::io::Error::last_os_error() });
+            return Err(Error::Io {
+                path: path.to_owned(),
+                source: std::io::Error::last_os_error(),
+            });
         }
         Ok(FileLock { _file: file })
     }
 }
-
-

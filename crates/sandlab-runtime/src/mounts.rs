@@ -19,8 +19,11 @@ pub struct MountInfo {
 
 impl MountInfo {
     pub fn read() -> Result<MountInfo> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("/proc/self/mountinfo"))?;
-        Ok(MountInfo { entries: text.lines().filter_map(parse_line).collect() })
+        let text = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(Error::io("/proc/self/mountinfo"))?;
+        Ok(MountInfo {
+            entries: text.lines().filter_map(parse_line).collect(),
+        })
     }
 
     pub fn entries(&self) -> &[MountEntry] {
@@ -49,7 +52,11 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let fs_type = post.next()?.to_owned();
     let _source = post.next()?;
     let super_options = post.next().unwrap_or("").to_owned();
-    Some(MountEntry { mount_point: PathBuf::from(mount_point), fs_type, super_options })
+    Some(MountEntry {
+        mount_point: PathBuf::from(mount_point),
+        fs_type,
+        super_options,
+    })
 }
 
 /// Undoes the kernel's octal escaping of space, tab, newline and backslash.
@@ -59,7 +66,10 @@ fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4]).ok().and_then(|o| u8::from_str_radix(o, 8).ok()) {
+            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -73,9 +83,13 @@ fn unescape(s: &str) -> String {
 
 /// Characters that would break overlayfs's comma/colon separated option string.
 pub fn check_option_safe(path: &Path) -> Result<()> {
-    let s = path.to_str().ok_or_else(|| Error::Host(format!("Path {} is not UTF-8", path.display())))?;
+    let s = path
+        .to_str()
+        .ok_or_else(|| Error::Host(format!("Path {} is not UTF-8", path.display())))?;
     if s.contains([',', ':', '\n', '\\']) {
-        return Err(Error::Host(format!("Path {s} contains a comma, colon or backslash, which overlayfs cannot take")));
+        return Err(Error::Host(format!(
+            "Path {s} contains a comma, colon or backslash, which overlayfs cannot take"
+        )));
     }
     Ok(())
 }
@@ -91,8 +105,17 @@ pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> 
         upper.display(),
         work.display()
     );
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(opts.as_str()))
-        .map_err(|e| Error::Io { path: target.to_owned(), source: e.into() })
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    )
+    .map_err(|e| Error::Io {
+        path: target.to_owned(),
+        source: e.into(),
+    })
 }
 
 /// Unmounts `target` if it is mounted; a busy mount is detached lazily.
@@ -100,9 +123,14 @@ pub fn unmount(target: &Path) -> Result<()> {
     match umount2(target, MntFlags::empty()) {
         Ok(()) => Ok(()),
         Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(nix::Error::EBUSY) => umount2(target, MntFlags::MNT_DETACH)
-            .map_err(|e| Error::Io { path: target.to_owned(), source: e.into() }),
-        Err(e) => Err(Error::Io { path: target.to_owned(), source: e.into() }),
+        Err(nix::Error::EBUSY) => umount2(target, MntFlags::MNT_DETACH).map_err(|e| Error::Io {
+            path: target.to_owned(),
+            source: e.into(),
+        }),
+        Err(e) => Err(Error::Io {
+            path: target.to_owned(),
+            source: e.into(),
+        }),
     }
 }
 
@@ -114,7 +142,10 @@ mod tests {
     fn parses_mountinfo_lines() {
         let l = "36 35 98:0 / /var/lib/sandlab/sandboxes/sb-x/root\\040fs rw,noatime master:1 - overlay overlay rw,lowerdir=/a,upperdir=/b";
         let e = parse_line(l).unwrap();
-        assert_eq!(e.mount_point, PathBuf::from("/var/lib/sandlab/sandboxes/sb-x/root fs"));
+        assert_eq!(
+            e.mount_point,
+            PathBuf::from("/var/lib/sandlab/sandboxes/sb-x/root fs")
+        );
         assert_eq!(e.fs_type, "overlay");
         assert!(e.super_options.starts_with("rw,lowerdir=/a"));
         assert!(parse_line("garbage").is_none());

@@ -32,7 +32,13 @@ pub fn create(id: &SandboxId) -> Result<PathBuf> {
         // This thread owns the new namespace and ends right after; nothing else runs on it.
         unshare(CloneFlags::CLONE_NEWNET)?;
         let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
-        mount(Some(own.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        mount(
+            Some(own.as_str()),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
         loopback_up()?;
         write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
         Ok(())
@@ -76,7 +82,10 @@ fn is_bound(path: &Path) -> bool {
 }
 
 fn write_sysctl(path: &str, value: &str) -> std::io::Result<()> {
-    std::fs::OpenOptions::new().write(true).open(path)?.write_all(value.as_bytes())
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(value.as_bytes())
 }
 
 /// `ip link set lo up` in the calling thread's namespace.

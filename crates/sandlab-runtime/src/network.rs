@@ -70,14 +70,46 @@ fn parse_nameservers(text: &str) -> Vec<IpAddr> {
 
 /// The whole `inet sandlab` table, replaced atomically.
 pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
-    let dns4: Vec<String> = dns.iter().filter(|i| i.is_ipv4()).map(|i| i.to_string()).collect();
-    let dns6: Vec<String> = dns.iter().filter(|i| i.is_ipv6()).map(|i| i.to_string()).collect();
+    let dns4: Vec<String> = dns
+        .iter()
+        .filter(|i| i.is_ipv4())
+        .map(|i| i.to_string())
+        .collect();
+    let dns6: Vec<String> = dns
+        .iter()
+        .filter(|i| i.is_ipv6())
+        .map(|i| i.to_string())
+        .collect();
     let set = |name: &str, ty: &str, elems: &[String]| {
-        let body = if elems.is_empty() { String::new() } else { format!(" elements = {{ {} }};", elems.join(", ")) };
+        let body = if elems.is_empty() {
+            String::new()
+        } else {
+            format!(" elements = {{ {} }};", elems.join(", "))
+        };
         format!("  set {name} {{ type {ty}; flags interval;{body} }}\n")
     };
-    let private4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/3"];
-    let private6 = ["::/127", "::ffff:0:0/96", "64:ff9b::/96", "100::/64", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"];
+    let private4 = [
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/3",
+    ];
+    let private6 = [
+        "::/127",
+        "::ffff:0:0/96",
+        "64:ff9b::/96",
+        "100::/64",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    ];
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     format!(
         "table inet sandlab\ndelete table inet sandlab\ntable inet sandlab {{\n{}{}{}{}\
@@ -118,16 +150,35 @@ async fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()>
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| Error::Spawn { what: program.into(), source })?;
+        .map_err(|source| Error::Spawn {
+            what: program.into(),
+            source,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).await.map_err(|source| Error::Spawn { what: program.into(), source })?;
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(|source| Error::Spawn {
+                what: program.into(),
+                source,
+            })?;
     }
-    let out = child.wait_with_output().await.map_err(|source| Error::Spawn { what: program.into(), source })?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| Error::Spawn {
+            what: program.into(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(Error::Command {
             what: format!("{program} {}", args.join(" ")),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().chars().take(800).collect(),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(800)
+                .collect(),
         });
     }
     Ok(())
@@ -137,7 +188,10 @@ async fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()>
 pub async fn install_firewall(prefix: [u8; 2]) -> Result<()> {
     let rules = ruleset(prefix, &host_nameservers());
     run_with_stdin("nft", &["-f", "-"], &rules).await?;
-    for (path, value) in [("/proc/sys/net/ipv4/ip_forward", "1"), ("/proc/sys/net/ipv6/conf/all/forwarding", "1")] {
+    for (path, value) in [
+        ("/proc/sys/net/ipv4/ip_forward", "1"),
+        ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
+    ] {
         std::fs::write(path, value).map_err(Error::io(path))?;
     }
     Ok(())
@@ -176,13 +230,19 @@ pub async fn teardown(id: &SandboxId) -> Result<()> {
 }
 
 pub fn link_exists(id: &SandboxId) -> bool {
-    std::path::Path::new("/sys/class/net").join(id.as_str()).exists()
+    std::path::Path::new("/sys/class/net")
+        .join(id.as_str())
+        .exists()
 }
 
 /// Ids of every sandbox veth on the host.
 pub fn links() -> Vec<SandboxId> {
     std::fs::read_dir("/sys/class/net")
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -210,13 +270,17 @@ mod tests {
         assert_eq!(a.host4, Ipv4Addr::new(10, 213, 0, 5));
         assert_eq!(a.sandbox4, Ipv4Addr::new(10, 213, 0, 6));
         assert_eq!(b.host4, Ipv4Addr::new(10, 213, 0, 9));
-        assert_eq!(slot_addrs([10, 213], SLOTS - 1).sandbox4, Ipv4Addr::new(10, 213, 255, 254));
+        assert_eq!(
+            slot_addrs([10, 213], SLOTS - 1).sandbox4,
+            Ipv4Addr::new(10, 213, 255, 254)
+        );
         assert_ne!(a.sandbox6, b.sandbox6);
     }
 
     #[test]
     fn nameservers_skip_loopback() {
-        let text = "nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\nsearch x\n";
+        let text =
+            "nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\nsearch x\n";
         let ns = parse_nameservers(text);
         assert_eq!(ns.len(), 2);
         assert_eq!(ns[0], "10.255.255.53".parse::<IpAddr>().unwrap());
@@ -225,7 +289,16 @@ mod tests {
     #[test]
     fn ruleset_drops_private_ranges_and_the_host() {
         let r = ruleset([10, 213], &["10.255.255.53".parse().unwrap()]);
-        for needle in ["10.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10", "iifname \"sb-*\" drop", "elements = { 10.255.255.53 }", "masquerade"] {
+        for needle in [
+            "10.0.0.0/8",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+            "fe80::/10",
+            "iifname \"sb-*\" drop",
+            "elements = { 10.255.255.53 }",
+            "masquerade",
+        ] {
             assert!(r.contains(needle), "missing {needle} in\n{r}");
         }
     }

@@ -64,7 +64,8 @@ fn incompatibility(kind: RuntimeKind, mode: CgroupMode) -> Option<String> {
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
@@ -105,7 +106,9 @@ impl OciRuntime {
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.path);
         cmd.arg("--root").arg(&self.root);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd.kill_on_drop(true);
         cmd
     }
@@ -126,7 +129,12 @@ impl OciRuntime {
     }
 
     /// Creates and starts the container in the background with `listener` as its fd 3.
-    pub async fn run_detached(&self, id: &str, bundle: &Path, listener: BorrowedFd<'_>) -> Result<()> {
+    pub async fn run_detached(
+        &self,
+        id: &str,
+        bundle: &Path,
+        listener: BorrowedFd<'_>,
+    ) -> Result<()> {
         let mut cmd = self.command();
         cmd.args(["run", "--detach", "--preserve-fds", "1", "--bundle"])
             .arg(bundle)
@@ -157,7 +165,11 @@ impl OciRuntime {
             Ok(out) => serde_json::from_slice(&out)
                 .map(Some)
                 .map_err(|e| Error::Host(format!("{} state printed bad JSON: {e}", self.name()))),
-            Err(Error::Command { stderr, .. }) if stderr.contains("does not exist") || stderr.contains("not found") => Ok(None),
+            Err(Error::Command { stderr, .. })
+                if stderr.contains("does not exist") || stderr.contains("not found") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -197,12 +209,19 @@ impl OciRuntime {
 }
 
 fn is_gone(stderr: &str) -> bool {
-    stderr.contains("does not exist") || stderr.contains("not found") || stderr.contains("container not running")
+    stderr.contains("does not exist")
+        || stderr.contains("not found")
+        || stderr.contains("container not running")
 }
 
 fn last_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     line.chars().take(500).collect()
 }
 

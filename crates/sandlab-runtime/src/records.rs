@@ -94,7 +94,9 @@ impl RecordStore for FileRecordStore {
     async fn get(&self, id: &SandboxId) -> Result<Option<SandboxRecord>> {
         let path = self.path(id);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Record(format!("{}: {e}", path.display()))),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Record(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::Io { path, source: e }),
         }
@@ -105,11 +107,19 @@ impl RecordStore for FileRecordStore {
         let rd = std::fs::read_dir(&self.dir).map_err(Error::io(&self.dir))?;
         for e in rd.flatten() {
             let name = e.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse().ok()) else { continue };
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse().ok())
+            else {
+                continue;
+            };
             match self.get(&id).await {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(sandbox.id = %id, error = %err, "skipping unreadable record"),
+                Err(err) => {
+                    tracing::warn!(sandbox.id = %id, error = %err, "skipping unreadable record")
+                }
             }
         }
         out.sort_by_key(|r| r.created_at_ms);
@@ -156,7 +166,11 @@ mod tests {
         store.put(&r).await.unwrap();
         assert_eq!(store.get(&r.id).await.unwrap(), Some(r.clone()));
         std::fs::write(dir.path().join("junk.json"), "x").unwrap();
-        std::fs::write(dir.path().join(format!("{}.json", SandboxId::generate())), "{not json").unwrap();
+        std::fs::write(
+            dir.path().join(format!("{}.json", SandboxId::generate())),
+            "{not json",
+        )
+        .unwrap();
         assert_eq!(store.list().await.unwrap(), vec![r.clone()]);
         store.delete(&r.id).await.unwrap();
         store.delete(&r.id).await.unwrap();

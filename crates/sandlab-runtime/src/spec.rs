@@ -163,7 +163,13 @@ mod tests {
             env: vec!["A=1".into()],
         };
         let cg = Cgroups::detect().unwrap();
-        build(&spec, &ImageConfig::default(), &IdMap::default(), Path::new("/usr/bin/sandlab-agent"), &cg)
+        build(
+            &spec,
+            &ImageConfig::default(),
+            &IdMap::default(),
+            Path::new("/usr/bin/sandlab-agent"),
+            &cg,
+        )
     }
 
     #[test]
@@ -176,31 +182,64 @@ mod tests {
     #[test]
     fn every_isolation_layer_is_on() {
         let v = sample();
-        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         for want in ["user", "pid", "mount", "uts", "ipc", "network", "cgroup"] {
             assert!(ns.contains(&want), "namespace {want} missing");
         }
         assert_eq!(v["process"]["noNewPrivileges"], true);
         assert_eq!(v["linux"]["uidMappings"][0]["containerID"], 0);
-        assert_ne!(v["linux"]["uidMappings"][0]["hostID"], 0, "root must not map to host root");
+        assert_ne!(
+            v["linux"]["uidMappings"][0]["hostID"], 0,
+            "root must not map to host root"
+        );
         let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 512 << 20);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 256);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 100_000);
-        for p in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware"] {
-            assert!(v["linux"]["maskedPaths"].as_array().unwrap().iter().any(|m| m == p), "{p} not masked");
+        for p in [
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/proc/sched_debug",
+            "/sys/firmware",
+        ] {
+            assert!(
+                v["linux"]["maskedPaths"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m == p),
+                "{p} not masked"
+            );
         }
         for p in ["/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/irq"] {
-            assert!(v["linux"]["readonlyPaths"].as_array().unwrap().iter().any(|m| m == p), "{p} not read-only");
+            assert!(
+                v["linux"]["readonlyPaths"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m == p),
+                "{p} not read-only"
+            );
         }
         let writable_host_binds = v["mounts"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|m| m["type"] == "bind" && !m["options"].as_array().unwrap().iter().any(|o| o == "ro"))
+            .filter(|m| {
+                m["type"] == "bind" && !m["options"].as_array().unwrap().iter().any(|o| o == "ro")
+            })
             .count();
-        assert_eq!(writable_host_binds, 0, "no host path may be mounted writable");
+        assert_eq!(
+            writable_host_binds, 0,
+            "no host path may be mounted writable"
+        );
         assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     }
 }

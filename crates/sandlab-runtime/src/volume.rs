@@ -49,10 +49,15 @@ nix::ioctl_write_ptr!(btrfs_snap_destroy, BTRFS_IOCTL_MAGIC, 15, VolArgs);
 nix::ioctl_read!(btrfs_qgroup_limit, BTRFS_IOCTL_MAGIC, 43, QgroupLimitArgs);
 
 fn vol_args(name: &str) -> Result<Box<VolArgs>> {
-    let mut args = Box::new(VolArgs { fd: 0, name: [0; BTRFS_PATH_NAME_MAX + 1] });
+    let mut args = Box::new(VolArgs {
+        fd: 0,
+        name: [0; BTRFS_PATH_NAME_MAX + 1],
+    });
     let bytes = name.as_bytes();
     if bytes.len() > BTRFS_PATH_NAME_MAX || bytes.contains(&0) || bytes.contains(&b'/') {
-        return Err(Error::Host(format!("Subvolume name {name:?} is not a plain file name")));
+        return Err(Error::Host(format!(
+            "Subvolume name {name:?} is not a plain file name"
+        )));
     }
     args.name[..bytes.len()].copy_from_slice(bytes);
     Ok(args)
@@ -75,10 +80,15 @@ impl VolumePool {
             if !image.exists() {
                 create_image(image, size)?;
             }
-            run("mount", &["-o", "loop,noatime", path_str(image)?, path_str(dir)?])?;
+            run(
+                "mount",
+                &["-o", "loop,noatime", path_str(image)?, path_str(dir)?],
+            )?;
             run("btrfs", &["quota", "enable", path_str(dir)?])?;
         }
-        Ok(VolumePool { dir: dir.to_owned() })
+        Ok(VolumePool {
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn path(&self, id: &SandboxId) -> PathBuf {
@@ -92,17 +102,25 @@ impl VolumePool {
             let parent = File::open(&self.dir).map_err(Error::io(&self.dir))?;
             let args = vol_args(id.as_str())?;
             // SAFETY: `args` is a valid, NUL-terminated btrfs_ioctl_vol_args that outlives the call.
-            unsafe { btrfs_subvol_create(parent.as_raw_fd(), &*args) }
-                .map_err(|e| Error::Io { path: path.clone(), source: e.into() })?;
+            unsafe { btrfs_subvol_create(parent.as_raw_fd(), &*args) }.map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e.into(),
+            })?;
         }
         let subvol = File::open(&path).map_err(Error::io(&path))?;
         let mut limit = QgroupLimitArgs {
             qgroupid: 0,
-            lim: QgroupLimit { flags: BTRFS_QGROUP_LIMIT_MAX_RFER, max_rfer: bytes, ..Default::default() },
+            lim: QgroupLimit {
+                flags: BTRFS_QGROUP_LIMIT_MAX_RFER,
+                max_rfer: bytes,
+                ..Default::default()
+            },
         };
         // SAFETY: qgroupid 0 means "the subvolume of this fd"; the struct outlives the call.
-        unsafe { btrfs_qgroup_limit(subvol.as_raw_fd(), &mut limit) }
-            .map_err(|e| Error::Io { path: path.clone(), source: e.into() })?;
+        unsafe { btrfs_qgroup_limit(subvol.as_raw_fd(), &mut limit) }.map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         for sub in ["upper", "work"] {
             let d = path.join(sub);
             match std::fs::create_dir(&d) {
@@ -112,7 +130,8 @@ impl VolumePool {
             }
         }
         let upper = path.join("upper");
-        std::os::unix::fs::chown(&upper, Some(owner.0), Some(owner.1)).map_err(Error::io(&upper))?;
+        std::os::unix::fs::chown(&upper, Some(owner.0), Some(owner.1))
+            .map_err(Error::io(&upper))?;
         Ok(path)
     }
 
@@ -129,15 +148,24 @@ impl VolumePool {
             Ok(_) => Ok(()),
             Err(nix::Error::ENOENT) => Ok(()),
             // Not a subvolume (e.g. a plain dir left by an older layout): remove it as files.
-            Err(nix::Error::ENOTTY) | Err(nix::Error::EINVAL) => std::fs::remove_dir_all(&path).map_err(Error::io(&path)),
-            Err(e) => Err(Error::Io { path, source: e.into() }),
+            Err(nix::Error::ENOTTY) | Err(nix::Error::EINVAL) => {
+                std::fs::remove_dir_all(&path).map_err(Error::io(&path))
+            }
+            Err(e) => Err(Error::Io {
+                path,
+                source: e.into(),
+            }),
         }
     }
 
     /// Ids of every sandbox subvolume in the pool.
     pub fn list(&self) -> Vec<SandboxId> {
         std::fs::read_dir(&self.dir)
-            .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -154,36 +182,60 @@ fn create_image(image: &Path, size: Option<u64>) -> Result<()> {
         Some(s) => s,
         None => {
             let parent = image.parent().unwrap_or(Path::new("/"));
-            let st = nix::sys::statvfs::statvfs(parent).map_err(|e| Error::Io { path: parent.to_owned(), source: e.into() })?;
+            let st = nix::sys::statvfs::statvfs(parent).map_err(|e| Error::Io {
+                path: parent.to_owned(),
+                source: e.into(),
+            })?;
             let free = st.blocks_available() as u64 * st.fragment_size() as u64;
             (free / 10 * 8).min(1 << 40)
         }
     };
     if size < (1 << 30) {
-        return Err(Error::Host(format!("Only {size} bytes free for the sandbox volume pool; at least 1G is needed")));
+        return Err(Error::Host(format!(
+            "Only {size} bytes free for the sandbox volume pool; at least 1G is needed"
+        )));
     }
     let tmp = image.with_extension("img.tmp");
     let f = File::create(&tmp).map_err(Error::io(&tmp))?;
     f.set_len(size).map_err(Error::io(&tmp))?;
     drop(f);
-    run("mkfs.btrfs", &["-q", "-f", "-L", "sandlab-volumes", "-m", "single", path_str(&tmp)?])?;
+    run(
+        "mkfs.btrfs",
+        &[
+            "-q",
+            "-f",
+            "-L",
+            "sandlab-volumes",
+            "-m",
+            "single",
+            path_str(&tmp)?,
+        ],
+    )?;
     std::fs::rename(&tmp, image).map_err(Error::io(image))
 }
 
 fn path_str(p: &Path) -> Result<&str> {
-    p.to_str().ok_or_else(|| Error::Host(format!("Path {} is not UTF-8", p.display())))
+    p.to_str()
+        .ok_or_else(|| Error::Host(format!("Path {} is not UTF-8", p.display())))
 }
 
 fn run(program: &str, args: &[&str]) -> Result<()> {
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|source| Error::Spawn { what: program.into(), source })?;
+        .map_err(|source| Error::Spawn {
+            what: program.into(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(Error::Command {
             what: format!("{program} {}", args.join(" ")),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect(),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .chars()
+                .take(500)
+                .collect(),
         });
     }
     Ok(())

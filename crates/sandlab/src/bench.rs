@@ -50,7 +50,11 @@ fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, Duration)> {
     let out = child.wait_with_output()?;
     let total = start.elapsed();
     if got == 0 || !out.status.success() {
-        bail!("{:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{:?} failed: {}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok((first, total))
 }
@@ -62,7 +66,10 @@ struct Series {
 
 impl Series {
     fn new(n: usize) -> Series {
-        Series { first: Vec::with_capacity(n), total: Vec::with_capacity(n) }
+        Series {
+            first: Vec::with_capacity(n),
+            total: Vec::with_capacity(n),
+        }
     }
     fn push(&mut self, (first, total): (Duration, Duration)) {
         self.first.push(first);
@@ -77,9 +84,17 @@ impl Series {
 pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Start { n, image } = cmd;
     let driver = ContainerDriver::new(cfg.runtime.clone())?;
-    let spec = SandboxSpec { id: SandboxId::generate(), image: image.clone(), limits: Limits::default(), hostname: None, env: Vec::new() };
+    let spec = SandboxSpec {
+        id: SandboxId::generate(),
+        image: image.clone(),
+        limits: Limits::default(),
+        hostname: None,
+        env: Vec::new(),
+    };
     let dir = cfg.runtime.data_dir.join("bench").join(spec.id.as_str());
-    driver.baseline_bundle(&spec, &dir, &["/bin/echo", "ready"]).context("cannot prepare the baseline bundle")?;
+    driver
+        .baseline_bundle(&spec, &dir, &["/bin/echo", "ready"])
+        .context("cannot prepare the baseline bundle")?;
     let (runc, root) = driver.oci_runtime();
     let result = measure(n, &cfg.runtime.data_dir, &image, runc, root, &dir);
     driver.remove_baseline_bundle(&dir)?;
@@ -98,8 +113,14 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
     };
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     println!("cold start, {n} runs each, alternating, image {image}; command `echo ready`");
-    println!("{:<36} {:>9} {:>9} {:>11} {:>9}", "", "first p50", "p99", "exit p50", "p99");
-    row(&format!("bare {} run (same bundle)", driver_name(runc)), &base);
+    println!(
+        "{:<36} {:>9} {:>9} {:>11} {:>9}",
+        "", "first p50", "p99", "exit p50", "p99"
+    );
+    row(
+        &format!("bare {} run (same bundle)", driver_name(runc)),
+        &base,
+    );
     row("sandlab run -- echo ready", &ours);
     println!(
         "ratio to first output: p50 {:.2}  p99 {:.2}  (SPEC target <= 1.30); to exit incl. teardown: p50 {:.2}",
@@ -111,16 +132,39 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
 }
 
 fn driver_name(p: &Path) -> String {
-    p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
-fn measure(n: usize, data_dir: &Path, image: &str, runc: &Path, root: &Path, bundle: &Path) -> anyhow::Result<(Series, Series)> {
+fn measure(
+    n: usize,
+    data_dir: &Path,
+    image: &str,
+    runc: &Path,
+    root: &Path,
+    bundle: &Path,
+) -> anyhow::Result<(Series, Series)> {
     let mut ours = Series::new(n);
     let mut base = Series::new(n);
     for i in 0..n {
         let name = format!("bench-{}-{i}", std::process::id());
-        base.push(timed(Command::new(runc).arg("--root").arg(root).args(["run", "--bundle"]).arg(bundle).arg(&name).stdin(Stdio::null()))?);
-        ours.push(timed(Command::new(self_exe()).arg("--data-dir").arg(data_dir).args(["run", "--image", image, "--", "echo", "ready"]).stdin(Stdio::null()))?);
+        base.push(timed(
+            Command::new(runc)
+                .arg("--root")
+                .arg(root)
+                .args(["run", "--bundle"])
+                .arg(bundle)
+                .arg(&name)
+                .stdin(Stdio::null()),
+        )?);
+        ours.push(timed(
+            Command::new(self_exe())
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["run", "--image", image, "--", "echo", "ready"])
+                .stdin(Stdio::null()),
+        )?);
     }
     Ok((ours, base))
 }

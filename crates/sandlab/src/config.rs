@@ -36,7 +36,9 @@ fn default_data_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/sandlab");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/sandlab")
 }
 
@@ -50,26 +52,37 @@ impl Config {
         };
         let fc: FileConfig = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message())
+                })?
             }
             None => FileConfig::default(),
         };
-        let data_dir = data_dir_flag.or(fc.data_dir).unwrap_or_else(default_data_dir);
+        let data_dir = data_dir_flag
+            .or(fc.data_dir)
+            .unwrap_or_else(default_data_dir);
         let mut rc = RuntimeConfig::new(data_dir);
         let oci = std::env::var("SANDLAB_RUNTIME").ok().or(fc.runtime.oci);
         if let Some(oci) = oci {
-            rc.runtime = oci.parse::<RuntimeChoice>().map_err(|e| anyhow::anyhow!("runtime.oci: {e}"))?;
+            rc.runtime = oci
+                .parse::<RuntimeChoice>()
+                .map_err(|e| anyhow::anyhow!("runtime.oci: {e}"))?;
         }
         if let Some(size) = fc.runtime.volume_pool_size {
-            let bytes = sandlab_core::parse_size(&size).map_err(|e| anyhow::anyhow!("runtime.volume_pool_size: {e}"))?;
+            let bytes = sandlab_core::parse_size(&size)
+                .map_err(|e| anyhow::anyhow!("runtime.volume_pool_size: {e}"))?;
             if bytes < 1 << 30 {
                 bail!("runtime.volume_pool_size must be at least 1G");
             }
             rc.volume_pool_bytes = Some(bytes);
         }
         rc.agent_path = fc.runtime.agent;
-        Ok(Config { runtime: rc, file: path })
+        Ok(Config {
+            runtime: rc,
+            file: path,
+        })
     }
 }
 
@@ -87,7 +100,11 @@ mod tests {
         std::fs::write(&p, "[runtime]\noci = \"docker\"\n").unwrap();
         let err = Config::load(Some(&p), None).unwrap_err().to_string();
         assert!(err.contains("runtime.oci"), "{err}");
-        std::fs::write(&p, "[runtime]\noci = \"runc\"\nvolume_pool_size = \"12Q\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "[runtime]\noci = \"runc\"\nvolume_pool_size = \"12Q\"\n",
+        )
+        .unwrap();
         let err = Config::load(Some(&p), None).unwrap_err().to_string();
         assert!(err.contains("volume_pool_size"), "{err}");
     }

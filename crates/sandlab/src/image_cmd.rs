@@ -54,7 +54,10 @@ impl Bar {
             return Bar { bar: None };
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         Bar { bar: Some(bar) }
     }
@@ -96,14 +99,28 @@ impl Progress for Bar {
 pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
     let store = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
     match cmd {
-        ImageCommand::Build { name, suite, include } => {
-            let include: Vec<String> = if include.is_empty() { DEFAULT_PACKAGES.iter().map(|s| s.to_string()).collect() } else { include };
+        ImageCommand::Build {
+            name,
+            suite,
+            include,
+        } => {
+            let include: Vec<String> = if include.is_empty() {
+                DEFAULT_PACKAGES.iter().map(|s| s.to_string()).collect()
+            } else {
+                include
+            };
             let bar = Bar::new();
             let started = std::time::Instant::now();
             let info = store.build_debian(&name, &suite, &include, &bar);
             bar.finish();
             let info = info?;
-            println!("built {} {} ({} MiB) in {:.0?}", info.name, info.digest, info.size >> 20, started.elapsed());
+            println!(
+                "built {} {} ({} MiB) in {:.0?}",
+                info.name,
+                info.digest,
+                info.size >> 20,
+                started.elapsed()
+            );
         }
         ImageCommand::Import { file, name } => {
             let bar = Bar::new();
@@ -112,9 +129,15 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
             let info = info?;
             println!("imported {} {}", info.name, info.digest);
         }
-        ImageCommand::Pull { reference, name, insecure } => {
+        ImageCommand::Pull {
+            reference,
+            name,
+            insecure,
+        } => {
             let bar = Bar::new();
-            let info = store.pull(&reference, name.as_deref(), insecure, &bar).await;
+            let info = store
+                .pull(&reference, name.as_deref(), insecure, &bar)
+                .await;
             bar.finish();
             let info = info?;
             println!("pulled {} {}", info.name, info.digest);
@@ -122,8 +145,19 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Ls => {
             println!("{:<24} {:<20} {:>10}  SOURCE", "NAME", "DIGEST", "SIZE");
             for i in store.list()? {
-                let short: String = i.digest.trim_start_matches("sha256:").chars().take(12).collect();
-                println!("{:<24} {:<20} {:>9}M  {}", i.name, short, i.size >> 20, i.source);
+                let short: String = i
+                    .digest
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect();
+                println!(
+                    "{:<24} {:<20} {:>9}M  {}",
+                    i.name,
+                    short,
+                    i.size >> 20,
+                    i.source
+                );
             }
         }
         ImageCommand::Rm { name } => {

@@ -55,7 +55,14 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     fn limits(&self, ttl: Duration) -> Limits {
-        Limits { memory: self.memory, cpus: self.cpus, pids: self.pids, disk: self.disk, network: self.network, ttl }
+        Limits {
+            memory: self.memory,
+            cpus: self.cpus,
+            pids: self.pids,
+            disk: self.disk,
+            network: self.network,
+            ttl,
+        }
     }
 }
 
@@ -130,12 +137,20 @@ pub fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
     let driver = ContainerDriver::new(cfg.runtime.clone())?;
     let records = cfg.runtime.data_dir.join("records");
     let store = FileRecordStore::open(&records)?;
-    Ok(SandboxManager::new(Arc::new(driver), Arc::new(store), records.join(".lock")))
+    Ok(SandboxManager::new(
+        Arc::new(driver),
+        Arc::new(store),
+        records.join(".lock"),
+    ))
 }
 
 pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
     let mgr = manager(cfg)?;
-    let ttl = args.timeout.map(|t| t + Duration::from_secs(60)).unwrap_or(Duration::from_secs(24 * 3600));
+    tracing::debug!("runtime ready");
+    let ttl = args
+        .timeout
+        .map(|t| t + Duration::from_secs(60))
+        .unwrap_or(Duration::from_secs(24 * 3600));
     let rec = mgr
         .create(CreateRequest {
             image: args.limits.image.clone(),
@@ -162,9 +177,22 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
     result
 }
 
-async fn exec_attached(mgr: &SandboxManager, id: &SandboxId, req: ExecRequest, interactive: bool, tty: bool) -> anyhow::Result<u8> {
-    let agent = mgr.driver().agent(id, AGENT_TIMEOUT).await.with_context(|| format!("cannot reach the agent of {id}"))?;
+async fn exec_attached(
+    mgr: &SandboxManager,
+    id: &SandboxId,
+    req: ExecRequest,
+    interactive: bool,
+    tty: bool,
+) -> anyhow::Result<u8> {
+    tracing::debug!(sandbox.id = %id, "sandbox running");
+    let agent = mgr
+        .driver()
+        .agent(id, AGENT_TIMEOUT)
+        .await
+        .with_context(|| format!("cannot reach the agent of {id}"))?;
+    tracing::debug!(sandbox.id = %id, "agent connected");
     let session = agent.exec(req).await?;
+    tracing::debug!(sandbox.id = %id, "exec started");
     let status = stdio::attach(session, interactive, tty).await?;
     Ok(status.shell_code().clamp(0, 255) as u8)
 }
@@ -172,15 +200,34 @@ async fn exec_attached(mgr: &SandboxManager, id: &SandboxId, req: ExecRequest, i
 pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
     let mgr = manager(cfg)?;
     match cmd {
-        SandboxCommand::Create { limits, ttl, hostname } => {
+        SandboxCommand::Create {
+            limits,
+            ttl,
+            hostname,
+        } => {
             mgr.reconcile().await?;
             let rec = mgr
-                .create(CreateRequest { image: limits.image.clone(), limits: limits.limits(ttl), hostname, env: Vec::new(), owner: None, owner_pid: None })
+                .create(CreateRequest {
+                    image: limits.image.clone(),
+                    limits: limits.limits(ttl),
+                    hostname,
+                    env: Vec::new(),
+                    owner: None,
+                    owner_pid: None,
+                })
                 .await?;
             watch::spawn(cfg, &rec.id, None);
             println!("{}", rec.id);
         }
-        SandboxCommand::Exec { id, interactive, tty, timeout, user, workdir, cmd } => {
+        SandboxCommand::Exec {
+            id,
+            interactive,
+            tty,
+            timeout,
+            user,
+            workdir,
+            cmd,
+        } => {
             mgr.get(&id).await?;
             let req = ExecRequest {
                 argv: cmd,
@@ -196,7 +243,8 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
         SandboxCommand::Shell { id } => {
             mgr.get(&id).await?;
             let tty = std::io::stdin().is_terminal();
-            let script = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi";
+            let script =
+                "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi";
             let req = ExecRequest {
                 argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
                 tty: tty.then(stdio::terminal_size),
@@ -207,9 +255,14 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
         }
         SandboxCommand::Ls => {
             mgr.reconcile().await?;
-            println!("{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  REASON", "ID", "STATE", "IMAGE", "NETWORK", "AGE", "TTL LEFT");
+            println!(
+                "{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  REASON",
+                "ID", "STATE", "IMAGE", "NETWORK", "AGE", "TTL LEFT"
+            );
             for r in mgr.list().await? {
-                let age = Duration::from_millis(sandlab_runtime::manager::now_ms().saturating_sub(r.created_at_ms));
+                let age = Duration::from_millis(
+                    sandlab_runtime::manager::now_ms().saturating_sub(r.created_at_ms),
+                );
                 let left = SandboxManager::remaining(&r);
                 println!(
                     "{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  {}",

@@ -20,7 +20,9 @@ impl RawMode {
         if !stdin.is_terminal() {
             return RawMode { saved: None };
         }
-        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else { return RawMode { saved: None } };
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
         if termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).is_err() {
@@ -45,14 +47,21 @@ pub fn terminal_size() -> TtySize {
     // SAFETY: the pointer is to a live winsize on our stack.
     let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
     if ok && ws.ws_col > 0 && ws.ws_row > 0 {
-        TtySize { cols: ws.ws_col, rows: ws.ws_row }
+        TtySize {
+            cols: ws.ws_col,
+            rows: ws.ws_row,
+        }
     } else {
         TtySize { cols: 80, rows: 24 }
     }
 }
 
 /// Streams the session until the command exits; returns its exit status.
-pub async fn attach(session: ExecSession, interactive: bool, tty: bool) -> anyhow::Result<ExitStatus> {
+pub async fn attach(
+    session: ExecSession,
+    interactive: bool,
+    tty: bool,
+) -> anyhow::Result<ExitStatus> {
     let (input, mut events) = session.split();
     let _raw = if tty { Some(RawMode::enable()) } else { None };
     let mut tasks = Vec::new();
@@ -101,7 +110,9 @@ pub async fn attach(session: ExecSession, interactive: bool, tty: bool) -> anyho
                 stderr.flush().await?;
             }
             Some(ExecEvent::Exit(status)) => break status,
-            None => anyhow::bail!("the sandbox's agent closed the connection before the command exited"),
+            None => {
+                anyhow::bail!("the sandbox's agent closed the connection before the command exited")
+            }
         }
     };
     for t in tasks {

@@ -27,7 +27,9 @@ pub fn spawn(cfg: &Config, id: &SandboxId, parent: Option<u32>) {
     if let Some(p) = parent {
         cmd.arg("--parent").arg(p.to_string());
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe and touches only the child.
     unsafe {
         cmd.pre_exec(|| {
@@ -61,7 +63,11 @@ async fn exited(fd: Option<AsyncFd<OwnedFd>>) {
     }
 }
 
-pub async fn watch(mgr: &SandboxManager, id: &SandboxId, parent: Option<u32>) -> anyhow::Result<()> {
+pub async fn watch(
+    mgr: &SandboxManager,
+    id: &SandboxId,
+    parent: Option<u32>,
+) -> anyhow::Result<()> {
     let rec = mgr.get(id).await?;
     let remaining = SandboxManager::remaining(&rec);
     let init = mgr.driver().init_pid(id).await?.and_then(pidfd);

@@ -10,8 +10,15 @@ use std::process::{Child, Command, Stdio};
 use common::*;
 
 fn ip(args: &str) {
-    let out = Command::new("ip").args(args.split_whitespace()).output().unwrap();
-    assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A network namespace with one veth to the host and an HTTP server on `addr4`/`addr6`.
@@ -28,7 +35,9 @@ impl TestHost {
         let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         let _ = Command::new("ip").args(["link", "del", &link]).output();
         ip(&format!("netns add {ns}"));
-        ip(&format!("link add {link} type veth peer name eth0 netns {ns}"));
+        ip(&format!(
+            "link add {link} type veth peer name eth0 netns {ns}"
+        ));
         ip(&format!("addr add {host4}/24 dev {link}"));
         ip(&format!("addr add {host6}/64 dev {link} nodad"));
         ip(&format!("link set {link} up"));
@@ -52,7 +61,14 @@ impl TestHost {
             .unwrap();
         let ok = wait_until(std::time::Duration::from_secs(10), || {
             Command::new("ip")
-                .args(["netns", "exec", &ns, "python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080), 1)"])
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "python3",
+                    "-c",
+                    "import socket; socket.create_connection(('127.0.0.1', 8080), 1)",
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false)
@@ -66,7 +82,9 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
-        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }
@@ -74,11 +92,27 @@ impl Drop for TestHost {
 #[test]
 fn egress_reaches_the_internet_but_not_private_ranges_or_the_host() {
     let data = data_dir();
-    let public = TestHost::start("pub", "198.51.100.1", "198.51.100.2", "2001:db8:5a::1", "2001:db8:5a::2");
-    let private = TestHost::start("prv", "10.99.77.1", "10.99.77.2", "fd99:5a::1", "fd99:5a::2");
+    let public = TestHost::start(
+        "pub",
+        "198.51.100.1",
+        "198.51.100.2",
+        "2001:db8:5a::1",
+        "2001:db8:5a::2",
+    );
+    let private = TestHost::start(
+        "prv",
+        "10.99.77.1",
+        "10.99.77.2",
+        "fd99:5a::1",
+        "fd99:5a::2",
+    );
     let host = TcpListener::bind("[::]:0").unwrap();
     let port = host.local_addr().unwrap().port();
-    let probe = |url: &str| format!("echo {url} $(curl -g -s -o /dev/null -w '%{{http_code}}' --max-time 3 {url} || true)");
+    let probe = |url: &str| {
+        format!(
+            "echo {url} $(curl -g -s -o /dev/null -w '%{{http_code}}' --max-time 3 {url} || true)"
+        )
+    };
     let urls = [
         "http://198.51.100.2:8080/".to_string(),
         "http://[2001:db8:5a::2]:8080/".to_string(),
@@ -98,8 +132,17 @@ fn egress_reaches_the_internet_but_not_private_ranges_or_the_host() {
             .unwrap_or("")
             .to_owned()
     };
-    assert_eq!(code(&urls[0]), "200", "public IPv4 test host unreachable:\n{text}\n{}", out.stderr_text());
-    assert_eq!(code(&urls[1]), "200", "public IPv6 test host unreachable:\n{text}");
+    assert_eq!(
+        code(&urls[0]),
+        "200",
+        "public IPv4 test host unreachable:\n{text}\n{}",
+        out.stderr_text()
+    );
+    assert_eq!(
+        code(&urls[1]),
+        "200",
+        "public IPv6 test host unreachable:\n{text}"
+    );
     for u in &urls[2..] {
         assert_eq!(code(u), "000", "{u} must be unreachable:\n{text}");
     }
@@ -112,11 +155,28 @@ fn sandboxes_do_not_reach_each_other() {
     let data = data_dir();
     let a = create(&data, &["--network", "egress"]);
     let b = create(&data, &["--network", "egress"]);
-    let a_ip = exec(&data, &a, "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1").stdout_text().trim().to_owned();
+    let a_ip = exec(
+        &data,
+        &a,
+        "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
+    )
+    .stdout_text()
+    .trim()
+    .to_owned();
     assert!(a_ip.starts_with("10.213."), "{a_ip}");
     let _server = exec(&data, &a, "setsid -f python3 -m http.server 8080 >/dev/null 2>&1; sleep 1; curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/");
-    let out = exec(&data, &b, &format!("curl -s -o /dev/null -w '%{{http_code}}' --max-time 3 http://{a_ip}:8080/ || true"));
-    assert_eq!(out.stdout_text().trim(), "000", "sandbox b reached sandbox a");
+    let out = exec(
+        &data,
+        &b,
+        &format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' --max-time 3 http://{a_ip}:8080/ || true"
+        ),
+    );
+    assert_eq!(
+        out.stdout_text().trim(),
+        "000",
+        "sandbox b reached sandbox a"
+    );
     rm(&data, &a);
     rm(&data, &b);
 }

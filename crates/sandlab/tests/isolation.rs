@@ -24,9 +24,16 @@ fn hello_runs_as_root_inside_and_unprivileged_outside() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     let host_uid: u32 = uid_line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert_eq!(host_uid, SANDBOX_UID, "sandbox root must be an unprivileged host uid: {uid_line}");
+    assert_eq!(
+        host_uid, SANDBOX_UID,
+        "sandbox root must be an unprivileged host uid: {uid_line}"
+    );
     let inside = exec(&data, &id, "id -u; cat /proc/self/uid_map");
-    assert!(inside.stdout_text().starts_with("0\n"), "{}", inside.stdout_text());
+    assert!(
+        inside.stdout_text().starts_with("0\n"),
+        "{}",
+        inside.stdout_text()
+    );
     assert!(inside.stdout_text().contains(&SANDBOX_UID.to_string()));
     rm(&data, &id);
 }
@@ -36,7 +43,12 @@ fn exit_codes_and_timeouts() {
     let data = data_dir();
     assert_eq!(run_bash(&data, &[], "exit 3").code(), 3);
     let out = run_bash(&data, &["--timeout", "1s"], "sleep 30");
-    assert_eq!(out.code(), 124, "timeout must exit 124: {}", out.stderr_text());
+    assert_eq!(
+        out.code(),
+        124,
+        "timeout must exit 124: {}",
+        out.stderr_text()
+    );
     let out = run_bash(&data, &[], "kill -TERM $$");
     assert_eq!(out.code(), 128 + 15);
 }
@@ -49,8 +61,17 @@ fn memory_bomb_exits_137_and_the_host_is_fine() {
         &["--memory", "64M"],
         "python3 -c 'a=[]\nwhile True: a.append(bytearray(1<<20))'",
     );
-    assert_eq!(out.code(), 137, "stdout={} stderr={}", out.stdout_text(), out.stderr_text());
-    assert!(Command::new("true").status().unwrap().success(), "host still runs processes");
+    assert_eq!(
+        out.code(),
+        137,
+        "stdout={} stderr={}",
+        out.stdout_text(),
+        out.stderr_text()
+    );
+    assert!(
+        Command::new("true").status().unwrap().success(),
+        "host still runs processes"
+    );
 }
 
 #[test]
@@ -60,26 +81,56 @@ fn fork_bomb_stays_at_the_pids_limit() {
     let mut bomb = Command::new(env!("CARGO_BIN_EXE_sandlab"))
         .arg("--data-dir")
         .arg(&data)
-        .args(["sandbox", "exec", &id, "--timeout", "8s", "--", "bash", "-c", "b(){ b|b& }; b; sleep 6"])
+        .args([
+            "sandbox",
+            "exec",
+            &id,
+            "--timeout",
+            "8s",
+            "--",
+            "bash",
+            "-c",
+            "b(){ b|b& }; b; sleep 6",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let cg = std::path::Path::new("/sys/fs/cgroup/pids/sandlab").join(&id);
-    let cg = if cg.exists() { cg } else { std::path::Path::new("/sys/fs/cgroup/sandlab").join(&id) };
-    let max: u64 = std::fs::read_to_string(cg.join("pids.max")).unwrap().trim().parse().unwrap();
+    let cg = if cg.exists() {
+        cg
+    } else {
+        std::path::Path::new("/sys/fs/cgroup/sandlab").join(&id)
+    };
+    let max: u64 = std::fs::read_to_string(cg.join("pids.max"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(max, 64);
     let mut peak = 0u64;
     let hit = wait_until(Duration::from_secs(10), || {
-        let cur: u64 = std::fs::read_to_string(cg.join("pids.current")).unwrap_or_default().trim().parse().unwrap_or(0);
+        let cur: u64 = std::fs::read_to_string(cg.join("pids.current"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0);
         peak = peak.max(cur);
         let events = std::fs::read_to_string(cg.join("pids.events")).unwrap_or_default();
-        events.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+        events
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            > 0
     });
     assert!(hit, "the fork bomb never hit the pids limit (peak {peak})");
     assert!(peak <= 64, "pids.current {peak} exceeded the limit");
     let _ = bomb.wait();
-    assert!(Command::new("true").status().unwrap().success(), "host can still fork");
+    assert!(
+        Command::new("true").status().unwrap().success(),
+        "host can still fork"
+    );
     rm(&data, &id);
 }
 
@@ -130,8 +181,20 @@ PY
     for bad in ["SYSRQ-WRITTEN", "MOUNTED", "UNSHARED", "RAW-SOCKET-OPENED"] {
         assert!(!text.contains(bad), "{bad} in:\n{text}");
     }
-    for call in ["finit_module", "init_module", "io_uring_setup", "bpf", "userfaultfd", "keyctl", "add_key", "request_key"] {
-        let line = text.lines().find(|l| l.starts_with(&format!("{call} "))).unwrap_or_else(|| panic!("no {call} line in:\n{text}"));
+    for call in [
+        "finit_module",
+        "init_module",
+        "io_uring_setup",
+        "bpf",
+        "userfaultfd",
+        "keyctl",
+        "add_key",
+        "request_key",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{call} ")))
+            .unwrap_or_else(|| panic!("no {call} line in:\n{text}"));
         assert!(line.contains("-1 EPERM"), "{call} was not refused: {line}");
     }
     assert!(text.contains("raw socket refused"), "{text}");
@@ -142,7 +205,11 @@ fn host_processes_are_invisible() {
     let data = data_dir();
     let mut canary = Command::new("sleep").arg("61").spawn().unwrap();
     let cmdline = format!("/proc/{}/cmdline", canary.id());
-    let started = wait_until(Duration::from_secs(5), || std::fs::read_to_string(&cmdline).unwrap_or_default().starts_with("sleep"));
+    let started = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&cmdline)
+            .unwrap_or_default()
+            .starts_with("sleep")
+    });
     assert!(started, "the canary runs on the host");
     let out = run_bash(&data, &[], "ps -eo args | awk '$1 == \"sleep\" && $2 == \"61\"' | wc -l; ps -e --no-headers | wc -l; ls -d /proc/[0-9]* | wc -l");
     let _ = canary.kill();
@@ -150,7 +217,10 @@ fn host_processes_are_invisible() {
     let text = out.stdout_text();
     let counts: Vec<u32> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
     assert_eq!(counts[0], 0, "the host's sleep is visible inside:\n{text}");
-    assert!(counts[1] < 10 && counts[2] < 10, "the sandbox sees too many processes:\n{text}");
+    assert!(
+        counts[1] < 10 && counts[2] < 10,
+        "the sandbox sees too many processes:\n{text}"
+    );
 }
 
 #[test]
@@ -173,12 +243,18 @@ fn network_none_is_loopback_only() {
     assert!(!text.contains("REACHED"), "{text}");
     assert!(text.contains("200"), "loopback works inside: {text}");
     let mut buf = [0u8; 1];
-    assert!(host.accept().map(|(mut s, _)| s.read(&mut buf)).is_err(), "host listener got a connection");
+    assert!(
+        host.accept().map(|(mut s, _)| s.read(&mut buf)).is_err(),
+        "host listener got a connection"
+    );
 }
 
 /// The host's address on its default route.
 fn host_address() -> String {
-    let out = Command::new("ip").args(["-4", "route", "get", "192.0.2.123"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-4", "route", "get", "192.0.2.123"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut words = text.split_whitespace();
     while let Some(w) = words.next() {

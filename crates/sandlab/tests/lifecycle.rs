@@ -13,14 +13,19 @@ use sandlab_proto::AgentClient;
 fn rm_leaves_nothing_behind() {
     let data = data_dir();
     let id = create(&data, &["--network", "egress"]);
-    assert!(!leftovers(&data, &id).is_empty(), "a running sandbox has host resources");
+    assert!(
+        !leftovers(&data, &id).is_empty(),
+        "a running sandbox has host resources"
+    );
     let pid = init_pid(&id);
     let out = exec(&data, &id, "sleep 300 & sleep 300 & echo started");
     assert_eq!(out.stdout_text().trim(), "started");
     rm(&data, &id);
     assert_eq!(leftovers(&data, &id), Vec::<String>::new());
     // Killed processes may linger a moment as zombies until the host's init reaps them.
-    let gone = wait_until(Duration::from_secs(10), || processes_of(&id).is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let gone = wait_until(Duration::from_secs(10), || {
+        processes_of(&id).is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
     assert!(gone, "processes left: {:?}", processes_of(&id));
 }
 
@@ -29,8 +34,16 @@ fn ttl_removes_the_sandbox() {
     let data = data_dir();
     let id = create(&data, &["--ttl", "2s"]);
     let gone = wait_until(Duration::from_secs(30), || leftovers(&data, &id).is_empty());
-    assert!(gone, "after the TTL these remain: {:?}", leftovers(&data, &id));
-    assert!(wait_until(Duration::from_secs(10), || processes_of(&id).is_empty()), "processes left: {:?}", processes_of(&id));
+    assert!(
+        gone,
+        "after the TTL these remain: {:?}",
+        leftovers(&data, &id)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_of(&id).is_empty()),
+        "processes left: {:?}",
+        processes_of(&id)
+    );
 }
 
 #[test]
@@ -43,17 +56,39 @@ fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
     // A dead sandbox: its record says running but its processes were killed.
     let dead = create(&data, &[]);
     kill_watcher(&dead);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid(&dead) as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init_pid(&dead) as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     assert!(wait_until(Duration::from_secs(10), || processes_of(&dead).is_empty()));
 
     let out = sandlab(&data, &["sandbox", "ls"]);
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
-    assert_eq!(leftovers(&data, &orphan), Vec::<String>::new(), "orphan not removed");
-    let line = out.stdout_text().lines().find(|l| l.starts_with(&dead)).map(str::to_owned).unwrap_or_default();
-    assert!(line.contains("failed"), "dead sandbox not marked failed: {line:?}");
+    assert_eq!(
+        leftovers(&data, &orphan),
+        Vec::<String>::new(),
+        "orphan not removed"
+    );
+    let line = out
+        .stdout_text()
+        .lines()
+        .find(|l| l.starts_with(&dead))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        line.contains("failed"),
+        "dead sandbox not marked failed: {line:?}"
+    );
     assert!(line.contains("gone"), "no reason given: {line:?}");
-    let remaining: Vec<String> = leftovers(&data, &dead).into_iter().filter(|l| !l.contains("records")).collect();
-    assert!(remaining.is_empty(), "dead sandbox's resources remain: {remaining:?}");
+    let remaining: Vec<String> = leftovers(&data, &dead)
+        .into_iter()
+        .filter(|l| !l.contains("records"))
+        .collect();
+    assert!(
+        remaining.is_empty(),
+        "dead sandbox's resources remain: {remaining:?}"
+    );
     rm(&data, &dead);
     assert_eq!(leftovers(&data, &dead), Vec::<String>::new());
 }
@@ -61,11 +96,16 @@ fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
 /// Kills the background deadline watcher of `id`, as a crash would.
 fn kill_watcher(id: &str) {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.iter().any(|a| *a == b"watch") && args.iter().any(|a| *a == id.as_bytes()) {
+        if args.iter().any(|a| *a == b"watch") && args.contains(&id.as_bytes()) {
             if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
     }
@@ -83,16 +123,33 @@ async fn a_planted_symlink_never_makes_a_write_land_outside() {
     let out = exec(&data, &id, &format!("ln -s {target} /tmp/link && ln -s {dir} /tmp/dirlink && ln -s / /tmp/root && echo planted"));
     assert_eq!(out.stdout_text().trim(), "planted", "{}", out.stderr_text());
 
-    let agent = AgentClient::connect(&data.join("sandboxes").join(&id).join("agent.sock"), Duration::from_secs(5)).await.unwrap();
+    let agent = AgentClient::connect(
+        &data.join("sandboxes").join(&id).join("agent.sock"),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     let _ = agent.write_file("/tmp/link", b"pwned", 0o644, false).await;
-    let _ = agent.write_file("/tmp/dirlink/new-file", b"pwned", 0o644, true).await;
-    let _ = agent.write_file(&format!("/tmp/root{target}"), b"pwned", 0o644, true).await;
+    let _ = agent
+        .write_file("/tmp/dirlink/new-file", b"pwned", 0o644, true)
+        .await;
+    let _ = agent
+        .write_file(&format!("/tmp/root{target}"), b"pwned", 0o644, true)
+        .await;
     drop(agent);
 
     assert_eq!(std::fs::read_to_string(&canary).unwrap(), "original");
     assert!(!canary_dir.path().join("new-file").exists());
-    let entries: Vec<_> = std::fs::read_dir(canary_dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert_eq!(entries.len(), 1, "new files appeared on the host: {entries:?}");
+    let entries: Vec<_> = std::fs::read_dir(canary_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "new files appeared on the host: {entries:?}"
+    );
     rm(&data, &id);
 }
 
@@ -101,21 +158,44 @@ fn bad_input_gets_one_sentence_and_the_right_exit_code() {
     let data = data_dir();
     let out = sandlab(&data, &["run", "--memory", "12Q", "--", "true"]);
     assert_eq!(out.code(), 2);
-    assert_eq!(out.stderr_text().lines().count(), 1, "{}", out.stderr_text());
+    assert_eq!(
+        out.stderr_text().lines().count(),
+        1,
+        "{}",
+        out.stderr_text()
+    );
     assert!(out.stderr_text().contains("12Q"), "{}", out.stderr_text());
 
     let out = sandlab(&data, &["run", "--no-such-flag", "--", "true"]);
     assert_eq!(out.code(), 2);
-    assert_eq!(out.stderr_text().lines().count(), 1, "{}", out.stderr_text());
+    assert_eq!(
+        out.stderr_text().lines().count(),
+        1,
+        "{}",
+        out.stderr_text()
+    );
 
     let out = sandlab(&data, &["run", "--image", "nope", "--", "true"]);
     assert_eq!(out.code(), 1);
-    assert_eq!(out.stderr_text().lines().count(), 1, "{}", out.stderr_text());
-    assert!(out.stderr_text().contains("\"nope\" does not exist"), "{}", out.stderr_text());
+    assert_eq!(
+        out.stderr_text().lines().count(),
+        1,
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("\"nope\" does not exist"),
+        "{}",
+        out.stderr_text()
+    );
 
     let out = sandlab(&data, &["sandbox", "exec", "sb-aaaaaaaaaaaa", "--", "true"]);
     assert_eq!(out.code(), 1);
-    assert!(out.stderr_text().contains("does not exist"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("does not exist"),
+        "{}",
+        out.stderr_text()
+    );
 
     let out = sandlab(&data, &["sandbox", "rm", "../../etc"]);
     assert_eq!(out.code(), 2, "{}", out.stderr_text());
@@ -124,7 +204,8 @@ fn bad_input_gets_one_sentence_and_the_right_exit_code() {
 #[test]
 fn crun_on_a_hybrid_host_is_refused_with_a_reason() {
     let data = data_dir();
-    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").exists() && std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified").exists()
+        && std::path::Path::new("/sys/fs/cgroup/memory").exists();
     if !hybrid || !std::path::Path::new("/usr/bin/crun").exists() {
         eprintln!("not a cgroup-hybrid host with crun: nothing to refuse here");
         return;
@@ -137,7 +218,11 @@ fn crun_on_a_hybrid_host_is_refused_with_a_reason() {
         .output()
         .unwrap();
     assert_eq!(out.code(), 1);
-    assert!(out.stderr_text().contains("hybrid"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("hybrid"),
+        "{}",
+        out.stderr_text()
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))
         .env("SANDLAB_RUNTIME", "auto")
         .arg("--data-dir")
@@ -145,5 +230,10 @@ fn crun_on_a_hybrid_host_is_refused_with_a_reason() {
         .args(["run", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(out.code(), 0, "auto falls back to runc: {}", out.stderr_text());
+    assert_eq!(
+        out.code(),
+        0,
+        "auto falls back to runc: {}",
+        out.stderr_text()
+    );
 }

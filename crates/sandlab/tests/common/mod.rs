@@ -17,7 +17,11 @@ pub fn data_dir() -> PathBuf {
         "these tests need root: run them with scripts/test.sh"
     );
     let has_image = dir.join("images").exists()
-        && sandlab(&dir, &["image", "ls"]).stdout_text().lines().skip(1).any(|l| l.starts_with("debian "));
+        && sandlab(&dir, &["image", "ls"])
+            .stdout_text()
+            .lines()
+            .skip(1)
+            .any(|l| l.starts_with("debian "));
     assert!(
         has_image,
         "no `debian` image in {}: run scripts/test.sh, or `sandlab --data-dir {} image build debian`",
@@ -96,7 +100,10 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Host pid of the sandbox's init (the agent), from the OCI runtime's state.
 pub fn init_pid(id: &str) -> u32 {
-    let out = Command::new("runc").args(["--root", "/run/sandlab/runc", "state", id]).output().expect("runc state");
+    let out = Command::new("runc")
+        .args(["--root", "/run/sandlab/runc", "state", id])
+        .output()
+        .expect("runc state");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runc state json");
     v["pid"].as_u64().expect("pid") as u32
 }
@@ -126,7 +133,11 @@ pub fn leftovers(data: &Path, id: &str) -> Vec<String> {
             found.push(format!("path: {}", p.display()));
         }
     }
-    let nft = Command::new("nft").args(["list", "ruleset"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let nft = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     if nft.contains(id) {
         found.push("nftables rule naming the sandbox".into());
     }
@@ -137,7 +148,9 @@ pub fn leftovers(data: &Path, id: &str) -> Vec<String> {
 pub fn processes_of(id: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
             if cg.contains(id) {
                 pids.push(pid);
