@@ -145,28 +145,6 @@ impl Cgroups {
             .collect()
     }
 
-    /// Ids of every sandbox cgroup present in any hierarchy.
-    pub fn sandbox_ids(&self) -> Vec<SandboxId> {
-        let mut ids = Vec::new();
-        for h in &self.hierarchies {
-            let Ok(rd) = std::fs::read_dir(h.mount.join(PARENT)) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                if let Some(id) = e
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| n.parse::<SandboxId>().ok())
-                {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
-            }
-        }
-        ids
-    }
-
     /// Kills every process left in the sandbox's cgroups and removes them.
     pub fn remove(&self, id: &SandboxId) -> Result<()> {
         for dir in self.dirs(id) {

@@ -280,24 +280,15 @@ impl Driver for ContainerDriver {
 
     async fn host_resources(&self) -> Result<HostResources> {
         self.volumes.clear_stale_qgroups();
+        // A sandbox's directory is made first and removed last, and its volume lives in
+        // this data dir too, so these two say which ids belong to this data dir. Global
+        // resources (OCI containers, cgroups, netns, veths) of other ids may belong to
+        // another data dir on the same host and are left alone.
         let mut res = HostResources::default();
-        let from_names = |names: Vec<String>| {
-            names
-                .into_iter()
-                .filter_map(|n| n.parse::<SandboxId>().ok())
-        };
-        res.ids.extend(from_names(self.oci.list().await?));
-        res.ids.extend(self.cgroups.sandbox_ids());
-        res.ids.extend(netns::list());
-        res.ids.extend(network::links());
-        res.ids.extend(self.volumes.list());
         if let Ok(rd) = std::fs::read_dir(self.layout.sandboxes_dir()) {
-            res.ids.extend(from_names(
-                rd.flatten()
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .collect(),
-            ));
+            res.ids.extend(rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())));
         }
+        res.ids.extend(self.volumes.list());
         Ok(res)
     }
 }

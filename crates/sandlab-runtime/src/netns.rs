@@ -63,17 +63,6 @@ pub fn delete(id: &SandboxId) -> Result<()> {
     }
 }
 
-/// Ids of every sandbox netns present.
-pub fn list() -> Vec<SandboxId> {
-    std::fs::read_dir(NETNS_DIR)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn is_bound(path: &Path) -> bool {
     // A bound netns file reports the nsfs magic; an empty placeholder is on tmpfs.
     nix::sys::statfs::statfs(path)

@@ -235,17 +235,6 @@ pub fn link_exists(id: &SandboxId) -> bool {
         .exists()
 }
 
-/// Ids of every sandbox veth on the host.
-pub fn links() -> Vec<SandboxId> {
-    std::fs::read_dir("/sys/class/net")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The `/etc/resolv.conf` a sandbox gets.
 pub fn resolv_conf(egress: bool) -> String {
     if !egress {

@@ -48,11 +48,6 @@ pub struct ContainerState {
     pub pid: i64,
 }
 
-#[derive(Debug, Deserialize)]
-struct ListEntry {
-    id: String,
-}
-
 /// Why `kind` cannot run on a host with cgroups in `mode`, if it cannot.
 fn incompatibility(kind: RuntimeKind, mode: CgroupMode) -> Option<String> {
     match (kind, mode) {
@@ -140,10 +135,15 @@ impl OciRuntime {
             .arg(bundle)
             .arg(id);
         let fd = listener.as_raw_fd();
-        // SAFETY: between fork and exec we only call dup2 and fcntl, which are
+        // SAFETY: between fork and exec we only call prctl, dup2 and fcntl, which are
         // async-signal-safe; `fd` stays open in the parent for the whole call.
         unsafe {
             cmd.pre_exec(move || {
+                // If we are killed mid-create, runc must not finish the container after
+                // reconciliation has already cleaned up.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if fd == 3 {
                     let flags = libc::fcntl(3, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
@@ -192,19 +192,6 @@ impl OciRuntime {
             Err(Error::Command { stderr, .. }) if is_gone(&stderr) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Ids of every container under our runtime root.
-    pub async fn list(&self) -> Result<Vec<String>> {
-        let mut cmd = self.command();
-        cmd.args(["list", "--format", "json"]);
-        let out = self.output("list", cmd).await?;
-        if out.iter().all(u8::is_ascii_whitespace) || out.starts_with(b"null") {
-            return Ok(Vec::new());
-        }
-        let entries: Vec<ListEntry> = serde_json::from_slice(&out)
-            .map_err(|e| Error::Host(format!("{} list printed bad JSON: {e}", self.name())))?;
-        Ok(entries.into_iter().map(|e| e.id).collect())
     }
 }
 

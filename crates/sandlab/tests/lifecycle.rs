@@ -93,6 +93,45 @@ fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
     assert_eq!(leftovers(&data, &dead), Vec::<String>::new());
 }
 
+#[test]
+fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
+    let data = data_dir();
+    let records = data.join("records");
+    let mut victims = Vec::new();
+    for delay_ms in [0u64, 5, 15, 30, 45, 60, 80, 120, 250] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["run", "--network", "egress", "--", "sleep", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        let _ = child.wait();
+        victims.push(child.id());
+    }
+    // Sandboxes whose record names one of the killed processes as creator or owner.
+    let ids: Vec<String> = std::fs::read_dir(&records)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+            let pid = |k: &str| v[k].as_u64().map(|p| p as u32);
+            let ours = [pid("owner_pid"), pid("creator_pid")].into_iter().flatten().any(|p| victims.contains(&p));
+            ours.then(|| v["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let out = sandlab(&data, &["sandbox", "ls"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    for id in &ids {
+        assert_eq!(leftovers(&data, id), Vec::<String>::new(), "{id} leaked after kill -9 and reconcile");
+        assert!(wait_until(Duration::from_secs(10), || processes_of(id).is_empty()), "{id} left processes");
+    }
+    eprintln!("{} of 9 killed runs had written a record; all cleaned", ids.len());
+}
+
 /// Kills the background deadline watcher of `id`, as a crash would.
 fn kill_watcher(id: &str) {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
