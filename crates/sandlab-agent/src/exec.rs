@@ -104,11 +104,19 @@ impl ExecSpec {
         } else {
             "dumb"
         };
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), DEFAULT_PATH.into()),
-            ("HOME".into(), ident.home.clone()),
-            ("TERM".into(), term.into()),
-        ];
+        // The agent's own environment is the image's (`Env` of its config) plus the
+        // sandbox's; children start from it, minus the agent's private variables.
+        let mut env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| !k.starts_with("SANDLAB_"))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        for (key, value) in [("HOME", ident.home.clone()), ("TERM", term.to_string())] {
+            env.retain(|(k, _)| k != key);
+            env.push((key.into(), value));
+        }
+        env.retain(|(k, _)| k != "USER");
         if let Some(name) = &ident.name {
             env.push(("USER".into(), name.clone()));
         }

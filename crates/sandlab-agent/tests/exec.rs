@@ -155,10 +155,16 @@ async fn env_and_cwd() {
         "bar=baz|dumb|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/tmp"
     );
     assert_eq!(lines[1], "/usr");
-    // Nothing of the agent's own environment leaks (SANDLAB_AGENT_LOG is set there).
+    // The image's environment is passed on; the agent's private variables are not
+    // (SANDLAB_AGENT_LOG is set there).
     let out = sh(&client, "env").await;
     assert!(
         !text(&out.stdout).contains("SANDLAB"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("IMAGE_LANG=C.UTF-8"),
         "{}",
         text(&out.stdout)
     );

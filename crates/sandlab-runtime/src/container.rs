@@ -286,7 +286,10 @@ impl Driver for ContainerDriver {
         // another data dir on the same host and are left alone.
         let mut res = HostResources::default();
         if let Ok(rd) = std::fs::read_dir(self.layout.sandboxes_dir()) {
-            res.ids.extend(rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())));
+            res.ids.extend(
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())),
+            );
         }
         res.ids.extend(self.volumes.list());
         Ok(res)

@@ -117,19 +117,33 @@ fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
         .unwrap()
         .flatten()
         .filter_map(|e| {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
             let pid = |k: &str| v[k].as_u64().map(|p| p as u32);
-            let ours = [pid("owner_pid"), pid("creator_pid")].into_iter().flatten().any(|p| victims.contains(&p));
+            let ours = [pid("owner_pid"), pid("creator_pid")]
+                .into_iter()
+                .flatten()
+                .any(|p| victims.contains(&p));
             ours.then(|| v["id"].as_str().unwrap().to_owned())
         })
         .collect();
     let out = sandlab(&data, &["sandbox", "ls"]);
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
     for id in &ids {
-        assert_eq!(leftovers(&data, id), Vec::<String>::new(), "{id} leaked after kill -9 and reconcile");
-        assert!(wait_until(Duration::from_secs(10), || processes_of(id).is_empty()), "{id} left processes");
+        assert_eq!(
+            leftovers(&data, id),
+            Vec::<String>::new(),
+            "{id} leaked after kill -9 and reconcile"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || processes_of(id).is_empty()),
+            "{id} left processes"
+        );
     }
-    eprintln!("{} of 9 killed runs had written a record; all cleaned", ids.len());
+    eprintln!(
+        "{} of 9 killed runs had written a record; all cleaned",
+        ids.len()
+    );
 }
 
 /// Kills the background deadline watcher of `id`, as a crash would.

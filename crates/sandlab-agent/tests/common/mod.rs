@@ -34,6 +34,9 @@ impl TestAgent {
             .arg(&sock)
             .args(["--term-grace-ms", "500"])
             .args(extra)
+            // As in a sandbox: the agent's environment is the image's (the OCI process env).
+            .env_clear()
+            .env("IMAGE_LANG", "C.UTF-8")
             .env("SANDLAB_AGENT_LOG", "stderr")
             .stdin(Stdio::null())
             .spawn()
