@@ -40,8 +40,12 @@ struct Hierarchy {
 }
 
 impl Cgroups {
+    #[cfg(test)]
     pub fn detect() -> Result<Cgroups> {
-        let mounts = MountInfo::read()?;
+        Cgroups::from_mounts(&MountInfo::read()?)
+    }
+
+    pub fn from_mounts(mounts: &MountInfo) -> Result<Cgroups> {
         let mut hierarchies = Vec::new();
         for m in mounts.entries() {
             match m.fs_type.as_str() {
@@ -146,6 +150,28 @@ impl Cgroups {
     }
 
     /// Kills every process left in the sandbox's cgroups and removes them.
+    /// SIGKILLs every process of the sandbox and waits (bounded) until its cgroups are empty.
+    pub fn kill(&self, id: &SandboxId) {
+        let dirs = self.dirs(id);
+        for dir in &dirs {
+            kill_all(dir);
+        }
+        let empty = || {
+            dirs.iter().all(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .map(|p| p.trim().is_empty())
+                    .unwrap_or(true)
+            })
+        };
+        for _ in 0..1000 {
+            if empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        tracing::warn!(sandbox.id = %id, "processes survived SIGKILL for 2s");
+    }
+
     pub fn remove(&self, id: &SandboxId) -> Result<()> {
         for dir in self.dirs(id) {
             kill_all(&dir);

@@ -23,7 +23,7 @@ use crate::config::RuntimeConfig;
 use crate::error::{Error, Result};
 use crate::mounts::{self, MountInfo};
 use crate::network::{self, slot_addrs};
-use crate::ocirt::OciRuntime;
+use crate::ocirt::{OciRuntime, INIT_PID_FILE};
 use crate::paths::Layout;
 use crate::volume::VolumePool;
 use crate::{agent_binary, netns, spec, Driver, HostResources, NetworkInfo, SandboxSpec, Stats};
@@ -61,9 +61,11 @@ impl ContainerDriver {
             .map_err(Error::io(&sandboxes))?;
         std::fs::set_permissions(&sandboxes, std::fs::Permissions::from_mode(0o711))
             .map_err(Error::io(&sandboxes))?;
-        let cgroups = Cgroups::detect()?;
+        let mounts = MountInfo::read()?;
+        let cgroups = Cgroups::from_mounts(&mounts)?;
         let oci = OciRuntime::detect(cfg.runtime, cgroups.mode)?;
         let volumes = VolumePool::open(
+            &mounts,
             &layout.volumes_image(),
             &layout.volumes_dir(),
             cfg.volume_pool_bytes,
@@ -156,6 +158,8 @@ impl ContainerDriver {
             .map_err(Error::io(&dir))?;
         let idmap = &self.cfg.idmap;
         step("volume");
+        // The netns is made on its own thread while the filesystem is prepared.
+        let pending_netns = netns::begin(id)?;
         let volume = self.volumes.create(
             id,
             spec.limits.disk.bytes(),
@@ -172,7 +176,7 @@ impl ContainerDriver {
             mounts::mount_overlay(&image.rootfs, &upper, &volume.join("work"), &rootfs)?;
         }
         step("overlay");
-        netns::create(id)?;
+        pending_netns.finish()?;
         if egress {
             let slot = net.slot.ok_or(Error::PoolExhausted)?;
             self.firewall
@@ -253,6 +257,16 @@ impl Driver for ContainerDriver {
     }
 
     async fn remove(&self, id: &SandboxId) -> Result<()> {
+        // Kill through the cgroup and reap the init ourselves when it is our child (we are a
+        // child subreaper in the CLI and the server): the runtime then sees a stopped
+        // container and deletes it at once (runc's --force path on a live one sleeps 100ms).
+        let init = std::fs::read_to_string(self.layout.bundle(id).join(INIT_PID_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        self.cgroups.kill(id);
+        if let Some(pid) = init {
+            reap(pid);
+        }
         self.oci.delete(id.as_str()).await?;
         let dir = self.layout.sandbox_dir(id);
         let mut mounted = MountInfo::read()?.under(&dir);
@@ -293,6 +307,19 @@ impl Driver for ContainerDriver {
         }
         res.ids.extend(self.volumes.list());
         Ok(res)
+    }
+}
+
+/// Waits (bounded) for `pid` to exit if it is our child, so it does not linger as a zombie.
+fn reap(pid: i32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    for _ in 0..500 {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(2)),
+            // Reaped, or not our child (someone else reaps it): either way, done here.
+            Ok(_) | Err(_) => return,
+        }
     }
 }
 

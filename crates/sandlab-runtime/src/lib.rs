@@ -19,6 +19,7 @@
 
 mod agent_binary;
 mod cgroups;
+mod command;
 mod config;
 mod container;
 mod error;

@@ -19,16 +19,29 @@ use crate::error::{Error, Result};
 use crate::mounts::unmount;
 use crate::paths::{Layout, NETNS_DIR};
 
-/// Creates `/run/netns/<id>` with loopback up. Idempotent.
-pub fn create(id: &SandboxId) -> Result<PathBuf> {
+/// A netns being made on its own thread, so a caller can prepare other things meanwhile.
+/// Dropping it waits for the thread, so no mount can appear after a cleanup has run.
+pub struct PendingNetns {
+    id: SandboxId,
+    path: PathBuf,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts creating `/run/netns/<id>` with loopback up (idempotent);
+/// [`PendingNetns::finish`] waits for it.
+pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
     let path = Layout::netns(id);
     std::fs::create_dir_all(NETNS_DIR).map_err(Error::io(NETNS_DIR))?;
     if is_bound(&path) {
-        return Ok(path);
+        return Ok(PendingNetns {
+            id: id.clone(),
+            path,
+            thread: None,
+        });
     }
     File::create(&path).map_err(Error::io(&path))?;
     let target = path.clone();
-    let result = std::thread::spawn(move || -> std::io::Result<()> {
+    let thread = std::thread::spawn(move || -> std::io::Result<()> {
         // This thread owns the new namespace and ends right after; nothing else runs on it.
         unshare(CloneFlags::CLONE_NEWNET)?;
         let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
@@ -42,14 +55,39 @@ pub fn create(id: &SandboxId) -> Result<PathBuf> {
         loopback_up()?;
         write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
         Ok(())
+    });
+    Ok(PendingNetns {
+        id: id.clone(),
+        path,
+        thread: Some(thread),
     })
-    .join()
-    .map_err(|_| Error::Host("The netns thread panicked".into()))?;
-    if let Err(source) = result {
-        let _ = delete(id);
-        return Err(Error::Io { path, source });
+}
+
+impl PendingNetns {
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(self.path.clone());
+        };
+        let result = thread
+            .join()
+            .map_err(|_| Error::Host("The netns thread panicked".into()))?;
+        if let Err(source) = result {
+            let _ = delete(&self.id);
+            return Err(Error::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        Ok(self.path.clone())
     }
-    Ok(path)
+}
+
+impl Drop for PendingNetns {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Unmounts and removes `/run/netns/<id>`. The namespace itself goes when its last user does.

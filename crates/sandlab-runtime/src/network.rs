@@ -14,12 +14,10 @@
 //!   never reach each other.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::Stdio;
 
 use sandlab_core::SandboxId;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
+use crate::command;
 use crate::error::{Error, Result};
 
 /// Number of /30 slots in the /16 egress pool (slot 0 is never used).
@@ -142,52 +140,10 @@ pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
     )
 }
 
-async fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            what: program.into(),
-            source,
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .await
-            .map_err(|source| Error::Spawn {
-                what: program.into(),
-                source,
-            })?;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|source| Error::Spawn {
-            what: program.into(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(Error::Command {
-            what: format!("{program} {}", args.join(" ")),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .chars()
-                .take(800)
-                .collect(),
-        });
-    }
-    Ok(())
-}
-
 /// Installs the firewall table and turns on forwarding. Idempotent.
 pub async fn install_firewall(prefix: [u8; 2]) -> Result<()> {
     let rules = ruleset(prefix, &host_nameservers());
-    run_with_stdin("nft", &["-f", "-"], &rules).await?;
+    command::run("nft", &["-f", "-"], &rules).await?;
     for (path, value) in [
         ("/proc/sys/net/ipv4/ip_forward", "1"),
         ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
@@ -206,7 +162,7 @@ pub async fn setup_egress(id: &SandboxId, addrs: SlotAddrs) -> Result<()> {
          link set {id} up\n",
         addrs.host4, addrs.host6
     );
-    run_with_stdin("ip", &["-batch", "-"], &host).await?;
+    command::run("ip", &["-batch", "-"], &host).await?;
     let inside = format!(
         "addr add {}/30 dev eth0\n\
          addr add {}/64 dev eth0 nodad\n\
@@ -215,7 +171,9 @@ pub async fn setup_egress(id: &SandboxId, addrs: SlotAddrs) -> Result<()> {
          route add default via {}\n",
         addrs.sandbox4, addrs.sandbox6, addrs.host4, addrs.host6
     );
-    run_with_stdin("ip", &["-n", id.as_str(), "-batch", "-"], &inside).await
+    command::run("ip", &["-n", id.as_str(), "-batch", "-"], &inside)
+        .await
+        .map(drop)
 }
 
 /// Deletes the host end of the sandbox's veth pair (the peer goes with it).
@@ -223,7 +181,10 @@ pub async fn teardown(id: &SandboxId) -> Result<()> {
     if !link_exists(id) {
         return Ok(());
     }
-    match run_with_stdin("ip", &["-batch", "-"], &format!("link del {id}\n")).await {
+    match command::run("ip", &["-batch", "-"], &format!("link del {id}\n"))
+        .await
+        .map(drop)
+    {
         Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
         other => other,
     }

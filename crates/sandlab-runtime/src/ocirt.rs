@@ -13,9 +13,13 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 use crate::cgroups::CgroupMode;
+use crate::command;
 use crate::config::RuntimeChoice;
 use crate::error::{Error, Result};
 use crate::paths::RUNTIME_STATE_DIR;
+
+/// The file in the bundle where the runtime writes the host pid of the sandbox's init.
+pub const INIT_PID_FILE: &str = "init.pid";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuntimeKind {
@@ -113,14 +117,7 @@ impl OciRuntime {
             what: self.name().into(),
             source,
         })?;
-        if !out.status.success() {
-            return Err(Error::Command {
-                what: format!("{} {what}", self.name()),
-                status: out.status.to_string(),
-                stderr: last_line(&out.stderr),
-            });
-        }
-        Ok(out.stdout)
+        command::checked(|| format!("{} {what}", self.name()), out)
     }
 
     /// Creates and starts the container in the background with `listener` as its fd 3.
@@ -131,7 +128,9 @@ impl OciRuntime {
         listener: BorrowedFd<'_>,
     ) -> Result<()> {
         let mut cmd = self.command();
-        cmd.args(["run", "--detach", "--preserve-fds", "1", "--bundle"])
+        cmd.args(["run", "--detach", "--preserve-fds", "1", "--pid-file"])
+            .arg(bundle.join(INIT_PID_FILE))
+            .arg("--bundle")
             .arg(bundle)
             .arg(id);
         let fd = listener.as_raw_fd();
@@ -201,17 +200,6 @@ fn is_gone(stderr: &str) -> bool {
         || stderr.contains("container not running")
 }
 
-fn last_line(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    line.chars().take(500).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,10 +228,5 @@ mod tests {
         }
         let rt = OciRuntime::detect(RuntimeChoice::Auto, CgroupMode::Hybrid).unwrap();
         assert_eq!(rt.kind, RuntimeKind::Runc);
-    }
-
-    #[test]
-    fn last_line_picks_the_message() {
-        assert_eq!(last_line(b"a\nerror: boom\n\n"), "error: boom");
     }
 }

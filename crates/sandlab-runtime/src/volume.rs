@@ -10,10 +10,10 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sandlab_core::SandboxId;
 
+use crate::command;
 use crate::error::{Error, Result};
 use crate::mounts::MountInfo;
 
@@ -70,9 +70,14 @@ pub struct VolumePool {
 
 impl VolumePool {
     /// Mounts the pool, creating its backing file and filesystem on first use.
-    pub fn open(image: &Path, dir: &Path, size: Option<u64>) -> Result<VolumePool> {
+    pub fn open(
+        mounts: &MountInfo,
+        image: &Path,
+        dir: &Path,
+        size: Option<u64>,
+    ) -> Result<VolumePool> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-        let mounted = MountInfo::read()?
+        let mounted = mounts
             .entries()
             .iter()
             .any(|e| e.mount_point == dir && e.fs_type == "btrfs");
@@ -80,11 +85,11 @@ impl VolumePool {
             if !image.exists() {
                 create_image(image, size)?;
             }
-            run(
+            command::run_blocking(
                 "mount",
                 &["-o", "loop,noatime", path_str(image)?, path_str(dir)?],
             )?;
-            run("btrfs", &["quota", "enable", path_str(dir)?])?;
+            command::run_blocking("btrfs", &["quota", "enable", path_str(dir)?])?;
         }
         Ok(VolumePool {
             dir: dir.to_owned(),
@@ -172,7 +177,7 @@ impl VolumePool {
     /// Drops qgroups whose subvolumes are gone.
     pub fn clear_stale_qgroups(&self) {
         if let Ok(dir) = path_str(&self.dir) {
-            let _ = run("btrfs", &["qgroup", "clear-stale", dir]);
+            let _ = command::run_blocking("btrfs", &["qgroup", "clear-stale", dir]);
         }
     }
 }
@@ -199,7 +204,7 @@ fn create_image(image: &Path, size: Option<u64>) -> Result<()> {
     let f = File::create(&tmp).map_err(Error::io(&tmp))?;
     f.set_len(size).map_err(Error::io(&tmp))?;
     drop(f);
-    run(
+    command::run_blocking(
         "mkfs.btrfs",
         &[
             "-q",
@@ -217,28 +222,6 @@ fn create_image(image: &Path, size: Option<u64>) -> Result<()> {
 fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
         .ok_or_else(|| Error::Host(format!("Path {} is not UTF-8", p.display())))
-}
-
-fn run(program: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|source| Error::Spawn {
-            what: program.into(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(Error::Command {
-            what: format!("{program} {}", args.join(" ")),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .chars()
-                .take(500)
-                .collect(),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

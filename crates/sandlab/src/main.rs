@@ -88,6 +88,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Sandbox init processes outlive the OCI runtime call that started them; as a child
+    // subreaper this process inherits them and can reap them at once on removal.
+    // SAFETY: prctl with integer arguments only changes this process's own attributes.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
