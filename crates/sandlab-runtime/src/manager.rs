@@ -165,6 +165,18 @@ impl SandboxManager {
         self.store.delete(id).await
     }
 
+    /// Marks a sandbox `failed` with `reason` and removes its host resources; the record
+    /// stays so the reason can be shown.
+    pub async fn fail(&self, id: &SandboxId, reason: &str) -> Result<()> {
+        let _guard = FileLock::acquire(&self.lock_path)?;
+        let mut rec = self.get(id).await?;
+        rec.state = SandboxState::Failed;
+        rec.reason = Some(reason.to_owned());
+        rec.creator_pid = None;
+        self.store.put(&rec).await?;
+        self.driver.remove(id).await
+    }
+
     /// Repairs records and host resources after a crash, and removes expired sandboxes.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         // One reconciliation or removal at a time across processes, so two never tear

@@ -1,7 +1,7 @@
 //! The deadline watcher: a small background process per sandbox created by the CLI. It
 //! sleeps (on the monotonic clock, so a wall-clock jump changes nothing) until the first
-//! of: the deadline, the sandbox's init process exiting, or the parent CLI process
-//! exiting (for `run`), then removes the sandbox. Process exits are watched through
+//! of: the deadline (the sandbox is removed), the parent process exiting (removed), or the
+//! sandbox's init dying on its own (marked `failed` with the reason, resources removed). Process exits are watched through
 //! pidfds, so an idle watcher costs no CPU. `sandlab run` needs none: it removes its
 //! sandbox itself, and reconciliation removes it if `run` is killed.
 
@@ -74,8 +74,14 @@ pub async fn watch(
     let parent = parent.and_then(pidfd);
     tokio::select! {
         _ = tokio::time::sleep(remaining) => tracing::info!(sandbox.id = %id, "deadline reached"),
-        _ = exited(init) => tracing::info!(sandbox.id = %id, "sandbox init exited"),
         _ = exited(parent) => tracing::info!(sandbox.id = %id, "creating process exited"),
+        _ = exited(init) => {
+            // `rm` also ends the init; only an init that died on its own is a failure.
+            if mgr.get(id).await.is_ok_and(|r| r.state == sandlab_core::SandboxState::Running) {
+                mgr.fail(id, "the sandbox's agent exited").await?;
+            }
+            return Ok(());
+        }
     }
     mgr.remove(id).await?;
     Ok(())
