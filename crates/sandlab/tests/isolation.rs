@@ -173,12 +173,29 @@ try:
 except PermissionError as e:
     print("raw socket refused", e.errno)
 PY
-        cat /proc/kcore 2>/dev/null | head -c1 | wc -c
-        ls /sys/firmware 2>/dev/null | wc -l
+        echo kcore-bytes=$(cat /proc/kcore 2>/dev/null | head -c1 | wc -c)
+        echo firmware-entries=$(ls /sys/firmware 2>/dev/null | wc -l)
+        echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo PROC-SYS-WRITTEN
+        echo x > /.sandlab/agent 2>/dev/null && echo AGENT-WRITTEN
     "#;
     let out = run_bash(&data, &[], script);
     let text = out.stdout_text();
-    for bad in ["SYSRQ-WRITTEN", "MOUNTED", "UNSHARED", "RAW-SOCKET-OPENED"] {
+    assert!(
+        text.contains("kcore-bytes=0"),
+        "/proc/kcore is readable:\n{text}"
+    );
+    assert!(
+        text.contains("firmware-entries=0"),
+        "/sys/firmware is not masked:\n{text}"
+    );
+    for bad in [
+        "SYSRQ-WRITTEN",
+        "MOUNTED",
+        "UNSHARED",
+        "RAW-SOCKET-OPENED",
+        "PROC-SYS-WRITTEN",
+        "AGENT-WRITTEN",
+    ] {
         assert!(!text.contains(bad), "{bad} in:\n{text}");
     }
     for call in [
@@ -263,4 +280,105 @@ fn host_address() -> String {
         }
     }
     panic!("no src in {text}");
+}
+
+/// Docker's default capability set as a CapEff mask: chown, dac_override, fowner, fsetid,
+/// kill, setgid, setuid, setpcap, net_bind_service, net_raw, sys_chroot, mknod,
+/// audit_write, setfcap.
+const DOCKER_CAPS: u64 = 0x00000000a80425fb;
+
+#[test]
+fn namespaces_capabilities_and_limits_are_as_specified() {
+    let data = data_dir();
+    let id = create(
+        &data,
+        &["--cpus", "0.5", "--memory", "96M", "--pids", "100"],
+    );
+    let pid = init_pid(&id);
+    for ns in ["user", "pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let sandbox = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_ne!(
+            host, sandbox,
+            "the sandbox shares the host's {ns} namespace"
+        );
+    }
+    let out = exec(&data, &id, "hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup");
+    let text = out.stdout_text();
+    assert_eq!(
+        text.lines().next(),
+        Some(id.as_str()),
+        "uts namespace with the id as hostname:\n{text}"
+    );
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        u64::from_str_radix(&field("CapEff:"), 16).unwrap(),
+        DOCKER_CAPS,
+        "{text}"
+    );
+    assert_eq!(
+        u64::from_str_radix(&field("CapBnd:"), 16).unwrap(),
+        DOCKER_CAPS,
+        "{text}"
+    );
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "seccomp filter mode");
+    // `/proc/self/cgroup` lines are `N:controllers:path`; in a cgroup namespace every path is `/`.
+    let cgroup_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    assert!(!cgroup_lines.is_empty(), "{text}");
+    for line in cgroup_lines {
+        assert!(
+            line.ends_with(":/"),
+            "cgroup namespace must hide the host path: {line}"
+        );
+    }
+    // Limits as the host's cgroup files see them (v1 hybrid or v2).
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu/sandlab").join(&id);
+    if v1.exists() {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_owned();
+        assert_eq!(
+            read(&format!("/sys/fs/cgroup/cpu/sandlab/{id}/cpu.cfs_quota_us")),
+            "50000"
+        );
+        assert_eq!(
+            read(&format!(
+                "/sys/fs/cgroup/memory/sandlab/{id}/memory.limit_in_bytes"
+            )),
+            (96u64 << 20).to_string()
+        );
+        let memsw = format!("/sys/fs/cgroup/memory/sandlab/{id}/memory.memsw.limit_in_bytes");
+        if std::path::Path::new(&memsw).exists() {
+            assert_eq!(read(&memsw), (96u64 << 20).to_string(), "swap must be off");
+        }
+        assert_eq!(
+            read(&format!("/sys/fs/cgroup/pids/sandlab/{id}/pids.max")),
+            "100"
+        );
+    } else {
+        let dir = std::path::Path::new("/sys/fs/cgroup/sandlab").join(&id);
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        assert_eq!(read("cpu.max"), "50000 100000");
+        assert_eq!(read("memory.max"), (96u64 << 20).to_string());
+        assert_eq!(read("memory.swap.max"), "0", "swap must be off");
+        assert_eq!(read("pids.max"), "100");
+    }
+    rm(&data, &id);
 }

@@ -51,16 +51,33 @@ fn a_sandbox_whose_agent_dies_is_marked_failed_and_cleaned() {
     let data = data_dir();
     let id = create(&data, &[]);
     let record = data.join("records").join(format!("{id}.json"));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init_pid(&id) as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init_pid(&id) as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let failed = wait_until(Duration::from_secs(15), || {
-        let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap_or_default()).unwrap_or_default();
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&record).unwrap_or_default()).unwrap_or_default();
         state["state"] == "failed" && leftovers(&data, &id).iter().all(|l| l.contains("records"))
     });
-    assert!(failed, "watcher did not fail and clean the sandbox: {:?}", leftovers(&data, &id));
+    assert!(
+        failed,
+        "watcher did not fail and clean the sandbox: {:?}",
+        leftovers(&data, &id)
+    );
     let out = sandlab(&data, &["sandbox", "ls"]);
-    let line = out.stdout_text().lines().find(|l| l.starts_with(&id)).map(str::to_owned).unwrap_or_default();
+    let line = out
+        .stdout_text()
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .map(str::to_owned)
+        .unwrap_or_default();
     // The watcher says "agent exited"; a concurrent reconciliation may get there first.
-    assert!(line.contains("failed") && (line.contains("exited") || line.contains("gone")), "{line:?}");
+    assert!(
+        line.contains("failed") && (line.contains("exited") || line.contains("gone")),
+        "{line:?}"
+    );
     rm(&data, &id);
     assert_eq!(leftovers(&data, &id), Vec::<String>::new());
 }
