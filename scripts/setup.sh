@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static docker-registry skopeo
-          ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv)
+          ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv tmux)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
