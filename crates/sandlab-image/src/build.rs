@@ -92,13 +92,7 @@ impl ImageStore {
         progress.stage(&format!("Hashing the {suite} root file system"));
         let file = File::open(&output).map_err(Error::io("read the mmdebstrap tarball"))?;
         let total = file.metadata().map(|m| m.len()).ok();
-        let mut reader = ProgressReader {
-            inner: file,
-            progress,
-            done: 0,
-            reported: 0,
-            total,
-        };
+        let mut reader = ProgressReader::new(file, progress, total);
         let mut hasher = HashingWriter::new(io::sink());
         io::copy(&mut reader, &mut hasher).map_err(Error::io("read the mmdebstrap tarball"))?;
         let (_, digest, size) = hasher.finish();
@@ -128,13 +122,7 @@ impl ImageStore {
         progress.stage(&format!("Reading {}", tar.display()));
         let file = File::open(tar).map_err(Error::io(format!("open {}", tar.display())))?;
         let total = file.metadata().map(|m| m.len()).ok();
-        let mut reader = ProgressReader {
-            inner: file,
-            progress,
-            done: 0,
-            reported: 0,
-            total,
-        };
+        let mut reader = ProgressReader::new(file, progress, total);
         let mut writer = staging.blob_writer()?;
         io::copy(&mut reader, &mut writer).map_err(Error::io(format!("read {}", tar.display())))?;
         let (digest, size) = staging.commit_blob(writer, None)?;

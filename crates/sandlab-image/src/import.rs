@@ -180,13 +180,7 @@ fn read_archive(
     };
     let f = File::open(file).map_err(Error::io(format!("open {}", file.display())))?;
     let total = f.metadata().map(|m| m.len()).ok();
-    let reader = ProgressReader {
-        inner: BufReader::new(f),
-        progress,
-        done: 0,
-        reported: 0,
-        total,
-    };
+    let reader = ProgressReader::new(BufReader::new(f), progress, total);
     let stream = decompress(reader).map_err(|e| invalid(e.to_string()))?;
     let mut archive = tar::Archive::new(stream);
     let mut contents = Contents::default();

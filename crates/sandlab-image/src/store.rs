@@ -288,16 +288,7 @@ impl ImageStore {
                 .ok_or_else(|| Error::MissingBlob(layer.clone()))?;
             let file = File::open(&path).map_err(Error::io(format!("read blob {layer}")))?;
             let total = file.metadata().map(|m| m.len()).ok();
-            unpacker.unpack_layer(
-                layer,
-                ProgressReader {
-                    inner: file,
-                    progress,
-                    done: 0,
-                    reported: 0,
-                    total,
-                },
-            )?;
+            unpacker.unpack_layer(layer, ProgressReader::new(file, progress, total))?;
         }
         let stats = unpacker.stats();
         tracing::debug!(?stats, "Unpacked image layers");
@@ -477,6 +468,19 @@ pub(crate) struct ProgressReader<'a, R> {
     pub(crate) done: u64,
     pub(crate) reported: u64,
     pub(crate) total: Option<u64>,
+}
+
+impl<'a, R> ProgressReader<'a, R> {
+    /// Reports reading `inner` (of `total` bytes, when known) to `progress`.
+    pub(crate) fn new(inner: R, progress: &'a dyn Progress, total: Option<u64>) -> Self {
+        ProgressReader {
+            inner,
+            progress,
+            done: 0,
+            reported: 0,
+            total,
+        }
+    }
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
