@@ -113,7 +113,7 @@ impl FromStr for NetworkMode {
 
 impl fmt::Display for NetworkMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             NetworkMode::None => "none",
             NetworkMode::Egress => "egress",
         })
@@ -156,7 +156,7 @@ impl SandboxState {
 
 impl fmt::Display for SandboxState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             SandboxState::Creating => "creating",
             SandboxState::Running => "running",
             SandboxState::Stopping => "stopping",

@@ -256,22 +256,35 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
         SandboxCommand::Ls => {
             mgr.reconcile().await?;
             println!(
-                "{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  REASON",
-                "ID", "STATE", "IMAGE", "NETWORK", "AGE", "TTL LEFT"
+                "{:<16} {:<9} {:<12} {:<7} {:>6} {:>8} {:>13} {:>5}  REASON",
+                "ID", "STATE", "IMAGE", "NETWORK", "AGE", "TTL LEFT", "MEMORY", "PIDS"
             );
             for r in mgr.list().await? {
                 let age = Duration::from_millis(
                     sandlab_runtime::manager::now_ms().saturating_sub(r.created_at_ms),
                 );
                 let left = SandboxManager::remaining(&r);
+                let usage = match r.state {
+                    sandlab_core::SandboxState::Running => mgr.driver().stats(&r.id).await.ok(),
+                    _ => None,
+                };
+                let (memory, pids) = match usage {
+                    Some(st) => (
+                        format!("{}M/{}", st.memory_bytes >> 20, r.limits.memory),
+                        st.pids.to_string(),
+                    ),
+                    None => ("-".into(), "-".into()),
+                };
                 println!(
-                    "{:<16} {:<9} {:<12} {:<7} {:>8} {:>9}  {}",
+                    "{:<16} {:<9} {:<12} {:<7} {:>6} {:>8} {:>13} {:>5}  {}",
                     r.id,
                     r.state,
                     r.image,
                     r.limits.network,
                     human(age),
                     human(left),
+                    memory,
+                    pids,
                     r.reason.as_deref().unwrap_or("")
                 );
             }
