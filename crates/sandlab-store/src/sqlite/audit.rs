@@ -1,0 +1,80 @@
+//! The audit log: append-only (the table's triggers refuse UPDATE and DELETE).
+
+use super::SqliteStore;
+use crate::error::{Error, Result};
+use crate::model::{
+    bounded_detail, truncate_chars, validate_action, AuditEntry, MAX_AUDIT_TARGET_CHARS,
+};
+use crate::page::{decode_seq, encode_seq, Page, PageRequest};
+
+const CURSOR_KIND: &str = "audit";
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: Option<String>,
+    action: String,
+    target: Option<String>,
+    detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = Error;
+    fn try_from(r: AuditRow) -> Result<AuditEntry> {
+        let detail = serde_json::from_str(&r.detail)
+            .map_err(|_| Error::Corrupt(format!("audit entry {} has invalid JSON", r.id)))?;
+        Ok(AuditEntry {
+            id: r.id,
+            at_ms: r.at,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            detail,
+        })
+    }
+}
+
+pub(super) async fn append(
+    s: &SqliteStore,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: &serde_json::Value,
+) -> Result<i64> {
+    validate_action(action)?;
+    let done = sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(s.now())
+    .bind(actor.map(|a| truncate_chars(a, MAX_AUDIT_TARGET_CHARS)))
+    .bind(action)
+    .bind(target.map(|t| truncate_chars(t, MAX_AUDIT_TARGET_CHARS)))
+    .bind(bounded_detail(detail))
+    .execute(&s.writer)
+    .await?;
+    Ok(done.last_insert_rowid())
+}
+
+pub(super) async fn list(s: &SqliteStore, page: PageRequest) -> Result<Page<AuditEntry>> {
+    let limit = page.clamped_limit();
+    let after = match &page.cursor {
+        Some(c) => decode_seq(CURSOR_KIND, c)?,
+        None => 0,
+    };
+    let rows: Vec<AuditRow> = sqlx::query_as(
+        "SELECT id, at, actor, action, target, detail FROM audit_log \
+         WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&s.reader)
+    .await?;
+    let entries = rows
+        .into_iter()
+        .map(AuditEntry::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(entries, limit, |e| {
+        encode_seq(CURSOR_KIND, e.id)
+    }))
+}

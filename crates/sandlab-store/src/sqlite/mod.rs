@@ -1,0 +1,362 @@
+//! [`SqliteStore`]: the [`Store`] in one SQLite file, through sqlx.
+//!
+//! # Connections
+//!
+//! One **writer** connection and a pool of **readers** (by default twice the cores, 4 on a
+//! 2-core host). SQLite runs one write transaction at a time whatever the number of
+//! connections; funnelling this process's writes through one connection queues them
+//! fairly in the pool instead of having several connections sleep-and-retry on the write
+//! lock, while WAL lets the readers run beside the writer. Read-modify-write steps use
+//! `BEGIN IMMEDIATE`, so they take the write lock up front and never fail half-way when
+//! another process (`sandlab user add` on the same file) writes at the same time; the busy
+//! timeout (5 s) makes such a process wait for the lock instead of failing.
+//!
+//! # Durability
+//!
+//! The file is in WAL mode with `foreign_keys = ON` and, by default, `synchronous =
+//! NORMAL` ([`Synchronous::Normal`]):
+//!
+//! - **`kill -9`** (the SPEC's target): a commit returns only after its pages are written
+//!   to the WAL file with `write(2)`. Those bytes are in the kernel's page cache, which a
+//!   killed process cannot take with it; the next open replays the WAL. So every
+//!   transaction that returned `Ok` is there after a restart, and a transaction the
+//!   process died in is rolled back whole.
+//! - **Power loss or a kernel crash**: NORMAL does not `fsync` the WAL on every commit,
+//!   only at checkpoints. The database stays consistent (never corrupt), but the last
+//!   transactions before the failure can be lost. For sandboxes that is repaired by
+//!   reconciliation (their processes died with the machine; host resources left without a
+//!   record are removed); a token or user created in that window would be gone. Choose
+//!   [`Synchronous::Full`] (an `fsync` per commit, a few milliseconds on common disks) to
+//!   keep those too.
+
+mod audit;
+mod sandboxes;
+mod sessions;
+mod tokens;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::fcntl::{Flock, FlockArg};
+use sandlab_core::SandboxId;
+use sandlab_runtime::records::{RecordStore, SandboxRecord};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::model::{ApiToken, AuditEntry, LoginSession, NewUser, User, UserUpdate};
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How hard a commit is pushed to the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Survives a crash of the process; the last commits can be lost on power loss.
+    #[default]
+    Normal,
+    /// Also survives power loss: an `fsync` per commit.
+    Full,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// How long a connection waits for another process's lock before failing.
+    pub busy_timeout: Duration,
+    /// Reader connections.
+    pub readers: u32,
+    /// Where timestamps and expiry come from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            readers: u32::try_from(cores * 2).unwrap_or(8).clamp(2, 8),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The [`Store`] on SQLite. Cheap to clone (the pools are shared).
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    clock: Arc<dyn Clock>,
+}
+
+/// The WAL file is truncated to this after a checkpoint, so it does not stay large.
+const JOURNAL_SIZE_LIMIT: &str = "67108864";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with the default options and
+    /// brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// [`Self::open`] with `opts`.
+    pub async fn open_with(path: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .foreign_keys(true)
+            .busy_timeout(opts.busy_timeout);
+        let writer_opts = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match opts.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT);
+        let setup = lock_for_setup(path).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(writer_opts)
+            .await?;
+        MIGRATOR.run(&writer).await.map_err(Error::Migrate)?;
+        drop(setup);
+        // Readers come second: the writer has made the file and switched it to WAL.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(opts.readers.max(1))
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            clock: opts.clock,
+        })
+    }
+
+    /// A private in-memory database on one connection, for tests.
+    pub async fn open_in_memory() -> Result<SqliteStore> {
+        Self::open_in_memory_with(Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::open_in_memory`] with a clock of the caller's.
+    pub async fn open_in_memory_with(clock: Arc<dyn Clock>) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // The database lives as long as its one connection: never let the pool close it.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            reader: pool,
+            clock,
+        })
+    }
+
+    /// Closes every connection after the queries in flight, folding the WAL into the
+    /// database file first. Dropping the store without it loses nothing either: the next
+    /// open replays the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        if !self.writer.is_closed() {
+            // Best effort: a checkpoint that does not happen now happens on the next open.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.writer)
+                .await
+            {
+                tracing::debug!(error = %e, "WAL checkpoint on close failed");
+            }
+        }
+        self.writer.close().await;
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A write transaction holding the write lock from its start.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The newest migration applied, e.g. `3` for `0003_audit_log.sql`.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let (v,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// The newest migration this build knows.
+    pub fn latest_schema_version() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The value of `PRAGMA name` on the writer connection, for diagnostics and tests;
+    /// `name` is one of `journal_mode`, `foreign_keys`, `synchronous`, `busy_timeout` and
+    /// `journal_size_limit`.
+    pub async fn pragma(&self, name: &str) -> Result<String> {
+        const READABLE: [&str; 5] = [
+            "journal_mode",
+            "foreign_keys",
+            "synchronous",
+            "busy_timeout",
+            "journal_size_limit",
+        ];
+        if !READABLE.contains(&name) {
+            return Err(Error::Invalid(format!(
+                "Only these pragmas can be read: {}",
+                READABLE.join(", ")
+            )));
+        }
+        let row = sqlx::query(&format!("PRAGMA {name}"))
+            .fetch_one(&self.writer)
+            .await?;
+        // A pragma answers text (journal_mode) or an integer (foreign_keys).
+        match row.try_get::<String, _>(0) {
+            Ok(text) => Ok(text),
+            Err(_) => Ok(row.try_get::<i64, _>(0)?.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn records(self: Arc<Self>) -> Arc<dyn RecordStore> {
+        self
+    }
+
+    async fn create_user(&self, new: NewUser) -> Result<User> {
+        users::create(self, new).await
+    }
+    async fn get_user(&self, id: &str) -> Result<User> {
+        users::get(self, id).await
+    }
+    async fn get_user_by_name(&self, username: &str) -> Result<User> {
+        users::get_by_name(self, username).await
+    }
+    async fn list_users(&self, page: PageRequest) -> Result<Page<User>> {
+        users::list(self, page).await
+    }
+    async fn update_user(&self, id: &str, update: UserUpdate) -> Result<User> {
+        users::update(self, id, update).await
+    }
+    async fn delete_user(&self, id: &str) -> Result<()> {
+        users::delete(self, id).await
+    }
+    async fn count_admins(&self) -> Result<u64> {
+        users::count_admins(self).await
+    }
+    async fn verify_login(&self, username: &str, password: &str) -> Result<Option<User>> {
+        users::verify_login(self, username, password).await
+    }
+
+    async fn create_token(&self, user_id: &str, name: &str) -> Result<(ApiToken, String)> {
+        tokens::create(self, user_id, name).await
+    }
+    async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>> {
+        tokens::list(self, user_id).await
+    }
+    async fn delete_token(&self, user_id: &str, token_id: &str) -> Result<()> {
+        tokens::delete(self, user_id, token_id).await
+    }
+    async fn authenticate_token(&self, secret: &str) -> Result<Option<(User, String)>> {
+        tokens::authenticate(self, secret).await
+    }
+
+    async fn create_session(&self, user_id: &str, ttl: Duration) -> Result<(LoginSession, String)> {
+        sessions::create(self, user_id, ttl).await
+    }
+    async fn authenticate_session(&self, secret: &str) -> Result<Option<(User, LoginSession)>> {
+        sessions::authenticate(self, secret).await
+    }
+    async fn delete_session(&self, secret: &str) -> Result<()> {
+        sessions::delete(self, secret).await
+    }
+    async fn delete_expired_sessions(&self) -> Result<u64> {
+        sessions::delete_expired(self).await
+    }
+
+    async fn get_sandbox(&self, id: &SandboxId, owner: Option<&str>) -> Result<SandboxRecord> {
+        sandboxes::get_for(self, id, owner).await
+    }
+    async fn list_sandboxes(
+        &self,
+        owner: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<SandboxRecord>> {
+        sandboxes::list_page(self, owner, page).await
+    }
+    async fn count_live_sandboxes(&self, owner: &str) -> Result<u64> {
+        sandboxes::count_live(self, owner).await
+    }
+
+    async fn audit(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<i64> {
+        audit::append(self, actor, action, target, &detail).await
+    }
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>> {
+        audit::list(self, page).await
+    }
+}
+
+/// An exclusive `flock` on `<db>-lock`, held while the file is switched to WAL and
+/// migrated. sqlx takes no lock for SQLite migrations, and the first switch to WAL needs
+/// an exclusive lock that SQLite may refuse at once rather than wait for; without this, two
+/// processes opening a fresh file at the same moment (the server and `sandlab user add`)
+/// would race and one would fail.
+async fn lock_for_setup(db: &Path) -> Result<Flock<std::fs::File>> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-lock");
+    let path = std::path::PathBuf::from(name);
+    tokio::task::spawn_blocking(move || {
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io(errno.into()))
+    })
+    .await
+    .map_err(Error::Task)?
+}
+
+/// A count from SQLite (never negative) as `u64`.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,234 @@
+//! Sandbox records: the runtime's [`RecordStore`] on the `sandboxes` table, and the
+//! owner-scoped reads the API needs.
+
+use async_trait::async_trait;
+use sandlab_core::{Limits, SandboxId, SandboxState};
+use sandlab_runtime::records::{RecordStore, SandboxRecord};
+use sandlab_runtime::NetworkInfo;
+
+use super::{count, SqliteStore};
+use crate::error::{to_runtime, Error, Result};
+use crate::page::{decode_keyset, encode_keyset, Page, PageRequest};
+
+const COLUMNS: &str = "id, state, reason, owner, image, limits, hostname, driver, network_slot, \
+                       ipv4, ipv6, created_at, deadline, creator_pid, owner_pid";
+const CURSOR_KIND: &str = "sandboxes";
+/// The states in which a sandbox holds host resources, for quotas.
+const LIVE_STATES: &str = "('creating', 'running', 'stopping')";
+
+#[derive(sqlx::FromRow)]
+struct SandboxRow {
+    id: String,
+    state: String,
+    reason: Option<String>,
+    owner: Option<String>,
+    image: String,
+    limits: String,
+    hostname: Option<String>,
+    driver: String,
+    network_slot: Option<i64>,
+    ipv4: Option<String>,
+    ipv6: Option<String>,
+    created_at: i64,
+    deadline: i64,
+    creator_pid: Option<i64>,
+    owner_pid: Option<i64>,
+}
+
+fn corrupt(id: &str, what: &str) -> Error {
+    Error::Corrupt(format!("sandbox {id} has an invalid {what}"))
+}
+
+/// An optional integer column as `u32`.
+fn opt_u32(v: Option<i64>, id: &str, what: &str) -> Result<Option<u32>> {
+    v.map(|n| u32::try_from(n).map_err(|_| corrupt(id, what)))
+        .transpose()
+}
+
+/// The state's name as the runtime spells it (`creating`, ...).
+fn state_name(state: SandboxState) -> String {
+    state.to_string()
+}
+
+fn parse_state(s: &str, id: &str) -> Result<SandboxState> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| corrupt(id, "state"))
+}
+
+/// Unix milliseconds as stored: SQLite integers are signed, and a time past `i64::MAX`
+/// (year 292 million) is stored as `i64::MAX`.
+fn ms_to_db(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+impl TryFrom<SandboxRow> for SandboxRecord {
+    type Error = Error;
+    fn try_from(r: SandboxRow) -> Result<SandboxRecord> {
+        let id: SandboxId = r.id.parse().map_err(|_| corrupt(&r.id, "id"))?;
+        let limits: Limits =
+            serde_json::from_str(&r.limits).map_err(|_| corrupt(&r.id, "limits"))?;
+        Ok(SandboxRecord {
+            state: parse_state(&r.state, &r.id)?,
+            limits,
+            reason: r.reason,
+            owner: r.owner,
+            image: r.image,
+            hostname: r.hostname,
+            driver: r.driver,
+            network: NetworkInfo {
+                slot: opt_u32(r.network_slot, &r.id, "network slot")?,
+                ipv4: r.ipv4,
+                ipv6: r.ipv6,
+            },
+            created_at_ms: u64::try_from(r.created_at).map_err(|_| corrupt(&r.id, "time"))?,
+            deadline_ms: u64::try_from(r.deadline).map_err(|_| corrupt(&r.id, "deadline"))?,
+            creator_pid: opt_u32(r.creator_pid, &r.id, "creator pid")?,
+            owner_pid: opt_u32(r.owner_pid, &r.id, "owner pid")?,
+            id,
+        })
+    }
+}
+
+async fn put(s: &SqliteStore, rec: &SandboxRecord) -> Result<()> {
+    let limits = serde_json::to_string(&rec.limits)
+        .map_err(|e| Error::Invalid(format!("The sandbox's limits do not serialise: {e}")))?;
+    sqlx::query(&format!(
+        "INSERT INTO sandboxes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+           owner = excluded.owner, image = excluded.image, limits = excluded.limits, \
+           hostname = excluded.hostname, driver = excluded.driver, \
+           network_slot = excluded.network_slot, ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, \
+           created_at = excluded.created_at, deadline = excluded.deadline, \
+           creator_pid = excluded.creator_pid, owner_pid = excluded.owner_pid"
+    ))
+    .bind(rec.id.as_str())
+    .bind(state_name(rec.state))
+    .bind(rec.reason.as_deref())
+    .bind(rec.owner.as_deref())
+    .bind(&rec.image)
+    .bind(limits)
+    .bind(rec.hostname.as_deref())
+    .bind(&rec.driver)
+    .bind(rec.network.slot.map(i64::from))
+    .bind(rec.network.ipv4.as_deref())
+    .bind(rec.network.ipv6.as_deref())
+    .bind(ms_to_db(rec.created_at_ms))
+    .bind(ms_to_db(rec.deadline_ms))
+    .bind(rec.creator_pid.map(i64::from))
+    .bind(rec.owner_pid.map(i64::from))
+    .execute(&s.writer)
+    .await
+    .map_err(|e| Error::unique(e, "The network slot is taken by another sandbox"))?;
+    Ok(())
+}
+
+async fn get(s: &SqliteStore, id: &SandboxId) -> Result<Option<SandboxRecord>> {
+    let row: Option<SandboxRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM sandboxes WHERE id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&s.reader)
+            .await?;
+    row.map(SandboxRecord::try_from).transpose()
+}
+
+/// Every record, oldest first. Like the file store, a record that cannot be read is
+/// skipped with a warning rather than hiding all the others from reconciliation.
+async fn list_all(s: &SqliteStore) -> Result<Vec<SandboxRecord>> {
+    let rows: Vec<SandboxRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sandboxes ORDER BY created_at, id"
+    ))
+    .fetch_all(&s.reader)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        match SandboxRecord::try_from(row) {
+            Ok(rec) => out.push(rec),
+            Err(e) => tracing::warn!(error = %e, "skipping unreadable sandbox record"),
+        }
+    }
+    Ok(out)
+}
+
+async fn delete(s: &SqliteStore, id: &SandboxId) -> Result<()> {
+    sqlx::query("DELETE FROM sandboxes WHERE id = ?")
+        .bind(id.as_str())
+        .execute(&s.writer)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn get_for(
+    s: &SqliteStore,
+    id: &SandboxId,
+    owner: Option<&str>,
+) -> Result<SandboxRecord> {
+    match get(s, id).await? {
+        Some(rec) if owner.is_none() || rec.owner.as_deref() == owner => Ok(rec),
+        _ => Err(Error::NotFound("sandbox")),
+    }
+}
+
+pub(super) async fn list_page(
+    s: &SqliteStore,
+    owner: Option<&str>,
+    page: PageRequest,
+) -> Result<Page<SandboxRecord>> {
+    let limit = page.clamped_limit();
+    let (at, after) = match &page.cursor {
+        Some(c) => decode_keyset(CURSOR_KIND, c)?,
+        None => (i64::MIN, String::new()),
+    };
+    let filter = if owner.is_some() { "owner = ? AND" } else { "" };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sandboxes WHERE {filter} (created_at, id) > (?, ?) \
+         ORDER BY created_at, id LIMIT ?"
+    );
+    let mut q = sqlx::query_as::<_, SandboxRow>(&sql);
+    if let Some(o) = owner {
+        q = q.bind(o);
+    }
+    let rows = q
+        .bind(at)
+        .bind(&after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&s.reader)
+        .await?;
+    let recs = rows
+        .into_iter()
+        .map(SandboxRecord::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(recs, limit, |r| {
+        encode_keyset(CURSOR_KIND, ms_to_db(r.created_at_ms), r.id.as_str())
+    }))
+}
+
+pub(super) async fn count_live(s: &SqliteStore, owner: &str) -> Result<u64> {
+    let (n,): (i64,) = sqlx::query_as(&format!(
+        "SELECT COUNT(*) FROM sandboxes WHERE owner = ? AND state IN {LIVE_STATES}"
+    ))
+    .bind(owner)
+    .fetch_one(&s.reader)
+    .await?;
+    Ok(count(n))
+}
+
+/// The runtime's record store. `put` returns once the record is committed, which survives
+/// a `kill -9` (see the durability notes in [`crate::sqlite`]).
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn put(&self, rec: &SandboxRecord) -> sandlab_runtime::Result<()> {
+        put(self, rec).await.map_err(to_runtime)
+    }
+
+    async fn get(&self, id: &SandboxId) -> sandlab_runtime::Result<Option<SandboxRecord>> {
+        get(self, id).await.map_err(to_runtime)
+    }
+
+    async fn list(&self) -> sandlab_runtime::Result<Vec<SandboxRecord>> {
+        list_all(self).await.map_err(to_runtime)
+    }
+
+    async fn delete(&self, id: &SandboxId) -> sandlab_runtime::Result<()> {
+        delete(self, id).await.map_err(to_runtime)
+    }
+}

@@ -1,0 +1,105 @@
+//! The [`Store`] trait: everything the HTTP handlers ask of the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sandlab_core::SandboxId;
+use sandlab_runtime::records::{RecordStore, SandboxRecord};
+
+use crate::error::Result;
+use crate::model::{ApiToken, AuditEntry, LoginSession, NewUser, User, UserUpdate};
+use crate::page::{Page, PageRequest};
+
+/// The control plane's store. Every method is one atomic step: it either happens whole or
+/// not at all, and once it returns `Ok` it survives a crash of the process (see
+/// [`crate::sqlite`] for what survives a power loss).
+///
+/// It is also the runtime's [`RecordStore`] for sandbox records; [`Store::records`] hands
+/// the same store to the `SandboxManager`.
+#[async_trait]
+pub trait Store: RecordStore {
+    /// This store as the runtime's record store.
+    fn records(self: Arc<Self>) -> Arc<dyn RecordStore>;
+
+    // ----- users
+
+    /// Creates an enabled user. The username is normalised ([`crate::normalize_username`]),
+    /// the password checked ([`crate::password::validate_password`]) and hashed.
+    /// `Conflict` when the username is taken, in any case.
+    async fn create_user(&self, new: NewUser) -> Result<User>;
+    /// `NotFound` when there is no such user.
+    async fn get_user(&self, id: &str) -> Result<User>;
+    /// Looks the username up after normalising it; `NotFound` when there is none.
+    async fn get_user_by_name(&self, username: &str) -> Result<User>;
+    /// Users in creation order.
+    async fn list_users(&self, page: PageRequest) -> Result<Page<User>>;
+    /// Applies `update` and returns the user as stored. Disabling a user or setting a
+    /// password ends the user's login sessions. `LastAdmin` when it would leave no enabled
+    /// admin.
+    async fn update_user(&self, id: &str, update: UserUpdate) -> Result<User>;
+    /// Deletes a user with their tokens and sessions. `LastAdmin` for the last enabled
+    /// admin; `Conflict` while the user owns sandbox records (remove those first).
+    async fn delete_user(&self, id: &str) -> Result<()>;
+    /// Enabled admins.
+    async fn count_admins(&self) -> Result<u64>;
+    /// The user whose username and password these are, if enabled. Takes as long for an
+    /// unknown username as for a wrong password.
+    async fn verify_login(&self, username: &str, password: &str) -> Result<Option<User>>;
+
+    // ----- API tokens
+
+    /// Creates a token for `user_id`; returns its record and its secret, which is not
+    /// stored and cannot be shown again. `NotFound` for an unknown user, `Invalid` for a bad
+    /// name, `Conflict` past [`crate::MAX_TOKENS_PER_USER`].
+    async fn create_token(&self, user_id: &str, name: &str) -> Result<(ApiToken, String)>;
+    /// The user's tokens in creation order.
+    async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>>;
+    /// Revokes one of the user's tokens; `NotFound` if the user has no such token.
+    async fn delete_token(&self, user_id: &str, token_id: &str) -> Result<()>;
+    /// The enabled user a token secret belongs to, with the token's id; records the use.
+    async fn authenticate_token(&self, secret: &str) -> Result<Option<(User, String)>>;
+
+    // ----- browser login sessions
+
+    /// Starts a session for an enabled user lasting `ttl`; returns it with the cookie
+    /// secret, which is not stored. Keeps at most [`crate::MAX_SESSIONS_PER_USER`] per user
+    /// (the oldest go).
+    async fn create_session(&self, user_id: &str, ttl: Duration) -> Result<(LoginSession, String)>;
+    /// The enabled user and the unexpired session a cookie secret belongs to; records the
+    /// use. The expiry is fixed at creation (no sliding).
+    async fn authenticate_session(&self, secret: &str) -> Result<Option<(User, LoginSession)>>;
+    /// Ends the session with this cookie secret; succeeds when there is none.
+    async fn delete_session(&self, secret: &str) -> Result<()>;
+    /// Deletes expired sessions; returns how many.
+    async fn delete_expired_sessions(&self) -> Result<u64>;
+
+    // ----- sandboxes (written through `RecordStore`, read here for the API)
+
+    /// A sandbox record; with `owner` set, `NotFound` also when another user owns it.
+    async fn get_sandbox(&self, id: &SandboxId, owner: Option<&str>) -> Result<SandboxRecord>;
+    /// Sandbox records in creation order; only `owner`'s when given (admins pass `None`).
+    async fn list_sandboxes(
+        &self,
+        owner: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<SandboxRecord>>;
+    /// `owner`'s sandboxes that hold resources (creating, running, stopping): the quota.
+    async fn count_live_sandboxes(&self, owner: &str) -> Result<u64>;
+
+    // ----- audit log
+
+    /// Appends an entry and returns its id. `action` is `[a-z0-9_.]{1,64}` (see
+    /// [`crate::actions`]); a `target` over 256 characters is cut and a `detail` over
+    /// [`crate::MAX_AUDIT_DETAIL_BYTES`] is stored truncated, so an oversized input never
+    /// keeps an action from being logged.
+    async fn audit(
+        &self,
+        actor: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<i64>;
+    /// Entries oldest first.
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>>;
+}
