@@ -46,6 +46,9 @@ pub enum Error {
     PoolExhausted,
     #[error("Sandbox record is corrupt: {0}")]
     Record(String),
+    /// A [`crate::records::RecordStore`] implementation failed; the cause is kept typed.
+    #[error("The sandbox store failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("Timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
 }

@@ -58,9 +58,6 @@ impl Error {
 pub(crate) fn to_runtime(e: Error) -> sandlab_runtime::Error {
     match e {
         Error::Corrupt(msg) => sandlab_runtime::Error::Record(msg),
-        other => sandlab_runtime::Error::Host(format!(
-            "Sandbox store: {}",
-            sandlab_runtime::manager::describe_error(&other)
-        )),
+        other => sandlab_runtime::Error::Store(Box::new(other)),
     }
 }
