@@ -1,1 +1,237 @@
-//! placeholder
+//! Sandlab's native lab format: parsing, validation, the task DAG and the rendered page.
+//!
+//! # The format
+//!
+//! A lab is a directory (its name is the lab's *slug*: `[a-z0-9][a-z0-9_-]*`) holding
+//! `index.md`: YAML front matter between two `---` lines, then Markdown.
+//!
+//! ```text
+//! ---
+//! title: Your first web server           # required, one line
+//! description: Install nginx and serve a page.
+//! kind: tutorial                         # tutorial (default) | challenge
+//! tags: [linux, nginx]
+//! playground:
+//!   ttl: 30m                             # session lifetime, 1m..24h (default 1h)
+//!   nodes:                               # default: one node "node01" running "debian"
+//!     - name: node01                     # hostname, unique; the other nodes resolve it
+//!       image: debian                    # default "debian"; must exist in the image store
+//!       memory: 512M                     # limits default and are bounded as in sandlab-core
+//!       cpus: 1
+//!       pids: 256
+//!       disk: 2G
+//!       network: egress                  # none (default) | egress
+//! tasks:                                 # id ([a-z0-9_]+) → task, in the order to show
+//!   prepare:
+//!     init: true                         # runs once at start, before the terminal opens
+//!     run: mkdir -p /srv/www
+//!   write_page:
+//!     run: grep -q hello /srv/www/index.html   # the check: done when it exits 0
+//!     hint: Use `echo hello > /srv/www/index.html`.
+//!     solve: echo hello > /srv/www/index.html  # makes the check pass (`lab test`)
+//!   serve_page:
+//!     needs: [write_page]                # checked only once these are done
+//!     machine: node01                    # default: the first node
+//!     user: root                         # default root
+//!     timeout: 10s                       # per run, 100ms..1h (default 10s)
+//!     interval: 1s                       # between checks, 100ms..1h (default 1s)
+//!     run: curl -fsS localhost | grep -q hello
+//!     solve: echo hello > /srv/www/index.html
+//! ---
+//! Markdown. ```` ```bash {exec} ```` blocks get a run button; a line
+//! `::task{id=write_page}` shows that task's live status.
+//! ```
+//!
+//! Sizes take `K/M/G` suffixes and durations `ms/s/m/h`, parsed by `sandlab-core` like
+//! everywhere else in Sandlab. `needs` must name tasks and form no cycle; init tasks may
+//! only need init tasks; `hint`, `solve` and `interval` belong to checked tasks only.
+//!
+//! # Problems
+//!
+//! [`parse_index`] and [`load_lab`] return every [`Problem`] at once, each with its file
+//! and line, in line order: unknown keys, wrong types, bad values, dangling references,
+//! cycles, missing images, out-of-range limits, malformed task markers. They never panic,
+//! whatever the input, and hostile input is bounded: `index.md` is capped at
+//! [`MAX_INDEX_BYTES`], the YAML loader caps nesting (32) and alias expansion (20 000
+//! values, 4 MiB of text), and the rendered text may nest at most [`MAX_HTML_DEPTH`] deep
+//! (the HTML sanitiser is quadratic in depth).
+//!
+//! # Pipeline
+//!
+//! `index.md` → `frontmatter` (split) → `yaml` (a positioned tree) → `raw` (serde
+//! structs, through `de`, a deserializer that records problems and goes on) → `validate`
+//! and `playground` (defaults, rules, references) with `dag` (order, cycles) → [`Lab`].
+//! The body goes through `markdown` (comrak, then ammonia).
+
+mod dag;
+mod de;
+mod frontmatter;
+mod markdown;
+mod model;
+mod playground;
+mod problem;
+mod raw;
+mod validate;
+mod yaml;
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+pub use markdown::MAX_HTML_DEPTH;
+pub use model::{
+    ExecBlock, Lab, LabKind, Node, Playground, Task, TaskId, TaskIdError, TaskRef, MAX_TASK_ID,
+};
+pub use playground::{DEFAULT_IMAGE, DEFAULT_NODE, MAX_NODES, TTL_RANGE};
+pub use problem::Problem;
+pub use validate::{
+    CHECK_RANGE, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_USER, MAX_TAGS, MAX_TASKS,
+};
+
+use crate::problem::{Diags, Pos};
+
+/// Largest `index.md` accepted.
+pub const MAX_INDEX_BYTES: usize = 1 << 20;
+
+/// Loads the lab in `dir` (its slug is the directory's name) from `dir/index.md`.
+///
+/// `images`, when given, answers whether an image exists; each node's image is checked
+/// with it. Pass `None` to skip that check (e.g. when no image store is at hand).
+pub fn load_lab(dir: &Path, images: Option<&dyn Fn(&str) -> bool>) -> Result<Lab, Vec<Problem>> {
+    let path = dir.join("index.md");
+    let slug = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = read_capped(&path).map_err(|message| vec![Problem::whole_file(&path, message)])?;
+    parse_index(&slug, &text, &path, images)
+}
+
+fn read_capped(path: &Path) -> Result<String, String> {
+    let file = fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INDEX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if bytes.len() > MAX_INDEX_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        format!("is not UTF-8 text (invalid byte at offset {at})")
+    })
+}
+
+fn too_large() -> String {
+    format!("is larger than {} MiB", MAX_INDEX_BYTES >> 20)
+}
+
+/// Parses and validates one lab's `index.md` from `text`; `path` is used in problems only.
+/// Pure: reads no files.
+pub fn parse_index(
+    slug: &str,
+    text: &str,
+    path: &Path,
+    images: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Lab, Vec<Problem>> {
+    if text.len() > MAX_INDEX_BYTES {
+        return Err(vec![Problem::whole_file(path, too_large())]);
+    }
+    let mut diags = Diags::default();
+    if !validate::is_slug(slug) {
+        let shown: String = slug.chars().take(80).collect();
+        diags.push(
+            Pos::line(0),
+            format!(
+                "lab directory name {shown:?} is not a valid slug (a-z and 0-9, then also _ \
+                 and -, at most 64)"
+            ),
+        );
+    }
+    let split = match frontmatter::split(text) {
+        Ok(split) => split,
+        Err((pos, message)) => {
+            diags.push(pos, message);
+            return Err(diags.into_problems(path));
+        }
+    };
+
+    let header = match yaml::load(split.yaml, split.yaml_line, &mut diags) {
+        Err((pos, e)) => {
+            diags.push(pos, e.to_string());
+            None
+        }
+        Ok(root) => {
+            let empty = yaml::Node {
+                pos: Pos::line(1),
+                value: yaml::Value::Scalar {
+                    text: String::new(),
+                    plain: true,
+                },
+            };
+            let root = root.unwrap_or(empty);
+            de::from_node::<raw::RawLab>(&root, &mut diags)
+                .map(|raw| validate::header(raw, root.pos, images, &mut diags))
+        }
+    };
+    let body = markdown::render(split.body, split.body_line, &mut diags);
+
+    if let Some(h) = &header {
+        for r in &body.task_refs {
+            if !h.tasks.iter().any(|t| t.id == r.task) {
+                let message = format!("::task marker names \"{}\", which is not a task", r.task);
+                diags.push(Pos::line(r.line), message);
+            }
+        }
+    }
+    match header {
+        Some(h) if diags.is_empty() => Ok(Lab {
+            slug: slug.to_owned(),
+            title: h.title,
+            description: h.description,
+            kind: h.kind,
+            tags: h.tags,
+            playground: h.playground,
+            tasks: h.tasks,
+            body: split.body.to_owned(),
+            html: body.html,
+            exec_blocks: body.exec_blocks,
+            task_refs: body.task_refs,
+        }),
+        _ => Err(diags.into_problems(path)),
+    }
+}
+
+/// Loads every lab under `root`: each subdirectory holding an `index.md` (hidden ones
+/// skipped), in slug order. A lab with problems is left out and its problems returned;
+/// it does not hide the others.
+pub fn load_catalogue(
+    root: &Path,
+    images: Option<&dyn Fn(&str) -> bool>,
+) -> (Vec<Lab>, Vec<Problem>) {
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) => {
+            let problem = Problem::whole_file(root, format!("cannot be read: {e}"));
+            return (Vec::new(), vec![problem]);
+        }
+    };
+    let mut dirs: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("index.md").is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    dirs.sort();
+    let (mut labs, mut problems) = (Vec::new(), Vec::new());
+    for dir in dirs {
+        match load_lab(&dir, images) {
+            Ok(lab) => labs.push(lab),
+            Err(p) => problems.extend(p),
+        }
+    }
+    (labs, problems)
+}

@@ -1,0 +1,386 @@
+//! The lab body: Markdown to sanitised HTML, with Sandlab's two additions.
+//!
+//! - A fenced code block whose info string holds `{exec}` (```` ```bash {exec} ````) is a
+//!   command the learner can run with one click. It becomes
+//!   `<pre data-exec="ID"><code class="language-bash">…</code></pre>` and an [`ExecBlock`]
+//!   with the same id and the command's text.
+//! - A line `::task{id=ID}` marks where task ID's live status shows. It becomes
+//!   `<div class="sandlab-task" data-task="ID"></div>` and a [`TaskRef`]. It may stand in
+//!   a paragraph of its own or on its own line inside one.
+//!
+//! comrak renders GitHub-flavoured Markdown (tables, strikethrough, autolinks) and lets raw
+//! HTML through; ammonia then removes everything that could run script (`<script>`,
+//! `on*=` handlers, `javascript:` and `data:` URLs, `<iframe>`, `style`, ...). The only
+//! attributes it keeps beyond its defaults are ours, and only in their exact form:
+//! `data-exec` (digits) on `<pre>`, `class="language-…"` on `<code>`, and
+//! `class="sandlab-task"` with `data-task` (a task id) on `<div>`.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use comrak::nodes::{AstNode, NodeHtmlBlock, NodeValue};
+use comrak::{Arena, Options};
+
+use crate::model::{ExecBlock, TaskId, TaskRef};
+use crate::problem::{Diags, Pos};
+
+/// Deepest nesting of elements the rendered body or a hint may have.
+pub const MAX_HTML_DEPTH: usize = 100;
+
+/// The body rendered, and the runnable blocks and task markers found in it.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    pub html: String,
+    pub exec_blocks: Vec<ExecBlock>,
+    pub task_refs: Vec<TaskRef>,
+}
+
+/// Renders `body`, whose first line is file line `first_line`.
+pub(crate) fn render(body: &str, first_line: usize, diags: &mut Diags) -> Rendered {
+    let arena = Arena::new();
+    let options = options();
+    let root = comrak::parse_document(&arena, body, &options);
+    let exec_blocks = mark_exec_blocks(root, first_line, diags);
+    let task_refs = mark_task_refs(&arena, root, first_line, diags);
+    let html = to_safe_html(root, &options).unwrap_or_else(|message| {
+        diags.push(Pos::line(first_line), message);
+        String::new()
+    });
+    Rendered {
+        html,
+        exec_blocks,
+        task_refs,
+    }
+}
+
+/// Renders a short piece of Markdown (a hint) without Sandlab's additions.
+pub(crate) fn render_fragment(markdown: &str) -> Result<String, String> {
+    let arena = Arena::new();
+    let options = options();
+    let root = comrak::parse_document(&arena, markdown, &options);
+    to_safe_html(root, &options)
+}
+
+fn options() -> Options<'static> {
+    let mut options = Options::default();
+    options.extension.table = true;
+    options.extension.strikethrough = true;
+    options.extension.autolink = true;
+    // Raw HTML (and our own blocks) reach the output; ammonia is the one gate.
+    options.render.r#unsafe = true;
+    options
+}
+
+fn to_safe_html<'a>(root: &'a AstNode<'a>, options: &Options<'_>) -> Result<String, String> {
+    let mut html = String::new();
+    // Writing into a String cannot fail.
+    let _ = comrak::format_html(root, options, &mut html);
+    if html_depth(&html) > MAX_HTML_DEPTH {
+        return Err(format!(
+            "the text nests deeper than {MAX_HTML_DEPTH} levels (quotes, lists or HTML tags)"
+        ));
+    }
+    Ok(SANITIZER.clean(&html).to_string())
+}
+
+/// Elements that never have a closing tag.
+const VOID: [&str; 14] = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// How deeply `html`'s elements nest, counting every start tag that is neither void nor
+/// self-closing as open until some end tag: exact for what comrak generates, an
+/// over-estimate for raw HTML that leaves tags unclosed. The sanitiser's HTML parser
+/// spends time proportional to the depth on each tag, so this bound keeps it linear.
+fn html_depth(html: &str) -> usize {
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(off) = bytes[i..].iter().position(|&b| b == b'<') {
+        i += off + 1;
+        let rest = &html[i..];
+        if rest.starts_with("!--") {
+            i += rest.find("-->").map_or(rest.len(), |e| e + 3);
+        } else if rest.starts_with('/') {
+            depth = depth.saturating_sub(1);
+        } else if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            let name_len = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            let name = rest[..name_len].to_ascii_lowercase();
+            let end = rest.find('>').unwrap_or(rest.len());
+            let self_closing = rest[..end].ends_with('/');
+            if !self_closing && !VOID.contains(&name.as_str()) {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            // Past the tag, so no byte is scanned twice.
+            i += end;
+        }
+    }
+    deepest
+}
+
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = ammonia::Builder::default();
+    b.add_tag_attributes("pre", &["data-exec"])
+        .add_tag_attributes("code", &["class"])
+        .add_tag_attributes("div", &["class", "data-task"])
+        .attribute_filter(|element, attribute, value| {
+            let keep = match (element, attribute) {
+                ("pre", "data-exec") => {
+                    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
+                }
+                ("code", "class") => value.strip_prefix("language-").is_some_and(is_language),
+                ("div", "class") => value == "sandlab-task",
+                ("div", "data-task") => TaskId::new(value).is_ok(),
+                _ => true,
+            };
+            keep.then_some(Cow::Borrowed(value))
+        });
+    b
+});
+
+fn is_language(lang: &str) -> bool {
+    (1..=32).contains(&lang.len())
+        && lang
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'#' | b'-'))
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn file_line(first_line: usize, body_line: usize) -> usize {
+    first_line + body_line.saturating_sub(1)
+}
+
+fn mark_exec_blocks<'a>(
+    root: &'a AstNode<'a>,
+    first_line: usize,
+    diags: &mut Diags,
+) -> Vec<ExecBlock> {
+    let mut found = Vec::new();
+    for node in root.descendants() {
+        let mut ast = node.data_mut();
+        let NodeValue::CodeBlock(block) = &ast.value else {
+            continue;
+        };
+        let words: Vec<&str> = block.info.split_whitespace().collect();
+        if !block.fenced || !words.contains(&"{exec}") {
+            continue;
+        }
+        let line = file_line(first_line, ast.sourcepos.start.line);
+        let language = words
+            .first()
+            .filter(|w| !w.starts_with('{'))
+            .map(|w| (*w).to_owned());
+        let class = match language.as_deref() {
+            Some(l) if is_language(l) => format!(" class=\"language-{l}\""),
+            _ => String::new(),
+        };
+        let command = block.literal.strip_suffix('\n').unwrap_or(&block.literal);
+        if command.trim().is_empty() {
+            diags.push(Pos::line(line), "this {exec} block has no command");
+        }
+        let id = found.len();
+        let literal = format!(
+            "<pre data-exec=\"{id}\"><code{class}>{}</code></pre>\n",
+            escape(&block.literal)
+        );
+        found.push(ExecBlock {
+            id,
+            language,
+            command: command.to_owned(),
+            line,
+        });
+        ast.value = NodeValue::HtmlBlock(NodeHtmlBlock {
+            block_type: 6,
+            literal,
+        });
+    }
+    found
+}
+
+/// `Some` when `line` is meant as a task marker: the id, or why it is malformed.
+fn parse_marker(line: &str) -> Option<Result<TaskId, String>> {
+    let rest = line.trim().strip_prefix("::task")?;
+    if !(rest.is_empty() || rest.starts_with('{')) {
+        return None;
+    }
+    let malformed = || Err("a task marker is written ::task{id=TASK_ID}".to_owned());
+    let Some(id) = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .and_then(|r| r.trim().strip_prefix("id="))
+    else {
+        return Some(malformed());
+    };
+    let id = id.trim();
+    let id = id
+        .strip_prefix('"')
+        .and_then(|i| i.strip_suffix('"'))
+        .unwrap_or(id);
+    Some(TaskId::new(id).map_err(|e| format!("in this task marker: {e}")))
+}
+
+/// One source line of a paragraph: its inlines and the break that ends it.
+struct Line<'a> {
+    inlines: Vec<&'a AstNode<'a>>,
+    end: Option<&'a AstNode<'a>>,
+}
+
+fn mark_task_refs<'a>(
+    arena: &'a Arena<'a>,
+    root: &'a AstNode<'a>,
+    first_line: usize,
+    diags: &mut Diags,
+) -> Vec<TaskRef> {
+    let paragraphs: Vec<_> = root
+        .descendants()
+        .filter(|n| matches!(n.data().value, NodeValue::Paragraph))
+        .collect();
+    let mut refs = Vec::new();
+    for p in paragraphs {
+        let start = file_line(first_line, p.data().sourcepos.start.line);
+        let lines = lines_of(p);
+        let markers: Vec<Option<TaskId>> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| match parse_marker(&plain_text(line)?) {
+                Some(Ok(id)) => Some(id),
+                Some(Err(message)) => {
+                    diags.push(Pos::line(start + i), message);
+                    None
+                }
+                None => None,
+            })
+            .collect();
+        if markers.iter().all(Option::is_none) {
+            continue;
+        }
+        // Rebuild the paragraph as paragraphs of the other lines around marker blocks.
+        let mut current: Option<&'a AstNode<'a>> = None;
+        for (i, (line, marker)) in lines.into_iter().zip(markers).enumerate() {
+            let parts = line.inlines.into_iter().chain(line.end);
+            match marker {
+                Some(task) => {
+                    parts.for_each(|n| n.detach());
+                    if let Some(last) = current.take().and_then(|c| c.last_child()) {
+                        if matches!(
+                            last.data().value,
+                            NodeValue::SoftBreak | NodeValue::LineBreak
+                        ) {
+                            last.detach();
+                        }
+                    }
+                    let literal =
+                        format!("<div class=\"sandlab-task\" data-task=\"{task}\"></div>\n");
+                    let block = NodeValue::HtmlBlock(NodeHtmlBlock {
+                        block_type: 6,
+                        literal,
+                    });
+                    p.insert_before(arena.alloc(AstNode::from(block)));
+                    refs.push(TaskRef {
+                        task,
+                        line: start + i,
+                    });
+                }
+                None => {
+                    let para = *current.get_or_insert_with(|| {
+                        let para = arena.alloc(AstNode::from(NodeValue::Paragraph));
+                        p.insert_before(para);
+                        para
+                    });
+                    for n in parts {
+                        n.detach();
+                        para.append(n);
+                    }
+                }
+            }
+        }
+        p.detach();
+    }
+    refs
+}
+
+fn lines_of<'a>(p: &'a AstNode<'a>) -> Vec<Line<'a>> {
+    let mut lines = vec![Line {
+        inlines: Vec::new(),
+        end: None,
+    }];
+    for child in p.children() {
+        let is_break = matches!(
+            child.data().value,
+            NodeValue::SoftBreak | NodeValue::LineBreak
+        );
+        let Some(line) = lines.last_mut() else { break };
+        if is_break {
+            line.end = Some(child);
+            lines.push(Line {
+                inlines: Vec::new(),
+                end: None,
+            });
+        } else {
+            line.inlines.push(child);
+        }
+    }
+    lines
+}
+
+/// The line's text when it is only text (no emphasis, code or links).
+fn plain_text(line: &Line<'_>) -> Option<String> {
+    let mut text = String::new();
+    for n in &line.inlines {
+        match &n.data().value {
+            NodeValue::Text(t) => text.push_str(t),
+            _ => return None,
+        }
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth() {
+        assert_eq!(
+            html_depth("<p>a<br>b<img src=x/><br/></p><div><div></div></div>"),
+            2
+        );
+        assert_eq!(html_depth("<!-- <div><div> --><p></p>"), 1);
+        assert_eq!(html_depth("a < b <3 </p>"), 0);
+        assert_eq!(html_depth(&"<li>".repeat(50)), 50);
+    }
+
+    #[test]
+    fn markers() {
+        assert_eq!(
+            parse_marker("::task{id=write_page}"),
+            Some(Ok(TaskId::new("write_page").unwrap()))
+        );
+        assert_eq!(
+            parse_marker("  ::task{ id=\"a1\" }  "),
+            Some(Ok(TaskId::new("a1").unwrap()))
+        );
+        assert!(parse_marker("::task{write_page}").unwrap().is_err());
+        assert!(parse_marker("::task").unwrap().is_err());
+        assert!(parse_marker("::task{id=Bad}").unwrap().is_err());
+        assert_eq!(parse_marker("::tasks are fun"), None);
+        assert_eq!(parse_marker("text ::task{id=a}"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! The validated lab: the types the checker, the server and the CLI use.
+//!
+//! Every value here has passed [`crate::parse_index`]'s checks: ids and names have the
+//! right form, every `needs` names a task, the tasks form no cycle and come in an order
+//! where each follows its needs, every `machine` names a node, limits are in range.
+
+use std::fmt;
+use std::time::Duration;
+
+use sandlab_core::Limits;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Longest task id accepted.
+pub const MAX_TASK_ID: usize = 64;
+
+/// What kind of lab this is: a guided tutorial or a challenge with goals and no walkthrough.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "`tutorial` or `challenge`")]
+pub enum LabKind {
+    #[default]
+    Tutorial,
+    Challenge,
+}
+
+impl fmt::Display for LabKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LabKind::Tutorial => "tutorial",
+            LabKind::Challenge => "challenge",
+        })
+    }
+}
+
+/// Why a task id was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TaskIdError {
+    #[error("task id is empty")]
+    Empty,
+    #[error("task id {0:?} is longer than {MAX_TASK_ID} characters")]
+    TooLong(String),
+    #[error("task id {0:?} may only use a-z, 0-9 and _")]
+    BadChar(String),
+}
+
+/// A task id: `[a-z0-9_]+`, at most [`MAX_TASK_ID`] characters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    pub fn new(id: &str) -> Result<TaskId, TaskIdError> {
+        let shown = || id.chars().take(MAX_TASK_ID + 8).collect();
+        if id.is_empty() {
+            Err(TaskIdError::Empty)
+        } else if id.len() > MAX_TASK_ID {
+            Err(TaskIdError::TooLong(shown()))
+        } else if !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            Err(TaskIdError::BadChar(shown()))
+        } else {
+            Ok(TaskId(id.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for TaskId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for TaskId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for TaskId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TaskId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// One lab, parsed and validated.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Lab {
+    /// The lab's directory name; used in URLs.
+    pub slug: String,
+    pub title: String,
+    /// Empty when the front matter has none.
+    pub description: String,
+    pub kind: LabKind,
+    pub tags: Vec<String>,
+    pub playground: Playground,
+    /// Every task, init tasks first, each after all of its `needs`; otherwise in the
+    /// order written.
+    pub tasks: Vec<Task>,
+    /// The Markdown after the front matter, as written.
+    pub body: String,
+    /// `body` rendered and sanitised; `{exec}` blocks and `::task` markers replaced by the
+    /// elements described in [`ExecBlock`] and [`TaskRef`].
+    pub html: String,
+    pub exec_blocks: Vec<ExecBlock>,
+    pub task_refs: Vec<TaskRef>,
+}
+
+/// The machines a lab session starts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Playground {
+    /// How long a session lives unless extended. Also in every node's `limits.ttl`.
+    #[serde(rename = "ttl_ms", serialize_with = "as_millis")]
+    pub ttl: Duration,
+    /// At least one; names are unique hostnames.
+    pub nodes: Vec<Node>,
+}
+
+/// One machine of a playground.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Node {
+    /// A hostname (RFC 1123 label, lowercase); the other nodes resolve it by this name.
+    pub name: String,
+    pub image: String,
+    /// Memory, CPUs, pids, disk and network as written or defaulted, within
+    /// `sandlab-core`'s bounds; `ttl` is the playground's.
+    pub limits: Limits,
+}
+
+/// One task: an init step, or a check the learner makes pass.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Task {
+    pub id: TaskId,
+    /// Runs once when the session starts, before the learner sees the terminal.
+    pub init: bool,
+    /// The command: for init tasks the set-up, for the others the check (done when it
+    /// exits 0). Never empty.
+    pub run: String,
+    /// Markdown, as written.
+    pub hint: Option<String>,
+    /// `hint` rendered and sanitised.
+    pub hint_html: Option<String>,
+    /// Makes the check pass; used by `sandlab lab test`. Checked tasks only.
+    pub solve: Option<String>,
+    /// Tasks that must be done before this one is checked (or, for init tasks, run).
+    pub needs: Vec<TaskId>,
+    /// The node the command runs on.
+    pub machine: String,
+    pub user: String,
+    /// Longest one run of `run` may take.
+    #[serde(rename = "timeout_ms", serialize_with = "as_millis")]
+    pub timeout: Duration,
+    /// Pause between two checks while the task is pending.
+    #[serde(rename = "interval_ms", serialize_with = "as_millis")]
+    pub interval: Duration,
+    /// Line of the task's id in `index.md`, for reports.
+    pub line: usize,
+}
+
+/// A fenced code block marked `{exec}` (```` ```bash {exec} ````): a command the learner
+/// can run with one click. Rendered as
+/// `<pre data-exec="ID"><code class="language-bash">COMMAND</code></pre>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExecBlock {
+    /// Position in [`Lab::exec_blocks`], the `data-exec` attribute's value.
+    pub id: usize,
+    pub language: Option<String>,
+    /// The block's text, without its final newline.
+    pub command: String,
+    /// Line of the opening fence in `index.md`.
+    pub line: usize,
+}
+
+/// A `::task{id=ID}` line: where a task's live status shows. Rendered as
+/// `<div class="sandlab-task" data-task="ID"></div>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TaskRef {
+    pub task: TaskId,
+    pub line: usize,
+}
+
+fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Lab {
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.playground.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Init tasks, in the order to run them.
+    pub fn init_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().filter(|t| t.init)
+    }
+
+    /// The tasks the learner completes, in DAG order.
+    pub fn checked_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().filter(|t| !t.init)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids() {
+        assert!(TaskId::new("write_page2").is_ok());
+        assert_eq!(TaskId::new(""), Err(TaskIdError::Empty));
+        assert_eq!(
+            TaskId::new("Write-Page").unwrap_err().to_string(),
+            "task id \"Write-Page\" may only use a-z, 0-9 and _"
+        );
+        assert!(matches!(
+            TaskId::new(&"a".repeat(65)),
+            Err(TaskIdError::TooLong(_))
+        ));
+        assert_eq!(TaskId::new("x").unwrap(), "x");
+    }
+}

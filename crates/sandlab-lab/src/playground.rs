@@ -1,0 +1,230 @@
+//! The raw `playground:` section to a validated [`Playground`]: ttl, node names, images
+//! and limits.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode};
+
+use crate::de::Spanned;
+use crate::model::{Node, Playground};
+use crate::problem::{Diags, Pos};
+use crate::raw::{RawNode, RawPlayground};
+use crate::validate::{field, ImageCheck};
+
+/// Most nodes one playground may start.
+pub const MAX_NODES: usize = 16;
+/// The image a node runs when it names none (SPEC: the default image).
+pub const DEFAULT_IMAGE: &str = "debian";
+/// The name of the node a lab gets when its playground lists none.
+pub const DEFAULT_NODE: &str = "node01";
+/// Shortest and longest playground ttl.
+pub const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(86_400));
+
+/// Validates `raw` (at `at` when absent). A lab without `playground:` or without `nodes:`
+/// gets one node, [`DEFAULT_NODE`], running [`DEFAULT_IMAGE`] with default limits.
+pub(crate) fn playground(
+    raw: Option<Spanned<RawPlayground>>,
+    at: Pos,
+    images: ImageCheck<'_>,
+    diags: &mut Diags,
+) -> Playground {
+    let (at, raw) = match raw {
+        Some(Spanned { pos, value }) => (pos, value),
+        None => (at, None),
+    };
+    let (raw_ttl, raw_nodes) = raw.map_or((None, None), |p| (p.ttl, p.nodes));
+    let mut ttl = Limits::default().ttl;
+    if let Some((pos, text)) = field(raw_ttl) {
+        match parse_duration(&text) {
+            Ok(d) if d < TTL_RANGE.0 || d > TTL_RANGE.1 => {
+                diags.push(pos, format!("ttl {text:?} is not between 1m and 24h"))
+            }
+            Ok(d) => ttl = d,
+            Err(e) => diags.push(pos, format!("ttl: {e}")),
+        }
+    }
+
+    let raw_nodes = match raw_nodes {
+        None => {
+            let limits = Limits {
+                ttl,
+                ..Limits::default()
+            };
+            check_image(DEFAULT_IMAGE, None, DEFAULT_NODE, at, images, diags);
+            let node = Node {
+                name: DEFAULT_NODE.into(),
+                image: DEFAULT_IMAGE.into(),
+                limits,
+            };
+            return Playground {
+                ttl,
+                nodes: vec![node],
+            };
+        }
+        Some(Spanned { value: None, .. }) => Vec::new(),
+        Some(Spanned {
+            value: Some(list),
+            pos,
+        }) => {
+            if list.is_empty() {
+                diags.push(pos, "the playground has no nodes; a lab needs at least one");
+            } else if list.len() > MAX_NODES {
+                let n = list.len();
+                diags.push(
+                    pos,
+                    format!("the playground has {n} nodes; at most {MAX_NODES} are allowed"),
+                );
+            }
+            list
+        }
+    };
+
+    let mut seen = HashMap::new();
+    let nodes = raw_nodes
+        .into_iter()
+        .filter_map(|n| node(n, ttl, images, &mut seen, diags))
+        .collect();
+    Playground { ttl, nodes }
+}
+
+fn node(
+    raw: Spanned<RawNode>,
+    ttl: Duration,
+    images: ImageCheck<'_>,
+    seen: &mut HashMap<String, usize>,
+    diags: &mut Diags,
+) -> Option<Node> {
+    let at = raw.pos;
+    let raw = raw.value?;
+    let Some((name_pos, name)) = field(raw.name) else {
+        diags.push(at, "node has no name");
+        return None;
+    };
+    if !is_hostname(&name) {
+        diags.push(
+            name_pos,
+            format!(
+                "node name {name:?} is not a valid hostname (1 to 63 of a-z, 0-9 and -, \
+                 not starting or ending with -)"
+            ),
+        );
+    } else if let Some(first) = seen.get(&name) {
+        diags.push(
+            name_pos,
+            format!("node name {name:?} is used twice (first on line {first})"),
+        );
+    } else {
+        seen.insert(name.clone(), name_pos.line);
+    }
+
+    let image = field(raw.image);
+    let (image_pos, image) = match image {
+        Some((pos, image)) => (Some(pos), image),
+        None => (None, DEFAULT_IMAGE.to_owned()),
+    };
+    check_image(&image, image_pos, &name, at, images, diags);
+
+    let mut limits = Limits {
+        ttl,
+        ..Limits::default()
+    };
+    if let Some((pos, text)) = field(raw.memory) {
+        match text.parse::<ByteSize>() {
+            Ok(v) => set(&mut limits, pos, "memory", diags, |l| l.memory = v),
+            Err(e) => diags.push(pos, format!("memory: {e}")),
+        }
+    }
+    if let Some((pos, text)) = field(raw.disk) {
+        match text.parse::<ByteSize>() {
+            Ok(v) => set(&mut limits, pos, "disk", diags, |l| l.disk = v),
+            Err(e) => diags.push(pos, format!("disk: {e}")),
+        }
+    }
+    if let Some((pos, text)) = field(raw.cpus) {
+        match text.trim().parse::<f64>() {
+            Ok(v) => set(&mut limits, pos, "cpus", diags, |l| l.cpus = v),
+            Err(_) => diags.push(pos, format!("cpus: {text:?} is not a number")),
+        }
+    }
+    if let Some((pos, text)) = field(raw.pids) {
+        match text.trim().parse::<u32>() {
+            Ok(v) => set(&mut limits, pos, "pids", diags, |l| l.pids = v),
+            Err(_) => diags.push(pos, format!("pids: {text:?} is not a whole number")),
+        }
+    }
+    if let Some((pos, text)) = field(raw.network) {
+        match text.parse::<NetworkMode>() {
+            Ok(v) => limits.network = v,
+            Err(e) => diags.push(pos, format!("network: {e}")),
+        }
+    }
+    Some(Node {
+        name,
+        image,
+        limits,
+    })
+}
+
+/// Checks one limit against `sandlab-core`'s bounds on its own (the other limits at their
+/// defaults, which are valid), so each bad limit is reported on its own line.
+fn set(limits: &mut Limits, pos: Pos, what: &str, diags: &mut Diags, apply: impl Fn(&mut Limits)) {
+    let mut alone = Limits::default();
+    apply(&mut alone);
+    match alone.validate() {
+        Ok(()) => apply(limits),
+        Err(e) => diags.push(pos, format!("{what}: {e}")),
+    }
+}
+
+fn check_image(
+    image: &str,
+    pos: Option<Pos>,
+    node: &str,
+    at: Pos,
+    images: ImageCheck<'_>,
+    diags: &mut Diags,
+) {
+    let valid = !image.is_empty()
+        && image.len() <= 255
+        && !image.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        diags.push(
+            pos.unwrap_or(at),
+            format!("image name {image:?} is not valid"),
+        );
+        return;
+    }
+    if images.is_some_and(|exists| !exists(image)) {
+        let message = match pos {
+            Some(_) => format!("image {image:?} does not exist"),
+            None => format!("node {node:?} uses the default image {image:?}, which does not exist"),
+        };
+        diags.push(pos.unwrap_or(at), message);
+    }
+}
+
+/// An RFC 1123 label in lowercase: what the other nodes resolve this node by.
+pub(crate) fn is_hostname(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        for ok in ["node01", "a", "web-1", &"a".repeat(63)] {
+            assert!(is_hostname(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Node01", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(!is_hostname(bad), "{bad}");
+        }
+    }
+}
