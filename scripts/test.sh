@@ -26,7 +26,7 @@ if ! $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image ls | awk 'NR>1{print $1}
 fi
 
 echo "==> cargo test (unit, integration, isolation attacks)"
-cargo test --workspace --quiet -- --test-threads=2 2>&1 | tee .data/test.log
+cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log
 grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
 
 echo "==> done in $(( $(date +%s) - start ))s"
