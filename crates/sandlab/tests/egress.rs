@@ -69,6 +69,7 @@ impl TestHost {
                     "-c",
                     "import socket; socket.create_connection(('127.0.0.1', 8080), 1)",
                 ])
+                .stderr(Stdio::null())
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false)
