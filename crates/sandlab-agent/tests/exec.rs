@@ -202,26 +202,8 @@ async fn children_inherit_nothing_from_the_agent() {
         req.stdin = stdin;
         req.tty = tty.then_some(sandlab_proto::TtySize { cols: 80, rows: 24 });
         let session = client.exec(req).await.unwrap();
-        // Before execve the child still holds CLOEXEC fds, and `sleep` briefly opens its
-        // own files (locale data) at start: an inherited fd is one that stays.
+        let fds = settled_fds(session.pid(), &[0, 1, 2]).await;
         let fd_dir = format!("/proc/{}/fd", session.pid());
-        let list = || {
-            let mut fds: Vec<u32> = std::fs::read_dir(&fd_dir)
-                .map(|rd| {
-                    rd.flatten()
-                        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            fds.sort();
-            fds
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        let mut fds = list();
-        while fds != [0, 1, 2] && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            fds = list();
-        }
         let targets: Vec<String> = fds
             .iter()
             .map(|fd| format!("{fd} -> {:?}", std::fs::read_link(format!("{fd_dir}/{fd}"))))

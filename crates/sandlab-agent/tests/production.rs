@@ -138,12 +138,7 @@ async fn inherited_socket_on_fd_3() {
         .exec(ExecRequest::new(["sleep", "402.5"]))
         .await
         .unwrap();
-    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{}/fd", session.pid()))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-        .collect();
-    fds.sort();
-    assert_eq!(fds, [0, 1, 2]);
+    assert_eq!(settled_fds(session.pid(), &[0, 1, 2]).await, [0, 1, 2]);
     // Production stdio is /dev/null.
     let stdout = std::fs::read_link(format!("/proc/{}/fd/1", agent.id())).unwrap();
     assert_eq!(stdout, std::path::Path::new("/dev/null"));

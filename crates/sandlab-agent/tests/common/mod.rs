@@ -184,3 +184,28 @@ pub fn vm_value_kib(pid: u32, key: &str) -> u64 {
         })
         .unwrap()
 }
+
+/// The fds open in `pid` once they settle: before execve a child still holds CLOEXEC
+/// fds, and a program like `sleep` briefly opens its own files (locale data) at start,
+/// so an inherited fd is one that is still there after a short wait.
+pub async fn settled_fds(pid: u32, expected: &[u32]) -> Vec<u32> {
+    let dir = format!("/proc/{pid}/fd");
+    let list = || {
+        let mut fds: Vec<u32> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        fds.sort();
+        fds
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut fds = list();
+    while fds != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        fds = list();
+    }
+    fds
+}
