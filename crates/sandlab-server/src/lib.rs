@@ -1,1 +1,21 @@
+//! The control plane behind `sandlab serve`: the HTTP API of SPEC section 6 ([`app`]),
+//! accounts and access ([`auth`]), the sandbox service with its warm pool and TTL reaper
+//! ([`sandboxes`]), browser terminals ([`terminal`]) and start-up and shutdown ([`server`]).
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod pool;
+pub mod ratelimit;
+pub mod reaper;
+pub mod routes;
+pub mod sandboxes;
+pub mod state;
+pub mod terminal;
+
+pub use config::{ConfigError, PoolProfile, PoolSection, ServerConfig, ServerSection};
+pub use routes::app;
+pub use state::AppState;

@@ -1,4 +1,5 @@
-//! `sandlab.toml` and `SANDLAB_*` variables for the runtime. Unknown keys are errors.
+//! `sandlab.toml` and `SANDLAB_*` variables. Unknown keys are errors. The runtime's keys are
+//! resolved here; `[server]` and `[[pool]]` belong to `sandlab-server`'s config module.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,10 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     runtime: RuntimeSection,
+    #[serde(default)]
+    server: sandlab_server::ServerSection,
+    #[serde(default)]
+    pool: Vec<sandlab_server::PoolSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +35,10 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The config file that was read, passed on to background helpers.
     pub file: Option<PathBuf>,
+    /// `[server]` and `[[pool]]` as written; `sandlab serve` resolves them with the
+    /// environment (`sandlab_server::ServerConfig::from_env`).
+    pub server: sandlab_server::ServerSection,
+    pub pools: Vec<sandlab_server::PoolSection>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -82,6 +91,8 @@ impl Config {
         Ok(Config {
             runtime: rc,
             file: path,
+            server: fc.server,
+            pools: fc.pool,
         })
     }
 }

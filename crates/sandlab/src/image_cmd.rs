@@ -96,6 +96,19 @@ impl Progress for Bar {
     }
 }
 
+/// Progress as log lines, for builds nobody watches on a terminal (`sandlab serve`).
+pub struct LogProgress;
+
+impl Progress for LogProgress {
+    fn stage(&self, msg: &str) {
+        eprintln!("sandlab: image: {msg}");
+    }
+    fn bytes(&self, _done: u64, _total: Option<u64>) {}
+    fn line(&self, line: &str) {
+        tracing::debug!(target: "sandlab::image", "{line}");
+    }
+}
+
 pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
     let store = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
     match cmd {

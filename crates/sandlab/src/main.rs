@@ -6,7 +6,10 @@ mod bench;
 mod config;
 mod image_cmd;
 mod sandbox_cmd;
+mod serve_cmd;
 mod stdio;
+mod store;
+mod user_cmd;
 mod watch;
 
 use std::path::PathBuf;
@@ -41,6 +44,11 @@ enum Command {
     /// Long-lived sandboxes: create, exec, shell, ls, rm.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
+    /// Run the platform: HTTP API, terminals, warm pool, reaper (and the web UI).
+    Serve(serve_cmd::ServeArgs),
+    /// Manage user accounts in the database.
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
     /// Benchmarks measured against a baseline in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -92,10 +100,17 @@ fn main() -> ExitCode {
     // subreaper this process inherits them and can reap them at once on removal.
     // SAFETY: prctl with integer arguments only changes this process's own attributes.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The server spreads requests over every core; one-shot commands stay on one thread.
+    let rt = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -135,6 +150,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Image(cmd) => image_cmd::run(&cfg, cmd).await.map(|()| 0),
         Command::Run(args) => sandbox_cmd::run(&cfg, args).await,
         Command::Sandbox(cmd) => sandbox_cmd::sandbox(&cfg, cmd).await,
+        Command::Serve(args) => serve_cmd::run(&cfg, args).await.map(|()| 0),
+        Command::User(cmd) => user_cmd::run(&cfg, cmd).await.map(|()| 0),
         Command::Bench(cmd) => bench::run(&cfg, cmd).await.map(|()| 0),
     }
 }

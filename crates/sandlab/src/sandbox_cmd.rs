@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, SandboxId};
 use sandlab_proto::ExecRequest;
 use sandlab_runtime::manager::{CreateRequest, SandboxManager};
-use sandlab_runtime::records::FileRecordStore;
 use sandlab_runtime::ContainerDriver;
+use sandlab_store::Store;
 
 use crate::config::Config;
 use crate::stdio;
@@ -119,6 +119,8 @@ pub enum SandboxCommand {
     Shell { id: SandboxId },
     /// List sandboxes.
     Ls,
+    /// Print sandbox records as JSON (all of them when no id is given).
+    Inspect { ids: Vec<SandboxId> },
     /// Remove sandboxes.
     Rm {
         #[arg(required = true)]
@@ -133,19 +135,20 @@ pub enum SandboxCommand {
     },
 }
 
-pub fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
+/// The runtime over the shared store: the CLI and `sandlab serve` keep sandbox records in
+/// the same database, so each sees (and reconciles) the other's sandboxes correctly.
+pub async fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
     let driver = ContainerDriver::new(cfg.runtime.clone())?;
-    let records = cfg.runtime.data_dir.join("records");
-    let store = FileRecordStore::open(&records)?;
+    let store = crate::store::open(cfg).await?;
     Ok(SandboxManager::new(
         Arc::new(driver),
-        Arc::new(store),
-        records.join(".lock"),
+        store.records(),
+        crate::store::lock_path(cfg),
     ))
 }
 
 pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
-    let mgr = manager(cfg)?;
+    let mgr = manager(cfg).await?;
     tracing::debug!("runtime ready");
     let ttl = args
         .timeout
@@ -198,7 +201,7 @@ async fn exec_attached(
 }
 
 pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
-    let mgr = manager(cfg)?;
+    let mgr = manager(cfg).await?;
     match cmd {
         SandboxCommand::Create {
             limits,
@@ -288,6 +291,20 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
                     r.reason.as_deref().unwrap_or("")
                 );
             }
+        }
+        SandboxCommand::Inspect { ids } => {
+            let all = mgr.list().await?;
+            let picked: Vec<_> = if ids.is_empty() {
+                all
+            } else {
+                for id in &ids {
+                    if !all.iter().any(|r| &r.id == id) {
+                        anyhow::bail!("sandbox {id} does not exist");
+                    }
+                }
+                all.into_iter().filter(|r| ids.contains(&r.id)).collect()
+            };
+            println!("{}", serde_json::to_string_pretty(&picked)?);
         }
         SandboxCommand::Rm { ids } => {
             for id in ids {

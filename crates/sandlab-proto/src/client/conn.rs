@@ -103,6 +103,11 @@ impl Conn {
         Ok(conn)
     }
 
+    /// Whether the connection has ended (no new stream can open).
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed.is_some()
+    }
+
     fn closed_error(&self, st: &State) -> Error {
         Error::closed(st.closed.clone())
     }

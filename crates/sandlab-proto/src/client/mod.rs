@@ -94,6 +94,11 @@ impl AgentClient {
         }
     }
 
+    /// Whether the connection has ended; a cached client that is closed must be replaced.
+    pub fn is_closed(&self) -> bool {
+        self.inner.conn.is_closed()
+    }
+
     /// The software version the agent announced in its hello.
     pub fn agent_version(&self) -> &str {
         &self.inner.conn.agent_version

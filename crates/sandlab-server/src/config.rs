@@ -1,0 +1,557 @@
+//! The server's settings: the `[server]` and `[[pool]]` sections of `sandlab.toml`, then
+//! `SANDLAB_*` variables on top. Every key, its variable and its default are listed in the
+//! README ("Configuration"); a bad value stops start-up with one sentence naming the key.
+//!
+//! Input structs ([`ServerSection`], [`PoolSection`]) are serde with `deny_unknown_fields`;
+//! [`ServerConfig::resolve`] turns them into the validated [`ServerConfig`] the code uses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode};
+use serde::Deserialize;
+
+/// `[server]` as written in `sandlab.toml`; every field optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub labs: Option<PathBuf>,
+    pub session_ttl: Option<String>,
+    pub max_sandboxes_per_user: Option<u64>,
+    pub login_rate: Option<u32>,
+    pub create_rate: Option<u32>,
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub default_image: Option<String>,
+    pub max_file_size: Option<String>,
+    pub max_exec_output: Option<String>,
+    pub max_body: Option<String>,
+    pub scrollback: Option<String>,
+    pub terminals_per_sandbox: Option<usize>,
+    pub shutdown_grace: Option<String>,
+}
+
+/// One `[[pool]]` entry: keep `size` sandboxes of this shape started.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+    pub disk: Option<String>,
+    pub network: Option<String>,
+    pub size: usize,
+}
+
+/// A warm-pool profile: sandboxes created ahead of time with this image and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolProfile {
+    /// `[a-z0-9_-]{1,32}`; pool sandboxes are owned by `pool:<name>` until claimed.
+    pub name: String,
+    pub image: String,
+    /// `ttl` is ignored: a claim sets the claimer's.
+    pub limits: Limits,
+    pub size: usize,
+}
+
+/// The validated settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The origin browsers use (`http://127.0.0.1:8080` by default): WebSocket `Origin`
+    /// checks and whether cookies are `Secure` (`__Host-` prefixed) follow it.
+    pub public_url: String,
+    pub labs: PathBuf,
+    pub session_ttl: Duration,
+    pub max_sandboxes_per_user: u64,
+    /// Login attempts per minute per client address and per username.
+    pub login_rate: u32,
+    /// Sandbox creations per minute per user.
+    pub create_rate: u32,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    pub default_image: String,
+    pub max_file_size: u64,
+    pub max_exec_output: u64,
+    /// Largest JSON request body.
+    pub max_body: u64,
+    pub scrollback: usize,
+    pub terminals_per_sandbox: usize,
+    pub shutdown_grace: Duration,
+    pub pools: Vec<PoolProfile>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            labs: PathBuf::from("labs"),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_sandboxes_per_user: 5,
+            login_rate: 10,
+            create_rate: 30,
+            default_ttl: Duration::from_secs(3600),
+            max_ttl: Duration::from_secs(8 * 3600),
+            default_image: "debian".into(),
+            max_file_size: 16 << 20,
+            max_exec_output: 1 << 20,
+            max_body: 1 << 20,
+            scrollback: 64 << 10,
+            terminals_per_sandbox: 8,
+            shutdown_grace: Duration::from_secs(10),
+            pools: Vec::new(),
+        }
+    }
+}
+
+/// A configuration error: one sentence naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn bad(key: &str, var: &str, detail: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("server.{key} (or {var}) is invalid: {detail}"))
+}
+
+/// The value of `key`: the variable when set, else the file's.
+fn pick<T: Clone>(env: Env, var: &str, file: &Option<T>) -> Option<Result<String, T>> {
+    match env(var) {
+        Some(v) => Some(Ok(v)),
+        None => file.clone().map(Err),
+    }
+}
+
+fn string(env: Env, key: &str, var: &str, file: &Option<String>, out: &mut String) {
+    let _ = key;
+    if let Some(v) = pick(env, var, file) {
+        *out = v.unwrap_or_else(|s| s);
+    }
+}
+
+fn duration(
+    env: Env,
+    key: &str,
+    var: &str,
+    file: &Option<String>,
+    out: &mut Duration,
+) -> Result<(), ConfigError> {
+    if let Some(v) = pick(env, var, file) {
+        let s = v.unwrap_or_else(|s| s);
+        *out = parse_duration(&s).map_err(|e| bad(key, var, e))?;
+    }
+    Ok(())
+}
+
+fn size(
+    env: Env,
+    key: &str,
+    var: &str,
+    file: &Option<String>,
+    out: &mut u64,
+) -> Result<(), ConfigError> {
+    if let Some(v) = pick(env, var, file) {
+        let s = v.unwrap_or_else(|s| s);
+        *out = parse_size(&s).map_err(|e| bad(key, var, e))?;
+    }
+    Ok(())
+}
+
+fn number<T>(
+    env: Env,
+    key: &str,
+    var: &str,
+    file: &Option<T>,
+    out: &mut T,
+) -> Result<(), ConfigError>
+where
+    T: Clone + std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match pick(env, var, file) {
+        Some(Ok(s)) => *out = s.trim().parse().map_err(|e| bad(key, var, e))?,
+        Some(Err(v)) => *out = v,
+        None => {}
+    }
+    Ok(())
+}
+
+impl ServerConfig {
+    /// The settings from the file's sections and the process environment.
+    pub fn from_env(server: &ServerSection, pools: &[PoolSection]) -> Result<Self, ConfigError> {
+        Self::resolve(server, pools, &|k| std::env::var(k).ok())
+    }
+
+    /// The settings from the file's sections with `env` looked up for `SANDLAB_*`.
+    pub fn resolve(
+        s: &ServerSection,
+        pools: &[PoolSection],
+        env: Env,
+    ) -> Result<Self, ConfigError> {
+        let mut c = ServerConfig::default();
+        if let Some(v) = pick(env, "SANDLAB_LISTEN", &s.listen) {
+            let v = v.unwrap_or_else(|s| s);
+            c.listen = v.parse().map_err(|_| {
+                bad(
+                    "listen",
+                    "SANDLAB_LISTEN",
+                    format!("\"{v}\" is not an address like 127.0.0.1:8080"),
+                )
+            })?;
+            c.public_url = format!("http://{}", c.listen);
+        }
+        string(
+            env,
+            "public_url",
+            "SANDLAB_PUBLIC_URL",
+            &s.public_url,
+            &mut c.public_url,
+        );
+        c.public_url = c.public_url.trim_end_matches('/').to_owned();
+        if !(c.public_url.starts_with("http://") || c.public_url.starts_with("https://"))
+            || c.public_url.len() > 512
+            || c.public_url[c.public_url.find("//").map_or(0, |i| i + 2)..].contains('/')
+        {
+            return Err(bad(
+                "public_url",
+                "SANDLAB_PUBLIC_URL",
+                format!(
+                    "\"{}\" is not an origin like https://labs.example.com",
+                    c.public_url
+                ),
+            ));
+        }
+        if let Some(v) = pick(env, "SANDLAB_LABS", &s.labs) {
+            c.labs = v.map(PathBuf::from).unwrap_or_else(|p| p);
+        }
+        duration(
+            env,
+            "session_ttl",
+            "SANDLAB_SESSION_TTL",
+            &s.session_ttl,
+            &mut c.session_ttl,
+        )?;
+        number(
+            env,
+            "max_sandboxes_per_user",
+            "SANDLAB_MAX_SANDBOXES_PER_USER",
+            &s.max_sandboxes_per_user,
+            &mut c.max_sandboxes_per_user,
+        )?;
+        number(
+            env,
+            "login_rate",
+            "SANDLAB_LOGIN_RATE",
+            &s.login_rate,
+            &mut c.login_rate,
+        )?;
+        number(
+            env,
+            "create_rate",
+            "SANDLAB_CREATE_RATE",
+            &s.create_rate,
+            &mut c.create_rate,
+        )?;
+        duration(
+            env,
+            "default_ttl",
+            "SANDLAB_DEFAULT_TTL",
+            &s.default_ttl,
+            &mut c.default_ttl,
+        )?;
+        duration(
+            env,
+            "max_ttl",
+            "SANDLAB_MAX_TTL",
+            &s.max_ttl,
+            &mut c.max_ttl,
+        )?;
+        string(
+            env,
+            "default_image",
+            "SANDLAB_DEFAULT_IMAGE",
+            &s.default_image,
+            &mut c.default_image,
+        );
+        size(
+            env,
+            "max_file_size",
+            "SANDLAB_MAX_FILE_SIZE",
+            &s.max_file_size,
+            &mut c.max_file_size,
+        )?;
+        size(
+            env,
+            "max_exec_output",
+            "SANDLAB_MAX_EXEC_OUTPUT",
+            &s.max_exec_output,
+            &mut c.max_exec_output,
+        )?;
+        size(
+            env,
+            "max_body",
+            "SANDLAB_MAX_BODY",
+            &s.max_body,
+            &mut c.max_body,
+        )?;
+        let mut scrollback = c.scrollback as u64;
+        size(
+            env,
+            "scrollback",
+            "SANDLAB_SCROLLBACK",
+            &s.scrollback,
+            &mut scrollback,
+        )?;
+        c.scrollback = scrollback as usize;
+        number(
+            env,
+            "terminals_per_sandbox",
+            "SANDLAB_TERMINALS_PER_SANDBOX",
+            &s.terminals_per_sandbox,
+            &mut c.terminals_per_sandbox,
+        )?;
+        duration(
+            env,
+            "shutdown_grace",
+            "SANDLAB_SHUTDOWN_GRACE",
+            &s.shutdown_grace,
+            &mut c.shutdown_grace,
+        )?;
+        c.check()?;
+        for (i, p) in pools.iter().enumerate() {
+            c.pools.push(pool_profile(i, p, &c)?);
+        }
+        let mut names: Vec<&str> = c.pools.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError(format!("pool name \"{}\" is used twice", w[0])));
+        }
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let rules: [(bool, &str, &str, &str); 10] = [
+            (
+                self.session_ttl >= Duration::from_secs(60),
+                "session_ttl",
+                "SANDLAB_SESSION_TTL",
+                "must be at least 1m",
+            ),
+            (
+                self.max_sandboxes_per_user >= 1,
+                "max_sandboxes_per_user",
+                "SANDLAB_MAX_SANDBOXES_PER_USER",
+                "must be at least 1",
+            ),
+            (
+                self.login_rate >= 1,
+                "login_rate",
+                "SANDLAB_LOGIN_RATE",
+                "must be at least 1 per minute",
+            ),
+            (
+                self.create_rate >= 1,
+                "create_rate",
+                "SANDLAB_CREATE_RATE",
+                "must be at least 1 per minute",
+            ),
+            (
+                self.default_ttl >= Duration::from_secs(10),
+                "default_ttl",
+                "SANDLAB_DEFAULT_TTL",
+                "must be at least 10s",
+            ),
+            (
+                self.max_ttl >= self.default_ttl,
+                "max_ttl",
+                "SANDLAB_MAX_TTL",
+                "must not be below default_ttl",
+            ),
+            (
+                self.max_file_size >= 1024 && self.max_file_size <= 1 << 30,
+                "max_file_size",
+                "SANDLAB_MAX_FILE_SIZE",
+                "must be between 1K and 1G",
+            ),
+            (
+                self.max_exec_output >= 1024 && self.max_exec_output <= 64 << 20,
+                "max_exec_output",
+                "SANDLAB_MAX_EXEC_OUTPUT",
+                "must be between 1K and 64M",
+            ),
+            (
+                self.max_body >= 1024 && self.max_body <= 64 << 20,
+                "max_body",
+                "SANDLAB_MAX_BODY",
+                "must be between 1K and 64M",
+            ),
+            (
+                self.scrollback >= 1024
+                    && self.scrollback <= 16 << 20
+                    && self.terminals_per_sandbox >= 1
+                    && self.terminals_per_sandbox <= 64,
+                "scrollback",
+                "SANDLAB_SCROLLBACK",
+                "must be between 1K and 16M (and terminals_per_sandbox between 1 and 64)",
+            ),
+        ];
+        for (ok, key, var, rule) in rules {
+            if !ok {
+                return Err(bad(key, var, rule));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether cookies must be `Secure` (and the session cookie `__Host-` prefixed).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+fn pool_profile(i: usize, p: &PoolSection, c: &ServerConfig) -> Result<PoolProfile, ConfigError> {
+    let key = |k: &str| format!("pool[{i}].{k}");
+    let err =
+        |k: &str, d: &dyn std::fmt::Display| ConfigError(format!("{} is invalid: {d}", key(k)));
+    let name = p.name.clone().unwrap_or_else(|| format!("pool{i}"));
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(err("name", &"use 1 to 32 of a-z, 0-9, '_' and '-'"));
+    }
+    let mut limits = Limits::default();
+    if let Some(m) = &p.memory {
+        limits.memory = ByteSize(parse_size(m).map_err(|e| err("memory", &e))?);
+    }
+    if let Some(d) = &p.disk {
+        limits.disk = ByteSize(parse_size(d).map_err(|e| err("disk", &e))?);
+    }
+    if let Some(n) = p.cpus {
+        limits.cpus = n;
+    }
+    if let Some(n) = p.pids {
+        limits.pids = n;
+    }
+    if let Some(n) = &p.network {
+        limits.network = n.parse::<NetworkMode>().map_err(|e| err("network", &e))?;
+    }
+    limits.ttl = c.max_ttl;
+    limits.validate().map_err(|e| err("limits", &e))?;
+    if p.size > 256 {
+        return Err(err("size", &"must be at most 256"));
+    }
+    Ok(PoolProfile {
+        name,
+        image: p.image.clone().unwrap_or_else(|| c.default_image.clone()),
+        limits,
+        size: p.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = ServerConfig::resolve(&ServerSection::default(), &[], &env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(!c.secure_cookies());
+        let s = ServerSection {
+            max_sandboxes_per_user: Some(3),
+            default_ttl: Some("5m".into()),
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(
+            &s,
+            &[],
+            &env(&[
+                ("SANDLAB_MAX_SANDBOXES_PER_USER", "9"),
+                ("SANDLAB_LISTEN", "0.0.0.0:9000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.max_sandboxes_per_user, 9);
+        assert_eq!(c.default_ttl, Duration::from_secs(300));
+        assert_eq!(c.public_url, "http://0.0.0.0:9000");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("SANDLAB_LISTEN", "nowhere", "server.listen"),
+            ("SANDLAB_PUBLIC_URL", "ftp://x", "server.public_url"),
+            ("SANDLAB_PUBLIC_URL", "https://x/path", "server.public_url"),
+            ("SANDLAB_MAX_TTL", "10x", "server.max_ttl"),
+            (
+                "SANDLAB_MAX_SANDBOXES_PER_USER",
+                "-1",
+                "server.max_sandboxes_per_user",
+            ),
+            (
+                "SANDLAB_MAX_SANDBOXES_PER_USER",
+                "0",
+                "server.max_sandboxes_per_user",
+            ),
+            ("SANDLAB_MAX_FILE_SIZE", "10", "server.max_file_size"),
+            ("SANDLAB_LOGIN_RATE", "many", "server.login_rate"),
+        ];
+        for (var, value, key) in cases {
+            let e = ServerConfig::resolve(&ServerSection::default(), &[], &env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains(var), "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn pools() {
+        let p = PoolSection {
+            name: Some("small".into()),
+            image: None,
+            memory: Some("256M".into()),
+            cpus: None,
+            pids: None,
+            disk: None,
+            network: Some("egress".into()),
+            size: 2,
+        };
+        let c = ServerConfig::resolve(&ServerSection::default(), &[p.clone()], &env(&[])).unwrap();
+        assert_eq!(c.pools[0].image, "debian");
+        assert_eq!(c.pools[0].limits.memory, ByteSize::mib(256));
+        let e = ServerConfig::resolve(
+            &ServerSection::default(),
+            &[p.clone(), p.clone()],
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("used twice"), "{e}");
+        let bad = PoolSection {
+            memory: Some("1K".into()),
+            ..p
+        };
+        let e = ServerConfig::resolve(&ServerSection::default(), &[bad], &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("pool[0]"), "{e}");
+    }
+}

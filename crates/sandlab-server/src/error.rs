@@ -1,0 +1,238 @@
+//! The one HTTP error type: `{"error": {"code": "snake_case", "message": "sentence"}}`.
+//!
+//! 4xx messages are written for the caller and safe to show; a 5xx answers an opaque
+//! sentence and the cause is logged once, here.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The error body of every failed request.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable `snake_case` code.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// One sentence for a person.
+    #[schema(example = "The sandbox does not exist.")]
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("The {what} does not exist."),
+        )
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn too_many(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A 500 whose cause is logged here and not shown to the caller.
+    pub fn internal(context: &str, cause: &dyn std::error::Error) -> ApiError {
+        tracing::error!(error = %chain(cause), "{context}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "The server failed to handle the request; the cause is in its log.",
+        )
+    }
+}
+
+/// An error and its causes as one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let part = c.to_string();
+        if !s.contains(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Ends a sentence with a full stop when it has none.
+pub fn sentence(s: impl Into<String>) -> String {
+    let mut s = s.into();
+    if !s.ends_with(['.', '!', '?']) {
+        s.push('.');
+    }
+    s
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<sandlab_store::Error> for ApiError {
+    fn from(e: sandlab_store::Error) -> ApiError {
+        use sandlab_store::Error as E;
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Conflict(m) => ApiError::conflict(sentence(m)),
+            E::Invalid(m) => ApiError::bad_request("invalid", sentence(m)),
+            E::LastAdmin => ApiError::conflict(sentence(e.to_string())),
+            other => ApiError::internal("store failure", &other),
+        }
+    }
+}
+
+impl From<sandlab_runtime::Error> for ApiError {
+    fn from(e: sandlab_runtime::Error) -> ApiError {
+        use sandlab_runtime::Error as E;
+        match e {
+            E::NotFound(_) => ApiError::not_found("sandbox"),
+            E::Limits(l) => ApiError::bad_request("invalid_limits", sentence(l.to_string())),
+            E::Image(sandlab_image::Error::NotFound(name)) => ApiError::bad_request(
+                "unknown_image",
+                format!("The image \"{name}\" does not exist on this server."),
+            ),
+            E::Image(sandlab_image::Error::InvalidName(name)) => ApiError::bad_request(
+                "invalid_image",
+                format!("The image name \"{name}\" is invalid."),
+            ),
+            E::PoolExhausted => ApiError::unavailable(
+                "The server has no free network addresses for another sandbox with egress.",
+            ),
+            E::Agent(a) => ApiError::from(a),
+            other => ApiError::internal("runtime failure", &other),
+        }
+    }
+}
+
+impl From<sandlab_proto::Error> for ApiError {
+    fn from(e: sandlab_proto::Error) -> ApiError {
+        use sandlab_proto::{Error as E, ErrorCode as C};
+        match &e {
+            E::Agent { code, message } => {
+                let (status, code) = match code {
+                    C::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                    C::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+                    C::IsADirectory => (StatusCode::BAD_REQUEST, "is_a_directory"),
+                    C::NotADirectory => (StatusCode::BAD_REQUEST, "not_a_directory"),
+                    C::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                    C::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid"),
+                    C::UnknownUser => (StatusCode::BAD_REQUEST, "unknown_user"),
+                    C::SpawnFailed => (StatusCode::BAD_REQUEST, "spawn_failed"),
+                    C::TooManyStreams => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
+                    _ => return ApiError::internal("agent failure", &e),
+                };
+                ApiError::new(status, code, sentence(message.clone()))
+            }
+            E::InvalidRequest(v) => ApiError::bad_request("invalid", sentence(v.to_string())),
+            E::ResponseTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                sentence(e.to_string()),
+            ),
+            E::Connect { .. } | E::Timeout(_) | E::ConnectionClosed { .. } => {
+                tracing::warn!(error = %chain(&e), "sandbox agent unreachable");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "sandbox_unreachable",
+                    "The sandbox does not answer; it may have stopped.",
+                )
+            }
+            _ => ApiError::internal("agent failure", &e),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        let status = r.status();
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                status,
+                "body_too_large",
+                "The request body is larger than this route accepts.",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+                status,
+                "unsupported_media_type",
+                "The request body must be JSON with `Content-Type: application/json`.",
+            ),
+            _ => ApiError::bad_request(
+                "invalid_json",
+                sentence(format!("The request body is not valid: {}", r.body_text())),
+            ),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::bad_request(
+            "invalid_query",
+            sentence(format!("The query string is not valid: {}", r.body_text())),
+        )
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::bad_request(
+            "invalid_path",
+            sentence(format!("The URL path is not valid: {}", r.body_text())),
+        )
+    }
+}

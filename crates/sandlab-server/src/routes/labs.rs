@@ -1,0 +1,142 @@
+//! The lab catalogue (read-only here; lab sessions build on it).
+
+use axum::extract::{Path, State};
+use axum::Json;
+use sandlab_lab::Lab;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::routes::ListOf;
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct LabSummary {
+    #[schema(example = "files-and-permissions")]
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    /// `tutorial` or `challenge`.
+    pub kind: String,
+    pub tags: Vec<String>,
+    /// Checked tasks (init tasks not counted).
+    pub tasks: usize,
+    pub nodes: usize,
+    pub ttl_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NodeView {
+    pub name: String,
+    pub image: String,
+    pub memory: String,
+    pub cpus: f64,
+    pub network: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: String,
+    pub init: bool,
+    pub needs: Vec<String>,
+    pub machine: String,
+    pub has_hint: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExecBlockView {
+    pub id: usize,
+    pub language: Option<String>,
+    pub command: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LabDetail {
+    #[serde(flatten)]
+    pub summary: LabSummary,
+    /// The rendered, sanitised text.
+    pub html: String,
+    pub playground: Vec<NodeView>,
+    pub task_list: Vec<TaskView>,
+    pub exec_blocks: Vec<ExecBlockView>,
+}
+
+fn summary(l: &Lab) -> LabSummary {
+    LabSummary {
+        slug: l.slug.clone(),
+        title: l.title.clone(),
+        description: l.description.clone(),
+        kind: serde_json::to_value(l.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        tags: l.tags.clone(),
+        tasks: l.checked_tasks().count(),
+        nodes: l.playground.nodes.len(),
+        ttl_ms: u64::try_from(l.playground.ttl.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// The lab catalogue.
+#[utoipa::path(get, path = "/api/v1/labs", tag = "labs",
+    responses((status = 200, body = ListOf<LabSummary>), (status = 401, body = ErrorBody)))]
+pub async fn list_labs(State(state): State<AppState>, _caller: Caller) -> Json<ListOf<LabSummary>> {
+    let labs = state.labs();
+    Json(ListOf {
+        items: labs.iter().map(summary).collect(),
+        next: None,
+    })
+}
+
+/// One lab: rendered text, tasks (without their checks and solutions) and playground.
+#[utoipa::path(get, path = "/api/v1/labs/{slug}", tag = "labs",
+    params(("slug" = String, Path, description = "Lab slug")),
+    responses((status = 200, body = LabDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_lab(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<LabDetail>> {
+    let labs = state.labs();
+    let lab = labs
+        .iter()
+        .find(|l| l.slug == slug)
+        .ok_or_else(|| ApiError::not_found("lab"))?;
+    Ok(Json(LabDetail {
+        summary: summary(lab),
+        html: lab.html.clone(),
+        playground: lab
+            .playground
+            .nodes
+            .iter()
+            .map(|n| NodeView {
+                name: n.name.clone(),
+                image: n.image.clone(),
+                memory: n.limits.memory.to_string(),
+                cpus: n.limits.cpus,
+                network: n.limits.network.to_string(),
+            })
+            .collect(),
+        task_list: lab
+            .tasks
+            .iter()
+            .map(|t| TaskView {
+                id: t.id.as_str().to_owned(),
+                init: t.init,
+                needs: t.needs.iter().map(|n| n.as_str().to_owned()).collect(),
+                machine: t.machine.clone(),
+                has_hint: t.hint.is_some(),
+            })
+            .collect(),
+        exec_blocks: lab
+            .exec_blocks
+            .iter()
+            .map(|b| ExecBlockView {
+                id: b.id,
+                language: b.language.clone(),
+                command: b.command.clone(),
+            })
+            .collect(),
+    }))
+}

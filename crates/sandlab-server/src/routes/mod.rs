@@ -1,0 +1,135 @@
+//! The router: every route of SPEC section 6 under `/api/v1`, and the operations routes.
+
+mod account;
+mod exec;
+mod labs;
+mod ops;
+mod sandboxes;
+mod terminal;
+mod users;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+pub use self::account::*;
+pub use self::exec::*;
+pub use self::labs::*;
+pub use self::ops::*;
+pub use self::sandboxes::*;
+pub use self::terminal::*;
+pub use self::users::*;
+use crate::error::ApiError;
+use crate::metrics as m;
+use crate::state::AppState;
+
+/// The whole HTTP surface of `sandlab serve`.
+pub fn app(state: AppState) -> Router {
+    let max_body = usize::try_from(state.config().max_body).unwrap_or(usize::MAX);
+    let max_file = usize::try_from(state.config().max_file_size).unwrap_or(usize::MAX);
+    let files = Router::new()
+        .route("/sandboxes/{id}/files", get(read_file).put(write_file))
+        .layer(DefaultBodyLimit::max(max_file));
+    let api = Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .route("/tokens", post(create_token).get(list_tokens))
+        .route("/tokens/{id}", axum::routing::delete(delete_token))
+        .route("/users", post(create_user).get(list_users))
+        .route("/users/{id}", axum::routing::patch(update_user))
+        .route("/labs", get(list_labs))
+        .route("/labs/{slug}", get(get_lab))
+        .route("/sandboxes", post(create_sandbox).get(list_sandboxes))
+        .route("/sandboxes/{id}", get(get_sandbox).delete(delete_sandbox))
+        .route("/sandboxes/{id}/extend", post(extend_sandbox))
+        .route("/sandboxes/{id}/exec", post(exec_sandbox))
+        .route("/sandboxes/{id}/terminal", get(terminal))
+        .route("/openapi.json", get(openapi_json))
+        .layer(DefaultBodyLimit::max(max_body))
+        .merge(files)
+        .fallback(api_not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(count_requests))
+        .with_state(state)
+}
+
+async fn count_requests(req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    metrics::counter!(m::HTTP_REQUESTS, "method" => method, "status" => resp.status().as_u16().to_string())
+        .increment(1);
+    resp
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no such API route; the routes are listed in /api/v1/openapi.json.",
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is nothing at this address.",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This route does not accept that method.",
+    )
+}
+
+/// `?cursor=&limit=` of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> crate::error::ApiResult<sandlab_store::PageRequest> {
+        let limit = self
+            .limit
+            .unwrap_or(sandlab_store::PageRequest::DEFAULT_LIMIT);
+        if !(1..=sandlab_store::PageRequest::MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "The limit must be between 1 and 500.",
+            ));
+        }
+        Ok(sandlab_store::PageRequest {
+            cursor: self.cursor.clone(),
+            limit,
+        })
+    }
+}
+
+/// `{"items": [...], "next": "<cursor>" | null}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ListOf<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next: Option<String>,
+}

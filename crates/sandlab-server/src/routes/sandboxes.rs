@@ -1,0 +1,295 @@
+//! Raw sandboxes: create (from the warm pool when a profile matches), list, get, extend,
+//! delete. A user sees and touches only their own; another user's id answers 404.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode, SandboxId};
+use sandlab_runtime::records::SandboxRecord;
+use sandlab_store::actions;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::{ListOf, ListQuery};
+use crate::sandboxes::NewSandbox;
+use crate::state::AppState;
+
+/// Body of `POST /sandboxes`; every field has a default.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandbox {
+    /// Image name (default: the server's default image, `debian`).
+    #[schema(example = "debian")]
+    pub image: Option<String>,
+    /// Memory limit with a K/M/G suffix, 16M..64G (default 512M); swap is off.
+    #[schema(example = "512M")]
+    pub memory: Option<String>,
+    /// CPUs, 0.01..64 (default 1).
+    #[schema(example = 1.0)]
+    pub cpus: Option<f64>,
+    /// Most processes, 8..1048576 (default 256).
+    #[schema(example = 256)]
+    pub pids: Option<u32>,
+    /// Writable layer size, 16M..1024G (default 2G).
+    #[schema(example = "2G")]
+    pub disk: Option<String>,
+    /// `none` (loopback only, default) or `egress` (NAT to the internet).
+    #[schema(example = "none")]
+    pub network: Option<String>,
+    /// Time to live, e.g. `30m` (default and maximum set by the server).
+    #[schema(example = "30m")]
+    pub ttl: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LimitsView {
+    #[schema(example = "512M")]
+    pub memory: String,
+    pub cpus: f64,
+    pub pids: u32,
+    #[schema(example = "2G")]
+    pub disk: String,
+    #[schema(example = "none")]
+    pub network: String,
+}
+
+/// A sandbox as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct SandboxView {
+    #[schema(example = "sb-abcdefghijkl")]
+    pub id: String,
+    /// `creating`, `running`, `stopping`, `removed` or `failed`.
+    #[schema(example = "running")]
+    pub state: String,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
+    pub image: String,
+    /// The owning user's id.
+    pub owner: Option<String>,
+    pub limits: LimitsView,
+    /// Unix time in milliseconds.
+    pub created_at_ms: u64,
+    /// Unix time in milliseconds when the sandbox is removed.
+    pub expires_at_ms: u64,
+    /// Time left before removal, in milliseconds.
+    pub ttl_left_ms: u64,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+}
+
+pub fn view(state: &AppState, r: SandboxRecord) -> SandboxView {
+    let left = state.sandboxes().time_left(&r);
+    SandboxView {
+        id: r.id.to_string(),
+        state: r.state.to_string(),
+        reason: r.reason,
+        image: r.image,
+        owner: r.owner,
+        limits: LimitsView {
+            memory: r.limits.memory.to_string(),
+            cpus: r.limits.cpus,
+            pids: r.limits.pids,
+            disk: r.limits.disk.to_string(),
+            network: r.limits.network.to_string(),
+        },
+        created_at_ms: r.created_at_ms,
+        expires_at_ms: r.deadline_ms,
+        ttl_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+        ipv4: r.network.ipv4,
+        ipv6: r.network.ipv6,
+    }
+}
+
+/// The caller's sandbox `id` (any sandbox for an admin); 404 otherwise.
+pub async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<SandboxRecord> {
+    let id: SandboxId = id.parse().map_err(|_| ApiError::not_found("sandbox"))?;
+    Ok(state
+        .store()
+        .get_sandbox(&id, caller.owner_filter())
+        .await?)
+}
+
+fn invalid(field: &str, detail: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(
+        "invalid_limits",
+        format!("The field `{field}` is invalid: {detail}."),
+    )
+}
+
+/// A TTL from the request, bounded by the server's maximum.
+pub fn ttl(state: &AppState, value: Option<&str>) -> ApiResult<Duration> {
+    let cfg = state.config();
+    let ttl = match value {
+        Some(s) => parse_duration(s).map_err(|e| invalid("ttl", e))?,
+        None => cfg.default_ttl,
+    };
+    if ttl < Duration::from_secs(1) || ttl > cfg.max_ttl {
+        return Err(invalid(
+            "ttl",
+            format!(
+                "it must be between 1s and the server's maximum of {}s",
+                cfg.max_ttl.as_secs()
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+fn limits(state: &AppState, req: &CreateSandbox) -> ApiResult<Limits> {
+    let mut l = Limits::default();
+    if let Some(m) = &req.memory {
+        l.memory = ByteSize(parse_size(m).map_err(|e| invalid("memory", e))?);
+    }
+    if let Some(d) = &req.disk {
+        l.disk = ByteSize(parse_size(d).map_err(|e| invalid("disk", e))?);
+    }
+    if let Some(c) = req.cpus {
+        l.cpus = c;
+    }
+    if let Some(p) = req.pids {
+        l.pids = p;
+    }
+    if let Some(n) = &req.network {
+        l.network = n
+            .parse::<NetworkMode>()
+            .map_err(|e| invalid("network", e))?;
+    }
+    l.ttl = ttl(state, req.ttl.as_deref())?;
+    l.validate().map_err(|e| {
+        ApiError::bad_request("invalid_limits", crate::error::sentence(e.to_string()))
+    })?;
+    Ok(l)
+}
+
+/// Creates a sandbox and returns it running.
+#[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
+    responses((status = 201, body = SandboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn create_sandbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateSandbox>,
+) -> ApiResult<(StatusCode, Json<SandboxView>)> {
+    let limits = limits(&state, &req)?;
+    let image = req
+        .image
+        .clone()
+        .unwrap_or_else(|| state.config().default_image.clone());
+    if let Err(wait) = state.creates().check(&caller.user.id) {
+        return Err(ApiError::too_many(
+            "rate_limited",
+            format!(
+                "Too many sandboxes created recently; try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    let rec = state
+        .sandboxes()
+        .create(NewSandbox {
+            image,
+            limits,
+            owner: caller.user.id.clone(),
+            quota: if caller.is_admin() {
+                u64::MAX
+            } else {
+                state.config().max_sandboxes_per_user
+            },
+        })
+        .await?;
+    state
+        .sandboxes()
+        .audit(
+            &caller.user.id,
+            actions::SANDBOX_CREATE,
+            &rec.id,
+            serde_json::json!({"image": rec.image}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(view(&state, rec))))
+}
+
+/// The caller's sandboxes (every sandbox for an admin), oldest first.
+#[utoipa::path(get, path = "/api/v1/sandboxes", tag = "sandboxes", params(ListQuery),
+    responses((status = 200, body = ListOf<SandboxView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_sandboxes(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> ApiResult<Json<ListOf<SandboxView>>> {
+    let page = state
+        .store()
+        .list_sandboxes(caller.owner_filter(), q.page()?)
+        .await?;
+    Ok(Json(ListOf {
+        items: page.items.into_iter().map(|r| view(&state, r)).collect(),
+        next: page.next,
+    }))
+}
+
+/// One sandbox.
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = SandboxView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_sandbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxView>> {
+    let rec = load(&state, &caller, &id).await?;
+    Ok(Json(view(&state, rec)))
+}
+
+/// Stops and removes a sandbox.
+#[utoipa::path(delete, path = "/api/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_sandbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let rec = load(&state, &caller, &id).await?;
+    state.sandboxes().remove_detached(&rec.id).await?;
+    state
+        .sandboxes()
+        .audit(
+            &caller.user.id,
+            actions::SANDBOX_DELETE,
+            &rec.id,
+            serde_json::Value::Null,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendSandbox {
+    /// New time to live from now (default: the server's default TTL).
+    #[schema(example = "30m")]
+    pub ttl: Option<String>,
+}
+
+/// Moves a running sandbox's deadline to `ttl` from now.
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/extend", tag = "sandboxes", request_body = ExtendSandbox,
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = SandboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn extend_sandbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ExtendSandbox>,
+) -> ApiResult<Json<SandboxView>> {
+    let rec = load(&state, &caller, &id).await?;
+    let ttl = ttl(&state, req.ttl.as_deref())?;
+    let rec = state.sandboxes().extend(rec, ttl).await?;
+    Ok(Json(view(&state, rec)))
+}

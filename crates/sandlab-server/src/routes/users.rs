@@ -1,0 +1,129 @@
+//! Accounts, for admins.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sandlab_store::{actions, NewUser, Role, UserUpdate};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::{ListOf, ListQuery, UserView};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// 1 to 64 of a-z, 0-9, `_`, `.` and `-` (upper case is folded).
+    #[schema(example = "alice")]
+    pub username: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// `learner` (default), `author` or `admin`.
+    #[schema(example = "learner")]
+    pub role: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    /// `learner`, `author` or `admin`.
+    pub role: Option<String>,
+    /// A disabled user cannot log in; their sessions end and their tokens stop working.
+    pub disabled: Option<bool>,
+    /// A new password; ends the user's sessions.
+    pub password: Option<String>,
+}
+
+fn role(s: Option<&str>) -> ApiResult<Option<Role>> {
+    s.map(|r| {
+        r.parse::<Role>().map_err(|_| {
+            ApiError::bad_request("invalid", "The role must be learner, author or admin.")
+        })
+    })
+    .transpose()
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    JsonBody(req): JsonBody<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let role = role(req.role.as_deref())?.unwrap_or(Role::Learner);
+    let user = state
+        .store()
+        .create_user(NewUser {
+            username: req.username,
+            password: req.password,
+            role,
+        })
+        .await?;
+    let _ = state
+        .store()
+        .audit(
+            Some(&admin.user.id),
+            actions::USER_CREATE,
+            Some(&user.id),
+            serde_json::json!({"username": user.username, "role": role}),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Every user, oldest first.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery),
+    responses((status = 200, body = ListOf<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> ApiResult<Json<ListOf<UserView>>> {
+    let page = state.store().list_users(q.page()?).await?;
+    Ok(Json(ListOf {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next: page.next,
+    }))
+}
+
+/// Changes a user's role, password or disabled flag.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = PatchUser,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PatchUser>,
+) -> ApiResult<Json<UserView>> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found("user"));
+    }
+    let update = UserUpdate {
+        role: role(req.role.as_deref())?,
+        disabled: req.disabled,
+        password: req.password,
+    };
+    let detail = serde_json::json!({
+        "role": update.role,
+        "disabled": update.disabled,
+        "password_changed": update.password.is_some(),
+    });
+    let user = state.store().update_user(&id, update).await?;
+    let _ = state
+        .store()
+        .audit(
+            Some(&admin.user.id),
+            actions::USER_UPDATE,
+            Some(&user.id),
+            detail,
+        )
+        .await;
+    Ok(Json(user.into()))
+}

@@ -1,0 +1,100 @@
+//! What every handler shares: the store, the sandbox service, terminals, labs, limits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use sandlab_lab::Lab;
+use sandlab_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::ratelimit::RateLimiter;
+use crate::sandboxes::Sandboxes;
+
+/// The application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    sandboxes: Arc<Sandboxes>,
+    labs: RwLock<Arc<Vec<Lab>>>,
+    ready: AtomicBool,
+    shutdown: CancellationToken,
+    login_by_addr: RateLimiter,
+    login_by_name: RateLimiter,
+    creates: RateLimiter,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, store: Arc<dyn Store>, sandboxes: Arc<Sandboxes>) -> Self {
+        // Install the metrics recorder before the first request is counted.
+        let _ = crate::metrics::handle();
+        AppState {
+            inner: Arc::new(Inner {
+                login_by_addr: RateLimiter::new(config.login_rate),
+                login_by_name: RateLimiter::new(config.login_rate),
+                creates: RateLimiter::new(config.create_rate),
+                config,
+                store,
+                sandboxes,
+                labs: RwLock::new(Arc::new(Vec::new())),
+                ready: AtomicBool::new(false),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn sandboxes(&self) -> &Arc<Sandboxes> {
+        &self.inner.sandboxes
+    }
+
+    pub fn labs(&self) -> Arc<Vec<Lab>> {
+        self.inner
+            .labs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_labs(&self, labs: Vec<Lab>) {
+        *self.inner.labs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(labs);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Called once the store and runtime are up and reconciliation has finished.
+    pub fn set_ready(&self) {
+        self.inner.ready.store(true, Ordering::Release);
+    }
+
+    /// Cancelled when the server begins to shut down (WebSockets close with 1001).
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    pub fn login_by_addr(&self) -> &RateLimiter {
+        &self.inner.login_by_addr
+    }
+
+    pub fn login_by_name(&self) -> &RateLimiter {
+        &self.inner.login_by_name
+    }
+
+    pub fn creates(&self) -> &RateLimiter {
+        &self.inner.creates
+    }
+}
