@@ -25,8 +25,13 @@ if ! $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image ls | awk 'NR>1{print $1}
   $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build debian
 fi
 
-echo "==> cargo test (unit, integration, isolation attacks)"
-cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log
+echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
+status=0
+cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1
 grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
 
+echo "==> schemathesis against a live sandlab serve (no 5xx, answers match the OpenAPI document)"
+SANDLAB="$SANDLAB" scripts/schemathesis.sh || status=1
+
 echo "==> done in $(( $(date +%s) - start ))s"
+exit "$status"

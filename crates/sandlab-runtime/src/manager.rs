@@ -44,6 +44,15 @@ pub struct SandboxManager {
     driver: Arc<dyn Driver>,
     store: Arc<dyn RecordStore>,
     lock_path: PathBuf,
+    /// Serialises this process's tasks before they take the cross-process `flock`: two
+    /// tasks of one process would otherwise block a runtime thread each on the same lock.
+    local: tokio::sync::Mutex<()>,
+}
+
+/// The manager's lock: the in-process mutex, then the cross-process file lock.
+struct Locked<'a> {
+    _file: FileLock,
+    _local: tokio::sync::MutexGuard<'a, ()>,
 }
 
 pub fn now_ms() -> u64 {
@@ -67,7 +76,22 @@ impl SandboxManager {
             driver,
             store,
             lock_path,
+            local: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Takes the manager's lock without blocking a runtime thread: another process may
+    /// hold the file lock for a whole reconciliation.
+    async fn lock(&self) -> Result<Locked<'_>> {
+        let local = self.local.lock().await;
+        let path = self.lock_path.clone();
+        let file = tokio::task::spawn_blocking(move || FileLock::acquire(&path))
+            .await
+            .map_err(|e| Error::Host(format!("The lock task failed: {e}")))??;
+        Ok(Locked {
+            _file: file,
+            _local: local,
+        })
     }
 
     pub fn driver(&self) -> &Arc<dyn Driver> {
@@ -115,7 +139,7 @@ impl SandboxManager {
         {
             // Slot allocation and the first write of the record happen under one lock so two
             // processes never pick the same egress slot.
-            let _guard = FileLock::acquire(&self.lock_path)?;
+            let _guard = self.lock().await?;
             if req.limits.network == NetworkMode::Egress {
                 rec.network.slot = Some(self.free_slot().await?);
             }
@@ -149,7 +173,7 @@ impl SandboxManager {
 
     /// Stops and removes a sandbox and deletes its record. Idempotent.
     pub async fn remove(&self, id: &SandboxId) -> Result<()> {
-        let _guard = FileLock::acquire(&self.lock_path)?;
+        let _guard = self.lock().await?;
         self.remove_locked(id).await
     }
 
@@ -168,7 +192,7 @@ impl SandboxManager {
     /// Marks a sandbox `failed` with `reason` and removes its host resources; the record
     /// stays so the reason can be shown.
     pub async fn fail(&self, id: &SandboxId, reason: &str) -> Result<()> {
-        let _guard = FileLock::acquire(&self.lock_path)?;
+        let _guard = self.lock().await?;
         let mut rec = self.get(id).await?;
         rec.state = SandboxState::Failed;
         rec.reason = Some(reason.to_owned());
@@ -181,7 +205,7 @@ impl SandboxManager {
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         // One reconciliation or removal at a time across processes, so two never tear
         // down the same sandbox concurrently.
-        let _guard = FileLock::acquire(&self.lock_path)?;
+        let _guard = self.lock().await?;
         let mut report = ReconcileReport::default();
         // Host resources first: a record is always written before its first resource, so
         // every id seen here has its record in the listing that follows, even when another

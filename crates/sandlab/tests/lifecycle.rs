@@ -50,15 +50,13 @@ fn ttl_removes_the_sandbox() {
 fn a_sandbox_whose_agent_dies_is_marked_failed_and_cleaned() {
     let data = data_dir();
     let id = create(&data, &[]);
-    let record = data.join("records").join(format!("{id}.json"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(init_pid(&id) as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     let failed = wait_until(Duration::from_secs(15), || {
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&record).unwrap_or_default()).unwrap_or_default();
+        let state = record(&data, &id).unwrap_or_default();
         state["state"] == "failed" && leftovers(&data, &id).iter().all(|l| l.contains("records"))
     });
     assert!(
@@ -88,7 +86,7 @@ fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
     // An orphan: host resources whose record is gone (a crash between runc and the record).
     let orphan = create(&data, &[]);
     kill_watcher(&orphan);
-    std::fs::remove_file(data.join("records").join(format!("{orphan}.json"))).unwrap();
+    delete_record(&data, &orphan);
     // A dead sandbox: its record says running but its processes were killed.
     let dead = create(&data, &[]);
     kill_watcher(&dead);
@@ -132,7 +130,6 @@ fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
 #[test]
 fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
     let data = data_dir();
-    let records = data.join("records");
     let mut victims = Vec::new();
     for delay_ms in [0u64, 5, 15, 30, 45, 60, 80, 120, 250] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))
@@ -149,12 +146,9 @@ fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
         victims.push(child.id());
     }
     // Sandboxes whose record names one of the killed processes as creator or owner.
-    let ids: Vec<String> = std::fs::read_dir(&records)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+    let ids: Vec<String> = records(&data)
+        .into_iter()
+        .filter_map(|v| {
             let pid = |k: &str| v[k].as_u64().map(|p| p as u32);
             let ours = [pid("owner_pid"), pid("creator_pid")]
                 .into_iter()

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::QueryParams;
 use crate::routes::load;
 use crate::state::AppState;
-use crate::terminal::{run_socket, valid_terminal_name};
+use crate::terminal::{run_socket, valid_terminal_name, TerminalError};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -85,11 +85,15 @@ pub async fn terminal(
         .terminals()
         .attach(&rec.id, name, &agent, size)
         .await
-        .map_err(|e| {
-            ApiError::too_many("terminal_refused", crate::error::sentence(e.to_string()))
+        .map_err(|e| match e {
+            TerminalError::TooMany { .. } => {
+                ApiError::too_many("too_many_terminals", e.to_string())
+            }
+            TerminalError::Agent(a) => ApiError::from(a),
+            other => ApiError::bad_request("invalid_query", other.to_string()),
         })?;
     let shutdown = state.shutdown().clone();
     Ok(ws
-        .max_message_size(1 << 20)
+        .max_message_size(crate::terminal::MAX_INPUT_FRAME + 1024)
         .on_upgrade(move |socket| run_socket(socket, attachment, shutdown)))
 }

@@ -17,9 +17,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// 1 to 64 of a-z, 0-9, `_`, `.` and `-` (upper case is folded).
-    #[schema(example = "alice")]
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub username: String,
     /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// `learner` (default), `author` or `admin`.
     #[schema(example = "learner")]
@@ -104,6 +105,13 @@ pub async fn update_user(
 ) -> ApiResult<Json<UserView>> {
     if id.len() > 64 {
         return Err(ApiError::not_found("user"));
+    }
+    if id == admin.user.id
+        && (req.disabled == Some(true) || req.role.as_deref().is_some_and(|r| r != "admin"))
+    {
+        return Err(ApiError::conflict(
+            "An admin cannot disable or demote their own account; ask another admin.",
+        ));
     }
     let update = UserUpdate {
         role: role(req.role.as_deref())?,

@@ -29,20 +29,22 @@
 //! when another client attached to the same terminal.
 
 mod ring;
+mod shell;
 mod socket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use sandlab_core::SandboxId;
-use sandlab_proto::{AgentClient, ExecEvent, ExecEvents, ExecInput, ExecRequest, TtySize};
+use sandlab_proto::{AgentClient, ExecEvents, ExecInput, ExecRequest, TtySize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use self::ring::Ring;
+use self::shell::{read_output, Chunk, Client, End, Link, TermState, Terminal};
 pub use self::socket::run_socket;
 
 /// Output chunks queued towards one client before the reader waits.
@@ -132,75 +134,6 @@ struct Shared {
     /// Output bytes sitting in client queues, over all terminals.
     queued: Arc<AtomicUsize>,
     next_client: AtomicU64,
-}
-
-/// A running shell. Lock order: the hub's map, then a terminal's state.
-struct Terminal {
-    sandbox: SandboxId,
-    name: String,
-    input: ExecInput,
-    /// Cancelled to stop the reader task, which resets the exec stream.
-    stop: CancellationToken,
-    state: Mutex<TermState>,
-}
-
-struct TermState {
-    ring: Ring,
-    client: Option<Client>,
-    ended: bool,
-}
-
-struct Client {
-    id: u64,
-    tx: mpsc::Sender<Chunk>,
-    link: Arc<Link>,
-}
-
-/// How the hub tells a socket loop that its attachment ended, and why.
-#[derive(Default)]
-struct Link {
-    token: CancellationToken,
-    end: OnceLock<End>,
-}
-
-impl Link {
-    fn end(&self, end: End) {
-        // The first reason wins; later ones describe the same ending.
-        let _ = self.end.set(end);
-        self.token.cancel();
-    }
-}
-
-/// Why an attachment ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Displaced,
-    ShellExited,
-    SandboxClosed,
-    HubDropped,
-    AgentLost,
-}
-
-/// Output bytes counted in [`Shared::queued`] for as long as they live.
-struct Chunk {
-    bytes: Bytes,
-    queued: Arc<AtomicUsize>,
-}
-
-impl Chunk {
-    fn new(bytes: Bytes, queued: &Arc<AtomicUsize>) -> Chunk {
-        queued.fetch_add(bytes.len(), Ordering::Relaxed);
-        Chunk {
-            bytes,
-            queued: queued.clone(),
-        }
-    }
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        self.queued.fetch_sub(self.bytes.len(), Ordering::Relaxed);
-    }
 }
 
 /// A client's hold on a terminal, handed to [`run_socket`]. Dropping it detaches the
@@ -364,7 +297,7 @@ impl Drop for TerminalHub {
     fn drop(&mut self) {
         let all = std::mem::take(&mut *lock(&self.shared.sandboxes));
         for term in all.values().flat_map(HashMap::values) {
-            term.finish(End::HubDropped);
+            term.finish(End::ShuttingDown);
         }
     }
 }
@@ -492,85 +425,5 @@ impl Shared {
         if terminals.is_empty() {
             map.remove(&term.sandbox);
         }
-    }
-}
-
-impl Terminal {
-    /// Marks the terminal ended, tells its client why and stops the reader.
-    fn finish(&self, end: End) {
-        let client = {
-            let mut st = lock(&self.state);
-            st.ended = true;
-            st.client.take()
-        };
-        if let Some(client) = client {
-            client.link.end(end);
-        }
-        self.stop.cancel();
-    }
-
-    /// Puts output into the ring and, with a client attached, into its queue, waiting
-    /// for room there. False when the terminal was stopped meanwhile.
-    async fn deliver(&self, bytes: Bytes, queued: &Arc<AtomicUsize>) -> bool {
-        let target = {
-            let mut st = lock(&self.state);
-            st.ring.push(&bytes);
-            st.client.as_ref().map(|c| (c.tx.clone(), c.link.clone()))
-        };
-        let Some((tx, link)) = target else {
-            return true;
-        };
-        let chunk = Chunk::new(bytes, queued);
-        tokio::select! {
-            biased;
-            () = self.stop.cancelled() => false,
-            // Displaced or gone: the chunk is in the ring for whoever attaches next.
-            () = link.token.cancelled() => true,
-            permit = tx.reserve() => {
-                if let Ok(permit) = permit {
-                    permit.send(chunk);
-                }
-                true
-            }
-        }
-    }
-}
-
-/// The reader task of one terminal: output into ring and client until the shell
-/// exits, the agent connection fails or the terminal is stopped. Returning drops
-/// `events`, which resets the exec stream and so kills a still running shell.
-async fn read_output(
-    shared: Weak<Shared>,
-    term: Arc<Terminal>,
-    mut events: ExecEvents,
-    queued: Arc<AtomicUsize>,
-) {
-    let end = loop {
-        let event = tokio::select! {
-            biased;
-            () = term.stop.cancelled() => return,
-            event = events.try_next() => event,
-        };
-        match event {
-            Ok(Some(ExecEvent::Stdout(bytes) | ExecEvent::Stderr(bytes))) => {
-                if !term.deliver(bytes, &queued).await {
-                    return;
-                }
-            }
-            Ok(Some(ExecEvent::Exit(status))) => {
-                info!(sandbox.id = %term.sandbox, terminal = %term.name, code = status.shell_code(), "The terminal's shell exited");
-                break End::ShellExited;
-            }
-            // `try_next` returns `None` only after the exit.
-            Ok(None) => break End::ShellExited,
-            Err(error) => {
-                warn!(sandbox.id = %term.sandbox, terminal = %term.name, %error, "Lost the terminal's shell");
-                break End::AgentLost;
-            }
-        }
-    };
-    term.finish(end);
-    if let Some(shared) = shared.upgrade() {
-        shared.forget(&term);
     }
 }

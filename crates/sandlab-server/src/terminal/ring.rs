@@ -30,14 +30,13 @@ impl Ring {
     }
 
     pub(super) fn push(&mut self, bytes: &[u8]) {
-        let keep = bytes.len().min(self.limit);
-        let bytes = &bytes[bytes.len() - keep..];
-        let over = (self.buf.len() + bytes.len()).saturating_sub(self.limit);
-        if over > 0 || keep < bytes.len() {
+        let tail = &bytes[bytes.len() - bytes.len().min(self.limit)..];
+        let over = (self.buf.len() + tail.len()).saturating_sub(self.limit);
+        if over > 0 || tail.len() < bytes.len() {
             self.wrapped = true;
         }
         self.buf.drain(..over);
-        self.buf.extend(bytes);
+        self.buf.extend(tail);
     }
 
     /// The kept bytes. Once output has been dropped the copy starts after the first

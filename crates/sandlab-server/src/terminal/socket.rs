@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
-use super::{valid_tty_size, Attachment, Chunk, End, Link, MAX_INPUT_FRAME};
+use super::shell::{Chunk, End, Link};
+use super::{valid_tty_size, Attachment, MAX_INPUT_FRAME};
 
 /// How long the last frames (queued output, the close frame) may take to send.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,7 +38,7 @@ impl End {
             }
             End::ShellExited => Outcome::Close(close_code::NORMAL, "The shell exited."),
             End::SandboxClosed => Outcome::Close(close_code::NORMAL, "The sandbox was closed."),
-            End::HubDropped => Outcome::Close(close_code::AWAY, "The server is shutting down."),
+            End::ShuttingDown => Outcome::Close(close_code::AWAY, "The server is shutting down."),
             End::AgentLost => {
                 Outcome::Close(close_code::ERROR, "The connection to the sandbox was lost.")
             }
@@ -83,12 +84,14 @@ where
     let (mut sink, mut stream) = socket.split();
     let outcome = tokio::select! {
         biased;
-        () = shutdown.cancelled() => End::HubDropped.outcome(),
+        () = shutdown.cancelled() => End::ShuttingDown.outcome(),
         outcome = send_output(&mut sink, scrollback, &mut output, &link) => outcome,
         outcome = take_input(&mut stream, &slot.term.input) => outcome,
     };
-    // Detach before the close frame goes out: a reconnect may already be racing it.
+    // Detach before the close frame goes out, and drop the queue so a reader waiting
+    // for room in it moves on at once.
     drop(slot);
+    drop(output);
     if let Outcome::Close(code, reason) = outcome {
         debug!(code, reason, "Closing the terminal socket");
         let frame = CloseFrame {
@@ -102,8 +105,10 @@ where
     }
 }
 
-/// Sends the scrollback, then live output until the attachment ends; then whatever
-/// was still queued (the shell's last words) and the reason to close with.
+/// Sends the scrollback, then live output until the attachment ends, and returns the
+/// reason to close with. Whoever ends an attachment also drops the queue's sender, so
+/// the queue runs dry after the last output (the shell's last words are delivered);
+/// a client that stopped reading gets [`CLOSE_TIMEOUT`] to take them.
 async fn send_output<K>(
     sink: &mut K,
     scrollback: Bytes,
@@ -113,29 +118,15 @@ async fn send_output<K>(
 where
     K: Sink<Message> + Unpin,
 {
-    let mut rest = scrollback;
-    while !rest.is_empty() {
-        let frame = rest.split_to(rest.len().min(SCROLLBACK_FRAME));
-        if sink.send(Message::Binary(frame)).await.is_err() {
-            return Outcome::Gone;
+    let live = async {
+        let mut rest = scrollback;
+        while !rest.is_empty() {
+            let frame = rest.split_to(rest.len().min(SCROLLBACK_FRAME));
+            if sink.send(Message::Binary(frame)).await.is_err() {
+                return false;
+            }
         }
-    }
-    loop {
-        tokio::select! {
-            biased;
-            chunk = output.recv() => match chunk {
-                Some(chunk) => {
-                    if sink.send(Message::Binary(chunk.bytes.clone())).await.is_err() {
-                        return Outcome::Gone;
-                    }
-                }
-                None => break,
-            },
-            () = link.token.cancelled() => break,
-        }
-    }
-    let drain = async {
-        while let Ok(chunk) = output.try_recv() {
+        while let Some(chunk) = output.recv().await {
             if sink
                 .send(Message::Binary(chunk.bytes.clone()))
                 .await
@@ -146,7 +137,15 @@ where
         }
         true
     };
-    if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, drain).await, Ok(true)) {
+    tokio::pin!(live);
+    let delivered = tokio::select! {
+        biased;
+        delivered = &mut live => delivered,
+        () = link.token.cancelled() => {
+            tokio::time::timeout(CLOSE_TIMEOUT, &mut live).await.unwrap_or(false)
+        }
+    };
+    if !delivered {
         return Outcome::Gone;
     }
     match link.end.get() {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -127,11 +129,13 @@ pub fn leftovers(data: &Path, id: &str) -> Vec<String> {
         PathBuf::from("/run/sandlab/runc").join(id),
         data.join("sandboxes").join(id),
         data.join("volumes").join(id),
-        data.join("records").join(format!("{id}.json")),
     ] {
         if p.exists() {
             found.push(format!("path: {}", p.display()));
         }
+    }
+    if record(data, id).is_some() {
+        found.push(format!("records: {id}"));
     }
     let nft = Command::new("nft")
         .args(["list", "ruleset"])
@@ -158,4 +162,34 @@ pub fn processes_of(id: &str) -> Vec<u32> {
         }
     }
     pids
+}
+
+/// The stored record of sandbox `id` (from `sandlab sandbox inspect`), if there is one.
+pub fn record(data: &Path, id: &str) -> Option<serde_json::Value> {
+    records(data)
+        .into_iter()
+        .find(|r| r["id"].as_str() == Some(id))
+}
+
+/// Every stored sandbox record.
+pub fn records(data: &Path) -> Vec<serde_json::Value> {
+    let out = sandlab(data, &["sandbox", "inspect"]);
+    assert_eq!(out.code(), 0, "sandbox inspect: {}", out.stderr_text());
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("inspect prints JSON")
+}
+
+/// Deletes the record of `id` from the database and nothing else (a crash between the
+/// runtime and the record, simulated).
+pub fn delete_record(data: &Path, id: &str) {
+    use sandlab_store::RecordStore;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = sandlab_store::SqliteStore::open(&data.join("sandlab.db"))
+            .await
+            .unwrap();
+        store.delete(&id.parse().unwrap()).await.unwrap();
+    });
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Schemathesis against a live `sandlab serve`: every operation of the OpenAPI document is
+# called with generated input, and every answer must be a non-5xx that conforms to the
+# document. Run by scripts/test.sh after the Rust tests (needs the debug build, root and
+# the debian image in $SANDLAB_TEST_DATA_DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
+SANDLAB="${SANDLAB:-target/debug/sandlab}"
+VENV=.data/venv
+ST_VERSION=4.32.5
+
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  echo "==> installing schemathesis $ST_VERSION (PyPI) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+log=.data/schemathesis-server.log
+user="st-$RANDOM$RANDOM"
+password="st-password-$RANDOM$RANDOM"
+SANDLAB_PUBLIC_URL="$base" SANDLAB_MAX_SANDBOXES_PER_USER=3 SANDLAB_DEFAULT_TTL=2m \
+  "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" --labs labs >"$log" 2>&1 &
+server=$!
+cleanup() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  # Remove whatever the generated requests created.
+  "$SANDLAB" --data-dir "$DATA" sandbox inspect 2>/dev/null \
+    | python3 -c 'import json,sys; [print(r["id"]) for r in json.load(sys.stdin) if r.get("owner")==sys.argv[1]]' "$uid" \
+    | xargs -r "$SANDLAB" --data-dir "$DATA" sandbox rm >/dev/null || true
+}
+uid=""
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+  kill -0 "$server" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
+  sleep 0.1
+done
+curl -fsS "$base/readyz" >/dev/null || { cat "$log"; echo "server never became ready"; exit 1; }
+
+echo "$password" | "$SANDLAB" --data-dir "$DATA" user add "$user" --role admin --password-stdin >/dev/null
+jar=$(mktemp)
+csrf=$(curl -fsS -c "$jar" -H 'content-type: application/json' \
+  -d "{\"username\":\"$user\",\"password\":\"$password\"}" "$base/api/v1/auth/login" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])')
+token=$(curl -fsS -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: application/json' \
+  -d '{"name":"schemathesis"}' "$base/api/v1/tokens" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+uid=$(curl -fsS -H "authorization: Bearer $token" "$base/api/v1/me" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+rm -f "$jar"
+
+# The terminal is a WebSocket (101), and logout would end nothing the token needs; both
+# are covered by the Rust tests.
+"$VENV/bin/st" run "$base/api/v1/openapi.json" \
+  --checks not_a_server_error,response_schema_conformance \
+  --header "Authorization: Bearer $token" \
+  --exclude-path /api/v1/sandboxes/{id}/terminal \
+  --max-examples "${ST_MAX_EXAMPLES:-25}" \
+  --request-timeout 30 \
+  --no-color
