@@ -32,6 +32,8 @@ pub struct ServerSection {
     pub scrollback: Option<String>,
     pub terminals_per_sandbox: Option<usize>,
     pub shutdown_grace: Option<String>,
+    pub languages: Option<PathBuf>,
+    pub execute_network: Option<bool>,
 }
 
 /// One `[[pool]]` entry: keep `size` sandboxes of this shape started.
@@ -84,6 +86,9 @@ pub struct ServerConfig {
     pub terminals_per_sandbox: usize,
     pub shutdown_grace: Duration,
     pub pools: Vec<PoolProfile>,
+    /// Extra language files for `/execute` (the built-in ones are always there).
+    pub languages: PathBuf,
+    pub execute: crate::execute::ExecuteOptions,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +111,8 @@ impl Default for ServerConfig {
             terminals_per_sandbox: 8,
             shutdown_grace: Duration::from_secs(10),
             pools: Vec::new(),
+            languages: PathBuf::from("languages"),
+            execute: crate::execute::ExecuteOptions::default(),
         }
     }
 }
@@ -323,6 +330,16 @@ impl ServerConfig {
             "SANDLAB_SHUTDOWN_GRACE",
             &s.shutdown_grace,
             &mut c.shutdown_grace,
+        )?;
+        if let Some(v) = pick(env, "SANDLAB_LANGUAGES", &s.languages) {
+            c.languages = v.map(PathBuf::from).unwrap_or_else(|p| p);
+        }
+        number(
+            env,
+            "execute_network",
+            "SANDLAB_EXECUTE_NETWORK",
+            &s.execute_network,
+            &mut c.execute.network,
         )?;
         c.check()?;
         for (i, p) in pools.iter().enumerate() {

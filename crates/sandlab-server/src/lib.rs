@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod execute;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;

@@ -14,6 +14,7 @@
 //! | `sandlab_pool_refill_failures_total` | counter | `profile` |
 //! | `sandlab_terminals_open` | gauge | |
 //! | `sandlab_exec_total` | counter | `status` |
+//! | `sandlab_execute_total` | counter | `status` (per step of `/execute`) |
 
 use std::sync::OnceLock;
 
@@ -30,6 +31,7 @@ pub const POOL_CLAIM_SECONDS: &str = "sandlab_pool_claim_seconds";
 pub const POOL_REFILL_FAILURES: &str = "sandlab_pool_refill_failures_total";
 pub const TERMINALS_OPEN: &str = "sandlab_terminals_open";
 pub const EXEC: &str = "sandlab_exec_total";
+pub const EXECUTE: &str = "sandlab_execute_total";
 
 /// Buckets in seconds: from 100 µs (a pool claim) to 30 s (a slow cold create).
 const BUCKETS: &[f64] = &[

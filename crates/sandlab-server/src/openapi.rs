@@ -16,7 +16,7 @@ use crate::routes;
         routes::list_labs, routes::get_lab,
         routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox,
         routes::extend_sandbox, routes::exec_sandbox, routes::read_file, routes::write_file,
-        routes::terminal,
+        routes::terminal, routes::execute_code,
         routes::healthz, routes::readyz, routes::metrics_text, routes::openapi_json,
     ),
     modifiers(&Security),
@@ -28,6 +28,7 @@ use crate::routes;
         (name = "labs", description = "The lab catalogue"),
         (name = "sandboxes", description = "Raw sandboxes: create, exec, terminal"),
         (name = "files", description = "Files inside a sandbox"),
+        (name = "execute", description = "Code execution in a fresh sandbox"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

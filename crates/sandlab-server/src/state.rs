@@ -8,6 +8,7 @@ use sandlab_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
+use crate::execute::Languages;
 use crate::ratelimit::RateLimiter;
 use crate::sandboxes::Sandboxes;
 
@@ -22,6 +23,7 @@ struct Inner {
     store: Arc<dyn Store>,
     sandboxes: Arc<Sandboxes>,
     labs: RwLock<Arc<Vec<Lab>>>,
+    languages: Languages,
     ready: AtomicBool,
     shutdown: CancellationToken,
     login_by_addr: RateLimiter,
@@ -33,6 +35,10 @@ impl AppState {
     pub fn new(config: ServerConfig, store: Arc<dyn Store>, sandboxes: Arc<Sandboxes>) -> Self {
         // Install the metrics recorder before the first request is counted.
         let _ = crate::metrics::handle();
+        let (languages, problems) = Languages::load(Some(&config.languages));
+        for p in problems {
+            tracing::warn!(problem = %p, "skipping a language file");
+        }
         AppState {
             inner: Arc::new(Inner {
                 login_by_addr: RateLimiter::new(config.login_rate),
@@ -42,6 +48,7 @@ impl AppState {
                 store,
                 sandboxes,
                 labs: RwLock::new(Arc::new(Vec::new())),
+                languages,
                 ready: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
             }),
@@ -70,6 +77,10 @@ impl AppState {
 
     pub fn set_labs(&self, labs: Vec<Lab>) {
         *self.inner.labs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(labs);
+    }
+
+    pub fn languages(&self) -> &Languages {
+        &self.inner.languages
     }
 
     pub fn is_ready(&self) -> bool {

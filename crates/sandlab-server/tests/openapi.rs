@@ -30,6 +30,7 @@ fn every_route_is_documented() {
         ("/api/v1/sandboxes/{id}/exec", &["post"]),
         ("/api/v1/sandboxes/{id}/files", &["get", "put"]),
         ("/api/v1/sandboxes/{id}/terminal", &["get"]),
+        ("/api/v1/execute", &["post"]),
         ("/api/v1/openapi.json", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),

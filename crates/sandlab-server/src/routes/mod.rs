@@ -2,6 +2,7 @@
 
 mod account;
 mod exec;
+mod execute;
 mod labs;
 mod ops;
 mod sandboxes;
@@ -19,6 +20,7 @@ use utoipa::IntoParams;
 
 pub use self::account::*;
 pub use self::exec::*;
+pub use self::execute::*;
 pub use self::labs::*;
 pub use self::ops::*;
 pub use self::sandboxes::*;
@@ -50,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sandboxes/{id}/extend", post(extend_sandbox))
         .route("/sandboxes/{id}/exec", post(exec_sandbox))
         .route("/sandboxes/{id}/terminal", get(terminal))
+        .route("/execute", post(execute_code))
         .route("/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(max_body))
         .merge(files)

@@ -1,0 +1,53 @@
+//! `POST /execute`: run code in a fresh sandbox (SPEC section 8).
+
+use axum::extract::State;
+use axum::Json;
+use sandlab_store::actions;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::execute::{self, ExecuteRequest, ExecuteResponse};
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+/// Compiles (when the language has a step for it) and runs the files, then removes the
+/// sandbox. Counts against the caller's sandbox quota and creation rate while it runs.
+#[utoipa::path(post, path = "/api/v1/execute", tag = "execute", request_body = ExecuteRequest,
+    responses((status = 200, body = ExecuteResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn execute_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<ExecuteRequest>,
+) -> ApiResult<Json<ExecuteResponse>> {
+    if let Err(wait) = state.creates().check(&caller.user.id) {
+        return Err(crate::error::ApiError::too_many(
+            "rate_limited",
+            format!(
+                "Too many sandboxes created recently; try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    let detail = serde_json::json!({"language": req.language, "files": req.files.len()});
+    let _ = state
+        .store()
+        .audit(Some(&caller.user.id), actions::SANDBOX_EXEC, None, detail)
+        .await;
+    let quota = if caller.is_admin() {
+        u64::MAX
+    } else {
+        state.config().max_sandboxes_per_user
+    };
+    let out = execute::execute(
+        state.sandboxes(),
+        state.languages(),
+        &caller.user.id,
+        quota,
+        &state.config().execute,
+        req,
+    )
+    .await?;
+    Ok(Json(out))
+}
