@@ -554,7 +554,12 @@ mod tests {
             network: Some("egress".into()),
             size: 2,
         };
-        let c = ServerConfig::resolve(&ServerSection::default(), &[p.clone()], &env(&[])).unwrap();
+        let c = ServerConfig::resolve(
+            &ServerSection::default(),
+            std::slice::from_ref(&p),
+            &env(&[]),
+        )
+        .unwrap();
         assert_eq!(c.pools[0].image, "debian");
         assert_eq!(c.pools[0].limits.memory, ByteSize::mib(256));
         let e = ServerConfig::resolve(

@@ -155,8 +155,10 @@ mod tests {
     #[test]
     fn matching_take_and_deficits() {
         let pool = WarmPool::new(vec![profile("a", 2), profile("b", 0)]);
-        let mut limits = Limits::default();
-        limits.ttl = std::time::Duration::from_secs(5);
+        let mut limits = Limits {
+            ttl: std::time::Duration::from_secs(5),
+            ..Limits::default()
+        };
         assert_eq!(pool.matching("debian", &limits).unwrap().name, "a");
         assert!(pool.matching("alpine", &limits).is_none());
         limits.memory = sandlab_core::ByteSize::mib(100);

@@ -44,6 +44,11 @@ impl Deadlines {
             .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
+    /// Every tracked id.
+    pub fn ids(&self) -> Vec<SandboxId> {
+        self.lock().keys().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }

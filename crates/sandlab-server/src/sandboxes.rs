@@ -29,6 +29,8 @@ const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest pause between two refill attempts after failures.
 const MAX_REFILL_BACKOFF: Duration = Duration::from_secs(30);
+/// How often running sandboxes are checked for a dead init process.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Sandboxes {
     manager: Arc<SandboxManager>,
@@ -143,10 +145,57 @@ impl Sandboxes {
                 }
             }
         });
+        let me = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => me.sweep().await,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
         if !self.pool.profiles().is_empty() {
             let me = self.clone();
             tokio::spawn(async move { me.refill_loop(shutdown).await });
         }
+    }
+
+    /// Marks running sandboxes whose init process died as `failed` (and frees their host
+    /// resources), so nobody is shown a dead sandbox as running until its deadline.
+    async fn sweep(&self) {
+        let mut ids = self.deadlines.ids();
+        ids.extend(self.pool.all_ready());
+        for id in ids {
+            if let Ok(false) = self.manager.driver().is_running(&id).await {
+                // A create or remove may be under way: only a running record is failed.
+                let Ok(Some(rec)) = self.store.get(&id).await else {
+                    continue;
+                };
+                if rec.state != SandboxState::Running {
+                    continue;
+                }
+                tracing::warn!(sandbox.id = %id, "the sandbox's init process is gone");
+                if rec.owner.as_deref().and_then(pool::profile_of).is_some() {
+                    // Nobody owns it yet: replace it rather than keep a failed record.
+                    self.remove_quietly(&id).await;
+                    continue;
+                }
+                self.deadlines.forget(&id);
+                self.pool.remove(&id);
+                self.terminals.close_sandbox(&id);
+                self.forget_agent(&id);
+                if let Err(e) = self
+                    .manager
+                    .fail(&id, "the sandbox's processes are gone")
+                    .await
+                {
+                    tracing::warn!(sandbox.id = %id, error = %e, "could not mark a dead sandbox failed");
+                }
+            }
+        }
+        self.update_live().await;
     }
 
     async fn refill_loop(&self, shutdown: CancellationToken) {

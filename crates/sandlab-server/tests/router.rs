@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use common::*;
+use sandlab_runtime::Driver;
 use sandlab_store::{Role, Store};
 use serde_json::json;
 
@@ -782,5 +783,35 @@ async fn labs_catalogue_hides_checks() {
     assert_eq!(
         h.get("/api/v1/labs/nope", &h.admin_token).await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_sandbox_whose_init_dies_is_marked_failed() {
+    let h = Harness::new().await;
+    let id = h.sandbox(&h.admin_token).await;
+    h.driver.stop(&id.parse().unwrap()).await.unwrap();
+    let url = format!("/api/v1/sandboxes/{id}");
+    let rec = wait_until(
+        "the sandbox is marked failed",
+        Duration::from_secs(15),
+        || async {
+            let v = h.get(&url, &h.admin_token).await.json();
+            (v["state"] == "failed").then_some(v)
+        },
+    )
+    .await;
+    assert!(rec["reason"].as_str().unwrap().contains("gone"), "{rec}");
+    let r = h
+        .post(
+            &format!("{url}/exec"),
+            &h.admin_token,
+            json!({"cmd": ["true"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        h.delete(&url, &h.admin_token).await.status,
+        StatusCode::NO_CONTENT
     );
 }

@@ -66,9 +66,14 @@ async fn typing_resize_reconnect_and_shutdown() {
     let id = h.sandbox(&alice).await;
     let auth = ("authorization", format!("Bearer {alice}"));
 
-    let mut ws = connect(&addr, &id, "name=main&cols=80&rows=24", &[auth.clone()])
-        .await
-        .unwrap();
+    let mut ws = connect(
+        &addr,
+        &id,
+        "name=main&cols=80&rows=24",
+        std::slice::from_ref(&auth),
+    )
+    .await
+    .unwrap();
     ws.send(Message::Binary("echo h''i\r".into()))
         .await
         .unwrap();
@@ -89,13 +94,13 @@ async fn typing_resize_reconnect_and_shutdown() {
     drop(ws);
 
     // A reconnect to the same terminal replays the scrollback.
-    let mut ws = connect(&addr, &id, "name=main", &[auth.clone()])
+    let mut ws = connect(&addr, &id, "name=main", std::slice::from_ref(&auth))
         .await
         .unwrap();
     read_until(&mut ws, "marker-42").await;
 
     // A second, independent terminal.
-    let mut other = connect(&addr, &id, "name=second", &[auth.clone()])
+    let mut other = connect(&addr, &id, "name=second", std::slice::from_ref(&auth))
         .await
         .unwrap();
     other

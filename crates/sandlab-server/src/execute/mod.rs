@@ -179,8 +179,11 @@ fn check_limits(l: &ExecuteLimits) -> ApiResult<Checked> {
     })
 }
 
-/// Checks the request and returns the files to write (entry first) and the limits.
-fn check(req: &ExecuteRequest, lang: &Language) -> ApiResult<(Vec<(String, Vec<u8>)>, Checked)> {
+/// Files to write, `(name, content)`, the entry first.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// Checks the request and returns the files to write and the limits.
+fn check(req: &ExecuteRequest, lang: &Language) -> ApiResult<(Files, Checked)> {
     if req.files.is_empty() || req.files.len() > MAX_FILES {
         return Err(invalid(format!("Send 1 to {MAX_FILES} files.")));
     }
