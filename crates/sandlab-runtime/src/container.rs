@@ -244,12 +244,22 @@ impl Driver for ContainerDriver {
             .map(|s| s.pid as u32))
     }
 
+    /// Cheap (no OCI runtime call, which costs milliseconds): the init pid the runtime
+    /// wrote is alive, not a zombie, and in this sandbox's cgroup (so a reused pid does
+    /// not count).
     async fn is_running(&self, id: &SandboxId) -> Result<bool> {
-        Ok(self
-            .oci
-            .state(id.as_str())
-            .await?
-            .is_some_and(|s| s.status == "running"))
+        let pidfile = self.layout.bundle(id).join(INIT_PID_FILE);
+        let pid = match std::fs::read_to_string(&pidfile) {
+            Ok(text) => text.trim().parse::<u32>().ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Error::Io {
+                    path: pidfile,
+                    source: e,
+                })
+            }
+        };
+        Ok(pid.is_some_and(|pid| init_alive_in(pid, id)))
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<()> {
@@ -290,6 +300,11 @@ impl Driver for ContainerDriver {
 
     async fn stats(&self, id: &SandboxId) -> Result<Stats> {
         self.cgroups.stats(id)
+    }
+
+    fn slot_addresses(&self, slot: u32) -> Option<(String, String)> {
+        let a = slot_addrs(self.cfg.egress_v4_prefix, slot);
+        Some((a.sandbox4.to_string(), a.sandbox6.to_string()))
     }
 
     async fn host_resources(&self) -> Result<HostResources> {
@@ -369,4 +384,15 @@ fn seed_files(
             .map_err(Error::io(&path))?;
     }
     Ok(())
+}
+
+/// Whether `pid` is a live (non-zombie) process in sandbox `id`'s cgroup.
+fn init_alive_in(pid: u32, id: &SandboxId) -> bool {
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    });
+    let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .is_ok_and(|cg| cg.contains(&format!("/sandlab/{id}")));
+    alive && ours
 }

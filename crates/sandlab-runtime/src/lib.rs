@@ -110,4 +110,9 @@ pub trait Driver: Send + Sync + 'static {
     async fn stats(&self, id: &SandboxId) -> Result<Stats>;
     /// Every sandbox id that owns at least one resource on this host.
     async fn host_resources(&self) -> Result<HostResources>;
+    /// The sandbox's IPv4 and IPv6 addresses for egress slot `slot`, when the driver
+    /// assigns them from slots.
+    fn slot_addresses(&self, _slot: u32) -> Option<(String, String)> {
+        None
+    }
 }

@@ -62,8 +62,18 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `pid` is a live process (a zombie, killed but not yet reaped, is not).
 fn pid_alive(pid: u32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err() {
+        return false;
+    }
+    // `/proc/PID/stat` is `pid (comm) S ...`; comm may hold spaces or parentheses.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 impl SandboxManager {
@@ -141,7 +151,12 @@ impl SandboxManager {
             // processes never pick the same egress slot.
             let _guard = self.lock().await?;
             if req.limits.network == NetworkMode::Egress {
-                rec.network.slot = Some(self.free_slot().await?);
+                let slot = self.free_slot().await?;
+                rec.network.slot = Some(slot);
+                if let Some((v4, v6)) = self.driver.slot_addresses(slot) {
+                    rec.network.ipv4 = Some(v4);
+                    rec.network.ipv6 = Some(v6);
+                }
             }
             self.store.put(&rec).await?;
         }

@@ -32,6 +32,7 @@ pub struct PendingNetns {
 pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
     let path = Layout::netns(id);
     std::fs::create_dir_all(NETNS_DIR).map_err(Error::io(NETNS_DIR))?;
+    ensure_shared_dir()?;
     if is_bound(&path) {
         return Ok(PendingNetns {
             id: id.clone(),
@@ -99,6 +100,43 @@ pub fn delete(id: &SandboxId) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::Io { path, source: e }),
     }
+}
+
+/// Makes `/run/netns` a shared mount point of its own, as `ip netns add` does the first
+/// time it runs. Were it left to iproute2, its later bind of the directory over itself
+/// would hide the namespaces mounted before it, and removing those would fail with EBUSY.
+fn ensure_shared_dir() -> Result<()> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    let dir = Path::new(NETNS_DIR);
+    let shared = || {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    if shared().is_err() {
+        // Not a mount point yet (EINVAL): bind it onto itself, then share it.
+        mount(
+            Some(dir),
+            dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .and_then(|()| shared())
+        .map_err(|e| Error::Io {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+    }
+    let _ = DONE.set(());
+    Ok(())
 }
 
 fn is_bound(path: &Path) -> bool {

@@ -44,6 +44,10 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/scsi",
     "/proc/timer_list",
     "/proc/timer_stats",
+    // /sys is the host's (read-only): its network view lists the host's interfaces and
+    // every other sandbox's veth, named after its id.
+    "/sys/class/net",
+    "/sys/devices/virtual/net",
     "/sys/devices/virtual/powercap",
     "/sys/firmware",
     "/sys/fs/bpf",

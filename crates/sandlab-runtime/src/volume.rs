@@ -81,7 +81,25 @@ impl VolumePool {
             .entries()
             .iter()
             .any(|e| e.mount_point == dir && e.fs_type == "btrfs");
-        if !mounted {
+        if mounted {
+            return Ok(VolumePool {
+                dir: dir.to_owned(),
+            });
+        }
+        // Two processes starting on a fresh data dir must not both make (or mount) the
+        // pool: the first does it under this lock, the second then finds it mounted.
+        let lock_path = image.with_extension("lock");
+        let lock = File::create(&lock_path).map_err(Error::io(&lock_path))?;
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(
+            |(_, e)| Error::Io {
+                path: lock_path.clone(),
+                source: e.into(),
+            },
+        )?;
+        let mounted_now = nix::sys::statfs::statfs(dir)
+            .map(|s| s.filesystem_type() == nix::sys::statfs::BTRFS_SUPER_MAGIC)
+            .unwrap_or(false);
+        if !mounted_now {
             if !image.exists() {
                 create_image(image, size)?;
             }

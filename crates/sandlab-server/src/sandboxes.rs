@@ -91,6 +91,10 @@ impl Sandboxes {
         let report = self.manager.reconcile().await?;
         let now = now_ms();
         for rec in self.manager.list().await? {
+            if rec.state == SandboxState::Creating {
+                // Reconciliation left it alone: its creator (another process) still runs.
+                continue;
+            }
             let owner = rec.owner.clone().unwrap_or_default();
             if let Some(profile) = pool::profile_of(&owner) {
                 let fits = self.pool.fits(profile, &rec.image, &rec.limits);

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use sandlab_lab::Lab;
 use sandlab_store::Store;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::execute::Languages;
@@ -26,6 +27,8 @@ struct Inner {
     languages: Languages,
     ready: AtomicBool,
     shutdown: CancellationToken,
+    /// WebSocket tasks, which outlive their HTTP request: shutdown waits for their 1001.
+    sockets: TaskTracker,
     login_by_addr: RateLimiter,
     login_by_name: RateLimiter,
     creates: RateLimiter,
@@ -51,6 +54,7 @@ impl AppState {
                 languages,
                 ready: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
+                sockets: TaskTracker::new(),
             }),
         }
     }
@@ -95,6 +99,10 @@ impl AppState {
     /// Cancelled when the server begins to shut down (WebSockets close with 1001).
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    pub fn sockets(&self) -> &TaskTracker {
+        &self.inner.sockets
     }
 
     pub fn login_by_addr(&self) -> &RateLimiter {

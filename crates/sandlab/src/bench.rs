@@ -26,9 +26,15 @@ pub enum BenchCommand {
         #[arg(long, default_value = "debian")]
         image: String,
     },
+    /// Warm pool claim vs cold create through `sandlab serve`'s `POST /sandboxes`.
+    Pool(crate::bench_serve::PoolArgs),
+    /// Terminal WebSocket: keystroke echo round trip, `cat` throughput, server memory.
+    Terminal(crate::bench_serve::TerminalArgs),
+    /// Many idle sandboxes: host memory per sandbox beyond its processes; parallel delete.
+    Density(crate::bench_serve::DensityArgs),
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -82,7 +88,12 @@ impl Series {
 }
 
 pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Start { n, image } = cmd;
+    let (n, image) = match cmd {
+        BenchCommand::Start { n, image } => (n, image),
+        BenchCommand::Pool(args) => return crate::bench_serve::pool(cfg, args).await,
+        BenchCommand::Terminal(args) => return crate::bench_serve::terminal(cfg, args).await,
+        BenchCommand::Density(args) => return crate::bench_serve::density(cfg, args).await,
+    };
     let driver = ContainerDriver::new(cfg.runtime.clone())?;
     let spec = SandboxSpec {
         id: SandboxId::generate(),

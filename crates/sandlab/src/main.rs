@@ -3,8 +3,10 @@
 //! and for `run`/`exec` the command's own exit code (137 killed for memory, 124 timeout).
 
 mod bench;
+mod bench_serve;
 mod config;
 mod image_cmd;
+mod lab_cmd;
 mod sandbox_cmd;
 mod serve_cmd;
 mod stdio;
@@ -44,6 +46,9 @@ enum Command {
     /// Long-lived sandboxes: create, exec, shell, ls, rm.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
+    /// Author labs: validate.
+    #[command(subcommand)]
+    Lab(lab_cmd::LabCommand),
     /// Run the platform: HTTP API, terminals, warm pool, reaper (and the web UI).
     Serve(serve_cmd::ServeArgs),
     /// Manage user accounts in the database.
@@ -150,6 +155,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Image(cmd) => image_cmd::run(&cfg, cmd).await.map(|()| 0),
         Command::Run(args) => sandbox_cmd::run(&cfg, args).await,
         Command::Sandbox(cmd) => sandbox_cmd::sandbox(&cfg, cmd).await,
+        Command::Lab(cmd) => lab_cmd::run(&cfg, cmd).await,
         Command::Serve(args) => serve_cmd::run(&cfg, args).await.map(|()| 0),
         Command::User(cmd) => user_cmd::run(&cfg, cmd).await.map(|()| 0),
         Command::Bench(cmd) => bench::run(&cfg, cmd).await.map(|()| 0),

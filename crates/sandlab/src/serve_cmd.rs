@@ -94,11 +94,23 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("sandlab: shutting down");
     token.cancel();
     startup.abort();
-    match tokio::time::timeout(server.shutdown_grace, serving).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server error during shutdown"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!("requests still running after the shutdown grace period"),
+    // Requests in flight finish; WebSockets (which axum no longer tracks once upgraded)
+    // send their 1001 close; all within the grace period.
+    let sockets = state.sockets().clone();
+    sockets.close();
+    let drained = async {
+        match serving.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "server error during shutdown"),
+            Err(e) => tracing::warn!(error = %e, "server task failed"),
+        }
+        sockets.wait().await;
+    };
+    if tokio::time::timeout(server.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the shutdown grace period");
     }
     Ok(())
 }

@@ -175,6 +175,7 @@ except PermissionError as e:
 PY
         echo kcore-bytes=$(cat /proc/kcore 2>/dev/null | head -c1 | wc -c)
         echo firmware-entries=$(ls /sys/firmware 2>/dev/null | wc -l)
+        echo net-devices=$(ls /sys/class/net /sys/devices/virtual/net 2>/dev/null | grep -v ':$' | tr '\n' ' ')
         echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo PROC-SYS-WRITTEN
         echo x > /.sandlab/agent 2>/dev/null && echo AGENT-WRITTEN
     "#;
@@ -187,6 +188,15 @@ PY
     assert!(
         text.contains("firmware-entries=0"),
         "/sys/firmware is not masked:\n{text}"
+    );
+    // The host's /sys would list the host's interfaces and every sandbox's veth (its id).
+    let devices = text
+        .lines()
+        .find(|l| l.starts_with("net-devices="))
+        .unwrap_or_default();
+    assert!(
+        !devices.contains("eth0") && !devices.contains("sb-"),
+        "host network devices visible in /sys: {devices}"
     );
     for bad in [
         "SYSRQ-WRITTEN",

@@ -93,7 +93,8 @@ pub async fn terminal(
             other => ApiError::bad_request("invalid_query", other.to_string()),
         })?;
     let shutdown = state.shutdown().clone();
+    let sockets = state.sockets().clone();
     Ok(ws
         .max_message_size(crate::terminal::MAX_INPUT_FRAME + 1024)
-        .on_upgrade(move |socket| run_socket(socket, attachment, shutdown)))
+        .on_upgrade(move |socket| sockets.track_future(run_socket(socket, attachment, shutdown))))
 }

@@ -1,0 +1,59 @@
+//! `sandlab lab validate`: every problem with file and line, exit 1; valid labs exit 0.
+
+mod common;
+
+use common::*;
+
+fn write(dir: &std::path::Path, slug: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(slug)).unwrap();
+    std::fs::write(dir.join(slug).join("index.md"), text).unwrap();
+}
+
+#[test]
+fn problems_are_listed_with_file_and_line_and_exit_1() {
+    let data = data_dir();
+    let labs = tempfile::tempdir().unwrap();
+    write(
+        labs.path(),
+        "good",
+        "---\ntitle: Good\ntasks:\n  a:\n    run: 'true'\n    solve: 'true'\n---\nText\n",
+    );
+    write(
+        labs.path(),
+        "bad",
+        "---\ntitle: Bad\ncolour: red\ntasks:\n  a:\n    run: 'true'\n    needs: [b]\n  b:\n    run: 'true'\n    needs: [a]\nplayground:\n  nodes:\n    - name: n1\n      image: nosuchimage\n---\n",
+    );
+    let out = sandlab(&data, &["lab", "validate", labs.path().to_str().unwrap()]);
+    assert_eq!(out.code(), 1, "{}", out.stderr_text());
+    let err = out.stderr_text();
+    let bad = labs.path().join("bad/index.md").display().to_string();
+    for want in [
+        format!("{bad}:3: unknown front matter key \"colour\""),
+        format!("{bad}:5: tasks form a cycle"),
+        format!("{bad}:14: image \"nosuchimage\" does not exist"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        out.stdout_text().contains("1 labs valid, 3 problems"),
+        "{}",
+        out.stdout_text()
+    );
+
+    let out = sandlab(
+        &data,
+        &[
+            "lab",
+            "validate",
+            labs.path().join("good").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    let out = sandlab(&data, &["lab", "validate", "/nonexistent-labs"]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr_text().contains("/nonexistent-labs"),
+        "{}",
+        out.stderr_text()
+    );
+}
