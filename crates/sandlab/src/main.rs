@@ -101,6 +101,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Printing commands die quietly on a closed pipe (`sandlab sandbox ls | head`) like
+    // other Unix tools, instead of panicking in `println!`; the server keeps ignoring
+    // SIGPIPE, as its sockets report EPIPE as an error instead.
+    if !matches!(cli.command, Command::Serve(_)) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // Sandbox init processes outlive the OCI runtime call that started them; as a child
     // subreaper this process inherits them and can reap them at once on removal.
     // SAFETY: prctl with integer arguments only changes this process's own attributes.
