@@ -1,0 +1,158 @@
+//! The bench server's HTTP API and terminal WebSocket, as the bench uses them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::server::Server;
+use super::terminal::Socket;
+use super::{POOL, POOL_SIZE};
+
+impl Server {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(req.send().await?)
+    }
+
+    /// `POST /sandboxes`: the new id and the time from request to the 201's body.
+    pub(super) async fn create(&self, body: &Value) -> anyhow::Result<(String, Duration)> {
+        let start = Instant::now();
+        let resp = self
+            .call(reqwest::Method::POST, "/sandboxes", Some(body))
+            .await?;
+        let v = json_of(resp, 201)
+            .await
+            .context("cannot create a sandbox")?;
+        let took = start.elapsed();
+        let id = v["id"].as_str().context("no id in the answer")?.to_owned();
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        Ok((id, took))
+    }
+
+    pub(super) async fn delete(&self, id: &str) -> anyhow::Result<()> {
+        let resp = self
+            .call(reqwest::Method::DELETE, &format!("/sandboxes/{id}"), None)
+            .await?;
+        if !matches!(resp.status().as_u16(), 204 | 404) {
+            bail!("cannot delete {id}: {}", resp.status());
+        }
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Ok(())
+    }
+
+    pub(super) async fn is_running(&self, id: &str) -> anyhow::Result<bool> {
+        let resp = self
+            .call(reqwest::Method::GET, &format!("/sandboxes/{id}"), None)
+            .await?;
+        Ok(json_of(resp, 200).await?["state"] == "running")
+    }
+
+    pub(super) async fn exec(&self, id: &str, cmd: &[&str]) -> anyhow::Result<()> {
+        let body = json!({ "cmd": cmd, "timeout": "10m" });
+        let resp = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/sandboxes/{id}/exec"),
+                Some(&body),
+            )
+            .await?;
+        let v = json_of(resp, 200).await?;
+        if v["exit_code"] != 0 {
+            bail!("`{}` failed in the sandbox: {}", cmd.join(" "), v["stderr"]);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn terminal(&self, id: &str, name: &str) -> anyhow::Result<Socket> {
+        let url = format!(
+            "ws{}/api/v1/sandboxes/{id}/terminal?name={name}&cols=200&rows=50",
+            &self.base[4..]
+        );
+        let mut req = url.into_client_request()?;
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {}", self.token).parse()?);
+        req.headers_mut().insert("Origin", self.base.parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .context("cannot open the terminal WebSocket")?;
+        Ok(ws)
+    }
+
+    pub(super) async fn metrics(&self) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?;
+        Ok(resp.error_for_status()?.text().await?)
+    }
+
+    pub(super) async fn wait_pool_full(&self) -> anyhow::Result<()> {
+        let label = format!("profile=\"{POOL}\"");
+        let start = Instant::now();
+        while metric(&self.metrics().await?, "sandlab_pool_ready", &label) != Some(POOL_SIZE as f64)
+        {
+            if start.elapsed() > Duration::from_secs(120) {
+                bail!("the warm pool did not refill within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Ids of the bench pool's own sandboxes.
+    pub(super) async fn pool_ids(&self) -> anyhow::Result<Vec<String>> {
+        let (mut ids, mut path) = (Vec::new(), "/sandboxes?limit=500".to_owned());
+        loop {
+            let resp = self.call(reqwest::Method::GET, &path, None).await?;
+            let page = json_of(resp, 200).await?;
+            for s in page["items"].as_array().into_iter().flatten() {
+                if s["owner"] == format!("pool:{POOL}") {
+                    ids.extend(s["id"].as_str().map(str::to_owned));
+                }
+            }
+            match page["next"].as_str() {
+                Some(next) => path = format!("/sandboxes?limit=500&cursor={next}"),
+                None => return Ok(ids),
+            }
+        }
+    }
+}
+
+/// The body of a response with the `expected` status, or an error with its message.
+pub(super) async fn json_of(resp: reqwest::Response, expected: u16) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let text = resp.text().await?;
+    if status.as_u16() != expected {
+        bail!("the server answered {status}: {}", text.trim());
+    }
+    serde_json::from_str(&text).context("the server's answer is not JSON")
+}
+
+/// The value of the Prometheus sample `name{..label..}`.
+pub(super) fn metric(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        let (n, labels) = key.split_once('{').unwrap_or((key, ""));
+        (n == name && labels.contains(label)).then(|| value.parse().ok())?
+    })
+}

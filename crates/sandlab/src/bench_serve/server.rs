@@ -1,0 +1,267 @@
+//! The bench server: a `sandlab serve` child process with an admin session on it, started
+//! over a bench config and, in [`Server::stop`], cleaned up after.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use super::api::json_of;
+use super::{bounded, POOL, POOL_SIZE, SELF};
+use crate::config::Config;
+
+/// A `sandlab serve` child process and an admin session on it.
+pub(super) struct Server {
+    child: Child,
+    pub(super) pid: u32,
+    pub(super) base: String,
+    pub(super) http: reqwest::Client,
+    data_dir: PathBuf,
+    dir: tempfile::TempDir,
+    pool: bool,
+    user: Option<String>,
+    pub(super) token: String,
+    /// Sandboxes created and not yet deleted.
+    pub(super) made: Mutex<BTreeSet<String>>,
+}
+
+impl Server {
+    pub(super) async fn start(cfg: &Config, pool: bool) -> anyhow::Result<Server> {
+        let dir = tempfile::Builder::new()
+            .prefix("sandlab-bench-")
+            .tempdir()?;
+        std::fs::write(dir.path().join("sandlab.toml"), bench_config(cfg, pool)?)?;
+        std::fs::create_dir(dir.path().join("labs"))?;
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let base = format!("http://{listen}");
+        let child = spawn(cfg, dir.path(), listen, &base)?;
+        let mut srv = Server {
+            pid: child.id().context("the server exited at once")?,
+            child,
+            base,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(120))
+                .build()?,
+            data_dir: cfg.runtime.data_dir.clone(),
+            dir,
+            pool,
+            user: None,
+            token: String::new(),
+            made: Mutex::new(BTreeSet::new()),
+        };
+        if let Err(e) = srv.sign_in().await {
+            let tail = srv.log_tail();
+            srv.stop().await;
+            bail!("{e:#} (the server's log ends: {tail})");
+        }
+        Ok(srv)
+    }
+
+    /// The last 5 lines of the server's log, joined by ` | `.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log"));
+        let log = log.unwrap_or_default();
+        let tail: Vec<&str> = log
+            .lines()
+            .skip(log.lines().count().saturating_sub(5))
+            .collect();
+        tail.join(" | ")
+    }
+
+    async fn sign_in(&mut self) -> anyhow::Result<()> {
+        self.wait_for("/healthz", Duration::from_secs(30)).await?;
+        let user = format!(
+            "bench-{}",
+            crate::user_cmd::generate_password().to_lowercase()
+        );
+        let password = crate::user_cmd::generate_password();
+        self.cli(
+            &["user", "add", &user, "--role", "admin", "--password-stdin"],
+            Some(&password),
+        )
+        .await?;
+        self.user = Some(user.clone());
+        eprintln!("bench: waiting for the server at {} to be ready", self.base);
+        self.wait_for("/readyz", Duration::from_secs(900)).await?;
+        self.token = self.new_token(&user, &password).await?;
+        Ok(())
+    }
+
+    /// Signs in as `user` and makes an API token with that session.
+    async fn new_token(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({ "username": user, "password": password }))
+            .send()
+            .await?;
+        let cookies: Vec<String> = resp
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect();
+        let login = json_of(resp, 200).await.context("cannot sign in")?;
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/tokens", self.base))
+            .header("Cookie", cookies.join("; "))
+            .header(
+                "X-CSRF-Token",
+                login["csrf_token"].as_str().unwrap_or_default(),
+            )
+            .json(&json!({ "name": "bench" }))
+            .send()
+            .await?;
+        let token = json_of(resp, 201).await.context("cannot create a token")?;
+        Ok(token["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// Polls `path` until it answers 200, while the server is alive.
+    async fn wait_for(&mut self, path: &str, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the server exited ({status})");
+            }
+            let resp = self.http.get(format!("{}{path}", self.base)).send().await;
+            if resp.is_ok_and(|r| r.status() == 200) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!("{path} did not answer 200 within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs `sandlab <args>` on the same data directory and config, with `input` on stdin.
+    async fn cli(&self, args: &[&str], input: Option<&str>) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = Command::new(SELF)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--config")
+            .arg(self.dir.path().join("sandlab.toml"))
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(format!("{text}\n").as_bytes()).await?;
+        }
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            bail!("`sandlab {}` failed: {}", args.join(" "), err.trim());
+        }
+        Ok(())
+    }
+
+    fn made_ids(&self) -> Vec<String> {
+        let made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        made.iter().cloned().collect()
+    }
+
+    /// Deletes what the bench made, stops the server, removes the pool's sandboxes and
+    /// disables the bench admin. Problems are reported, not returned.
+    pub(super) async fn stop(mut self) {
+        let made = self.made_ids();
+        if !self.token.is_empty() {
+            let _ = bounded(made.len(), 16, |i| self.delete(&made[i])).await;
+        }
+        let mut left = self.made_ids();
+        if self.pool && !self.token.is_empty() {
+            let _ = self.wait_pool_full().await;
+            left.extend(self.pool_ids().await.unwrap_or_default());
+        }
+        self.terminate().await;
+        for id in &left {
+            if let Err(e) = self.cli(&["sandbox", "rm", id], None).await {
+                eprintln!("bench: warning: {e:#}");
+            }
+        }
+        if let Some(user) = &self.user {
+            if let Err(e) = self.cli(&["user", "set", user, "--disable"], None).await {
+                eprintln!("bench: warning: {e:#}");
+            }
+        }
+    }
+
+    /// SIGTERM to the server, then SIGKILL if it has not exited within 30 s.
+    async fn terminate(&mut self) {
+        if let Ok(pid) = i32::try_from(self.pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Starts `sandlab serve` on `listen` with the bench config in `dir`, logging to
+/// `dir/server.log`.
+fn spawn(cfg: &Config, dir: &Path, listen: SocketAddr, base: &str) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let mut cmd = Command::new(SELF);
+    cmd.arg("--data-dir")
+        .arg(&cfg.runtime.data_dir)
+        .arg("--config")
+        .arg(dir.join("sandlab.toml"))
+        .args(["serve", "--listen", &listen.to_string(), "--labs"])
+        .arg(dir.join("labs"))
+        .env("SANDLAB_PUBLIC_URL", base)
+        .env("SANDLAB_MAX_SANDBOXES_PER_USER", "100000")
+        .env("SANDLAB_CREATE_RATE", "100000")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group, so Ctrl-C reaches only the bench, which cleans up.
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and changes only the child's own attributes;
+    // the server gets SIGTERM if the bench dies without stopping it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        })
+    };
+    cmd.spawn().context("cannot start `sandlab serve`")
+}
+
+/// The user's config without its pools and data directory, plus the bench pool.
+fn bench_config(cfg: &Config, pool: bool) -> anyhow::Result<String> {
+    let mut table = match &cfg.file {
+        Some(p) => toml::from_str::<toml::Table>(&std::fs::read_to_string(p)?)
+            .with_context(|| format!("cannot read {}", p.display()))?,
+        None => toml::Table::new(),
+    };
+    table.remove("pool");
+    table.remove("data_dir");
+    if pool {
+        let mut entry = toml::Table::new();
+        entry.insert("name".into(), POOL.into());
+        entry.insert("size".into(), (POOL_SIZE as i64).into());
+        table.insert("pool".into(), toml::Value::Array(vec![entry.into()]));
+    }
+    Ok(toml::to_string(&table)?)
+}
