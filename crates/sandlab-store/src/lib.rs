@@ -55,9 +55,10 @@ mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{
-    actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LoginSession, NewUser,
-    Role, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES, MAX_AUDIT_TARGET_CHARS, MAX_SESSIONS_PER_USER,
-    MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
+    actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
+    LoginSession, NewUser, Role, SessionNode, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES,
+    MAX_AUDIT_TARGET_CHARS, MAX_SESSIONS_PER_USER, MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS,
+    MAX_USERNAME_LEN,
 };
 pub use page::{Page, PageRequest};
 pub use sandlab_runtime::records::{RecordStore, SandboxRecord};

@@ -173,6 +173,29 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
+/// A learner's running playground of one lab. The checker's live task states are in the
+/// server's memory; what was done is kept with [`crate::Store::mark_task_done`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LabSession {
+    /// `ls-` + 12 base32 characters.
+    pub id: String,
+    pub owner: String,
+    pub lab: String,
+    /// `starting`, `ready`, `failed` or `ended`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub nodes: Vec<SessionNode>,
+    pub created_at_ms: i64,
+    pub deadline_ms: i64,
+}
+
+/// One node of a session's playground and the sandbox running it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionNode {
+    pub name: String,
+    pub sandbox: String,
+}
+
 /// Audit action names.
 pub mod actions {
     pub const AUTH_LOGIN: &str = "auth.login";

@@ -8,7 +8,7 @@ use sandlab_core::SandboxId;
 use sandlab_runtime::records::{RecordStore, SandboxRecord};
 
 use crate::error::Result;
-use crate::model::{ApiToken, AuditEntry, LoginSession, NewUser, User, UserUpdate};
+use crate::model::{ApiToken, AuditEntry, LabSession, LoginSession, NewUser, User, UserUpdate};
 use crate::page::{Page, PageRequest};
 
 /// The control plane's store. Every method is one atomic step: it either happens whole or
@@ -86,6 +86,24 @@ pub trait Store: RecordStore {
     ) -> Result<Page<SandboxRecord>>;
     /// `owner`'s sandboxes that hold resources (creating, running, stopping): the quota.
     async fn count_live_sandboxes(&self, owner: &str) -> Result<u64>;
+
+    // ----- lab sessions and progress
+
+    /// Stores a lab session (insert or update of its state, reason, nodes and deadline).
+    async fn put_lab_session(&self, session: &LabSession) -> Result<()>;
+    /// A lab session; with `owner` set, `NotFound` also when another user owns it.
+    async fn get_lab_session(&self, id: &str, owner: Option<&str>) -> Result<LabSession>;
+    /// Lab sessions oldest first; only `owner`'s when given.
+    async fn list_lab_sessions(&self, owner: Option<&str>) -> Result<Vec<LabSession>>;
+    async fn delete_lab_session(&self, id: &str) -> Result<()>;
+    /// Records that `user` did checked task `task` of `lab` (idempotent).
+    async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()>;
+    /// The checked tasks of `lab` that `user` has done, in the order they were done.
+    async fn done_tasks(&self, user: &str, lab: &str) -> Result<Vec<String>>;
+    /// Records that `user` revealed the hint of `task` in `lab` (idempotent).
+    async fn reveal_hint(&self, user: &str, lab: &str, task: &str) -> Result<()>;
+    /// The tasks of `lab` whose hints `user` revealed.
+    async fn revealed_hints(&self, user: &str, lab: &str) -> Result<Vec<String>>;
 
     // ----- audit log
 

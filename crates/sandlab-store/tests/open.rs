@@ -21,7 +21,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 3);
+    assert_eq!(latest, 4);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -50,6 +50,9 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
         [
             "api_tokens",
             "audit_log",
+            "lab_hints",
+            "lab_progress",
+            "lab_sessions",
             "login_sessions",
             "sandboxes",
             "users"
@@ -305,7 +308,7 @@ async fn concurrent_first_opens_both_succeed() {
         );
         for s in [a, b, c] {
             let s = s.unwrap();
-            assert_eq!(s.schema_version().await.unwrap(), 3);
+            assert_eq!(s.schema_version().await.unwrap(), 4);
         }
     }
 }

@@ -30,6 +30,7 @@
 //!   keep those too.
 
 mod audit;
+mod labs;
 mod sandboxes;
 mod sessions;
 mod tokens;
@@ -51,7 +52,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::model::{ApiToken, AuditEntry, LoginSession, NewUser, User, UserUpdate};
+use crate::model::{ApiToken, AuditEntry, LabSession, LoginSession, NewUser, User, UserUpdate};
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
 
@@ -314,6 +315,31 @@ impl Store for SqliteStore {
     }
     async fn count_live_sandboxes(&self, owner: &str) -> Result<u64> {
         sandboxes::count_live(self, owner).await
+    }
+
+    async fn put_lab_session(&self, session: &LabSession) -> Result<()> {
+        labs::put(self, session).await
+    }
+    async fn get_lab_session(&self, id: &str, owner: Option<&str>) -> Result<LabSession> {
+        labs::get(self, id, owner).await
+    }
+    async fn list_lab_sessions(&self, owner: Option<&str>) -> Result<Vec<LabSession>> {
+        labs::list(self, owner).await
+    }
+    async fn delete_lab_session(&self, id: &str) -> Result<()> {
+        labs::delete(self, id).await
+    }
+    async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()> {
+        labs::mark_done(self, user, lab, task).await
+    }
+    async fn done_tasks(&self, user: &str, lab: &str) -> Result<Vec<String>> {
+        labs::done(self, user, lab).await
+    }
+    async fn reveal_hint(&self, user: &str, lab: &str, task: &str) -> Result<()> {
+        labs::reveal_hint(self, user, lab, task).await
+    }
+    async fn revealed_hints(&self, user: &str, lab: &str) -> Result<Vec<String>> {
+        labs::hints(self, user, lab).await
     }
 
     async fn audit(

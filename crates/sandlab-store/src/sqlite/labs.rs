@@ -1,0 +1,141 @@
+//! Lab sessions and per-user lab progress.
+
+use super::SqliteStore;
+use crate::error::{Error, Result};
+use crate::model::{LabSession, SessionNode};
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    owner: String,
+    lab: String,
+    state: String,
+    reason: Option<String>,
+    nodes: String,
+    created_at: i64,
+    deadline: i64,
+}
+
+const COLUMNS: &str = "id, owner, lab, state, reason, nodes, created_at, deadline";
+
+impl TryFrom<Row> for LabSession {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<LabSession> {
+        let nodes: Vec<SessionNode> = serde_json::from_str(&r.nodes)
+            .map_err(|_| Error::Corrupt(format!("lab session {} has invalid nodes", r.id)))?;
+        Ok(LabSession {
+            id: r.id,
+            owner: r.owner,
+            lab: r.lab,
+            state: r.state,
+            reason: r.reason,
+            nodes,
+            created_at_ms: r.created_at,
+            deadline_ms: r.deadline,
+        })
+    }
+}
+
+pub(super) async fn put(s: &SqliteStore, session: &LabSession) -> Result<()> {
+    let nodes = serde_json::to_string(&session.nodes)
+        .map_err(|e| Error::Corrupt(format!("lab session nodes: {e}")))?;
+    sqlx::query(
+        "INSERT INTO lab_sessions (id, owner, lab, state, reason, nodes, created_at, deadline) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+         nodes = excluded.nodes, deadline = excluded.deadline",
+    )
+    .bind(&session.id)
+    .bind(&session.owner)
+    .bind(&session.lab)
+    .bind(&session.state)
+    .bind(&session.reason)
+    .bind(nodes)
+    .bind(session.created_at_ms)
+    .bind(session.deadline_ms)
+    .execute(&s.writer)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get(s: &SqliteStore, id: &str, owner: Option<&str>) -> Result<LabSession> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM lab_sessions WHERE id = ? AND (? IS NULL OR owner = ?)"
+    ))
+    .bind(id)
+    .bind(owner)
+    .bind(owner)
+    .fetch_optional(&s.reader)
+    .await?;
+    row.ok_or(Error::NotFound("lab session"))?.try_into()
+}
+
+pub(super) async fn list(s: &SqliteStore, owner: Option<&str>) -> Result<Vec<LabSession>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM lab_sessions WHERE (? IS NULL OR owner = ?) \
+         ORDER BY created_at, id LIMIT 10000"
+    ))
+    .bind(owner)
+    .bind(owner)
+    .fetch_all(&s.reader)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
+pub(super) async fn delete(s: &SqliteStore, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM lab_sessions WHERE id = ?")
+        .bind(id)
+        .execute(&s.writer)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn mark_done(s: &SqliteStore, user: &str, lab: &str, task: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lab_progress (user_id, lab, task, done_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(lab)
+    .bind(task)
+    .bind(s.now())
+    .execute(&s.writer)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn done(s: &SqliteStore, user: &str, lab: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT task FROM lab_progress WHERE user_id = ? AND lab = ? ORDER BY done_at, task",
+    )
+    .bind(user)
+    .bind(lab)
+    .fetch_all(&s.reader)
+    .await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
+pub(super) async fn reveal_hint(s: &SqliteStore, user: &str, lab: &str, task: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lab_hints (user_id, lab, task, revealed_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(lab)
+    .bind(task)
+    .bind(s.now())
+    .execute(&s.writer)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn hints(s: &SqliteStore, user: &str, lab: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT task FROM lab_hints WHERE user_id = ? AND lab = ? ORDER BY revealed_at, task",
+    )
+    .bind(user)
+    .bind(lab)
+    .fetch_all(&s.reader)
+    .await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
