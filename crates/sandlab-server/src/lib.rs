@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod execute;
 pub mod extract;
+pub mod lab_sessions;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;

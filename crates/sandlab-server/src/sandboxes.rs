@@ -51,6 +51,9 @@ pub struct NewSandbox {
     pub owner: String,
     /// Most live sandboxes `owner` may have.
     pub quota: u64,
+    /// Hostname inside (a lab node's name); default the id. Pool sandboxes have none, so
+    /// a create that names one is always cold.
+    pub hostname: Option<String>,
 }
 
 impl Sandboxes {
@@ -283,7 +286,12 @@ impl Sandboxes {
 
     async fn create_reserved(&self, req: &NewSandbox) -> ApiResult<SandboxRecord> {
         let start = Instant::now();
-        if let Some(profile) = self.pool.matching(&req.image, &req.limits) {
+        let pooled = req
+            .hostname
+            .is_none()
+            .then(|| self.pool.matching(&req.image, &req.limits))
+            .flatten();
+        if let Some(profile) = pooled {
             let name = profile.name.clone();
             while let Some(id) = self.pool.take(&name) {
                 match self.claim(&id, &name, req).await {
@@ -308,7 +316,7 @@ impl Sandboxes {
             .create(CreateRequest {
                 image: req.image.clone(),
                 limits: req.limits.clone(),
-                hostname: None,
+                hostname: req.hostname.clone(),
                 env: Vec::new(),
                 owner: Some(req.owner.clone()),
                 owner_pid: None,

@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::execute::Languages;
+use crate::lab_sessions::LabSessions;
 use crate::ratelimit::RateLimiter;
 use crate::sandboxes::Sandboxes;
 
@@ -23,6 +24,7 @@ struct Inner {
     config: ServerConfig,
     store: Arc<dyn Store>,
     sandboxes: Arc<Sandboxes>,
+    lab_sessions: Arc<LabSessions>,
     labs: RwLock<Arc<Vec<Lab>>>,
     languages: Languages,
     ready: AtomicBool,
@@ -47,6 +49,7 @@ impl AppState {
                 login_by_addr: RateLimiter::new(config.login_rate),
                 login_by_name: RateLimiter::new(config.login_rate),
                 creates: RateLimiter::new(config.create_rate),
+                lab_sessions: Arc::new(LabSessions::new(sandboxes.clone(), store.clone())),
                 config,
                 store,
                 sandboxes,
@@ -69,6 +72,10 @@ impl AppState {
 
     pub fn sandboxes(&self) -> &Arc<Sandboxes> {
         &self.inner.sandboxes
+    }
+
+    pub fn lab_sessions(&self) -> &Arc<LabSessions> {
+        &self.inner.lab_sessions
     }
 
     pub fn labs(&self) -> Arc<Vec<Lab>> {

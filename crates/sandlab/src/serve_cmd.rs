@@ -215,6 +215,11 @@ async fn start_up_inner(cfg: &Config, state: &AppState) -> anyhow::Result<()> {
         eprintln!("sandlab: lab problem: {p}");
     }
     eprintln!("sandlab: {} labs loaded", labs.0.len());
+    state
+        .lab_sessions()
+        .recover(&labs.0)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     state.set_labs(labs.0);
     state.sandboxes().spawn_background(state.shutdown().clone());
     state.set_ready();

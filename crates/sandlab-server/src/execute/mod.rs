@@ -281,6 +281,7 @@ pub async fn execute(
             limits: sandbox_limits,
             owner: owner.to_owned(),
             quota,
+            hostname: None,
         })
         .await?;
     let result = run_in(

@@ -6,6 +6,7 @@ mod execute;
 mod labs;
 mod ops;
 mod sandboxes;
+mod sessions;
 mod terminal;
 mod users;
 
@@ -24,6 +25,7 @@ pub use self::execute::*;
 pub use self::labs::*;
 pub use self::ops::*;
 pub use self::sandboxes::*;
+pub use self::sessions::*;
 pub use self::terminal::*;
 pub use self::users::*;
 use crate::error::ApiError;
@@ -47,6 +49,13 @@ pub fn app(state: AppState) -> Router {
         .route("/users/{id}", axum::routing::patch(update_user))
         .route("/labs", get(list_labs))
         .route("/labs/{slug}", get(get_lab))
+        .route("/labs/{slug}/sessions", post(start_session))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", get(get_session).delete(delete_session))
+        .route("/sessions/{id}/extend", post(extend_session))
+        .route("/sessions/{id}/tasks", get(session_tasks))
+        .route("/sessions/{id}/tasks/{task}/hint", post(reveal_hint))
+        .route("/sessions/{id}/events", get(session_events))
         .route("/sandboxes", post(create_sandbox).get(list_sandboxes))
         .route("/sandboxes/{id}", get(get_sandbox).delete(delete_sandbox))
         .route("/sandboxes/{id}/extend", post(extend_sandbox))

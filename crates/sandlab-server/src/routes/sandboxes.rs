@@ -201,6 +201,7 @@ pub async fn create_sandbox(
             } else {
                 state.config().max_sandboxes_per_user
             },
+            hostname: None,
         })
         .await?;
     state

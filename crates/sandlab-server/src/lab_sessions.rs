@@ -1,0 +1,404 @@
+//! Lab sessions: a learner's playground of one lab with its live task checker.
+//!
+//! Starting one writes the session (`starting`), creates one sandbox per node (hostname =
+//! node name, the playground's TTL), answers, and in the background runs the init tasks
+//! (`ready` when they pass, `failed` with the task's name when one does not), then checks
+//! the other tasks until the session ends. Done tasks are stored as the user's progress,
+//! so a new session (or a server restart) starts with them done. Every change is
+//! broadcast as a [`SessionEvent`] for `GET /sessions/{id}/events`.
+//!
+//! The session's deadline is on the monotonic clock while the server runs; at the
+//! deadline (or on delete) the checker stops, the sandboxes are removed and the session is
+//! `ended`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sandlab_core::{SandboxId, SandboxState};
+use sandlab_lab::Lab;
+use sandlab_proto::ExecRequest;
+use sandlab_runtime::manager::now_ms;
+use sandlab_store::{LabSession, SessionNode, Store};
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::{Checker, TaskEvent, TaskRunner, TaskState};
+use crate::error::{ApiError, ApiResult};
+use crate::sandboxes::{NewSandbox, Sandboxes};
+
+/// Output kept from one check run (only the exit status matters).
+const CHECK_OUTPUT: usize = 4096;
+
+/// Something a session's event stream reports.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SessionEvent {
+    Task(TaskEvent),
+    Session {
+        state: String,
+        reason: Option<String>,
+    },
+}
+
+/// A session the server is running.
+pub struct Live {
+    pub lab: Arc<Lab>,
+    pub checker: Arc<Checker>,
+    record: Mutex<LabSession>,
+    deadline: Mutex<Instant>,
+    moved: Notify,
+    cancel: CancellationToken,
+    events: broadcast::Sender<SessionEvent>,
+}
+
+impl Live {
+    pub fn record(&self) -> LabSession {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn time_left(&self) -> Duration {
+        self.deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .saturating_duration_since(Instant::now())
+    }
+
+    fn set_state(&self, state: &str, reason: Option<String>) -> LabSession {
+        let rec = {
+            let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
+            r.state = state.to_owned();
+            r.reason = reason.clone();
+            r.clone()
+        };
+        let _ = self.events.send(SessionEvent::Session {
+            state: state.to_owned(),
+            reason,
+        });
+        rec
+    }
+}
+
+/// Runs task scripts on the session's nodes through their agents.
+struct NodeRunner {
+    sandboxes: Arc<Sandboxes>,
+    nodes: HashMap<String, SandboxId>,
+}
+
+#[async_trait]
+impl TaskRunner for NodeRunner {
+    async fn run(
+        &self,
+        machine: &str,
+        user: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        let id = self
+            .nodes
+            .get(machine)
+            .ok_or_else(|| format!("The playground has no node {machine:?}."))?;
+        let agent = self.sandboxes.agent(id).await.map_err(|e| e.message)?;
+        let req = ExecRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            user: Some(user.to_owned()),
+            timeout: Some(timeout),
+            ..ExecRequest::default()
+        };
+        let out = agent
+            .exec_collect(req, None, CHECK_OUTPUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(out.exit.code == Some(0))
+    }
+}
+
+pub struct LabSessions {
+    sandboxes: Arc<Sandboxes>,
+    store: Arc<dyn Store>,
+    live: Mutex<HashMap<String, Arc<Live>>>,
+}
+
+fn new_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    let mut s = data_encoding::BASE32_NOPAD
+        .encode(&bytes)
+        .to_ascii_lowercase();
+    s.truncate(12);
+    format!("ls-{s}")
+}
+
+impl LabSessions {
+    pub fn new(sandboxes: Arc<Sandboxes>, store: Arc<dyn Store>) -> LabSessions {
+        LabSessions {
+            sandboxes,
+            store,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The running session `id` if `owner` (None: anyone) may see it.
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Live>> {
+        self.lock()
+            .get(id)
+            .filter(|l| owner.is_none_or(|o| l.record().owner == o))
+            .cloned()
+    }
+
+    /// Starts a session of `lab` for `owner`; returns once its sandboxes run (init tasks
+    /// go on in the background).
+    pub async fn start(
+        self: &Arc<Self>,
+        lab: Arc<Lab>,
+        owner: &str,
+        quota: u64,
+    ) -> ApiResult<Arc<Live>> {
+        let ttl = lab.playground.ttl;
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let mut record = LabSession {
+            id: new_id(),
+            owner: owner.to_owned(),
+            lab: lab.slug.clone(),
+            state: "starting".into(),
+            reason: None,
+            nodes: Vec::new(),
+            created_at_ms: now,
+            deadline_ms: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+        };
+        self.store.put_lab_session(&record).await?;
+        let mut nodes = HashMap::new();
+        for node in &lab.playground.nodes {
+            let mut limits = node.limits.clone();
+            limits.ttl = ttl;
+            let created = self
+                .sandboxes
+                .create(NewSandbox {
+                    image: node.image.clone(),
+                    limits,
+                    owner: owner.to_owned(),
+                    quota,
+                    hostname: Some(node.name.clone()),
+                })
+                .await;
+            match created {
+                Ok(rec) => {
+                    record.nodes.push(SessionNode {
+                        name: node.name.clone(),
+                        sandbox: rec.id.to_string(),
+                    });
+                    nodes.insert(node.name.clone(), rec.id);
+                    self.store.put_lab_session(&record).await?;
+                }
+                Err(e) => {
+                    // Undo the nodes made so far; the session is kept as failed.
+                    for id in nodes.values() {
+                        let _ = self.sandboxes.remove_detached(id).await;
+                    }
+                    record.state = "failed".into();
+                    record.reason =
+                        Some(format!("Node {} could not start: {}", node.name, e.message));
+                    self.store.put_lab_session(&record).await?;
+                    return Err(e);
+                }
+            }
+        }
+        let done = self.store.done_tasks(owner, &lab.slug).await?;
+        let live = self.install(lab, record, &done, ttl);
+        let runner = Arc::new(NodeRunner {
+            sandboxes: self.sandboxes.clone(),
+            nodes,
+        });
+        let me = self.clone();
+        let l = live.clone();
+        tokio::spawn(async move { me.run(l, runner, true).await });
+        Ok(live)
+    }
+
+    fn install(
+        &self,
+        lab: Arc<Lab>,
+        record: LabSession,
+        done: &[String],
+        left: Duration,
+    ) -> Arc<Live> {
+        let (events, _) = broadcast::channel(256);
+        let live = Arc::new(Live {
+            checker: Arc::new(Checker::new(lab.clone(), done)),
+            lab,
+            deadline: Mutex::new(Instant::now() + left),
+            moved: Notify::new(),
+            cancel: CancellationToken::new(),
+            events,
+            record: Mutex::new(record.clone()),
+        });
+        self.lock().insert(record.id, live.clone());
+        live
+    }
+
+    /// Init (when asked), then checks, progress and the deadline, until the session ends.
+    async fn run(self: Arc<Self>, live: Arc<Live>, runner: Arc<NodeRunner>, init: bool) {
+        let forward = self.clone().forward_events(live.clone());
+        tokio::spawn(forward);
+        if init {
+            if let Err(task) = live.checker.run_init(runner.as_ref()).await {
+                let rec = live.set_state("failed", Some(format!("The init task {task:?} failed.")));
+                let _ = self.store.put_lab_session(&rec).await;
+                return;
+            }
+            let rec = live.set_state("ready", None);
+            let _ = self.store.put_lab_session(&rec).await;
+        }
+        let watcher = {
+            let (checker, cancel) = (live.checker.clone(), live.cancel.clone());
+            tokio::spawn(async move { checker.watch(runner, cancel).await })
+        };
+        loop {
+            let at = *live.deadline.lock().unwrap_or_else(|p| p.into_inner());
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {
+                    if Instant::now() >= *live.deadline.lock().unwrap_or_else(|p| p.into_inner()) {
+                        self.end(&live, "The session's time ran out.").await;
+                        break;
+                    }
+                }
+                _ = live.moved.notified() => {}
+                _ = live.cancel.cancelled() => break,
+            }
+        }
+        watcher.abort();
+    }
+
+    /// Copies checker events to the session's stream and stores done tasks as progress.
+    async fn forward_events(self: Arc<Self>, live: Arc<Live>) {
+        let mut rx = live.checker.subscribe();
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        let rec = live.record();
+                        let checked = live.lab.task(&ev.task).is_some_and(|t| !t.init);
+                        if ev.state == TaskState::Done && checked {
+                            if let Err(e) = self.store.mark_task_done(&rec.owner, &rec.lab, &ev.task).await {
+                                tracing::warn!(session = %rec.id, error = %e, "could not store progress");
+                            }
+                        }
+                        let _ = live.events.send(SessionEvent::Task(ev));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = live.cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// Ends a session: checks stop, sandboxes go, the record says `ended`.
+    pub async fn end(&self, live: &Arc<Live>, reason: &str) {
+        live.cancel.cancel();
+        let rec = live.set_state("ended", Some(reason.to_owned()));
+        self.lock().remove(&rec.id);
+        self.end_record(rec, reason).await;
+    }
+
+    async fn end_record(&self, mut rec: LabSession, reason: &str) {
+        for n in &rec.nodes {
+            if let Ok(id) = n.sandbox.parse::<SandboxId>() {
+                if let Err(e) = self.sandboxes.remove_detached(&id).await {
+                    tracing::warn!(session = %rec.id, sandbox.id = %id, error = %e.message, "could not remove a session's sandbox");
+                }
+            }
+        }
+        rec.state = "ended".into();
+        rec.reason = Some(reason.to_owned());
+        if let Err(e) = self.store.put_lab_session(&rec).await {
+            tracing::warn!(session = %rec.id, error = %e, "could not store the ended session");
+        }
+    }
+
+    /// Moves the deadline to `ttl` from now, for the session and its sandboxes.
+    pub async fn extend(&self, live: &Arc<Live>, ttl: Duration) -> ApiResult<LabSession> {
+        let mut rec = live.record();
+        for n in &rec.nodes {
+            let id: SandboxId = n
+                .sandbox
+                .parse()
+                .map_err(|_| ApiError::not_found("sandbox"))?;
+            let sb = self.store.get_sandbox(&id, None).await?;
+            self.sandboxes.extend(sb, ttl).await?;
+        }
+        *live.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now() + ttl;
+        live.moved.notify_one();
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        rec.deadline_ms = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        live.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deadline_ms = rec.deadline_ms;
+        self.store.put_lab_session(&rec).await?;
+        Ok(rec)
+    }
+
+    /// After a restart: sessions whose sandboxes all run resume checking (init is not run
+    /// again); the others end.
+    pub async fn recover(self: &Arc<Self>, labs: &[Lab]) -> ApiResult<()> {
+        for rec in self.store.list_lab_sessions(None).await? {
+            if rec.state == "ended" || rec.state == "failed" {
+                continue;
+            }
+            let lab = labs
+                .iter()
+                .find(|l| l.slug == rec.lab)
+                .cloned()
+                .map(Arc::new);
+            let mut nodes = HashMap::new();
+            for n in &rec.nodes {
+                let Ok(id) = n.sandbox.parse::<SandboxId>() else {
+                    continue;
+                };
+                if let Ok(sb) = self.store.get_sandbox(&id, None).await {
+                    if sb.state == SandboxState::Running {
+                        nodes.insert(n.name.clone(), id);
+                    }
+                }
+            }
+            let left = Duration::from_millis(
+                u64::try_from(rec.deadline_ms)
+                    .unwrap_or(0)
+                    .saturating_sub(now_ms()),
+            );
+            let whole = nodes.len() == rec.nodes.len() && rec.state == "ready" && !left.is_zero();
+            let Some(lab) = lab.filter(|_| whole) else {
+                let reason = if rec.state == "starting" {
+                    "The server restarted while the session was being set up."
+                } else {
+                    "The session's machines are gone."
+                };
+                self.end_record(rec, reason).await;
+                continue;
+            };
+            let done = self.store.done_tasks(&rec.owner, &rec.lab).await?;
+            let live = self.install(lab, rec, &done, left);
+            let runner = Arc::new(NodeRunner {
+                sandboxes: self.sandboxes.clone(),
+                nodes,
+            });
+            let me = self.clone();
+            tokio::spawn(async move { me.run(live, runner, false).await });
+        }
+        Ok(())
+    }
+}

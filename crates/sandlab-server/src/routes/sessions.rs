@@ -1,0 +1,367 @@
+//! Lab sessions: start one from a lab, watch its tasks (JSON or Server-Sent Events),
+//! reveal hints, extend, end. A user sees only their own; another's id answers 404.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures::Stream;
+use sandlab_store::LabSession;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::checker::TaskState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::JsonBody;
+use crate::lab_sessions::{Live, SessionEvent};
+use crate::routes::{ttl, ListOf};
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct NodeRef {
+    #[schema(example = "node01")]
+    pub name: String,
+    /// The sandbox running this node (exec, files and terminal go through it).
+    #[schema(example = "sb-abcdefghijkl")]
+    pub sandbox: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskStatus {
+    pub id: String,
+    /// `pending`, `blocked`, `running`, `done` or `failed`.
+    #[schema(value_type = String, example = "pending")]
+    pub state: TaskState,
+    pub init: bool,
+    /// Whether the user revealed this task's hint.
+    pub hint_revealed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    #[schema(example = "ls-abcdefghijkl")]
+    pub id: String,
+    pub lab: String,
+    pub owner: String,
+    /// `starting` (init tasks running), `ready`, `failed` or `ended`.
+    #[schema(example = "ready")]
+    pub state: String,
+    pub reason: Option<String>,
+    pub nodes: Vec<NodeRef>,
+    pub tasks: Vec<TaskStatus>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub ttl_left_ms: u64,
+}
+
+async fn view(
+    state: &AppState,
+    rec: LabSession,
+    live: Option<&Arc<Live>>,
+) -> ApiResult<SessionView> {
+    let hints = state.store().revealed_hints(&rec.owner, &rec.lab).await?;
+    let tasks = match live {
+        Some(l) => l
+            .checker
+            .states()
+            .into_iter()
+            .map(|(id, s)| TaskStatus {
+                init: l.lab.task(&id).is_some_and(|t| t.init),
+                hint_revealed: hints.contains(&id),
+                id,
+                state: s,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(SessionView {
+        ttl_left_ms: live.map_or(0, |l| {
+            u64::try_from(l.time_left().as_millis()).unwrap_or(u64::MAX)
+        }),
+        id: rec.id,
+        lab: rec.lab,
+        owner: rec.owner,
+        state: rec.state,
+        reason: rec.reason,
+        nodes: rec
+            .nodes
+            .into_iter()
+            .map(|n| NodeRef {
+                name: n.name,
+                sandbox: n.sandbox,
+            })
+            .collect(),
+        tasks,
+        created_at_ms: rec.created_at_ms,
+        expires_at_ms: rec.deadline_ms,
+    })
+}
+
+/// The caller's session `id`: live when running, else its stored record.
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<(LabSession, Option<Arc<Live>>)> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found("lab session"));
+    }
+    match state.lab_sessions().get(id, caller.owner_filter()) {
+        Some(live) => Ok((live.record(), Some(live))),
+        None => Ok((
+            state
+                .store()
+                .get_lab_session(id, caller.owner_filter())
+                .await?,
+            None,
+        )),
+    }
+}
+
+/// Starts the lab's playground: its sandboxes run when this answers; init tasks go on
+/// (the session turns `ready`, or `failed`, on the event stream).
+#[utoipa::path(post, path = "/api/v1/labs/{slug}/sessions", tag = "labs",
+    params(("slug" = String, Path, description = "Lab slug")),
+    responses((status = 201, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn start_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    let lab = state
+        .labs()
+        .iter()
+        .find(|l| l.slug == slug)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("lab"))?;
+    if let Err(wait) = state.creates().check(&caller.user.id) {
+        return Err(ApiError::too_many(
+            "rate_limited",
+            format!(
+                "Too many sandboxes created recently; try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    let quota = if caller.is_admin() {
+        u64::MAX
+    } else {
+        state.config().max_sandboxes_per_user
+    };
+    let live = state
+        .lab_sessions()
+        .start(Arc::new(lab), &caller.user.id, quota)
+        .await?;
+    let _ = state
+        .store()
+        .audit(
+            Some(&caller.user.id),
+            "lab.session_start",
+            Some(&live.record().id),
+            serde_json::json!({"lab": slug}),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, live.record(), Some(&live)).await?),
+    ))
+}
+
+/// The caller's lab sessions (every session for an admin), oldest first.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "labs",
+    responses((status = 200, body = ListOf<SessionView>), (status = 401, body = ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ListOf<SessionView>>> {
+    let mut items = Vec::new();
+    for rec in state
+        .store()
+        .list_lab_sessions(caller.owner_filter())
+        .await?
+    {
+        let live = state.lab_sessions().get(&rec.id, None);
+        let rec = live.as_ref().map_or(rec, |l| l.record());
+        items.push(view(&state, rec, live.as_ref()).await?);
+    }
+    Ok(Json(ListOf { items, next: None }))
+}
+
+/// One lab session with its nodes and task states.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "labs",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionView>> {
+    let (rec, live) = load(&state, &caller, &id).await?;
+    Ok(Json(view(&state, rec, live.as_ref()).await?))
+}
+
+/// Ends a session (its sandboxes are removed) and forgets it.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "labs",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (rec, live) = load(&state, &caller, &id).await?;
+    if let Some(live) = live {
+        state
+            .lab_sessions()
+            .end(&live, "The session was stopped.")
+            .await;
+    }
+    state.store().delete_lab_session(&rec.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendSession {
+    /// New time to live from now (default: the server's default TTL).
+    #[schema(example = "30m")]
+    pub ttl: Option<String>,
+}
+
+/// Moves a running session's deadline (and its sandboxes') to `ttl` from now.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/extend", tag = "labs", request_body = ExtendSession,
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn extend_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ExtendSession>,
+) -> ApiResult<Json<SessionView>> {
+    let (_, live) = load(&state, &caller, &id).await?;
+    let live = live.ok_or_else(|| ApiError::conflict("The session has ended."))?;
+    let ttl = ttl(&state, req.ttl.as_deref())?;
+    let rec = state.lab_sessions().extend(&live, ttl).await?;
+    Ok(Json(view(&state, rec, Some(&live)).await?))
+}
+
+/// Task states of a session.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/tasks", tag = "labs",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, body = ListOf<TaskStatus>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn session_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ListOf<TaskStatus>>> {
+    let (rec, live) = load(&state, &caller, &id).await?;
+    let v = view(&state, rec, live.as_ref()).await?;
+    Ok(Json(ListOf {
+        items: v.tasks,
+        next: None,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Hint {
+    pub task: String,
+    /// The hint, rendered and sanitised.
+    pub html: String,
+}
+
+/// Reveals a task's hint (recorded per user and lab).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/tasks/{task}/hint", tag = "labs",
+    params(("id" = String, Path, description = "Session id"), ("task" = String, Path, description = "Task id")),
+    responses((status = 200, body = Hint), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn reveal_hint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, task)): Path<(String, String)>,
+) -> ApiResult<Json<Hint>> {
+    let (rec, _) = load(&state, &caller, &id).await?;
+    let labs = state.labs();
+    let html = labs
+        .iter()
+        .find(|l| l.slug == rec.lab)
+        .and_then(|l| l.task(&task))
+        .and_then(|t| t.hint_html.clone())
+        .ok_or_else(|| ApiError::not_found("hint"))?;
+    state
+        .store()
+        .reveal_hint(&rec.owner, &rec.lab, &task)
+        .await?;
+    Ok(Json(Hint { task, html }))
+}
+
+/// Server-Sent Events: first the session's state and every task's, then each change
+/// (`event: task` with `{"task","state"}`, `event: session` with `{"state","reason"}`);
+/// the stream ends when the session does.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "labs",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn session_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let (rec, live) = load(&state, &caller, &id).await?;
+    let mut first = vec![SessionEvent::Session {
+        state: rec.state.clone(),
+        reason: rec.reason.clone(),
+    }];
+    let rx =
+        live.as_ref().map(|l| {
+            let rx = l.subscribe();
+            first.extend(l.checker.states().into_iter().map(|(task, state)| {
+                SessionEvent::Task(crate::checker::TaskEvent { task, state })
+            }));
+            rx
+        });
+    let shutdown = state.shutdown().clone();
+    let stream = futures::stream::unfold(
+        (first.into_iter(), rx, shutdown, false),
+        |(mut first, mut rx, shutdown, done)| async move {
+            if done {
+                return None;
+            }
+            if let Some(ev) = first.next() {
+                return Some((Ok(to_event(&ev)), (first, rx, shutdown, false)));
+            }
+            let r = rx.as_mut()?;
+            loop {
+                tokio::select! {
+                    got = r.recv() => match got {
+                        Ok(ev) => {
+                            let end = matches!(&ev, SessionEvent::Session { state, .. } if state == "ended");
+                            return Some((Ok(to_event(&ev)), (first, rx, shutdown, end)));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = shutdown.cancelled() => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn to_event(ev: &SessionEvent) -> Event {
+    let (name, data) = match ev {
+        SessionEvent::Task(t) => (
+            "task",
+            serde_json::json!({"task": t.task, "state": t.state}),
+        ),
+        SessionEvent::Session { state, reason } => (
+            "session",
+            serde_json::json!({"state": state, "reason": reason}),
+        ),
+    };
+    Event::default().event(name).data(data.to_string())
+}

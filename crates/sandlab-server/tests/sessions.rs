@@ -1,0 +1,234 @@
+//! Lab sessions in process: start, init, live task states over SSE, progress kept across
+//! sessions, hints, extend, owners, delete.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::*;
+use futures::StreamExt;
+use sandlab_store::Role;
+use serde_json::json;
+
+/// A two-node lab whose scripts work in `dir` on the host (the test driver runs agents on
+/// the host).
+fn lab(dir: &std::path::Path) -> sandlab_lab::Lab {
+    let d = dir.display();
+    let text = format!(
+        "---\ntitle: Test lab\nplayground:\n  ttl: 10m\n  nodes:\n    - name: node01\n    - name: node02\ntasks:\n  \
+         prepare:\n    init: true\n    run: mkdir -p {d}/work\n  \
+         first:\n    run: test -f {d}/work/first\n    hint: Touch `first`.\n    solve: touch {d}/work/first\n    interval: 200ms\n  \
+         second:\n    needs: [first]\n    machine: node02\n    run: test -f {d}/work/second\n    solve: touch {d}/work/second\n    interval: 200ms\n---\nText\n"
+    );
+    sandlab_lab::parse_index(
+        "test-lab",
+        &text,
+        std::path::Path::new("test-lab/index.md"),
+        None,
+    )
+    .unwrap()
+}
+
+async fn session_state(h: &Harness, token: &str, id: &str) -> serde_json::Value {
+    h.get(&format!("/api/v1/sessions/{id}"), token).await.json()
+}
+
+#[tokio::test]
+async fn a_session_runs_init_checks_tasks_live_and_keeps_progress() {
+    let h = Harness::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    h.state.set_labs(vec![lab(dir.path())]);
+    let alice = h.user("alice", Role::Learner).await;
+    let r = h
+        .post("/api/v1/labs/test-lab/sessions", &alice, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let s = r.json();
+    let id = s["id"].as_str().unwrap().to_owned();
+    assert_eq!(s["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(h.driver.running_ids().len(), 2);
+    wait_until("the session is ready", Duration::from_secs(10), || async {
+        (session_state(&h, &alice, &id).await["state"] == "ready").then_some(())
+    })
+    .await;
+    assert!(dir.path().join("work").is_dir(), "init did not run");
+    let tasks = h
+        .get(&format!("/api/v1/sessions/{id}/tasks"), &alice)
+        .await
+        .json();
+    let state_of = |v: &serde_json::Value, t: &str| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == t)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state_of(&tasks, "prepare"), "done");
+    assert_eq!(state_of(&tasks, "first"), "pending");
+    assert_eq!(state_of(&tasks, "second"), "blocked");
+
+    // Live events: the condition comes true and the task turns done within 1.5 s.
+    let addr = serve(&h).await;
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/sessions/{id}/events"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    let start = Instant::now();
+    std::fs::write(dir.path().join("work/first"), "").unwrap();
+    while !seen.contains("\"task\":\"first\",\"state\":\"done\"")
+        && !seen.contains("{\"state\":\"done\",\"task\":\"first\"}")
+    {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("no event")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        seen.contains("event: session") && seen.contains("event: task"),
+        "{seen}"
+    );
+
+    // Hints are revealed on request and remembered.
+    let r = h
+        .post(
+            &format!("/api/v1/sessions/{id}/tasks/first/hint"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json()["html"]
+        .as_str()
+        .unwrap()
+        .contains("<code>first</code>"));
+    let tasks = h
+        .get(&format!("/api/v1/sessions/{id}/tasks"), &alice)
+        .await
+        .json();
+    assert!(tasks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"] == "first" && t["hint_revealed"] == true));
+    assert_eq!(
+        h.post(
+            &format!("/api/v1/sessions/{id}/tasks/second/hint"),
+            &alice,
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Another user sees nothing.
+    let mallory = h.user("mallory", Role::Learner).await;
+    assert_eq!(
+        h.get(&format!("/api/v1/sessions/{id}"), &mallory)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.delete(&format!("/api/v1/sessions/{id}"), &mallory)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(h.get("/api/v1/sessions", &mallory).await.json()["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let r = h
+        .post(
+            &format!("/api/v1/sessions/{id}/extend"),
+            &alice,
+            json!({"ttl": "20m"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json()["ttl_left_ms"].as_u64().unwrap() > 900_000);
+
+    assert_eq!(
+        h.delete(&format!("/api/v1/sessions/{id}"), &alice)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        h.driver.running_ids().is_empty(),
+        "the session's sandboxes remain"
+    );
+
+    // A new session starts with the done task done.
+    std::fs::remove_file(dir.path().join("work/first")).unwrap();
+    let s = h
+        .post("/api/v1/labs/test-lab/sessions", &alice, json!({}))
+        .await
+        .json();
+    let id = s["id"].as_str().unwrap().to_owned();
+    let first = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "first")
+        .unwrap()
+        .clone();
+    assert_eq!(first["state"], "done", "{s}");
+    h.delete(&format!("/api/v1/sessions/{id}"), &alice).await;
+    assert_eq!(
+        h.post("/api/v1/labs/nope/sessions", &alice, json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_failing_init_fails_the_session() {
+    let h = Harness::new().await;
+    let text = "---\ntitle: Broken\ntasks:\n  prepare:\n    init: true\n    run: exit 1\n  check:\n    run: 'true'\n---\n";
+    let lab = sandlab_lab::parse_index(
+        "broken",
+        text,
+        std::path::Path::new("broken/index.md"),
+        None,
+    )
+    .unwrap();
+    h.state.set_labs(vec![lab]);
+    let s = h
+        .post("/api/v1/labs/broken/sessions", &h.admin_token, json!({}))
+        .await
+        .json();
+    let id = s["id"].as_str().unwrap().to_owned();
+    let v = wait_until("the session fails", Duration::from_secs(10), || async {
+        let v = session_state(&h, &h.admin_token, &id).await;
+        (v["state"] == "failed").then_some(v)
+    })
+    .await;
+    assert!(v["reason"].as_str().unwrap().contains("prepare"), "{v}");
+}
+
+async fn serve(h: &Harness) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr.to_string()
+}
