@@ -16,15 +16,26 @@ pub enum LabCommand {
         #[arg(required = true, value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
+    /// For each lab: start its playground, run init, then for every checked task assert
+    /// that it fails, run its solve, and assert that it passes; exit 1 on any failure.
+    Test {
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Leave the playgrounds running (their ids are printed).
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 pub async fn run(cfg: &Config, cmd: LabCommand) -> anyhow::Result<u8> {
     match cmd {
         LabCommand::Validate { dirs } => validate(cfg, &dirs),
+        LabCommand::Test { dirs, keep } => crate::lab_test::test(cfg, &dirs, keep).await,
     }
 }
 
-fn validate(cfg: &Config, dirs: &[PathBuf]) -> anyhow::Result<u8> {
+/// The labs in `dirs` (each a lab directory or a directory of labs) and every problem.
+pub fn load(cfg: &Config, dirs: &[PathBuf]) -> (Vec<sandlab_lab::Lab>, Vec<sandlab_lab::Problem>) {
     // Images are checked against this data dir's store when it can be opened; otherwise
     // (no data dir yet) image names are only checked for form.
     let images = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap).ok();
@@ -51,6 +62,11 @@ fn validate(cfg: &Config, dirs: &[PathBuf]) -> anyhow::Result<u8> {
             problems.push(sandlab_lab::Problem::whole_file(dir, "is not a directory"));
         }
     }
+    (labs, problems)
+}
+
+fn validate(cfg: &Config, dirs: &[PathBuf]) -> anyhow::Result<u8> {
+    let (labs, problems) = load(cfg, dirs);
     for p in &problems {
         eprintln!("{p}");
     }

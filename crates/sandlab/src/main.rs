@@ -7,6 +7,7 @@ mod bench_serve;
 mod config;
 mod image_cmd;
 mod lab_cmd;
+mod lab_test;
 mod sandbox_cmd;
 mod serve_cmd;
 mod stdio;
@@ -46,7 +47,7 @@ enum Command {
     /// Long-lived sandboxes: create, exec, shell, ls, rm.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
-    /// Author labs: validate.
+    /// Author labs: validate and test.
     #[command(subcommand)]
     Lab(lab_cmd::LabCommand),
     /// Run the platform: HTTP API, terminals, warm pool, reaper (and the web UI).

@@ -57,3 +57,47 @@ fn problems_are_listed_with_file_and_line_and_exit_1() {
         out.stderr_text()
     );
 }
+
+#[test]
+fn lab_test_runs_init_then_fail_solve_pass_per_task() {
+    let data = data_dir();
+    let labs = tempfile::tempdir().unwrap();
+    write(
+        labs.path(),
+        "demo",
+        "---\ntitle: Demo\ntasks:\n  prepare:\n    init: true\n    run: mkdir -p /srv/www\n  write_page:\n    run: grep -q hello /srv/www/index.html\n    solve: echo hello > /srv/www/index.html\n  serve_page:\n    needs: [write_page]\n    run: curl -fsS localhost:8000 | grep -q hello\n    solve: cd /srv/www && nohup python3 -m http.server 8000 >/dev/null 2>&1 &\n---\nText\n",
+    );
+    let out = sandlab(&data, &["lab", "test", labs.path().to_str().unwrap()]);
+    let text = out.stdout_text();
+    assert_eq!(out.code(), 0, "{text}\n{}", out.stderr_text());
+    assert!(text.contains("PASS demo"), "{text}");
+    for task in ["write_page", "serve_page"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(task))
+            .unwrap();
+        assert!(
+            line.contains("fails (ok)") && line.contains("passes (ok)"),
+            "{line}"
+        );
+    }
+    // A check that passes before its solve is a broken lab.
+    write(
+        labs.path(),
+        "demo",
+        "---\ntitle: Demo\ntasks:\n  trivial:\n    run: 'true'\n    solve: 'true'\n---\nText\n",
+    );
+    let out = sandlab(&data, &["lab", "test", labs.path().to_str().unwrap()]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stdout_text().contains("PASSES ALREADY"),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(
+        records(&data)
+            .iter()
+            .all(|r| r["hostname"] != "node01" || r["owner_pid"].is_null()),
+        "playground left behind"
+    );
+}

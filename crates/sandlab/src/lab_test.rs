@@ -1,0 +1,262 @@
+//! `sandlab lab test DIR... [--keep]`: for each lab, start its playground, run the init
+//! tasks, then for every checked task in DAG order assert that its check fails, run its
+//! `solve`, and assert that the check passes (retried on the task's interval for up to
+//! [`SETTLE`], as a learner's browser would see it turn green). Prints a table per lab and
+//! exits 1 when anything failed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sandlab_core::SandboxId;
+use sandlab_lab::{Lab, Task};
+use sandlab_proto::ExecRequest;
+use sandlab_runtime::manager::{CreateRequest, SandboxManager};
+
+use crate::config::Config;
+use crate::Exit;
+
+/// How long a check may take to pass after its solve (a service starting, say).
+const SETTLE: Duration = Duration::from_secs(15);
+const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One row of the report.
+struct Row {
+    task: String,
+    before: String,
+    solve: String,
+    after: String,
+    ok: bool,
+}
+
+/// Runs a task's script on a node; `Ok(exit code == 0)`.
+async fn run_on(
+    mgr: &SandboxManager,
+    nodes: &HashMap<String, SandboxId>,
+    machine: &str,
+    user: &str,
+    script: &str,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let id = nodes
+        .get(machine)
+        .ok_or_else(|| anyhow::anyhow!("the playground has no node {machine:?}"))?;
+    let agent = mgr.driver().agent(id, AGENT_TIMEOUT).await?;
+    let req = ExecRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        user: Some(user.to_owned()),
+        timeout: Some(timeout),
+        ..ExecRequest::default()
+    };
+    let out = agent.exec_collect(req, None, 64 * 1024).await?;
+    if out.exit.code != Some(0) {
+        tracing::debug!(stdout = %String::from_utf8_lossy(&out.stdout), stderr = %String::from_utf8_lossy(&out.stderr), "script failed");
+    }
+    Ok(out.exit.code == Some(0))
+}
+
+fn mark(ok: bool, good: &str, bad: &str) -> String {
+    if ok { good } else { bad }.to_owned()
+}
+
+/// Tests every checked task of a started playground.
+async fn test_tasks(
+    mgr: &SandboxManager,
+    lab: &Lab,
+    nodes: &HashMap<String, SandboxId>,
+    bar: &ProgressBar,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for t in lab.init_tasks() {
+        bar.set_message(format!("{}: init {}", lab.slug, t.id.as_str()));
+        let ok = run_on(mgr, nodes, &t.machine, &t.user, &t.run, t.timeout)
+            .await
+            .unwrap_or(false);
+        rows.push(Row {
+            task: t.id.as_str().to_owned(),
+            before: "-".into(),
+            solve: mark(ok, "init ok", "INIT FAILED"),
+            after: "-".into(),
+            ok,
+        });
+        if !ok {
+            return rows;
+        }
+    }
+    for t in lab.checked_tasks() {
+        bar.set_message(format!("{}: {}", lab.slug, t.id.as_str()));
+        rows.push(test_task(mgr, nodes, t).await);
+    }
+    rows
+}
+
+async fn test_task(mgr: &SandboxManager, nodes: &HashMap<String, SandboxId>, t: &Task) -> Row {
+    let check = || run_on(mgr, nodes, &t.machine, &t.user, &t.run, t.timeout);
+    let before = check().await;
+    let failed_first = matches!(before, Ok(false));
+    let solved = match &t.solve {
+        Some(s) => {
+            run_on(
+                mgr,
+                nodes,
+                &t.machine,
+                &t.user,
+                s,
+                t.timeout.max(Duration::from_secs(60)),
+            )
+            .await
+        }
+        None => Ok(false),
+    };
+    let start = Instant::now();
+    let passed = loop {
+        match check().await {
+            Ok(true) => break true,
+            _ if start.elapsed() >= SETTLE => break false,
+            _ => tokio::time::sleep(t.interval).await,
+        }
+    };
+    let solve_text = match (&t.solve, &solved) {
+        (None, _) => "NO SOLVE".to_owned(),
+        (Some(_), Ok(true)) => "ok".into(),
+        (Some(_), Ok(false)) => "exit != 0".into(),
+        (Some(_), Err(e)) => format!("error: {e}"),
+    };
+    Row {
+        task: t.id.as_str().to_owned(),
+        before: match before {
+            Ok(false) => "fails (ok)".into(),
+            Ok(true) => "PASSES ALREADY".into(),
+            Err(e) => format!("error: {e}"),
+        },
+        solve: solve_text,
+        after: mark(passed, "passes (ok)", "STILL FAILS"),
+        ok: failed_first && passed && t.solve.is_some(),
+    }
+}
+
+/// Starts `lab`'s nodes; they are owned by this process (removed if it dies) unless kept.
+async fn start(
+    mgr: &SandboxManager,
+    lab: &Lab,
+    keep: bool,
+) -> anyhow::Result<HashMap<String, SandboxId>> {
+    let mut nodes = HashMap::new();
+    for node in &lab.playground.nodes {
+        let mut limits = node.limits.clone();
+        limits.ttl = lab.playground.ttl;
+        let created = mgr
+            .create(CreateRequest {
+                image: node.image.clone(),
+                limits,
+                hostname: Some(node.name.clone()),
+                env: Vec::new(),
+                owner: None,
+                owner_pid: (!keep).then(std::process::id),
+            })
+            .await;
+        match created {
+            Ok(rec) => {
+                nodes.insert(node.name.clone(), rec.id);
+            }
+            Err(e) => {
+                stop(mgr, &nodes).await;
+                return Err(anyhow::anyhow!("node {} could not start: {e}", node.name));
+            }
+        }
+    }
+    Ok(nodes)
+}
+
+async fn stop(mgr: &SandboxManager, nodes: &HashMap<String, SandboxId>) {
+    for id in nodes.values() {
+        if let Err(e) = mgr.remove(id).await {
+            tracing::warn!(sandbox.id = %id, error = %e, "could not remove a playground node");
+        }
+    }
+}
+
+pub async fn test(cfg: &Config, dirs: &[PathBuf], keep: bool) -> anyhow::Result<u8> {
+    let (labs, problems) = crate::lab_cmd::load(cfg, dirs);
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} problems in the labs; fix them first (`sandlab lab validate`)",
+            problems.len()
+        );
+    }
+    let mgr = crate::sandbox_cmd::manager(cfg).await?;
+    mgr.reconcile().await?;
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let b = ProgressBar::new(labs.len() as u64);
+        b.set_style(ProgressStyle::with_template(
+            "{spinner} [{pos}/{len}] {msg}",
+        )?);
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut failed = 0;
+    for lab in &labs {
+        let started = Instant::now();
+        bar.set_message(format!(
+            "{}: starting {} node(s)",
+            lab.slug,
+            lab.playground.nodes.len()
+        ));
+        let rows = match start(&mgr, lab, keep).await {
+            Ok(nodes) => {
+                let rows = test_tasks(&mgr, lab, &nodes, &bar).await;
+                if keep {
+                    let ids: Vec<String> =
+                        nodes.iter().map(|(n, id)| format!("{n}={id}")).collect();
+                    bar.suspend(|| println!("kept {}: {}", lab.slug, ids.join(" ")));
+                } else {
+                    stop(&mgr, &nodes).await;
+                }
+                rows
+            }
+            Err(e) => vec![Row {
+                task: "(playground)".into(),
+                before: "-".into(),
+                solve: format!("error: {e}"),
+                after: "-".into(),
+                ok: false,
+            }],
+        };
+        bar.inc(1);
+        let lab_ok = rows.iter().all(|r| r.ok);
+        failed += usize::from(!lab_ok);
+        bar.suspend(|| print_table(lab, &rows, lab_ok, started.elapsed()));
+    }
+    bar.finish_and_clear();
+    println!("{} labs passed, {} failed", labs.len() - failed, failed);
+    if failed == 0 {
+        Ok(0)
+    } else {
+        Err(Exit(1).into())
+    }
+}
+
+fn print_table(lab: &Lab, rows: &[Row], ok: bool, took: Duration) {
+    println!(
+        "{} {} ({:.1}s)",
+        if ok { "PASS" } else { "FAIL" },
+        lab.slug,
+        took.as_secs_f64()
+    );
+    println!(
+        "  {:<24} {:<16} {:<16} {}",
+        "TASK", "BEFORE SOLVE", "SOLVE", "AFTER SOLVE"
+    );
+    for r in rows {
+        println!(
+            "  {:<24} {:<16} {:<16} {}",
+            r.task, r.before, r.solve, r.after
+        );
+    }
+}
