@@ -250,8 +250,8 @@ fn print_table(lab: &Lab, rows: &[Row], ok: bool, took: Duration) {
         took.as_secs_f64()
     );
     println!(
-        "  {:<24} {:<16} {:<16} {}",
-        "TASK", "BEFORE SOLVE", "SOLVE", "AFTER SOLVE"
+        "  {:<24} {:<16} {:<16} AFTER SOLVE",
+        "TASK", "BEFORE SOLVE", "SOLVE"
     );
     for r in rows {
         println!(
