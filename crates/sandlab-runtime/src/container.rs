@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::mounts::{self, MountInfo};
 use crate::network::{self, slot_addrs};
 use crate::ocirt::{OciRuntime, INIT_PID_FILE};
+
+/// In the sandbox directory: the name of the private network the sandbox joined.
+const PRIVATE_NET_FILE: &str = "private-net";
 use crate::paths::Layout;
 use crate::volume::VolumePool;
 use crate::{agent_binary, netns, spec, Driver, HostResources, NetworkInfo, SandboxSpec, Stats};
@@ -168,7 +171,12 @@ impl ContainerDriver {
         let upper = volume.join("upper");
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.to_string());
         let egress = spec.limits.network == NetworkMode::Egress;
-        seed_files(&upper, &image.rootfs, idmap, &hostname, egress)?;
+        let others: Vec<(String, std::net::Ipv4Addr)> = spec
+            .private
+            .iter()
+            .flat_map(|p| p.hosts.iter().filter(|(n, _)| *n != hostname).cloned())
+            .collect();
+        seed_files(&upper, &image.rootfs, idmap, &hostname, egress, &others)?;
         step("seed");
         let rootfs = self.layout.rootfs(id);
         std::fs::create_dir_all(&rootfs).map_err(Error::io(&rootfs))?;
@@ -183,6 +191,21 @@ impl ContainerDriver {
                 .get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix))
                 .await?;
             network::setup_egress(id, slot_addrs(self.cfg.egress_v4_prefix, slot)).await?;
+        }
+        if let Some(private) = &spec.private {
+            if !crate::PrivateNet::valid_name(&private.name) {
+                return Err(Error::Host(format!(
+                    "Private network name {:?} is invalid",
+                    private.name
+                )));
+            }
+            // Written before the first network resource, so removal finds the bridge.
+            let note = dir.join(PRIVATE_NET_FILE);
+            std::fs::write(&note, &private.name).map_err(Error::io(&note))?;
+            self.firewall
+                .get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix))
+                .await?;
+            network::setup_private(id, private).await?;
         }
         step("netns");
         let config = spec::build(spec, &image.config, idmap, &self.agent, &self.cgroups);
@@ -285,6 +308,9 @@ impl Driver for ContainerDriver {
             mounts::unmount(&m)?;
         }
         network::teardown(id).await?;
+        if let Ok(net) = std::fs::read_to_string(dir.join(PRIVATE_NET_FILE)) {
+            network::teardown_private(id, net.trim()).await?;
+        }
         netns::delete(id)?;
         self.cgroups.remove(id)?;
         self.volumes.remove(id)?;
@@ -309,6 +335,7 @@ impl Driver for ContainerDriver {
 
     async fn host_resources(&self) -> Result<HostResources> {
         self.volumes.clear_stale_qgroups();
+        network::remove_empty_bridges().await;
         // A sandbox's directory is made first and removed last, and its volume lives in
         // this data dir too, so these two say which ids belong to this data dir. Global
         // resources (OCI containers, cgroups, netns, veths) of other ids may belong to
@@ -347,6 +374,7 @@ fn seed_files(
     idmap: &IdMap,
     hostname: &str,
     egress: bool,
+    others: &[(String, std::net::Ipv4Addr)],
 ) -> Result<()> {
     let etc = upper.join("etc");
     let (mode, uid, gid) = match std::fs::symlink_metadata(lower.join("etc")) {
@@ -366,9 +394,12 @@ fn seed_files(
     std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(mode))
         .map_err(Error::io(&etc))?;
     std::os::unix::fs::lchown(&etc, Some(uid), Some(gid)).map_err(Error::io(&etc))?;
-    let hosts = format!(
+    let mut hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     );
+    for (name, addr) in others {
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
     let files = [
         ("hostname", format!("{hostname}\n")),
         ("hosts", hosts),

@@ -56,6 +56,50 @@ pub struct SandboxSpec {
     /// Extra environment for every process the agent starts.
     #[serde(default)]
     pub env: Vec<String>,
+    /// A private network shared with other sandboxes (the nodes of one playground).
+    #[serde(default)]
+    pub private: Option<PrivateNet>,
+}
+
+/// A layer-2 network of its own for the nodes of one playground: `eth1` in each, on a
+/// host bridge without an address (the host neither routes for it nor answers on it), so
+/// only the members reach each other. Each member resolves the others by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateNet {
+    /// Names the network (members share it): 12 of `[a-z0-9]`.
+    pub name: String,
+    /// This member's address; the network is `10.214.0.0/24` in every playground.
+    pub addr: std::net::Ipv4Addr,
+    /// Every member by hostname, written to `/etc/hosts`.
+    pub hosts: Vec<(String, std::net::Ipv4Addr)>,
+}
+
+impl PrivateNet {
+    /// Whether `name` is usable as a network name (it becomes part of interface names).
+    pub fn valid_name(name: &str) -> bool {
+        name.len() == 12
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }
+
+    /// Addresses for `names` in order: `10.214.0.10`, `.11`, ... (at most 200 members).
+    pub fn plan(net: &str, names: &[String]) -> Vec<PrivateNet> {
+        let hosts: Vec<(String, std::net::Ipv4Addr)> = names
+            .iter()
+            .take(200)
+            .enumerate()
+            .map(|(i, n)| (n.clone(), std::net::Ipv4Addr::new(10, 214, 0, 10 + i as u8)))
+            .collect();
+        hosts
+            .iter()
+            .map(|(_, addr)| PrivateNet {
+                name: net.to_owned(),
+                addr: *addr,
+                hosts: hosts.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Network facts of a started sandbox, kept in its record.

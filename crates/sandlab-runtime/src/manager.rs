@@ -25,6 +25,8 @@ pub struct CreateRequest {
     pub owner: Option<String>,
     /// A process whose exit ends the sandbox (see [`SandboxRecord::owner_pid`]).
     pub owner_pid: Option<u32>,
+    /// The playground network to join, if any.
+    pub private: Option<crate::PrivateNet>,
 }
 
 /// What reconciliation found and did.
@@ -128,6 +130,7 @@ impl SandboxManager {
             limits: req.limits.clone(),
             hostname: req.hostname.clone(),
             env: req.env.clone(),
+            private: req.private.clone(),
         };
         self.driver.validate(&spec).await?;
         let now = now_ms();

@@ -124,7 +124,9 @@ pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
   chain input {{\n    type filter hook input priority filter - 10; policy accept;\n\
     iifname \"sb-*\" ct state established,related accept\n\
     iifname \"sb-*\" meta l4proto ipv6-icmp icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept\n\
-    iifname \"sb-*\" drop\n  }}\n\
+    iifname \"sb-*\" drop\n\
+    iifname \"pgb*\" drop\n\
+    iifname \"pgv*\" drop\n  }}\n\
   chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n\
     ip saddr {}.{}.0.0/16 oifname != \"sb-*\" masquerade\n\
     ip6 saddr {:x}:{:x}:{:x}::/48 oifname != \"sb-*\" masquerade\n  }}\n}}\n",
@@ -250,6 +252,111 @@ mod tests {
             "masquerade",
         ] {
             assert!(r.contains(needle), "missing {needle} in\n{r}");
+        }
+    }
+}
+
+/// The host bridge of private network `net`.
+pub fn bridge_name(net: &str) -> String {
+    format!("pgb{net}")
+}
+
+/// The host end of a sandbox's private-network veth (`eth1` inside).
+pub fn port_name(id: &SandboxId) -> String {
+    format!("pgv{}", &id.as_str()[3..])
+}
+
+fn disable_ipv6(dev: &str) -> Result<()> {
+    // The host must not get a link-local address on the playground network: a sandbox
+    // could otherwise reach the host's services over it.
+    let path = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+    std::fs::write(&path, "1").map_err(Error::io(&path))
+}
+
+fn sys_net(dev: &str) -> std::path::PathBuf {
+    std::path::Path::new("/sys/class/net").join(dev)
+}
+
+/// Joins the sandbox to its playground's network: the bridge (made by the first member),
+/// a veth with `eth1` inside holding `net.addr/24`.
+pub async fn setup_private(id: &SandboxId, net: &crate::PrivateNet) -> Result<()> {
+    let br = bridge_name(&net.name);
+    if !sys_net(&br).exists() {
+        match command::run(
+            "ip",
+            &["-batch", "-"],
+            &format!("link add {br} type bridge\n"),
+        )
+        .await
+        {
+            Ok(_) => {}
+            // Another member made it at the same moment.
+            Err(Error::Command { stderr, .. }) if stderr.contains("File exists") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    disable_ipv6(&br)?;
+    let port = port_name(id);
+    if !sys_net(&port).exists() {
+        command::run(
+            "ip",
+            &["-batch", "-"],
+            &format!("link add {port} type veth peer name eth1 netns {id}\n"),
+        )
+        .await?;
+    }
+    disable_ipv6(&port)?;
+    command::run(
+        "ip",
+        &["-batch", "-"],
+        &format!("link set {br} up\nlink set {port} master {br} up\n"),
+    )
+    .await?;
+    let inside = format!("addr add {}/24 dev eth1\nlink set eth1 up\n", net.addr);
+    command::run("ip", &["-n", id.as_str(), "-batch", "-"], &inside)
+        .await
+        .map(drop)
+}
+
+/// Removes the sandbox's private-network port and, when no member is left, the bridge.
+pub async fn teardown_private(id: &SandboxId, net: &str) -> Result<()> {
+    let port = port_name(id);
+    if sys_net(&port).exists() {
+        match command::run("ip", &["-batch", "-"], &format!("link del {port}\n")).await {
+            Ok(_) => {}
+            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    remove_bridge_if_empty(&bridge_name(net)).await
+}
+
+async fn remove_bridge_if_empty(br: &str) -> Result<()> {
+    let members = std::fs::read_dir(sys_net(br).join("brif"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    if sys_net(br).exists() && members == 0 {
+        match command::run("ip", &["-batch", "-"], &format!("link del {br}\n")).await {
+            Ok(_) => {}
+            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes playground bridges left without members (a crash between making a bridge and
+/// joining it).
+pub async fn remove_empty_bridges() {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("pgb") && name.len() == 15 {
+            if let Err(err) = remove_bridge_if_empty(&name).await {
+                tracing::warn!(bridge = %name, error = %err, "could not remove an empty playground bridge");
+            }
         }
     }
 }

@@ -165,6 +165,7 @@ mod tests {
             limits: Limits::default(),
             hostname: None,
             env: vec!["A=1".into()],
+            private: None,
         };
         let cg = Cgroups::detect().unwrap();
         build(

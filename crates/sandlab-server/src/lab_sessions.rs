@@ -181,7 +181,15 @@ impl LabSessions {
         };
         self.store.put_lab_session(&record).await?;
         let mut nodes = HashMap::new();
-        for node in &lab.playground.nodes {
+        let names: Vec<String> = lab
+            .playground
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        // The session id's random part names the playground's network.
+        let plan = sandlab_runtime::PrivateNet::plan(&record.id[3..], &names);
+        for (node, private) in lab.playground.nodes.iter().zip(plan) {
             let mut limits = node.limits.clone();
             limits.ttl = ttl;
             let created = self
@@ -192,6 +200,7 @@ impl LabSessions {
                     owner: owner.to_owned(),
                     quota,
                     hostname: Some(node.name.clone()),
+                    private: Some(private),
                 })
                 .await;
             match created {

@@ -54,6 +54,8 @@ pub struct NewSandbox {
     /// Hostname inside (a lab node's name); default the id. Pool sandboxes have none, so
     /// a create that names one is always cold.
     pub hostname: Option<String>,
+    /// The playground network to join (lab nodes).
+    pub private: Option<sandlab_runtime::PrivateNet>,
 }
 
 impl Sandboxes {
@@ -255,6 +257,7 @@ impl Sandboxes {
                 env: Vec::new(),
                 owner: Some(pool::owner_for(&profile.name)),
                 owner_pid: None,
+                private: None,
             })
             .await
             .map_err(|e| sandlab_runtime::manager::describe_error(&e))?;
@@ -286,9 +289,7 @@ impl Sandboxes {
 
     async fn create_reserved(&self, req: &NewSandbox) -> ApiResult<SandboxRecord> {
         let start = Instant::now();
-        let pooled = req
-            .hostname
-            .is_none()
+        let pooled = (req.hostname.is_none() && req.private.is_none())
             .then(|| self.pool.matching(&req.image, &req.limits))
             .flatten();
         if let Some(profile) = pooled {
@@ -320,6 +321,7 @@ impl Sandboxes {
                 env: Vec::new(),
                 owner: Some(req.owner.clone()),
                 owner_pid: None,
+                private: req.private.clone(),
             })
             .await?;
         self.deadlines.track(&rec.id, req.limits.ttl);

@@ -254,6 +254,7 @@ async fn the_sandbox_manager_runs_on_this_store() {
         env: Vec::new(),
         owner: Some(owner.id.clone()),
         owner_pid: None,
+        private: None,
     };
     let a = manager.create(req.clone()).await.unwrap();
     let b = manager.create(req).await.unwrap();

@@ -143,7 +143,15 @@ async fn start(
     keep: bool,
 ) -> anyhow::Result<HashMap<String, SandboxId>> {
     let mut nodes = HashMap::new();
-    for node in &lab.playground.nodes {
+    let names: Vec<String> = lab
+        .playground
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let net = SandboxId::generate().as_str()[3..].to_owned();
+    let plan = sandlab_runtime::PrivateNet::plan(&net, &names);
+    for (node, private) in lab.playground.nodes.iter().zip(plan) {
         let mut limits = node.limits.clone();
         limits.ttl = lab.playground.ttl;
         let created = mgr
@@ -154,6 +162,7 @@ async fn start(
                 env: Vec::new(),
                 owner: None,
                 owner_pid: (!keep).then(std::process::id),
+                private: Some(private),
             })
             .await;
         match created {

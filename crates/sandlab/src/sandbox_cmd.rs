@@ -164,6 +164,7 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
             // This process removes the sandbox when the command ends; if it is killed,
             // the next reconciliation (any `sandbox ls`/`create`, or the server) does.
             owner_pid: Some(std::process::id()),
+            private: None,
         })
         .await?;
     let req = ExecRequest {
@@ -217,6 +218,7 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
                     env: Vec::new(),
                     owner: None,
                     owner_pid: None,
+                    private: None,
                 })
                 .await?;
             watch::spawn(cfg, &rec.id, None);

@@ -282,6 +282,7 @@ pub async fn execute(
             owner: owner.to_owned(),
             quota,
             hostname: None,
+            private: None,
         })
         .await?;
     let result = run_in(

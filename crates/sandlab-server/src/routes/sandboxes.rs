@@ -202,6 +202,7 @@ pub async fn create_sandbox(
                 state.config().max_sandboxes_per_user
             },
             hostname: None,
+            private: None,
         })
         .await?;
     state
