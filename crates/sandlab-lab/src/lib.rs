@@ -66,6 +66,7 @@
 mod dag;
 mod de;
 mod frontmatter;
+pub mod import;
 mod markdown;
 mod model;
 mod playground;

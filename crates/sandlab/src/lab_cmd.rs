@@ -1,9 +1,12 @@
 //! `sandlab lab validate DIR...`: parses labs and prints every problem with file and line.
+//! `sandlab lab import --from killercoda|instruqt SRC DEST`: converts a scenario or track
+//! into a native lab and lists what could not be mapped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use sandlab_image::ImageStore;
+use sandlab_lab::import::{self, Format, ImportError};
 
 use crate::config::Config;
 use crate::Exit;
@@ -25,13 +28,77 @@ pub enum LabCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Convert a Killercoda scenario or an Instruqt track into a lab in DEST (new or
+    /// empty; its name is the lab's slug). Prints what could not be mapped, per source
+    /// file, and writes the same list to DEST/IMPORT_NOTES.md.
+    Import {
+        /// The kind of content in SRC.
+        #[arg(long = "from", value_enum)]
+        from: ImportFrom,
+        /// The scenario directory (with index.json) or track directory (with track.yml).
+        #[arg(value_name = "SRC")]
+        src: PathBuf,
+        /// The lab directory to create.
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ImportFrom {
+    Killercoda,
+    Instruqt,
 }
 
 pub async fn run(cfg: &Config, cmd: LabCommand) -> anyhow::Result<u8> {
     match cmd {
         LabCommand::Validate { dirs } => validate(cfg, &dirs),
         LabCommand::Test { dirs, keep } => crate::lab_test::test(cfg, &dirs, keep).await,
+        LabCommand::Import { from, src, dest } => import_lab(from, &src, &dest),
     }
+}
+
+fn import_lab(from: ImportFrom, src: &Path, dest: &Path) -> anyhow::Result<u8> {
+    let format = match from {
+        ImportFrom::Killercoda => Format::Killercoda,
+        ImportFrom::Instruqt => Format::Instruqt,
+    };
+    let imported = match import::import(format, src, dest) {
+        Ok(imported) => imported,
+        Err(ImportError::Invalid(problems)) => {
+            eprintln!("error: the imported lab does not pass validation, a bug in the importer:");
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return Err(Exit(1).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !imported.notes.is_empty() {
+        let notes_file = dest.join(import::NOTES_FILE);
+        println!("not mapped (also in {}):", notes_file.display());
+        for (file, notes) in imported.notes.files() {
+            println!("  {file}");
+            for note in notes {
+                println!("    - {note}");
+            }
+        }
+    }
+    let lab = &imported.lab;
+    println!(
+        "imported {} into {}: {} tasks ({} init, {} checked), {} run buttons, {} node(s), \
+         {} asset file(s), {} note(s)",
+        src.display(),
+        dest.display(),
+        lab.tasks.len(),
+        lab.init_tasks().count(),
+        lab.checked_tasks().count(),
+        lab.exec_blocks.len(),
+        lab.playground.nodes.len(),
+        imported.assets,
+        imported.notes.len()
+    );
+    Ok(0)
 }
 
 /// The labs in `dirs` (each a lab directory or a directory of labs) and every problem.

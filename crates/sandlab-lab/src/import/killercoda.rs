@@ -1,0 +1,336 @@
+//! Killercoda scenarios: `index.json` and the files it names.
+//!
+//! ```text
+//! index.json       title, description,
+//!                  details: {intro, steps: [...], finish, assets}, backend: {imageid}
+//!                  each step: {title, text, verify, background, foreground, answer}
+//! step1/text.md    ... the files those name, relative to the scenario directory
+//! assets/          copied along
+//! ```
+//!
+//! Katacoda's older names are understood too: `courseData` for `background`, `code` for
+//! `foreground`, `{{execute}}` for `{{exec}}`. Scripts run on the first node, as
+//! Killercoda runs them on its first host.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::draft::{self, Draft, DraftNode, Script, Section};
+use super::notes::Notes;
+use super::source::Source;
+use super::text::{self, Flavor};
+use super::{script, Converted, ImportError, Result, MAX_STEPS};
+use crate::DEFAULT_NODE;
+
+const INDEX: &str = "index.json";
+
+#[derive(Deserialize)]
+#[serde(expecting = "a Killercoda index.json object")]
+struct Index {
+    title: Option<String>,
+    description: Option<String>,
+    details: Option<Details>,
+    backend: Option<Backend>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(expecting = "an object of intro, steps, finish and assets")]
+struct Details {
+    intro: Option<Step>,
+    steps: Option<Vec<Step>>,
+    finish: Option<Step>,
+    assets: Option<Value>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a step: an object of title, text, verify, background and foreground")]
+struct Step {
+    title: Option<String>,
+    text: Option<String>,
+    verify: Option<String>,
+    #[serde(alias = "courseData")]
+    background: Option<String>,
+    #[serde(alias = "code")]
+    foreground: Option<String>,
+    answer: Option<String>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object with imageid")]
+struct Backend {
+    imageid: Option<String>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Intro,
+    Step(usize),
+    Finish,
+}
+
+pub(crate) fn convert(src: &Source) -> Result<Converted> {
+    let Some(json) = src.read_optional(INDEX)? else {
+        let message = if src.has("structure.json") {
+            "not found; this directory holds structure.json, a course of several scenarios: \
+             import each scenario directory on its own"
+        } else {
+            "not found; a Killercoda scenario directory holds index.json"
+        };
+        return Err(ImportError::at(src.show(INDEX), message));
+    };
+    let index: Index = parse(&json, src)?;
+    let mut notes = Notes::default();
+    unknown(&index.other, "", &mut notes);
+    let mut draft = Draft::new(nodes(index.backend, &mut notes));
+    let fallback = src
+        .root()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    draft::set_title(
+        &mut draft,
+        index.title.as_deref(),
+        fallback,
+        INDEX,
+        &mut notes,
+    );
+    if let Some(whole) =
+        draft::set_description(&mut draft, index.description.as_deref(), INDEX, &mut notes)
+    {
+        let md = text::body(src, &whole, Flavor::Killercoda, INDEX, &mut notes)?;
+        draft.push_text(&md);
+    }
+
+    let details = index.details.unwrap_or_default();
+    unknown(&details.other, "details.", &mut notes);
+    if details.assets.is_some() {
+        notes.add(
+            INDEX,
+            "details.assets: the files are copied to the lab's assets/ directory, not into \
+             the machines; add init tasks that create what the scenario needs",
+        );
+    }
+    let steps = details.steps.unwrap_or_default();
+    if steps.len() > MAX_STEPS {
+        return Err(ImportError::at(
+            src.show(INDEX),
+            format!(
+                "has {} steps, more than the {MAX_STEPS} an import takes",
+                steps.len()
+            ),
+        ));
+    }
+    let parts = details
+        .intro
+        .map(|s| (Part::Intro, s))
+        .into_iter()
+        .chain(
+            steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (Part::Step(i + 1), s)),
+        )
+        .chain(details.finish.map(|s| (Part::Finish, s)));
+    for (part, s) in parts {
+        step(src, &mut draft, &mut notes, part, s)?;
+    }
+    let assets = src.plan_assets("assets", &mut notes)?;
+    Ok(Converted {
+        draft,
+        notes,
+        assets,
+    })
+}
+
+fn parse(json: &str, src: &Source) -> Result<Index> {
+    // The syntax first: a typed parse stops at the first value of a wrong type, which
+    // may come before a syntax error.
+    serde_json::from_str::<serde::de::IgnoredAny>(json)
+        .and_then(|_| serde_json::from_str(json))
+        .map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "unexpected value",
+                _ => "not valid JSON",
+            };
+            let message = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let message = message.strip_suffix(&suffix).unwrap_or(&message);
+            ImportError::at(
+                src.show(INDEX),
+                format!("{what} at line {}: {message}", e.line()),
+            )
+        })
+}
+
+/// Notes every key the importer does not know.
+fn unknown(other: &Map<String, Value>, prefix: &str, notes: &mut Notes) {
+    for (key, value) in other {
+        let shown = match value {
+            Value::String(s) if s.chars().count() <= 40 => format!(" ({s:?})"),
+            Value::Number(n) => format!(" ({n})"),
+            Value::Bool(b) => format!(" ({b})"),
+            _ => String::new(),
+        };
+        notes.add(INDEX, format!("{prefix}{key}{shown}: not mapped"));
+    }
+}
+
+/// The playground: Killercoda's hosts by their hostnames, all running `debian`.
+fn nodes(backend: Option<Backend>, notes: &mut Notes) -> Vec<DraftNode> {
+    let imageid = backend.and_then(|b| {
+        unknown(&b.other, "backend.", notes);
+        b.imageid
+    });
+    let names: &[&str] = match imageid.as_deref() {
+        Some(id) if id.contains("kubernetes") && id.contains("2nodes") => {
+            &["controlplane", "node01"]
+        }
+        Some(id) if id.contains("kubernetes") => &["controlplane"],
+        Some(id) if id.starts_with("ubuntu") => &["ubuntu"],
+        _ => &[DEFAULT_NODE],
+    };
+    let list = names.join(", ");
+    notes.add(
+        INDEX,
+        match imageid.as_deref() {
+            Some(id) if id.contains("kubernetes") => format!(
+                "backend.imageid {id:?}: mapped to image \"debian\" on node(s) {list}; \
+                 Kubernetes is not installed there"
+            ),
+            Some(id) => {
+                format!("backend.imageid {id:?}: mapped to image \"debian\" on node {list}")
+            }
+            None => format!("no backend.imageid: one node {list} running \"debian\""),
+        },
+    );
+    notes.add(
+        INDEX,
+        "Killercoda's machines reach the Internet; Sandlab's nodes do not unless a node \
+         sets `network: egress`",
+    );
+    names
+        .iter()
+        .map(|n| DraftNode {
+            name: (*n).into(),
+            image: "debian".into(),
+        })
+        .collect()
+}
+
+fn step(src: &Source, draft: &mut Draft, notes: &mut Notes, part: Part, s: Step) -> Result<()> {
+    let (label, id, heading) = match part {
+        Part::Intro => ("the intro".to_owned(), "intro".to_owned(), s.title.clone()),
+        Part::Step(n) => (
+            format!("step {n}"),
+            format!("step{n}"),
+            Some(s.title.clone().unwrap_or_else(|| format!("Step {n}"))),
+        ),
+        Part::Finish => (
+            "the finish".to_owned(),
+            "finish".to_owned(),
+            Some(s.title.clone().unwrap_or_else(|| "Finish".to_owned())),
+        ),
+    };
+    unknown(&s.other, &format!("{label}: "), notes);
+    let text = match &s.text {
+        Some(name) => markdown(src, name, &format!("{label}'s text"), notes)?,
+        None => {
+            notes.add(INDEX, format!("{label} has no text"));
+            String::new()
+        }
+    };
+    let machine = draft
+        .nodes
+        .first()
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let mut section = Section {
+        heading,
+        text,
+        ..Section::default()
+    };
+    if let Some(name) = &s.background {
+        if let Some(body) = script_file(src, name, &label, "background", notes)? {
+            if part != Part::Intro {
+                notes.add(
+                    INDEX,
+                    format!(
+                        "{label}: its background script runs once when the session starts, \
+                         not when the step opens"
+                    ),
+                );
+            }
+            section.inits.push(Script {
+                id: format!("{id}_setup"),
+                run: script::command(&body),
+                machine: machine.clone(),
+                ..Script::default()
+            });
+        }
+    }
+    if let Some(name) = &s.verify {
+        if let Some(body) = script_file(src, name, &label, "verify", notes)? {
+            let hint = match &s.answer {
+                Some(answer) => Some(markdown(src, answer, &format!("{label}'s answer"), notes)?),
+                None => None,
+            };
+            section.checks.push(Script {
+                id: format!("{id}_check"),
+                run: script::command(&body),
+                machine,
+                hint: hint.filter(|h| !h.trim().is_empty()),
+                solve: None,
+            });
+        }
+    }
+    if s.verify.is_none() && s.answer.is_some() {
+        notes.add(
+            INDEX,
+            format!(
+                "{label}: its answer is not mapped (it becomes a hint only for a verify script)"
+            ),
+        );
+    }
+    if let Some(name) = &s.foreground {
+        notes.add(
+            INDEX,
+            format!(
+                "{label}: its foreground script {name:?} is not mapped; Sandlab runs nothing in \
+                 the learner's terminal by itself"
+            ),
+        );
+    }
+    draft.section(section);
+    Ok(())
+}
+
+/// Reads and converts the Markdown file `name` (named by `what` in index.json).
+fn markdown(src: &Source, name: &str, what: &str, notes: &mut Notes) -> Result<String> {
+    let rel = src.resolve(name, INDEX, what)?;
+    let raw = src.read(&rel)?;
+    text::body(src, &raw, Flavor::Killercoda, &rel, notes)
+}
+
+/// Reads the script `name`; `None` (with a note) when it is empty.
+fn script_file(
+    src: &Source,
+    name: &str,
+    label: &str,
+    field: &str,
+    notes: &mut Notes,
+) -> Result<Option<String>> {
+    let rel = src.resolve(name, INDEX, &format!("{label}'s {field} script"))?;
+    let body = src.read(&rel)?;
+    if body.trim().is_empty() {
+        notes.add(&rel, format!("empty, so {label} gets no {field} task"));
+        return Ok(None);
+    }
+    Ok(Some(body))
+}

@@ -1,0 +1,273 @@
+//! The source directory: every file the importer reads comes through here.
+//!
+//! Names come from the source's own files (`"text": "step1/text.md"`), so they are
+//! hostile: a name must be relative, without `..`, and must still lead inside the source
+//! directory once symbolic links are resolved; it must name a regular file (never a FIFO
+//! or a device, which could block or never end). Files are read up to
+//! [`MAX_FILE_BYTES`](super::MAX_FILE_BYTES), must be UTF-8, and lose a leading BOM and
+//! their `\r\n` line ends.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use super::notes::Notes;
+use super::{ImportError, Result, MAX_ASSETS, MAX_ASSETS_BYTES, MAX_ASSET_BYTES, MAX_FILE_BYTES};
+
+/// Most entries read from one directory of the source.
+pub(crate) const MAX_DIR_ENTRIES: usize = 1000;
+/// Deepest directory nesting copied from `assets/`.
+const MAX_ASSET_DEPTH: usize = 16;
+
+/// The source directory, as given (for messages) and resolved (for containment checks).
+pub(crate) struct Source {
+    root: PathBuf,
+    canonical: PathBuf,
+}
+
+/// One file of `assets/` to copy: from the source, to a path relative to the lab.
+#[derive(Debug)]
+pub(crate) struct Asset {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+impl Source {
+    pub fn open(root: &Path) -> Result<Source> {
+        let meta = match fs::metadata(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ImportError::at(root, "does not exist"))
+            }
+            other => other.map_err(|e| ImportError::read(root, e))?,
+        };
+        if !meta.is_dir() {
+            return Err(ImportError::at(root, "is not a directory"));
+        }
+        let canonical = root
+            .canonicalize()
+            .map_err(|e| ImportError::read(root, e))?;
+        Ok(Source {
+            root: root.to_path_buf(),
+            canonical,
+        })
+    }
+
+    /// `rel` as shown in messages: joined to the source directory as given.
+    pub fn show(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Checks a file name written in source file `by` (`what` says which field, for
+    /// messages) and returns it, normalised, relative to the source directory.
+    pub fn resolve(&self, name: &str, by: &str, what: &str) -> Result<String> {
+        let refuse = |why: &str| ImportError::at(self.show(by), format!("{what} {name:?} {why}"));
+        let path = Path::new(name);
+        if name.trim().is_empty() {
+            return Err(refuse("is empty"));
+        }
+        let mut parts = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    return Err(refuse(
+                        "leads outside the source directory (\"..\" is refused)",
+                    ))
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(refuse(
+                        "is an absolute path; only files inside the source directory are read",
+                    ))
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err(refuse("names no file"));
+        }
+        let rel = parts.join("/");
+        let full = self.root.join(&rel);
+        let real = match full.canonicalize() {
+            Ok(real) => real,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(refuse("does not exist"))
+            }
+            Err(e) => return Err(ImportError::read(&full, e)),
+        };
+        if !real.starts_with(&self.canonical) {
+            return Err(refuse(
+                "leads outside the source directory through a symbolic link",
+            ));
+        }
+        if !real.is_file() {
+            return Err(refuse("is not a regular file"));
+        }
+        Ok(rel)
+    }
+
+    /// Reads `rel` (already checked by [`Source::resolve`] or listed from a directory).
+    pub fn read(&self, rel: &str) -> Result<String> {
+        let path = self.show(rel);
+        let meta = fs::metadata(&path).map_err(|e| ImportError::read(&path, e))?;
+        if !meta.is_file() {
+            return Err(ImportError::at(&path, "is not a regular file"));
+        }
+        let file = fs::File::open(&path).map_err(|e| ImportError::read(&path, e))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ImportError::read(&path, e))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            let mib = MAX_FILE_BYTES >> 20;
+            return Err(ImportError::at(
+                &path,
+                format!("is larger than {mib} MiB, the most an imported file may be"),
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            ImportError::at(
+                &path,
+                format!("is not UTF-8 text (invalid byte at offset {at})"),
+            )
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        Ok(text.replace("\r\n", "\n"))
+    }
+
+    /// Reads `rel` when the source has it as a regular file inside the source directory.
+    pub fn read_optional(&self, rel: &str) -> Result<Option<String>> {
+        let path = self.show(rel);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ImportError::read(&path, e)),
+            Ok(_) => self
+                .resolve(rel, rel, "file")
+                .and_then(|rel| self.read(&rel).map(Some)),
+        }
+    }
+
+    /// Whether `rel` exists (as anything).
+    pub fn has(&self, rel: &str) -> bool {
+        fs::symlink_metadata(self.show(rel)).is_ok()
+    }
+
+    /// The names in directory `rel` ("" for the source directory), sorted, with whether
+    /// each is a real directory (symbolic links are never directories here). `rel` must be
+    /// a real directory itself. At most [`MAX_DIR_ENTRIES`]; more is an error.
+    pub fn list(&self, rel: &str) -> Result<Vec<(String, bool)>> {
+        let dir = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            let dir = self.show(rel);
+            let meta = fs::symlink_metadata(&dir).map_err(|e| ImportError::read(&dir, e))?;
+            if !meta.is_dir() {
+                return Err(ImportError::at(
+                    &dir,
+                    "is not a directory (a symbolic link is not followed)",
+                ));
+            }
+            dir
+        };
+        let entries = fs::read_dir(&dir).map_err(|e| ImportError::read(&dir, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| ImportError::read(&dir, e))?;
+            if out.len() == MAX_DIR_ENTRIES {
+                return Err(ImportError::at(
+                    &dir,
+                    format!("holds more than {MAX_DIR_ENTRIES} entries"),
+                ));
+            }
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            out.push((entry.file_name().to_string_lossy().into_owned(), is_dir));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Plans copying directory `rel` (when present) to the same place in the lab: regular
+    /// files only, within the asset limits; what is left out is noted.
+    pub fn plan_assets(&self, rel: &str, notes: &mut Notes) -> Result<Vec<Asset>> {
+        let top = self.show(rel);
+        match fs::symlink_metadata(&top) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ImportError::read(&top, e)),
+            Ok(m) if !m.is_dir() => {
+                notes.add(rel, "not copied: it is not a directory (a symbolic link?)");
+                return Ok(Vec::new());
+            }
+            Ok(_) => {}
+        }
+        let mut plan = Planner {
+            out: Vec::new(),
+            bytes: 0,
+            full: false,
+        };
+        let mut stack = vec![(PathBuf::from(rel), 0)];
+        while let Some((dir, depth)) = stack.pop() {
+            let shown = dir.to_string_lossy().into_owned();
+            if depth > MAX_ASSET_DEPTH {
+                notes.add(
+                    &shown,
+                    format!("not copied: nested deeper than {MAX_ASSET_DEPTH} directories"),
+                );
+                continue;
+            }
+            let path = self.root.join(&dir);
+            let mut entries: Vec<_> = fs::read_dir(&path)
+                .map_err(|e| ImportError::read(&path, e))?
+                .take(MAX_ASSETS + 1)
+                .collect::<std::io::Result<_>>()
+                .map_err(|e| ImportError::read(&path, e))?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let to = dir.join(entry.file_name());
+                let meta = entry.metadata().map_err(|e| ImportError::read(&to, e))?;
+                let shown = to.to_string_lossy().into_owned();
+                if meta.is_dir() {
+                    stack.push((to, depth + 1));
+                } else if !meta.is_file() {
+                    notes.add(&shown, "not copied: not a regular file (a symbolic link?)");
+                } else {
+                    plan.add(self.root.join(&to), to, meta.len(), &shown, notes);
+                }
+            }
+        }
+        Ok(plan.out)
+    }
+}
+
+struct Planner {
+    out: Vec<Asset>,
+    bytes: u64,
+    full: bool,
+}
+
+impl Planner {
+    fn add(&mut self, from: PathBuf, to: PathBuf, len: u64, shown: &str, notes: &mut Notes) {
+        if len > MAX_ASSET_BYTES {
+            let mib = MAX_ASSET_BYTES >> 20;
+            notes.add(shown, format!("not copied: larger than {mib} MiB"));
+        } else if self.out.len() == MAX_ASSETS || self.bytes + len > MAX_ASSETS_BYTES {
+            if !self.full {
+                let mib = MAX_ASSETS_BYTES >> 20;
+                notes.add(
+                    shown,
+                    format!(
+                        "not copied, nor any asset after it: the assets exceed {MAX_ASSETS} \
+                         files or {mib} MiB"
+                    ),
+                );
+                self.full = true;
+            }
+        } else {
+            self.bytes += len;
+            self.out.push(Asset { from, to });
+        }
+    }
+}
