@@ -211,51 +211,6 @@ pub fn resolv_conf(egress: bool) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_do_not_overlap() {
-        let a = slot_addrs([10, 213], 1);
-        let b = slot_addrs([10, 213], 2);
-        assert_eq!(a.host4, Ipv4Addr::new(10, 213, 0, 5));
-        assert_eq!(a.sandbox4, Ipv4Addr::new(10, 213, 0, 6));
-        assert_eq!(b.host4, Ipv4Addr::new(10, 213, 0, 9));
-        assert_eq!(
-            slot_addrs([10, 213], SLOTS - 1).sandbox4,
-            Ipv4Addr::new(10, 213, 255, 254)
-        );
-        assert_ne!(a.sandbox6, b.sandbox6);
-    }
-
-    #[test]
-    fn nameservers_skip_loopback() {
-        let text =
-            "nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\nsearch x\n";
-        let ns = parse_nameservers(text);
-        assert_eq!(ns.len(), 2);
-        assert_eq!(ns[0], "10.255.255.53".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn ruleset_drops_private_ranges_and_the_host() {
-        let r = ruleset([10, 213], &["10.255.255.53".parse().unwrap()]);
-        for needle in [
-            "10.0.0.0/8",
-            "169.254.0.0/16",
-            "100.64.0.0/10",
-            "fc00::/7",
-            "fe80::/10",
-            "iifname \"sb-*\" drop",
-            "elements = { 10.255.255.53 }",
-            "masquerade",
-        ] {
-            assert!(r.contains(needle), "missing {needle} in\n{r}");
-        }
-    }
-}
-
 /// The host bridge of private network `net`.
 pub fn bridge_name(net: &str) -> String {
     format!("pgb{net}")
@@ -357,6 +312,51 @@ pub async fn remove_empty_bridges() {
             if let Err(err) = remove_bridge_if_empty(&name).await {
                 tracing::warn!(bridge = %name, error = %err, "could not remove an empty playground bridge");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_do_not_overlap() {
+        let a = slot_addrs([10, 213], 1);
+        let b = slot_addrs([10, 213], 2);
+        assert_eq!(a.host4, Ipv4Addr::new(10, 213, 0, 5));
+        assert_eq!(a.sandbox4, Ipv4Addr::new(10, 213, 0, 6));
+        assert_eq!(b.host4, Ipv4Addr::new(10, 213, 0, 9));
+        assert_eq!(
+            slot_addrs([10, 213], SLOTS - 1).sandbox4,
+            Ipv4Addr::new(10, 213, 255, 254)
+        );
+        assert_ne!(a.sandbox6, b.sandbox6);
+    }
+
+    #[test]
+    fn nameservers_skip_loopback() {
+        let text =
+            "nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fe80::1%eth0\nsearch x\n";
+        let ns = parse_nameservers(text);
+        assert_eq!(ns.len(), 2);
+        assert_eq!(ns[0], "10.255.255.53".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn ruleset_drops_private_ranges_and_the_host() {
+        let r = ruleset([10, 213], &["10.255.255.53".parse().unwrap()]);
+        for needle in [
+            "10.0.0.0/8",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+            "fe80::/10",
+            "iifname \"sb-*\" drop",
+            "elements = { 10.255.255.53 }",
+            "masquerade",
+        ] {
+            assert!(r.contains(needle), "missing {needle} in\n{r}");
         }
     }
 }
