@@ -101,3 +101,56 @@ fn lab_test_runs_init_then_fail_solve_pass_per_task() {
         "playground left behind"
     );
 }
+
+#[test]
+fn lab_import_writes_a_valid_lab_and_lists_what_it_could_not_map() {
+    let data = data_dir();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandlab-lab/tests/fixtures");
+    for (from, dir) in [
+        ("killercoda", "killercoda/basic"),
+        ("instruqt", "instruqt/basic"),
+    ] {
+        let out_dir = tempfile::tempdir().unwrap();
+        let dest = out_dir.path().join("imported");
+        let out = sandlab(
+            &data,
+            &[
+                "lab",
+                "import",
+                "--from",
+                from,
+                fixtures.join(dir).to_str().unwrap(),
+                dest.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            out.code(),
+            0,
+            "{from}: {}{}",
+            out.stdout_text(),
+            out.stderr_text()
+        );
+        assert!(dest.join("IMPORT_NOTES.md").is_file());
+        let out = sandlab(&data, &["lab", "validate", dest.to_str().unwrap()]);
+        assert_eq!(out.code(), 0, "{from}: {}", out.stderr_text());
+        // Importing twice into the same place is refused.
+        let again = sandlab(
+            &data,
+            &[
+                "lab",
+                "import",
+                "--from",
+                from,
+                fixtures.join(dir).to_str().unwrap(),
+                dest.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(again.code(), 1);
+        assert!(
+            again.stderr_text().contains("not empty"),
+            "{}",
+            again.stderr_text()
+        );
+    }
+}
