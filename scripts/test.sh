@@ -30,6 +30,9 @@ status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1
 grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
 
+echo "==> sandlab lab test labs (every demo lab: init, then each check fails, solve, passes)"
+$SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1
+
 echo "==> schemathesis against a live sandlab serve (no 5xx, answers match the OpenAPI document)"
 SANDLAB="$SANDLAB" scripts/schemathesis.sh || status=1
 

@@ -55,6 +55,9 @@ pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
         )?;
         loopback_up()?;
         write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+        // The namespace belongs to the host's user namespace, so root inside lacks
+        // CAP_NET_BIND_SERVICE for it: open the low ports within this namespace only.
+        write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")?;
         Ok(())
     });
     Ok(PendingNetns {

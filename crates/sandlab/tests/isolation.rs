@@ -392,3 +392,17 @@ fn namespaces_capabilities_and_limits_are_as_specified() {
     }
     rm(&data, &id);
 }
+
+#[test]
+fn root_inside_binds_privileged_ports_of_its_own_namespace() {
+    // Like Docker: a web server on port 80 works inside, though the network namespace
+    // belongs to the host's user namespace.
+    let data = data_dir();
+    let out = run_bash(
+        &data,
+        &[],
+        "python3 -c \"import socket; s=socket.socket(); s.bind(('0.0.0.0', 80)); print('bound')\"",
+    );
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    assert!(out.stdout_text().contains("bound"));
+}
