@@ -3,6 +3,7 @@
 //! ([`sandboxes`]), browser terminals ([`terminal`]) and start-up and shutdown ([`server`]).
 
 pub mod auth;
+pub mod catalogue;
 pub mod checker;
 pub mod config;
 pub mod error;

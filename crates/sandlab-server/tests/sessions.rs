@@ -232,3 +232,49 @@ async fn serve(h: &Harness) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr.to_string()
 }
+
+#[tokio::test]
+async fn the_catalogue_reloads_when_lab_files_change() {
+    let h = Harness::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let loader: sandlab_server::catalogue::Loader =
+        std::sync::Arc::new(|d: &std::path::Path| sandlab_lab::load_catalogue(d, None));
+    sandlab_server::catalogue::spawn_watcher(
+        h.state.clone(),
+        dir.path().to_owned(),
+        loader,
+        h.state.shutdown().clone(),
+    );
+    let titles = || async {
+        h.get("/api/v1/labs", &h.admin_token).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    std::fs::create_dir(dir.path().join("fresh")).unwrap();
+    std::fs::write(
+        dir.path().join("fresh/index.md"),
+        "---\ntitle: First title\n---\nText\n",
+    )
+    .unwrap();
+    wait_until("the new lab appears", Duration::from_secs(10), || async {
+        (titles().await == ["First title"]).then_some(())
+    })
+    .await;
+    std::fs::write(
+        dir.path().join("fresh/index.md"),
+        "---\ntitle: Second title, longer\n---\nText\n",
+    )
+    .unwrap();
+    wait_until("the edit shows", Duration::from_secs(10), || async {
+        (titles().await == ["Second title, longer"]).then_some(())
+    })
+    .await;
+    std::fs::remove_dir_all(dir.path().join("fresh")).unwrap();
+    wait_until("the lab goes", Duration::from_secs(10), || async {
+        titles().await.is_empty().then_some(())
+    })
+    .await;
+}

@@ -206,11 +206,15 @@ async fn start_up_inner(cfg: &Config, state: &AppState) -> anyhow::Result<()> {
         report.expired.len()
     );
     let labs_dir = state.config().labs.clone();
-    let labs = tokio::task::spawn_blocking(move || {
+    let images = std::sync::Arc::new(images);
+    let loader: sandlab_server::catalogue::Loader = std::sync::Arc::new(move |dir| {
         let exists = |name: &str| images.resolve(name).is_ok();
-        sandlab_lab::load_catalogue(&labs_dir, Some(&exists))
-    })
-    .await?;
+        sandlab_lab::load_catalogue(dir, Some(&exists))
+    });
+    let labs = {
+        let (l, d) = (loader.clone(), labs_dir.clone());
+        tokio::task::spawn_blocking(move || l(&d)).await?
+    };
     for p in &labs.1 {
         eprintln!("sandlab: lab problem: {p}");
     }
@@ -221,6 +225,12 @@ async fn start_up_inner(cfg: &Config, state: &AppState) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     state.set_labs(labs.0);
+    sandlab_server::catalogue::spawn_watcher(
+        state.clone(),
+        labs_dir,
+        loader,
+        state.shutdown().clone(),
+    );
     state.sandboxes().spawn_background(state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");
