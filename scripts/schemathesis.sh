@@ -16,15 +16,44 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 
+# A small catalogue of its own: sessions the generated requests start stay cheap.
+labs=$(mktemp -d)
+mkdir -p "$labs/st-lab"
+cat >"$labs/st-lab/index.md" <<'LAB'
+---
+title: Schemathesis lab
+playground:
+  ttl: 5m
+  nodes:
+    - name: node01
+    - name: node02
+tasks:
+  prepare:
+    init: true
+    run: mkdir -p /srv
+  first:
+    run: test -f /srv/first
+    hint: Create `/srv/first`.
+    solve: touch /srv/first
+  second:
+    needs: [first]
+    machine: node02
+    run: test -f /srv/second
+    solve: touch /srv/second
+---
+A lab for the API tests.
+LAB
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 log=.data/schemathesis-server.log
 user="st-$RANDOM$RANDOM"
 password="st-password-$RANDOM$RANDOM"
 SANDLAB_PUBLIC_URL="$base" SANDLAB_MAX_SANDBOXES_PER_USER=3 SANDLAB_DEFAULT_TTL=2m \
-  "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" --labs labs >"$log" 2>&1 &
+  "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" --labs "$labs" >"$log" 2>&1 &
 server=$!
 cleanup() {
+  rm -rf "$labs"
   kill -TERM "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   # Remove whatever the generated requests created.

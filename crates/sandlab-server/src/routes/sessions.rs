@@ -299,12 +299,23 @@ pub async fn reveal_hint(
     Ok(Json(Hint { task, html }))
 }
 
+/// One Server-Sent Event of a session's stream.
+#[derive(Serialize, ToSchema)]
+pub struct SessionStreamEvent {
+    /// `task` or `session`.
+    #[schema(example = "task")]
+    pub event: String,
+    /// JSON text: `{"task","state"}` for `task`, `{"state","reason"}` for `session`.
+    #[schema(example = "{\"task\":\"write_page\",\"state\":\"done\"}")]
+    pub data: String,
+}
+
 /// Server-Sent Events: first the session's state and every task's, then each change
 /// (`event: task` with `{"task","state"}`, `event: session` with `{"state","reason"}`);
 /// the stream ends when the session does.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "labs",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream", body = SessionStreamEvent), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn session_events(
     State(state): State<AppState>,
     caller: Caller,
