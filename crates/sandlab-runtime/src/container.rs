@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sandlab_core::{NetworkMode, SandboxId};
-use sandlab_image::{IdMap, ImageStore};
+use sandlab_image::{IdMap, ImageInfo, ImageStore};
 use sandlab_proto::AgentClient;
 use tokio::sync::OnceCell;
 
@@ -331,6 +331,11 @@ impl Driver for ContainerDriver {
     fn slot_addresses(&self, slot: u32) -> Option<(String, String)> {
         let a = slot_addrs(self.cfg.egress_v4_prefix, slot);
         Some((a.sandbox4.to_string(), a.sandbox6.to_string()))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>> {
+        // A read of the small refs directory: quick enough for the runtime thread.
+        Ok(self.images.list()?)
     }
 
     async fn host_resources(&self) -> Result<HostResources> {

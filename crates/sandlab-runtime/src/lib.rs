@@ -41,6 +41,7 @@ pub use config::{RuntimeChoice, RuntimeConfig};
 pub use container::ContainerDriver;
 pub use error::{Error, Result};
 pub use sandlab_core::{Limits, NetworkMode, SandboxId, SandboxState};
+pub use sandlab_image::ImageInfo;
 pub use sandlab_proto::AgentClient;
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +155,8 @@ pub trait Driver: Send + Sync + 'static {
     async fn stats(&self, id: &SandboxId) -> Result<Stats>;
     /// Every sandbox id that owns at least one resource on this host.
     async fn host_resources(&self) -> Result<HostResources>;
+    /// The images sandboxes can be created from, by name.
+    async fn images(&self) -> Result<Vec<ImageInfo>>;
     /// The sandbox's IPv4 and IPv6 addresses for egress slot `slot`, when the driver
     /// assigns them from slots.
     fn slot_addresses(&self, _slot: u32) -> Option<(String, String)> {

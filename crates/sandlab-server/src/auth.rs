@@ -216,8 +216,50 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         None => true,
         Some(v) => v
             .to_str()
-            .is_ok_and(|o| o.trim_end_matches('/') == state.config().public_url),
+            .is_ok_and(|o| origin_matches(o.trim_end_matches('/'), &state.config().public_url)),
     }
+}
+
+/// `origin` is the public URL, or, when the public URL names a loopback address, the
+/// same scheme and port under another loopback name (`localhost`, `127.0.0.1`, `[::1]`):
+/// a browser on this host may use any of them, and no other site serves pages there.
+fn origin_matches(origin: &str, public: &str) -> bool {
+    if origin == public {
+        return true;
+    }
+    match (split_origin(origin), split_origin(public)) {
+        (Some((s1, h1, p1)), Some((s2, h2, p2))) => {
+            s1 == s2 && p1 == p2 && is_loopback(h1) && is_loopback(h2)
+        }
+        _ => false,
+    }
+}
+
+/// `http://host:port` → (scheme, host, port), the port defaulted by scheme.
+fn split_origin(o: &str) -> Option<(&str, &str, u16)> {
+    let (scheme, rest) = o.split_once("://")?;
+    let default = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    if rest.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let (host, port) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains(']') => (&rest[..i], rest[i + 1..].parse().ok()?),
+        _ => (rest, default),
+    };
+    Some((scheme, host, port))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -237,6 +279,43 @@ mod tests {
         assert_eq!(cookie(&h, "sandlab_csrf"), Some("xyz"));
         assert_eq!(cookie(&h, "sandlab_session"), Some("s3"));
         assert_eq!(cookie(&h, "sandlab"), None);
+    }
+
+    #[test]
+    fn loopback_names_of_the_public_url_are_one_origin() {
+        let public = "http://127.0.0.1:8080";
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(origin_matches(ok, public), "{ok} refused");
+        }
+        for bad in [
+            "http://localhost:8081",
+            "https://localhost:8080",
+            "http://evil.example:8080",
+            "http://127.0.0.1.evil.example:8080",
+            "http://localhost:8080@evil.example",
+            "http://localhost",
+            "null",
+        ] {
+            assert!(!origin_matches(bad, public), "{bad} accepted");
+        }
+        // A public name is matched exactly: loopback aliases do not stand in for it.
+        assert!(!origin_matches(
+            "http://localhost:443",
+            "https://labs.example.com"
+        ));
+        assert!(origin_matches(
+            "https://labs.example.com",
+            "https://labs.example.com"
+        ));
+        assert!(!origin_matches(
+            "http://localhost:80",
+            "http://labs.example.com"
+        ));
     }
 
     #[test]

@@ -159,6 +159,24 @@ impl LabSessions {
             .cloned()
     }
 
+    /// `owner`'s running sessions, by lab slug (the newest when there are several).
+    pub fn running_by_lab(&self, owner: &str) -> HashMap<String, String> {
+        let mut out: HashMap<String, (i64, String)> = HashMap::new();
+        for live in self.lock().values() {
+            let rec = live.record();
+            if rec.owner != owner || rec.state == "ended" {
+                continue;
+            }
+            let newer = out
+                .get(&rec.lab)
+                .is_none_or(|(at, _)| rec.created_at_ms > *at);
+            if newer {
+                out.insert(rec.lab, (rec.created_at_ms, rec.id));
+            }
+        }
+        out.into_iter().map(|(lab, (_, id))| (lab, id)).collect()
+    }
+
     /// Starts a session of `lab` for `owner`; returns once its sandboxes run (init tasks
     /// go on in the background).
     pub async fn start(

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod sandboxes;
 pub mod state;
 pub mod terminal;
+pub mod web;
 
 pub use config::{ConfigError, PoolProfile, PoolSection, ServerConfig, ServerSection};
 pub use routes::app;

@@ -36,6 +36,8 @@ fn every_route_is_documented() {
         ("/api/v1/sandboxes/{id}/extend", &["post"]),
         ("/api/v1/sandboxes/{id}/exec", &["post"]),
         ("/api/v1/sandboxes/{id}/files", &["get", "put"]),
+        ("/api/v1/sandboxes/{id}/dir", &["get"]),
+        ("/api/v1/images", &["get"]),
         ("/api/v1/sandboxes/{id}/terminal", &["get"]),
         ("/api/v1/execute", &["post"]),
         ("/api/v1/openapi.json", &["get"]),

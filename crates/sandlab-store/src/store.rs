@@ -100,6 +100,8 @@ pub trait Store: RecordStore {
     async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()>;
     /// The checked tasks of `lab` that `user` has done, in the order they were done.
     async fn done_tasks(&self, user: &str, lab: &str) -> Result<Vec<String>>;
+    /// Every `(lab, task)` that `user` has done, by lab.
+    async fn all_done_tasks(&self, user: &str) -> Result<Vec<(String, String)>>;
     /// Records that `user` revealed the hint of `task` in `lab` (idempotent).
     async fn reveal_hint(&self, user: &str, lab: &str, task: &str) -> Result<()>;
     /// The tasks of `lab` whose hints `user` revealed.

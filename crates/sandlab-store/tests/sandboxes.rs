@@ -227,6 +227,10 @@ impl Driver for FakeDriver {
     async fn stats(&self, _: &SandboxId) -> sandlab_runtime::Result<Stats> {
         Ok(Stats::default())
     }
+    async fn images(&self) -> sandlab_runtime::Result<Vec<sandlab_runtime::ImageInfo>> {
+        Ok(Vec::new())
+    }
+
     async fn host_resources(&self) -> sandlab_runtime::Result<HostResources> {
         Ok(HostResources {
             ids: self.host.lock().unwrap().clone(),

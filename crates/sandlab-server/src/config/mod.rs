@@ -34,6 +34,7 @@ pub struct ServerSection {
     pub shutdown_grace: Option<String>,
     pub languages: Option<PathBuf>,
     pub execute_network: Option<bool>,
+    pub web_dir: Option<PathBuf>,
 }
 
 /// One `[[pool]]` entry: keep `size` sandboxes of this shape started.
@@ -89,6 +90,8 @@ pub struct ServerConfig {
     /// Extra language files for `/execute` (the built-in ones are always there).
     pub languages: PathBuf,
     pub execute: crate::execute::ExecuteOptions,
+    /// Serve the web UI from this built `web/dist` instead of the copy in the binary.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             pools: Vec::new(),
             languages: PathBuf::from("languages"),
             execute: crate::execute::ExecuteOptions::default(),
+            web_dir: None,
         }
     }
 }
@@ -333,6 +337,12 @@ impl ServerConfig {
         )?;
         if let Some(v) = pick(env, "SANDLAB_LANGUAGES", &s.languages) {
             c.languages = v.map(PathBuf::from).unwrap_or_else(|p| p);
+        }
+        if let Some(v) = pick(env, "SANDLAB_WEB_DIR", &s.web_dir) {
+            let dir = v.map(PathBuf::from).unwrap_or_else(|p| p);
+            c.web_dir = Some(
+                crate::web::check_dir(&dir).map_err(|e| bad("web_dir", "SANDLAB_WEB_DIR", e))?,
+            );
         }
         number(
             env,

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandlab_core::{parse_duration, SandboxState};
-use sandlab_proto::ExecRequest;
+use sandlab_proto::{ExecRequest, FileKind};
 use sandlab_runtime::records::SandboxRecord;
 use sandlab_store::actions;
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::metrics as m;
-use crate::routes::load;
+use crate::routes::{load, ListOf};
 use crate::state::AppState;
 
 /// Default and longest exec timeout.
@@ -283,4 +283,63 @@ mod tests {
             assert!(check_path(bad).is_err(), "{bad:?}");
         }
     }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DirQuery {
+    /// Absolute path of a directory inside the sandbox, without `..` components.
+    pub path: String,
+}
+
+/// One entry of a directory listing.
+#[derive(Serialize, ToSchema)]
+pub struct DirEntryView {
+    /// The file name (non-UTF-8 bytes shown as U+FFFD).
+    pub name: String,
+    /// `file`, `dir`, `symlink`, `fifo`, `socket`, `char_device`, `block_device` or `other`.
+    #[schema(example = "file")]
+    pub kind: String,
+    pub size: u64,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    /// Modification time, Unix milliseconds.
+    pub mtime_ms: i64,
+}
+
+/// Lists a directory (symlinks are not followed): directories first, then by name.
+#[utoipa::path(get, path = "/api/v1/sandboxes/{id}/dir", tag = "files", params(("id" = String, Path, description = "Sandbox id"), DirQuery),
+    responses((status = 200, body = ListOf<DirEntryView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn list_dir(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<DirQuery>,
+) -> ApiResult<Json<ListOf<DirEntryView>>> {
+    check_path(&q.path)?;
+    let rec = load(&state, &caller, &id).await?;
+    running(&rec)?;
+    let agent = state.sandboxes().agent(&rec.id).await?;
+    let mut entries = agent.list_dir(&q.path).await?;
+    entries.sort_by(|a, b| {
+        (a.kind != FileKind::Dir)
+            .cmp(&(b.kind != FileKind::Dir))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let items = entries
+        .into_iter()
+        .map(|e| DirEntryView {
+            kind: serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "other".into()),
+            name: e.name,
+            size: e.size,
+            mode: e.mode,
+            mtime_ms: e.mtime.saturating_mul(1000),
+        })
+        .collect();
+    Ok(Json(ListOf { items, next: None }))
 }

@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::execute::{self, ExecuteRequest, ExecuteResponse};
 use crate::extract::JsonBody;
+use crate::routes::admit_create;
 use crate::state::AppState;
 
 /// Compiles (when the language has a step for it) and runs the files, then removes the
@@ -21,25 +22,12 @@ pub async fn execute_code(
     caller: Caller,
     JsonBody(req): JsonBody<ExecuteRequest>,
 ) -> ApiResult<Json<ExecuteResponse>> {
-    if let Err(wait) = state.creates().check(&caller.user.id) {
-        return Err(crate::error::ApiError::too_many(
-            "rate_limited",
-            format!(
-                "Too many sandboxes created recently; try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
-        ));
-    }
+    let quota = admit_create(&state, &caller)?;
     let detail = serde_json::json!({"language": req.language, "files": req.files.len()});
     let _ = state
         .store()
         .audit(Some(&caller.user.id), actions::SANDBOX_EXEC, None, detail)
         .await;
-    let quota = if caller.is_admin() {
-        u64::MAX
-    } else {
-        state.config().max_sandboxes_per_user
-    };
     let out = execute::execute(
         state.sandboxes(),
         state.languages(),

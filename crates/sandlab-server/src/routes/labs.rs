@@ -1,5 +1,7 @@
 //! The lab catalogue (read-only here; lab sessions build on it).
 
+use std::collections::{HashMap, HashSet};
+
 use axum::extract::{Path, State};
 use axum::Json;
 use sandlab_lab::Lab;
@@ -24,6 +26,51 @@ pub struct LabSummary {
     pub tasks: usize,
     pub nodes: usize,
     pub ttl_ms: u64,
+    /// The caller's progress in this lab.
+    pub progress: LabProgress,
+}
+
+#[derive(Serialize, ToSchema, Default)]
+pub struct LabProgress {
+    /// Checked tasks the caller has done (in any session of this lab).
+    pub done: usize,
+    /// Checked tasks of the lab.
+    pub total: usize,
+    /// The caller's running session of this lab, if any.
+    #[schema(example = "ls-abcdefghijkl")]
+    pub session: Option<String>,
+}
+
+/// The caller's progress in every lab: done checked tasks and running sessions.
+struct Progress {
+    done: HashMap<String, HashSet<String>>,
+    running: HashMap<String, String>,
+}
+
+impl Progress {
+    async fn load(state: &AppState, caller: &Caller) -> ApiResult<Progress> {
+        let mut done: HashMap<String, HashSet<String>> = HashMap::new();
+        for (lab, task) in state.store().all_done_tasks(&caller.user.id).await? {
+            done.entry(lab).or_default().insert(task);
+        }
+        Ok(Progress {
+            done,
+            running: state.lab_sessions().running_by_lab(&caller.user.id),
+        })
+    }
+
+    /// Only tasks the lab still has count: an edited lab may have dropped some.
+    fn of(&self, lab: &Lab) -> LabProgress {
+        let done = self.done.get(&lab.slug);
+        LabProgress {
+            done: lab
+                .checked_tasks()
+                .filter(|t| done.is_some_and(|d| d.contains(t.id.as_str())))
+                .count(),
+            total: lab.checked_tasks().count(),
+            session: self.running.get(&lab.slug).cloned(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -62,7 +109,7 @@ pub struct LabDetail {
     pub exec_blocks: Vec<ExecBlockView>,
 }
 
-fn summary(l: &Lab) -> LabSummary {
+fn summary(l: &Lab, progress: &Progress) -> LabSummary {
     LabSummary {
         slug: l.slug.clone(),
         title: l.title.clone(),
@@ -75,18 +122,23 @@ fn summary(l: &Lab) -> LabSummary {
         tasks: l.checked_tasks().count(),
         nodes: l.playground.nodes.len(),
         ttl_ms: u64::try_from(l.playground.ttl.as_millis()).unwrap_or(u64::MAX),
+        progress: progress.of(l),
     }
 }
 
 /// The lab catalogue.
 #[utoipa::path(get, path = "/api/v1/labs", tag = "labs",
     responses((status = 200, body = ListOf<LabSummary>), (status = 401, body = ErrorBody)))]
-pub async fn list_labs(State(state): State<AppState>, _caller: Caller) -> Json<ListOf<LabSummary>> {
+pub async fn list_labs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ListOf<LabSummary>>> {
     let labs = state.labs();
-    Json(ListOf {
-        items: labs.iter().map(summary).collect(),
+    let progress = Progress::load(&state, &caller).await?;
+    Ok(Json(ListOf {
+        items: labs.iter().map(|l| summary(l, &progress)).collect(),
         next: None,
-    })
+    }))
 }
 
 /// One lab: rendered text, tasks (without their checks and solutions) and playground.
@@ -95,7 +147,7 @@ pub async fn list_labs(State(state): State<AppState>, _caller: Caller) -> Json<L
     responses((status = 200, body = LabDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_lab(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<LabDetail>> {
     let labs = state.labs();
@@ -103,8 +155,9 @@ pub async fn get_lab(
         .iter()
         .find(|l| l.slug == slug)
         .ok_or_else(|| ApiError::not_found("lab"))?;
+    let progress = Progress::load(&state, &caller).await?;
     Ok(Json(LabDetail {
-        summary: summary(lab),
+        summary: summary(lab, &progress),
         html: lab.html.clone(),
         playground: lab
             .playground

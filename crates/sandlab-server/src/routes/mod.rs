@@ -3,6 +3,7 @@
 mod account;
 mod exec;
 mod execute;
+mod images;
 mod labs;
 mod ops;
 mod sandboxes;
@@ -22,6 +23,7 @@ use utoipa::IntoParams;
 pub use self::account::*;
 pub use self::exec::*;
 pub use self::execute::*;
+pub use self::images::*;
 pub use self::labs::*;
 pub use self::ops::*;
 pub use self::sandboxes::*;
@@ -38,6 +40,7 @@ pub fn app(state: AppState) -> Router {
     let max_file = usize::try_from(state.config().max_file_size).unwrap_or(usize::MAX);
     let files = Router::new()
         .route("/sandboxes/{id}/files", get(read_file).put(write_file))
+        .route("/sandboxes/{id}/dir", get(list_dir))
         .layer(DefaultBodyLimit::max(max_file));
     let api = Router::new()
         .route("/auth/login", post(login))
@@ -47,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tokens/{id}", axum::routing::delete(delete_token))
         .route("/users", post(create_user).get(list_users))
         .route("/users/{id}", axum::routing::patch(update_user))
+        .route("/images", get(list_images))
         .route("/labs", get(list_labs))
         .route("/labs/{slug}", get(get_lab))
         .route("/labs/{slug}/sessions", post(start_session))
@@ -71,7 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .fallback(not_found)
+        .fallback(web_ui)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(count_requests))
         .with_state(state)
@@ -93,12 +97,14 @@ async fn api_not_found() -> ApiError {
     )
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "There is nothing at this address.",
-    )
+/// Everything outside the API: the web UI's files and pages (see [`crate::web`]).
+async fn web_ui(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    crate::web::serve(state.config().web_dir.as_deref(), &method, &uri, &headers).await
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -166,6 +166,25 @@ fn limits(state: &AppState, req: &CreateSandbox) -> ApiResult<Limits> {
     Ok(l)
 }
 
+/// Admits one more sandbox creation by `caller` under the per-user rate limit (429
+/// `rate_limited`) and returns their quota of live sandboxes (admins have none).
+pub fn admit_create(state: &AppState, caller: &Caller) -> ApiResult<u64> {
+    if let Err(wait) = state.creates().check(&caller.user.id) {
+        return Err(ApiError::too_many(
+            "rate_limited",
+            format!(
+                "Too many sandboxes created recently; try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    Ok(if caller.is_admin() {
+        u64::MAX
+    } else {
+        state.config().max_sandboxes_per_user
+    })
+}
+
 /// Creates a sandbox and returns it running.
 #[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
     responses((status = 201, body = SandboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -181,26 +200,14 @@ pub async fn create_sandbox(
         .image
         .clone()
         .unwrap_or_else(|| state.config().default_image.clone());
-    if let Err(wait) = state.creates().check(&caller.user.id) {
-        return Err(ApiError::too_many(
-            "rate_limited",
-            format!(
-                "Too many sandboxes created recently; try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
-        ));
-    }
+    let quota = admit_create(&state, &caller)?;
     let rec = state
         .sandboxes()
         .create(NewSandbox {
             image,
             limits,
             owner: caller.user.id.clone(),
-            quota: if caller.is_admin() {
-                u64::MAX
-            } else {
-                state.config().max_sandboxes_per_user
-            },
+            quota,
             hostname: None,
             private: None,
         })

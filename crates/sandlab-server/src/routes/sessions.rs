@@ -18,7 +18,7 @@ use crate::checker::TaskState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 use crate::lab_sessions::{Live, SessionEvent};
-use crate::routes::{ttl, ListOf};
+use crate::routes::{admit_create, ttl, ListOf};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -139,20 +139,7 @@ pub async fn start_session(
         .find(|l| l.slug == slug)
         .cloned()
         .ok_or_else(|| ApiError::not_found("lab"))?;
-    if let Err(wait) = state.creates().check(&caller.user.id) {
-        return Err(ApiError::too_many(
-            "rate_limited",
-            format!(
-                "Too many sandboxes created recently; try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
-        ));
-    }
-    let quota = if caller.is_admin() {
-        u64::MAX
-    } else {
-        state.config().max_sandboxes_per_user
-    };
+    let quota = admit_create(&state, &caller)?;
     let live = state
         .lab_sessions()
         .start(Arc::new(lab), &caller.user.id, quota)

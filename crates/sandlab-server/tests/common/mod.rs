@@ -145,6 +145,16 @@ impl Driver for ProcessDriver {
         Ok(Stats::default())
     }
 
+    async fn images(&self) -> sandlab_runtime::Result<Vec<sandlab_runtime::ImageInfo>> {
+        Ok(vec![sandlab_runtime::ImageInfo {
+            name: "debian".into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1 << 20,
+            created: 1_700_000_000,
+            source: "test".into(),
+        }])
+    }
+
     async fn host_resources(&self) -> sandlab_runtime::Result<HostResources> {
         Ok(HostResources {
             ids: self.running_ids().into_iter().collect(),

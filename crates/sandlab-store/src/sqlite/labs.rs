@@ -115,6 +115,15 @@ pub(super) async fn done(s: &SqliteStore, user: &str, lab: &str) -> Result<Vec<S
     Ok(rows.into_iter().map(|(t,)| t).collect())
 }
 
+pub(super) async fn all_done(s: &SqliteStore, user: &str) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT lab, task FROM lab_progress WHERE user_id = ? ORDER BY lab, done_at, task",
+    )
+    .bind(user)
+    .fetch_all(&s.reader)
+    .await?)
+}
+
 pub(super) async fn reveal_hint(s: &SqliteStore, user: &str, lab: &str, task: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO lab_hints (user_id, lab, task, revealed_at) VALUES (?, ?, ?, ?) \

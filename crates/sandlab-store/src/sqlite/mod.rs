@@ -335,6 +335,9 @@ impl Store for SqliteStore {
     async fn done_tasks(&self, user: &str, lab: &str) -> Result<Vec<String>> {
         labs::done(self, user, lab).await
     }
+    async fn all_done_tasks(&self, user: &str) -> Result<Vec<(String, String)>> {
+        labs::all_done(self, user).await
+    }
     async fn reveal_hint(&self, user: &str, lab: &str, task: &str) -> Result<()> {
         labs::reveal_hint(self, user, lab, task).await
     }
