@@ -3,7 +3,8 @@
 # /usr/local, and builds the default `debian` image. Idempotent; run as root.
 #   scripts/setup.sh          install packages, build, install to /usr/local, build the image
 #   scripts/setup.sh --run    ... then start `sandlab serve` with the demo labs
-#   scripts/setup.sh --deps   only install missing packages (used by scripts/test.sh)
+#   scripts/setup.sh --deps   only install missing packages, with those the tests need
+#                             (used by scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ fi
 
 PACKAGES=(runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static docker-registry skopeo
           ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv tmux)
+# The web UI is built with Node.js (any install of node >= 18 will do; apt's is used when
+# there is none). The browser tests drive Debian's Chromium.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+[ "${1:-}" = "--deps" ] && PACKAGES+=(chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,7 +39,8 @@ if [ "${1:-}" = "--deps" ]; then
   exit 0
 fi
 
-echo "==> building the static agent and the sandlab binary"
+echo "==> building the web UI, the static agent and the sandlab binary"
+scripts/build-web.sh
 scripts/build-agent.sh >/dev/null
 cargo build --release -p sandlab --quiet
 install -D -m 0755 target/release/sandlab /usr/local/bin/sandlab
@@ -47,8 +53,6 @@ fi
 
 echo "==> ready: try  sandlab run -- bash -c 'echo hello; id -u'"
 if [ "${1:-}" = "--run" ]; then
-  if sandlab serve --help >/dev/null 2>&1; then
-    exec sandlab serve --labs labs
-  fi
-  echo "(sandlab serve is not built yet in this version; the runtime and CLI are ready)"
+  echo "==> open http://127.0.0.1:8080 and sign in as admin (the one-time password is printed below on the first start)"
+  exec sandlab serve --labs labs
 fi

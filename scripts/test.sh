@@ -8,6 +8,9 @@ export CARGO_TERM_COLOR=never
 
 scripts/setup.sh --deps
 
+echo "==> web UI: npm packages, type check, unit tests, build (embedded by cargo below)"
+scripts/build-web.sh --check
+
 echo "==> format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
