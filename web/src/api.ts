@@ -1,0 +1,297 @@
+// The typed client of the public HTTP API (SPEC section 6). Every page talks to the
+// server through this file only: JSON in and out, the session cookie sent by the browser,
+// the CSRF header added on unsafe methods, and every failure turned into an `ApiError`
+// whose `message` is a sentence fit to show.
+
+export type Role = 'learner' | 'author' | 'admin';
+
+export interface User {
+  id: string;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  created_at_ms: number;
+}
+
+export interface LoginResponse {
+  user: User;
+  csrf_token: string;
+  expires_at_ms: number;
+}
+
+export interface ListOf<T> {
+  items: T[];
+  next: string | null;
+}
+
+export interface LabProgress {
+  /** Checked tasks done by the caller (in any session of this lab). */
+  done: number;
+  /** Checked tasks of the lab. */
+  total: number;
+  /** The caller's running session of this lab, if any. */
+  session: string | null;
+}
+
+export interface LabSummary {
+  slug: string;
+  title: string;
+  description: string;
+  kind: 'tutorial' | 'challenge' | string;
+  tags: string[];
+  tasks: number;
+  nodes: number;
+  ttl_ms: number;
+  progress: LabProgress;
+}
+
+export interface NodeView {
+  name: string;
+  image: string;
+  memory: string;
+  cpus: number;
+  network: string;
+}
+
+export interface TaskView {
+  id: string;
+  init: boolean;
+  needs: string[];
+  machine: string;
+  has_hint: boolean;
+}
+
+export interface ExecBlock {
+  id: number;
+  language: string | null;
+  command: string;
+}
+
+export interface LabDetail extends LabSummary {
+  /** Rendered, sanitised HTML. `{exec}` blocks and `::task{id=…}` markers are elements
+   * carrying `data-exec="<id>"` and `data-task="<id>"`. */
+  html: string;
+  playground: NodeView[];
+  task_list: TaskView[];
+  exec_blocks: ExecBlock[];
+}
+
+export type TaskState = 'pending' | 'blocked' | 'running' | 'done' | 'failed';
+
+export interface TaskStatus {
+  id: string;
+  state: TaskState;
+  init: boolean;
+  hint_revealed: boolean;
+}
+
+export type SessionState = 'starting' | 'ready' | 'failed' | 'ended';
+
+export interface SessionView {
+  id: string;
+  lab: string;
+  owner: string;
+  state: SessionState;
+  reason: string | null;
+  nodes: { name: string; sandbox: string }[];
+  tasks: TaskStatus[];
+  created_at_ms: number;
+  expires_at_ms: number;
+  ttl_left_ms: number;
+}
+
+export interface Hint {
+  task: string;
+  html: string;
+}
+
+export interface Limits {
+  memory: string;
+  cpus: number;
+  pids: number;
+  disk: string;
+  network: string;
+}
+
+export interface Sandbox {
+  id: string;
+  state: 'creating' | 'running' | 'stopping' | 'removed' | 'failed';
+  reason: string | null;
+  image: string;
+  owner: string | null;
+  limits: Limits;
+  created_at_ms: number;
+  expires_at_ms: number;
+  ttl_left_ms: number;
+  ipv4: string | null;
+  ipv6: string | null;
+}
+
+export interface CreateSandbox {
+  image?: string;
+  memory?: string;
+  cpus?: number;
+  pids?: number;
+  disk?: string;
+  network?: 'none' | 'egress';
+  ttl?: string;
+}
+
+export interface ImageView {
+  name: string;
+  /** The manifest digest, `sha256:<hex>`. */
+  digest: string;
+  /** Bytes of regular files in the unpacked tree. */
+  size: number;
+  created_at_ms: number;
+  /** Where it came from: `mmdebstrap bookworm`, `import`, `pull REF`. */
+  source: string;
+}
+
+export type FileKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char_device' | 'block_device' | 'other';
+
+export interface DirEntry {
+  name: string;
+  kind: FileKind;
+  size: number;
+  mode: number;
+  mtime_ms: number;
+}
+
+export interface ExecResult {
+  exit_code: number | null;
+  stdout: string;
+  stderr: string;
+  duration_ms: number;
+  status: string;
+}
+
+/** A failed request: `message` is one sentence that can be shown as it is. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Called when a request answers 401 (the login ended): the app shows the sign-in page. */
+let onUnauthorized: () => void = () => {};
+export function setUnauthorizedHandler(f: () => void): void {
+  onUnauthorized = f;
+}
+
+export function cookie(name: string): string | null {
+  for (const part of document.cookie.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return decodeURIComponent(v.join('='));
+  }
+  return null;
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+async function request(method: string, path: string, body?: BodyInit, contentType?: string): Promise<Response> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (contentType) headers['content-type'] = contentType;
+  if (UNSAFE.has(method)) headers['x-csrf-token'] = cookie('sandlab_csrf') ?? '';
+  let resp: Response;
+  try {
+    resp = await fetch(`/api/v1${path}`, { method, headers, body, credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.');
+  }
+  if (resp.ok) return resp;
+  let code = 'http_' + resp.status;
+  let message = `The server answered ${resp.status} ${resp.statusText || ''}`.trim() + '.';
+  try {
+    const e = (await resp.json()) as { error?: { code?: string; message?: string } };
+    if (e.error?.code) code = e.error.code;
+    if (e.error?.message) message = e.error.message;
+  } catch {
+    /* not JSON: keep the generic sentence */
+  }
+  if (resp.status === 401 && path !== '/auth/login') onUnauthorized();
+  throw new ApiError(resp.status, code, message);
+}
+
+async function json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const resp = await request(
+    method,
+    path,
+    body === undefined ? undefined : JSON.stringify(body),
+    body === undefined ? undefined : 'application/json',
+  );
+  if (resp.status === 204) return undefined as T;
+  return (await resp.json()) as T;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  login: (username: string, password: string) => json<LoginResponse>('POST', '/auth/login', { username, password }),
+  logout: () => json<void>('POST', '/auth/logout'),
+  me: () => json<User>('GET', '/me'),
+
+  labs: () => json<ListOf<LabSummary>>('GET', '/labs'),
+  lab: (slug: string) => json<LabDetail>('GET', `/labs/${enc(slug)}`),
+  startSession: (slug: string) => json<SessionView>('POST', `/labs/${enc(slug)}/sessions`),
+
+  sessions: () => json<ListOf<SessionView>>('GET', '/sessions'),
+  session: (id: string) => json<SessionView>('GET', `/sessions/${enc(id)}`),
+  endSession: (id: string) => json<void>('DELETE', `/sessions/${enc(id)}`),
+  extendSession: (id: string, ttl?: string) => json<SessionView>('POST', `/sessions/${enc(id)}/extend`, ttl ? { ttl } : {}),
+  hint: (id: string, task: string) => json<Hint>('POST', `/sessions/${enc(id)}/tasks/${enc(task)}/hint`),
+  /** The URL of a session's Server-Sent Events (for `EventSource`). */
+  eventsUrl: (id: string) => `/api/v1/sessions/${enc(id)}/events`,
+
+  images: () => json<ListOf<ImageView>>('GET', '/images'),
+  sandboxes: (cursor?: string) => json<ListOf<Sandbox>>('GET', `/sandboxes?limit=500${cursor ? `&cursor=${enc(cursor)}` : ''}`),
+  sandbox: (id: string) => json<Sandbox>('GET', `/sandboxes/${enc(id)}`),
+  createSandbox: (req: CreateSandbox) => json<Sandbox>('POST', '/sandboxes', req),
+  deleteSandbox: (id: string) => json<void>('DELETE', `/sandboxes/${enc(id)}`),
+  extendSandbox: (id: string, ttl?: string) => json<Sandbox>('POST', `/sandboxes/${enc(id)}/extend`, ttl ? { ttl } : {}),
+  exec: (id: string, cmd: string[], timeout?: string) => json<ExecResult>('POST', `/sandboxes/${enc(id)}/exec`, { cmd, timeout }),
+  listDir: (id: string, path: string) => json<ListOf<DirEntry>>('GET', `/sandboxes/${enc(id)}/dir?path=${enc(path)}`),
+  readFile: async (id: string, path: string): Promise<Uint8Array> => {
+    const resp = await request('GET', `/sandboxes/${enc(id)}/files?path=${enc(path)}`);
+    return new Uint8Array(await resp.arrayBuffer());
+  },
+  writeFile: async (id: string, path: string, data: Uint8Array | string): Promise<void> => {
+    const body = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    const blob = new Blob([body as Uint8Array<ArrayBuffer>]);
+    await request('PUT', `/sandboxes/${enc(id)}/files?path=${enc(path)}`, blob, 'application/octet-stream');
+  },
+  /** The WebSocket URL of a sandbox's named terminal. */
+  terminalUrl: (id: string, name: string) => {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/api/v1/sandboxes/${enc(id)}/terminal?name=${enc(name)}`;
+  },
+
+  users: () => json<ListOf<User>>('GET', '/users?limit=500'),
+  createUser: (username: string, password: string, role: Role) => json<User>('POST', '/users', { username, password, role }),
+  updateUser: (id: string, patch: { role?: Role; disabled?: boolean; password?: string }) =>
+    json<User>('PATCH', `/users/${enc(id)}`, patch),
+
+  /** The Prometheus text of `/metrics` (outside `/api/v1`). */
+  metrics: async (): Promise<string> => {
+    let resp: Response;
+    try {
+      resp = await fetch('/metrics', { credentials: 'same-origin' });
+    } catch {
+      throw new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.');
+    }
+    if (!resp.ok) throw new ApiError(resp.status, 'metrics', `The metrics could not be read (HTTP ${resp.status}).`);
+    return resp.text();
+  },
+};
+
+/** A sentence for any thrown value. */
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message.endsWith('.') ? e.message : e.message + '.';
+  return 'Something went wrong.';
+}

@@ -1,0 +1,109 @@
+// The lab's text: the server's sanitised HTML, enhanced in place with DOM APIs only:
+// a Run and a Copy button on every `{exec}` block (`pre[data-exec]`) and the live state
+// of every inline `::task` marker (`div.sandlab-task[data-task]`).
+import { render } from 'preact';
+import { useEffect, useRef } from 'preact/hooks';
+
+import type { ExecBlock, TaskState } from '../api';
+import { taskName } from '../format';
+import { copyText } from './Terminal';
+import { TASK_STATE_TEXT, TaskIcon } from './TaskIcon';
+import './LabText.css';
+
+export interface LabTextProps {
+  html: string;
+  execBlocks: ExecBlock[];
+  states: Record<string, TaskState>;
+  /** Types the command into the active terminal; null while no terminal is open. */
+  onRun: ((command: string) => void) | null;
+  /** Where Run types, for the button's label (e.g. `node01`). */
+  target: string;
+}
+
+export function LabText(props: LabTextProps) {
+  const ref = useRef<HTMLDivElement>(null);
+  const onRun = useRef(props.onRun);
+  onRun.current = props.onRun;
+
+  // Buttons on the exec blocks, once per text.
+  useEffect(() => {
+    const root = ref.current!;
+    const added: HTMLElement[] = [];
+    root.querySelectorAll<HTMLElement>('pre[data-exec]').forEach((pre) => {
+      const id = Number(pre.dataset.exec);
+      const command = () =>
+        (props.execBlocks.find((b) => b.id === id)?.command ?? pre.querySelector('code')?.textContent ?? pre.textContent ?? '').replace(
+          /\n+$/,
+          '',
+        );
+      const bar = document.createElement('div');
+      bar.className = 'exec-bar';
+      const run = document.createElement('button');
+      run.type = 'button';
+      run.className = 'small exec-run';
+      run.dataset.testid = 'run-button';
+      run.setAttribute('data-testid', 'run-button');
+      run.dataset.exec = String(id);
+      run.textContent = '▶ Run';
+      run.addEventListener('click', () => onRun.current?.(command()));
+      const copy = document.createElement('button');
+      copy.type = 'button';
+      copy.className = 'small secondary exec-copy';
+      copy.textContent = 'Copy';
+      copy.setAttribute('aria-label', 'Copy this command');
+      copy.addEventListener('click', async () => {
+        const ok = await copyText(command());
+        copy.textContent = ok ? 'Copied' : 'Copy failed';
+        window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
+      });
+      bar.append(copy, run);
+      pre.classList.add('exec-block');
+      pre.prepend(bar);
+      added.push(bar);
+    });
+    return () => {
+      added.forEach((b) => b.remove());
+    };
+  }, [props.html]);
+
+  // The Run buttons follow the terminal: their label names it, and they are off
+  // while there is no terminal to type into.
+  useEffect(() => {
+    ref.current!.querySelectorAll<HTMLButtonElement>('button.exec-run').forEach((b) => {
+      b.disabled = !props.onRun;
+      b.title = props.onRun ? `Type this into the ${props.target} terminal and press Enter` : 'The terminal is not open yet';
+      b.setAttribute('aria-label', `Run this in the ${props.target} terminal`);
+    });
+  }, [props.html, !!props.onRun, props.target]);
+
+  // The inline task markers show the live state.
+  useEffect(() => {
+    const els = Array.from(ref.current!.querySelectorAll<HTMLElement>('.sandlab-task[data-task]'));
+    for (const el of els) {
+      const id = el.dataset.task!;
+      const state = props.states[id] ?? 'pending';
+      el.dataset.state = state;
+      render(<InlineTask id={id} state={state} />, el);
+    }
+  }, [props.html, props.states]);
+  useEffect(() => {
+    const root = ref.current!;
+    return () => root.querySelectorAll<HTMLElement>('.sandlab-task[data-task]').forEach((el) => render(null, el));
+  }, [props.html]);
+
+  return <div ref={ref} class="lab-text" data-testid="lab-text" dangerouslySetInnerHTML={{ __html: props.html }} />;
+}
+
+function InlineTask(props: { id: string; state: TaskState }) {
+  return (
+    <div class={`inline-task inline-task-${props.state}`}>
+      <TaskIcon state={props.state} />
+      <span class="inline-task-label">
+        Task: <strong>{taskName(props.id)}</strong>
+      </span>
+      <span class="inline-task-state" aria-hidden="true">
+        {TASK_STATE_TEXT[props.state]}
+      </span>
+    </div>
+  );
+}

@@ -1,0 +1,91 @@
+// The sign-in page: username and password, the server's sentence on failure (wrong
+// password, too many attempts), then the page the user came for.
+import { useEffect, useRef, useState } from 'preact/hooks';
+
+import { api, errorText, type User } from '../api';
+import { ErrorMessage } from '../components/ui';
+import { navigate, queryParam } from '../router';
+import './Login.css';
+
+/** A same-site path to go to after signing in (never another origin). */
+function nextPath(): string | null {
+  const next = queryParam(location.pathname + location.search, 'next');
+  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/login')) return null;
+  return next;
+}
+
+export function Login(props: { onSignedIn: (user: User) => void }) {
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const userRef = useRef<HTMLInputElement>(null);
+  const passRef = useRef<HTMLInputElement>(null);
+
+  useEffect(() => {
+    document.title = 'Sign in · Sandlab';
+    userRef.current?.focus();
+  }, []);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (busy) return;
+    if (!username.trim() || !password) {
+      setError(!username.trim() ? 'Enter your username.' : 'Enter your password.');
+      (!username.trim() ? userRef : passRef).current?.focus();
+      return;
+    }
+    setBusy(true);
+    setError('');
+    try {
+      const r = await api.login(username.trim(), password);
+      // Stay on the page that asked for the sign-in; from /login go where `next` says.
+      if (location.pathname.startsWith('/login')) navigate(nextPath() ?? '/', true);
+      props.onSignedIn(r.user);
+    } catch (err) {
+      setError(errorText(err));
+      setPassword('');
+      setBusy(false);
+      passRef.current?.focus();
+    }
+  };
+
+  return (
+    <main class="login-page" id="main">
+      <form class="card login-card" onSubmit={submit} noValidate aria-labelledby="login-title">
+        <div class="login-brand" aria-hidden="true">
+          Sandlab
+        </div>
+        <h1 id="login-title">Sign in</h1>
+        <p class="muted login-sub">Hands-on labs in real Linux sandboxes.</p>
+        <label for="login-username">Username</label>
+        <input
+          id="login-username"
+          ref={userRef}
+          data-testid="login-username"
+          name="username"
+          autocomplete="username"
+          autocapitalize="none"
+          spellcheck={false}
+          value={username}
+          onInput={(e) => setUsername((e.target as HTMLInputElement).value)}
+        />
+        <label for="login-password">Password</label>
+        <input
+          id="login-password"
+          ref={passRef}
+          data-testid="login-password"
+          name="password"
+          type="password"
+          autocomplete="current-password"
+          value={password}
+          onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
+        />
+        <div class="login-error">{error && <ErrorMessage message={error} />}</div>
+        <button type="submit" data-testid="login-submit" disabled={busy} class="login-submit">
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,476 @@
+// A running lab: the lab text with its task checklist on the left, a terminal per node on
+// the right (stacked below ~900 px). Task and session states arrive live over SSE; the
+// timer counts down the session's time; the session can be extended or stopped.
+import type { ComponentChildren } from 'preact';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+
+import { api, ApiError, errorText, type LabDetail, type SessionState, type SessionView, type TaskState, type User } from '../api';
+import { LabText } from '../components/LabText';
+import { SessionTimer } from '../components/SessionTimer';
+import { TaskIcon } from '../components/TaskIcon';
+import { TaskList, type HintState } from '../components/TaskList';
+import { Terminal, type TerminalHandle } from '../components/Terminal';
+import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
+import { taskName } from '../format';
+import { navigate } from '../router';
+import './SessionPage.css';
+
+const STATE_LABEL: Record<SessionState, string> = {
+  starting: 'Starting',
+  ready: 'Ready',
+  failed: 'Failed',
+  ended: 'Ended',
+};
+const SPLIT_KEY = 'sandlab.split';
+
+/** "The session's time ran out." → "the session's time ran out" (for use mid-sentence). */
+function clause(reason: string | null): string {
+  const r = (reason ?? 'it was stopped').trim().replace(/[.\s]+$/, '');
+  return /^(The|A|An|It|Your) /.test(r) ? r.charAt(0).toLowerCase() + r.slice(1) : r;
+}
+
+interface Live {
+  state: SessionState;
+  reason: string | null;
+}
+
+export function SessionPage(props: { id: string; user: User }) {
+  const id = props.id;
+  const [session, setSession] = useState<SessionView | null>(null);
+  const [lab, setLab] = useState<LabDetail | null>(null);
+  const [fatal, setFatal] = useState<{ message: string; notFound: boolean } | null>(null);
+  const [live, setLive] = useState<Live>({ state: 'starting', reason: null });
+  const [states, setStates] = useState<Record<string, TaskState>>({});
+  const [deadline, setDeadline] = useState(0);
+  const [hints, setHints] = useState<Record<string, HintState>>({});
+  const [activeNode, setActiveNode] = useState('');
+  const [announce, setAnnounce] = useState('');
+  const [actionError, setActionError] = useState('');
+  const [extending, setExtending] = useState(false);
+  const [restarting, setRestarting] = useState(false);
+  const [, setHandleVersion] = useState(0);
+  const handles = useRef(new Map<string, TerminalHandle>());
+  const statesRef = useRef(states);
+  const liveRef = useRef(live);
+  liveRef.current = live;
+  const labRef = useRef(lab);
+  labRef.current = lab;
+
+  /** Merges task states, announcing checked tasks that just turned done. */
+  const mergeStates = useCallback((next: Record<string, TaskState>, quiet = false) => {
+    const prev = statesRef.current;
+    const merged = { ...prev, ...next };
+    if (!quiet) {
+      const newlyDone = Object.keys(next).filter(
+        (t) => next[t] === 'done' && prev[t] && prev[t] !== 'done' && !labRef.current?.task_list.find((x) => x.id === t)?.init,
+      );
+      if (newlyDone.length) setAnnounce(`Task done: ${newlyDone.map(taskName).join(', ')}.`);
+    }
+    statesRef.current = merged;
+    setStates(merged);
+  }, []);
+
+  const apply = useCallback(
+    (s: SessionView, quiet = false) => {
+      setSession(s);
+      setLive({ state: s.state, reason: s.reason });
+      if (s.tasks.length) mergeStates(Object.fromEntries(s.tasks.map((t) => [t.id, t.state])), quiet);
+      setDeadline(Date.now() + s.ttl_left_ms);
+    },
+    [mergeStates],
+  );
+
+  const markGone = () => setLive({ state: 'ended', reason: 'The session no longer exists.' });
+
+  const load = () => {
+    setFatal(null);
+    api
+      .session(id)
+      .then(async (s) => {
+        apply(s, true);
+        setActiveNode((n) => n || s.nodes[0]?.name || '');
+        const l = await api.lab(s.lab);
+        setLab(l);
+        document.title = `${l.title} · Sandlab`;
+        // Hints revealed earlier are shown again.
+        const revealed = s.tasks.filter((t) => t.hint_revealed && l.task_list.find((x) => x.id === t.id)?.has_hint);
+        for (const t of revealed) {
+          api
+            .hint(id, t.id)
+            .then((h) => setHints((m) => ({ ...m, [t.id]: { html: h.html } })))
+            .catch(() => {});
+        }
+      })
+      .catch((e) => setFatal({ message: errorText(e), notFound: e instanceof ApiError && e.status === 404 }));
+  };
+  useEffect(load, [id]);
+
+  // Re-reads the session (after an SSE error or when the timer hits 0).
+  const resyncTimer = useRef(0);
+  const resync = useCallback(() => {
+    if (resyncTimer.current) return;
+    resyncTimer.current = window.setTimeout(() => {
+      resyncTimer.current = 0;
+      api
+        .session(id)
+        .then((s) => apply(s))
+        .catch((e) => {
+          if (e instanceof ApiError && e.status === 404) markGone();
+        });
+    }, 300);
+  }, [id, apply]);
+  useEffect(() => () => clearTimeout(resyncTimer.current), []);
+
+  // The live stream of task and session states.
+  const streaming = !!session && (live.state === 'starting' || live.state === 'ready');
+  useEffect(() => {
+    if (!streaming) return;
+    const es = new EventSource(api.eventsUrl(id));
+    es.addEventListener('task', (ev) => {
+      try {
+        const d = JSON.parse((ev as MessageEvent).data) as { task: string; state: TaskState };
+        mergeStates({ [d.task]: d.state });
+      } catch {
+        /* a malformed event: the next resync fixes the view */
+      }
+    });
+    es.addEventListener('session', (ev) => {
+      try {
+        const d = JSON.parse((ev as MessageEvent).data) as Live;
+        setLive({ state: d.state, reason: d.reason });
+        if (d.state === 'ended') es.close();
+      } catch {
+        /* as above */
+      }
+    });
+    // EventSource reconnects by itself; either way re-read the session to catch up on
+    // what the gap missed (or to learn that it ended or is gone).
+    es.onerror = () => resync();
+    return () => es.close();
+  }, [streaming, id]);
+
+  const onTimerZero = useCallback(() => {
+    // The server ends the session at its deadline; give it a moment, then look.
+    window.setTimeout(resync, 1500);
+    window.setTimeout(resync, 5000);
+  }, [resync]);
+
+  const checked = useMemo(() => (lab ? lab.task_list.filter((t) => !t.init) : []), [lab]);
+  const initTasks = useMemo(() => (lab ? lab.task_list.filter((t) => t.init) : []), [lab]);
+  const allDone = checked.length > 0 && checked.every((t) => states[t.id] === 'done');
+
+  const showHint = async (task: string) => {
+    setHints((m) => ({ ...m, [task]: { busy: true } }));
+    try {
+      const h = await api.hint(id, task);
+      setHints((m) => ({ ...m, [task]: { html: h.html } }));
+    } catch (e) {
+      setHints((m) => ({ ...m, [task]: { error: errorText(e) } }));
+    }
+  };
+
+  const extend = async () => {
+    if (!lab) return;
+    setExtending(true);
+    setActionError('');
+    try {
+      apply(await api.extendSession(id, `${Math.max(1, Math.round(lab.ttl_ms / 60000))}m`));
+    } catch (e) {
+      setActionError(errorText(e));
+    } finally {
+      setExtending(false);
+    }
+  };
+
+  const stop = async () => {
+    setActionError('');
+    try {
+      await api.endSession(id);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) {
+        setActionError(errorText(e));
+        return;
+      }
+    }
+    navigate(`/labs/${encodeURIComponent(session?.lab ?? '')}`);
+  };
+
+  const startAgain = async () => {
+    if (!session) return;
+    setRestarting(true);
+    setActionError('');
+    try {
+      const s = await api.startSession(session.lab);
+      navigate(`/sessions/${encodeURIComponent(s.id)}`);
+    } catch (e) {
+      setActionError(errorText(e));
+      setRestarting(false);
+    }
+  };
+
+  if (fatal)
+    return (
+      <main class="page narrow">
+        <ErrorMessage message={fatal.message} retry={fatal.notFound ? undefined : load} />
+        <p>
+          <a href="/">Back to the labs</a>
+          {fatal.notFound && (
+            <>
+              {' · '}
+              <a href="/progress">Your sessions</a>
+            </>
+          )}
+        </p>
+      </main>
+    );
+  if (!session || !lab) return <Spinner label="Opening the lab" />;
+
+  const ended = live.state === 'ended';
+  const handle = handles.current.get(activeNode);
+  const onRun =
+    live.state === 'ready' && handle
+      ? (cmd: string) => {
+          handle.send(cmd.replace(/\r?\n/g, '\r') + '\r');
+          handle.focus();
+        }
+      : null;
+
+  return (
+    <main class="session-page">
+      <header class="session-bar">
+        <div class="session-title">
+          <a href={`/labs/${encodeURIComponent(lab.slug)}`} class="session-lab">
+            {lab.title}
+          </a>
+          <span
+            class={`badge session-badge ${live.state === 'ready' ? 'ok' : live.state === 'starting' ? 'warn' : live.state === 'failed' ? 'bad' : ''}`}
+            data-testid="session-state"
+            data-state={live.state}
+          >
+            {STATE_LABEL[live.state] ?? live.state}
+          </span>
+        </div>
+        <div class="session-actions">
+          {!ended && live.state !== 'failed' && (
+            <>
+              <SessionTimer deadline={deadline} onZero={onTimerZero} />
+              <button
+                type="button"
+                class="secondary small"
+                data-testid="extend-session"
+                disabled={extending}
+                onClick={extend}
+                title={`Reset the time left to ${Math.round(lab.ttl_ms / 60000)} minutes`}
+              >
+                {extending ? 'Extending…' : 'Extend'}
+              </button>
+            </>
+          )}
+          {!ended && (
+            <ConfirmButton class="danger small" testid="stop-session" confirm="Stop? Click again" onConfirm={stop}>
+              Stop
+            </ConfirmButton>
+          )}
+        </div>
+      </header>
+      {actionError && (
+        <div class="session-msg">
+          <ErrorMessage message={actionError} />
+        </div>
+      )}
+      {ended && (
+        <div class="session-msg">
+          <div class="session-ended" role="alert" data-testid="session-expired">
+            <div>
+              <strong>This session has ended: {clause(live.reason)}.</strong> Your progress is saved.
+            </div>
+            <div class="row">
+              <button type="button" onClick={startAgain} disabled={restarting}>
+                {restarting ? 'Starting…' : 'Start the lab again'}
+              </button>
+              <a class="button secondary" href="/">
+                Back to the labs
+              </a>
+            </div>
+          </div>
+        </div>
+      )}
+      {allDone && !ended && (
+        <div class="session-msg">
+          <div class="session-complete" role="status" data-testid="lab-complete">
+            <span class="session-complete-icon" aria-hidden="true">
+              ✓
+            </span>
+            <div>
+              <strong>All tasks are done. Well done!</strong> Your progress is saved; keep exploring or stop the session to free
+              its machines.
+            </div>
+            <a class="button secondary small" href="/">
+              More labs
+            </a>
+          </div>
+        </div>
+      )}
+      <Split>
+        <section class="session-text" aria-label="Lab instructions" tabIndex={-1}>
+          {checked.length > 0 && (
+            <TaskList tasks={checked} states={states} hints={hints} onHint={showHint} hintsEnabled={!ended} />
+          )}
+          <LabText
+            html={lab.html}
+            execBlocks={lab.exec_blocks}
+            states={states}
+            onRun={onRun}
+            target={activeNode}
+          />
+        </section>
+        <section class="session-term" aria-label="Terminals">
+          {live.state === 'ready' && (
+            <>
+              <NodeTabs nodes={session.nodes.map((n) => n.name)} active={activeNode} onSelect={setActiveNode} />
+              <div class="term-stack" id="term-panel" role="tabpanel" aria-label={`Terminal of ${activeNode}`}>
+                {session.nodes.map((n) => (
+                  <Terminal
+                    key={n.sandbox}
+                    sandbox={n.sandbox}
+                    node={n.name}
+                    active={n.name === activeNode}
+                    onHandle={(h) => {
+                      if (h) handles.current.set(n.name, h);
+                      else handles.current.delete(n.name);
+                      setHandleVersion((v) => v + 1);
+                    }}
+                  />
+                ))}
+              </div>
+            </>
+          )}
+          {live.state === 'starting' && (
+            <div class="term-placeholder" role="status" aria-live="polite">
+              <span class="spinner-dot big" aria-hidden="true" />
+              <h2>Setting up your lab…</h2>
+              <p class="muted">The machines are running; the lab's setup steps run first.</p>
+              {initTasks.length > 0 && (
+                <ul class="init-list">
+                  {initTasks.map((t) => (
+                    <li data-task={t.id} data-state={states[t.id] ?? 'pending'}>
+                      <TaskIcon state={states[t.id] ?? 'pending'} /> {taskName(t.id)}
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </div>
+          )}
+          {live.state === 'failed' && (
+            <div class="term-placeholder">
+              <ErrorMessage message={live.reason ?? 'The lab could not be set up.'} />
+              <p class="muted">Stop this session and start the lab again; if it keeps failing, tell the lab's author.</p>
+              <div class="row">
+                <ConfirmButton class="danger" confirm="Stop it? Click again" onConfirm={stop}>
+                  Stop this session
+                </ConfirmButton>
+                <a class="button secondary" href={`/labs/${encodeURIComponent(lab.slug)}`}>
+                  Back to the lab
+                </a>
+              </div>
+            </div>
+          )}
+          {ended && (
+            <div class="term-placeholder">
+              <p class="muted">The machines of this session have been removed.</p>
+            </div>
+          )}
+        </section>
+      </Split>
+      <div class="sr-only" aria-live="polite" role="status">
+        {announce}
+      </div>
+    </main>
+  );
+}
+
+function NodeTabs(props: { nodes: string[]; active: string; onSelect: (n: string) => void }) {
+  const onKey = (e: KeyboardEvent) => {
+    const i = props.nodes.indexOf(props.active);
+    let j = -1;
+    if (e.key === 'ArrowRight') j = (i + 1) % props.nodes.length;
+    else if (e.key === 'ArrowLeft') j = (i - 1 + props.nodes.length) % props.nodes.length;
+    else if (e.key === 'Home') j = 0;
+    else if (e.key === 'End') j = props.nodes.length - 1;
+    if (j < 0) return;
+    e.preventDefault();
+    props.onSelect(props.nodes[j]);
+    const list = (e.currentTarget as HTMLElement).querySelectorAll<HTMLButtonElement>('[role=tab]');
+    list[j]?.focus();
+  };
+  return (
+    <div class="node-tabs" role="tablist" aria-label="Machines" onKeyDown={onKey}>
+      {props.nodes.map((n) => (
+        <button
+          type="button"
+          role="tab"
+          class={`node-tab${n === props.active ? ' active' : ''}`}
+          data-testid="node-tab"
+          data-node={n}
+          aria-selected={n === props.active}
+          aria-controls="term-panel"
+          tabIndex={n === props.active ? 0 : -1}
+          onClick={() => props.onSelect(n)}
+        >
+          <span class="node-dot" aria-hidden="true" />
+          {n}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** Two panes with a draggable (and keyboard-movable) divider; stacked on narrow screens. */
+function Split(props: { children: [ComponentChildren, ComponentChildren] }) {
+  const [pct, setPct] = useState(() => {
+    const v = Number(localStorage.getItem(SPLIT_KEY));
+    return v >= 25 && v <= 75 ? v : 46;
+  });
+  const ref = useRef<HTMLDivElement>(null);
+  const save = (v: number) => {
+    const c = Math.min(75, Math.max(25, v));
+    setPct(c);
+    localStorage.setItem(SPLIT_KEY, String(Math.round(c)));
+  };
+  const onPointerDown = (e: PointerEvent) => {
+    e.preventDefault();
+    const box = ref.current!.getBoundingClientRect();
+    const move = (ev: PointerEvent) => save(((ev.clientX - box.left) / box.width) * 100);
+    const up = () => {
+      window.removeEventListener('pointermove', move);
+      window.removeEventListener('pointerup', up);
+      document.body.classList.remove('resizing');
+    };
+    document.body.classList.add('resizing');
+    window.addEventListener('pointermove', move);
+    window.addEventListener('pointerup', up);
+  };
+  return (
+    <div class="session-split" ref={ref} style={{ '--split': `${pct}%` }}>
+      {props.children[0]}
+      <div
+        class="split-handle"
+        role="separator"
+        aria-orientation="vertical"
+        aria-label="Resize the instructions and terminal panes"
+        aria-valuemin={25}
+        aria-valuemax={75}
+        aria-valuenow={Math.round(pct)}
+        tabIndex={0}
+        onPointerDown={onPointerDown}
+        onKeyDown={(e) => {
+          if (e.key === 'ArrowLeft') save(pct - 3);
+          else if (e.key === 'ArrowRight') save(pct + 3);
+          else return;
+          e.preventDefault();
+        }}
+      />
+      {props.children[1]}
+    </div>
+  );
+}
