@@ -26,15 +26,21 @@ fn main() {
         walk(&dist, &dist, &mut files);
     }
     files.sort();
-    let gz_dir = out.join("web-gz");
-    let _ = fs::remove_dir_all(&gz_dir);
-    fs::create_dir_all(&gz_dir).expect("create OUT_DIR/web-gz");
+    // A snapshot in OUT_DIR, so a rebuild of web/dist while cargo compiles cannot pull
+    // files out from under `include_bytes!`.
+    let snap = out.join("web");
+    let _ = fs::remove_dir_all(&snap);
+    fs::create_dir_all(&snap).expect("create OUT_DIR/web");
     let mut table = String::from("pub static ASSETS: &[Asset] = &[\n");
     for (i, rel) in files.iter().enumerate() {
-        let path = dist.join(rel);
-        let data = fs::read(&path).expect("read a web/dist file");
+        let Ok(data) = fs::read(dist.join(rel)) else {
+            // Removed since the walk: a rebuild of the UI is under way; cargo reruns us.
+            continue;
+        };
+        let copy = snap.join(i.to_string());
+        fs::write(&copy, &data).expect("write the snapshot");
         let gz = if compressible(rel) && data.len() > 512 {
-            let gz_path = gz_dir.join(format!("{i}.gz"));
+            let gz_path = snap.join(format!("{i}.gz"));
             let mut enc = GzEncoder::new(Vec::new(), Compression::best());
             enc.write_all(&data).expect("gzip in memory");
             fs::write(&gz_path, enc.finish().expect("gzip in memory")).expect("write gzip copy");
@@ -44,7 +50,7 @@ fn main() {
         };
         table.push_str(&format!(
             "    Asset {{ path: {rel:?}, body: include_bytes!({:?}), gzip: {gz} }},\n",
-            path.display().to_string()
+            copy.display().to_string()
         ));
     }
     table.push_str("];\n");
@@ -53,8 +59,11 @@ fn main() {
 
 /// Relative paths of the files to embed; source maps stay out of the binary.
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    for entry in fs::read_dir(dir).expect("read web/dist") {
-        let path = entry.expect("read web/dist").path();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
         if path.is_dir() {
             walk(root, &path, out);
         } else if path.extension().is_none_or(|e| e != "map") {

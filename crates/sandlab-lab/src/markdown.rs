@@ -12,10 +12,14 @@
 //! HTML through; ammonia then removes everything that could run script (`<script>`,
 //! `on*=` handlers, `javascript:` and `data:` URLs, `<iframe>`, `style`, ...). The only
 //! attributes it keeps beyond its defaults are ours, and only in their exact form:
-//! `data-exec` (digits) on `<pre>`, `class="language-…"` on `<code>`, and
-//! `class="sandlab-task"` with `data-task` (a task id) on `<div>`.
+//! `data-exec` on `<pre>`, `class="language-…"` on `<code>`, and `class="sandlab-task"`
+//! with `data-task` (a task id) on `<div>`. A `data-exec` survives only on the blocks this
+//! module made: they carry a random per-render nonce before the id, which the sanitiser
+//! checks and strips, so raw HTML in a lab cannot fake a run button whose command differs
+//! from the text it shows.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use comrak::nodes::{AstNode, NodeHtmlBlock, NodeValue};
@@ -40,9 +44,13 @@ pub(crate) fn render(body: &str, first_line: usize, diags: &mut Diags) -> Render
     let arena = Arena::new();
     let options = options();
     let root = comrak::parse_document(&arena, body, &options);
-    let exec_blocks = mark_exec_blocks(root, first_line, diags);
+    let nonce = format!("x{:016x}-", rand::random::<u64>());
+    let exec_blocks = mark_exec_blocks(root, first_line, &nonce, diags);
     let task_refs = mark_task_refs(&arena, root, first_line, diags);
-    let html = to_safe_html(root, &options).unwrap_or_else(|message| {
+    EXEC_NONCE.with(|n| *n.borrow_mut() = nonce);
+    let html = to_safe_html(root, &options);
+    EXEC_NONCE.with(|n| n.borrow_mut().clear());
+    let html = html.unwrap_or_else(|message| {
         diags.push(Pos::line(first_line), message);
         String::new()
     });
@@ -121,16 +129,32 @@ fn html_depth(html: &str) -> usize {
     deepest
 }
 
+thread_local! {
+    /// The nonce of the render in progress on this thread (empty: no run blocks).
+    static EXEC_NONCE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// `data-exec="<nonce><id>"` of a block we made → `<id>`; anything else is dropped.
+fn exec_id(value: &str) -> Option<String> {
+    EXEC_NONCE.with(|n| {
+        let nonce = n.borrow();
+        let id = value
+            .strip_prefix(nonce.as_str())
+            .filter(|_| !nonce.is_empty())?;
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
+    })
+}
+
 static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut b = ammonia::Builder::default();
     b.add_tag_attributes("pre", &["data-exec"])
         .add_tag_attributes("code", &["class"])
         .add_tag_attributes("div", &["class", "data-task"])
         .attribute_filter(|element, attribute, value| {
+            if (element, attribute) == ("pre", "data-exec") {
+                return exec_id(value).map(Cow::Owned);
+            }
             let keep = match (element, attribute) {
-                ("pre", "data-exec") => {
-                    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
-                }
                 ("code", "class") => value.strip_prefix("language-").is_some_and(is_language),
                 ("div", "class") => value == "sandlab-task",
                 ("div", "data-task") => TaskId::new(value).is_ok(),
@@ -170,6 +194,7 @@ fn file_line(first_line: usize, body_line: usize) -> usize {
 fn mark_exec_blocks<'a>(
     root: &'a AstNode<'a>,
     first_line: usize,
+    nonce: &str,
     diags: &mut Diags,
 ) -> Vec<ExecBlock> {
     let mut found = Vec::new();
@@ -197,7 +222,7 @@ fn mark_exec_blocks<'a>(
         }
         let id = found.len();
         let literal = format!(
-            "<pre data-exec=\"{id}\"><code{class}>{}</code></pre>\n",
+            "<pre data-exec=\"{nonce}{id}\"><code{class}>{}</code></pre>\n",
             escape(&block.literal)
         );
         found.push(ExecBlock {

@@ -67,6 +67,25 @@ fn exec_block_inside_a_list_and_odd_language() {
 }
 
 #[test]
+fn raw_html_cannot_fake_a_run_button() {
+    // A block that shows one command but would run exec block 0's, written as raw HTML in
+    // every spelling: only the real {exec} block keeps its data-exec.
+    let (_, faked) = body(
+        "<pre data-exec=\"0\"><code>ls</code></pre>\n\n<PRE DATA-EXEC=\"0\">ls</PRE>\n\n\
+         <pre data-exec=0>ls</pre>\n\n```bash {exec}\nrm -rf /srv\n```\n\n<pre data-exec=\"x0-0\">y</pre>\n",
+    );
+    assert_eq!(faked.exec_blocks.len(), 1);
+    assert_eq!(faked.html.matches("data-exec").count(), 1, "{}", faked.html);
+    assert!(faked
+        .html
+        .contains("<pre data-exec=\"0\"><code class=\"language-bash\">rm -rf /srv\n</code></pre>"));
+    // A hint never carries run buttons.
+    let text = "---\ntitle: T\ntasks:\n  a:\n    run: x\n    hint: |\n      <pre data-exec=\"0\">ls</pre>\n---\nx\n";
+    let hint = lab(text).task("a").unwrap().hint_html.clone().unwrap();
+    assert!(hint.contains("<pre>ls</pre>"), "{hint}");
+}
+
+#[test]
 fn task_markers_become_placeholders() {
     let (text, lab) = body(
         r#"Write the page.

@@ -159,22 +159,30 @@ impl LabSessions {
             .cloned()
     }
 
-    /// `owner`'s running sessions, by lab slug (the newest when there are several).
+    /// The sessions running now, oldest first; only `owner`'s when given.
+    pub fn running(&self, owner: Option<&str>) -> Vec<Arc<Live>> {
+        let mut live: Vec<Arc<Live>> = self
+            .lock()
+            .values()
+            .filter(|l| owner.is_none_or(|o| l.record().owner == o))
+            .cloned()
+            .collect();
+        live.sort_by_key(|l| {
+            let r = l.record();
+            (r.created_at_ms, r.id)
+        });
+        live
+    }
+
+    /// `owner`'s running sessions by lab slug (the newest when there are several).
     pub fn running_by_lab(&self, owner: &str) -> HashMap<String, String> {
-        let mut out: HashMap<String, (i64, String)> = HashMap::new();
-        for live in self.lock().values() {
-            let rec = live.record();
-            if rec.owner != owner || rec.state == "ended" {
-                continue;
-            }
-            let newer = out
-                .get(&rec.lab)
-                .is_none_or(|(at, _)| rec.created_at_ms > *at);
-            if newer {
-                out.insert(rec.lab, (rec.created_at_ms, rec.id));
-            }
-        }
-        out.into_iter().map(|(lab, (_, id))| (lab, id)).collect()
+        // Oldest first, so a newer session of the same lab replaces an older one.
+        self.running(Some(owner))
+            .into_iter()
+            .map(|l| l.record())
+            .filter(|r| r.state != "ended")
+            .map(|r| (r.lab, r.id))
+            .collect()
     }
 
     /// Starts a session of `lab` for `owner`; returns once its sandboxes run (init tasks

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use axum::body::Body;
 use axum::http::header::{
     ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY,
     CONTENT_TYPE, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
@@ -70,13 +71,16 @@ async fn file(dir: Option<&Path>, rel: &str, headers: &HeaderMap) -> Option<Resp
     if !safe_relative(rel) {
         return None;
     }
-    let (body, gzip): (Vec<u8>, bool) = match dir {
-        Some(dir) => (tokio::fs::read(dir.join(rel)).await.ok()?, false),
+    let (body, gzip): (Body, bool) = match dir {
+        Some(dir) => (
+            Body::from(tokio::fs::read(dir.join(rel)).await.ok()?),
+            false,
+        ),
         None => {
             let a = ASSETS.iter().find(|a| a.path == rel)?;
             match a.gzip {
-                Some(gz) if accepts_gzip(headers) => (gz.to_vec(), true),
-                _ => (a.body.to_vec(), false),
+                Some(gz) if accepts_gzip(headers) => (Body::from(gz), true),
+                _ => (Body::from(a.body), false),
             }
         }
     };

@@ -164,7 +164,7 @@ async fn a_directory_lists_through_the_agent_dirs_first() {
 }
 
 #[tokio::test]
-async fn the_catalogue_shows_each_callers_own_progress_and_running_session() {
+async fn the_catalogue_shows_each_callers_own_progress_and_running_session_and_active_filter() {
     let h = Harness::new().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
@@ -209,6 +209,25 @@ async fn the_catalogue_shows_each_callers_own_progress_and_running_session() {
     );
     let detail = h.get("/api/v1/labs/progress-lab", &alice).await.json();
     assert_eq!(detail["progress"]["session"], sid.as_str());
+    let active = |token: &str| {
+        let token = token.to_owned();
+        let h = &h;
+        async move {
+            let r = h.get("/api/v1/sessions?active=true", &token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            r.json()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(active(&alice).await, vec![sid.clone()]);
+    assert!(active(&bob).await.is_empty());
+    assert_eq!(active(&h.admin_token).await, vec![sid.clone()]);
+    let r = h.get("/api/v1/sessions?state=x", &alice).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Bob's view is his own.
     assert_eq!(
         progress(&bob).await,
@@ -221,6 +240,10 @@ async fn the_catalogue_shows_each_callers_own_progress_and_running_session() {
         progress(&alice).await,
         json!({"done": 1, "total": 2, "session": null})
     );
+    assert!(active(&alice).await.is_empty());
+    // Without the filter the list answers from the stored records.
+    let r = h.get("/api/v1/sessions", &alice).await;
+    assert_eq!(r.status, StatusCode::OK);
 }
 
 #[tokio::test]

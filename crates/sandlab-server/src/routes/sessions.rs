@@ -11,12 +11,12 @@ use axum::Json;
 use futures::Stream;
 use sandlab_store::LabSession;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::checker::TaskState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, QueryParams};
 use crate::lab_sessions::{Live, SessionEvent};
 use crate::routes::{admit_create, ttl, ListOf};
 use crate::state::AppState;
@@ -159,14 +159,30 @@ pub async fn start_session(
     ))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsQuery {
+    /// Only the sessions running now (starting or ready), not the ended ones.
+    pub active: Option<bool>,
+}
+
 /// The caller's lab sessions (every session for an admin), oldest first.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "labs",
-    responses((status = 200, body = ListOf<SessionView>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "labs", params(SessionsQuery),
+    responses((status = 200, body = ListOf<SessionView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
+    QueryParams(q): QueryParams<SessionsQuery>,
 ) -> ApiResult<Json<ListOf<SessionView>>> {
     let mut items = Vec::new();
+    if q.active == Some(true) {
+        // The running sessions are all in memory: no scan of the stored history.
+        for live in state.lab_sessions().running(caller.owner_filter()) {
+            items.push(view(&state, live.record(), Some(&live)).await?);
+        }
+        return Ok(Json(ListOf { items, next: None }));
+    }
     for rec in state
         .store()
         .list_lab_sessions(caller.owner_filter())
