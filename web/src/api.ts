@@ -241,6 +241,8 @@ export const api = {
   startSession: (slug: string) => json<SessionView>('POST', `/labs/${enc(slug)}/sessions`),
 
   sessions: () => json<ListOf<SessionView>>('GET', '/sessions'),
+  /** The sessions that are starting or ready (ended and failed ones left out by the server). */
+  activeSessions: () => json<ListOf<SessionView>>('GET', '/sessions?active=true'),
   session: (id: string) => json<SessionView>('GET', `/sessions/${enc(id)}`),
   endSession: (id: string) => json<void>('DELETE', `/sessions/${enc(id)}`),
   extendSession: (id: string, ttl?: string) => json<SessionView>('POST', `/sessions/${enc(id)}/extend`, ttl ? { ttl } : {}),

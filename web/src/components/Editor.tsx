@@ -15,16 +15,19 @@ import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { languageOf, type Language } from '../lib/language';
 import { useTheme, type Theme } from '../theme';
 
-/** The document at one moment, for saving: its text and an opaque token for `markSaved`. */
+/** The document at one moment, for saving: its text and opaque tokens for `markSaved`. */
 export interface Snapshot {
   text: string;
   doc: Text;
+  /** The `docKey` of the document it was taken from. */
+  key: string;
 }
 
 export interface EditorHandle {
   /** The current document. */
   snapshot(): Snapshot;
-  /** Marks `snap` as the saved state (dirty again if the text changed since it was taken). */
+  /** Marks `snap` as the saved state (dirty again if the text changed since it was taken);
+   * ignored when another document was loaded since `snap` was taken. */
   markSaved(snap: Snapshot): void;
   focus(): void;
 }
@@ -94,6 +97,8 @@ export function Editor(props: EditorProps) {
   // The latest callbacks, read by the long-lived CodeMirror extensions.
   const cb = useRef(props);
   cb.current = props;
+  // The key of the document in the view (changes with the state, in the layout effect below).
+  const loadedKey = useRef(props.docKey);
 
   const setDirty = (d: boolean) => {
     if (d !== dirty.current) {
@@ -134,8 +139,9 @@ export function Editor(props: EditorProps) {
     view.current = v;
     saved.current = v.state.doc;
     props.onHandle?.({
-      snapshot: () => ({ text: v.state.doc.toString(), doc: v.state.doc }),
+      snapshot: () => ({ text: v.state.doc.toString(), doc: v.state.doc, key: loadedKey.current }),
       markSaved: (snap) => {
+        if (snap.key !== loadedKey.current) return; // saved from a document no longer open
         saved.current = snap.doc;
         setDirty(!v.state.doc.eq(snap.doc));
       },
@@ -158,6 +164,7 @@ export function Editor(props: EditorProps) {
       return;
     }
     v.setState(EditorState.create({ doc: props.text, extensions: extensions() }));
+    loadedKey.current = props.docKey;
     saved.current = v.state.doc;
     setDirty(false);
   }, [props.docKey]);

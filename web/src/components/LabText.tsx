@@ -1,5 +1,6 @@
 // The lab's text: the server's sanitised HTML, enhanced in place with DOM APIs only:
-// a Run and a Copy button on every `{exec}` block (`pre[data-exec]`) and the live state
+// a Run and a Copy button on every `{exec}` block (`pre[data-exec]` that shows the lab's
+// command for that block; see verifiedExecBlock) and the live state
 // of every inline `::task` marker (`div.sandlab-task[data-task]`).
 import { render } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
@@ -25,17 +26,15 @@ export function LabText(props: LabTextProps) {
   const onRun = useRef(props.onRun);
   onRun.current = props.onRun;
 
-  // Buttons on the exec blocks, once per text.
+  // Buttons on the exec blocks, once per text. Run types the lab's own command, never
+  // the block's text, and only where the block shows exactly that command.
   useEffect(() => {
     const root = ref.current!;
     const added: HTMLElement[] = [];
     root.querySelectorAll<HTMLElement>('pre[data-exec]').forEach((pre) => {
-      const id = Number(pre.dataset.exec);
-      const command = () =>
-        (props.execBlocks.find((b) => b.id === id)?.command ?? pre.querySelector('code')?.textContent ?? pre.textContent ?? '').replace(
-          /\n+$/,
-          '',
-        );
+      const block = verifiedExecBlock(pre, props.execBlocks);
+      if (!block) return;
+      const command = block.command.replace(/\n+$/, '');
       const bar = document.createElement('div');
       bar.className = 'exec-bar';
       const run = document.createElement('button');
@@ -43,16 +42,16 @@ export function LabText(props: LabTextProps) {
       run.className = 'small exec-run';
       run.dataset.testid = 'run-button';
       run.setAttribute('data-testid', 'run-button');
-      run.dataset.exec = String(id);
+      run.dataset.exec = String(block.id);
       run.textContent = '▶ Run';
-      run.addEventListener('click', () => onRun.current?.(command()));
+      run.addEventListener('click', () => onRun.current?.(command));
       const copy = document.createElement('button');
       copy.type = 'button';
       copy.className = 'small secondary exec-copy';
       copy.textContent = 'Copy';
       copy.setAttribute('aria-label', 'Copy this command');
       copy.addEventListener('click', async () => {
-        const ok = await copyText(command());
+        const ok = await copyText(command);
         copy.textContent = ok ? 'Copied' : 'Copy failed';
         window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
       });
@@ -64,7 +63,7 @@ export function LabText(props: LabTextProps) {
     return () => {
       added.forEach((b) => b.remove());
     };
-  }, [props.html]);
+  }, [props.html, props.execBlocks]);
 
   // The Run buttons follow the terminal: their label names it, and they are off
   // while there is no terminal to type into.
@@ -74,7 +73,7 @@ export function LabText(props: LabTextProps) {
       b.title = props.onRun ? `Type this into the ${props.target} terminal and press Enter` : 'The terminal is not open yet';
       b.setAttribute('aria-label', `Run this in the ${props.target} terminal`);
     });
-  }, [props.html, !!props.onRun, props.target]);
+  }, [props.html, props.execBlocks, !!props.onRun, props.target]);
 
   // The inline task markers show the live state.
   useEffect(() => {
@@ -92,6 +91,19 @@ export function LabText(props: LabTextProps) {
   }, [props.html]);
 
   return <div ref={ref} class="lab-text" data-testid="lab-text" dangerouslySetInnerHTML={{ __html: props.html }} />;
+}
+
+/** The exec block `pre` stands for: its `data-exec` must be the id of one of the lab's
+ * exec blocks and its visible text that block's command; otherwise null (no buttons). */
+function verifiedExecBlock(pre: HTMLElement, blocks: ExecBlock[]): ExecBlock | null {
+  const raw = pre.getAttribute('data-exec') ?? '';
+  if (!/^\d+$/.test(raw)) return null;
+  const block = blocks.find((b) => b.id === Number(raw));
+  if (!block) return null;
+  const want = block.command.trim();
+  // Both the text and what is rendered of it: hidden text must not sneak in.
+  const shown = [pre.textContent ?? '', pre.innerText ?? ''];
+  return shown.every((t) => t.trim() === want) ? block : null;
 }
 
 function InlineTask(props: { id: string; state: TaskState }) {

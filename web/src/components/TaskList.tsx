@@ -33,27 +33,35 @@ export function TaskList(props: {
           const state = props.states[t.id] ?? 'pending';
           const hint = props.hints[t.id];
           const needs = t.needs.filter((n) => props.states[n] !== 'done');
+          const stateText =
+            state === 'blocked' && needs.length > 0 ? `After ${needs.map(taskName).join(', ')}` : TASK_STATE_TEXT[state];
+          const showHintButton = t.has_hint && !hint?.html && state !== 'done';
           return (
             <li class={`task-item task-${state}`} data-testid="task-item" data-task={t.id} data-state={state}>
               <div class="task-row">
                 <TaskIcon state={state} />
                 <span class="task-name">{taskName(t.id)}</span>
-                <span class="task-state" aria-hidden="true">
-                  {state === 'blocked' && needs.length > 0 ? `After ${needs.map(taskName).join(', ')}` : TASK_STATE_TEXT[state]}
+                <span class="task-state" aria-hidden="true" title={stateText}>
+                  {stateText}
                 </span>
-                {t.has_hint && !hint?.html && state !== 'done' && (
-                  <button
-                    type="button"
-                    class="ghost small hint-btn"
-                    data-testid="hint-button"
-                    data-task={t.id}
-                    disabled={!props.hintsEnabled || hint?.busy}
-                    aria-label={`Show a hint for ${taskName(t.id)}`}
-                    onClick={() => props.onHint(t.id)}
-                  >
-                    {hint?.busy ? 'Loading…' : 'Hint'}
-                  </button>
-                )}
+                {/* The slot stays when the button goes (task done, hint shown): no row moves. */}
+                <span class="task-actions">
+                  {t.has_hint && (
+                    <button
+                      type="button"
+                      class={`ghost small hint-btn${showHintButton ? '' : ' hint-btn-gone'}`}
+                      data-testid={showHintButton ? 'hint-button' : undefined}
+                      data-task={t.id}
+                      disabled={!showHintButton || !props.hintsEnabled || hint?.busy}
+                      aria-hidden={showHintButton ? undefined : 'true'}
+                      tabIndex={showHintButton ? undefined : -1}
+                      aria-label={`Show a hint for ${taskName(t.id)}`}
+                      onClick={() => props.onHint(t.id)}
+                    >
+                      {hint?.busy ? 'Loading…' : 'Hint'}
+                    </button>
+                  )}
+                </span>
               </div>
               {hint?.html && (
                 <div class="hint" data-testid="hint" data-task={t.id}>

@@ -1,61 +1,20 @@
 // The admin view: live lab sessions, live sandboxes and users (refreshed every 5 s while
 // the tab is visible), and two charts drawn from the server's /metrics: sandbox create
 // latency (p50/p99 per poll interval, from histogram bucket deltas) and live sandboxes.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useRef, useState } from 'preact/hooks';
 
-import { api, errorText, type Role, type Sandbox, type SessionView, type User } from '../api';
+import { api, errorText, type Sandbox, type SessionView, type User } from '../api';
 import { Chart } from '../components/Chart';
-import { ConfirmButton, Empty, ErrorMessage, Spinner } from '../components/ui';
+import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
 import { ago, clock } from '../format';
+import { useNow, useVisiblePoll } from '../hooks';
 import { formatSeconds, parsePrometheus, pollValues, pushPoint, type Point, type Sample } from '../lib/metrics';
+import { Users } from './admin/Users';
 import './Admin.css';
 
 const REFRESH_MS = 5000;
 const MAX_POINTS = 60;
-const ROLES: Role[] = ['learner', 'author', 'admin'];
-
-function useNow(ms = 1000): number {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
-    return () => clearInterval(t);
-  }, [ms]);
-  return now;
-}
-
-/** Runs `f` now and every `ms` while the tab is visible (and at once when it shows again). */
-function useVisiblePoll(f: () => void, ms: number) {
-  const fn = useRef(f);
-  fn.current = f;
-  const [paused, setPaused] = useState(document.hidden);
-  useEffect(() => {
-    let t: ReturnType<typeof setInterval> | undefined;
-    const stop = () => {
-      if (t !== undefined) clearInterval(t);
-      t = undefined;
-    };
-    const start = () => {
-      stop();
-      t = setInterval(() => fn.current(), ms);
-    };
-    const vis = () => {
-      setPaused(document.hidden);
-      if (document.hidden) stop();
-      else {
-        fn.current();
-        start();
-      }
-    };
-    fn.current();
-    if (!document.hidden) start();
-    document.addEventListener('visibilitychange', vis);
-    return () => {
-      stop();
-      document.removeEventListener('visibilitychange', vis);
-    };
-  }, [ms]);
-  return paused;
-}
 
 // The chart history outlives the page (going to another page and back keeps the lines).
 interface History {
@@ -87,11 +46,6 @@ function record(text: string, t: number): History {
   return history;
 }
 
-/** Time left as a clock, or a word once it ran out (the next refresh drops the row). */
-function left(ms: number): string {
-  return ms > 0 ? clock(ms) : 'expiring';
-}
-
 interface Data<T> {
   items: T[];
   fetchedAt: number;
@@ -105,27 +59,23 @@ export function Admin(props: { user: User }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const [hist, setHist] = useState<History>(history);
   const [updated, setUpdated] = useState<number | null>(null);
+  // Rows ended or killed here: hidden at once, until the server stops listing them.
+  const [gone, setGone] = useState<ReadonlySet<string>>(new Set());
   const now = useNow();
 
-  const inFlight = useRef(false);
-  const refresh = async () => {
-    if (inFlight.current) return; // a slow answer: skip this tick rather than pile up
-    inFlight.current = true;
-    try {
-      await refreshNow();
-    } finally {
-      inFlight.current = false;
-    }
-  };
   const refreshNow = async () => {
     const at = Date.now();
-    const [se, sb, us, me] = await Promise.allSettled([api.sessions(), api.sandboxes(), api.users(), api.metrics()]);
+    const [se, sb, us, me] = await Promise.allSettled([api.activeSessions(), api.sandboxes(), api.users(), api.metrics()]);
     const err: typeof errors = {};
+    // The server leaves ended sessions out (?active=true); the filter also covers an older server.
     if (se.status === 'fulfilled') setSessions({ items: se.value.items.filter((s) => s.state !== 'ended'), fetchedAt: at });
     else err.sessions = errorText(se.reason);
-    if (sb.status === 'fulfilled')
-      setSandboxes({ items: sb.value.items.filter((s) => s.state !== 'removed'), fetchedAt: at });
+    if (sb.status === 'fulfilled') setSandboxes({ items: sb.value.items.filter((s) => s.state !== 'removed'), fetchedAt: at });
     else err.sandboxes = errorText(sb.reason);
+    if (se.status === 'fulfilled' && sb.status === 'fulfilled') {
+      const listed = new Set([...se.value.items.map((s) => s.id), ...sb.value.items.filter((s) => s.state !== 'removed').map((s) => s.id)]);
+      setGone((g) => (g.size ? new Set([...g].filter((id) => listed.has(id))) : g));
+    }
     if (us.status === 'fulfilled') setUsers(us.value.items);
     else err.users = errorText(us.reason);
     if (me.status === 'fulfilled') setHist(record(me.value, at));
@@ -133,20 +83,47 @@ export function Admin(props: { user: User }) {
     setErrors(err);
     setUpdated(Date.now());
   };
-  const paused = useVisiblePoll(refresh, REFRESH_MS);
+
+  // One refresh at a time. A poll tick during one is skipped (no pile-up on a slow
+  // server); a refresh asked for after a change runs again once the current one ends, so
+  // it shows the change, and its promise settles then.
+  const running = useRef<Promise<void> | null>(null);
+  const queued = useRef<Promise<void> | null>(null);
+  const refresh = (): Promise<void> => {
+    if (running.current) {
+      queued.current ??= running.current.then(() => {
+        queued.current = null;
+        return refresh();
+      });
+      return queued.current;
+    }
+    const p = refreshNow().finally(() => {
+      running.current = null;
+    });
+    running.current = p;
+    return p;
+  };
+  const poll = () => {
+    if (!running.current) refresh();
+  };
+  const paused = useVisiblePoll(poll, REFRESH_MS);
 
   const names = new Map((users ?? []).map((u) => [u.id, u.username]));
   const owner = (id: string | null) => (id === null ? <span class="muted">warm pool</span> : (names.get(id) ?? <code>{id}</code>));
 
-  const act = async (f: () => Promise<unknown>) => {
+  const act = async (f: () => Promise<unknown>, id?: string) => {
     setActionError(null);
     try {
       await f();
+      if (id) setGone((g) => new Set(g).add(id));
     } catch (e) {
       setActionError(errorText(e));
     }
     await refresh();
   };
+
+  const liveSessions = sessions?.items.filter((s) => !gone.has(s.id));
+  const liveSandboxes = sandboxes?.items.filter((s) => !gone.has(s.id));
 
   return (
     <main class="page admin">
@@ -195,288 +172,156 @@ export function Admin(props: { user: User }) {
         <p class="muted admin-note">Latency is per 5 s poll interval, pool and cold creates together; intervals without creates leave gaps.</p>
       </section>
 
-      <section aria-labelledby="admin-sessions-h">
-        <h2 id="admin-sessions-h">
-          Lab sessions {sessions && <span class="badge">{sessions.items.length}</span>}
-        </h2>
-        {errors.sessions && <ErrorMessage message={errors.sessions} retry={refresh} />}
-        {!sessions && !errors.sessions && <Spinner label="Loading sessions" />}
-        {sessions && (
-          <div class="table-wrap">
-            <table data-testid="admin-sessions">
-              <caption class="visually-hidden">Live lab sessions</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Session</th>
-                  <th scope="col">Lab</th>
-                  <th scope="col">Owner</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Age</th>
-                  <th scope="col">Time left</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {sessions.items.length === 0 && (
-                  <tr>
-                    <td colSpan={7} class="muted admin-none">
-                      No lab sessions are running.
-                    </td>
-                  </tr>
-                )}
-                {sessions.items.map((s) => (
-                  <tr key={s.id} data-testid="admin-session-row" data-id={s.id}>
-                    <td class="nowrap">
-                      <a href={`/sessions/${encodeURIComponent(s.id)}`}>
-                        <code>{s.id}</code>
-                      </a>
-                    </td>
-                    <td>{s.lab}</td>
-                    <td class="nowrap">{owner(s.owner)}</td>
-                    <td>
-                      <span class={`badge ${s.state === 'ready' ? 'ok' : s.state === 'failed' ? 'bad' : 'warn'}`}>{s.state}</span>
-                    </td>
-                    <td class="num">{ago(s.created_at_ms, now)}</td>
-                    <td class="num">{left(sessions.fetchedAt + s.ttl_left_ms - now)}</td>
-                    <td class="admin-act">
-                      <ConfirmButton class="danger small" testid="kill-session" confirm="Click again to end" onConfirm={() => act(() => api.endSession(s.id))}>
-                        End
-                      </ConfirmButton>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
-      </section>
+      <LiveTable
+        id="admin-sessions"
+        title="Lab sessions"
+        caption="Live lab sessions"
+        columns={['Session', 'Lab', 'Owner', 'State', 'Age', 'Time left']}
+        none="No lab sessions are running."
+        count={liveSessions?.length}
+        error={errors.sessions}
+        retry={refresh}
+      >
+        {sessions &&
+          liveSessions?.map((s) => (
+            <tr key={s.id} data-testid="admin-session-row" data-id={s.id}>
+              {/* Only one's own session page: another user's would attach their terminals and displace them. */}
+              <IdCell id={s.id} href={s.owner === props.user.id ? `/sessions/${encodeURIComponent(s.id)}` : null} />
+              <td>{s.lab}</td>
+              <td class="nowrap">{owner(s.owner)}</td>
+              <StateCell state={s.state} ok="ready" />
+              <TimeCells created={s.created_at_ms} left={sessions.fetchedAt + s.ttl_left_ms - now} now={now} />
+              <KillCell testid="kill-session" confirm="Click again to end" onConfirm={() => act(() => api.endSession(s.id), s.id)}>
+                End
+              </KillCell>
+            </tr>
+          ))}
+      </LiveTable>
 
-      <section aria-labelledby="admin-sandboxes-h">
-        <h2 id="admin-sandboxes-h">
-          Sandboxes {sandboxes && <span class="badge">{sandboxes.items.length}</span>}
-        </h2>
-        {errors.sandboxes && <ErrorMessage message={errors.sandboxes} retry={refresh} />}
-        {!sandboxes && !errors.sandboxes && <Spinner label="Loading sandboxes" />}
-        {sandboxes && (
-          <div class="table-wrap">
-            <table data-testid="admin-sandboxes">
-              <caption class="visually-hidden">Live sandboxes</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Sandbox</th>
-                  <th scope="col">Owner</th>
-                  <th scope="col">Image</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Age</th>
-                  <th scope="col">Time left</th>
-                  <th scope="col">Limits</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {sandboxes.items.length === 0 && (
-                  <tr>
-                    <td colSpan={8} class="muted admin-none">
-                      No sandboxes are running.
-                    </td>
-                  </tr>
-                )}
-                {sandboxes.items.map((s) => (
-                  <tr key={s.id} data-testid="admin-sandbox-row" data-id={s.id}>
-                    <td class="nowrap">
-                      <a href={`/playground/${encodeURIComponent(s.id)}`}>
-                        <code>{s.id}</code>
-                      </a>
-                    </td>
-                    <td class="nowrap">{owner(s.owner)}</td>
-                    <td>{s.image}</td>
-                    <td>
-                      <span class={`badge ${s.state === 'running' ? 'ok' : s.state === 'failed' ? 'bad' : 'warn'}`} title={s.reason ?? undefined}>
-                        {s.state}
-                      </span>
-                    </td>
-                    <td class="num">{ago(s.created_at_ms, now)}</td>
-                    <td class="num">{left(sandboxes.fetchedAt + s.ttl_left_ms - now)}</td>
-                    <td class="admin-limits">
-                      <span title="Memory">{s.limits.memory}</span> · <span title="CPUs">{s.limits.cpus} CPU</span> ·{' '}
-                      <span title="Most processes">{s.limits.pids} pids</span> · <span title="Disk">{s.limits.disk} disk</span> ·{' '}
-                      <span title="Network">{s.limits.network}</span>
-                    </td>
-                    <td class="admin-act">
-                      <ConfirmButton class="danger small" testid="kill-sandbox" confirm="Click again to kill" onConfirm={() => act(() => api.deleteSandbox(s.id))}>
-                        Kill
-                      </ConfirmButton>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
-      </section>
+      <LiveTable
+        id="admin-sandboxes"
+        title="Sandboxes"
+        caption="Live sandboxes"
+        columns={['Sandbox', 'Owner', 'Image', 'State', 'Age', 'Time left', 'Limits']}
+        none="No sandboxes are running."
+        count={liveSandboxes?.length}
+        error={errors.sandboxes}
+        retry={refresh}
+      >
+        {sandboxes &&
+          liveSandboxes?.map((s) => (
+            <tr key={s.id} data-testid="admin-sandbox-row" data-id={s.id}>
+              {/* The playground page gives an admin a shell of their own ("admin"), not the owner's. */}
+              <IdCell id={s.id} href={s.owner !== null ? `/playground/${encodeURIComponent(s.id)}` : null} />
+              <td class="nowrap">{owner(s.owner)}</td>
+              <td>{s.image}</td>
+              <StateCell state={s.state} ok="running" title={s.reason} />
+              <TimeCells created={s.created_at_ms} left={sandboxes.fetchedAt + s.ttl_left_ms - now} now={now} />
+              <td class="admin-limits">
+                <span title="Memory">{s.limits.memory}</span> · <span title="CPUs">{s.limits.cpus} CPU</span> ·{' '}
+                <span title="Most processes">{s.limits.pids} pids</span> · <span title="Disk">{s.limits.disk} disk</span> ·{' '}
+                <span title="Network">{s.limits.network}</span>
+              </td>
+              <KillCell testid="kill-sandbox" confirm="Click again to kill" onConfirm={() => act(() => api.deleteSandbox(s.id), s.id)}>
+                Kill
+              </KillCell>
+            </tr>
+          ))}
+      </LiveTable>
 
       <Users me={props.user} users={users} error={errors.users} reload={refresh} />
     </main>
   );
 }
 
-function Users(props: { me: User; users: User[] | null; error?: string; reload: () => Promise<void> }) {
-  const [error, setError] = useState<string | null>(null);
-  const [done, setDone] = useState<string | null>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  // Bumped after a refused change so the role selects show the stored role again.
-  const [version, setVersion] = useState(0);
-  const [username, setUsername] = useState('');
-  const [password, setPassword] = useState('');
-  const [role, setRole] = useState<Role>('learner');
-  const [adding, setAdding] = useState(false);
+// ---------------------------------------------------------------------------------------
+// The pieces shared by the sessions and sandboxes tables.
 
-  const change = async (u: User, patch: { role?: Role; disabled?: boolean }, what: string) => {
-    setError(null);
-    setDone(null);
-    setBusy(u.id);
-    try {
-      await api.updateUser(u.id, patch);
-      setDone(`${u.username} ${what}.`);
-    } catch (e) {
-      setError(errorText(e));
-      setVersion((v) => v + 1);
-    } finally {
-      setBusy(null);
-    }
-    await props.reload();
-  };
-
-  const add = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    setDone(null);
-    if (!username.trim()) return setError('Type a username for the new account.');
-    if (password.length < 8) return setError('The password must have at least 8 characters.');
-    setAdding(true);
-    try {
-      const u = await api.createUser(username.trim(), password, role);
-      setDone(`Added ${u.username} as ${u.role}.`);
-      setUsername('');
-      setPassword('');
-      setRole('learner');
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setAdding(false);
-    }
-    await props.reload();
-  };
-
+/** A section with a live table: heading with a count, error, spinner, header row, "none" row. */
+function LiveTable(props: {
+  id: string;
+  title: string;
+  caption: string;
+  columns: string[];
+  none: string;
+  /** Rows shown (undefined while loading). */
+  count?: number;
+  error?: string;
+  retry: () => void;
+  children: ComponentChildren;
+}) {
+  const loading = props.count === undefined;
   return (
-    <section aria-labelledby="admin-users-h">
-      <h2 id="admin-users-h">
-        Users {props.users && <span class="badge">{props.users.length}</span>}
+    <section aria-labelledby={`${props.id}-h`}>
+      <h2 id={`${props.id}-h`}>
+        {props.title} {!loading && <span class="badge">{props.count}</span>}
       </h2>
-      {props.error && <ErrorMessage message={props.error} retry={props.reload} />}
-      {error && <ErrorMessage message={error} />}
-      {done && (
-        <p class="admin-done" role="status">
-          {done}
-        </p>
-      )}
-      <form class="card admin-add" onSubmit={add} aria-label="Add a user">
-        <div class="field">
-          <label for="nu-name">Username</label>
-          <input id="nu-name" data-testid="new-user-name" value={username} autocomplete="off" spellcheck={false} onInput={(e) => setUsername((e.target as HTMLInputElement).value)} />
-        </div>
-        <div class="field">
-          <label for="nu-pass">Password</label>
-          <input
-            id="nu-pass"
-            data-testid="new-user-password"
-            type="password"
-            value={password}
-            autocomplete="new-password"
-            onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
-          />
-        </div>
-        <div class="field">
-          <label for="nu-role">Role</label>
-          <select id="nu-role" data-testid="new-user-role" value={role} onChange={(e) => setRole((e.target as HTMLSelectElement).value as Role)}>
-            {ROLES.map((r) => (
-              <option key={r} value={r}>
-                {r}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div class="field admin-add-go">
-          <button type="submit" data-testid="add-user" disabled={adding}>
-            {adding ? 'Adding…' : 'Add user'}
-          </button>
-        </div>
-      </form>
-      {!props.users && !props.error && <Spinner label="Loading users" />}
-      {props.users && props.users.length === 0 && <Empty>No users.</Empty>}
-      {props.users && props.users.length > 0 && (
+      {props.error && <ErrorMessage message={props.error} retry={props.retry} />}
+      {loading && !props.error && <Spinner label={`Loading ${props.title.toLowerCase()}`} />}
+      {!loading && (
         <div class="table-wrap">
-          <table data-testid="admin-users">
-            <caption class="visually-hidden">Users</caption>
+          <table data-testid={props.id}>
+            <caption class="visually-hidden">{props.caption}</caption>
             <thead>
               <tr>
-                <th scope="col">Username</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
+                {props.columns.map((c) => (
+                  <th key={c} scope="col">
+                    {c}
+                  </th>
+                ))}
                 <th scope="col">
                   <span class="visually-hidden">Actions</span>
                 </th>
               </tr>
             </thead>
             <tbody>
-              {props.users.map((u) => (
-                <tr key={`${u.id}-${version}`} data-testid="admin-user-row" data-id={u.id} data-username={u.username}>
-                  <td>
-                    {u.username}
-                    {u.id === props.me.id && <span class="muted"> (you)</span>}
-                  </td>
-                  <td>
-                    <select
-                      aria-label={`Role of ${u.username}`}
-                      data-testid="user-role"
-                      value={u.role}
-                      disabled={busy === u.id}
-                      onChange={(e) => {
-                        const r = (e.target as HTMLSelectElement).value as Role;
-                        if (r !== u.role) change(u, { role: r }, `is now ${r === 'admin' ? 'an' : 'a'} ${r}`);
-                      }}
-                    >
-                      {ROLES.map((r) => (
-                        <option key={r} value={r}>
-                          {r}
-                        </option>
-                      ))}
-                    </select>
-                  </td>
-                  <td>{u.disabled ? <span class="badge bad">disabled</span> : <span class="badge ok">active</span>}</td>
-                  <td class="num">{new Date(u.created_at_ms).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })}</td>
-                  <td class="admin-act">
-                    <button
-                      type="button"
-                      class={`small ${u.disabled ? 'secondary' : 'danger'}`}
-                      data-testid="toggle-user"
-                      disabled={busy === u.id}
-                      onClick={() => change(u, { disabled: !u.disabled }, u.disabled ? 'can sign in again' : 'is disabled')}
-                    >
-                      {u.disabled ? 'Enable' : 'Disable'}
-                    </button>
+              {props.count === 0 && (
+                <tr>
+                  <td colSpan={props.columns.length + 1} class="muted admin-none">
+                    {props.none}
                   </td>
                 </tr>
-              ))}
+              )}
+              {props.children}
             </tbody>
           </table>
         </div>
       )}
     </section>
+  );
+}
+
+function IdCell(props: { id: string; href: string | null }) {
+  return <td class="nowrap">{props.href ? <a href={props.href}><code>{props.id}</code></a> : <code>{props.id}</code>}</td>;
+}
+
+function StateCell(props: { state: string; ok: string; title?: string | null }) {
+  const tone = props.state === props.ok ? 'ok' : props.state === 'failed' ? 'bad' : 'warn';
+  return (
+    <td>
+      <span class={`badge ${tone}`} title={props.title ?? undefined}>
+        {props.state}
+      </span>
+    </td>
+  );
+}
+
+/** Age and time left (a word once it ran out: the next refresh drops the row). */
+function TimeCells(props: { created: number; left: number; now: number }) {
+  return (
+    <>
+      <td class="num">{ago(props.created, props.now)}</td>
+      <td class="num">{props.left > 0 ? clock(props.left) : 'expiring'}</td>
+    </>
+  );
+}
+
+function KillCell(props: { testid: string; confirm: string; onConfirm: () => Promise<void>; children: ComponentChildren }) {
+  return (
+    <td class="admin-act">
+      <ConfirmButton class="danger small" testid={props.testid} confirm={props.confirm} onConfirm={props.onConfirm}>
+        {props.children}
+      </ConfirmButton>
+    </td>
   );
 }

@@ -5,8 +5,8 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, errorText, type LabDetail, type User } from '../api';
 import { ProgressBar } from '../components/ProgressBar';
 import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
-import { duration } from '../format';
-import { navigate } from '../router';
+import { duration, taskName } from '../format';
+import { startLabSession } from '../lib/session';
 import './LabPage.css';
 
 export function LabPage(props: { slug: string; user: User }) {
@@ -27,31 +27,16 @@ export function LabPage(props: { slug: string; user: User }) {
   };
   useEffect(load, [props.slug]);
 
-  const start = async () => {
+  /** Starts a session (ending `replacing` first) and opens it; on failure says why. */
+  const start = async (replacing?: string) => {
     setBusy(true);
     setError('');
     try {
-      const s = await api.startSession(props.slug);
-      navigate(`/sessions/${encodeURIComponent(s.id)}`);
+      await startLabSession(props.slug, replacing);
     } catch (e) {
       setError(errorText(e));
       setBusy(false);
-    }
-  };
-
-  const restart = async (old: string) => {
-    setBusy(true);
-    setError('');
-    try {
-      await api.endSession(old).catch((e) => {
-        if (e?.status !== 404) throw e;
-      });
-      const s = await api.startSession(props.slug);
-      navigate(`/sessions/${encodeURIComponent(s.id)}`);
-    } catch (e) {
-      setError(errorText(e));
-      setBusy(false);
-      load();
+      if (replacing) load();
     }
   };
 
@@ -93,8 +78,8 @@ export function LabPage(props: { slug: string; user: User }) {
             <ol class="lab-tasks">
               {checked.map((t) => (
                 <li>
-                  {t.id.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase())}
-                  {t.needs.length > 0 && <span class="muted"> (after {t.needs.map((n) => n.replace(/_/g, ' ')).join(', ')})</span>}
+                  {taskName(t.id)}
+                  {t.needs.length > 0 && <span class="muted"> (after {t.needs.map(taskName).join(', ')})</span>}
                 </li>
               ))}
             </ol>
@@ -158,13 +143,13 @@ export function LabPage(props: { slug: string; user: User }) {
                 class="secondary lab-cta"
                 confirm="Stop it and start fresh?"
                 disabled={busy}
-                onConfirm={() => restart(session)}
+                onConfirm={() => start(session)}
               >
                 Start over
               </ConfirmButton>
             </>
           ) : (
-            <button type="button" class="lab-cta" data-testid="start-lab" disabled={busy} onClick={start}>
+            <button type="button" class="lab-cta" data-testid="start-lab" disabled={busy} onClick={() => start()}>
               {busy ? 'Starting the machines…' : lab.progress.done > 0 ? 'Start the lab again' : 'Start the lab'}
             </button>
           )}

@@ -7,11 +7,18 @@ import { ErrorMessage } from '../components/ui';
 import { navigate, queryParam } from '../router';
 import './Login.css';
 
-/** A same-site path to go to after signing in (never another origin). */
-function nextPath(): string | null {
-  const next = queryParam(location.pathname + location.search, 'next');
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/login')) return null;
-  return next;
+/** Where to go after signing in: `?next=` when it stays on this origin (as its path and
+ * query), else `/`. Never throws. */
+function nextPath(): string {
+  try {
+    const next = queryParam(location.pathname + location.search, 'next');
+    if (!next) return '/';
+    const url = new URL(next, location.origin);
+    if (url.origin !== location.origin || /^\/(login|api)(\/|$)/.test(url.pathname)) return '/';
+    return url.pathname + url.search;
+  } catch {
+    return '/';
+  }
 }
 
 export function Login(props: { onSignedIn: (user: User) => void }) {
@@ -37,17 +44,25 @@ export function Login(props: { onSignedIn: (user: User) => void }) {
     }
     setBusy(true);
     setError('');
+    let user: User;
     try {
-      const r = await api.login(username.trim(), password);
-      // Stay on the page that asked for the sign-in; from /login go where `next` says.
-      if (location.pathname.startsWith('/login')) navigate(nextPath() ?? '/', true);
-      props.onSignedIn(r.user);
+      user = (await api.login(username.trim(), password)).user;
     } catch (err) {
       setError(errorText(err));
       setPassword('');
       setBusy(false);
       passRef.current?.focus();
+      return;
     }
+    // Signed in: stay on the page that asked for it; from /login go where `next` says.
+    if (location.pathname.startsWith('/login')) {
+      try {
+        navigate(nextPath(), true);
+      } catch {
+        navigate('/', true);
+      }
+    }
+    props.onSignedIn(user);
   };
 
   return (

@@ -9,7 +9,7 @@ import { ago, clock } from '../format';
 import { labProgressState } from './Catalogue';
 import './Progress.css';
 
-export function Progress(_props: { user: User }) {
+export function Progress(props: { user: User }) {
   const [labs, setLabs] = useState<LabSummary[] | null>(null);
   const [sessions, setSessions] = useState<SessionView[] | null>(null);
   const [error, setError] = useState('');
@@ -19,14 +19,15 @@ export function Progress(_props: { user: User }) {
     Promise.all([api.labs(), api.sessions()])
       .then(([l, s]) => {
         setLabs(l.items);
-        setSessions(s.items.slice().sort((a, b) => b.created_at_ms - a.created_at_ms));
+        // An admin's listing holds everyone's sessions: this page shows only their own.
+        setSessions(s.items.filter((x) => x.owner === props.user.id).sort((a, b) => b.created_at_ms - a.created_at_ms));
       })
       .catch((e) => setError(errorText(e)));
   };
   useEffect(() => {
     document.title = 'My progress · Sandlab';
     load();
-  }, []);
+  }, [props.user.id]);
 
   if (error)
     return (

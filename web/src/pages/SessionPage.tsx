@@ -12,6 +12,7 @@ import { TaskList, type HintState } from '../components/TaskList';
 import { Terminal, type TerminalHandle } from '../components/Terminal';
 import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
 import { taskName } from '../format';
+import { startLabSession } from '../lib/session';
 import { navigate } from '../router';
 import './SessionPage.css';
 
@@ -105,21 +106,43 @@ export function SessionPage(props: { id: string; user: User }) {
   };
   useEffect(load, [id]);
 
-  // Re-reads the session (after an SSE error or when the timer hits 0).
+  // Re-reads the session (after an SSE error or when the timer hits 0). Every timer is
+  // tracked and cleared when the page leaves this session; late answers are ignored.
+  const timers = useRef(new Set<number>());
+  const later = useCallback((fn: () => void, ms: number) => {
+    const t = window.setTimeout(() => {
+      timers.current.delete(t);
+      fn();
+    }, ms);
+    timers.current.add(t);
+  }, []);
   const resyncTimer = useRef(0);
+  const currentId = useRef<string | null>(id);
   const resync = useCallback(() => {
     if (resyncTimer.current) return;
     resyncTimer.current = window.setTimeout(() => {
       resyncTimer.current = 0;
       api
         .session(id)
-        .then((s) => apply(s))
+        .then((s) => {
+          if (currentId.current === id) apply(s);
+        })
         .catch((e) => {
-          if (e instanceof ApiError && e.status === 404) markGone();
+          if (currentId.current === id && e instanceof ApiError && e.status === 404) markGone();
         });
     }, 300);
   }, [id, apply]);
-  useEffect(() => () => clearTimeout(resyncTimer.current), []);
+  useEffect(() => {
+    currentId.current = id;
+    const pending = timers.current;
+    return () => {
+      currentId.current = null;
+      pending.forEach((t) => clearTimeout(t));
+      pending.clear();
+      clearTimeout(resyncTimer.current);
+      resyncTimer.current = 0;
+    };
+  }, [id]);
 
   // The live stream of task and session states.
   const streaming = !!session && (live.state === 'starting' || live.state === 'ready');
@@ -151,9 +174,9 @@ export function SessionPage(props: { id: string; user: User }) {
 
   const onTimerZero = useCallback(() => {
     // The server ends the session at its deadline; give it a moment, then look.
-    window.setTimeout(resync, 1500);
-    window.setTimeout(resync, 5000);
-  }, [resync]);
+    later(resync, 1500);
+    later(resync, 5000);
+  }, [resync, later]);
 
   const checked = useMemo(() => (lab ? lab.task_list.filter((t) => !t.init) : []), [lab]);
   const initTasks = useMemo(() => (lab ? lab.task_list.filter((t) => t.init) : []), [lab]);
@@ -200,8 +223,7 @@ export function SessionPage(props: { id: string; user: User }) {
     setRestarting(true);
     setActionError('');
     try {
-      const s = await api.startSession(session.lab);
-      navigate(`/sessions/${encodeURIComponent(s.id)}`);
+      await startLabSession(session.lab);
     } catch (e) {
       setActionError(errorText(e));
       setRestarting(false);
@@ -432,6 +454,9 @@ function Split(props: { children: [ComponentChildren, ComponentChildren] }) {
     return v >= 25 && v <= 75 ? v : 46;
   });
   const ref = useRef<HTMLDivElement>(null);
+  // Ends a drag in progress (also when the page goes away mid-drag).
+  const endDrag = useRef<(() => void) | null>(null);
+  useEffect(() => () => endDrag.current?.(), []);
   const save = (v: number) => {
     const c = Math.min(75, Math.max(25, v));
     setPct(c);
@@ -445,7 +470,10 @@ function Split(props: { children: [ComponentChildren, ComponentChildren] }) {
       window.removeEventListener('pointermove', move);
       window.removeEventListener('pointerup', up);
       document.body.classList.remove('resizing');
+      endDrag.current = null;
     };
+    endDrag.current?.();
+    endDrag.current = up;
     document.body.classList.add('resizing');
     window.addEventListener('pointermove', move);
     window.addEventListener('pointerup', up);
