@@ -39,5 +39,8 @@ $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1
 echo "==> schemathesis against a live sandlab serve (no 5xx, answers match the OpenAPI document)"
 SANDLAB="$SANDLAB" scripts/schemathesis.sh || status=1
 
+echo "==> browser tests of the web UI (headless Chromium against a live sandlab serve)"
+SANDLAB="$SANDLAB" scripts/e2e.sh || status=1
+
 echo "==> done in $(( $(date +%s) - start ))s"
 exit "$status"
