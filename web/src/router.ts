@@ -20,6 +20,8 @@ export function usePath(): string {
     const l = () => setPath(location.pathname + location.search);
     listeners.add(l);
     window.addEventListener('popstate', l);
+    // A navigate() between the first draw and this effect would otherwise be missed.
+    l();
     return () => {
       listeners.delete(l);
       window.removeEventListener('popstate', l);
