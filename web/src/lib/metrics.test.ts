@@ -170,6 +170,10 @@ test('pollValues: first poll has no quantiles, later polls use the deltas of bot
   const first = pollValues(p0, null);
   assert.equal(first.createP50, null);
   assert.equal(first.creates, 0);
+  // Since the server started: 100 pool creates at <= 1 ms and 50 cold ones, at once.
+  assert.equal(first.totalCreates, 150);
+  assert.ok(first.totalP50! <= 0.001, `total p50 ${first.totalP50}`);
+  assert.ok(first.totalP99! > 0.001, `total p99 ${first.totalP99}`);
   assert.equal(first.live, 3);
   assert.equal(first.terminals, 1);
   assert.equal(first.hasPoolClaim, false);

@@ -208,6 +208,10 @@ export interface PollValues {
   createP99: number | null;
   /** Sandboxes created in the interval. */
   creates: number;
+  /** Create latency quantiles and count since the server started (one poll suffices). */
+  totalP50: number | null;
+  totalP99: number | null;
+  totalCreates: number;
   /** Warm-pool claim median over the interval (seconds); null also when the metric is absent. */
   claimP50: number | null;
   live: number | null;
@@ -232,7 +236,11 @@ export function pollValues(cur: Sample[], prev: Sample[] | null): PollValues {
   };
   const create = interval(CREATE_SECONDS);
   const claim = interval(POOL_CLAIM_SECONDS);
+  const total = histogramBuckets(cur, CREATE_SECONDS);
   return {
+    totalP50: histogramQuantile(0.5, total),
+    totalP99: histogramQuantile(0.99, total),
+    totalCreates: bucketTotal(total),
     createP50: create ? histogramQuantile(0.5, create) : null,
     createP99: create ? histogramQuantile(0.99, create) : null,
     creates: create ? bucketTotal(create) : 0,

@@ -25,8 +25,10 @@ interface History {
   live: Point[];
   terminals: Point[];
   hasClaim: boolean;
+  /** Since the server started: creates and their p50/p99 (from the last poll). */
+  total: { creates: number; p50: number | null; p99: number | null } | null;
 }
-let history: History = { prev: null, p50: [], p99: [], claim: [], live: [], terminals: [], hasClaim: false };
+let history: History = { prev: null, p50: [], p99: [], claim: [], live: [], terminals: [], hasClaim: false, total: null };
 
 function record(text: string, t: number): History {
   const cur = parsePrometheus(text);
@@ -42,6 +44,7 @@ function record(text: string, t: number): History {
     live: push(h.live, v.live),
     terminals: push(h.terminals, v.terminals),
     hasClaim: v.hasPoolClaim,
+    total: { creates: v.totalCreates, p50: v.totalP50, p99: v.totalP99 },
   };
   return history;
 }
@@ -169,7 +172,12 @@ export function Admin(props: { user: User }) {
             ]}
           />
         </div>
-        <p class="muted admin-note">Latency is per 5 s poll interval, pool and cold creates together; intervals without creates leave gaps.</p>
+        <p class="muted admin-note" data-testid="create-latency-total">
+          {hist.total && hist.total.creates > 0
+            ? `Since the server started: ${hist.total.creates} ${hist.total.creates === 1 ? "sandbox" : "sandboxes"} created, p50 ${formatSeconds(hist.total.p50)}, p99 ${formatSeconds(hist.total.p99)}. `
+            : ''}
+          The chart shows latency per 5 s poll interval, pool and cold creates together; intervals without creates leave gaps.
+        </p>
       </section>
 
       <LiveTable
