@@ -1,12 +1,13 @@
 // A running lab: the lab text with its task checklist on the left, a terminal per node on
 // the right (stacked below ~900 px). Task and session states arrive live over SSE; the
 // timer counts down the session's time; the session can be extended or stopped.
-import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
 import { api, ApiError, errorText, type LabDetail, type SessionState, type SessionView, type TaskState, type User } from '../api';
 import { LabText } from '../components/LabText';
+import { NodeTabs } from '../components/NodeTabs';
 import { SessionTimer } from '../components/SessionTimer';
+import { Split } from '../components/Split';
 import { TaskIcon } from '../components/TaskIcon';
 import { TaskList, type HintState } from '../components/TaskList';
 import { Terminal, type TerminalHandle } from '../components/Terminal';
@@ -22,7 +23,6 @@ const STATE_LABEL: Record<SessionState, string> = {
   failed: 'Failed',
   ended: 'Ended',
 };
-const SPLIT_KEY = 'sandlab.split';
 
 /** "The session's time ran out." → "the session's time ran out" (for use mid-sentence). */
 function clause(reason: string | null): string {
@@ -408,97 +408,5 @@ export function SessionPage(props: { id: string; user: User }) {
         {announce}
       </div>
     </main>
-  );
-}
-
-function NodeTabs(props: { nodes: string[]; active: string; onSelect: (n: string) => void }) {
-  const onKey = (e: KeyboardEvent) => {
-    const i = props.nodes.indexOf(props.active);
-    let j = -1;
-    if (e.key === 'ArrowRight') j = (i + 1) % props.nodes.length;
-    else if (e.key === 'ArrowLeft') j = (i - 1 + props.nodes.length) % props.nodes.length;
-    else if (e.key === 'Home') j = 0;
-    else if (e.key === 'End') j = props.nodes.length - 1;
-    if (j < 0) return;
-    e.preventDefault();
-    props.onSelect(props.nodes[j]);
-    const list = (e.currentTarget as HTMLElement).querySelectorAll<HTMLButtonElement>('[role=tab]');
-    list[j]?.focus();
-  };
-  return (
-    <div class="node-tabs" role="tablist" aria-label="Machines" onKeyDown={onKey}>
-      {props.nodes.map((n) => (
-        <button
-          type="button"
-          role="tab"
-          class={`node-tab${n === props.active ? ' active' : ''}`}
-          data-testid="node-tab"
-          data-node={n}
-          aria-selected={n === props.active}
-          aria-controls="term-panel"
-          tabIndex={n === props.active ? 0 : -1}
-          onClick={() => props.onSelect(n)}
-        >
-          <span class="node-dot" aria-hidden="true" />
-          {n}
-        </button>
-      ))}
-    </div>
-  );
-}
-
-/** Two panes with a draggable (and keyboard-movable) divider; stacked on narrow screens. */
-function Split(props: { children: [ComponentChildren, ComponentChildren] }) {
-  const [pct, setPct] = useState(() => {
-    const v = Number(localStorage.getItem(SPLIT_KEY));
-    return v >= 25 && v <= 75 ? v : 46;
-  });
-  const ref = useRef<HTMLDivElement>(null);
-  // Ends a drag in progress (also when the page goes away mid-drag).
-  const endDrag = useRef<(() => void) | null>(null);
-  useEffect(() => () => endDrag.current?.(), []);
-  const save = (v: number) => {
-    const c = Math.min(75, Math.max(25, v));
-    setPct(c);
-    localStorage.setItem(SPLIT_KEY, String(Math.round(c)));
-  };
-  const onPointerDown = (e: PointerEvent) => {
-    e.preventDefault();
-    const box = ref.current!.getBoundingClientRect();
-    const move = (ev: PointerEvent) => save(((ev.clientX - box.left) / box.width) * 100);
-    const up = () => {
-      window.removeEventListener('pointermove', move);
-      window.removeEventListener('pointerup', up);
-      document.body.classList.remove('resizing');
-      endDrag.current = null;
-    };
-    endDrag.current?.();
-    endDrag.current = up;
-    document.body.classList.add('resizing');
-    window.addEventListener('pointermove', move);
-    window.addEventListener('pointerup', up);
-  };
-  return (
-    <div class="session-split" ref={ref} style={{ '--split': `${pct}%` }}>
-      {props.children[0]}
-      <div
-        class="split-handle"
-        role="separator"
-        aria-orientation="vertical"
-        aria-label="Resize the instructions and terminal panes"
-        aria-valuemin={25}
-        aria-valuemax={75}
-        aria-valuenow={Math.round(pct)}
-        tabIndex={0}
-        onPointerDown={onPointerDown}
-        onKeyDown={(e) => {
-          if (e.key === 'ArrowLeft') save(pct - 3);
-          else if (e.key === 'ArrowRight') save(pct + 3);
-          else return;
-          e.preventDefault();
-        }}
-      />
-      {props.children[1]}
-    </div>
   );
 }
