@@ -9,7 +9,7 @@
 // latency is counted from the exec request's start, an upper bound (the file exists at
 // some moment between the request's start and its answer). Between tasks a random pause
 // spreads the moments over the check interval.
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Api, assert, BASE, e2e, OUT, signInContext, waitUntil } from '../e2e/helpers.mjs';
@@ -114,5 +114,6 @@ e2e('a task turns done in the browser soon after its condition holds', { timeout
   ].join('\n');
   console.log(report);
   writeFileSync(join(OUT, 'bench-task-latency.txt'), report + '\n');
+  appendFileSync(join(OUT, 'bench.txt'), report + '\n\n');
   assert.equal(rows.length, TASKS);
 });
