@@ -15,8 +15,8 @@ fi
 
 PACKAGES=(runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static docker-registry skopeo
           ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv tmux)
-# The web UI is built with Node.js (any install of node >= 18 will do; apt's is used when
-# there is none). The browser tests drive Debian's Chromium.
+# The web UI is built with Node.js and npm (apt's when the machine has none; see below for
+# the version). The browser tests drive Debian's Chromium.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 [ "${1:-}" = "--deps" ] && PACKAGES+=(chromium)
 missing=()
