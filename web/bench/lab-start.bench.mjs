@@ -6,7 +6,8 @@
 import { writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Api, assert, BASE, e2e, OUT, signInContext, waitUntil } from '../e2e/helpers.mjs';
+import { Api, assert, e2e, OUT, signInContext, waitUntil } from '../e2e/helpers.mjs';
+import { quantile, readEvents, secs } from './common.mjs';
 
 const RUNS = Number(process.env.BENCH_STARTS ?? 5);
 const LAB = process.env.BENCH_LAB ?? 'bench-task-latency';
@@ -15,34 +16,21 @@ const LAB = process.env.BENCH_LAB ?? 'bench-task-latency';
 async function readyOverSse(api, session) {
   const abort = new AbortController();
   try {
-    const resp = await fetch(`${BASE}/api/v1/sessions/${session}/events`, {
-      headers: { cookie: api.cookies, accept: 'text/event-stream' },
-      signal: abort.signal,
-    });
-    const decoder = new TextDecoder();
-    let buf = '';
-    for await (const chunk of resp.body) {
-      buf += decoder.decode(chunk, { stream: true });
-      const m = /event: session\ndata: (.*)\n/.exec(buf);
-      if (m) {
-        const state = JSON.parse(m[1]).state;
-        if (state === 'ready') return;
-        if (state !== 'starting') throw new Error(`the session turned ${state}`);
-        buf = buf.slice(m.index + m[0].length);
-      }
-    }
-    throw new Error('the event stream ended before the session was ready');
+    const ready = await readEvents(
+      api,
+      session,
+      (name, d) => {
+        if (name !== 'session' || d.state === 'starting') return false;
+        if (d.state === 'ready') return true;
+        throw new Error(`the session turned ${d.state}`);
+      },
+      abort.signal,
+    );
+    if (!ready) throw new Error('the event stream ended before the session was ready');
   } finally {
     abort.abort();
   }
 }
-
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-}
-
-const secs = (ms) => `${(ms / 1000).toFixed(3)} s`;
 
 e2e('from Start lab to a shell prompt in the page, against the API alone', { timeout: 60_000 + RUNS * 30_000 }, async ({ page, context, cleanup }) => {
   const api = await Api.login('learner');

@@ -12,7 +12,8 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Api, assert, BASE, e2e, OUT, signInContext, waitUntil } from '../e2e/helpers.mjs';
+import { Api, assert, e2e, OUT, signInContext, waitUntil } from '../e2e/helpers.mjs';
+import { quantile, readEvents, secs } from './common.mjs';
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 10);
 const LAB = process.env.BENCH_LAB ?? 'bench-task-latency';
@@ -21,39 +22,19 @@ const LAB = process.env.BENCH_LAB ?? 'bench-task-latency';
 function followEvents(api, session) {
   const doneAt = {};
   const abort = new AbortController();
-  const done = (async () => {
-    const resp = await fetch(`${BASE}/api/v1/sessions/${session}/events`, {
-      headers: { cookie: api.cookies, accept: 'text/event-stream' },
-      signal: abort.signal,
-    });
-    const decoder = new TextDecoder();
-    let buf = '';
-    for await (const chunk of resp.body) {
-      buf += decoder.decode(chunk, { stream: true });
-      let end;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event === 'task' && data) {
-          const t = JSON.parse(data);
-          if (t.state === 'done' && !(t.task in doneAt)) doneAt[t.task] = Date.now();
-        }
-      }
-    }
-  })().catch((e) => {
+  const done = readEvents(
+    api,
+    session,
+    (name, t) => {
+      if (name === 'task' && t.state === 'done' && !(t.task in doneAt)) doneAt[t.task] = Date.now();
+      return false;
+    },
+    abort.signal,
+  ).catch((e) => {
     if (e.name !== 'AbortError') throw e;
   });
   return { doneAt, stop: () => abort.abort(), done };
 }
-
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-}
-
-const secs = (ms) => `${(ms / 1000).toFixed(3)} s`;
 
 e2e('a task turns done in the browser soon after its condition holds', { timeout: 60_000 + TASKS * 8_000 }, async ({ page, context, cleanup }) => {
   const api = await Api.login('learner');

@@ -31,6 +31,29 @@ async function openTerminal({ page, context, cleanup }) {
 
 const clipboard = (page) => page.evaluate(() => navigator.clipboard.readText());
 
+/** Where on the page the last buffer line that is exactly `word` shows (its middle). */
+function wordOnScreen(page, word) {
+  return page.evaluate(
+    ({ sel, word }) => {
+      const el = document.querySelector(sel);
+      const term = el.sandlabTerm;
+      const b = term.buffer.active;
+      let row = -1;
+      for (let i = b.length - 1; i >= 0; i--) {
+        if (b.getLine(i)?.translateToString(true) === word) {
+          row = i;
+          break;
+        }
+      }
+      const r = el.querySelector('.xterm-screen').getBoundingClientRect();
+      const cw = r.width / term.cols;
+      const ch = r.height / term.rows;
+      return { x: r.left + cw * (word.length / 2), y: r.top + ch * (row - b.viewportY + 0.5), row };
+    },
+    { sel: termSelector(), word },
+  );
+}
+
 e2e('terminal: paste with Ctrl+Shift+V and Ctrl+V, copy a selection with Ctrl+Shift+C', { timeout: 120_000 }, async (t) => {
   const { page, context } = t;
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
@@ -54,25 +77,7 @@ e2e('terminal: paste with Ctrl+Shift+V and Ctrl+V, copy a selection with Ctrl+Sh
   const word = token('copied');
   await typeInTerm(page, `echo ${word}`);
   await waitForTerm(page, new RegExp(`^${word}$`, 'm'));
-  const at = await page.evaluate(
-    ({ sel, word }) => {
-      const el = document.querySelector(sel);
-      const term = el.sandlabTerm;
-      const b = term.buffer.active;
-      let row = -1;
-      for (let i = b.length - 1; i >= 0; i--) {
-        if (b.getLine(i)?.translateToString(true) === word) {
-          row = i;
-          break;
-        }
-      }
-      const r = el.querySelector('.xterm-screen').getBoundingClientRect();
-      const cw = r.width / term.cols;
-      const ch = r.height / term.rows;
-      return { x: r.left + cw * (word.length / 2), y: r.top + ch * (row - b.viewportY + 0.5), row };
-    },
-    { sel: termSelector(), word },
-  );
+  const at = await wordOnScreen(page, word);
   assert.ok(at.row >= 0, 'the word is in the buffer');
   await page.mouse.dblclick(at.x, at.y);
   await page.waitForFunction((sel) => document.querySelector(sel).sandlabTerm.getSelection().length > 0, termSelector());
@@ -86,23 +91,8 @@ e2e('terminal: paste with Ctrl+Shift+V and Ctrl+V, copy a selection with Ctrl+Sh
   await typeInTerm(page, `echo ${second}`);
   await waitForTerm(page, new RegExp(`^${second}$`, 'm'));
   await typeInTerm(page, 'echo still-', { enter: false });
-  const at2 = await page.evaluate(
-    ({ sel, word }) => {
-      const el = document.querySelector(sel);
-      const term = el.sandlabTerm;
-      const b = term.buffer.active;
-      let row = -1;
-      for (let i = b.length - 1; i >= 0; i--) {
-        if (b.getLine(i)?.translateToString(true) === word) {
-          row = i;
-          break;
-        }
-      }
-      const r = el.querySelector('.xterm-screen').getBoundingClientRect();
-      return { x: r.left + (r.width / term.cols) * (word.length / 2), y: r.top + (r.height / term.rows) * (row - b.viewportY + 0.5) };
-    },
-    { sel: termSelector(), word: second },
-  );
+  const at2 = await wordOnScreen(page, second);
+  assert.ok(at2.row >= 0, 'the second word is in the buffer');
   await page.mouse.dblclick(at2.x, at2.y);
   await page.keyboard.press('Control+C');
   await waitUntil(async () => (await clipboard(page)) === second, { timeout: 5_000, message: 'Ctrl+C to copy the selection' });

@@ -80,6 +80,13 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
         listener.local_addr().unwrap_or(server.listen),
         server.public_url
     );
+    match &server.web_dir {
+        Some(dir) => eprintln!("sandlab: web UI served from {}", dir.display()),
+        None if sandlab_server::web::embedded() => {}
+        None => eprintln!(
+            "sandlab: warning: this binary has no web UI (build it with scripts/build-web.sh, then cargo build); the API works"
+        ),
+    }
 
     let startup = tokio::spawn(start_up(cfg.clone(), state.clone()));
     let token = state.shutdown().clone();

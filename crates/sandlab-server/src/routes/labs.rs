@@ -30,7 +30,7 @@ pub struct LabSummary {
     pub progress: LabProgress,
 }
 
-#[derive(Serialize, ToSchema, Default)]
+#[derive(Serialize, ToSchema)]
 pub struct LabProgress {
     /// Checked tasks the caller has done (in any session of this lab).
     pub done: usize,
