@@ -1,6 +1,7 @@
 //! Feeds arbitrary bytes to the agent protocol's frame decoder, in pieces of varying
-//! size, and every decoded frame to the JSON message parsers and validators: nothing
-//! may panic, allocate more than one maximal frame, or fail to re-encode.
+//! size, and every decoded frame to the JSON message parsers and validators (and a
+//! hello's token to the agent's token check): nothing may panic, allocate more than
+//! one maximal frame, or fail to re-encode, and the token check is plain equality.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +9,13 @@ use sandlab_proto::bytes::BytesMut;
 use sandlab_proto::frame::{Frame, FrameDecoder, FrameKind, HEADER_LEN};
 use sandlab_proto::messages::{self, Control, Hello, Reply, Request};
 use sandlab_proto::validate::{check_control, check_request};
-use sandlab_proto::MAX_PAYLOAD;
+use sandlab_proto::{AuthToken, MAX_PAYLOAD};
+
+const TOKEN: &str = "fuzz-agent-token-0123456789";
+
+fn agent_token() -> AuthToken {
+    AuthToken::from_secret(TOKEN).expect("a valid token")
+}
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks how the stream is cut into reads.
@@ -35,7 +42,12 @@ fuzz_target!(|data: &[u8]| {
 fn exercise(frame: &Frame) {
     match frame.kind {
         FrameKind::Hello => {
-            let _ = messages::decode::<Hello>(frame, FrameKind::Hello);
+            if let Ok(hello) = messages::decode::<Hello>(frame, FrameKind::Hello) {
+                // What an agent with a token does with every host's hello.
+                let presented = hello.token.as_ref();
+                let matches = presented.is_some_and(|t| t.expose() == TOKEN);
+                assert_eq!(agent_token().verify(presented), matches);
+            }
         }
         FrameKind::Open => {
             if let Ok(req) = messages::decode::<Request>(frame, FrameKind::Open) {

@@ -1,9 +1,11 @@
-//! State shared by every connection: the reaper, counters and the shutdown trigger.
+//! State shared by every connection: the reaper, counters, the shutdown trigger and
+//! how connections are admitted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use sandlab_proto::AgentStats;
+use sandlab_proto::{AgentStats, AuthToken};
 use tokio::sync::Notify;
 
 use crate::reaper::Reaper;
@@ -13,14 +15,26 @@ pub struct Agent {
     pub stats: Stats,
     /// Notified (with a stored permit) when a host asks the agent to shut down.
     pub shutdown: Notify,
+    pub admission: Admission,
+}
+
+/// What a connection must do before it is served.
+#[derive(Debug)]
+pub struct Admission {
+    /// The token every host must present in its hello; `None` admits any host (the
+    /// Unix socket, where file permissions decide who connects).
+    pub token: Option<AuthToken>,
+    /// How long a new connection may take to complete the handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl Agent {
-    pub fn new(reaper: Arc<Reaper>) -> Agent {
+    pub fn new(reaper: Arc<Reaper>, admission: Admission) -> Agent {
         Agent {
             reaper,
             stats: Stats::default(),
             shutdown: Notify::new(),
+            admission,
         }
     }
 

@@ -1,4 +1,5 @@
-//! One host connection: handshake, frame dispatch to streams, and the writer.
+//! One host connection, over any byte stream: handshake (with the token check when the
+//! agent has one), frame dispatch to streams, and the writer.
 //!
 //! The reader validates every frame; anything malformed or against the protocol
 //! closes this connection (its streams are stopped, their processes killed) and
@@ -11,16 +12,12 @@ use bytes::{Bytes, BytesMut};
 use sandlab_proto::frame::{Frame, FrameDecoder, FrameKind};
 use sandlab_proto::messages::{self, Control, ErrorCode, Hello, Reply, Request};
 use sandlab_proto::validate::{check_control, check_request};
-use sandlab_proto::{
-    protocol_major, HANDSHAKE_TIMEOUT, INITIAL_WINDOW, MAX_STREAMS, PROTOCOL_VERSION,
-};
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::OwnedReadHalf;
-use tokio::net::UnixStream;
+use sandlab_proto::{protocol_major, INITIAL_WINDOW, MAX_STREAMS, PROTOCOL_VERSION};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::agent::Agent;
-use crate::log::log;
+use crate::log::{chain, log};
 pub use crate::outbound::Outbound;
 use crate::window::Window;
 use crate::{exec, files};
@@ -137,39 +134,20 @@ impl Granter {
 }
 
 /// Serves one connection until the host closes it or breaks the protocol.
-pub async fn serve(agent: Arc<Agent>, sock: UnixStream) {
-    let (mut rd, wr) = sock.into_split();
+pub async fn serve<S>(agent: Arc<Agent>, sock: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(sock);
     let out = Outbound::start(wr, agent.clone());
-    let hello = Hello {
-        protocol: PROTOCOL_VERSION,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    match messages::encode(FrameKind::Hello, 0, &hello) {
-        Ok(frame) => out.frame(frame),
-        Err(_) => return,
-    }
     let mut buf = BytesMut::with_capacity(4096);
     let mut dec = FrameDecoder::new();
-    let first =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, next_frame(&mut rd, &mut buf, &mut dec)).await;
-    let host: Hello = match first {
-        Ok(Ok(Some(frame))) => match messages::decode(&frame, FrameKind::Hello) {
-            Ok(hello) => hello,
-            Err(e) => return log!("closing connection: bad hello: {e}"),
-        },
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => return log!("closing connection: {e}"),
-        Err(_) => return log!("closing connection: no hello within {HANDSHAKE_TIMEOUT:?}"),
-    };
-    if protocol_major(host.protocol) != protocol_major(PROTOCOL_VERSION) {
-        let msg = format!(
-            "The host speaks protocol {:#x}, which is incompatible with this agent's {PROTOCOL_VERSION:#x}.",
-            host.protocol
-        );
-        log!("{msg}");
-        out.reply(0, &Reply::error(ErrorCode::ProtocolMismatch, msg));
-        out.flush().await;
-        return;
+    if let Err(why) = handshake(&agent, &out, &mut rd, &mut buf, &mut dec).await {
+        if let Some(reply) = why.reply() {
+            out.reply(0, &reply);
+            out.flush().await;
+        }
+        return log!("closing connection: {}", chain(&why));
     }
     let mut conn = Connection {
         agent,
@@ -194,6 +172,86 @@ pub async fn serve(agent: Arc<Agent>, sock: UnixStream) {
     conn.close_all();
 }
 
+/// Why a connection was not admitted.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("The host closed the connection during the handshake.")]
+    Closed,
+    #[error("No hello within {0:?}.")]
+    Timeout(std::time::Duration),
+    #[error("Reading the hello failed.")]
+    Read(#[source] ReadError),
+    #[error("The host's hello is malformed.")]
+    BadHello(#[source] messages::MessageError),
+    #[error("Our hello could not be encoded.")]
+    Encode(#[source] messages::MessageError),
+    #[error("The host presented {}.", if *.presented { "a wrong token" } else { "no token" })]
+    Unauthorized { presented: bool },
+    #[error("The host speaks protocol {host:#x}, which is incompatible with this agent's {PROTOCOL_VERSION:#x}.")]
+    ProtocolMismatch { host: u32 },
+}
+
+impl HandshakeError {
+    /// What the host is told before the connection closes, if anything.
+    fn reply(&self) -> Option<Reply> {
+        match self {
+            HandshakeError::Unauthorized { .. } => Some(Reply::error(
+                ErrorCode::Unauthorized,
+                "The connection did not present the agent's token.",
+            )),
+            HandshakeError::ProtocolMismatch { .. } => {
+                Some(Reply::error(ErrorCode::ProtocolMismatch, self.to_string()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Exchanges hellos. Without a token the agent's hello goes out at once; with one,
+/// only after the host's hello presented it, so an unauthenticated peer learns
+/// nothing. The whole exchange is bounded by the handshake timeout.
+async fn handshake(
+    agent: &Agent,
+    out: &Outbound,
+    rd: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+    dec: &mut FrameDecoder,
+) -> Result<(), HandshakeError> {
+    let ours = Hello {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        token: None,
+    };
+    let ours = messages::encode(FrameKind::Hello, 0, &ours).map_err(HandshakeError::Encode)?;
+    let token = agent.admission.token.as_ref();
+    if token.is_none() {
+        out.frame(ours.clone());
+    }
+    let limit = agent.admission.handshake_timeout;
+    let first = tokio::time::timeout(limit, next_frame(rd, buf, dec))
+        .await
+        .map_err(|_| HandshakeError::Timeout(limit))?
+        .map_err(HandshakeError::Read)?
+        .ok_or(HandshakeError::Closed)?;
+    let host: Hello =
+        messages::decode(&first, FrameKind::Hello).map_err(HandshakeError::BadHello)?;
+    if let Some(token) = token {
+        if !token.verify(host.token.as_ref()) {
+            let presented = host.token.is_some();
+            return Err(HandshakeError::Unauthorized { presented });
+        }
+    }
+    if protocol_major(host.protocol) != protocol_major(PROTOCOL_VERSION) {
+        return Err(HandshakeError::ProtocolMismatch {
+            host: host.protocol,
+        });
+    }
+    if token.is_some() {
+        out.frame(ours);
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
     #[error("Reading the socket failed.")]
@@ -204,7 +262,7 @@ enum ReadError {
 
 /// The next frame; `None` at a clean end of stream.
 async fn next_frame(
-    rd: &mut OwnedReadHalf,
+    rd: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     dec: &mut FrameDecoder,
 ) -> Result<Option<Frame>, ReadError> {

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::conn::{Input, StreamCtx};
 use crate::fdio::Fd;
+use crate::log::chain;
 use crate::pump::{self, Output};
 use crate::reaper::{decode_status, kill_group, RawStatus, Reaper};
 use crate::user::{self, Identity};
@@ -74,14 +75,7 @@ impl ExecError {
                 _ => ErrorCode::SpawnFailed,
             },
         };
-        let mut message = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            message.push(' ');
-            message.push_str(&c.to_string());
-            cause = c.source();
-        }
-        Reply::error(code, message)
+        Reply::error(code, chain(self))
     }
 }
 

@@ -25,3 +25,15 @@ macro_rules! log {
     };
 }
 pub(crate) use log;
+
+/// An error and its causes, on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push(' ');
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

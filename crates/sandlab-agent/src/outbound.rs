@@ -9,8 +9,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use sandlab_proto::frame::{Frame, FrameKind};
 use sandlab_proto::messages::{self, ErrorCode, Reply};
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agent::Agent;
@@ -30,7 +29,7 @@ pub struct Outbound {
 
 impl Outbound {
     /// A queue and the task that writes it to `wr`.
-    pub fn start(wr: OwnedWriteHalf, agent: Arc<Agent>) -> Outbound {
+    pub fn start(wr: impl AsyncWrite + Unpin + Send + 'static, agent: Arc<Agent>) -> Outbound {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(wr, rx, agent.clone()));
         Outbound { tx, agent }
@@ -82,7 +81,7 @@ impl Outbound {
 }
 
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Out>,
     agent: Arc<Agent>,
 ) {
@@ -107,7 +106,12 @@ async fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
-        let result = wr.write_all(&buf).await;
+        // Flushing is a no-op on sockets; a buffered or encrypting stream needs it.
+        let result = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        }
+        .await;
         agent.stats.written(data_bytes);
         buf.clear();
         if buf.capacity() > 1024 * 1024 {

@@ -36,6 +36,7 @@ impl Raw {
         let ours = Hello {
             protocol,
             version: "test".into(),
+            token: None,
         };
         raw.send(&messages::encode(FrameKind::Hello, 0, &ours).unwrap())
             .await;
@@ -128,6 +129,7 @@ async fn a_bad_connection_is_closed_and_others_keep_working() {
                 &Hello {
                     protocol: PROTOCOL_VERSION,
                     version: String::new(),
+                    token: None,
                 },
             )
             .unwrap()

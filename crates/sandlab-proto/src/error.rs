@@ -1,6 +1,7 @@
 //! Errors of the host-side client.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +21,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("Could not connect to the agent at {addr}.")]
+    ConnectTcp {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     #[error("Timed out after {0:?} waiting for the agent.")]
     Timeout(Duration),
     #[error(
         "The agent speaks protocol {agent:#x}, which is incompatible with this host's {host:#x}."
     )]
     ProtocolMismatch { agent: u32, host: u32 },
+    #[error("The agent refused the connection: its token is missing or wrong.")]
+    Unauthorized,
     #[error("The connection to the agent is closed.")]
     ConnectionClosed {
         #[source]

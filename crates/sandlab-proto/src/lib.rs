@@ -2,10 +2,20 @@
 //! sandbox, plus the host-side client ([`AgentClient`]).
 //!
 //! # Transport
-//! The host listens on a Unix socket and hands it to the sandbox (runc passes it as
-//! fd 3, `SANDLAB_AGENT_FD=3`); the agent accepts any number of connections on it.
-//! Each connection is one byte stream of [frames](frame), multiplexing any number of
-//! streams identified by a `u32` the host picks (0 is the connection itself).
+//! The protocol runs over any reliable byte stream ([`AgentStream`]). Two are built in:
+//! - **Unix socket**: the host listens on it and hands it to the sandbox (runc passes it
+//!   as fd 3, `SANDLAB_AGENT_FD=3`); [`AgentClient::connect`]. The socket's file
+//!   permissions are the access control, so no token is needed.
+//! - **TCP**, for a sandbox on another machine (a Kubernetes pod, a microVM): the
+//!   agent listens on an address and requires a per-sandbox token;
+//!   [`AgentClient::connect_tcp`]. TCP is not encrypted and the agent does not prove
+//!   who it is: use it on a network that only the host and the sandbox can reach
+//!   (a pod network behind a NetworkPolicy, a microVM's private link), or tunnel it.
+//!
+//! Any other stream is handed to [`AgentClient::handshake`]. The agent accepts any
+//! number of connections. Each connection is one byte stream of [frames](frame),
+//! multiplexing any number of streams identified by a `u32` the host picks (0 is the
+//! connection itself).
 //!
 //! # Frames
 //! `u32 BE payload length | u8 kind | u32 BE stream id | payload`. Payloads are at most
@@ -14,12 +24,24 @@
 //! before allocating, and the receiver then closes that connection (and only that one).
 //!
 //! # Handshake
-//! Both sides send a [`messages::Hello`] on stream 0 as their first frame without
-//! waiting for the other. `protocol` is `major << 16 | minor` ([`PROTOCOL_VERSION`]);
-//! a different major is an error on both sides: the host fails the connect with
+//! The host sends a [`messages::Hello`] on stream 0 as its first frame without waiting
+//! for the agent. `protocol` is `major << 16 | minor` ([`PROTOCOL_VERSION`]); a
+//! different major is an error on both sides: the host fails the connect with
 //! [`Error::ProtocolMismatch`], the agent answers a `Reply::Error` with code
-//! `protocol_mismatch` on stream 0 and closes. The host bounds the handshake with a
-//! timeout ([`HANDSHAKE_TIMEOUT`] unless the caller gives one).
+//! `protocol_mismatch` on stream 0 and closes. Both sides bound the handshake with a
+//! timeout ([`HANDSHAKE_TIMEOUT`] unless configured), so a silent peer is dropped.
+//!
+//! An agent started without a token sends its own `Hello` at once, without waiting
+//! for the host's, and ignores a token the host may send.
+//!
+//! An agent started with a token (always the case over TCP) sends nothing until it
+//! has the host's `Hello`, which must carry the token in its `token` field (protocol
+//! 1.1; the field is omitted when there is none, so 1.0 peers parse every hello). The agent
+//! compares it in constant time ([`AuthToken::verify`]). On a match it answers with
+//! its `Hello` and the connection proceeds as usual; on a missing or wrong token it
+//! answers a `Reply::Error` with code `unauthorized` on stream 0 and closes, and the
+//! host fails the connect with [`Error::Unauthorized`]. A host therefore learns
+//! nothing about the agent, not even its version, before it has authenticated.
 //!
 //! # Streams
 //! The host opens a stream by sending an `Open` frame with a [`messages::Request`] on a
@@ -45,6 +67,7 @@
 //! order of replies are validated, and a violation fails the connection with an error
 //! returned to every pending call, never a panic.
 
+pub mod auth;
 mod client;
 mod error;
 pub mod frame;
@@ -53,16 +76,19 @@ pub mod validate;
 
 use std::time::Duration;
 
+pub use auth::{AuthToken, TokenError};
 /// Re-exported: [`frame::FrameDecoder`] and [`ExecEvent`] use its types.
 pub use bytes;
 pub use client::{
-    AgentClient, ExecEvent, ExecEvents, ExecInput, ExecOutput, ExecRequest, ExecSession,
+    AgentClient, AgentStream, ExecEvent, ExecEvents, ExecInput, ExecOutput, ExecRequest,
+    ExecSession,
 };
 pub use error::{CloseCause, Error, Result};
 pub use messages::{AgentStats, DirEntry, ErrorCode, ExitStatus, FileKind, TtySize};
 
 /// `major << 16 | minor`. Peers with a different major refuse each other.
-pub const PROTOCOL_VERSION: u32 = 1 << 16;
+/// 1.1 added the host's token to [`messages::Hello`].
+pub const PROTOCOL_VERSION: u32 = 1 << 16 | 1;
 
 /// The major half of a protocol version.
 pub const fn protocol_major(version: u32) -> u32 {
@@ -91,5 +117,6 @@ pub const MAX_ENV: usize = 1024;
 pub const MAX_STREAMS: usize = 1024;
 /// Most entries the client accepts from one directory listing.
 pub const MAX_DIR_ENTRIES: usize = 100_000;
-/// Handshake timeout used by [`AgentClient::from_stream`].
+/// Handshake timeout used by [`AgentClient::from_stream`], and by the agent unless
+/// configured otherwise.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,16 +8,22 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthToken;
 use crate::frame::{Frame, FrameKind};
 use crate::MAX_CONTROL_PAYLOAD;
 
-/// First frame in each direction: the sender's protocol and software versions.
+/// First frame in each direction: the sender's protocol and software versions, and
+/// from a host the agent's token when the agent requires one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// `major << 16 | minor`; peers must agree on the major half.
     pub protocol: u32,
     /// The sender's software version (the agent's crate version), for diagnostics.
     pub version: String,
+    /// Host to agent only (since protocol 1.1): the token an agent started with one
+    /// requires. Absent from the JSON when `None`, so older peers parse the hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<AuthToken>,
 }
 
 /// Opens a stream: the operation to run on it.
@@ -200,6 +206,8 @@ pub enum ErrorCode {
     SpawnFailed,
     TooManyStreams,
     ProtocolMismatch,
+    /// The connection did not present the token the agent requires.
+    Unauthorized,
     Io,
     #[serde(other)]
     Other,
@@ -279,6 +287,48 @@ mod tests {
                 ..ExecStart::default()
             })
         );
+    }
+
+    #[test]
+    fn hello_token_is_optional_and_omitted_when_absent() {
+        let old: Hello = decode(
+            &frame(FrameKind::Hello, r#"{"protocol":65536,"version":"0.1.0"}"#),
+            FrameKind::Hello,
+        )
+        .unwrap();
+        assert_eq!(old.token, None);
+        let ours = Hello {
+            protocol: crate::PROTOCOL_VERSION,
+            version: "1".into(),
+            token: None,
+        };
+        let json = serde_json::to_string(&ours).unwrap();
+        assert!(!json.contains("token"), "{json}");
+
+        let with: Hello = decode(
+            &frame(
+                FrameKind::Hello,
+                r#"{"protocol":65537,"version":"x","token":"0123456789abcdef"}"#,
+            ),
+            FrameKind::Hello,
+        )
+        .unwrap();
+        let expected = AuthToken::from_secret("0123456789abcdef").unwrap();
+        assert!(expected.verify(with.token.as_ref()));
+        assert!(!format!("{with:?}").contains("0123456789abcdef"));
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.ends_with(r#""token":"0123456789abcdef"}"#), "{json}");
+        // A token that is not a string is a malformed hello, not a missing token.
+        let r: Result<Hello, _> = decode(
+            &frame(
+                FrameKind::Hello,
+                r#"{"protocol":1,"version":"x","token":7}"#,
+            ),
+            FrameKind::Hello,
+        );
+        assert!(r.is_err());
+        let code = serde_json::to_string(&ErrorCode::Unauthorized).unwrap();
+        assert_eq!(code, r#""unauthorized""#);
     }
 
     #[test]

@@ -68,6 +68,7 @@ async fn connect_with(protocol: u32) -> (Fake, JoinHandle<sandlab_proto::Result<
     let hello = Hello {
         protocol,
         version: "fake-1.0".into(),
+        token: None,
     };
     fake.send(&messages::encode(FrameKind::Hello, 0, &hello).unwrap())
         .await;

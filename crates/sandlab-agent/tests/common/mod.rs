@@ -1,9 +1,12 @@
-//! Shared helpers: start the real agent binary on a temporary socket and talk to it
-//! through `AgentClient`.
+//! Shared helpers: start the real agent binary on a temporary socket (or a TCP port
+//! of 127.0.0.1) and talk to it through `AgentClient`.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::future::Future;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -11,6 +14,8 @@ use sandlab_proto::{AgentClient, ExecEvent, ExecOutput, ExecRequest, ExecSession
 use tempfile::TempDir;
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
+/// The token of agents started with [`TestAgent::start_tcp`].
+pub const TOKEN: &str = "sandlab-test-token-7f3a9c1e5b2d4680";
 
 pub struct TestAgent {
     pub child: Child,
@@ -26,12 +31,51 @@ impl TestAgent {
     pub fn start_with(extra: &[&str]) -> TestAgent {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
-        // SANDLAB_AGENT_BIN runs the suite against another build (the static one).
-        let bin = std::env::var_os("SANDLAB_AGENT_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_sandlab-agent").into());
-        let child = Command::new(bin)
-            .arg("--listen")
-            .arg(&sock)
+        let listen = [OsStr::new("--listen"), sock.as_os_str()];
+        TestAgent::spawn(dir, sock.clone(), &listen, extra)
+    }
+
+    /// The agent on a free TCP port of 127.0.0.1, requiring [`TOKEN`] (from a token
+    /// file); returns once it listens, with its address.
+    pub async fn start_tcp(extra: &[&str]) -> (TestAgent, SocketAddr) {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        write_private(&token_file, &format!("{TOKEN}\n"));
+        let addr_file = dir.path().join("addr");
+        let listen = [
+            OsStr::new("--listen-tcp"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--token-file"),
+            token_file.as_os_str(),
+            OsStr::new("--addr-file"),
+            addr_file.as_os_str(),
+        ];
+        let unused = dir.path().join("agent.sock");
+        let mut agent = TestAgent::spawn(dir, unused, &listen, extra);
+        let child = &mut agent.child;
+        let addr = wait_until("the agent listens on TCP", || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the agent exited with {status} before listening");
+            }
+            let addr = std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|a| a.trim_end().parse().ok());
+            async move { addr }
+        })
+        .await;
+        (agent, addr)
+    }
+
+    /// The agent binary under test: SANDLAB_AGENT_BIN runs the suite against another
+    /// build (the static one).
+    pub fn bin() -> std::ffi::OsString {
+        std::env::var_os("SANDLAB_AGENT_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_sandlab-agent").into())
+    }
+
+    fn spawn(dir: TempDir, sock: PathBuf, listen: &[&OsStr], extra: &[&str]) -> TestAgent {
+        let child = Command::new(TestAgent::bin())
+            .args(listen)
             .args(["--term-grace-ms", "500"])
             .args(extra)
             // As in a sandbox: the agent's environment is the image's (the OCI process env).
@@ -81,6 +125,18 @@ impl Drop for TestAgent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes a file only its owner may read, as a token file should be.
+pub fn write_private(path: &Path, content: &str) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(content.as_bytes()).unwrap();
 }
 
 /// Polls `cond` until it yields `Some`, failing the test after [`TIMEOUT`].

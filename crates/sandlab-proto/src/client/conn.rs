@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
 
+use super::transport::AgentStream;
+use crate::auth::AuthToken;
 use crate::error::{CloseCause, Error, Result};
 use crate::frame::{Frame, FrameDecoder, FrameKind};
-use crate::messages::{self, Hello, Reply, Request};
+use crate::messages::{self, ErrorCode, Hello, Reply, Request};
 use crate::{protocol_major, INITIAL_WINDOW, MAX_WINDOW, PROTOCOL_VERSION};
 
 /// What a stream's owner receives, in order.
@@ -77,11 +77,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Conn {
-    /// Runs the handshake on `stream` within `timeout`, then starts the tasks.
-    pub(crate) async fn start(stream: UnixStream, timeout: Duration) -> Result<Arc<Conn>> {
-        let (mut rd, mut wr) = stream.into_split();
+    /// Runs the handshake on `stream` (presenting `token`) within `timeout`, then
+    /// starts the tasks.
+    pub(crate) async fn start<S: AgentStream>(
+        stream: S,
+        token: Option<AuthToken>,
+        timeout: Duration,
+    ) -> Result<Arc<Conn>> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let mut buf = BytesMut::with_capacity(8 * 1024);
-        let hello = tokio::time::timeout(timeout, handshake(&mut rd, &mut wr, &mut buf))
+        let shake = handshake(&mut rd, &mut wr, &mut buf, token);
+        let hello = tokio::time::timeout(timeout, shake)
             .await
             .map_err(|_| Error::Timeout(timeout))??;
         let (out, out_rx) = mpsc::unbounded_channel();
@@ -308,22 +314,26 @@ impl Conn {
 }
 
 async fn handshake(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+    rd: &mut (impl AsyncRead + Unpin),
+    wr: &mut (impl AsyncWrite + Unpin),
     buf: &mut BytesMut,
+    token: Option<AuthToken>,
 ) -> Result<Hello> {
     let ours = Hello {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        token,
     };
     let frame = messages::encode(FrameKind::Hello, 0, &ours).map_err(Error::RequestTooLarge)?;
     let bytes = frame
         .to_bytes()
         .map_err(|e| Error::closed(Some(Arc::new(CloseCause::Frame(e)))))?;
     let fail = |cause| Error::closed(Some(Arc::new(cause)));
-    wr.write_all(&bytes)
-        .await
-        .map_err(|e| fail(CloseCause::Write(e)))?;
+    let sent = async {
+        wr.write_all(&bytes).await?;
+        wr.flush().await
+    };
+    sent.await.map_err(|e| fail(CloseCause::Write(e)))?;
     let mut dec = FrameDecoder::new();
     let frame = loop {
         if let Some(frame) = dec.decode(buf).map_err(|e| fail(CloseCause::Frame(e)))? {
@@ -340,6 +350,9 @@ async fn handshake(
     };
     if frame.kind == FrameKind::Reply && frame.stream == 0 {
         if let Ok(Reply::Error { code, message }) = messages::decode(&frame, FrameKind::Reply) {
+            if code == ErrorCode::Unauthorized {
+                return Err(Error::Unauthorized);
+            }
             return Err(Error::Agent {
                 code,
                 message: message.chars().take(1024).collect(),
@@ -357,7 +370,7 @@ async fn handshake(
     Ok(hello)
 }
 
-async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, mut buf: BytesMut) {
+async fn read_loop(conn: Arc<Conn>, mut rd: impl AsyncRead + Unpin, mut buf: BytesMut) {
     let mut dec = FrameDecoder::new();
     let cause = loop {
         match dec.decode(&mut buf) {
@@ -381,7 +394,7 @@ async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, mut buf: BytesMut) {
 
 async fn write_loop(
     conn: Arc<Conn>,
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Frame>,
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -396,7 +409,12 @@ async fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        // Flushing is a no-op on sockets; a buffered or encrypting stream needs it.
+        let written = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        };
+        if let Err(e) = written.await {
             conn.close(CloseCause::Write(e));
             return;
         }

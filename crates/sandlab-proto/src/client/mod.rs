@@ -2,17 +2,21 @@
 
 mod conn;
 mod exec;
+mod transport;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 
 use self::conn::{Conn, Expect, Inbound, Opened};
 pub use self::exec::{ExecEvent, ExecEvents, ExecInput, ExecOutput, ExecRequest, ExecSession};
+pub use self::transport::AgentStream;
+use self::transport::{Dial, Tcp, UnixPath};
+use crate::auth::AuthToken;
 use crate::error::{CloseCause, Error, Result};
 use crate::frame::{Frame, FrameKind};
 use crate::messages::{AgentStats, DirEntry, Reply, Request};
@@ -49,27 +53,29 @@ impl AgentClient {
     /// Connects to the agent socket at `path`, retrying while the agent is still
     /// starting, and completes the handshake, all within `timeout`.
     pub async fn connect(path: &Path, timeout: Duration) -> Result<AgentClient> {
+        AgentClient::dial(&UnixPath(path), None, timeout).await
+    }
+
+    /// Connects to an agent listening on TCP at `addr` and authenticates with its
+    /// `token`, retrying while the agent is still starting, all within `timeout`.
+    /// A missing or wrong token fails with [`Error::Unauthorized`].
+    pub async fn connect_tcp(
+        addr: SocketAddr,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<AgentClient> {
+        AgentClient::dial(&Tcp(addr), Some(AuthToken::new(token)), timeout).await
+    }
+
+    async fn dial<D: Dial>(
+        target: &D,
+        token: Option<AuthToken>,
+        timeout: Duration,
+    ) -> Result<AgentClient> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut backoff = Duration::from_millis(5);
-        let stream = loop {
-            match UnixStream::connect(path).await {
-                Ok(stream) => break stream,
-                Err(source) => {
-                    let now = tokio::time::Instant::now();
-                    if now + backoff >= deadline {
-                        return Err(Error::Connect {
-                            path: path.to_path_buf(),
-                            source,
-                        });
-                    }
-                    // Retry pacing while the agent starts, not synchronisation.
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(100));
-                }
-            }
-        };
+        let stream = transport::dial(target, deadline, timeout).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let conn = Conn::start(stream, left.max(Duration::from_millis(1)))
+        let conn = Conn::start(stream, token, left.max(Duration::from_millis(1)))
             .await
             .map_err(|e| match e {
                 Error::Timeout(_) => Error::Timeout(timeout),
@@ -78,14 +84,31 @@ impl AgentClient {
         Ok(AgentClient::wrap(conn))
     }
 
-    /// Runs the handshake on an already connected stream ([`HANDSHAKE_TIMEOUT`]).
-    pub async fn from_stream(stream: UnixStream) -> Result<AgentClient> {
+    /// Runs the handshake on an already connected stream ([`HANDSHAKE_TIMEOUT`]),
+    /// without a token.
+    pub async fn from_stream<S: AgentStream>(stream: S) -> Result<AgentClient> {
         AgentClient::from_stream_timeout(stream, HANDSHAKE_TIMEOUT).await
     }
 
     /// Like [`AgentClient::from_stream`] with a chosen handshake timeout.
-    pub async fn from_stream_timeout(stream: UnixStream, timeout: Duration) -> Result<AgentClient> {
-        Ok(AgentClient::wrap(Conn::start(stream, timeout).await?))
+    pub async fn from_stream_timeout<S: AgentStream>(
+        stream: S,
+        timeout: Duration,
+    ) -> Result<AgentClient> {
+        AgentClient::handshake(stream, None, timeout).await
+    }
+
+    /// Runs the handshake on an already connected stream of any kind, presenting
+    /// `token` when the agent requires one, within `timeout`.
+    pub async fn handshake<S: AgentStream>(
+        stream: S,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> Result<AgentClient> {
+        let token = token.map(AuthToken::new);
+        Ok(AgentClient::wrap(
+            Conn::start(stream, token, timeout).await?,
+        ))
     }
 
     fn wrap(conn: Arc<Conn>) -> AgentClient {
