@@ -23,15 +23,21 @@ pub enum IdError {
     Malformed(String),
 }
 
+/// `prefix-` and `len` random lowercase base32 characters (5 random bits each): the one
+/// way every kind of id in Sandlab is made (`sb-…` sandboxes, `ls-…` lab sessions,
+/// `usr-…` users, `tok-…` tokens).
+pub fn random_id(prefix: &str, len: usize) -> String {
+    let mut id = String::with_capacity(prefix.len() + 1 + len);
+    id.push_str(prefix);
+    id.push('-');
+    id.extend((0..len).map(|_| ALPHABET[(rand::random::<u8>() & 31) as usize] as char));
+    id
+}
+
 impl SandboxId {
     /// A fresh random id.
     pub fn generate() -> Self {
-        let bytes: [u8; BODY_LEN] = rand::random();
-        let body: String = bytes
-            .iter()
-            .map(|b| ALPHABET[(*b & 31) as usize] as char)
-            .collect();
-        SandboxId(format!("{PREFIX}{body}"))
+        SandboxId(random_id(PREFIX.trim_end_matches('-'), BODY_LEN))
     }
 
     pub fn as_str(&self) -> &str {

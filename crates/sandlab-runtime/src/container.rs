@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sandlab_core::{NetworkMode, SandboxId};
-use sandlab_image::{IdMap, ImageInfo, ImageStore};
+use sandlab_core::{NetworkInfo, NetworkMode, SandboxId};
+use sandlab_image::{IdMap, ImageStore};
 use sandlab_proto::AgentClient;
 use tokio::sync::OnceCell;
 
@@ -22,14 +22,17 @@ use crate::cgroups::Cgroups;
 use crate::config::RuntimeConfig;
 use crate::error::{Error, Result};
 use crate::mounts::{self, MountInfo};
-use crate::network::{self, slot_addrs};
+use crate::network::{self, slot_addrs, PrivateNet};
 use crate::ocirt::{OciRuntime, INIT_PID_FILE};
+use crate::paths::Layout;
+use crate::slots::Slots;
+use crate::volume::VolumePool;
+use crate::{agent_binary, netns, process, spec, Driver, HostResources, SandboxSpec, Stats};
 
 /// In the sandbox directory: the name of the private network the sandbox joined.
 const PRIVATE_NET_FILE: &str = "private-net";
-use crate::paths::Layout;
-use crate::volume::VolumePool;
-use crate::{agent_binary, netns, spec, Driver, HostResources, NetworkInfo, SandboxSpec, Stats};
+/// The container driver's name in the driver registry and in records.
+pub const DRIVER_NAME: &str = "container";
 
 pub struct ContainerDriver {
     cfg: RuntimeConfig,
@@ -38,6 +41,7 @@ pub struct ContainerDriver {
     oci: OciRuntime,
     cgroups: Cgroups,
     volumes: VolumePool,
+    slots: Slots,
     agent: PathBuf,
     firewall: OnceCell<()>,
 }
@@ -76,6 +80,7 @@ impl ContainerDriver {
         let agent = agent_binary::locate(cfg.agent_path.as_deref())?;
         let images = ImageStore::open(&cfg.data_dir, cfg.idmap)?;
         Ok(ContainerDriver {
+            slots: Slots::new(&cfg.data_dir),
             cfg,
             layout,
             images,
@@ -87,8 +92,23 @@ impl ContainerDriver {
         })
     }
 
+    /// The local image store sandboxes are made from.
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    /// The OCI runtime's name (`runc`, `crun`, `runsc`), for people.
+    pub fn runtime_name(&self) -> &str {
+        self.oci.name()
+    }
+
+    /// The host pid of the sandbox's init process (the agent), while it runs.
+    pub fn init_pid(&self, id: &SandboxId) -> Option<u32> {
+        let pidfile = self.layout.bundle(id).join(INIT_PID_FILE);
+        std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .filter(|pid| init_alive_in(*pid, id))
     }
 
     pub fn layout(&self) -> &Layout {
@@ -146,8 +166,14 @@ impl ContainerDriver {
         (&self.oci.path, &self.oci.root)
     }
 
-    async fn prepare(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()> {
+    async fn prepare(&self, spec: &SandboxSpec) -> Result<NetworkInfo> {
         spec.limits.validate()?;
+        let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.to_string());
+        let private = spec
+            .playground
+            .as_ref()
+            .map(|p| PrivateNet::for_node(p, &hostname))
+            .transpose()?;
         let id = &spec.id;
         let t = std::time::Instant::now();
         let step = |name: &str| tracing::debug!(sandbox.id = %id, step = name, elapsed_us = t.elapsed().as_micros() as u64, "create step done");
@@ -169,10 +195,8 @@ impl ContainerDriver {
             (idmap.host_uid, idmap.host_gid),
         )?;
         let upper = volume.join("upper");
-        let hostname = spec.hostname.clone().unwrap_or_else(|| id.to_string());
         let egress = spec.limits.network == NetworkMode::Egress;
-        let others: Vec<(String, std::net::Ipv4Addr)> = spec
-            .private
+        let others: Vec<(String, std::net::Ipv4Addr)> = private
             .iter()
             .flat_map(|p| p.hosts.iter().filter(|(n, _)| *n != hostname).cloned())
             .collect();
@@ -185,20 +209,18 @@ impl ContainerDriver {
         }
         step("overlay");
         pending_netns.finish()?;
+        let mut info = NetworkInfo::default();
         if egress {
-            let slot = net.slot.ok_or(Error::PoolExhausted)?;
+            let slot = self.slots.take(id, &dir)?;
+            let addrs = slot_addrs(self.cfg.egress_v4_prefix, slot);
+            info.ipv4 = Some(addrs.sandbox4.to_string());
+            info.ipv6 = Some(addrs.sandbox6.to_string());
             self.firewall
                 .get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix))
                 .await?;
-            network::setup_egress(id, slot_addrs(self.cfg.egress_v4_prefix, slot)).await?;
+            network::setup_egress(id, addrs).await?;
         }
-        if let Some(private) = &spec.private {
-            if !crate::PrivateNet::valid_name(&private.name) {
-                return Err(Error::Host(format!(
-                    "Private network name {:?} is invalid",
-                    private.name
-                )));
-            }
+        if let Some(private) = &private {
             // Written before the first network resource, so removal finds the bridge.
             let note = dir.join(PRIVATE_NET_FILE);
             std::fs::write(&note, &private.name).map_err(Error::io(&note))?;
@@ -225,31 +247,37 @@ impl ContainerDriver {
             .run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd())
             .await?;
         step("runtime");
-        Ok(())
+        Ok(info)
     }
 }
 
 #[async_trait]
 impl Driver for ContainerDriver {
     fn name(&self) -> &str {
-        self.oci.name()
+        DRIVER_NAME
     }
 
     async fn validate(&self, spec: &SandboxSpec) -> Result<()> {
         spec.limits.validate()?;
         self.images.resolve(&spec.image)?;
+        if let Some(p) = &spec.playground {
+            let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.to_string());
+            PrivateNet::for_node(p, &hostname)?;
+        }
         Ok(())
     }
 
-    async fn create(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()> {
-        if let Err(e) = self.prepare(spec, net).await {
-            tracing::debug!(sandbox.id = %spec.id, error = %e, "sandbox creation failed; removing what was made");
-            if let Err(cleanup) = self.remove(&spec.id).await {
-                tracing::error!(sandbox.id = %spec.id, error = %cleanup, "cleanup after failed create failed");
+    async fn create(&self, spec: &SandboxSpec) -> Result<NetworkInfo> {
+        match self.prepare(spec).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                tracing::debug!(sandbox.id = %spec.id, error = %e, "sandbox creation failed; removing what was made");
+                if let Err(cleanup) = self.remove(&spec.id).await {
+                    tracing::error!(sandbox.id = %spec.id, error = %cleanup, "cleanup after failed create failed");
+                }
+                Err(e)
             }
-            return Err(e);
         }
-        Ok(())
     }
 
     async fn agent(&self, id: &SandboxId, timeout: Duration) -> Result<AgentClient> {
@@ -258,13 +286,6 @@ impl Driver for ContainerDriver {
             return Err(Error::NotFound(id.clone()));
         }
         Ok(AgentClient::connect(&sock, timeout).await?)
-    }
-
-    async fn init_pid(&self, id: &SandboxId) -> Result<Option<u32>> {
-        let state = self.oci.state(id.as_str()).await?;
-        Ok(state
-            .filter(|s| s.status == "running" && s.pid > 0)
-            .map(|s| s.pid as u32))
     }
 
     /// Cheap (no OCI runtime call, which costs milliseconds): the init pid the runtime
@@ -283,6 +304,13 @@ impl Driver for ContainerDriver {
             }
         };
         Ok(pid.is_some_and(|pid| init_alive_in(pid, id)))
+    }
+
+    async fn wait_exited(&self, id: &SandboxId) -> Result<()> {
+        if let Some(pid) = self.init_pid(id) {
+            process::wait_exit(pid).await;
+        }
+        Ok(())
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<()> {
@@ -308,6 +336,7 @@ impl Driver for ContainerDriver {
             mounts::unmount(&m)?;
         }
         network::teardown(id).await?;
+        self.slots.free(id, &dir)?;
         if let Ok(net) = std::fs::read_to_string(dir.join(PRIVATE_NET_FILE)) {
             network::teardown_private(id, net.trim()).await?;
         }
@@ -328,18 +357,9 @@ impl Driver for ContainerDriver {
         self.cgroups.stats(id)
     }
 
-    fn slot_addresses(&self, slot: u32) -> Option<(String, String)> {
-        let a = slot_addrs(self.cfg.egress_v4_prefix, slot);
-        Some((a.sandbox4.to_string(), a.sandbox6.to_string()))
-    }
-
-    async fn images(&self) -> Result<Vec<ImageInfo>> {
-        // A read of the small refs directory: quick enough for the runtime thread.
-        Ok(self.images.list()?)
-    }
-
     async fn host_resources(&self) -> Result<HostResources> {
         self.volumes.clear_stale_qgroups();
+        self.slots.sweep(&self.layout.sandboxes_dir());
         network::remove_empty_bridges().await;
         // A sandbox's directory is made first and removed last, and its volume lives in
         // this data dir too, so these two say which ids belong to this data dir. Global

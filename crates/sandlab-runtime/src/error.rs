@@ -44,11 +44,15 @@ pub enum Error {
     NoAgent,
     #[error("The egress address pool is exhausted")]
     PoolExhausted,
-    #[error("Sandbox record is corrupt: {0}")]
-    Record(String),
-    /// A [`crate::records::RecordStore`] implementation failed; the cause is kept typed.
-    #[error("The sandbox store failed")]
-    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The record or lease store failed; the cause is kept typed.
+    #[error(transparent)]
+    Store(#[from] sandlab_core::StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("No driver named {0:?} is configured")]
+    UnknownDriver(String),
+    #[error("No sandbox driver is configured")]
+    NoDriver,
     #[error("Timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
 }

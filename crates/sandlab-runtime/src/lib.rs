@@ -15,7 +15,9 @@
 //!
 //! so that reconciliation ([`Driver::host_resources`]) can find and remove everything a
 //! crash left behind. The [`manager::SandboxManager`] writes the record before the first
-//! side effect and owns the `creating → running → stopping → removed` transitions.
+//! side effect and owns the `creating → running → stopping → removed` transitions, for
+//! every driver it holds ([`Drivers`]); records and leases come from the store
+//! (`sandlab_core::{RecordStore, LeaseStore}`).
 
 mod agent_binary;
 mod cgroups;
@@ -23,15 +25,19 @@ mod command;
 mod config;
 mod container;
 mod error;
+pub mod lease;
 pub mod manager;
 mod mounts;
 mod netns;
 mod network;
 mod ocirt;
 mod paths;
-pub mod records;
+pub mod process;
 mod seccomp;
+mod slots;
 mod spec;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod volume;
 
 use std::time::Duration;
@@ -40,16 +46,15 @@ use async_trait::async_trait;
 pub use config::{RuntimeChoice, RuntimeConfig};
 pub use container::ContainerDriver;
 pub use error::{Error, Result};
-pub use sandlab_core::{Limits, NetworkMode, SandboxId, SandboxState};
-pub use sandlab_image::ImageInfo;
-pub use sandlab_proto::AgentClient;
+use sandlab_core::{Limits, NetworkInfo, SandboxId};
+use sandlab_proto::AgentClient;
 use serde::{Deserialize, Serialize};
 
 /// Everything a driver needs to create one sandbox.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SandboxSpec {
     pub id: SandboxId,
-    /// Image name in the image store.
+    /// Image name, as the driver resolves it (the local image store, a registry).
     pub image: String,
     pub limits: Limits,
     /// Hostname inside the sandbox; defaults to the id.
@@ -57,62 +62,63 @@ pub struct SandboxSpec {
     /// Extra environment for every process the agent starts.
     #[serde(default)]
     pub env: Vec<String>,
-    /// A private network shared with other sandboxes (the nodes of one playground).
+    /// The playground this sandbox is a node of: its nodes reach each other, by name, on
+    /// a network of their own. How is the driver's business.
     #[serde(default)]
-    pub private: Option<PrivateNet>,
+    pub playground: Option<Playground>,
 }
 
-/// A layer-2 network of its own for the nodes of one playground: `eth1` in each, on a
-/// host bridge without an address (the host neither routes for it nor answers on it), so
-/// only the members reach each other. Each member resolves the others by name.
+/// The nodes of one playground (a lab session), named so that every driver can give them
+/// a network of their own on which each resolves the others by hostname.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrivateNet {
-    /// Names the network (members share it): 12 of `[a-z0-9]`.
+pub struct Playground {
+    /// Names the network the nodes share: 12 of `[a-z0-9]`.
     pub name: String,
-    /// This member's address; the network is `10.214.0.0/24` in every playground.
-    pub addr: std::net::Ipv4Addr,
-    /// Every member by hostname, written to `/etc/hosts`.
-    pub hosts: Vec<(String, std::net::Ipv4Addr)>,
+    /// Every node's hostname, in the lab's order (at most [`Playground::MAX_NODES`]).
+    pub nodes: Vec<String>,
 }
 
-impl PrivateNet {
-    /// Whether `name` is usable as a network name (it becomes part of interface names).
-    pub fn valid_name(name: &str) -> bool {
-        name.len() == 12
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    }
+impl Playground {
+    pub const MAX_NODES: usize = 200;
 
-    /// Addresses for `names` in order: `10.214.0.10`, `.11`, ... (at most 200 members).
-    pub fn plan(net: &str, names: &[String]) -> Vec<PrivateNet> {
-        let hosts: Vec<(String, std::net::Ipv4Addr)> = names
-            .iter()
-            .take(200)
-            .enumerate()
-            .map(|(i, n)| (n.clone(), std::net::Ipv4Addr::new(10, 214, 0, 10 + i as u8)))
+    /// A playground named after the random part of `id` (a session's or a sandbox's).
+    pub fn named_after(id: &str, nodes: Vec<String>) -> Playground {
+        let name: String = id
+            .rsplit('-')
+            .next()
+            .unwrap_or(id)
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            .take(12)
             .collect();
-        hosts
-            .iter()
-            .map(|(_, addr)| PrivateNet {
-                name: net.to_owned(),
-                addr: *addr,
-                hosts: hosts.clone(),
-            })
-            .collect()
+        Playground { name, nodes }
+    }
+
+    /// Whether the name and nodes are usable (the name becomes part of interface names).
+    pub fn validate(&self) -> Result<()> {
+        let name_ok = self.name.len() == 12
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !name_ok {
+            return Err(Error::Invalid(format!(
+                "Playground network name {:?} is not 12 lowercase letters or digits",
+                self.name
+            )));
+        }
+        if self.nodes.is_empty() || self.nodes.len() > Self::MAX_NODES {
+            return Err(Error::Invalid(format!(
+                "A playground has 1 to {} nodes, not {}",
+                Self::MAX_NODES,
+                self.nodes.len()
+            )));
+        }
+        Ok(())
     }
 }
 
-/// Network facts of a started sandbox, kept in its record.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct NetworkInfo {
-    /// Slot in the egress address pool; `None` for `--network none`.
-    pub slot: Option<u32>,
-    pub ipv4: Option<String>,
-    pub ipv6: Option<String>,
-}
-
-/// Resource usage of one sandbox, read from its cgroup.
+/// Resource usage of one sandbox.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub memory_bytes: u64,
@@ -123,43 +129,94 @@ pub struct Stats {
     pub cpu_usage_ns: u64,
 }
 
-/// The id of every sandbox that still has some resource on the host.
+/// The id of every sandbox that still has some resource where a driver runs them.
 #[derive(Clone, Debug, Default)]
 pub struct HostResources {
     pub ids: std::collections::BTreeSet<SandboxId>,
 }
 
-/// A way to run sandboxes. All methods are idempotent where that makes sense, so a
-/// caller that crashed half way can simply call them again.
+/// A way to run sandboxes: the container driver on this host, later Kubernetes Pods or
+/// microVMs. The trait names only what every implementation means; facts one driver owns
+/// (egress address slots, host pids, the local image store) stay inside it. All methods
+/// are idempotent where that makes sense, so a caller that crashed half way can simply call
+/// them again. A new driver is one new file implementing this trait plus one line in the
+/// composition root that registers it ([`Drivers::register`]).
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
-    /// Short name for logs and `sandlab sandbox ls`, e.g. `runc`.
+    /// The driver's registry key, stored in every record it creates (e.g. `container`).
     fn name(&self) -> &str;
     /// Checks a spec without side effects (limits, image exists), so a bad request is
     /// refused before a record is written.
     async fn validate(&self, spec: &SandboxSpec) -> Result<()>;
-    /// Prepares every host resource of the sandbox (writable layer, rootfs, netns,
-    /// bundle) and starts it; returns once its agent answers.
-    async fn create(&self, spec: &SandboxSpec, net: &NetworkInfo) -> Result<()>;
+    /// Prepares every resource of the sandbox and starts it; returns its addresses once
+    /// its agent can be reached. A failed create leaves nothing behind.
+    async fn create(&self, spec: &SandboxSpec) -> Result<NetworkInfo>;
     /// A connection to the sandbox's agent (exec, PTY, files).
     async fn agent(&self, id: &SandboxId, timeout: Duration) -> Result<AgentClient>;
-    /// The host pid of the sandbox's init process (the agent), while it runs.
-    async fn init_pid(&self, id: &SandboxId) -> Result<Option<u32>>;
     /// Whether the sandbox's init process (the agent) is alive.
     async fn is_running(&self, id: &SandboxId) -> Result<bool>;
+    /// Resolves once the sandbox's init has exited (or the sandbox is gone). The default
+    /// looks every half second; a driver that can be told (a pidfd, a watch) does better.
+    async fn wait_exited(&self, id: &SandboxId) -> Result<()> {
+        while self.is_running(id).await? {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
     /// Kills every process of the sandbox; resources stay until [`Driver::remove`].
     async fn stop(&self, id: &SandboxId) -> Result<()>;
-    /// Removes every host resource named after `id`. Succeeds when nothing is left.
+    /// Removes every resource of `id`. Succeeds when nothing is left.
     async fn remove(&self, id: &SandboxId) -> Result<()>;
     /// Current resource usage.
     async fn stats(&self, id: &SandboxId) -> Result<Stats>;
-    /// Every sandbox id that owns at least one resource on this host.
+    /// Every sandbox id of this driver that owns at least one resource.
     async fn host_resources(&self) -> Result<HostResources>;
-    /// The images sandboxes can be created from, by name.
-    async fn images(&self) -> Result<Vec<ImageInfo>>;
-    /// The sandbox's IPv4 and IPv6 addresses for egress slot `slot`, when the driver
-    /// assigns them from slots.
-    fn slot_addresses(&self, _slot: u32) -> Option<(String, String)> {
-        None
+}
+
+/// The drivers a manager can use, by name; records name theirs, so sandboxes of several
+/// drivers live side by side. The first registered is the default for new sandboxes.
+#[derive(Clone, Default)]
+pub struct Drivers {
+    by_name: std::collections::BTreeMap<String, std::sync::Arc<dyn Driver>>,
+    default: Option<String>,
+}
+
+impl Drivers {
+    /// One driver, the default.
+    pub fn one(driver: std::sync::Arc<dyn Driver>) -> Drivers {
+        Drivers::default().register(driver)
+    }
+
+    /// Adds `driver` under its name (replacing one of the same name).
+    pub fn register(mut self, driver: std::sync::Arc<dyn Driver>) -> Drivers {
+        let name = driver.name().to_owned();
+        self.default.get_or_insert_with(|| name.clone());
+        self.by_name.insert(name, driver);
+        self
+    }
+
+    /// Makes `name` the default for creates that name no driver.
+    pub fn with_default(mut self, name: &str) -> Result<Drivers> {
+        if !self.by_name.contains_key(name) {
+            return Err(Error::UnknownDriver(name.to_owned()));
+        }
+        self.default = Some(name.to_owned());
+        Ok(self)
+    }
+
+    pub fn get(&self, name: &str) -> Result<&std::sync::Arc<dyn Driver>> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| Error::UnknownDriver(name.to_owned()))
+    }
+
+    /// The driver used when a create names none.
+    pub fn default_driver(&self) -> Result<&std::sync::Arc<dyn Driver>> {
+        let name = self.default.as_deref().ok_or(Error::NoDriver)?;
+        self.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &std::sync::Arc<dyn Driver>> {
+        self.by_name.values()
     }
 }

@@ -1,38 +1,53 @@
-//! The sandbox lifecycle over a [`Driver`] and a [`RecordStore`]: the record is stored
-//! before the first side effect, every state change goes through here, and
-//! [`SandboxManager::reconcile`] repairs both directions after a crash (host resources
-//! with no record are removed; records whose resources are gone are marked failed).
+//! The sandbox lifecycle over the registered [`Drivers`], a [`RecordStore`] and a
+//! [`LeaseStore`]: the record is stored before the first side effect, every state change
+//! goes through here, and [`SandboxManager::reconcile`] repairs both directions after a
+//! crash (resources with no record are removed; records whose resources are gone are
+//! marked failed).
+//!
+//! Removal and reconciliation run under the store lease [`SANDBOXES_LEASE`], so two
+//! processes (CLI commands, control-plane replicas) never tear down the same sandbox at
+//! once. A record names the process creating it ([`SandboxRecord::creator`]) and,
+//! optionally, a process whose exit ends it ([`SandboxRecord::owner_process`]); whether
+//! those live is the [`crate::process`] module's question, not a driver's.
 
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sandlab_core::{Limits, NetworkMode, SandboxId, SandboxState};
+use sandlab_core::{
+    error_chain, Holder, LeaseStore, Limits, NetworkInfo, RecordStore, SandboxId, SandboxRecord,
+    SandboxState,
+};
 
 use crate::error::{Error, Result};
-use crate::network::SLOTS;
-use crate::records::{RecordStore, SandboxRecord};
-use crate::{Driver, NetworkInfo, SandboxSpec};
+use crate::lease::{LeaseGuard, Leases};
+use crate::process;
+use crate::{AgentClient, Driver, Drivers, Playground, SandboxSpec, Stats};
+
+/// The lease under which sandboxes are removed and reconciled.
+pub const SANDBOXES_LEASE: &str = "sandboxes";
+/// The longest wait for [`SANDBOXES_LEASE`] (another process's reconciliation).
+const LEASE_WAIT: Duration = Duration::from_secs(120);
 
 /// What a request asks for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CreateRequest {
     pub image: String,
     pub limits: Limits,
     pub hostname: Option<String>,
     pub env: Vec<String>,
     pub owner: Option<String>,
-    /// A process whose exit ends the sandbox (see [`SandboxRecord::owner_pid`]).
-    pub owner_pid: Option<u32>,
-    /// The playground network to join, if any.
-    pub private: Option<crate::PrivateNet>,
+    /// A process whose exit ends the sandbox (see [`SandboxRecord::owner_process`]).
+    pub owner_process: Option<Holder>,
+    /// The playground whose network to join, if any.
+    pub playground: Option<Playground>,
+    /// The driver to run it; the registry's default when `None`.
+    pub driver: Option<String>,
 }
 
 /// What reconciliation found and did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReconcileReport {
-    /// Host resources that had no record and were removed.
+    /// Resources that had no record and were removed.
     pub orphans_removed: Vec<SandboxId>,
     /// Records whose sandbox was gone, now `failed`.
     pub marked_failed: Vec<SandboxId>,
@@ -43,18 +58,9 @@ pub struct ReconcileReport {
 }
 
 pub struct SandboxManager {
-    driver: Arc<dyn Driver>,
-    store: Arc<dyn RecordStore>,
-    lock_path: PathBuf,
-    /// Serialises this process's tasks before they take the cross-process `flock`: two
-    /// tasks of one process would otherwise block a runtime thread each on the same lock.
-    local: tokio::sync::Mutex<()>,
-}
-
-/// The manager's lock: the in-process mutex, then the cross-process file lock.
-struct Locked<'a> {
-    _file: FileLock,
-    _local: tokio::sync::MutexGuard<'a, ()>,
+    drivers: Drivers,
+    records: Arc<dyn RecordStore>,
+    leases: Leases,
 }
 
 pub fn now_ms() -> u64 {
@@ -64,65 +70,84 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether `pid` is a live process (a zombie, killed but not yet reaped, is not).
-fn pid_alive(pid: u32) -> bool {
-    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err() {
-        return false;
-    }
-    // `/proc/PID/stat` is `pid (comm) S ...`; comm may hold spaces or parentheses.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 impl SandboxManager {
+    /// A manager for this process over `drivers`, keeping records and leases in the store.
     pub fn new(
-        driver: Arc<dyn Driver>,
-        store: Arc<dyn RecordStore>,
-        lock_path: PathBuf,
-    ) -> SandboxManager {
-        SandboxManager {
-            driver,
-            store,
-            lock_path,
-            local: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// Takes the manager's lock without blocking a runtime thread: another process may
-    /// hold the file lock for a whole reconciliation.
-    async fn lock(&self) -> Result<Locked<'_>> {
-        let local = self.local.lock().await;
-        let path = self.lock_path.clone();
-        let file = tokio::task::spawn_blocking(move || FileLock::acquire(&path))
-            .await
-            .map_err(|e| Error::Host(format!("The lock task failed: {e}")))??;
-        Ok(Locked {
-            _file: file,
-            _local: local,
+        drivers: Drivers,
+        records: Arc<dyn RecordStore>,
+        leases: Arc<dyn LeaseStore>,
+    ) -> Result<SandboxManager> {
+        drivers.default_driver()?;
+        Ok(SandboxManager {
+            drivers,
+            records,
+            leases: Leases::new(leases, process::current()?),
         })
     }
 
-    pub fn driver(&self) -> &Arc<dyn Driver> {
-        &self.driver
+    /// This process, as records and leases name it.
+    pub fn holder(&self) -> &Holder {
+        self.leases.holder()
+    }
+
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    pub fn drivers(&self) -> &Drivers {
+        &self.drivers
+    }
+
+    async fn lock(&self) -> Result<LeaseGuard> {
+        self.leases.acquire(SANDBOXES_LEASE, LEASE_WAIT).await
     }
 
     pub async fn get(&self, id: &SandboxId) -> Result<SandboxRecord> {
-        self.store
+        self.records
             .get(id)
             .await?
             .ok_or_else(|| Error::NotFound(id.clone()))
     }
 
     pub async fn list(&self) -> Result<Vec<SandboxRecord>> {
-        self.store.list().await
+        Ok(self.records.list().await?)
+    }
+
+    /// The driver that runs `id`.
+    pub async fn driver_of(&self, id: &SandboxId) -> Result<&Arc<dyn Driver>> {
+        let rec = self.get(id).await?;
+        self.drivers.get(&rec.driver)
+    }
+
+    /// A connection to `id`'s agent.
+    pub async fn agent(&self, id: &SandboxId, timeout: Duration) -> Result<AgentClient> {
+        self.driver_of(id).await?.agent(id, timeout).await
+    }
+
+    /// Whether `id`'s init process lives; `false` for a sandbox without a record.
+    pub async fn is_running(&self, id: &SandboxId) -> Result<bool> {
+        match self.driver_of(id).await {
+            Ok(d) => d.is_running(id).await,
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves once `id`'s init process has exited.
+    pub async fn wait_exited(&self, id: &SandboxId) -> Result<()> {
+        self.driver_of(id).await?.wait_exited(id).await
+    }
+
+    pub async fn stats(&self, id: &SandboxId) -> Result<Stats> {
+        self.driver_of(id).await?.stats(id).await
     }
 
     /// Creates and starts a sandbox; returns its record in `running`.
     pub async fn create(&self, req: CreateRequest) -> Result<SandboxRecord> {
+        let driver = match &req.driver {
+            Some(name) => self.drivers.get(name)?,
+            None => self.drivers.default_driver()?,
+        };
         let id = SandboxId::generate();
         let spec = SandboxSpec {
             id: id.clone(),
@@ -130,161 +155,173 @@ impl SandboxManager {
             limits: req.limits.clone(),
             hostname: req.hostname.clone(),
             env: req.env.clone(),
-            private: req.private.clone(),
+            playground: req.playground.clone(),
         };
-        self.driver.validate(&spec).await?;
+        driver.validate(&spec).await?;
         let now = now_ms();
         let mut rec = SandboxRecord {
             id: id.clone(),
-            image: req.image.clone(),
+            image: req.image,
             limits: req.limits.clone(),
             state: SandboxState::Creating,
             reason: None,
-            hostname: req.hostname.clone(),
+            hostname: req.hostname,
             created_at_ms: now,
             deadline_ms: now.saturating_add(req.limits.ttl.as_millis() as u64),
             network: NetworkInfo::default(),
-            driver: self.driver.name().to_owned(),
-            creator_pid: Some(std::process::id()),
-            owner: req.owner.clone(),
-            owner_pid: req.owner_pid,
+            driver: driver.name().to_owned(),
+            creator: Some(self.holder().clone()),
+            owner: req.owner,
+            owner_process: req.owner_process,
         };
-        {
-            // Slot allocation and the first write of the record happen under one lock so two
-            // processes never pick the same egress slot.
-            let _guard = self.lock().await?;
-            if req.limits.network == NetworkMode::Egress {
-                let slot = self.free_slot().await?;
-                rec.network.slot = Some(slot);
-                if let Some((v4, v6)) = self.driver.slot_addresses(slot) {
-                    rec.network.ipv4 = Some(v4);
-                    rec.network.ipv6 = Some(v6);
-                }
+        // Before any side effect: a crash from here on leaves a record to act on.
+        self.records.put(&rec).await?;
+        match driver.create(&spec).await {
+            Ok(network) => {
+                rec.network = network;
+                rec.state = SandboxState::Running;
             }
-            self.store.put(&rec).await?;
+            Err(e) => {
+                rec.state = SandboxState::Failed;
+                rec.reason = Some(error_chain(&e));
+                rec.creator = None;
+                self.records.put(&rec).await?;
+                return Err(e);
+            }
         }
-        if let Err(e) = self.driver.create(&spec, &rec.network).await {
-            rec.state = SandboxState::Failed;
-            rec.reason = Some(describe_error(&e));
-            rec.creator_pid = None;
-            self.store.put(&rec).await?;
-            return Err(e);
-        }
-        rec.state = SandboxState::Running;
-        rec.creator_pid = None;
-        self.store.put(&rec).await?;
+        rec.creator = None;
+        self.records.put(&rec).await?;
         Ok(rec)
-    }
-
-    async fn free_slot(&self) -> Result<u32> {
-        let used: std::collections::HashSet<u32> = self
-            .store
-            .list()
-            .await?
-            .iter()
-            .filter_map(|r| r.network.slot)
-            .collect();
-        (1..SLOTS)
-            .find(|s| !used.contains(s))
-            .ok_or(Error::PoolExhausted)
     }
 
     /// Stops and removes a sandbox and deletes its record. Idempotent.
     pub async fn remove(&self, id: &SandboxId) -> Result<()> {
-        let _guard = self.lock().await?;
-        self.remove_locked(id).await
+        let guard = self.lock().await?;
+        let result = self.remove_locked(id).await;
+        guard.release().await?;
+        result
     }
 
-    /// [`Self::remove`] for a caller that holds the lock.
+    /// [`Self::remove`] for a caller that holds the lease.
     async fn remove_locked(&self, id: &SandboxId) -> Result<()> {
-        if let Some(mut rec) = self.store.get(id).await? {
-            if rec.state != SandboxState::Stopping {
-                rec.state = SandboxState::Stopping;
-                self.store.put(&rec).await?;
-            }
+        let Some(mut rec) = self.records.get(id).await? else {
+            return Ok(());
+        };
+        if rec.state != SandboxState::Stopping {
+            rec.state = SandboxState::Stopping;
+            self.records.put(&rec).await?;
         }
-        self.driver.remove(id).await?;
-        self.store.delete(id).await
+        self.drivers.get(&rec.driver)?.remove(id).await?;
+        Ok(self.records.delete(id).await?)
     }
 
-    /// Marks a sandbox `failed` with `reason` and removes its host resources; the record
-    /// stays so the reason can be shown.
+    /// Marks a sandbox `failed` with `reason` and removes its resources; the record stays
+    /// so the reason can be shown.
     pub async fn fail(&self, id: &SandboxId, reason: &str) -> Result<()> {
-        let _guard = self.lock().await?;
-        let mut rec = self.get(id).await?;
-        rec.state = SandboxState::Failed;
-        rec.reason = Some(reason.to_owned());
-        rec.creator_pid = None;
-        self.store.put(&rec).await?;
-        self.driver.remove(id).await
+        let guard = self.lock().await?;
+        let result = async {
+            let mut rec = self.get(id).await?;
+            rec.state = SandboxState::Failed;
+            rec.reason = Some(reason.to_owned());
+            rec.creator = None;
+            self.records.put(&rec).await?;
+            self.drivers.get(&rec.driver)?.remove(id).await
+        }
+        .await;
+        guard.release().await?;
+        result
     }
 
-    /// Repairs records and host resources after a crash, and removes expired sandboxes.
+    /// Repairs records and resources after a crash, and removes expired sandboxes, for
+    /// every registered driver. Records of a driver this process does not have are left
+    /// to a process that has it.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         // One reconciliation or removal at a time across processes, so two never tear
         // down the same sandbox concurrently.
-        let _guard = self.lock().await?;
+        let guard = self.lock().await?;
+        let result = self.reconcile_locked().await;
+        guard.release().await?;
+        result
+    }
+
+    async fn reconcile_locked(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
-        // Host resources first: a record is always written before its first resource, so
-        // every id seen here has its record in the listing that follows, even when another
+        // Resources first: a record is always written before its first resource, so every
+        // id seen here has its record in the listing that follows, even when another
         // process creates a sandbox concurrently.
-        let host = self.driver.host_resources().await?;
-        let records = self.store.list().await?;
-        for id in &host.ids {
-            if !records.iter().any(|r| &r.id == id) {
-                tracing::info!(sandbox.id = %id, "removing host resources that have no record");
-                self.driver.remove(id).await?;
-                report.orphans_removed.push(id.clone());
+        let mut resources = Vec::new();
+        for driver in self.drivers.iter() {
+            resources.push((driver.clone(), driver.host_resources().await?.ids));
+        }
+        let records = self.records.list().await?;
+        for (driver, ids) in &resources {
+            for id in ids {
+                if !records.iter().any(|r| &r.id == id) {
+                    tracing::info!(sandbox.id = %id, driver = driver.name(), "removing resources that have no record");
+                    driver.remove(id).await?;
+                    report.orphans_removed.push(id.clone());
+                }
             }
         }
         let now = now_ms();
         for rec in records {
+            let Some((driver, ids)) = resources.iter().find(|(d, _)| d.name() == rec.driver) else {
+                tracing::debug!(sandbox.id = %rec.id, driver = %rec.driver, "leaving a sandbox of a driver this process does not run");
+                continue;
+            };
             let id = rec.id.clone();
+            let has_resources = ids.contains(&id);
             if let Err(e) = self
-                .reconcile_one(rec, host.ids.contains(&id), now, &mut report)
+                .reconcile_one(driver, rec, has_resources, now, &mut report)
                 .await
             {
                 // One broken sandbox must not stop the repair of the others.
-                tracing::warn!(sandbox.id = %id, error = %describe_error(&e), "reconciliation step failed");
+                tracing::warn!(sandbox.id = %id, error = %error_chain(&e), "reconciliation step failed");
                 report.errors.push(id);
             }
         }
         Ok(report)
     }
 
+    /// Whether `holder` is a process other than this one that still runs.
+    async fn other_alive(&self, holder: &Option<Holder>) -> Result<Option<bool>> {
+        match holder {
+            Some(h) if h == self.holder() => Ok(None),
+            Some(h) => Ok(Some(process::alive(h, self.leases.store().as_ref()).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn reconcile_one(
         &self,
+        driver: &Arc<dyn Driver>,
         mut rec: SandboxRecord,
         has_resources: bool,
         now: u64,
         report: &mut ReconcileReport,
     ) -> Result<()> {
-        let busy = rec
-            .creator_pid
-            .is_some_and(|p| p != std::process::id() && pid_alive(p));
+        let busy = self.other_alive(&rec.creator).await? == Some(true);
         match rec.state {
             SandboxState::Creating if busy => return Ok(()),
             SandboxState::Stopping | SandboxState::Removed => {
                 return self.remove_locked(&rec.id).await
             }
             SandboxState::Failed => {
-                // Failed sandboxes keep their record (and reason) but no host resources.
+                // Failed sandboxes keep their record (and reason) but no resources.
                 if has_resources {
-                    self.driver.remove(&rec.id).await?;
+                    driver.remove(&rec.id).await?;
                 }
                 return Ok(());
             }
             _ => {}
         }
-        let abandoned = rec
-            .owner_pid
-            .is_some_and(|p| p != std::process::id() && !pid_alive(p));
+        let abandoned = self.other_alive(&rec.owner_process).await? == Some(false);
         if now > rec.deadline_ms || abandoned {
             self.remove_locked(&rec.id).await?;
             report.expired.push(rec.id);
             return Ok(());
         }
-        if rec.state == SandboxState::Running && self.driver.is_running(&rec.id).await? {
+        if rec.state == SandboxState::Running && driver.is_running(&rec.id).await? {
             return Ok(());
         }
         rec.reason = Some(match rec.state {
@@ -292,49 +329,14 @@ impl SandboxManager {
             _ => "the sandbox's processes are gone".into(),
         });
         rec.state = SandboxState::Failed;
-        rec.creator_pid = None;
-        self.store.put(&rec).await?;
+        rec.creator = None;
+        self.records.put(&rec).await?;
         report.marked_failed.push(rec.id.clone());
-        self.driver.remove(&rec.id).await
+        driver.remove(&rec.id).await
     }
 
     /// Time left before `rec`'s deadline.
     pub fn remaining(rec: &SandboxRecord) -> Duration {
         Duration::from_millis(rec.deadline_ms.saturating_sub(now_ms()))
-    }
-}
-
-pub fn describe_error(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// An exclusive `flock` held until dropped.
-struct FileLock {
-    _file: std::fs::File,
-}
-
-impl FileLock {
-    fn acquire(path: &std::path::Path) -> Result<FileLock> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(Error::io(path))?;
-        // SAFETY: flock on a descriptor we own; blocks until the lock is ours.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::Io {
-                path: path.to_owned(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(FileLock { _file: file })
     }
 }

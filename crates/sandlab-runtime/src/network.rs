@@ -232,9 +232,48 @@ fn sys_net(dev: &str) -> std::path::PathBuf {
     std::path::Path::new("/sys/class/net").join(dev)
 }
 
+/// One node's place on its playground's layer-2 network: `eth1` inside, on a host bridge
+/// without an address (the host neither routes for it nor answers on it), so only the
+/// nodes reach each other. The network is `10.214.0.0/24` in every playground (each has a
+/// bridge of its own); node `i` of the lab is `10.214.0.(10 + i)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivateNet {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    /// Every node by hostname, written to `/etc/hosts`.
+    pub hosts: Vec<(String, Ipv4Addr)>,
+}
+
+impl PrivateNet {
+    /// The place of node `hostname` in `playground`.
+    pub fn for_node(playground: &crate::Playground, hostname: &str) -> Result<PrivateNet> {
+        playground.validate()?;
+        let hosts: Vec<(String, Ipv4Addr)> = playground
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), Ipv4Addr::new(10, 214, 0, 10 + i as u8)))
+            .collect();
+        let addr = hosts
+            .iter()
+            .find(|(n, _)| n == hostname)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "Node {hostname:?} is not one of its playground's nodes"
+                ))
+            })?;
+        Ok(PrivateNet {
+            name: playground.name.clone(),
+            addr,
+            hosts,
+        })
+    }
+}
+
 /// Joins the sandbox to its playground's network: the bridge (made by the first member),
 /// a veth with `eth1` inside holding `net.addr/24`.
-pub async fn setup_private(id: &SandboxId, net: &crate::PrivateNet) -> Result<()> {
+pub async fn setup_private(id: &SandboxId, net: &PrivateNet) -> Result<()> {
     let br = bridge_name(&net.name);
     if !sys_net(&br).exists() {
         match command::run(

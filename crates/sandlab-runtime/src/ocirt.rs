@@ -9,7 +9,6 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use serde::Deserialize;
 use tokio::process::Command;
 
 use crate::cgroups::CgroupMode;
@@ -43,13 +42,6 @@ pub struct OciRuntime {
     pub kind: RuntimeKind,
     pub path: PathBuf,
     pub root: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ContainerState {
-    pub status: String,
-    #[serde(default)]
-    pub pid: i64,
 }
 
 /// Why `kind` cannot run on a host with cgroups in `mode`, if it cannot.
@@ -155,22 +147,6 @@ impl OciRuntime {
             });
         }
         self.output("run", cmd).await.map(drop)
-    }
-
-    pub async fn state(&self, id: &str) -> Result<Option<ContainerState>> {
-        let mut cmd = self.command();
-        cmd.args(["state", id]);
-        match self.output("state", cmd).await {
-            Ok(out) => serde_json::from_slice(&out)
-                .map(Some)
-                .map_err(|e| Error::Host(format!("{} state printed bad JSON: {e}", self.name()))),
-            Err(Error::Command { stderr, .. })
-                if stderr.contains("does not exist") || stderr.contains("not found") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
     }
 
     pub async fn kill(&self, id: &str) -> Result<()> {

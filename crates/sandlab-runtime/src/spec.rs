@@ -165,7 +165,7 @@ mod tests {
             limits: Limits::default(),
             hostname: None,
             env: vec!["A=1".into()],
-            private: None,
+            playground: None,
         };
         let cg = Cgroups::detect().unwrap();
         build(

@@ -87,20 +87,7 @@ impl ApiError {
     }
 }
 
-/// An error and its causes as one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let part = c.to_string();
-        if !s.contains(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use sandlab_core::error_chain as chain;
 
 /// Ends a sentence with a full stop when it has none.
 pub fn sentence(s: impl Into<String>) -> String {
@@ -136,6 +123,15 @@ impl From<sandlab_store::Error> for ApiError {
     }
 }
 
+impl From<sandlab_core::StoreError> for ApiError {
+    fn from(e: sandlab_core::StoreError) -> ApiError {
+        match e.source.downcast::<sandlab_store::Error>() {
+            Ok(store) => ApiError::from(*store),
+            Err(other) => ApiError::internal("store failure", other.as_ref()),
+        }
+    }
+}
+
 impl From<sandlab_runtime::Error> for ApiError {
     fn from(e: sandlab_runtime::Error) -> ApiError {
         use sandlab_runtime::Error as E;
@@ -154,6 +150,12 @@ impl From<sandlab_runtime::Error> for ApiError {
                 "The server has no free network addresses for another sandbox with egress.",
             ),
             E::Agent(a) => ApiError::from(a),
+            E::Store(s) => ApiError::from(s),
+            E::Invalid(m) => ApiError::bad_request("invalid", sentence(m)),
+            E::UnknownDriver(name) => ApiError::bad_request(
+                "unknown_driver",
+                format!("No sandbox driver named \"{name}\" is configured on this server."),
+            ),
             other => ApiError::internal("runtime failure", &other),
         }
     }
@@ -184,7 +186,11 @@ impl From<sandlab_proto::Error> for ApiError {
                 "too_large",
                 sentence(e.to_string()),
             ),
-            E::Connect { .. } | E::Timeout(_) | E::ConnectionClosed { .. } => {
+            E::Connect { .. }
+            | E::ConnectTcp { .. }
+            | E::Unauthorized
+            | E::Timeout(_)
+            | E::ConnectionClosed { .. } => {
                 tracing::warn!(error = %chain(&e), "sandbox agent unreachable");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,

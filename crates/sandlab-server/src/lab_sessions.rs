@@ -130,12 +130,7 @@ pub struct LabSessions {
 }
 
 fn new_id() -> String {
-    let bytes: [u8; 8] = rand::random();
-    let mut s = data_encoding::BASE32_NOPAD
-        .encode(&bytes)
-        .to_ascii_lowercase();
-    s.truncate(12);
-    format!("ls-{s}")
+    sandlab_core::random_id("ls", 12)
 }
 
 impl LabSessions {
@@ -214,8 +209,8 @@ impl LabSessions {
             .map(|n| n.name.clone())
             .collect();
         // The session id's random part names the playground's network.
-        let plan = sandlab_runtime::PrivateNet::plan(&record.id[3..], &names);
-        for (node, private) in lab.playground.nodes.iter().zip(plan) {
+        let playground = sandlab_runtime::Playground::named_after(&record.id, names);
+        for node in &lab.playground.nodes {
             let mut limits = node.limits.clone();
             limits.ttl = ttl;
             let created = self
@@ -226,7 +221,7 @@ impl LabSessions {
                     owner: owner.to_owned(),
                     quota,
                     hostname: Some(node.name.clone()),
-                    private: Some(private),
+                    playground: Some(playground.clone()),
                 })
                 .await;
             match created {

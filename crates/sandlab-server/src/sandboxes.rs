@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sandlab_core::{Limits, SandboxId, SandboxState};
+use sandlab_core::{Limits, SandboxId, SandboxRecord, SandboxState};
 use sandlab_proto::AgentClient;
 use sandlab_runtime::manager::{now_ms, CreateRequest, ReconcileReport, SandboxManager};
-use sandlab_runtime::records::SandboxRecord;
+use sandlab_runtime::Playground;
 use sandlab_store::{actions, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -54,8 +54,8 @@ pub struct NewSandbox {
     /// Hostname inside (a lab node's name); default the id. Pool sandboxes have none, so
     /// a create that names one is always cold.
     pub hostname: Option<String>,
-    /// The playground network to join (lab nodes).
-    pub private: Option<sandlab_runtime::PrivateNet>,
+    /// The playground whose network to join (lab nodes).
+    pub playground: Option<Playground>,
 }
 
 impl Sandboxes {
@@ -177,7 +177,7 @@ impl Sandboxes {
         let mut ids = self.deadlines.ids();
         ids.extend(self.pool.all_ready());
         for id in ids {
-            if let Ok(false) = self.manager.driver().is_running(&id).await {
+            if let Ok(false) = self.manager.is_running(&id).await {
                 // A create or remove may be under way: only a running record is failed.
                 let Ok(Some(rec)) = self.store.get(&id).await else {
                     continue;
@@ -253,14 +253,11 @@ impl Sandboxes {
             .create(CreateRequest {
                 image: profile.image.clone(),
                 limits,
-                hostname: None,
-                env: Vec::new(),
                 owner: Some(pool::owner_for(&profile.name)),
-                owner_pid: None,
-                private: None,
+                ..CreateRequest::default()
             })
             .await
-            .map_err(|e| sandlab_runtime::manager::describe_error(&e))?;
+            .map_err(|e| sandlab_core::error_chain(&e))?;
         Ok(rec.id)
     }
 
@@ -289,7 +286,7 @@ impl Sandboxes {
 
     async fn create_reserved(&self, req: &NewSandbox) -> ApiResult<SandboxRecord> {
         let start = Instant::now();
-        let pooled = (req.hostname.is_none() && req.private.is_none())
+        let pooled = (req.hostname.is_none() && req.playground.is_none())
             .then(|| self.pool.matching(&req.image, &req.limits))
             .flatten();
         if let Some(profile) = pooled {
@@ -318,10 +315,9 @@ impl Sandboxes {
                 image: req.image.clone(),
                 limits: req.limits.clone(),
                 hostname: req.hostname.clone(),
-                env: Vec::new(),
                 owner: Some(req.owner.clone()),
-                owner_pid: None,
-                private: req.private.clone(),
+                playground: req.playground.clone(),
+                ..CreateRequest::default()
             })
             .await?;
         self.deadlines.track(&rec.id, req.limits.ttl);
@@ -352,7 +348,6 @@ impl Sandboxes {
         }
         if !self
             .manager
-            .driver()
             .is_running(id)
             .await
             .map_err(|e| e.to_string())?
@@ -448,7 +443,7 @@ impl Sandboxes {
                 return Ok(c.clone());
             }
         }
-        let client = self.manager.driver().agent(id, AGENT_TIMEOUT).await?;
+        let client = self.manager.agent(id, AGENT_TIMEOUT).await?;
         self.agents
             .lock()
             .unwrap_or_else(|p| p.into_inner())

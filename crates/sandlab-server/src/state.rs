@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::execute::Languages;
+use crate::images::ImageCatalog;
 use crate::lab_sessions::LabSessions;
 use crate::ratelimit::RateLimiter;
 use crate::sandboxes::Sandboxes;
@@ -24,6 +25,7 @@ struct Inner {
     config: ServerConfig,
     store: Arc<dyn Store>,
     sandboxes: Arc<Sandboxes>,
+    images: Arc<dyn ImageCatalog>,
     lab_sessions: Arc<LabSessions>,
     labs: RwLock<Arc<Vec<Lab>>>,
     languages: Languages,
@@ -37,7 +39,12 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig, store: Arc<dyn Store>, sandboxes: Arc<Sandboxes>) -> Self {
+    pub fn new(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        sandboxes: Arc<Sandboxes>,
+        images: Arc<dyn ImageCatalog>,
+    ) -> Self {
         // Install the metrics recorder before the first request is counted.
         let _ = crate::metrics::handle();
         let (languages, problems) = Languages::load(Some(&config.languages));
@@ -53,6 +60,7 @@ impl AppState {
                 config,
                 store,
                 sandboxes,
+                images,
                 labs: RwLock::new(Arc::new(Vec::new())),
                 languages,
                 ready: AtomicBool::new(false),
@@ -72,6 +80,10 @@ impl AppState {
 
     pub fn sandboxes(&self) -> &Arc<Sandboxes> {
         &self.inner.sandboxes
+    }
+
+    pub fn images(&self) -> &Arc<dyn ImageCatalog> {
+        &self.inner.images
     }
 
     pub fn lab_sessions(&self) -> &Arc<LabSessions> {

@@ -53,11 +53,3 @@ impl Error {
         }
     }
 }
-
-/// The runtime's error for a store failure, so `RecordStore` callers see the whole cause.
-pub(crate) fn to_runtime(e: Error) -> sandlab_runtime::Error {
-    match e {
-        Error::Corrupt(msg) => sandlab_runtime::Error::Record(msg),
-        other => sandlab_runtime::Error::Store(Box::new(other)),
-    }
-}

@@ -1,10 +1,13 @@
-//! The control plane's store: users, API tokens, browser login sessions, sandbox records
-//! and the audit log.
+//! The control plane's store: users, API tokens, browser login sessions, sandbox records,
+//! leases, lab sessions and progress, and the audit log.
 //!
 //! HTTP handlers reach it through the [`Store`] trait, so a Postgres implementation can
 //! follow without touching them; [`SqliteStore`] is the first implementation. The same
-//! object is the runtime's [`RecordStore`], so the `SandboxManager` writes the records the
-//! API lists (see [`Store::records`]).
+//! object is the runtime's [`RecordStore`] and [`LeaseStore`] (both defined in
+//! `sandlab-core`, so this crate does not depend on the runtime): the `SandboxManager`
+//! writes the records the API lists (see [`Store::records`]) and takes its leases here
+//! (see [`Store::leases`]). With the `conformance` feature, `sandlab_store::conformance`
+//! runs every method against any implementation; a new store passes it before it is used.
 //!
 //! # Schema (`migrations/`, applied in order on open)
 //!
@@ -13,8 +16,17 @@
 //! | `users` | `id`, `username`, `password_hash`, `role`, `disabled`, `created_at` | username unique without regard to case; argon2id PHC string |
 //! | `api_tokens` | `id`, `user_id` → users (cascade), `name`, `token_hash`, `created_at`, `last_used_at` | only the SHA-256 of the secret |
 //! | `login_sessions` | `id` = SHA-256 of the cookie secret, `user_id` → users (cascade), `csrf_token`, `created_at`, `expires_at`, `last_seen` | |
-//! | `sandboxes` | the runtime's `SandboxRecord`: `id`, `state`, `reason`, `owner`, `image`, `limits` (JSON), `hostname`, `driver`, `network_slot`, `ipv4`, `ipv6`, `created_at`, `deadline`, `creator_pid`, `owner_pid` | `owner` is a user id without a foreign key (below); one sandbox per egress slot |
+//! | `sandboxes` | a [`SandboxRecord`]: `id`, `state`, `reason`, `owner`, `image`, `limits` (JSON), `hostname`, `driver`, `ipv4`, `ipv6`, `created_at`, `deadline`, `creator`, `owner_process` | `owner` is a user id without a foreign key (below); `creator` and `owner_process` are `Holder` strings (`<boot id>/<pid>/<start ticks>`) |
+//! | `leases` | `name`, `holder`, `expires_at` | one row per name; a row past `expires_at` is free (below) |
 //! | `audit_log` | `id` (autoincrement), `at`, `actor`, `action`, `target`, `detail` (JSON ≤ 4 KiB) | append-only, enforced by triggers |
+//! | `lab_sessions` | `id`, `owner`, `lab`, `state`, `reason`, `nodes` (JSON), `created_at`, `deadline` | `owner` without a foreign key, like `sandboxes.owner` |
+//! | `lab_progress`, `lab_hints` | `user_id`, `lab`, `task`, `done_at` / `revealed_at` | one row per user, lab and task |
+//!
+//! Migration `0005` replaced the sandbox columns `creator_pid` and `owner_pid` by `creator`
+//! and `owner_process` (old rows get none: a bare pid cannot name a process across reboots
+//! and replicas), dropped `network_slot` with its unique index (egress slots belong to the
+//! container driver, host-wide) and renamed the drivers `runc`, `crun` and `runsc` of old
+//! rows to `container`.
 //!
 //! Ids are strings (`usr-…`, `tok-…`, `sb-…`), times are Unix milliseconds (`i64`). All
 //! tables are `STRICT`. Migrations are numbered files (`0001_accounts.sql`, …) embedded in
@@ -30,11 +42,46 @@
 //! lost but the file stays consistent ([`Synchronous::Full`] closes that window). The
 //! reasoning is in [`sqlite`].
 //!
-//! `sandboxes.owner` has no foreign key on purpose: the runtime's `RecordStore::put` must
-//! store any record it is given (the record is written before the first side effect, and
-//! refusing it would leave a sandbox the control plane cannot see), and audit entries and
-//! failed records outlive the user they name. [`Store::delete_user`] refuses while the user
+//! `sandboxes.owner` has no foreign key on purpose: [`RecordStore::put`] must store any
+//! record it is given (the record is written before the first side effect, and refusing
+//! it would leave a sandbox the control plane cannot see), and audit entries and failed
+//! records outlive the user they name. [`Store::delete_user`] refuses while the user
 //! still owns sandbox records.
+//!
+//! # Leases
+//!
+//! A lease is a name ("reconcile", `holder/<holder>`, ...) that at most one holder has at
+//! a time, until an expiry on the store's clock. It replaces the runtime's cross-process
+//! file lock (`records.lock`), so several processes, and several control planes on one
+//! database, take turns at work that must not run twice at once.
+//!
+//! - [`acquire_lease`]`(name, holder, ttl)` is one atomic step. It takes the lease when
+//!   there is none, when it has expired, or when `holder` already has it (a renewal: the
+//!   expiry becomes now + `ttl`, which extends it for any `ttl` longer than the time
+//!   left). It returns the lease as it stands afterwards: the caller has it exactly when
+//!   `lease.holder == holder`; otherwise the lease names the current holder and its
+//!   expiry, unchanged. Of any number of concurrent acquirers of a free lease, one gets it.
+//! - A lease has expired once now ≥ `expires_at_ms`. An expired lease is free for anyone,
+//!   [`get_lease`] answers `None` for it, and the store may delete its row.
+//! - [`release_lease`] frees the lease only if `holder` has it; from anyone else, or for
+//!   an unknown name, it does nothing and succeeds.
+//! - `ttl` is rounded up to whole milliseconds and saturates (a `Duration::MAX` lease
+//!   expires at `i64::MAX` ms); a zero `ttl` grants a lease that has already expired.
+//!   Names and holders are 1 to [`MAX_LEASE_FIELD_BYTES`] bytes (`Invalid` otherwise).
+//! - A holder keeps a lease by renewing it well before it expires (e.g. every third of the
+//!   ttl) and stops the guarded work as soon as a renewal names another holder: a holder
+//!   that stalls past its expiry may overlap with the next one, which is what the expiry
+//!   is for (a holder that died never releases).
+//!
+//! "Now" is the store's [`Clock`]. Every process on one SQLite file runs on one host and so
+//! reads one clock; a store shared by several hosts must take its time from one place
+//! (its database server) to keep that property.
+//!
+//! [`LeaseStore`]: sandlab_core::LeaseStore
+//! [`SandboxRecord`]: sandlab_core::SandboxRecord
+//! [`acquire_lease`]: sandlab_core::LeaseStore::acquire_lease
+//! [`get_lease`]: sandlab_core::LeaseStore::get_lease
+//! [`release_lease`]: sandlab_core::LeaseStore::release_lease
 //!
 //! # Secrets
 //!
@@ -44,6 +91,8 @@
 //! database does not let anyone log in. Such a secret is returned once, when it is made.
 
 mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod model;
 mod page;
@@ -57,11 +106,13 @@ pub use error::{Error, Result};
 pub use model::{
     actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
     LoginSession, NewUser, Role, SessionNode, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES,
-    MAX_AUDIT_TARGET_CHARS, MAX_SESSIONS_PER_USER, MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS,
-    MAX_USERNAME_LEN,
+    MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_SESSIONS_PER_USER, MAX_TOKENS_PER_USER,
+    MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
 };
 pub use page::{Page, PageRequest};
-pub use sandlab_runtime::records::{RecordStore, SandboxRecord};
+/// [`Store`]'s record supertrait, for callers that hold a [`SqliteStore`] and call
+/// `put`/`get`/`list`/`delete` on it (the CLI's tests do).
+pub use sandlab_core::RecordStore;
 pub use secret::TOKEN_PREFIX;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::Store;

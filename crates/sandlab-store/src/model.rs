@@ -20,6 +20,8 @@ pub const MAX_SESSIONS_PER_USER: u64 = 50;
 pub const MAX_AUDIT_DETAIL_BYTES: usize = 4096;
 /// Longest audit `target`, in characters; longer targets are cut.
 pub const MAX_AUDIT_TARGET_CHARS: usize = 256;
+/// Longest lease name and lease holder, in bytes.
+pub const MAX_LEASE_FIELD_BYTES: usize = 256;
 
 /// What a user may do (SPEC section 6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,7 +6,6 @@
 //! Looking a hash up through an index is not a timing leak worth closing: learning the
 //! first bytes of a stored hash says nothing about the secret behind it.
 
-use data_encoding::BASE32_NOPAD;
 use sha2::{Digest, Sha256};
 
 /// Every API token starts with this, so secret scanners and people can tell what it is.
@@ -22,11 +21,7 @@ fn random_hex<const N: usize>() -> String {
 
 /// `prefix-` followed by 16 lowercase base32 characters (80 random bits).
 pub(crate) fn random_id(prefix: &str) -> String {
-    let bytes: [u8; 10] = rand::random();
-    format!(
-        "{prefix}-{}",
-        BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
-    )
+    sandlab_core::random_id(prefix, 16)
 }
 
 /// A new API token secret: `sl_` + 64 hex digits.

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sandlab_core::SandboxId;
-use sandlab_runtime::records::{RecordStore, SandboxRecord};
+use sandlab_core::{LeaseStore, RecordStore, SandboxId, SandboxRecord};
 
 use crate::error::Result;
 use crate::model::{ApiToken, AuditEntry, LabSession, LoginSession, NewUser, User, UserUpdate};
@@ -15,12 +14,17 @@ use crate::page::{Page, PageRequest};
 /// not at all, and once it returns `Ok` it survives a crash of the process (see
 /// [`crate::sqlite`] for what survives a power loss).
 ///
-/// It is also the runtime's [`RecordStore`] for sandbox records; [`Store::records`] hands
-/// the same store to the `SandboxManager`.
+/// It is also the runtime's [`RecordStore`] for sandbox records and its [`LeaseStore`]
+/// (both defined in `sandlab-core`); [`Store::records`] and [`Store::leases`] hand the same
+/// store to the `SandboxManager`, so the records it writes are the ones the API lists and
+/// every control plane on one database shares its leases. The conformance suite
+/// (`conformance` feature) checks every method against any implementation.
 #[async_trait]
-pub trait Store: RecordStore {
+pub trait Store: RecordStore + LeaseStore {
     /// This store as the runtime's record store.
     fn records(self: Arc<Self>) -> Arc<dyn RecordStore>;
+    /// This store as the runtime's lease store.
+    fn leases(self: Arc<Self>) -> Arc<dyn LeaseStore>;
 
     // ----- users
 

@@ -8,10 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sandlab_core::SandboxState;
-use sandlab_store::{
-    actions, PageRequest, RecordStore, Role, SqliteOptions, SqliteStore, Store, Synchronous,
-};
+use sandlab_core::{Lease, LeaseStore, RecordStore, SandboxRecord, SandboxState};
+use sandlab_store::conformance::holder;
+use sandlab_store::{actions, PageRequest, Role, SqliteOptions, SqliteStore, Store, Synchronous};
 use sqlx::Row;
 
 #[tokio::test]
@@ -21,7 +20,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 4);
+    assert_eq!(latest, 5);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -53,6 +52,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
             "lab_hints",
             "lab_progress",
             "lab_sessions",
+            "leases",
             "login_sessions",
             "sandboxes",
             "users"
@@ -129,10 +129,17 @@ async fn in_memory_store_works_and_has_foreign_keys() {
     assert_eq!(store.get_user(&u.id).await.unwrap(), u);
 }
 
+/// What [`write_everything`] wrote.
+struct Written {
+    user_id: String,
+    token: String,
+    cookie: String,
+    rec: SandboxRecord,
+    lease: Lease,
+}
+
 /// Writes through every table, then checks it all after a restart.
-async fn write_everything(
-    store: &SqliteStore,
-) -> (String, String, String, sandlab_store::SandboxRecord) {
+async fn write_everything(store: &SqliteStore) -> Written {
     let u = user(store, "keeper", Role::Author).await;
     let (_, token) = store.create_token(&u.id, "ci").await.unwrap();
     let (_, cookie) = store
@@ -142,8 +149,17 @@ async fn write_everything(
     let mut rec = record(Some(&u.id), 1_000);
     store.put(&rec).await.unwrap();
     rec.state = SandboxState::Running;
-    rec.creator_pid = None;
+    rec.creator = None;
+    rec.owner_process = Some(holder(7));
     store.put(&rec).await.unwrap();
+    let lease = store
+        .acquire_lease(
+            "reconcile",
+            &holder(7).to_string(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
     store
         .audit(
             Some(&u.id),
@@ -153,16 +169,23 @@ async fn write_everything(
         )
         .await
         .unwrap();
-    (u.id, token, cookie, rec)
+    Written {
+        user_id: u.id,
+        token,
+        cookie,
+        rec,
+        lease,
+    }
 }
 
-async fn check_everything(
-    store: &SqliteStore,
-    user_id: &str,
-    token: &str,
-    cookie: &str,
-    rec: &sandlab_store::SandboxRecord,
-) {
+async fn check_everything(store: &SqliteStore, w: &Written) {
+    let Written {
+        user_id,
+        token,
+        cookie,
+        rec,
+        lease,
+    } = w;
     assert_eq!(store.get_user(user_id).await.unwrap().username, "keeper");
     assert!(store
         .verify_login("keeper", PASSWORD)
@@ -171,10 +194,14 @@ async fn check_everything(
         .is_some());
     assert_eq!(
         store.authenticate_token(token).await.unwrap().unwrap().0.id,
-        user_id
+        user_id.as_str()
     );
     assert!(store.authenticate_session(cookie).await.unwrap().is_some());
     assert_eq!(store.get(&rec.id).await.unwrap().as_ref(), Some(rec));
+    assert_eq!(
+        store.get_lease("reconcile").await.unwrap().as_ref(),
+        Some(lease)
+    );
     let audit = store.list_audit(PageRequest::default()).await.unwrap();
     assert_eq!(audit.items.len(), 1);
     assert_eq!(audit.items[0].action, "sandbox.create");
@@ -184,7 +211,7 @@ async fn check_everything(
 async fn data_survives_a_clean_close_and_a_plain_drop() {
     let db = TempDb::new();
     let store = db.open().await;
-    let (uid, token, cookie, rec) = write_everything(&store).await;
+    let written = write_everything(&store).await;
     let wal = db.path.with_extension("db-wal");
     assert!(
         std::fs::metadata(&wal).unwrap().len() > 0,
@@ -194,12 +221,12 @@ async fn data_survives_a_clean_close_and_a_plain_drop() {
     // A clean close folds the WAL into the database file.
     assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
     let store = db.open().await;
-    check_everything(&store, &uid, &token, &cookie, &rec).await;
+    check_everything(&store, &written).await;
 
     // Dropped without closing (the pools go away, nothing is checkpointed on purpose).
     drop(store);
     let store = db.open().await;
-    check_everything(&store, &uid, &token, &cookie, &rec).await;
+    check_everything(&store, &written).await;
 }
 
 const CHILD_ENV: &str = "SANDLAB_STORE_TEST_CHILD_DB";
@@ -308,7 +335,98 @@ async fn concurrent_first_opens_both_succeed() {
         );
         for s in [a, b, c] {
             let s = s.unwrap();
-            assert_eq!(s.schema_version().await.unwrap(), 4);
+            assert_eq!(
+                s.schema_version().await.unwrap(),
+                SqliteStore::latest_schema_version()
+            );
         }
     }
+}
+
+/// A database an older build left at schema 4 is upgraded in place: process pids and egress
+/// slots go, the OCI runtimes' driver names become `container`, the rest stays.
+#[tokio::test]
+async fn a_schema_4_database_is_upgraded() {
+    use sqlx::Connection;
+
+    // Migrations 1 to 4, exactly as the older build applied them.
+    let old = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().as_ref() < "0005" {
+            std::fs::copy(entry.path(), old.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let db = TempDb::new();
+    std::fs::create_dir_all(db.path.parent().unwrap()).unwrap();
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db.path)
+        .create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+    migrator.run(&mut conn).await.unwrap();
+
+    let limits = serde_json::to_string(&sandlab_core::Limits::default()).unwrap();
+    let rows = [
+        ("runc", Some(3), Some(100), Some(200)),
+        ("crun", None, None, None),
+        ("runsc", Some(4), Some(101), None),
+        ("vm", None, None, Some(201)),
+    ];
+    let mut ids = Vec::new();
+    for (i, (driver, slot, creator, owner)) in rows.into_iter().enumerate() {
+        let id = sandlab_core::SandboxId::generate();
+        sqlx::query(
+            "INSERT INTO sandboxes (id, state, reason, owner, image, limits, hostname, driver, \
+             network_slot, ipv4, ipv6, created_at, deadline, creator_pid, owner_pid) \
+             VALUES (?, 'running', NULL, 'usr-old', 'debian:12', ?, 'box', ?, ?, '10.0.0.2', \
+             NULL, ?, 9999999, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(&limits)
+        .bind(driver)
+        .bind(slot)
+        .bind(i as i64)
+        .bind(creator)
+        .bind(owner)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    conn.close().await.unwrap();
+
+    let store = db.open().await;
+    assert_eq!(store.schema_version().await.unwrap(), 5);
+    let recs = store.list().await.unwrap();
+    let drivers: Vec<&str> = recs.iter().map(|r| r.driver.as_str()).collect();
+    assert_eq!(drivers, ["container", "container", "container", "vm"]);
+    for (rec, id) in recs.iter().zip(&ids) {
+        assert_eq!(&rec.id, id);
+        assert_eq!(
+            (rec.creator.as_ref(), rec.owner_process.as_ref()),
+            (None, None)
+        );
+        assert_eq!(rec.owner.as_deref(), Some("usr-old"));
+        assert_eq!(rec.state, SandboxState::Running);
+        assert_eq!(rec.network.ipv4.as_deref(), Some("10.0.0.2"));
+        assert_eq!(rec.deadline_ms, 9_999_999);
+    }
+
+    let mut raw = db.raw().await;
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('sandboxes')")
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
+    for gone in ["creator_pid", "owner_pid", "network_slot"] {
+        assert!(!columns.iter().any(|c| c == gone), "{gone} in {columns:?}");
+    }
+    let slot_index: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'sandboxes_by_slot'")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+    assert_eq!(slot_index, 0);
 }

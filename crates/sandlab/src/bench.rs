@@ -101,7 +101,7 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         limits: Limits::default(),
         hostname: None,
         env: Vec::new(),
-        private: None,
+        playground: None,
     };
     let dir = cfg.runtime.data_dir.join("bench").join(spec.id.as_str());
     driver

@@ -13,6 +13,7 @@ use sandlab_core::SandboxId;
 use sandlab_lab::{Lab, Task};
 use sandlab_proto::ExecRequest;
 use sandlab_runtime::manager::{CreateRequest, SandboxManager};
+use sandlab_runtime::Playground;
 
 use crate::config::Config;
 use crate::Exit;
@@ -42,7 +43,7 @@ async fn run_on(
     let id = nodes
         .get(machine)
         .ok_or_else(|| anyhow::anyhow!("the playground has no node {machine:?}"))?;
-    let agent = mgr.driver().agent(id, AGENT_TIMEOUT).await?;
+    let agent = mgr.agent(id, AGENT_TIMEOUT).await?;
     let req = ExecRequest {
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
         user: Some(user.to_owned()),
@@ -149,9 +150,8 @@ async fn start(
         .iter()
         .map(|n| n.name.clone())
         .collect();
-    let net = SandboxId::generate().as_str()[3..].to_owned();
-    let plan = sandlab_runtime::PrivateNet::plan(&net, &names);
-    for (node, private) in lab.playground.nodes.iter().zip(plan) {
+    let playground = Playground::named_after(SandboxId::generate().as_str(), names);
+    for node in &lab.playground.nodes {
         let mut limits = node.limits.clone();
         limits.ttl = lab.playground.ttl;
         let created = mgr
@@ -159,10 +159,9 @@ async fn start(
                 image: node.image.clone(),
                 limits,
                 hostname: Some(node.name.clone()),
-                env: Vec::new(),
-                owner: None,
-                owner_pid: (!keep).then(std::process::id),
-                private: Some(private),
+                owner_process: (!keep).then(|| mgr.holder().clone()),
+                playground: Some(playground.clone()),
+                ..CreateRequest::default()
             })
             .await;
         match created {

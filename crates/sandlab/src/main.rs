@@ -5,6 +5,7 @@
 mod bench;
 mod bench_serve;
 mod config;
+mod drivers;
 mod image_cmd;
 mod lab_cmd;
 mod lab_test;

@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,7 +9,6 @@ use clap::{Args, Subcommand};
 use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, SandboxId};
 use sandlab_proto::ExecRequest;
 use sandlab_runtime::manager::{CreateRequest, SandboxManager};
-use sandlab_runtime::ContainerDriver;
 use sandlab_store::Store;
 
 use crate::config::Config;
@@ -138,13 +136,13 @@ pub enum SandboxCommand {
 /// The runtime over the shared store: the CLI and `sandlab serve` keep sandbox records in
 /// the same database, so each sees (and reconciles) the other's sandboxes correctly.
 pub async fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
-    let driver = ContainerDriver::new(cfg.runtime.clone())?;
+    let drivers = crate::drivers::from_config(cfg)?;
     let store = crate::store::open(cfg).await?;
     Ok(SandboxManager::new(
-        Arc::new(driver),
-        store.records(),
-        crate::store::lock_path(cfg),
-    ))
+        drivers,
+        store.clone().records(),
+        store.leases(),
+    )?)
 }
 
 pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
@@ -158,13 +156,10 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
         .create(CreateRequest {
             image: args.limits.image.clone(),
             limits: args.limits.limits(ttl),
-            hostname: None,
-            env: Vec::new(),
-            owner: None,
             // This process removes the sandbox when the command ends; if it is killed,
             // the next reconciliation (any `sandbox ls`/`create`, or the server) does.
-            owner_pid: Some(std::process::id()),
-            private: None,
+            owner_process: Some(mgr.holder().clone()),
+            ..CreateRequest::default()
         })
         .await?;
     let req = ExecRequest {
@@ -190,7 +185,6 @@ async fn exec_attached(
 ) -> anyhow::Result<u8> {
     tracing::debug!(sandbox.id = %id, "sandbox running");
     let agent = mgr
-        .driver()
         .agent(id, AGENT_TIMEOUT)
         .await
         .with_context(|| format!("cannot reach the agent of {id}"))?;
@@ -215,10 +209,7 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
                     image: limits.image.clone(),
                     limits: limits.limits(ttl),
                     hostname,
-                    env: Vec::new(),
-                    owner: None,
-                    owner_pid: None,
-                    private: None,
+                    ..CreateRequest::default()
                 })
                 .await?;
             watch::spawn(cfg, &rec.id, None);
@@ -270,7 +261,7 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
                 );
                 let left = SandboxManager::remaining(&r);
                 let usage = match r.state {
-                    sandlab_core::SandboxState::Running => mgr.driver().stats(&r.id).await.ok(),
+                    sandlab_core::SandboxState::Running => mgr.stats(&r.id).await.ok(),
                     _ => None,
                 };
                 let (memory, pids) = match usage {

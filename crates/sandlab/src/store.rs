@@ -13,11 +13,6 @@ pub fn db_path(cfg: &Config) -> PathBuf {
     cfg.runtime.data_dir.join("sandlab.db")
 }
 
-/// The lock that serialises slot allocation, removal and reconciliation across processes.
-pub fn lock_path(cfg: &Config) -> PathBuf {
-    cfg.runtime.data_dir.join("records.lock")
-}
-
 pub async fn open(cfg: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     let path = db_path(cfg);
     let store = SqliteStore::open(&path)

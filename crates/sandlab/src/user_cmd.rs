@@ -51,15 +51,8 @@ fn read_password() -> anyhow::Result<String> {
     Ok(s.lines().next().unwrap_or("").to_owned())
 }
 
-/// A random password of 20 characters from an unambiguous alphabet.
-pub fn generate_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
+// The generator `sandlab serve` uses for the first admin.
+pub use sandlab_server::server::generate_password;
 
 pub async fn run(cfg: &Config, cmd: UserCommand) -> anyhow::Result<()> {
     let store = crate::store::open(cfg).await?;

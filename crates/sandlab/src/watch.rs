@@ -5,13 +5,12 @@
 //! pidfds, so an idle watcher costs no CPU. `sandlab run` needs none: it removes its
 //! sandbox itself, and reconciliation removes it if `run` is killed.
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use sandlab_core::SandboxId;
 use sandlab_runtime::manager::SandboxManager;
-use tokio::io::unix::AsyncFd;
+use sandlab_runtime::process;
 
 use crate::config::Config;
 use crate::sandbox_cmd::self_exe;
@@ -42,27 +41,6 @@ pub fn spawn(cfg: &Config, id: &SandboxId, parent: Option<u32>) {
     }
 }
 
-fn pidfd(pid: u32) -> Option<AsyncFd<OwnedFd>> {
-    // SAFETY: pidfd_open(2) with flags 0; the result is checked before use.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: the AsyncFd owns `owned`, so the descriptor stays open and the same for its lifetime.
-    unsafe { AsyncFd::register(owned) }.ok()
-}
-
-async fn exited(fd: Option<AsyncFd<OwnedFd>>) {
-    match fd {
-        Some(fd) => {
-            let _ = fd.readable().await;
-        }
-        None => std::future::pending::<()>().await,
-    }
-}
-
 pub async fn watch(
     mgr: &SandboxManager,
     id: &SandboxId,
@@ -70,12 +48,16 @@ pub async fn watch(
 ) -> anyhow::Result<()> {
     let rec = mgr.get(id).await?;
     let remaining = SandboxManager::remaining(&rec);
-    let init = mgr.driver().init_pid(id).await?.and_then(pidfd);
-    let parent = parent.and_then(pidfd);
+    let parent_exited = async {
+        match parent {
+            Some(pid) => process::wait_exit(pid).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = tokio::time::sleep(remaining) => tracing::info!(sandbox.id = %id, "deadline reached"),
-        _ = exited(parent) => tracing::info!(sandbox.id = %id, "creating process exited"),
-        _ = exited(init) => {
+        _ = parent_exited => tracing::info!(sandbox.id = %id, "creating process exited"),
+        _ = mgr.wait_exited(id) => {
             // `rm` also ends the init; only an init that died on its own is a failure.
             if mgr.get(id).await.is_ok_and(|r| r.state == sandlab_core::SandboxState::Running) {
                 mgr.fail(id, "the sandbox's agent exited").await?;

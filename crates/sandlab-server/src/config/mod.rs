@@ -1,6 +1,8 @@
 //! The server's settings: the `[server]` and `[[pool]]` sections of `sandlab.toml`, then
-//! `SANDLAB_*` variables on top. Every key, its variable and its default are listed in the
-//! README ("Configuration"); a bad value stops start-up with one sentence naming the key.
+//! `SANDLAB_*` variables on top, then `sandlab serve`'s flags ([`ServerFlags`]) on top of
+//! those: flag > variable > file > default, resolved here without touching the process
+//! environment. Every key, its variable and its default are listed in the README
+//! ("Configuration"); a bad value stops start-up with one sentence naming the key.
 //!
 //! Input structs ([`ServerSection`], [`PoolSection`]) are serde with `deny_unknown_fields`;
 //! [`ServerConfig::resolve`] turns them into the validated [`ServerConfig`] the code uses.
@@ -49,6 +51,15 @@ pub struct PoolSection {
     pub disk: Option<String>,
     pub network: Option<String>,
     pub size: usize,
+}
+
+/// The command line's settings, which win over the variables and the file.
+#[derive(Debug, Default, Clone)]
+pub struct ServerFlags {
+    /// `--listen`, over `SANDLAB_LISTEN` and `server.listen`.
+    pub listen: Option<String>,
+    /// `--labs`, over `SANDLAB_LABS` and `server.labs`.
+    pub labs: Option<PathBuf>,
 }
 
 /// A warm-pool profile: sandboxes created ahead of time with this image and limits.
@@ -140,6 +151,16 @@ fn pick<T: Clone>(env: Env, var: &str, file: &Option<T>) -> Option<Result<String
     }
 }
 
+/// As [`pick`], with the flag over both; a flag's value is typed, so `Err` like the file's.
+fn pick_flag<T: Clone>(
+    flag: &Option<T>,
+    env: Env,
+    var: &str,
+    file: &Option<T>,
+) -> Option<Result<String, T>> {
+    flag.clone().map(Err).or_else(|| pick(env, var, file))
+}
+
 fn string(env: Env, key: &str, var: &str, file: &Option<String>, out: &mut String) {
     let _ = key;
     if let Some(v) = pick(env, var, file) {
@@ -195,19 +216,25 @@ where
 }
 
 impl ServerConfig {
-    /// The settings from the file's sections and the process environment.
-    pub fn from_env(server: &ServerSection, pools: &[PoolSection]) -> Result<Self, ConfigError> {
-        Self::resolve(server, pools, &|k| std::env::var(k).ok())
+    /// The settings from the file's sections, the process environment and the flags.
+    pub fn from_env(
+        server: &ServerSection,
+        pools: &[PoolSection],
+        flags: &ServerFlags,
+    ) -> Result<Self, ConfigError> {
+        Self::resolve(server, pools, flags, &|k| std::env::var(k).ok())
     }
 
-    /// The settings from the file's sections with `env` looked up for `SANDLAB_*`.
+    /// The settings from the file's sections with `env` looked up for `SANDLAB_*` and
+    /// `flags` over both.
     pub fn resolve(
         s: &ServerSection,
         pools: &[PoolSection],
+        flags: &ServerFlags,
         env: Env,
     ) -> Result<Self, ConfigError> {
         let mut c = ServerConfig::default();
-        if let Some(v) = pick(env, "SANDLAB_LISTEN", &s.listen) {
+        if let Some(v) = pick_flag(&flags.listen, env, "SANDLAB_LISTEN", &s.listen) {
             let v = v.unwrap_or_else(|s| s);
             c.listen = v.parse().map_err(|_| {
                 bad(
@@ -239,7 +266,7 @@ impl ServerConfig {
                 ),
             ));
         }
-        if let Some(v) = pick(env, "SANDLAB_LABS", &s.labs) {
+        if let Some(v) = pick_flag(&flags.labs, env, "SANDLAB_LABS", &s.labs) {
             c.labs = v.map(PathBuf::from).unwrap_or_else(|p| p);
         }
         duration(

@@ -14,7 +14,13 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 
 #[test]
 fn defaults_and_overrides() {
-    let c = ServerConfig::resolve(&ServerSection::default(), &[], &env(&[])).unwrap();
+    let c = ServerConfig::resolve(
+        &ServerSection::default(),
+        &[],
+        &ServerFlags::default(),
+        &env(&[]),
+    )
+    .unwrap();
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.public_url, "http://127.0.0.1:8080");
     assert!(!c.secure_cookies());
@@ -26,6 +32,7 @@ fn defaults_and_overrides() {
     let c = ServerConfig::resolve(
         &s,
         &[],
+        &ServerFlags::default(),
         &env(&[
             ("SANDLAB_MAX_SANDBOXES_PER_USER", "9"),
             ("SANDLAB_LISTEN", "0.0.0.0:9000"),
@@ -58,9 +65,14 @@ fn bad_values_name_the_key() {
         ("SANDLAB_LOGIN_RATE", "many", "server.login_rate"),
     ];
     for (var, value, key) in cases {
-        let e = ServerConfig::resolve(&ServerSection::default(), &[], &env(&[(var, value)]))
-            .unwrap_err()
-            .to_string();
+        let e = ServerConfig::resolve(
+            &ServerSection::default(),
+            &[],
+            &ServerFlags::default(),
+            &env(&[(var, value)]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(key) && e.contains(var), "{var}={value}: {e}");
     }
 }
@@ -80,6 +92,7 @@ fn pools() {
     let c = ServerConfig::resolve(
         &ServerSection::default(),
         std::slice::from_ref(&p),
+        &ServerFlags::default(),
         &env(&[]),
     )
     .unwrap();
@@ -88,6 +101,7 @@ fn pools() {
     let e = ServerConfig::resolve(
         &ServerSection::default(),
         &[p.clone(), p.clone()],
+        &ServerFlags::default(),
         &env(&[]),
     )
     .unwrap_err();
@@ -96,6 +110,53 @@ fn pools() {
         memory: Some("1K".into()),
         ..p
     };
-    let e = ServerConfig::resolve(&ServerSection::default(), &[bad], &env(&[])).unwrap_err();
+    let e = ServerConfig::resolve(
+        &ServerSection::default(),
+        &[bad],
+        &ServerFlags::default(),
+        &env(&[]),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("pool[0]"), "{e}");
+}
+
+#[test]
+fn flags_win_over_the_environment_and_leave_it_alone() {
+    // The process environment as `sandlab serve` reads it. No other test of this crate
+    // reads these two variables from the process.
+    std::env::set_var("SANDLAB_LISTEN", "0.0.0.0:9000");
+    std::env::set_var("SANDLAB_LABS", "/from/the/environment");
+    let file = ServerSection {
+        listen: Some("127.0.0.1:7000".into()),
+        labs: Some("/from/the/file".into()),
+        ..Default::default()
+    };
+    let c = ServerConfig::from_env(&file, &[], &ServerFlags::default()).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(c.labs, PathBuf::from("/from/the/environment"));
+    let flags = ServerFlags {
+        listen: Some("127.0.0.1:9100".into()),
+        labs: Some("/from/the/flag".into()),
+    };
+    let c = ServerConfig::from_env(&file, &[], &flags).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+    assert_eq!(c.public_url, "http://127.0.0.1:9100");
+    assert_eq!(c.labs, PathBuf::from("/from/the/flag"));
+    assert_eq!(
+        std::env::var("SANDLAB_LISTEN").as_deref(),
+        Ok("0.0.0.0:9000")
+    );
+    assert_eq!(
+        std::env::var("SANDLAB_LABS").as_deref(),
+        Ok("/from/the/environment")
+    );
+    // A bad flag is reported under the key it sets.
+    let flags = ServerFlags {
+        listen: Some("nowhere".into()),
+        labs: None,
+    };
+    let e = ServerConfig::from_env(&file, &[], &flags).unwrap_err();
+    assert!(e.to_string().contains("server.listen"), "{e}");
+    std::env::remove_var("SANDLAB_LISTEN");
+    std::env::remove_var("SANDLAB_LABS");
 }

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 pub use self::languages::{Language, Languages};
 use crate::error::{ApiError, ApiResult};
+use crate::run_status::{HostView, RunStatus};
 use crate::sandboxes::{NewSandbox, Sandboxes};
 
 /// Most files per request and bytes of them all, of stdin and of one argument.
@@ -282,7 +283,7 @@ pub async fn execute(
             owner: owner.to_owned(),
             quota,
             hostname: None,
-            private: None,
+            playground: None,
         })
         .await?;
     let result = run_in(
@@ -368,8 +369,8 @@ async fn step(
     limits: Checked,
     workdir: &str,
 ) -> ApiResult<RunResult> {
-    let driver = sandboxes.manager().driver();
-    let before = driver.stats(id).await.unwrap_or_default();
+    let manager = sandboxes.manager();
+    let before = manager.stats(id).await.unwrap_or_default();
     // RLIMIT_CPU counts whole seconds: round up, and judge the exact figure from the cgroup.
     let cpu_secs = limits.cpu_ms.div_ceil(1000).max(1);
     let mut wrapped = vec![
@@ -389,20 +390,16 @@ async fn step(
     let started = Instant::now();
     let out = agent.exec_collect(req, stdin, limits.output).await?;
     let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let after = driver.stats(id).await.unwrap_or_default();
+    let after = manager.stats(id).await.unwrap_or_default();
     let cpu_ms = after.cpu_usage_ns.saturating_sub(before.cpu_usage_ns) / 1_000_000;
-    let status =
-        if out.exit.timed_out || out.exit.signal == Some(libc::SIGXCPU) || cpu_ms > limits.cpu_ms {
-            "timeout"
-        } else if out.exit.signal == Some(libc::SIGKILL) && after.oom_kills > before.oom_kills {
-            "memory_limit"
-        } else if out.truncated {
-            "output_limit"
-        } else if out.exit.code == Some(0) {
-            "ok"
-        } else {
-            "runtime_error"
-        };
+    let status = RunStatus::of(
+        &out,
+        HostView {
+            oom_killed: after.oom_kills > before.oom_kills,
+            cpu_exceeded: cpu_ms > limits.cpu_ms,
+        },
+    )
+    .as_str();
     metrics::counter!(crate::metrics::EXECUTE, "status" => status).increment(1);
     Ok(RunResult {
         status: status.into(),

@@ -10,9 +10,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sandlab_core::SandboxRecord;
 use sandlab_core::{parse_duration, SandboxState};
 use sandlab_proto::{ExecRequest, FileKind};
-use sandlab_runtime::records::SandboxRecord;
 use sandlab_store::actions;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::metrics as m;
 use crate::routes::{load, ListOf};
+use crate::run_status::{HostView, RunStatus};
 use crate::state::AppState;
 
 /// Default and longest exec timeout.
@@ -131,8 +132,8 @@ pub async fn exec_sandbox(
             serde_json::json!({"cmd": body.cmd}),
         )
         .await;
-    let driver = state.sandboxes().manager().driver().clone();
-    let ooms_before = driver
+    let manager = state.sandboxes().manager().clone();
+    let ooms_before = manager
         .stats(&rec.id)
         .await
         .map(|s| s.oom_kills)
@@ -140,24 +141,23 @@ pub async fn exec_sandbox(
     let agent = state.sandboxes().agent(&rec.id).await?;
     let max = usize::try_from(state.config().max_exec_output).unwrap_or(usize::MAX);
     let out = agent.exec_collect(req, stdin, max).await?;
-    let status = if out.exit.timed_out {
-        "timeout"
-    } else if out.exit.signal == Some(9)
-        && driver
+    let ooms_after = if out.exit.signal == Some(libc::SIGKILL) {
+        manager
             .stats(&rec.id)
             .await
             .map(|s| s.oom_kills)
             .unwrap_or(0)
-            > ooms_before
-    {
-        "memory_limit"
-    } else if out.truncated {
-        "output_limit"
-    } else if out.exit.code == Some(0) {
-        "ok"
     } else {
-        "runtime_error"
+        ooms_before
     };
+    let status = RunStatus::of(
+        &out,
+        HostView {
+            oom_killed: ooms_after > ooms_before,
+            cpu_exceeded: false,
+        },
+    )
+    .as_str();
     metrics::counter!(m::EXEC, "status" => status).increment(1);
     Ok(Json(ExecResult {
         exit_code: out.exit.shell_code(),

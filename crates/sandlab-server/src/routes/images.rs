@@ -31,7 +31,10 @@ pub async fn list_images(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> ApiResult<Json<ListOf<ImageView>>> {
-    let mut images = state.sandboxes().manager().driver().images().await?;
+    let mut images = state
+        .images()
+        .list()
+        .map_err(|e| crate::error::ApiError::internal("image store failure", &e))?;
     images.sort_by(|a, b| a.name.cmp(&b.name));
     let items = images
         .into_iter()

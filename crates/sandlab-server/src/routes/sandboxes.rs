@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use sandlab_core::SandboxRecord;
 use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode, SandboxId};
-use sandlab_runtime::records::SandboxRecord;
 use sandlab_store::actions;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -209,7 +209,7 @@ pub async fn create_sandbox(
             owner: caller.user.id.clone(),
             quota,
             hostname: None,
-            private: None,
+            playground: None,
         })
         .await?;
     state

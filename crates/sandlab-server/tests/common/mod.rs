@@ -1,27 +1,23 @@
-//! In-process harness: the real router, the real SQLite store and the real agent binary,
-//! with a driver that runs each "sandbox" as a plain agent process on a unix socket (no
-//! namespaces, no root). The isolation itself is tested against the container driver in
-//! `crates/sandlab/tests`; here it is the API's logic that is under test.
+//! In-process harness: the server as `Server::build` puts it together for `sandlab serve`
+//! (the real router, the real SQLite store, the real start-up), the real agent binary, and
+//! the runtime's test driver, which runs each "sandbox" as a plain agent process on a unix
+//! socket (no namespaces, no root). The isolation itself is tested against the container
+//! driver in `crates/sandlab/tests`; here it is the API's logic that is under test.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use sandlab_proto::AgentClient;
-use sandlab_runtime::manager::SandboxManager;
-use sandlab_runtime::{Driver, HostResources, NetworkInfo, SandboxId, SandboxSpec, Stats};
-use sandlab_server::sandboxes::Sandboxes;
-use sandlab_server::terminal::TerminalOptions;
-use sandlab_server::{AppState, ServerConfig};
+pub use sandlab_runtime::testing::ProcessDriver;
+use sandlab_runtime::Drivers;
+use sandlab_server::images::FixedImages;
+use sandlab_server::{AppState, Server, ServerConfig, ServerParts};
 use sandlab_store::{NewUser, Role, SqliteStore, Store};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -43,132 +39,15 @@ pub fn agent_bin() -> PathBuf {
     p
 }
 
-/// Runs each sandbox as an agent process listening on `<dir>/<id>.sock`.
-pub struct ProcessDriver {
-    dir: PathBuf,
-    children: Mutex<HashMap<SandboxId, Child>>,
-    pub creates: std::sync::atomic::AtomicUsize,
-}
-
-impl ProcessDriver {
-    pub fn new(dir: PathBuf) -> ProcessDriver {
-        ProcessDriver {
-            dir,
-            children: Mutex::new(HashMap::new()),
-            creates: Default::default(),
-        }
-    }
-
-    fn sock(&self, id: &SandboxId) -> PathBuf {
-        self.dir.join(format!("{id}.sock"))
-    }
-
-    pub fn running_ids(&self) -> Vec<SandboxId> {
-        let mut map = self.children.lock().unwrap();
-        map.retain(|_, c| c.try_wait().ok().flatten().is_none());
-        map.keys().cloned().collect()
-    }
-}
-
-#[async_trait]
-impl Driver for ProcessDriver {
-    fn name(&self) -> &str {
-        "process"
-    }
-
-    async fn validate(&self, spec: &SandboxSpec) -> sandlab_runtime::Result<()> {
-        spec.limits.validate()?;
-        if spec.image != "debian" {
-            return Err(sandlab_runtime::Error::Image(
-                sandlab_image::Error::NotFound(spec.image.clone()),
-            ));
-        }
-        Ok(())
-    }
-
-    async fn create(&self, spec: &SandboxSpec, _net: &NetworkInfo) -> sandlab_runtime::Result<()> {
-        self.creates
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let sock = self.sock(&spec.id);
-        let child = Command::new(agent_bin())
-            .arg("--listen")
-            .arg(&sock)
-            .args(["--term-grace-ms", "200"])
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|source| sandlab_runtime::Error::Spawn {
-                what: "agent".into(),
-                source,
-            })?;
-        self.children.lock().unwrap().insert(spec.id.clone(), child);
-        AgentClient::connect(&sock, Duration::from_secs(10)).await?;
-        Ok(())
-    }
-
-    async fn agent(
-        &self,
-        id: &SandboxId,
-        timeout: Duration,
-    ) -> sandlab_runtime::Result<AgentClient> {
-        Ok(AgentClient::connect(&self.sock(id), timeout).await?)
-    }
-
-    async fn init_pid(&self, id: &SandboxId) -> sandlab_runtime::Result<Option<u32>> {
-        Ok(self.children.lock().unwrap().get(id).map(Child::id))
-    }
-
-    async fn is_running(&self, id: &SandboxId) -> sandlab_runtime::Result<bool> {
-        Ok(self.running_ids().contains(id))
-    }
-
-    async fn stop(&self, id: &SandboxId) -> sandlab_runtime::Result<()> {
-        if let Some(c) = self.children.lock().unwrap().get_mut(id) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        Ok(())
-    }
-
-    async fn remove(&self, id: &SandboxId) -> sandlab_runtime::Result<()> {
-        if let Some(mut c) = self.children.lock().unwrap().remove(id) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_file(self.sock(id));
-        Ok(())
-    }
-
-    async fn stats(&self, _id: &SandboxId) -> sandlab_runtime::Result<Stats> {
-        Ok(Stats::default())
-    }
-
-    async fn images(&self) -> sandlab_runtime::Result<Vec<sandlab_runtime::ImageInfo>> {
-        Ok(vec![sandlab_runtime::ImageInfo {
-            name: "debian".into(),
-            digest: format!("sha256:{}", "0".repeat(64)),
-            size: 1 << 20,
-            created: 1_700_000_000,
-            source: "test".into(),
-        }])
-    }
-
-    async fn host_resources(&self) -> sandlab_runtime::Result<HostResources> {
-        Ok(HostResources {
-            ids: self.running_ids().into_iter().collect(),
-        })
-    }
-}
-
-impl Drop for ProcessDriver {
-    fn drop(&mut self) {
-        for (_, mut c) in self.children.lock().unwrap().drain() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// The one image the test driver runs.
+pub fn test_images() -> Arc<FixedImages> {
+    Arc::new(FixedImages(vec![sandlab_image::ImageInfo {
+        name: sandlab_runtime::testing::TEST_IMAGE.into(),
+        digest: format!("sha256:{}", "0".repeat(64)),
+        size: 1 << 20,
+        created: 1_700_000_000,
+        source: "test".into(),
+    }]))
 }
 
 pub struct Harness {
@@ -184,6 +63,9 @@ impl Harness {
         Harness::with(|_| {}).await
     }
 
+    /// A server built by `Server::build` (as `sandlab serve` builds it) over a fresh
+    /// database whose admin has [`PASSWORD`], started up without a listener. Its lab
+    /// catalogue is an empty directory; tests install labs with `state.set_labs`.
     pub async fn with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
@@ -191,24 +73,7 @@ impl Harness {
                 .await
                 .unwrap(),
         );
-        let driver = Arc::new(ProcessDriver::new(dir.path().to_owned()));
-        let manager = Arc::new(SandboxManager::new(
-            driver.clone(),
-            store.clone().records(),
-            dir.path().join("records.lock"),
-        ));
-        let mut config = ServerConfig::default();
-        tune(&mut config);
-        let sandboxes = Arc::new(Sandboxes::new(
-            manager,
-            store.clone(),
-            config.pools.clone(),
-            TerminalOptions::default(),
-        ));
-        let state = AppState::new(config, store.clone(), sandboxes.clone());
-        sandboxes.recover().await.unwrap();
-        sandboxes.spawn_background(state.shutdown().clone());
-        state.set_ready();
+        // Before the build, which would otherwise make an admin with a generated password.
         let admin = store
             .create_user(NewUser {
                 username: "admin".into(),
@@ -218,8 +83,26 @@ impl Harness {
             .await
             .unwrap();
         let (_, admin_token) = store.create_token(&admin.id, "test").await.unwrap();
+        let driver = Arc::new(ProcessDriver::new(agent_bin(), dir.path().to_owned()));
+        let labs = dir.path().join("labs");
+        std::fs::create_dir(&labs).unwrap();
+        let mut config = ServerConfig {
+            labs,
+            ..ServerConfig::default()
+        };
+        tune(&mut config);
+        let server = Server::build(ServerParts {
+            config,
+            store: store.clone(),
+            drivers: Drivers::one(driver.clone()),
+            images: test_images(),
+            local_images: None,
+        })
+        .await
+        .unwrap();
+        server.start_up().await.unwrap();
         Harness {
-            state,
+            state: server.state().clone(),
             store,
             driver,
             admin_token,

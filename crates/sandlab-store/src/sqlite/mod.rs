@@ -31,6 +31,7 @@
 
 mod audit;
 mod labs;
+mod leases;
 mod sandboxes;
 mod sessions;
 mod tokens;
@@ -43,8 +44,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::fcntl::{Flock, FlockArg};
-use sandlab_core::SandboxId;
-use sandlab_runtime::records::{RecordStore, SandboxRecord};
+use sandlab_core::{LeaseStore, RecordStore, SandboxId, SandboxRecord};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -249,6 +249,9 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     fn records(self: Arc<Self>) -> Arc<dyn RecordStore> {
+        self
+    }
+    fn leases(self: Arc<Self>) -> Arc<dyn LeaseStore> {
         self
     }
 

@@ -1,17 +1,18 @@
-//! Sandbox records: the runtime's [`RecordStore`] on the `sandboxes` table, and the
-//! owner-scoped reads the API needs.
+//! Sandbox records: the [`RecordStore`] on the `sandboxes` table, and the owner-scoped
+//! reads the API needs.
 
 use async_trait::async_trait;
-use sandlab_core::{Limits, SandboxId, SandboxState};
-use sandlab_runtime::records::{RecordStore, SandboxRecord};
-use sandlab_runtime::NetworkInfo;
+use sandlab_core::{
+    Holder, Limits, NetworkInfo, RecordStore, SandboxId, SandboxRecord, SandboxState, StoreError,
+    StoreResult,
+};
 
 use super::{count, SqliteStore};
-use crate::error::{to_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::page::{decode_keyset, encode_keyset, Page, PageRequest};
 
-const COLUMNS: &str = "id, state, reason, owner, image, limits, hostname, driver, network_slot, \
-                       ipv4, ipv6, created_at, deadline, creator_pid, owner_pid";
+const COLUMNS: &str = "id, state, reason, owner, image, limits, hostname, driver, ipv4, ipv6, \
+                       created_at, deadline, creator, owner_process";
 const CURSOR_KIND: &str = "sandboxes";
 /// The states in which a sandbox holds host resources, for quotas.
 const LIVE_STATES: &str = "('creating', 'running', 'stopping')";
@@ -26,22 +27,21 @@ struct SandboxRow {
     limits: String,
     hostname: Option<String>,
     driver: String,
-    network_slot: Option<i64>,
     ipv4: Option<String>,
     ipv6: Option<String>,
     created_at: i64,
     deadline: i64,
-    creator_pid: Option<i64>,
-    owner_pid: Option<i64>,
+    creator: Option<String>,
+    owner_process: Option<String>,
 }
 
 fn corrupt(id: &str, what: &str) -> Error {
     Error::Corrupt(format!("sandbox {id} has an invalid {what}"))
 }
 
-/// An optional integer column as `u32`.
-fn opt_u32(v: Option<i64>, id: &str, what: &str) -> Result<Option<u32>> {
-    v.map(|n| u32::try_from(n).map_err(|_| corrupt(id, what)))
+/// An optional holder column as a [`Holder`].
+fn opt_holder(v: Option<String>, id: &str, what: &str) -> Result<Option<Holder>> {
+    v.map(|s| s.parse().map_err(|_| corrupt(id, what)))
         .transpose()
 }
 
@@ -76,14 +76,13 @@ impl TryFrom<SandboxRow> for SandboxRecord {
             hostname: r.hostname,
             driver: r.driver,
             network: NetworkInfo {
-                slot: opt_u32(r.network_slot, &r.id, "network slot")?,
                 ipv4: r.ipv4,
                 ipv6: r.ipv6,
             },
             created_at_ms: u64::try_from(r.created_at).map_err(|_| corrupt(&r.id, "time"))?,
             deadline_ms: u64::try_from(r.deadline).map_err(|_| corrupt(&r.id, "deadline"))?,
-            creator_pid: opt_u32(r.creator_pid, &r.id, "creator pid")?,
-            owner_pid: opt_u32(r.owner_pid, &r.id, "owner pid")?,
+            creator: opt_holder(r.creator, &r.id, "creator")?,
+            owner_process: opt_holder(r.owner_process, &r.id, "owner process")?,
             id,
         })
     }
@@ -93,13 +92,13 @@ async fn put(s: &SqliteStore, rec: &SandboxRecord) -> Result<()> {
     let limits = serde_json::to_string(&rec.limits)
         .map_err(|e| Error::Invalid(format!("The sandbox's limits do not serialise: {e}")))?;
     sqlx::query(&format!(
-        "INSERT INTO sandboxes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO sandboxes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
            owner = excluded.owner, image = excluded.image, limits = excluded.limits, \
            hostname = excluded.hostname, driver = excluded.driver, \
-           network_slot = excluded.network_slot, ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, \
+           ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, \
            created_at = excluded.created_at, deadline = excluded.deadline, \
-           creator_pid = excluded.creator_pid, owner_pid = excluded.owner_pid"
+           creator = excluded.creator, owner_process = excluded.owner_process"
     ))
     .bind(rec.id.as_str())
     .bind(state_name(rec.state))
@@ -109,16 +108,14 @@ async fn put(s: &SqliteStore, rec: &SandboxRecord) -> Result<()> {
     .bind(limits)
     .bind(rec.hostname.as_deref())
     .bind(&rec.driver)
-    .bind(rec.network.slot.map(i64::from))
     .bind(rec.network.ipv4.as_deref())
     .bind(rec.network.ipv6.as_deref())
     .bind(ms_to_db(rec.created_at_ms))
     .bind(ms_to_db(rec.deadline_ms))
-    .bind(rec.creator_pid.map(i64::from))
-    .bind(rec.owner_pid.map(i64::from))
+    .bind(rec.creator.as_ref().map(Holder::to_string))
+    .bind(rec.owner_process.as_ref().map(Holder::to_string))
     .execute(&s.writer)
-    .await
-    .map_err(|e| Error::unique(e, "The network slot is taken by another sandbox"))?;
+    .await?;
     Ok(())
 }
 
@@ -131,8 +128,8 @@ async fn get(s: &SqliteStore, id: &SandboxId) -> Result<Option<SandboxRecord>> {
     row.map(SandboxRecord::try_from).transpose()
 }
 
-/// Every record, oldest first. Like the file store, a record that cannot be read is
-/// skipped with a warning rather than hiding all the others from reconciliation.
+/// Every record, oldest first. A record that cannot be read is skipped with a warning
+/// rather than hiding all the others from reconciliation.
 async fn list_all(s: &SqliteStore) -> Result<Vec<SandboxRecord>> {
     let rows: Vec<SandboxRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sandboxes ORDER BY created_at, id"
@@ -213,22 +210,23 @@ pub(super) async fn count_live(s: &SqliteStore, owner: &str) -> Result<u64> {
 }
 
 /// The runtime's record store. `put` returns once the record is committed, which survives
-/// a `kill -9` (see the durability notes in [`crate::sqlite`]).
+/// a `kill -9` (see the durability notes in [`crate::sqlite`]). Failures carry this
+/// crate's [`Error`] as their source.
 #[async_trait]
 impl RecordStore for SqliteStore {
-    async fn put(&self, rec: &SandboxRecord) -> sandlab_runtime::Result<()> {
-        put(self, rec).await.map_err(to_runtime)
+    async fn put(&self, rec: &SandboxRecord) -> StoreResult<()> {
+        put(self, rec).await.map_err(StoreError::new)
     }
 
-    async fn get(&self, id: &SandboxId) -> sandlab_runtime::Result<Option<SandboxRecord>> {
-        get(self, id).await.map_err(to_runtime)
+    async fn get(&self, id: &SandboxId) -> StoreResult<Option<SandboxRecord>> {
+        get(self, id).await.map_err(StoreError::new)
     }
 
-    async fn list(&self) -> sandlab_runtime::Result<Vec<SandboxRecord>> {
-        list_all(self).await.map_err(to_runtime)
+    async fn list(&self) -> StoreResult<Vec<SandboxRecord>> {
+        list_all(self).await.map_err(StoreError::new)
     }
 
-    async fn delete(&self, id: &SandboxId) -> sandlab_runtime::Result<()> {
-        delete(self, id).await.map_err(to_runtime)
+    async fn delete(&self, id: &SandboxId) -> StoreResult<()> {
+        delete(self, id).await.map_err(StoreError::new)
     }
 }

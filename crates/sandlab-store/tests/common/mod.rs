@@ -1,20 +1,12 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sandlab_core::{Limits, SandboxId, SandboxState};
-use sandlab_runtime::NetworkInfo;
-use sandlab_store::{
-    ManualClock, NewUser, Role, SandboxRecord, SqliteOptions, SqliteStore, Store, User,
-};
-
-pub const PASSWORD: &str = "correct horse battery";
-/// 2024-01-01T00:00:00Z.
-pub const T0: i64 = 1_704_067_200_000;
+pub use sandlab_store::conformance::{record, user, PASSWORD, T0};
+use sandlab_store::{ManualClock, SqliteOptions, SqliteStore};
 
 /// A fresh database file in its own temporary directory.
 pub struct TempDb {
@@ -64,36 +56,4 @@ pub fn manual_clock() -> Arc<ManualClock> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-pub async fn user(store: &dyn Store, name: &str, role: Role) -> User {
-    store
-        .create_user(NewUser {
-            username: name.into(),
-            password: PASSWORD.into(),
-            role,
-        })
-        .await
-        .unwrap()
-}
-
-pub fn record(owner: Option<&str>, created_at_ms: u64) -> SandboxRecord {
-    SandboxRecord {
-        id: SandboxId::generate(),
-        image: "debian:12".into(),
-        limits: Limits {
-            ttl: Duration::from_secs(600),
-            ..Limits::default()
-        },
-        state: SandboxState::Creating,
-        reason: None,
-        hostname: Some("box".into()),
-        created_at_ms,
-        deadline_ms: created_at_ms + 600_000,
-        network: NetworkInfo::default(),
-        driver: "runc".into(),
-        creator_pid: Some(4242),
-        owner: owner.map(str::to_owned),
-        owner_pid: None,
-    }
 }

@@ -1,0 +1,213 @@
+//! Egress address slots, allocated host-wide.
+//!
+//! Each egress sandbox gets a /30 (and a /64) from slot `n` of the address pool. Every
+//! Sandlab process on this host, whatever its data dir, allocates from one directory,
+//! `/run/sandlab/egress-slots/`, with one file per slot taken by `O_CREAT|O_EXCL` (so two
+//! processes never get the same slot) holding the data dir and the sandbox id. The slot's
+//! number is also noted in the sandbox's own directory, so removal frees it without a scan.
+//!
+//! A crash between taking a slot and noting it leaves a slot file that names a sandbox
+//! whose directory is gone once the sandbox is removed; [`Slots::sweep`] (run with
+//! reconciliation) frees such files, and those of data dirs that no longer exist. The
+//! directory is on a tmpfs: a reboot frees every slot along with the interfaces.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sandlab_core::SandboxId;
+
+use crate::error::{Error, Result};
+use crate::network::SLOTS;
+
+const SLOTS_DIR: &str = "/run/sandlab/egress-slots";
+/// In the sandbox directory: the slot it holds.
+pub const SLOT_NOTE: &str = "egress-slot";
+
+pub struct Slots {
+    dir: PathBuf,
+    /// This data dir, canonical: written into each slot file taken from here.
+    data_dir: PathBuf,
+}
+
+/// Who holds a slot, as its file says.
+#[derive(Debug, PartialEq, Eq)]
+struct SlotOwner {
+    data_dir: PathBuf,
+    id: SandboxId,
+}
+
+impl Slots {
+    pub fn new(data_dir: &Path) -> Slots {
+        Slots::in_dir(Path::new(SLOTS_DIR), data_dir)
+    }
+
+    fn in_dir(dir: &Path, data_dir: &Path) -> Slots {
+        Slots {
+            dir: dir.to_owned(),
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    /// Takes a free slot for `id` and notes it in `sandbox_dir`.
+    pub fn take(&self, id: &SandboxId, sandbox_dir: &Path) -> Result<u32> {
+        std::fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
+        let used = self.used()?;
+        let body = format!("{}\n{id}\n", self.data_dir.display());
+        for slot in (1..SLOTS).filter(|s| !used.contains(s)) {
+            let path = self.dir.join(slot.to_string());
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(body.as_bytes()).map_err(Error::io(&path))?;
+                    let note = sandbox_dir.join(SLOT_NOTE);
+                    std::fs::write(&note, slot.to_string()).map_err(Error::io(&note))?;
+                    return Ok(slot);
+                }
+                // Another process took it since we listed: try the next.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::Io { path, source: e }),
+            }
+        }
+        Err(Error::PoolExhausted)
+    }
+
+    /// Frees the slot `sandbox_dir` notes, if its file still names `id` of this data dir.
+    pub fn free(&self, id: &SandboxId, sandbox_dir: &Path) -> Result<()> {
+        let Some(slot) = std::fs::read_to_string(sandbox_dir.join(SLOT_NOTE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            return Ok(());
+        };
+        let path = self.dir.join(slot.to_string());
+        if self
+            .owner(&path)
+            .is_some_and(|o| self.is_ours(&o) && &o.id == id)
+        {
+            remove_file(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Frees slots of this data dir whose sandbox directory is gone, and slots of data
+    /// dirs that no longer exist. `sandboxes_dir` holds this data dir's sandbox dirs.
+    pub fn sweep(&self, sandboxes_dir: &Path) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Some(owner) = self.owner(&path) else {
+                continue;
+            };
+            let stale = if self.is_ours(&owner) {
+                !sandboxes_dir.join(owner.id.as_str()).exists()
+            } else {
+                !owner.data_dir.exists()
+            };
+            if stale {
+                tracing::info!(sandbox.id = %owner.id, slot = %path.display(), "freeing a stale egress slot");
+                if let Err(e) = remove_file(&path) {
+                    tracing::warn!(error = %e, "could not free a stale egress slot");
+                }
+            }
+        }
+    }
+
+    fn used(&self) -> Result<std::collections::HashSet<u32>> {
+        let rd = std::fs::read_dir(&self.dir).map_err(Error::io(&self.dir))?;
+        Ok(rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    fn owner(&self, path: &Path) -> Option<SlotOwner> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut lines = text.lines();
+        let data_dir = PathBuf::from(lines.next()?);
+        let id = lines.next()?.parse().ok()?;
+        Some(SlotOwner { data_dir, id })
+    }
+
+    fn is_ours(&self, owner: &SlotOwner) -> bool {
+        owner.data_dir == self.data_dir
+    }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Slots, Slots, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let slots = t.path().join("slots");
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir_all(d.join("sandboxes")).unwrap();
+        }
+        let sa = Slots::in_dir(&slots, &a);
+        let sb = Slots::in_dir(&slots, &b);
+        (t, sa, sb, a, b)
+    }
+
+    fn sandbox(data: &Path) -> (SandboxId, PathBuf) {
+        let id = SandboxId::generate();
+        let dir = data.join("sandboxes").join(id.as_str());
+        std::fs::create_dir_all(&dir).unwrap();
+        (id, dir)
+    }
+
+    #[test]
+    fn two_data_dirs_never_share_a_slot() {
+        let (_t, sa, sb, a, b) = setup();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..20 {
+            let (slots, data) = if i % 2 == 0 { (&sa, &a) } else { (&sb, &b) };
+            let (id, dir) = sandbox(data);
+            assert!(seen.insert(slots.take(&id, &dir).unwrap()));
+        }
+    }
+
+    #[test]
+    fn free_releases_only_its_own_slot_and_sweep_frees_stale_ones() {
+        let (_t, sa, sb, a, b) = setup();
+        let (id1, dir1) = sandbox(&a);
+        let s1 = sa.take(&id1, &dir1).unwrap();
+        let (id2, dir2) = sandbox(&b);
+        let s2 = sb.take(&id2, &dir2).unwrap();
+        // A note that points at another data dir's slot frees nothing.
+        std::fs::write(dir1.join(SLOT_NOTE), s2.to_string()).unwrap();
+        sa.free(&id1, &dir1).unwrap();
+        assert_eq!(sa.used().unwrap().len(), 2);
+        std::fs::write(dir1.join(SLOT_NOTE), s1.to_string()).unwrap();
+        sa.free(&id1, &dir1).unwrap();
+        assert_eq!(sa.used().unwrap(), [s2].into());
+        // A crash after taking a slot: the sandbox dir goes, the slot file stays.
+        let (id3, dir3) = sandbox(&a);
+        let s3 = sa.take(&id3, &dir3).unwrap();
+        std::fs::remove_dir_all(&dir3).unwrap();
+        sb.sweep(&b.join("sandboxes"));
+        assert!(sa.used().unwrap().contains(&s3), "b swept a's slot");
+        sa.sweep(&a.join("sandboxes"));
+        assert_eq!(sa.used().unwrap(), [s2].into());
+        // A data dir that no longer exists frees its slots on anyone's sweep.
+        std::fs::remove_dir_all(&b).unwrap();
+        sa.sweep(&a.join("sandboxes"));
+        assert!(sa.used().unwrap().is_empty());
+    }
+}

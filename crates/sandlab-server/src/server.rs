@@ -1,0 +1,335 @@
+//! The composition root: the one way a server is put together and run, used by
+//! `sandlab serve` and the in-process test harness alike.
+//!
+//! What differs between a host and a test comes in [`ServerParts`]: the settings, the
+//! store, the sandbox drivers, the image catalogue and, on a host, its image store
+//! ([`LocalImages`]). [`Server::build`] creates the first admin on a database without
+//! users, then wires the sandbox manager, the sandbox service and the [`AppState`].
+//!
+//! [`Server::run`] takes a bound listener, so `/healthz` answers at once, and serves while
+//! [`Server::start_up`] runs in the background: build the default image if it is missing
+//! (with [`LocalImages`] only), reconcile host and store and adopt warm sandboxes, load
+//! the labs, resume lab sessions, start the catalogue watcher, the reaper and the pool
+//! refill, and only then report ready on `/readyz`. A start-up that fails leaves `/readyz`
+//! unready. When the `shutdown` future completes: stop accepting, close WebSockets with
+//! 1001, let requests in flight finish, all bounded by `shutdown_grace`, and return.
+//! Sandboxes keep running across a restart; their records are in the database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use sandlab_image::{ImageStore, Progress};
+use sandlab_runtime::manager::SandboxManager;
+use sandlab_runtime::Drivers;
+use sandlab_store::{NewUser, PageRequest, Role, Store};
+use tokio::net::TcpListener;
+
+use crate::catalogue::Loader;
+use crate::config::ServerConfig;
+use crate::images::ImageCatalog;
+use crate::sandboxes::Sandboxes;
+use crate::state::AppState;
+use crate::terminal::TerminalOptions;
+
+/// Failures to build, start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("Cannot look for existing users")]
+    Users(#[source] sandlab_store::Error),
+    #[error("Cannot create the first admin (SANDLAB_ADMIN_PASSWORD)")]
+    FirstAdmin(#[source] sandlab_store::Error),
+    #[error("Cannot set up the sandbox manager")]
+    Manager(#[source] sandlab_runtime::Error),
+    #[error("The default image \"{0}\" does not exist; build or import it first")]
+    NoDefaultImage(String),
+    #[error("Cannot build the default image")]
+    BuildImage(#[source] sandlab_image::Error),
+    #[error("Reconciling host and store failed: {0}")]
+    Recover(String),
+    #[error("Resuming lab sessions failed: {0}")]
+    LabSessions(String),
+    #[error("A start-up task failed")]
+    Task(#[source] tokio::task::JoinError),
+    #[error("The HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ServerError>;
+
+/// The host's image store, for the start-up steps only it can do: build the default image
+/// on first start and check the images lab files name.
+#[derive(Clone)]
+pub struct LocalImages {
+    pub store: ImageStore,
+    /// Where a first-start build reports its stages.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// What differs between one server and another.
+pub struct ServerParts {
+    pub config: ServerConfig,
+    pub store: Arc<dyn Store>,
+    pub drivers: Drivers,
+    /// What `GET /api/v1/images` lists.
+    pub images: Arc<dyn ImageCatalog>,
+    /// `None` (tests): no default image is built and lab files are loaded without checking
+    /// their images.
+    pub local_images: Option<LocalImages>,
+}
+
+/// A server, built and not yet started.
+pub struct Server {
+    state: AppState,
+    local_images: Option<LocalImages>,
+}
+
+impl Server {
+    /// Creates the first admin if the database has no user, and wires the services.
+    pub async fn build(parts: ServerParts) -> Result<Server> {
+        let ServerParts {
+            config,
+            store,
+            drivers,
+            images,
+            local_images,
+        } = parts;
+        first_admin(store.as_ref()).await?;
+        let manager = SandboxManager::new(drivers, store.clone().records(), store.clone().leases())
+            .map_err(ServerError::Manager)?;
+        let sandboxes = Arc::new(Sandboxes::new(
+            Arc::new(manager),
+            store.clone(),
+            config.pools.clone(),
+            TerminalOptions {
+                scrollback_bytes: config.scrollback,
+                max_per_sandbox: config.terminals_per_sandbox,
+                ..TerminalOptions::default()
+            },
+        ));
+        Ok(Server {
+            state: AppState::new(config, store, sandboxes, images),
+            local_images,
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn app(&self) -> Router {
+        crate::app(self.state.clone())
+    }
+
+    /// Everything that must finish before `/readyz` says ready (see the module docs).
+    /// [`Server::run`] does this in the background; a harness without a listener awaits it.
+    pub async fn start_up(&self) -> Result<()> {
+        start_up(&self.state, self.local_images.as_ref()).await
+    }
+
+    /// Serves on `listener`, starting up in the background, until `shutdown` completes;
+    /// then shuts down within `shutdown_grace`.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let Server {
+            state,
+            local_images,
+        } = self;
+        let config = state.config();
+        eprintln!(
+            "sandlab: listening on http://{} (public URL {})",
+            listener.local_addr().unwrap_or(config.listen),
+            config.public_url
+        );
+        match &config.web_dir {
+            Some(dir) => eprintln!("sandlab: web UI served from {}", dir.display()),
+            None if crate::web::embedded() => {}
+            None => eprintln!(
+                "sandlab: warning: this binary has no web UI (build it with scripts/build-web.sh, then cargo build); the API works"
+            ),
+        }
+
+        let startup = tokio::spawn({
+            let state = state.clone();
+            async move {
+                if let Err(e) = start_up(&state, local_images.as_ref()).await {
+                    let e = chain(&e);
+                    eprintln!("sandlab: start-up failed: {e}");
+                    tracing::error!(error = %e, "start-up failed; /readyz stays unready");
+                }
+            }
+        });
+        let token = state.shutdown().clone();
+        let http = axum::serve(
+            listener,
+            crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+        let serving = tokio::spawn(async move { http.await });
+        shutdown.await;
+        eprintln!("sandlab: shutting down");
+        token.cancel();
+        startup.abort();
+        // Requests in flight finish; WebSockets (which axum no longer tracks once upgraded)
+        // send their 1001 close; all within the grace period.
+        let sockets = state.sockets().clone();
+        sockets.close();
+        let drained = async {
+            let served = match serving.await {
+                Ok(r) => r.map_err(ServerError::Serve),
+                Err(e) => {
+                    tracing::warn!(error = %e, "server task failed");
+                    Ok(())
+                }
+            };
+            sockets.wait().await;
+            served
+        };
+        match tokio::time::timeout(config.shutdown_grace, drained).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::warn!("requests still running after the shutdown grace period");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Creates the `admin` user on a database without users: with `SANDLAB_ADMIN_PASSWORD`,
+/// or a generated password printed once.
+async fn first_admin(store: &dyn Store) -> Result<()> {
+    let some = store
+        .list_users(PageRequest::first(1))
+        .await
+        .map_err(ServerError::Users)?;
+    if !some.items.is_empty() {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("SANDLAB_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (generate_password(), true),
+    };
+    store
+        .create_user(NewUser {
+            username: "admin".into(),
+            password: password.clone(),
+            role: Role::Admin,
+        })
+        .await
+        .map_err(ServerError::FirstAdmin)?;
+    if generated {
+        println!("sandlab: created user \"admin\" with the one-time password: {password}");
+        println!("sandlab: it is not shown again; change it with `sandlab user set admin --password-stdin`");
+    } else {
+        println!("sandlab: created user \"admin\" with the password from SANDLAB_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+/// A password of 20 characters from an alphabet without look-alikes (no `l`, `o`, `0`,
+/// `1`, `I`, `O`).
+pub fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
+    if let Some(local) = local {
+        default_image(state, local).await?;
+    }
+    let report = state
+        .sandboxes()
+        .recover()
+        .await
+        .map_err(|e| ServerError::Recover(e.message))?;
+    eprintln!(
+        "sandlab: reconciled: {} orphans removed, {} marked failed, {} expired",
+        report.orphans_removed.len(),
+        report.marked_failed.len(),
+        report.expired.len()
+    );
+    let labs_dir = state.config().labs.clone();
+    let loader = lab_loader(local);
+    let (labs, problems) = {
+        let (load, dir) = (loader.clone(), labs_dir.clone());
+        tokio::task::spawn_blocking(move || load(&dir))
+            .await
+            .map_err(ServerError::Task)?
+    };
+    for p in &problems {
+        eprintln!("sandlab: lab problem: {p}");
+    }
+    eprintln!("sandlab: {} labs loaded", labs.len());
+    state
+        .lab_sessions()
+        .recover(&labs)
+        .await
+        .map_err(|e| ServerError::LabSessions(e.message))?;
+    state.set_labs(labs);
+    crate::catalogue::spawn_watcher(state.clone(), labs_dir, loader, state.shutdown().clone());
+    state.sandboxes().spawn_background(state.shutdown().clone());
+    state.set_ready();
+    eprintln!("sandlab: ready");
+    Ok(())
+}
+
+/// Builds `debian` on first start; any other missing default image is an error.
+async fn default_image(state: &AppState, local: &LocalImages) -> Result<()> {
+    let image = &state.config().default_image;
+    if !matches!(
+        local.store.resolve(image),
+        Err(sandlab_image::Error::NotFound(_))
+    ) {
+        return Ok(());
+    }
+    if image != "debian" {
+        return Err(ServerError::NoDefaultImage(image.clone()));
+    }
+    eprintln!("sandlab: building the default image \"debian\" (first start; a few minutes)");
+    let include: Vec<String> = sandlab_image::DEFAULT_PACKAGES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let LocalImages { store, progress } = local.clone();
+    tokio::task::spawn_blocking(move || {
+        store.build_debian("debian", "bookworm", &include, progress.as_ref())
+    })
+    .await
+    .map_err(ServerError::Task)?
+    .map_err(ServerError::BuildImage)?;
+    Ok(())
+}
+
+/// Loads the catalogue, checking lab images against the host's store when there is one.
+fn lab_loader(local: Option<&LocalImages>) -> Loader {
+    match local {
+        Some(local) => {
+            let images = local.store.clone();
+            Arc::new(move |dir| {
+                let exists = |name: &str| images.resolve(name).is_ok();
+                sandlab_lab::load_catalogue(dir, Some(&exists))
+            })
+        }
+        None => Arc::new(|dir| sandlab_lab::load_catalogue(dir, None)),
+    }
+}
+
+/// `e` and its causes, joined by `: `.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
