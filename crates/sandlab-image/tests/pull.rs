@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{gzip, oci_layout, Layer};
 use sandlab_image::{Error, IdMap, ImageStore, Progress};
@@ -26,17 +26,6 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn start_registry(dir: &Path) -> Registry {
@@ -63,7 +52,7 @@ fn start_registry(dir: &Path) -> Registry {
         .expect("start docker-registry");
     let registry = Registry { child, port };
     assert!(
-        wait_until(Duration::from_secs(20), || TcpStream::connect((
+        sandlab_testkit::wait_until_blocking(Duration::from_secs(20), || TcpStream::connect((
             "127.0.0.1",
             port
         ))

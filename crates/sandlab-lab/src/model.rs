@@ -132,6 +132,13 @@ pub struct Playground {
     pub nodes: Vec<Node>,
 }
 
+impl Playground {
+    /// Every node's hostname, in the lab's order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+}
+
 /// One machine of a playground.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Node {

@@ -35,14 +35,14 @@ const PRIVATE_NET_FILE: &str = "private-net";
 pub const DRIVER_NAME: &str = "container";
 
 pub struct ContainerDriver {
-    cfg: RuntimeConfig,
+    pub(crate) cfg: RuntimeConfig,
     layout: Layout,
-    images: ImageStore,
-    oci: OciRuntime,
-    cgroups: Cgroups,
+    pub(crate) images: ImageStore,
+    pub(crate) oci: OciRuntime,
+    pub(crate) cgroups: Cgroups,
     volumes: VolumePool,
     slots: Slots,
-    agent: PathBuf,
+    pub(crate) agent: PathBuf,
     firewall: OnceCell<()>,
 }
 
@@ -113,57 +113,6 @@ impl ContainerDriver {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
-    }
-
-    /// Prepares a plain OCI bundle in `dir` for benchmarks: the same image, limits,
-    /// namespaces, seccomp and capabilities as a sandbox, but running `argv` directly
-    /// instead of the agent, with a runtime-made netns. Undo with [`Self::remove_baseline_bundle`].
-    pub fn baseline_bundle(&self, spec: &SandboxSpec, dir: &Path, argv: &[&str]) -> Result<()> {
-        let image = self.images.resolve(&spec.image)?;
-        let rootfs = dir.join("rootfs");
-        for d in [dir.join("upper"), dir.join("work"), rootfs.clone()] {
-            std::fs::create_dir_all(&d).map_err(Error::io(&d))?;
-        }
-        let upper = dir.join("upper");
-        std::os::unix::fs::chown(
-            &upper,
-            Some(self.cfg.idmap.host_uid),
-            Some(self.cfg.idmap.host_gid),
-        )
-        .map_err(Error::io(&upper))?;
-        mounts::mount_overlay(&image.rootfs, &upper, &dir.join("work"), &rootfs)?;
-        let mut config = spec::build(
-            spec,
-            &image.config,
-            &self.cfg.idmap,
-            &self.agent,
-            &self.cgroups,
-        );
-        config["process"]["args"] = serde_json::json!(argv);
-        if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {
-            for n in ns.iter_mut() {
-                if n["type"] == "network" {
-                    n.as_object_mut().map(|o| o.remove("path"));
-                }
-            }
-        }
-        if let Some(m) = config["mounts"].as_array_mut() {
-            m.retain(|m| m["destination"] != spec::AGENT_PATH);
-        }
-        let path = dir.join("config.json");
-        let text = serde_json::to_vec_pretty(&config)
-            .map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
-        std::fs::write(&path, text).map_err(Error::io(&path))
-    }
-
-    pub fn remove_baseline_bundle(&self, dir: &Path) -> Result<()> {
-        mounts::unmount(&dir.join("rootfs"))?;
-        std::fs::remove_dir_all(dir).map_err(Error::io(dir))
-    }
-
-    /// The OCI runtime binary and its state root, for running a baseline beside sandboxes.
-    pub fn oci_runtime(&self) -> (&Path, &Path) {
-        (&self.oci.path, &self.oci.root)
     }
 
     async fn prepare(&self, spec: &SandboxSpec) -> Result<NetworkInfo> {

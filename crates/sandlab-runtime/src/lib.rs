@@ -20,6 +20,7 @@
 //! (`sandlab_core::{RecordStore, LeaseStore}`).
 
 mod agent_binary;
+pub mod baseline;
 mod cgroups;
 mod command;
 mod config;

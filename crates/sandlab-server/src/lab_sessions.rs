@@ -202,14 +202,9 @@ impl LabSessions {
         };
         self.store.put_lab_session(&record).await?;
         let mut nodes = HashMap::new();
-        let names: Vec<String> = lab
-            .playground
-            .nodes
-            .iter()
-            .map(|n| n.name.clone())
-            .collect();
         // The session id's random part names the playground's network.
-        let playground = sandlab_runtime::Playground::named_after(&record.id, names);
+        let playground =
+            sandlab_runtime::Playground::named_after(&record.id, lab.playground.node_names());
         for node in &lab.playground.nodes {
             let mut limits = node.limits.clone();
             limits.ttl = ttl;

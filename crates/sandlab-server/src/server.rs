@@ -157,7 +157,7 @@ impl Server {
             let state = state.clone();
             async move {
                 if let Err(e) = start_up(&state, local_images.as_ref()).await {
-                    let e = chain(&e);
+                    let e = sandlab_core::error_chain(&e);
                     eprintln!("sandlab: start-up failed: {e}");
                     tracing::error!(error = %e, "start-up failed; /readyz stays unready");
                 }
@@ -320,16 +320,4 @@ fn lab_loader(local: Option<&LocalImages>) -> Loader {
         }
         None => Arc::new(|dir| sandlab_lab::load_catalogue(dir, None)),
     }
-}
-
-/// `e` and its causes, joined by `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }

@@ -104,12 +104,13 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         playground: None,
     };
     let dir = cfg.runtime.data_dir.join("bench").join(spec.id.as_str());
-    driver
-        .baseline_bundle(&spec, &dir, &["/bin/echo", "ready"])
+    let baseline = sandlab_runtime::baseline::Baseline::new(&driver);
+    baseline
+        .prepare(&spec, &dir, &["/bin/echo", "ready"])
         .context("cannot prepare the baseline bundle")?;
-    let (runc, root) = driver.oci_runtime();
+    let (runc, root) = baseline.oci_runtime();
     let result = measure(n, &cfg.runtime.data_dir, &image, runc, root, &dir);
-    driver.remove_baseline_bundle(&dir)?;
+    baseline.remove(&dir)?;
     let (mut ours, mut base) = result?;
     ours.sort();
     base.sort();

@@ -144,13 +144,8 @@ async fn start(
     keep: bool,
 ) -> anyhow::Result<HashMap<String, SandboxId>> {
     let mut nodes = HashMap::new();
-    let names: Vec<String> = lab
-        .playground
-        .nodes
-        .iter()
-        .map(|n| n.name.clone())
-        .collect();
-    let playground = Playground::named_after(SandboxId::generate().as_str(), names);
+    let playground =
+        Playground::named_after(SandboxId::generate().as_str(), lab.playground.node_names());
     for node in &lab.playground.nodes {
         let mut limits = node.limits.clone();
         limits.ttl = lab.playground.ttl;

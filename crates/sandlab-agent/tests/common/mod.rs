@@ -139,25 +139,6 @@ pub fn write_private(path: &Path, content: &str) {
     f.write_all(content.as_bytes()).unwrap();
 }
 
-/// Polls `cond` until it yields `Some`, failing the test after [`TIMEOUT`].
-pub async fn wait_until<T, F, Fut>(what: &str, mut cond: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = cond().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Runs to completion with a bounded wait.
 pub async fn run(client: &AgentClient, req: ExecRequest) -> ExecOutput {
     tokio::time::timeout(TIMEOUT, client.exec_collect(req, None, 1 << 20))
@@ -213,19 +194,6 @@ pub fn process_with_cmdline(cmdline: &[&str]) -> Option<u32> {
     None
 }
 
-pub fn pid_alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; count it as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
 pub fn vm_value_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -264,4 +232,16 @@ pub async fn settled_fds(pid: u32, expected: &[u32]) -> Vec<u32> {
         fds = list();
     }
     fds
+}
+
+#[allow(unused_imports)] // not every test binary uses it
+pub use sandlab_testkit::pid_alive;
+
+/// Polls `cond` until it yields `Some`, failing the test after [`TIMEOUT`].
+pub async fn wait_until<T, F, Fut>(what: &str, cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    sandlab_testkit::wait_until(what, TIMEOUT, cond).await
 }

@@ -8,7 +8,6 @@ pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 pub fn data_dir() -> PathBuf {
     let dir = std::env::var_os("SANDLAB_TEST_DATA_DIR")
@@ -84,20 +83,6 @@ pub fn exec(data: &Path, id: &str, script: &str) -> Output {
 pub fn rm(data: &Path, id: &str) {
     let out = sandlab(data, &["sandbox", "rm", id]);
     assert_eq!(out.code(), 0, "rm failed: {}", out.stderr_text());
-}
-
-/// Polls `cond` until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Host pid of the sandbox's init (the agent), from the OCI runtime's state.
@@ -193,3 +178,6 @@ pub fn delete_record(data: &Path, id: &str) {
         store.delete(&id.parse().unwrap()).await.unwrap();
     });
 }
+
+#[allow(unused_imports)] // not every test binary uses it
+pub use sandlab_testkit::wait_until_blocking as wait_until;
