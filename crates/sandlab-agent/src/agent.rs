@@ -16,7 +16,13 @@ pub struct Agent {
     /// Notified (with a stored permit) when a host asks the agent to shut down.
     pub shutdown: Notify,
     pub admission: Admission,
+    /// Connections still in their handshake: a peer that opens many and says nothing
+    /// cannot exhaust PID 1's descriptors.
+    pub handshakes: tokio::sync::Semaphore,
 }
+
+/// The most connections that may be in their handshake at once; more are closed at once.
+pub const MAX_PENDING_HANDSHAKES: usize = 32;
 
 /// What a connection must do before it is served.
 #[derive(Debug)]
@@ -35,6 +41,7 @@ impl Agent {
             stats: Stats::default(),
             shutdown: Notify::new(),
             admission,
+            handshakes: tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES),
         }
     }
 

@@ -138,6 +138,9 @@ pub async fn serve<S>(agent: Arc<Agent>, sock: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Ok(pending) = agent.handshakes.try_acquire() else {
+        return log!("closing a connection: too many are still in their handshake");
+    };
     let (mut rd, wr) = tokio::io::split(sock);
     let out = Outbound::start(wr, agent.clone());
     let mut buf = BytesMut::with_capacity(4096);
@@ -149,6 +152,7 @@ where
         }
         return log!("closing connection: {}", chain(&why));
     }
+    drop(pending);
     let mut conn = Connection {
         agent,
         out,

@@ -181,6 +181,34 @@ async fn a_silent_peer_is_dropped_after_the_handshake_timeout() {
 }
 
 #[tokio::test]
+async fn a_flood_of_silent_peers_is_capped_and_then_served_again() {
+    let (_agent, addr) = TestAgent::start_tcp(&["--handshake-timeout-ms", "60000"]).await;
+    // 32 may wait in their handshake (the agent's cap); the ones past that are closed at
+    // once, long before the handshake timeout.
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    for _ in 0..8 {
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), extra.read_to_end(&mut buf))
+            .await
+            .expect("an extra silent peer was kept waiting");
+        assert_eq!(read.unwrap(), 0, "the agent sent {buf:?}");
+    }
+    // Once the flood ends, the host is served again.
+    drop(held);
+    let c = sandlab_testkit::wait_until("the agent admits again", TIMEOUT, || async {
+        AgentClient::connect_tcp(addr, TOKEN, Duration::from_millis(500))
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(text(&sh(&c, "echo back").await.stdout), "back\n");
+}
+
+#[tokio::test]
 async fn a_token_guards_the_unix_socket_too() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");

@@ -44,6 +44,8 @@ pub struct ContainerDriver {
     slots: Slots,
     pub(crate) agent: PathBuf,
     firewall: OnceCell<()>,
+    /// Egress sandboxes made before slots were host-wide have been given their slot files.
+    legacy_slots: OnceCell<()>,
 }
 
 impl ContainerDriver {
@@ -89,6 +91,7 @@ impl ContainerDriver {
             volumes,
             agent,
             firewall: OnceCell::new(),
+            legacy_slots: OnceCell::new(),
         })
     }
 
@@ -104,15 +107,56 @@ impl ContainerDriver {
 
     /// The host pid of the sandbox's init process (the agent), while it runs.
     pub fn init_pid(&self, id: &SandboxId) -> Option<u32> {
-        let pidfile = self.layout.bundle(id).join(INIT_PID_FILE);
-        std::fs::read_to_string(pidfile)
+        self.pid_file(id)
             .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok())
+            .flatten()
             .filter(|pid| init_alive_in(*pid, id))
+    }
+
+    /// The init pid the OCI runtime wrote; `None` before it did or after removal.
+    fn pid_file(&self, id: &SandboxId) -> Result<Option<u32>> {
+        let pidfile = self.layout.bundle(id).join(INIT_PID_FILE);
+        match std::fs::read_to_string(&pidfile) {
+            Ok(text) => Ok(text.trim().parse::<u32>().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io {
+                path: pidfile,
+                source: e,
+            }),
+        }
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Gives each egress sandbox of this data dir that has no slot note (made before slots
+    /// were host-wide) the slot its interface's address is in, so no new sandbox is handed
+    /// an address in use. Once per process; a sandbox created since always has its note.
+    async fn adopt_legacy_slots(&self) -> Result<()> {
+        let Ok(rd) = std::fs::read_dir(self.layout.sandboxes_dir()) else {
+            return Ok(());
+        };
+        for entry in rd.flatten() {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<SandboxId>().ok())
+            else {
+                continue;
+            };
+            let dir = entry.path();
+            if dir.join(crate::slots::SLOT_NOTE).exists() || !network::link_exists(&id) {
+                continue;
+            }
+            let Some(slot) = network::slot_of_link(&id, self.cfg.egress_v4_prefix).await else {
+                continue;
+            };
+            if !self.slots.adopt(&id, &dir, slot)? {
+                tracing::warn!(sandbox.id = %id, slot, "a sandbox made before host-wide slots shares its egress slot with another");
+            }
+        }
+        Ok(())
     }
 
     async fn prepare(&self, spec: &SandboxSpec) -> Result<NetworkInfo> {
@@ -160,6 +204,9 @@ impl ContainerDriver {
         pending_netns.finish()?;
         let mut info = NetworkInfo::default();
         if egress {
+            self.legacy_slots
+                .get_or_try_init(|| self.adopt_legacy_slots())
+                .await?;
             let slot = self.slots.take(id, &dir)?;
             let addrs = slot_addrs(self.cfg.egress_v4_prefix, slot);
             info.ipv4 = Some(addrs.sandbox4.to_string());
@@ -241,23 +288,18 @@ impl Driver for ContainerDriver {
     /// wrote is alive, not a zombie, and in this sandbox's cgroup (so a reused pid does
     /// not count).
     async fn is_running(&self, id: &SandboxId) -> Result<bool> {
-        let pidfile = self.layout.bundle(id).join(INIT_PID_FILE);
-        let pid = match std::fs::read_to_string(&pidfile) {
-            Ok(text) => text.trim().parse::<u32>().ok(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(Error::Io {
-                    path: pidfile,
-                    source: e,
-                })
-            }
-        };
-        Ok(pid.is_some_and(|pid| init_alive_in(pid, id)))
+        Ok(self.pid_file(id)?.is_some_and(|pid| init_alive_in(pid, id)))
     }
 
     async fn wait_exited(&self, id: &SandboxId) -> Result<()> {
-        if let Some(pid) = self.init_pid(id) {
-            process::wait_exit(pid).await;
+        match self.init_pid(id) {
+            Some(pid) => process::wait_exit(pid).await,
+            // No live init to wait on: look now and then until it is surely gone.
+            None => {
+                while self.is_running(id).await? {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
         }
         Ok(())
     }
@@ -307,6 +349,9 @@ impl Driver for ContainerDriver {
     }
 
     async fn host_resources(&self) -> Result<HostResources> {
+        self.legacy_slots
+            .get_or_try_init(|| self.adopt_legacy_slots())
+            .await?;
         self.volumes.clear_stale_qgroups();
         self.slots.sweep(&self.layout.sandboxes_dir());
         network::remove_empty_bridges().await;

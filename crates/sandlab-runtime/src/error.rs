@@ -53,6 +53,8 @@ pub enum Error {
     UnknownDriver(String),
     #[error("No sandbox driver is configured")]
     NoDriver,
+    #[error("The lease {0:?} passed to another process while this one worked under it")]
+    LeaseLost(String),
     #[error("Timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
 }

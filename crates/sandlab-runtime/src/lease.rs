@@ -1,8 +1,10 @@
 //! Exclusive work across processes through the store's leases.
 //!
 //! [`Leases::acquire`] waits until the named lease is this process's, renews it while the
-//! [`LeaseGuard`] lives (so long work never outlives its lease) and gives it up when the
-//! guard is dropped. Tasks of one process share one holder, so an in-process mutex per
+//! [`LeaseGuard`] lives and gives it up when the guard is dropped. Should a renewal find
+//! another holder, or fail for longer than the lease lasts, the guard counts the lease as
+//! lost and [`LeaseGuard::ensure_held`] says so: guarded work checks it before each step
+//! with a side effect and stops. Tasks of one process share one holder, so an in-process mutex per
 //! name serialises them first. A holder of this host that died (a `kill -9`) is seen at
 //! once and its lease taken over; one of another host is waited out until its lease
 //! expires.
@@ -29,6 +31,8 @@ pub struct Leases {
     local: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Numbers this process's guards: each holds as `<holder>#<n>`.
     next: std::sync::atomic::AtomicU64,
+    /// How long a lease lasts unrenewed ([`LEASE_TTL`]).
+    ttl: Duration,
 }
 
 /// Holds a lease until dropped; renews it in the background meanwhile.
@@ -37,6 +41,8 @@ pub struct LeaseGuard {
     holder: String,
     store: Arc<dyn LeaseStore>,
     renew: tokio::task::JoinHandle<()>,
+    /// Set by the renew task once the lease may belong to someone else.
+    lost: Arc<std::sync::atomic::AtomicBool>,
     released: bool,
     _local: OwnedMutexGuard<()>,
 }
@@ -48,7 +54,14 @@ impl Leases {
             me,
             local: Mutex::new(HashMap::new()),
             next: std::sync::atomic::AtomicU64::new(1),
+            ttl: LEASE_TTL,
         }
+    }
+
+    /// Leases that last `ttl` unrenewed (renewed every third of it).
+    pub fn with_ttl(mut self, ttl: Duration) -> Leases {
+        self.ttl = ttl;
+        self
     }
 
     /// The holder this process's leases are taken as.
@@ -73,7 +86,7 @@ impl Leases {
         let me = self.guard_holder();
         let mut backoff = Duration::from_millis(2);
         loop {
-            let lease = self.store.acquire_lease(name, &me, LEASE_TTL).await?;
+            let lease = self.store.acquire_lease(name, &me, self.ttl).await?;
             if lease.holder == me {
                 break;
             }
@@ -92,24 +105,6 @@ impl Leases {
         Ok(self.guard(name, me, local))
     }
 
-    /// Takes lease `name` if it is free (or its holder died); `None` when another holds it.
-    pub async fn try_acquire(&self, name: &str) -> Result<Option<LeaseGuard>> {
-        let local = {
-            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(name.to_owned()).or_default().clone()
-        };
-        let Ok(local) = local.try_lock_owned() else {
-            return Ok(None);
-        };
-        let me = self.guard_holder();
-        let mut lease = self.store.acquire_lease(name, &me, LEASE_TTL).await?;
-        if lease.holder != me && self.holder_is_dead(&lease.holder) {
-            self.store.release_lease(name, &lease.holder).await?;
-            lease = self.store.acquire_lease(name, &me, LEASE_TTL).await?;
-        }
-        Ok((lease.holder == me).then(|| self.guard(name, me, local)))
-    }
-
     fn guard_holder(&self) -> String {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("{}#{n}", self.me)
@@ -124,25 +119,34 @@ impl Leases {
     }
 
     fn guard(&self, name: &str, me: String, local: OwnedMutexGuard<()>) -> LeaseGuard {
-        let (store, n, holder) = (self.store.clone(), name.to_owned(), me.clone());
+        let (store, n, holder, ttl) = (self.store.clone(), name.to_owned(), me.clone(), self.ttl);
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = lost.clone();
         let renew = tokio::spawn(async move {
+            let mut renewed = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(LEASE_TTL / 3).await;
-                match store.acquire_lease(&n, &holder, LEASE_TTL).await {
-                    Ok(l) if l.holder == holder => {}
+                tokio::time::sleep(ttl / 3).await;
+                match store.acquire_lease(&n, &holder, ttl).await {
+                    Ok(l) if l.holder == holder => renewed = tokio::time::Instant::now(),
                     Ok(l) => {
                         tracing::error!(lease = %n, holder = %l.holder, "lost a lease while holding it");
-                        return;
+                        break;
+                    }
+                    Err(e) if renewed.elapsed() >= ttl => {
+                        tracing::error!(lease = %n, error = %e, "a lease expired while the store could not renew it");
+                        break;
                     }
                     Err(e) => tracing::warn!(lease = %n, error = %e, "could not renew a lease"),
                 }
             }
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         LeaseGuard {
             name: name.to_owned(),
             holder: me,
             store: self.store.clone(),
             renew,
+            lost,
             released: false,
             _local: local,
         }
@@ -150,6 +154,14 @@ impl Leases {
 }
 
 impl LeaseGuard {
+    /// `Err` once the lease may have passed to another holder: stop the guarded work.
+    pub fn ensure_held(&self) -> Result<()> {
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::LeaseLost(self.name.clone()));
+        }
+        Ok(())
+    }
+
     /// Gives the lease up now and waits for the store to confirm.
     pub async fn release(mut self) -> Result<()> {
         self.renew.abort();

@@ -12,12 +12,19 @@
 //! | veth (egress)   | host side named `<id>`, `eth0` inside             |
 //! | OCI container   | `<id>` under the runtime root `/run/sandlab/<runtime>` |
 //! | agent socket    | `<data>/sandboxes/<id>/agent.sock`                |
+//! | egress slot     | `/run/sandlab/egress-slots/<n>` (host-wide), noted in `<data>/sandboxes/<id>/egress-slot` |
+//! | playground port | `pgv<id>` on bridge `pgb<network>`, noted in `<data>/sandboxes/<id>/private-net` |
 //!
 //! so that reconciliation ([`Driver::host_resources`]) can find and remove everything a
 //! crash left behind. The [`manager::SandboxManager`] writes the record before the first
 //! side effect and owns the `creating → running → stopping → removed` transitions, for
 //! every driver it holds ([`Drivers`]); records and leases come from the store
 //! (`sandlab_core::{RecordStore, LeaseStore}`).
+//!
+//! The container driver's sandboxes live on the host that made them, and its records
+//! carry no host name: several control planes may share one database, but only one host
+//! may run the container driver against it (a replica on another host would see those
+//! records' resources missing). Sandboxes on many hosts are the Kubernetes driver's job.
 
 mod agent_binary;
 pub mod baseline;
@@ -196,13 +203,13 @@ impl Drivers {
         self
     }
 
-    /// Makes `name` the default for creates that name no driver.
-    pub fn with_default(mut self, name: &str) -> Result<Drivers> {
-        if !self.by_name.contains_key(name) {
-            return Err(Error::UnknownDriver(name.to_owned()));
+    /// The driver, when exactly one is registered.
+    pub fn only(&self) -> Option<&std::sync::Arc<dyn Driver>> {
+        let mut all = self.by_name.values();
+        match (all.next(), all.next()) {
+            (Some(d), None) => Some(d),
+            _ => None,
         }
-        self.default = Some(name.to_owned());
-        Ok(self)
     }
 
     pub fn get(&self, name: &str) -> Result<&std::sync::Arc<dyn Driver>> {

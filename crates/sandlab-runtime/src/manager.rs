@@ -10,7 +10,8 @@
 //! optionally, a process whose exit ends it ([`SandboxRecord::owner_process`]); whether
 //! those live is the [`crate::process`] module's question, not a driver's.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sandlab_core::{
@@ -19,7 +20,7 @@ use sandlab_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::lease::{LeaseGuard, Leases};
+use crate::lease::{LeaseGuard, Leases, LEASE_TTL};
 use crate::process;
 use crate::{AgentClient, Driver, Drivers, Playground, SandboxSpec, Stats};
 
@@ -27,6 +28,18 @@ use crate::{AgentClient, Driver, Drivers, Playground, SandboxSpec, Stats};
 pub const SANDBOXES_LEASE: &str = "sandboxes";
 /// The longest wait for [`SANDBOXES_LEASE`] (another process's reconciliation).
 const LEASE_WAIT: Duration = Duration::from_secs(120);
+
+/// Removes an id from a set when dropped.
+struct Forget<'a>(&'a Mutex<HashSet<SandboxId>>, SandboxId);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
 
 /// What a request asks for.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +74,11 @@ pub struct SandboxManager {
     drivers: Drivers,
     records: Arc<dyn RecordStore>,
     leases: Leases,
+    /// Which driver runs each sandbox this process has seen, so that routing an operation
+    /// needs no store read.
+    routes: Mutex<HashMap<SandboxId, String>>,
+    /// Creates this process has under way: reconciliation leaves them alone.
+    creating: Mutex<HashSet<SandboxId>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -82,6 +100,8 @@ impl SandboxManager {
             drivers,
             records,
             leases: Leases::new(leases, process::current()?),
+            routes: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashSet::new()),
         })
     }
 
@@ -102,21 +122,70 @@ impl SandboxManager {
         self.leases.acquire(SANDBOXES_LEASE, LEASE_WAIT).await
     }
 
+    /// Gives `guard` up; a failed release only delays the next holder (the lease expires),
+    /// so it is logged and `result`, the work's own outcome, is what the caller gets.
+    async fn unlock<T>(guard: LeaseGuard, result: Result<T>) -> Result<T> {
+        if let Err(e) = guard.release().await {
+            tracing::warn!(error = %error_chain(&e), "could not release the sandboxes lease; it expires on its own");
+        }
+        result
+    }
+
+    /// Keeps this process's liveness lease fresh, so processes of other hosts sharing the
+    /// store see the records it creates or owns as held by a live process. For long-lived
+    /// processes (the server); the task ends with the runtime.
+    pub fn keep_alive(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.leases.store().clone();
+        let me = self.holder().clone();
+        tokio::spawn(async move {
+            let (name, holder) = (me.liveness_lease(), me.to_string());
+            loop {
+                if let Err(e) = store.acquire_lease(&name, &holder, LEASE_TTL).await {
+                    tracing::warn!(error = %error_chain(&e), "could not renew this process's liveness lease");
+                }
+                tokio::time::sleep(LEASE_TTL / 3).await;
+            }
+        })
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<SandboxId, String>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn creating(&self) -> std::sync::MutexGuard<'_, HashSet<SandboxId>> {
+        self.creating.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub async fn get(&self, id: &SandboxId) -> Result<SandboxRecord> {
-        self.records
+        let rec = self
+            .records
             .get(id)
             .await?
-            .ok_or_else(|| Error::NotFound(id.clone()))
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        self.routes().insert(rec.id.clone(), rec.driver.clone());
+        Ok(rec)
     }
 
     pub async fn list(&self) -> Result<Vec<SandboxRecord>> {
-        Ok(self.records.list().await?)
+        let all = self.records.list().await?;
+        let mut routes = self.routes();
+        routes.clear();
+        routes.extend(all.iter().map(|r| (r.id.clone(), r.driver.clone())));
+        Ok(all)
     }
 
-    /// The driver that runs `id`.
+    /// The driver that runs `id`: with one driver registered, that one; else as its record
+    /// says (remembered, so a sandbox's operations read its record once).
     pub async fn driver_of(&self, id: &SandboxId) -> Result<&Arc<dyn Driver>> {
-        let rec = self.get(id).await?;
-        self.drivers.get(&rec.driver)
+        if let Some(only) = self.drivers.only() {
+            return Ok(only);
+        }
+        let known = self.routes().get(id).cloned();
+        let name = match known {
+            Some(name) => name,
+            None => self.get(id).await?.driver,
+        };
+        self.drivers.get(&name)
     }
 
     /// A connection to `id`'s agent.
@@ -159,7 +228,7 @@ impl SandboxManager {
         };
         driver.validate(&spec).await?;
         let now = now_ms();
-        let mut rec = SandboxRecord {
+        let rec = SandboxRecord {
             id: id.clone(),
             image: req.image,
             limits: req.limits.clone(),
@@ -174,9 +243,23 @@ impl SandboxManager {
             owner: req.owner,
             owner_process: req.owner_process,
         };
+        self.creating().insert(id.clone());
+        // Forgotten however this ends, a cancelled future included.
+        let _forget = Forget(&self.creating, id);
+        self.create_recorded(driver, &spec, rec).await
+    }
+
+    /// [`Self::create`] from the first write of the record on.
+    async fn create_recorded(
+        &self,
+        driver: &Arc<dyn Driver>,
+        spec: &SandboxSpec,
+        mut rec: SandboxRecord,
+    ) -> Result<SandboxRecord> {
         // Before any side effect: a crash from here on leaves a record to act on.
         self.records.put(&rec).await?;
-        match driver.create(&spec).await {
+        self.routes().insert(rec.id.clone(), rec.driver.clone());
+        match driver.create(spec).await {
             Ok(network) => {
                 rec.network = network;
                 rec.state = SandboxState::Running;
@@ -197,13 +280,12 @@ impl SandboxManager {
     /// Stops and removes a sandbox and deletes its record. Idempotent.
     pub async fn remove(&self, id: &SandboxId) -> Result<()> {
         let guard = self.lock().await?;
-        let result = self.remove_locked(id).await;
-        guard.release().await?;
-        result
+        let result = self.remove_locked(&guard, id).await;
+        Self::unlock(guard, result).await
     }
 
     /// [`Self::remove`] for a caller that holds the lease.
-    async fn remove_locked(&self, id: &SandboxId) -> Result<()> {
+    async fn remove_locked(&self, guard: &LeaseGuard, id: &SandboxId) -> Result<()> {
         let Some(mut rec) = self.records.get(id).await? else {
             return Ok(());
         };
@@ -211,8 +293,11 @@ impl SandboxManager {
             rec.state = SandboxState::Stopping;
             self.records.put(&rec).await?;
         }
+        guard.ensure_held()?;
         self.drivers.get(&rec.driver)?.remove(id).await?;
-        Ok(self.records.delete(id).await?)
+        self.records.delete(id).await?;
+        self.routes().remove(id);
+        Ok(())
     }
 
     /// Marks a sandbox `failed` with `reason` and removes its resources; the record stays
@@ -225,11 +310,11 @@ impl SandboxManager {
             rec.reason = Some(reason.to_owned());
             rec.creator = None;
             self.records.put(&rec).await?;
+            guard.ensure_held()?;
             self.drivers.get(&rec.driver)?.remove(id).await
         }
         .await;
-        guard.release().await?;
-        result
+        Self::unlock(guard, result).await
     }
 
     /// Repairs records and resources after a crash, and removes expired sandboxes, for
@@ -239,12 +324,11 @@ impl SandboxManager {
         // One reconciliation or removal at a time across processes, so two never tear
         // down the same sandbox concurrently.
         let guard = self.lock().await?;
-        let result = self.reconcile_locked().await;
-        guard.release().await?;
-        result
+        let result = self.reconcile_locked(&guard).await;
+        Self::unlock(guard, result).await
     }
 
-    async fn reconcile_locked(&self) -> Result<ReconcileReport> {
+    async fn reconcile_locked(&self, guard: &LeaseGuard) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
         // Resources first: a record is always written before its first resource, so every
         // id seen here has its record in the listing that follows, even when another
@@ -257,6 +341,7 @@ impl SandboxManager {
         for (driver, ids) in &resources {
             for id in ids {
                 if !records.iter().any(|r| &r.id == id) {
+                    guard.ensure_held()?;
                     tracing::info!(sandbox.id = %id, driver = driver.name(), "removing resources that have no record");
                     driver.remove(id).await?;
                     report.orphans_removed.push(id.clone());
@@ -272,7 +357,7 @@ impl SandboxManager {
             let id = rec.id.clone();
             let has_resources = ids.contains(&id);
             if let Err(e) = self
-                .reconcile_one(driver, rec, has_resources, now, &mut report)
+                .reconcile_one(guard, driver, rec, has_resources, now, &mut report)
                 .await
             {
                 // One broken sandbox must not stop the repair of the others.
@@ -294,17 +379,20 @@ impl SandboxManager {
 
     async fn reconcile_one(
         &self,
+        guard: &LeaseGuard,
         driver: &Arc<dyn Driver>,
         mut rec: SandboxRecord,
         has_resources: bool,
         now: u64,
         report: &mut ReconcileReport,
     ) -> Result<()> {
-        let busy = self.other_alive(&rec.creator).await? == Some(true);
+        guard.ensure_held()?;
+        let busy = self.other_alive(&rec.creator).await? == Some(true)
+            || self.creating().contains(&rec.id);
         match rec.state {
             SandboxState::Creating if busy => return Ok(()),
             SandboxState::Stopping | SandboxState::Removed => {
-                return self.remove_locked(&rec.id).await
+                return self.remove_locked(guard, &rec.id).await
             }
             SandboxState::Failed => {
                 // Failed sandboxes keep their record (and reason) but no resources.
@@ -317,7 +405,7 @@ impl SandboxManager {
         }
         let abandoned = self.other_alive(&rec.owner_process).await? == Some(false);
         if now > rec.deadline_ms || abandoned {
-            self.remove_locked(&rec.id).await?;
+            self.remove_locked(guard, &rec.id).await?;
             report.expired.push(rec.id);
             return Ok(());
         }

@@ -192,6 +192,31 @@ pub async fn teardown(id: &SandboxId) -> Result<()> {
     }
 }
 
+/// The egress slot whose host address the interface `id` holds, if it holds one.
+pub async fn slot_of_link(id: &SandboxId, prefix: [u8; 2]) -> Option<u32> {
+    let out = command::run("ip", &["-o", "-4", "addr", "show", "dev", id.as_str()], "")
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let addr: Ipv4Addr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()?;
+    slot_of_host_addr(prefix, addr)
+}
+
+/// The slot whose host address is `addr` ([`slot_addrs`] backwards).
+fn slot_of_host_addr(prefix: [u8; 2], addr: Ipv4Addr) -> Option<u32> {
+    let base = u32::from(Ipv4Addr::new(prefix[0], prefix[1], 0, 0));
+    let off = u32::from(addr).checked_sub(base)?;
+    let slot = off / 4;
+    (off % 4 == 1 && (1..SLOTS).contains(&slot)).then_some(slot)
+}
+
 pub fn link_exists(id: &SandboxId) -> bool {
     std::path::Path::new("/sys/class/net")
         .join(id.as_str())
@@ -358,6 +383,19 @@ pub async fn remove_empty_bridges() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_address_gives_its_slot_back() {
+        for slot in [1, 2, 777, SLOTS - 1] {
+            let a = slot_addrs([10, 213], slot);
+            assert_eq!(slot_of_host_addr([10, 213], a.host4), Some(slot));
+            assert_eq!(slot_of_host_addr([10, 213], a.sandbox4), None);
+        }
+        assert_eq!(
+            slot_of_host_addr([10, 213], Ipv4Addr::new(10, 212, 0, 5)),
+            None
+        );
+    }
 
     #[test]
     fn slots_do_not_overlap() {

@@ -2,14 +2,17 @@
 //!
 //! Each egress sandbox gets a /30 (and a /64) from slot `n` of the address pool. Every
 //! Sandlab process on this host, whatever its data dir, allocates from one directory,
-//! `/run/sandlab/egress-slots/`, with one file per slot taken by `O_CREAT|O_EXCL` (so two
-//! processes never get the same slot) holding the data dir and the sandbox id. The slot's
-//! number is also noted in the sandbox's own directory, so removal frees it without a scan.
+//! `/run/sandlab/egress-slots/`. A slot is taken by writing its owner (data dir and
+//! sandbox id) to a private temp file and hard-linking that to the slot's number: the link
+//! fails if the slot is taken, so two processes never get the same slot, and a slot file
+//! is never seen half written. The slot's number is also noted in the sandbox's own
+//! directory, so removal frees it without a scan.
 //!
-//! A crash between taking a slot and noting it leaves a slot file that names a sandbox
-//! whose directory is gone once the sandbox is removed; [`Slots::sweep`] (run with
-//! reconciliation) frees such files, and those of data dirs that no longer exist. The
-//! directory is on a tmpfs: a reboot frees every slot along with the interfaces.
+//! Crash windows and their repair, all by [`Slots::sweep`] (run with reconciliation):
+//! a temp file left before its link; a slot taken but not yet noted (its sandbox's
+//! directory goes with the sandbox); slots of a data dir that no longer exists and whose
+//! sandbox has no network namespace or interface left on the host. The directory is on a
+//! tmpfs: a reboot frees every slot along with the interfaces.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,8 @@ use crate::network::SLOTS;
 const SLOTS_DIR: &str = "/run/sandlab/egress-slots";
 /// In the sandbox directory: the slot it holds.
 pub const SLOT_NOTE: &str = "egress-slot";
+/// A slot file being written, before its link: `.tmp-<sandbox id>`.
+const TMP_PREFIX: &str = ".tmp-";
 
 pub struct Slots {
     dir: PathBuf,
@@ -52,26 +57,58 @@ impl Slots {
     pub fn take(&self, id: &SandboxId, sandbox_dir: &Path) -> Result<u32> {
         std::fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
         let used = self.used()?;
+        let free = (1..SLOTS).filter(|s| !used.contains(s));
+        self.claim_first(id, sandbox_dir, free)?
+            .ok_or(Error::PoolExhausted)
+    }
+
+    /// Takes slot `slot` for `id` if it is free (a sandbox made before slots were
+    /// host-wide, whose address is already in use); whether it is now `id`'s.
+    pub fn adopt(&self, id: &SandboxId, sandbox_dir: &Path, slot: u32) -> Result<bool> {
+        if self.claim_first(id, sandbox_dir, [slot])?.is_some() {
+            return Ok(true);
+        }
+        let path = self.dir.join(slot.to_string());
+        Ok(self
+            .owner(&path)
+            .is_some_and(|o| self.is_ours(&o) && &o.id == id))
+    }
+
+    /// Links a file naming `id` to the first of `slots` that is free, and notes it.
+    fn claim_first(
+        &self,
+        id: &SandboxId,
+        sandbox_dir: &Path,
+        slots: impl IntoIterator<Item = u32>,
+    ) -> Result<Option<u32>> {
+        std::fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{id}"));
         let body = format!("{}\n{id}\n", self.data_dir.display());
-        for slot in (1..SLOTS).filter(|s| !used.contains(s)) {
+        let mut f = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        f.write_all(body.as_bytes()).map_err(Error::io(&tmp))?;
+        drop(f);
+        let mut taken = None;
+        for slot in slots {
             let path = self.dir.join(slot.to_string());
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(body.as_bytes()).map_err(Error::io(&path))?;
-                    let note = sandbox_dir.join(SLOT_NOTE);
-                    std::fs::write(&note, slot.to_string()).map_err(Error::io(&note))?;
-                    return Ok(slot);
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {
+                    taken = Some(slot);
+                    break;
                 }
                 // Another process took it since we listed: try the next.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::Io { path, source: e }),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(Error::Io { path, source: e });
+                }
             }
         }
-        Err(Error::PoolExhausted)
+        remove_file(&tmp)?;
+        if let Some(slot) = taken {
+            let note = sandbox_dir.join(SLOT_NOTE);
+            std::fs::write(&note, slot.to_string()).map_err(Error::io(&note))?;
+        }
+        Ok(taken)
     }
 
     /// Frees the slot `sandbox_dir` notes, if its file still names `id` of this data dir.
@@ -106,7 +143,9 @@ impl Slots {
             let stale = if self.is_ours(&owner) {
                 !sandboxes_dir.join(owner.id.as_str()).exists()
             } else {
-                !owner.data_dir.exists()
+                // Another data dir may be out of this process's sight (another mount
+                // namespace): only a sandbox with no network left on the host is gone.
+                !owner.data_dir.exists() && !has_host_network(&owner.id)
             };
             if stale {
                 tracing::info!(sandbox.id = %owner.id, slot = %path.display(), "freeing a stale egress slot");
@@ -136,6 +175,12 @@ impl Slots {
     fn is_ours(&self, owner: &SlotOwner) -> bool {
         owner.data_dir == self.data_dir
     }
+}
+
+/// Whether the host still holds `id`'s network namespace or egress interface.
+fn has_host_network(id: &SandboxId) -> bool {
+    Path::new("/run/netns").join(id.as_str()).exists()
+        || Path::new("/sys/class/net").join(id.as_str()).exists()
 }
 
 fn remove_file(path: &Path) -> Result<()> {
@@ -181,6 +226,34 @@ mod tests {
             let (id, dir) = sandbox(data);
             assert!(seen.insert(slots.take(&id, &dir).unwrap()));
         }
+    }
+
+    #[test]
+    fn adopt_keeps_a_legacy_sandbox_on_its_address_and_never_steals() {
+        let (_t, sa, sb, a, b) = setup();
+        let (old, old_dir) = sandbox(&a);
+        assert!(sa.adopt(&old, &old_dir, 1).unwrap());
+        assert!(
+            sa.adopt(&old, &old_dir, 1).unwrap(),
+            "adopting twice is fine"
+        );
+        let (other, other_dir) = sandbox(&b);
+        assert!(
+            !sb.adopt(&other, &other_dir, 1).unwrap(),
+            "took a slot in use"
+        );
+        let (new, new_dir) = sandbox(&a);
+        assert_ne!(sa.take(&new, &new_dir).unwrap(), 1);
+        assert!(sa.used().unwrap().contains(&1));
+        // No temp file is left behind.
+        let names: Vec<_> = std::fs::read_dir(&sa.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with(TMP_PREFIX)),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -50,7 +50,6 @@ async fn a_holder_of_another_host_is_waited_out() {
         .await
         .unwrap();
     let me = Leases::new(leases.clone(), process::current().unwrap());
-    assert!(me.try_acquire("work").await.unwrap().is_none());
     let err = me
         .acquire("work", Duration::from_millis(200))
         .await
@@ -62,7 +61,32 @@ async fn a_holder_of_another_host_is_waited_out() {
         .release_lease("work", &elsewhere.to_string())
         .await
         .unwrap();
-    assert!(me.try_acquire("work").await.unwrap().is_some());
+    let guard = me.acquire("work", Duration::from_secs(5)).await.unwrap();
+    guard.ensure_held().unwrap();
+}
+
+#[tokio::test]
+async fn a_lease_taken_over_meanwhile_counts_as_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let leases = store(&dir).await;
+    let ttl = Duration::from_millis(300);
+    let me = Leases::new(leases.clone(), process::current().unwrap()).with_ttl(ttl);
+    let guard = me.acquire("work", Duration::from_secs(5)).await.unwrap();
+    guard.ensure_held().unwrap();
+    // Another process takes the row over (as after an expiry while this one stalled).
+    let mine = leases.get_lease("work").await.unwrap().unwrap().holder;
+    leases.release_lease("work", &mine).await.unwrap();
+    leases
+        .acquire_lease("work", "another-host-boot/1/1", LEASE_TTL)
+        .await
+        .unwrap();
+    // The next renewal sees it.
+    sandlab_testkit::wait_until("the guard notices", Duration::from_secs(5), || async {
+        guard.ensure_held().is_err().then_some(())
+    })
+    .await;
+    let err = guard.ensure_held().unwrap_err();
+    assert!(err.to_string().contains("another process"), "{err}");
 }
 
 #[tokio::test]

@@ -57,9 +57,17 @@ pub async fn watch(
     tokio::select! {
         _ = tokio::time::sleep(remaining) => tracing::info!(sandbox.id = %id, "deadline reached"),
         _ = parent_exited => tracing::info!(sandbox.id = %id, "creating process exited"),
-        _ = mgr.wait_exited(id) => {
+        exited = mgr.wait_exited(id) => {
+            match exited {
+                Ok(()) => {}
+                // Removed meanwhile: nothing left to watch.
+                Err(sandlab_runtime::Error::NotFound(_)) => return Ok(()),
+                // Not known to have exited: fail nothing; reconciliation enforces the deadline.
+                Err(e) => return Err(e.into()),
+            }
             // `rm` also ends the init; only an init that died on its own is a failure.
-            if mgr.get(id).await.is_ok_and(|r| r.state == sandlab_core::SandboxState::Running) {
+            let running = mgr.get(id).await.is_ok_and(|r| r.state == sandlab_core::SandboxState::Running);
+            if running && !mgr.is_running(id).await? {
                 mgr.fail(id, "the sandbox's agent exited").await?;
             }
             return Ok(());
