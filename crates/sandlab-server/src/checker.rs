@@ -20,6 +20,24 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+/// Why a task's script could not be run on its node (as opposed to running and failing).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("The playground has no node {0:?}.")]
+    NoNode(String),
+    #[error("Cannot reach the node's sandbox")]
+    Sandbox(#[from] crate::sandboxes::SandboxError),
+    #[error("The node's agent could not run the script")]
+    Agent(#[from] sandlab_proto::Error),
+}
+
+/// An init task failed (or could not run); the ones after it did not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("The init task {task:?} failed.")]
+pub struct InitFailed {
+    pub task: String,
+}
+
 /// A task's state as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -42,14 +60,14 @@ pub struct TaskEvent {
 #[async_trait]
 pub trait TaskRunner: Send + Sync + 'static {
     /// Runs `script` with `sh -c` on node `machine` as `user`, killed after `timeout`;
-    /// `Ok(true)` when it exited 0. `Err` is a sentence: the node could not run it.
+    /// `Ok(true)` when it exited 0. `Err`: the node could not run it.
     async fn run(
         &self,
         machine: &str,
         user: &str,
         script: &str,
         timeout: Duration,
-    ) -> Result<bool, String>;
+    ) -> Result<bool, CheckError>;
 }
 
 pub struct Checker {
@@ -140,16 +158,18 @@ impl Checker {
             .all(|n| map.get(n.as_str()) == Some(&TaskState::Done))
     }
 
-    /// Runs the init tasks in order. `Err(task id)` names the first that failed (it is
-    /// `failed`; the ones after it do not run).
-    pub async fn run_init(&self, runner: &dyn TaskRunner) -> Result<(), String> {
+    /// Runs the init tasks in order. `Err` names the first that failed (it is `failed`;
+    /// the ones after it do not run).
+    pub async fn run_init(&self, runner: &dyn TaskRunner) -> Result<(), InitFailed> {
         for t in self.lab.init_tasks() {
             self.set(t.id.as_str(), TaskState::Running);
             match runner.run(&t.machine, &t.user, &t.run, t.timeout).await {
                 Ok(true) => self.set(t.id.as_str(), TaskState::Done),
                 Ok(false) | Err(_) => {
                     self.set(t.id.as_str(), TaskState::Failed);
-                    return Err(t.id.as_str().to_owned());
+                    return Err(InitFailed {
+                        task: t.id.as_str().to_owned(),
+                    });
                 }
             }
         }
@@ -193,7 +213,9 @@ impl Checker {
                     return;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::debug!(task = id, error = %e, "a check could not run"),
+                Err(e) => {
+                    tracing::debug!(task = id, error = %sandlab_core::error_chain(&e), "a check could not run");
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(t.interval) => {}
@@ -235,7 +257,7 @@ mod tests {
             _u: &str,
             script: &str,
             _t: Duration,
-        ) -> Result<bool, String> {
+        ) -> Result<bool, CheckError> {
             self.ran.lock().unwrap().push(script.to_owned());
             Ok(match script {
                 "ok" => true,
@@ -259,7 +281,10 @@ mod tests {
         let l = lab("  a:\n    init: true\n    run: ok\n  b:\n    init: true\n    needs: [a]\n    run: fail\n  c:\n    init: true\n    needs: [b]\n    run: ok\n");
         let c = Checker::new(l, &[]);
         let fake = Fake::default();
-        assert_eq!(c.run_init(&fake).await, Err("b".into()));
+        assert_eq!(
+            c.run_init(&fake).await,
+            Err(InitFailed { task: "b".into() })
+        );
         assert_eq!(c.state("a"), Some(TaskState::Done));
         assert_eq!(c.state("b"), Some(TaskState::Failed));
         assert_eq!(c.state("c"), Some(TaskState::Pending));

@@ -2,6 +2,10 @@
 //!
 //! 4xx messages are written for the caller and safe to show; a 5xx answers an opaque
 //! sentence and the cause is logged once, here.
+//!
+//! Domain services return their own errors ([`SandboxError`], [`LabSessionError`],
+//! [`CodeExecError`], the store's, the runtime's and the agent protocol's); the `From`
+//! impls below are the one place they become status codes, error codes and sentences.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -9,6 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::code_exec::CodeExecError;
+use crate::lab_sessions::LabSessionError;
+use crate::sandboxes::SandboxError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -82,7 +90,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            "The server failed to handle the request; the cause is in its log.",
+            INTERNAL_MESSAGE,
         )
     }
 }
@@ -110,95 +118,184 @@ impl IntoResponse for ApiError {
     }
 }
 
+// ----- domain errors: what a caller is told about each
+//
+// Each `answer_*` function says what the caller may see, without logging; `None` means
+// the server is at fault (500). The `From` impls log what must be logged, once.
+
+const INTERNAL_MESSAGE: &str = "The server failed to handle the request; the cause is in its log.";
+
+fn answer_store(e: &sandlab_store::Error) -> Option<ApiError> {
+    use sandlab_store::Error as E;
+    Some(match e {
+        E::NotFound(what) => ApiError::not_found(what),
+        E::Conflict(m) => ApiError::conflict(sentence(m.clone())),
+        E::Invalid(m) => ApiError::bad_request("invalid", sentence(m.clone())),
+        E::LastAdmin => ApiError::conflict(sentence(e.to_string())),
+        _ => return None,
+    })
+}
+
+fn answer_records(e: &sandlab_core::StoreError) -> Option<ApiError> {
+    answer_store(e.source.downcast_ref::<sandlab_store::Error>()?)
+}
+
+fn answer_runtime(e: &sandlab_runtime::Error) -> Option<ApiError> {
+    use sandlab_runtime::Error as E;
+    Some(match e {
+        E::NotFound(_) => ApiError::not_found("sandbox"),
+        E::Limits(l) => ApiError::bad_request("invalid_limits", sentence(l.to_string())),
+        E::Image(sandlab_image::Error::NotFound(name)) => ApiError::bad_request(
+            "unknown_image",
+            format!("The image \"{name}\" does not exist on this server."),
+        ),
+        E::Image(sandlab_image::Error::InvalidName(name)) => ApiError::bad_request(
+            "invalid_image",
+            format!("The image name \"{name}\" is invalid."),
+        ),
+        E::PoolExhausted => ApiError::unavailable(
+            "The server has no free network addresses for another sandbox with egress.",
+        ),
+        E::Agent(a) => return answer_proto(a),
+        E::Store(s) => return answer_records(s),
+        E::Invalid(m) => ApiError::bad_request("invalid", sentence(m.clone())),
+        E::UnknownDriver(name) => ApiError::bad_request(
+            "unknown_driver",
+            format!("No sandbox driver named \"{name}\" is configured on this server."),
+        ),
+        _ => return None,
+    })
+}
+
+fn answer_proto(e: &sandlab_proto::Error) -> Option<ApiError> {
+    use sandlab_proto::{Error as E, ErrorCode as C};
+    Some(match e {
+        E::Agent { code, message } => {
+            let (status, code) = match code {
+                C::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                C::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+                C::IsADirectory => (StatusCode::BAD_REQUEST, "is_a_directory"),
+                C::NotADirectory => (StatusCode::BAD_REQUEST, "not_a_directory"),
+                C::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                C::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid"),
+                C::UnknownUser => (StatusCode::BAD_REQUEST, "unknown_user"),
+                C::SpawnFailed => (StatusCode::BAD_REQUEST, "spawn_failed"),
+                C::TooManyStreams => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
+                _ => return None,
+            };
+            ApiError::new(status, code, sentence(message.clone()))
+        }
+        E::InvalidRequest(v) => ApiError::bad_request("invalid", sentence(v.to_string())),
+        E::ResponseTooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            sentence(e.to_string()),
+        ),
+        E::Connect { .. }
+        | E::ConnectTcp { .. }
+        | E::Unauthorized
+        | E::Timeout(_)
+        | E::ConnectionClosed { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            UNREACHABLE,
+            "The sandbox does not answer; it may have stopped.",
+        ),
+        _ => return None,
+    })
+}
+
+const UNREACHABLE: &str = "sandbox_unreachable";
+
+fn answer_sandbox(e: &SandboxError) -> Option<ApiError> {
+    use SandboxError as E;
+    match e {
+        E::QuotaExceeded { .. } => Some(ApiError::too_many("quota_exceeded", e.to_string())),
+        E::NotRunning(_) => Some(ApiError::conflict(e.to_string())),
+        E::Runtime(r) => answer_runtime(r),
+        E::Store(s) => answer_store(s),
+        E::Records(s) => answer_records(s),
+        E::Task(..) => None,
+    }
+}
+
+/// `answer` when there is one, logging an unreachable agent; else a logged 500.
+fn answer_or_log(answer: Option<ApiError>, context: &str, e: &dyn std::error::Error) -> ApiError {
+    match answer {
+        Some(a) if a.code == UNREACHABLE => {
+            tracing::warn!(error = %chain(e), "sandbox agent unreachable");
+            a
+        }
+        Some(a) => a,
+        None => ApiError::internal(context, e),
+    }
+}
+
+impl SandboxError {
+    /// What a user may be shown about this error (the API's message for it), for text
+    /// that is stored and shown later, such as a lab session's failure reason. Logs
+    /// nothing: the error itself still goes to the caller, which logs it.
+    pub fn public_message(&self) -> String {
+        answer_sandbox(self).map_or_else(|| INTERNAL_MESSAGE.to_owned(), |a| a.message)
+    }
+}
+
 impl From<sandlab_store::Error> for ApiError {
     fn from(e: sandlab_store::Error) -> ApiError {
-        use sandlab_store::Error as E;
-        match e {
-            E::NotFound(what) => ApiError::not_found(what),
-            E::Conflict(m) => ApiError::conflict(sentence(m)),
-            E::Invalid(m) => ApiError::bad_request("invalid", sentence(m)),
-            E::LastAdmin => ApiError::conflict(sentence(e.to_string())),
-            other => ApiError::internal("store failure", &other),
-        }
+        answer_or_log(answer_store(&e), "store failure", &e)
     }
 }
 
 impl From<sandlab_core::StoreError> for ApiError {
     fn from(e: sandlab_core::StoreError) -> ApiError {
-        match e.source.downcast::<sandlab_store::Error>() {
-            Ok(store) => ApiError::from(*store),
-            Err(other) => ApiError::internal("store failure", other.as_ref()),
-        }
+        answer_or_log(answer_records(&e), "store failure", &e)
     }
 }
 
 impl From<sandlab_runtime::Error> for ApiError {
     fn from(e: sandlab_runtime::Error) -> ApiError {
-        use sandlab_runtime::Error as E;
-        match e {
-            E::NotFound(_) => ApiError::not_found("sandbox"),
-            E::Limits(l) => ApiError::bad_request("invalid_limits", sentence(l.to_string())),
-            E::Image(sandlab_image::Error::NotFound(name)) => ApiError::bad_request(
-                "unknown_image",
-                format!("The image \"{name}\" does not exist on this server."),
-            ),
-            E::Image(sandlab_image::Error::InvalidName(name)) => ApiError::bad_request(
-                "invalid_image",
-                format!("The image name \"{name}\" is invalid."),
-            ),
-            E::PoolExhausted => ApiError::unavailable(
-                "The server has no free network addresses for another sandbox with egress.",
-            ),
-            E::Agent(a) => ApiError::from(a),
-            E::Store(s) => ApiError::from(s),
-            E::Invalid(m) => ApiError::bad_request("invalid", sentence(m)),
-            E::UnknownDriver(name) => ApiError::bad_request(
-                "unknown_driver",
-                format!("No sandbox driver named \"{name}\" is configured on this server."),
-            ),
-            other => ApiError::internal("runtime failure", &other),
-        }
+        answer_or_log(answer_runtime(&e), "runtime failure", &e)
     }
 }
 
 impl From<sandlab_proto::Error> for ApiError {
     fn from(e: sandlab_proto::Error) -> ApiError {
-        use sandlab_proto::{Error as E, ErrorCode as C};
-        match &e {
-            E::Agent { code, message } => {
-                let (status, code) = match code {
-                    C::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-                    C::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
-                    C::IsADirectory => (StatusCode::BAD_REQUEST, "is_a_directory"),
-                    C::NotADirectory => (StatusCode::BAD_REQUEST, "not_a_directory"),
-                    C::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                    C::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid"),
-                    C::UnknownUser => (StatusCode::BAD_REQUEST, "unknown_user"),
-                    C::SpawnFailed => (StatusCode::BAD_REQUEST, "spawn_failed"),
-                    C::TooManyStreams => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
-                    _ => return ApiError::internal("agent failure", &e),
-                };
-                ApiError::new(status, code, sentence(message.clone()))
+        answer_or_log(answer_proto(&e), "agent failure", &e)
+    }
+}
+
+impl From<SandboxError> for ApiError {
+    fn from(e: SandboxError) -> ApiError {
+        let context = match &e {
+            SandboxError::Runtime(_) => "runtime failure",
+            SandboxError::Task("create", _) => "the create task failed",
+            SandboxError::Task(..) => "the remove task failed",
+            _ => "store failure",
+        };
+        answer_or_log(answer_sandbox(&e), context, &e)
+    }
+}
+
+impl From<LabSessionError> for ApiError {
+    fn from(e: LabSessionError) -> ApiError {
+        match e {
+            LabSessionError::NodeStart { source, .. } | LabSessionError::Sandbox(source) => {
+                source.into()
             }
-            E::InvalidRequest(v) => ApiError::bad_request("invalid", sentence(v.to_string())),
-            E::ResponseTooLarge { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                sentence(e.to_string()),
-            ),
-            E::Connect { .. }
-            | E::ConnectTcp { .. }
-            | E::Unauthorized
-            | E::Timeout(_)
-            | E::ConnectionClosed { .. } => {
-                tracing::warn!(error = %chain(&e), "sandbox agent unreachable");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "sandbox_unreachable",
-                    "The sandbox does not answer; it may have stopped.",
-                )
+            LabSessionError::Store(s) => s.into(),
+            LabSessionError::UnknownSandbox(_) => ApiError::not_found("sandbox"),
+        }
+    }
+}
+
+impl From<CodeExecError> for ApiError {
+    fn from(e: CodeExecError) -> ApiError {
+        match e {
+            CodeExecError::Invalid(m) => ApiError::bad_request("invalid", m),
+            CodeExecError::UnknownLanguage { .. } => {
+                ApiError::bad_request("unknown_language", e.to_string())
             }
-            _ => ApiError::internal("agent failure", &e),
+            CodeExecError::Sandbox(s) => s.into(),
+            CodeExecError::Agent(a) => a.into(),
         }
     }
 }

@@ -1,19 +1,28 @@
-//! The control plane behind `sandlab serve`: the HTTP API of SPEC section 6 ([`app`]),
-//! accounts and access ([`auth`]), the sandbox service with its warm pool and TTL reaper
-//! ([`sandboxes`]), browser terminals ([`terminal`]) and start-up and shutdown ([`server`]).
+//! The control plane behind `sandlab serve`: the HTTP API of SPEC section 6 ([`app`],
+//! [`routes`]), accounts and access ([`auth`]), the sandbox service ([`sandboxes`], with
+//! [`quota`], the warm pool [`pool`], the TTL [`reaper`] and the agent connections
+//! [`agents`]), lab sessions and their task checker ([`lab_sessions`], [`checker`]), code
+//! execution ([`code_exec`]), browser terminals ([`terminal`]), the audit log ([`audit`])
+//! and start-up and shutdown ([`server`]).
+//!
+//! Domain modules return their own error enums; [`error`] turns them into HTTP for
+//! [`routes`].
 
+pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod checker;
+pub mod code_exec;
 pub mod config;
 pub mod error;
-pub mod execute;
 pub mod extract;
 pub mod images;
 pub mod lab_sessions;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+pub mod quota;
 pub mod ratelimit;
 pub mod reaper;
 pub mod routes;

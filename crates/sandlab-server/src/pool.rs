@@ -1,31 +1,95 @@
 //! The warm pool: per configured profile (image + limits), sandboxes started ahead of time
 //! so that a matching create only has to claim one.
 //!
-//! A pool sandbox is an ordinary sandbox record owned by `pool:<profile>`; claiming it
-//! rewrites the owner, limits' TTL and deadline in one store write, so a crash either
-//! leaves it in the pool (adopted again on restart) or with its new owner. This module
-//! keeps only the in-memory queue of ready ids; [`crate::sandboxes::Sandboxes`] creates,
-//! claims and adopts.
+//! A pool sandbox is an ordinary sandbox record whose owner is [`Owner::Pool`] (stored as
+//! `pool:<profile>`); [`WarmPool::claim`] rewrites the owner, limits' TTL and deadline in
+//! one store write, so a crash either leaves it in the pool (adopted again on restart,
+//! [`WarmPool::adopt`]) or with its new owner. [`WarmPool`] owns the in-memory queue of
+//! ready ids and the refill loop that tops it up ([`WarmPool::refill`]);
+//! [`crate::sandboxes::Sandboxes`] decides when to claim or adopt, and removes the pool
+//! sandboxes that cannot be used.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::Mutex;
+use std::time::Duration;
 
-use sandlab_core::{Limits, SandboxId};
+use sandlab_core::{Limits, SandboxId, SandboxRecord, SandboxState, StoreError};
+use sandlab_runtime::manager::{now_ms, CreateRequest, SandboxManager};
+use sandlab_store::Store;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::PoolProfile;
 use crate::metrics as m;
 
-/// The owner recorded on a pool sandbox until it is claimed.
-pub const OWNER_PREFIX: &str = "pool:";
+/// Pool sandboxes carry this deadline in their record, so that if the server never comes
+/// back, any reconciliation (`sandlab sandbox ls`) eventually removes them.
+const POOL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest pause between two refill attempts after failures.
+const MAX_REFILL_BACKOFF: Duration = Duration::from_secs(30);
 
-pub fn owner_for(profile: &str) -> String {
-    format!("{OWNER_PREFIX}{profile}")
+/// Who a sandbox record belongs to: a user, or a pool profile until it is claimed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A user, by id.
+    User(String),
+    /// The warm pool's profile of this name.
+    Pool(String),
 }
 
-/// The profile named by a pool owner string.
-pub fn profile_of(owner: &str) -> Option<&str> {
-    owner.strip_prefix(OWNER_PREFIX)
+impl Owner {
+    /// How a pool owner is stored: this prefix, then the profile's name.
+    const POOL_PREFIX: &'static str = "pool:";
+
+    /// The owner a record's `owner` field names.
+    pub fn parse(stored: &str) -> Owner {
+        match stored.strip_prefix(Owner::POOL_PREFIX) {
+            Some(profile) => Owner::Pool(profile.to_owned()),
+            None => Owner::User(stored.to_owned()),
+        }
+    }
+
+    /// The owner of `rec`, if it has one.
+    pub fn of(rec: &SandboxRecord) -> Option<Owner> {
+        rec.owner.as_deref().map(Owner::parse)
+    }
+
+    /// The pool profile owning the sandbox, if it is a pool sandbox.
+    pub fn pool_profile(&self) -> Option<&str> {
+        match self {
+            Owner::Pool(profile) => Some(profile),
+            Owner::User(_) => None,
+        }
+    }
+}
+
+/// The stored form.
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::User(id) => f.write_str(id),
+            Owner::Pool(profile) => write!(f, "{}{profile}", Owner::POOL_PREFIX),
+        }
+    }
+}
+
+/// Why a ready pool sandbox could not be handed to a user (it is then removed).
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("Its record is gone")]
+    Gone,
+    #[error("It is {state} and owned by {owner:?}")]
+    Taken {
+        state: SandboxState,
+        owner: Option<String>,
+    },
+    #[error("Its processes are gone")]
+    Dead,
+    #[error("Cannot read or write its record")]
+    Store(#[from] StoreError),
+    #[error("Cannot tell whether it runs")]
+    Runtime(#[from] sandlab_runtime::Error),
 }
 
 pub struct WarmPool {
@@ -133,10 +197,113 @@ impl WarmPool {
             .collect()
     }
 
+    /// Keeps every profile at its size until `shutdown`: creates what is missing, backs off
+    /// after failures, and otherwise sleeps until a sandbox is taken.
+    pub async fn refill(&self, manager: &SandboxManager, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let wake = self.wake.notified();
+            let mut failed = false;
+            for (profile, _) in self.deficits() {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                match create_member(manager, &profile).await {
+                    Ok(id) => self.push(&profile.name, id),
+                    Err(e) => {
+                        metrics::counter!(m::POOL_REFILL_FAILURES, "profile" => profile.name.clone())
+                            .increment(1);
+                        tracing::warn!(pool.profile = %profile.name, error = %sandlab_core::error_chain(&e), "warm pool refill failed");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(MAX_REFILL_BACKOFF);
+                continue;
+            }
+            backoff = Duration::from_millis(500);
+            if !self.deficits().is_empty() {
+                continue;
+            }
+            tokio::select! {
+                _ = wake => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Hands pool sandbox `id` of `profile` to `owner` with `ttl` from now: one store write
+    /// of owner, TTL and deadline. The new record.
+    pub async fn claim(
+        &self,
+        store: &dyn Store,
+        manager: &SandboxManager,
+        id: &SandboxId,
+        profile: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<SandboxRecord, ClaimError> {
+        let mut rec = store.get(id).await?.ok_or(ClaimError::Gone)?;
+        let pooled = Owner::of(&rec).is_some_and(|o| o.pool_profile() == Some(profile));
+        if rec.state != SandboxState::Running || !pooled {
+            return Err(ClaimError::Taken {
+                state: rec.state,
+                owner: rec.owner,
+            });
+        }
+        if !manager.is_running(id).await? {
+            return Err(ClaimError::Dead);
+        }
+        let now = now_ms();
+        rec.owner = Some(Owner::User(owner.to_owned()).to_string());
+        rec.limits.ttl = ttl;
+        rec.created_at_ms = now;
+        rec.deadline_ms = now.saturating_add(ttl.as_millis() as u64);
+        store.put(&rec).await?;
+        Ok(rec)
+    }
+
+    /// Takes a sandbox of `profile` that survived a restart back into the pool if it still
+    /// fits the profile and the pool wants it; `false`: nobody will claim it.
+    pub fn adopt(&self, profile: &str, rec: &SandboxRecord) -> bool {
+        let fits = self.fits(profile, &rec.image, &rec.limits);
+        let wanted = self
+            .profile(profile)
+            .is_some_and(|p| self.ready(profile) < p.size);
+        if rec.state == SandboxState::Running && fits && wanted {
+            self.push(profile, rec.id.clone());
+            return true;
+        }
+        false
+    }
+
     /// Every ready id (for shutdown reports and tests).
     pub fn all_ready(&self) -> Vec<SandboxId> {
         self.lock().values().flatten().cloned().collect()
     }
+}
+
+/// Starts one sandbox for `profile`, owned by the pool.
+async fn create_member(
+    manager: &SandboxManager,
+    profile: &PoolProfile,
+) -> sandlab_runtime::Result<SandboxId> {
+    let mut limits = profile.limits.clone();
+    limits.ttl = POOL_RECORD_TTL;
+    let rec = manager
+        .create(CreateRequest {
+            image: profile.image.clone(),
+            limits,
+            owner: Some(Owner::Pool(profile.name.clone()).to_string()),
+            ..CreateRequest::default()
+        })
+        .await?;
+    Ok(rec.id)
 }
 
 #[cfg(test)]
@@ -172,6 +339,17 @@ mod tests {
         assert!(pool.remove(&y));
         assert_eq!(pool.take("a"), None);
         assert_eq!(pool.deficits()[0].1, 2);
-        assert_eq!(profile_of(&owner_for("a")), Some("a"));
+    }
+
+    #[test]
+    fn owners_keep_their_stored_form() {
+        let pool = Owner::Pool("a".into());
+        assert_eq!(pool.to_string(), "pool:a");
+        assert_eq!(Owner::parse("pool:a"), pool);
+        assert_eq!(pool.pool_profile(), Some("a"));
+        let user = Owner::parse("usr-abc");
+        assert_eq!(user, Owner::User("usr-abc".into()));
+        assert_eq!(user.to_string(), "usr-abc");
+        assert_eq!(user.pool_profile(), None);
     }
 }

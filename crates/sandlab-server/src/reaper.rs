@@ -4,15 +4,42 @@
 //! restart, which has nothing else to go on). While the server runs, the reaper holds each
 //! deadline as an `Instant` computed once from the time left, so a wall-clock jump neither
 //! expires everything (clock set forward) nor makes anything immortal (clock set back):
-//! only time that actually passes counts.
+//! only time that actually passes counts. [`run`] is the reaper: it removes each sandbox
+//! whose deadline passes (through [`Sandboxes::remove`]) and audits it as expired.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandlab_core::SandboxId;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{self, AuditEvent};
+use crate::metrics as m;
+use crate::sandboxes::Sandboxes;
+
+/// Removes every sandbox whose deadline in `sandboxes`' [`Deadlines`] passes, until
+/// `shutdown`.
+pub async fn run(sandboxes: Arc<Sandboxes>, shutdown: CancellationToken) {
+    loop {
+        let expired = tokio::select! {
+            ids = sandboxes.deadlines().next_expired() => ids,
+            _ = shutdown.cancelled() => return,
+        };
+        for id in expired {
+            tracing::info!(sandbox.id = %id, "sandbox reached its deadline");
+            if let Err(e) = sandboxes.remove(&id).await {
+                tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not remove an expired sandbox");
+                continue;
+            }
+            metrics::counter!(m::EXPIRED).increment(1);
+            let event = AuditEvent::SandboxExpire { sandbox: &id };
+            audit::record(sandboxes.store().as_ref(), None, event).await;
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct Deadlines {

@@ -1,46 +1,74 @@
-//! The sandbox service behind the HTTP routes: quota, the warm pool, cold creates through
-//! the runtime's `SandboxManager` (which writes the record before the first side effect),
-//! deadlines, removal and cached agent connections.
+//! The sandbox service behind the HTTP routes: the façade that creates, extends and
+//! removes sandboxes and hands out their agents, delegating each piece of state to its
+//! one owner:
+//!
+//! | state | owner |
+//! |---|---|
+//! | records and host resources | the runtime's `SandboxManager` (record before the first side effect) |
+//! | creates in flight per user | [`Quota`] (`quota.rs`) |
+//! | ready pool sandboxes, refill | [`WarmPool`] (`pool.rs`) |
+//! | deadlines on the monotonic clock | [`Deadlines`] and the reaper (`reaper.rs`) |
+//! | open agent connections | [`Agents`] (`agents.rs`) |
+//! | terminals | [`TerminalHub`] (`terminal/`) |
 //!
 //! Every state change of a sandbox goes through the manager; this service decides *when*
-//! (a request, an expired deadline, a pool top-up) and keeps what only lives in memory.
+//! (a request, an expired deadline, a pool top-up, a dead init process) and tells the
+//! in-memory owners when a sandbox goes. Its methods return [`SandboxError`]; `routes/`
+//! turns that into HTTP.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandlab_core::{Limits, SandboxId, SandboxRecord, SandboxState};
+use sandlab_core::{Limits, SandboxId, SandboxRecord, SandboxState, StoreError};
 use sandlab_proto::AgentClient;
 use sandlab_runtime::manager::{now_ms, CreateRequest, ReconcileReport, SandboxManager};
 use sandlab_runtime::Playground;
-use sandlab_store::{actions, Store};
+use sandlab_store::Store;
 use tokio_util::sync::CancellationToken;
 
+use crate::agents::Agents;
 use crate::config::PoolProfile;
-use crate::error::{ApiError, ApiResult};
 use crate::metrics as m;
-use crate::pool::{self, WarmPool};
-use crate::reaper::Deadlines;
+use crate::pool::{Owner, WarmPool};
+use crate::quota::Quota;
+use crate::reaper::{self, Deadlines};
 use crate::terminal::{TerminalHub, TerminalOptions};
 
-const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pool sandboxes carry this deadline in their record, so that if the server never comes
-/// back, any reconciliation (`sandlab sandbox ls`) eventually removes them.
-const POOL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Longest pause between two refill attempts after failures.
-const MAX_REFILL_BACKOFF: Duration = Duration::from_secs(30);
 /// How often running sandboxes are checked for a dead init process.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the sandbox service could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The owner already has `live` sandboxes (stored and being created) of their `quota`.
+    #[error(
+        "You already have {live} of your {quota} sandboxes; delete one before creating another."
+    )]
+    QuotaExceeded { live: u64, quota: u64 },
+    /// Only a running sandbox can be extended; this one is in the given state.
+    #[error("The sandbox is {0}; only a running sandbox can be extended.")]
+    NotRunning(SandboxState),
+    #[error("The sandbox runtime failed")]
+    Runtime(#[from] sandlab_runtime::Error),
+    #[error("The store failed")]
+    Store(#[from] sandlab_store::Error),
+    #[error("The sandbox records failed")]
+    Records(#[from] StoreError),
+    /// The task a create or remove runs in (so a disconnect cannot cancel it) failed.
+    #[error("The {0} task failed")]
+    Task(&'static str, #[source] tokio::task::JoinError),
+}
+
+pub type Result<T> = std::result::Result<T, SandboxError>;
 
 pub struct Sandboxes {
     manager: Arc<SandboxManager>,
     store: Arc<dyn Store>,
+    quota: Quota,
     pool: WarmPool,
     deadlines: Deadlines,
+    agents: Agents,
     terminals: Arc<TerminalHub>,
-    agents: Mutex<HashMap<SandboxId, AgentClient>>,
-    /// Creates in flight per owner, counted against the quota with the stored ones.
-    reservations: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 /// A create as the API asks for it, already validated and defaulted.
@@ -48,6 +76,7 @@ pub struct Sandboxes {
 pub struct NewSandbox {
     pub image: String,
     pub limits: Limits,
+    /// The user id.
     pub owner: String,
     /// Most live sandboxes `owner` may have.
     pub quota: u64,
@@ -68,18 +97,22 @@ impl Sandboxes {
         // Install the metrics recorder before the pool sets its first gauges.
         let _ = crate::metrics::handle();
         Sandboxes {
-            manager,
-            store,
+            quota: Quota::new(store.clone()),
             pool: WarmPool::new(pools),
             deadlines: Deadlines::default(),
+            agents: Agents::new(manager.clone()),
             terminals: Arc::new(TerminalHub::new(terminals)),
-            agents: Mutex::new(HashMap::new()),
-            reservations: tokio::sync::Mutex::new(HashMap::new()),
+            manager,
+            store,
         }
     }
 
     pub fn manager(&self) -> &Arc<SandboxManager> {
         &self.manager
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     pub fn terminals(&self) -> &Arc<TerminalHub> {
@@ -90,9 +123,13 @@ impl Sandboxes {
         &self.pool
     }
 
+    pub fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
+    }
+
     /// Reconciles host and store, adopts surviving pool sandboxes, and takes over the
     /// deadlines of running ones. Runs before the server reports ready.
-    pub async fn recover(&self) -> ApiResult<ReconcileReport> {
+    pub async fn recover(&self) -> Result<ReconcileReport> {
         let report = self.manager.reconcile().await?;
         let now = now_ms();
         for rec in self.manager.list().await? {
@@ -100,16 +137,8 @@ impl Sandboxes {
                 // Reconciliation left it alone: its creator (another process) still runs.
                 continue;
             }
-            let owner = rec.owner.clone().unwrap_or_default();
-            if let Some(profile) = pool::profile_of(&owner) {
-                let fits = self.pool.fits(profile, &rec.image, &rec.limits);
-                let wanted = self
-                    .pool
-                    .profile(profile)
-                    .is_some_and(|p| self.pool.ready(profile) < p.size);
-                if rec.state == SandboxState::Running && fits && wanted {
-                    self.pool.push(profile, rec.id.clone());
-                } else {
+            if let Some(Owner::Pool(profile)) = Owner::of(&rec) {
+                if !self.pool.adopt(&profile, &rec) {
                     // A failed create, a changed profile or a smaller pool: nobody will
                     // claim it, so it goes, record and all.
                     self.remove_quietly(&rec.id).await;
@@ -125,35 +154,9 @@ impl Sandboxes {
         Ok(report)
     }
 
-    /// Runs the reaper and the pool refill until `shutdown`.
+    /// Runs the reaper, the health sweep and the pool refill until `shutdown`.
     pub fn spawn_background(self: &Arc<Self>, shutdown: CancellationToken) {
-        let me = self.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let expired = tokio::select! {
-                    ids = me.deadlines.next_expired() => ids,
-                    _ = stop.cancelled() => return,
-                };
-                for id in expired {
-                    tracing::info!(sandbox.id = %id, "sandbox reached its deadline");
-                    if let Err(e) = me.remove(&id).await {
-                        tracing::warn!(sandbox.id = %id, error = %e.message, "could not remove an expired sandbox");
-                        continue;
-                    }
-                    metrics::counter!(m::EXPIRED).increment(1);
-                    let _ = me
-                        .store
-                        .audit(
-                            None,
-                            "sandbox.expire",
-                            Some(id.as_str()),
-                            serde_json::Value::Null,
-                        )
-                        .await;
-                }
-            }
-        });
+        tokio::spawn(reaper::run(self.clone(), shutdown.clone()));
         let me = self.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -167,7 +170,7 @@ impl Sandboxes {
         });
         if !self.pool.profiles().is_empty() {
             let me = self.clone();
-            tokio::spawn(async move { me.refill_loop(shutdown).await });
+            tokio::spawn(async move { me.pool.refill(&me.manager, shutdown).await });
         }
     }
 
@@ -186,105 +189,42 @@ impl Sandboxes {
                     continue;
                 }
                 tracing::warn!(sandbox.id = %id, "the sandbox's init process is gone");
-                if rec.owner.as_deref().and_then(pool::profile_of).is_some() {
+                if Owner::of(&rec).is_some_and(|o| o.pool_profile().is_some()) {
                     // Nobody owns it yet: replace it rather than keep a failed record.
                     self.remove_quietly(&id).await;
                     continue;
                 }
-                self.deadlines.forget(&id);
-                self.pool.remove(&id);
-                self.terminals.close_sandbox(&id);
-                self.forget_agent(&id);
+                self.forget(&id);
                 if let Err(e) = self
                     .manager
                     .fail(&id, "the sandbox's processes are gone")
                     .await
                 {
-                    tracing::warn!(sandbox.id = %id, error = %e, "could not mark a dead sandbox failed");
+                    tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not mark a dead sandbox failed");
                 }
             }
         }
         self.update_live().await;
     }
 
-    async fn refill_loop(&self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            let wake = self.pool.wake.notified();
-            let mut failed = false;
-            for (profile, _) in self.pool.deficits() {
-                if shutdown.is_cancelled() {
-                    return;
-                }
-                match self.create_pool_member(&profile).await {
-                    Ok(id) => self.pool.push(&profile.name, id),
-                    Err(e) => {
-                        metrics::counter!(m::POOL_REFILL_FAILURES, "profile" => profile.name.clone())
-                            .increment(1);
-                        tracing::warn!(pool.profile = %profile.name, error = %e, "warm pool refill failed");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(MAX_REFILL_BACKOFF);
-                continue;
-            }
-            backoff = Duration::from_millis(500);
-            if !self.pool.deficits().is_empty() {
-                continue;
-            }
-            tokio::select! {
-                _ = wake => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-
-    async fn create_pool_member(&self, profile: &PoolProfile) -> Result<SandboxId, String> {
-        let mut limits = profile.limits.clone();
-        limits.ttl = POOL_RECORD_TTL;
-        let rec = self
-            .manager
-            .create(CreateRequest {
-                image: profile.image.clone(),
-                limits,
-                owner: Some(pool::owner_for(&profile.name)),
-                ..CreateRequest::default()
-            })
-            .await
-            .map_err(|e| sandlab_core::error_chain(&e))?;
-        Ok(rec.id)
-    }
-
     /// Creates a sandbox for `req.owner`: from the warm pool when a profile matches, else
-    /// cold. `quota_exceeded` (429) when the owner already has `req.quota` live sandboxes.
+    /// cold. [`SandboxError::QuotaExceeded`] when the owner already has `req.quota` live
+    /// sandboxes.
     ///
     /// The work runs in its own task: a client that disconnects mid-way does not cancel a
     /// create half done (the sandbox is created and listed as theirs).
-    pub async fn create(self: &Arc<Self>, req: NewSandbox) -> ApiResult<SandboxRecord> {
-        self.reserve(&req.owner, req.quota).await?;
+    pub async fn create(self: &Arc<Self>, req: NewSandbox) -> Result<SandboxRecord> {
+        let reservation = self.quota.reserve(&req.owner, req.quota).await?;
         let me = self.clone();
         let task = tokio::spawn(async move {
             let result = me.create_reserved(&req).await;
-            let mut pending = me.reservations.lock().await;
-            if let Some(n) = pending.get_mut(&req.owner) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    pending.remove(&req.owner);
-                }
-            }
+            drop(reservation);
             result
         });
-        task.await
-            .map_err(|e| ApiError::internal("the create task failed", &e))?
+        task.await.map_err(|e| SandboxError::Task("create", e))?
     }
 
-    async fn create_reserved(&self, req: &NewSandbox) -> ApiResult<SandboxRecord> {
+    async fn create_reserved(&self, req: &NewSandbox) -> Result<SandboxRecord> {
         let start = Instant::now();
         let pooled = (req.hostname.is_none() && req.playground.is_none())
             .then(|| self.pool.matching(&req.image, &req.limits))
@@ -292,8 +232,20 @@ impl Sandboxes {
         if let Some(profile) = pooled {
             let name = profile.name.clone();
             while let Some(id) = self.pool.take(&name) {
-                match self.claim(&id, &name, req).await {
+                let claimed = self
+                    .pool
+                    .claim(
+                        self.store.as_ref(),
+                        &self.manager,
+                        &id,
+                        &name,
+                        &req.owner,
+                        req.limits.ttl,
+                    )
+                    .await;
+                match claimed {
                     Ok(rec) => {
+                        self.deadlines.track(&id, req.limits.ttl);
                         let secs = start.elapsed().as_secs_f64();
                         metrics::histogram!(m::POOL_CLAIM_SECONDS, "profile" => name.clone())
                             .record(secs);
@@ -303,7 +255,7 @@ impl Sandboxes {
                         return Ok(rec);
                     }
                     Err(e) => {
-                        tracing::warn!(sandbox.id = %id, error = %e, "dropping a warm sandbox that cannot be claimed");
+                        tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "dropping a warm sandbox that cannot be claimed");
                         self.remove_quietly(&id).await;
                     }
                 }
@@ -315,7 +267,7 @@ impl Sandboxes {
                 image: req.image.clone(),
                 limits: req.limits.clone(),
                 hostname: req.hostname.clone(),
-                owner: Some(req.owner.clone()),
+                owner: Some(Owner::User(req.owner.clone()).to_string()),
                 playground: req.playground.clone(),
                 ..CreateRequest::default()
             })
@@ -328,98 +280,43 @@ impl Sandboxes {
         Ok(rec)
     }
 
-    /// Hands pool sandbox `id` to `req.owner`: one store write of owner, TTL and deadline.
-    async fn claim(
-        &self,
-        id: &SandboxId,
-        profile: &str,
-        req: &NewSandbox,
-    ) -> Result<SandboxRecord, String> {
-        let mut rec = self
-            .store
-            .get(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("its record is gone")?;
-        if rec.state != SandboxState::Running
-            || rec.owner.as_deref() != Some(pool::owner_for(profile).as_str())
-        {
-            return Err(format!("it is {} and owned by {:?}", rec.state, rec.owner));
-        }
-        if !self
-            .manager
-            .is_running(id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            return Err("its processes are gone".into());
-        }
-        let now = now_ms();
-        rec.owner = Some(req.owner.clone());
-        rec.limits.ttl = req.limits.ttl;
-        rec.created_at_ms = now;
-        rec.deadline_ms = now.saturating_add(req.limits.ttl.as_millis() as u64);
-        self.store.put(&rec).await.map_err(|e| e.to_string())?;
-        self.deadlines.track(id, req.limits.ttl);
-        Ok(rec)
-    }
-
-    /// Counts a create against `owner`'s quota, or refuses it.
-    async fn reserve(&self, owner: &str, quota: u64) -> ApiResult<()> {
-        let mut pending = self.reservations.lock().await;
-        let live = self.store.count_live_sandboxes(owner).await?;
-        let inflight = pending.get(owner).copied().unwrap_or(0);
-        if live + inflight >= quota {
-            return Err(ApiError::too_many(
-                "quota_exceeded",
-                format!(
-                    "You already have {} of your {quota} sandboxes; delete one before creating another.",
-                    live + inflight
-                ),
-            ));
-        }
-        *pending.entry(owner.to_owned()).or_default() += 1;
-        Ok(())
-    }
-
     /// Removes a sandbox: its terminals, its agent connection, its host resources and its
     /// record. Idempotent.
-    pub async fn remove(&self, id: &SandboxId) -> ApiResult<()> {
-        self.remove_now(id).await
-    }
-
-    /// [`Self::remove`] in its own task, so a disconnecting client cannot cancel it half way.
-    pub async fn remove_detached(self: &Arc<Self>, id: &SandboxId) -> ApiResult<()> {
-        let me = self.clone();
-        let id = id.clone();
-        tokio::spawn(async move { me.remove_now(&id).await })
-            .await
-            .map_err(|e| ApiError::internal("the remove task failed", &e))?
-    }
-
-    async fn remove_now(&self, id: &SandboxId) -> ApiResult<()> {
-        self.deadlines.forget(id);
-        self.pool.remove(id);
-        self.terminals.close_sandbox(id);
-        self.forget_agent(id);
+    pub async fn remove(&self, id: &SandboxId) -> Result<()> {
+        self.forget(id);
         self.manager.remove(id).await?;
         self.update_live().await;
         Ok(())
     }
 
+    /// [`Self::remove`] in its own task, so a disconnecting client cannot cancel it half way.
+    pub async fn remove_detached(self: &Arc<Self>, id: &SandboxId) -> Result<()> {
+        let me = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move { me.remove(&id).await })
+            .await
+            .map_err(|e| SandboxError::Task("remove", e))?
+    }
+
     async fn remove_quietly(&self, id: &SandboxId) {
         if let Err(e) = self.remove(id).await {
-            tracing::warn!(sandbox.id = %id, error = %e.message, "could not remove sandbox");
+            tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not remove sandbox");
         }
     }
 
+    /// Tells every in-memory owner that `id` is going: no deadline, not in the pool, no
+    /// terminals, no agent connection.
+    fn forget(&self, id: &SandboxId) {
+        self.deadlines.forget(id);
+        self.pool.remove(id);
+        self.terminals.close_sandbox(id);
+        self.agents.forget(id);
+    }
+
     /// Moves a running sandbox's deadline to `ttl` from now; the new record.
-    pub async fn extend(&self, mut rec: SandboxRecord, ttl: Duration) -> ApiResult<SandboxRecord> {
+    pub async fn extend(&self, mut rec: SandboxRecord, ttl: Duration) -> Result<SandboxRecord> {
         if rec.state != SandboxState::Running {
-            return Err(ApiError::conflict(format!(
-                "The sandbox is {}; only a running sandbox can be extended.",
-                rec.state
-            )));
+            return Err(SandboxError::NotRunning(rec.state));
         }
         rec.deadline_ms = now_ms().saturating_add(ttl.as_millis() as u64);
         rec.limits.ttl = Duration::from_millis(rec.deadline_ms.saturating_sub(rec.created_at_ms));
@@ -436,26 +333,8 @@ impl Sandboxes {
     }
 
     /// A connection to the sandbox's agent, reused across requests.
-    pub async fn agent(&self, id: &SandboxId) -> ApiResult<AgentClient> {
-        {
-            let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = agents.get(id).filter(|c| !c.is_closed()) {
-                return Ok(c.clone());
-            }
-        }
-        let client = self.manager.agent(id, AGENT_TIMEOUT).await?;
-        self.agents
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), client.clone());
-        Ok(client)
-    }
-
-    fn forget_agent(&self, id: &SandboxId) {
-        self.agents
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    pub async fn agent(&self, id: &SandboxId) -> Result<AgentClient> {
+        Ok(self.agents.get(id).await?)
     }
 
     async fn update_live(&self) {
@@ -467,23 +346,4 @@ impl Sandboxes {
             metrics::gauge!(m::LIVE).set(live as f64);
         }
     }
-
-    /// Audits an action on a sandbox; a failed audit write is logged, not fatal.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        id: &SandboxId,
-        detail: serde_json::Value,
-    ) {
-        if let Err(e) = self
-            .store
-            .audit(Some(actor), action, Some(id.as_str()), detail)
-            .await
-        {
-            tracing::warn!(sandbox.id = %id, error = %e, "could not write the audit log");
-        }
-    }
 }
-
-pub use actions::{SANDBOX_CREATE, SANDBOX_DELETE, SANDBOX_EXEC};

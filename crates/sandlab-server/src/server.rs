@@ -46,10 +46,10 @@ pub enum ServerError {
     NoDefaultImage(String),
     #[error("Cannot build the default image")]
     BuildImage(#[source] sandlab_image::Error),
-    #[error("Reconciling host and store failed: {0}")]
-    Recover(String),
-    #[error("Resuming lab sessions failed: {0}")]
-    LabSessions(String),
+    #[error("Reconciling host and store failed")]
+    Recover(#[source] crate::sandboxes::SandboxError),
+    #[error("Resuming lab sessions failed")]
+    LabSessions(#[source] crate::lab_sessions::LabSessionError),
     #[error("A start-up task failed")]
     Task(#[source] tokio::task::JoinError),
     #[error("The HTTP server failed")]
@@ -242,6 +242,8 @@ pub fn generate_password() -> String {
 }
 
 async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
+    // Other hosts sharing the store see this server's records as held by a live process.
+    drop(state.sandboxes().manager().keep_alive());
     if let Some(local) = local {
         default_image(state, local).await?;
     }
@@ -249,7 +251,7 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         .sandboxes()
         .recover()
         .await
-        .map_err(|e| ServerError::Recover(e.message))?;
+        .map_err(ServerError::Recover)?;
     eprintln!(
         "sandlab: reconciled: {} orphans removed, {} marked failed, {} expired",
         report.orphans_removed.len(),
@@ -272,7 +274,7 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         .lab_sessions()
         .recover(&labs)
         .await
-        .map_err(|e| ServerError::LabSessions(e.message))?;
+        .map_err(ServerError::LabSessions)?;
     state.set_labs(labs);
     crate::catalogue::spawn_watcher(state.clone(), labs_dir, loader, state.shutdown().clone());
     state.sandboxes().spawn_background(state.shutdown().clone());

@@ -8,8 +8,9 @@ use sandlab_store::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::{self, AuditEvent};
+use crate::code_exec::Languages;
 use crate::config::ServerConfig;
-use crate::execute::Languages;
 use crate::images::ImageCatalog;
 use crate::lab_sessions::LabSessions;
 use crate::ratelimit::RateLimiter;
@@ -76,6 +77,11 @@ impl AppState {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Appends `event` by `actor` to the audit log (see [`audit::record`]).
+    pub async fn audit(&self, actor: Option<&str>, event: AuditEvent<'_>) {
+        audit::record(self.inner.store.as_ref(), actor, event).await;
     }
 
     pub fn sandboxes(&self) -> &Arc<Sandboxes> {

@@ -50,7 +50,7 @@
 //!
 //! # Leases
 //!
-//! A lease is a name ("reconcile", `holder/<holder>`, ...) that at most one holder has at
+//! A lease is a name (`sandboxes`, `holder/<holder>`, ...) that at most one holder has at
 //! a time, until an expiry on the store's clock. It replaces the runtime's cross-process
 //! file lock (`records.lock`), so several processes, and several control planes on one
 //! database, take turns at work that must not run twice at once.
@@ -105,9 +105,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{
     actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
-    LoginSession, NewUser, Role, SessionNode, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES,
-    MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_SESSIONS_PER_USER, MAX_TOKENS_PER_USER,
-    MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
+    LabSessionState, LoginSession, NewUser, Role, SessionNode, User, UserUpdate,
+    MAX_AUDIT_DETAIL_BYTES, MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_SESSIONS_PER_USER,
+    MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
 };
 pub use page::{Page, PageRequest};
 /// [`Store`]'s record supertrait, for callers that hold a [`SqliteStore`] and call

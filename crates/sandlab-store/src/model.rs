@@ -183,12 +183,63 @@ pub struct LabSession {
     pub id: String,
     pub owner: String,
     pub lab: String,
-    /// `starting`, `ready`, `failed` or `ended`.
-    pub state: String,
+    pub state: LabSessionState,
     pub reason: Option<String>,
     pub nodes: Vec<SessionNode>,
     pub created_at_ms: i64,
     pub deadline_ms: i64,
+}
+
+/// Where a lab session is in its life; stored (and shown by the API) as the lowercase
+/// word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabSessionState {
+    /// Its sandboxes are being created or its init tasks run.
+    Starting,
+    /// The init tasks passed; the checked tasks are being watched.
+    Ready,
+    /// A node could not start or an init task failed.
+    Failed,
+    /// Stopped, timed out or gone; its sandboxes are removed.
+    Ended,
+}
+
+impl LabSessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabSessionState::Starting => "starting",
+            LabSessionState::Ready => "ready",
+            LabSessionState::Failed => "failed",
+            LabSessionState::Ended => "ended",
+        }
+    }
+
+    /// Whether the session is over (failed or ended): nothing runs for it any more.
+    pub fn is_over(self) -> bool {
+        matches!(self, LabSessionState::Failed | LabSessionState::Ended)
+    }
+}
+
+impl FromStr for LabSessionState {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<LabSessionState> {
+        match s {
+            "starting" => Ok(LabSessionState::Starting),
+            "ready" => Ok(LabSessionState::Ready),
+            "failed" => Ok(LabSessionState::Failed),
+            "ended" => Ok(LabSessionState::Ended),
+            _ => Err(Error::Invalid(
+                "A lab session state is one of starting, ready, failed and ended".into(),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LabSessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One node of a session's playground and the sandbox running it.
@@ -210,6 +261,8 @@ pub mod actions {
     pub const SANDBOX_CREATE: &str = "sandbox.create";
     pub const SANDBOX_DELETE: &str = "sandbox.delete";
     pub const SANDBOX_EXEC: &str = "sandbox.exec";
+    pub const SANDBOX_EXPIRE: &str = "sandbox.expire";
+    pub const LAB_SESSION_START: &str = "lab.session_start";
 }
 
 const USERNAME_RULE: &str =
@@ -344,11 +397,28 @@ mod tests {
             actions::SANDBOX_CREATE,
             actions::SANDBOX_DELETE,
             actions::SANDBOX_EXEC,
+            actions::SANDBOX_EXPIRE,
+            actions::LAB_SESSION_START,
         ] {
             assert!(validate_action(a).is_ok(), "{a}");
         }
         assert!(validate_action("Sandbox.Create").is_err());
         assert!(validate_action("").is_err());
+    }
+
+    #[test]
+    fn lab_session_states_keep_their_stored_words() {
+        for (state, word) in [
+            (LabSessionState::Starting, "starting"),
+            (LabSessionState::Ready, "ready"),
+            (LabSessionState::Failed, "failed"),
+            (LabSessionState::Ended, "ended"),
+        ] {
+            assert_eq!(state.as_str(), word);
+            assert_eq!(word.parse::<LabSessionState>().unwrap(), state);
+            assert_eq!(serde_json::to_value(state).unwrap(), word);
+        }
+        assert!("Ready".parse::<LabSessionState>().is_err());
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub struct ServerConfig {
     pub pools: Vec<PoolProfile>,
     /// Extra language files for `/execute` (the built-in ones are always there).
     pub languages: PathBuf,
-    pub execute: crate::execute::ExecuteOptions,
+    pub execute: crate::code_exec::ExecuteOptions,
     /// Serve the web UI from this built `web/dist` instead of the copy in the binary.
     pub web_dir: Option<PathBuf>,
 }
@@ -126,7 +126,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             pools: Vec::new(),
             languages: PathBuf::from("languages"),
-            execute: crate::execute::ExecuteOptions::default(),
+            execute: crate::code_exec::ExecuteOptions::default(),
             web_dir: None,
         }
     }

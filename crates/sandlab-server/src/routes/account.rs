@@ -5,10 +5,11 @@ use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sandlab_store::{actions, ApiToken, Role, User};
+use sandlab_store::{ApiToken, Role, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::AuditEvent;
 use crate::auth::{self, Caller, Via};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ClientAddr, JsonBody};
@@ -121,28 +122,22 @@ async fn login_inner(
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     let Some(user) = user else {
-        let _ = store
-            .audit(
-                None,
-                actions::AUTH_LOGIN_FAILED,
-                Some(&name_key),
-                serde_json::json!({"addr": addr}),
-            )
-            .await;
+        let event = AuditEvent::LoginFailed {
+            username: &name_key,
+            addr: &addr,
+        };
+        state.audit(None, event).await;
         return Err(ApiError::unauthorized("The username or password is wrong.").into_response());
     };
     let (session, secret) = store
         .create_session(&user.id, state.config().session_ttl)
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
-    let _ = store
-        .audit(
-            Some(&user.id),
-            actions::AUTH_LOGIN,
-            Some(&user.id),
-            serde_json::json!({"addr": addr}),
-        )
-        .await;
+    let event = AuditEvent::Login {
+        user: &user.id,
+        addr: &addr,
+    };
+    state.audit(Some(&user.id), event).await;
     let mut resp = Json(LoginResponse {
         csrf_token: session.csrf_token.clone(),
         expires_at_ms: session.expires_at_ms,
@@ -170,15 +165,10 @@ pub async fn logout(
             state.store().delete_session(secret).await?;
         }
     }
-    let _ = state
-        .store()
-        .audit(
-            Some(&caller.user.id),
-            actions::AUTH_LOGOUT,
-            Some(&caller.user.id),
-            serde_json::Value::Null,
-        )
-        .await;
+    let event = AuditEvent::Logout {
+        user: &caller.user.id,
+    };
+    state.audit(Some(&caller.user.id), event).await;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     for c in auth::logout_cookies(&state) {
         if let Ok(v) = HeaderValue::from_str(&c) {
@@ -245,15 +235,11 @@ pub async fn create_token(
         .store()
         .create_token(&caller.user.id, &req.name)
         .await?;
-    let _ = state
-        .store()
-        .audit(
-            Some(&caller.user.id),
-            actions::TOKEN_CREATE,
-            Some(&token.id),
-            serde_json::json!({"name": token.name}),
-        )
-        .await;
+    let event = AuditEvent::TokenCreate {
+        token: &token.id,
+        name: &token.name,
+    };
+    state.audit(Some(&caller.user.id), event).await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -291,15 +277,8 @@ pub async fn delete_token(
         return Err(ApiError::not_found("API token"));
     }
     state.store().delete_token(&caller.user.id, &id).await?;
-    let _ = state
-        .store()
-        .audit(
-            Some(&caller.user.id),
-            actions::TOKEN_DELETE,
-            Some(&id),
-            serde_json::Value::Null,
-        )
-        .await;
+    let event = AuditEvent::TokenDelete { token: &id };
+    state.audit(Some(&caller.user.id), event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,13 +1,20 @@
 //! The router: every route of SPEC section 6 under `/api/v1`, and the operations routes.
+//!
+//! One file per group: `account` (login, logout, me, tokens), `users` (admin),
+//! `labs` (the catalogue), `lab_sessions` (a lab's playground, tasks, events),
+//! `sandboxes` (create, list, get, extend, delete), `sandbox_exec` (exec and files inside
+//! a sandbox), `terminal` (its WebSocket), `code_exec` (`POST /execute`), `images`, `ops`
+//! (health, readiness, metrics, the OpenAPI document). Handlers map the domain errors
+//! with `?` through the `From` impls in [`crate::error`].
 
 mod account;
-mod exec;
-mod execute;
+mod code_exec;
 mod images;
+mod lab_sessions;
 mod labs;
 mod ops;
+mod sandbox_exec;
 mod sandboxes;
-mod sessions;
 mod terminal;
 mod users;
 
@@ -21,13 +28,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 pub use self::account::*;
-pub use self::exec::*;
-pub use self::execute::*;
+pub use self::code_exec::*;
 pub use self::images::*;
+pub use self::lab_sessions::*;
 pub use self::labs::*;
 pub use self::ops::*;
+pub use self::sandbox_exec::*;
 pub use self::sandboxes::*;
-pub use self::sessions::*;
 pub use self::terminal::*;
 pub use self::users::*;
 use crate::error::ApiError;

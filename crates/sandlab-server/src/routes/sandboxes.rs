@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use sandlab_core::SandboxRecord;
 use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode, SandboxId};
-use sandlab_store::actions;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
@@ -212,15 +212,11 @@ pub async fn create_sandbox(
             playground: None,
         })
         .await?;
-    state
-        .sandboxes()
-        .audit(
-            &caller.user.id,
-            actions::SANDBOX_CREATE,
-            &rec.id,
-            serde_json::json!({"image": rec.image}),
-        )
-        .await;
+    let event = AuditEvent::SandboxCreate {
+        sandbox: &rec.id,
+        image: &rec.image,
+    };
+    state.audit(Some(&caller.user.id), event).await;
     Ok((StatusCode::CREATED, Json(view(&state, rec))))
 }
 
@@ -266,15 +262,8 @@ pub async fn delete_sandbox(
 ) -> ApiResult<StatusCode> {
     let rec = load(&state, &caller, &id).await?;
     state.sandboxes().remove_detached(&rec.id).await?;
-    state
-        .sandboxes()
-        .audit(
-            &caller.user.id,
-            actions::SANDBOX_DELETE,
-            &rec.id,
-            serde_json::Value::Null,
-        )
-        .await;
+    let event = AuditEvent::SandboxDelete { sandbox: &rec.id };
+    state.audit(Some(&caller.user.id), event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

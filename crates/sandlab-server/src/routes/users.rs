@@ -3,10 +3,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sandlab_store::{actions, NewUser, Role, UserUpdate};
+use sandlab_store::{NewUser, Role, UserUpdate};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::audit::AuditEvent;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
@@ -65,15 +66,12 @@ pub async fn create_user(
             role,
         })
         .await?;
-    let _ = state
-        .store()
-        .audit(
-            Some(&admin.user.id),
-            actions::USER_CREATE,
-            Some(&user.id),
-            serde_json::json!({"username": user.username, "role": role}),
-        )
-        .await;
+    let event = AuditEvent::UserCreate {
+        user: &user.id,
+        username: &user.username,
+        role,
+    };
+    state.audit(Some(&admin.user.id), event).await;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -118,20 +116,15 @@ pub async fn update_user(
         disabled: req.disabled,
         password: req.password,
     };
-    let detail = serde_json::json!({
-        "role": update.role,
-        "disabled": update.disabled,
-        "password_changed": update.password.is_some(),
-    });
+    let (role, disabled, password_changed) =
+        (update.role, update.disabled, update.password.is_some());
     let user = state.store().update_user(&id, update).await?;
-    let _ = state
-        .store()
-        .audit(
-            Some(&admin.user.id),
-            actions::USER_UPDATE,
-            Some(&user.id),
-            detail,
-        )
-        .await;
+    let event = AuditEvent::UserUpdate {
+        user: &user.id,
+        role,
+        disabled,
+        password_changed,
+    };
+    state.audit(Some(&admin.user.id), event).await;
     Ok(Json(user.into()))
 }

@@ -1,14 +1,14 @@
 //! Lab sessions and progress: owner scoping, updates, idempotent progress and hints.
 
 use super::Ctx;
-use crate::{Error, LabSession, SessionNode};
+use crate::{Error, LabSession, LabSessionState, SessionNode};
 
 fn session(id: &str, owner: &str, created_at_ms: i64) -> LabSession {
     LabSession {
         id: id.into(),
         owner: owner.into(),
         lab: "git-basics".into(),
-        state: "starting".into(),
+        state: LabSessionState::Starting,
         reason: None,
         nodes: vec![SessionNode {
             name: "node01".into(),
@@ -30,7 +30,7 @@ pub(super) async fn lab_sessions_are_stored_updated_scoped_and_deleted(c: Ctx) {
     store.put_lab_session(&three).await.unwrap();
 
     // An update changes the state, reason, nodes and deadline, and nothing else.
-    s.state = "failed".into();
+    s.state = LabSessionState::Failed;
     s.reason = Some("node01 did not start".into());
     s.deadline_ms = 99;
     s.nodes.push(SessionNode {

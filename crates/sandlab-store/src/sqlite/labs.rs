@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use crate::error::{Error, Result};
-use crate::model::{LabSession, SessionNode};
+use crate::model::{LabSession, LabSessionState, SessionNode};
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -23,11 +23,17 @@ impl TryFrom<Row> for LabSession {
     fn try_from(r: Row) -> Result<LabSession> {
         let nodes: Vec<SessionNode> = serde_json::from_str(&r.nodes)
             .map_err(|_| Error::Corrupt(format!("lab session {} has invalid nodes", r.id)))?;
+        let state: LabSessionState = r.state.parse().map_err(|_| {
+            Error::Corrupt(format!(
+                "lab session {} has the unknown state {:?}",
+                r.id, r.state
+            ))
+        })?;
         Ok(LabSession {
             id: r.id,
             owner: r.owner,
             lab: r.lab,
-            state: r.state,
+            state,
             reason: r.reason,
             nodes,
             created_at_ms: r.created_at,
@@ -48,7 +54,7 @@ pub(super) async fn put(s: &SqliteStore, session: &LabSession) -> Result<()> {
     .bind(&session.id)
     .bind(&session.owner)
     .bind(&session.lab)
-    .bind(&session.state)
+    .bind(session.state.as_str())
     .bind(&session.reason)
     .bind(nodes)
     .bind(session.created_at_ms)

@@ -7,121 +7,52 @@
 //! so a new session (or a server restart) starts with them done. Every change is
 //! broadcast as a [`SessionEvent`] for `GET /sessions/{id}/events`.
 //!
+//! A session's state is a [`LabSessionState`]; methods return [`LabSessionError`], which
+//! `routes/` turns into HTTP.
+//!
 //! The session's deadline is on the monotonic clock while the server runs; at the
 //! deadline (or on delete) the checker stops, the sandboxes are removed and the session is
 //! `ended`.
+
+mod live;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sandlab_core::{SandboxId, SandboxState};
 use sandlab_lab::Lab;
-use sandlab_proto::ExecRequest;
 use sandlab_runtime::manager::now_ms;
-use sandlab_store::{LabSession, SessionNode, Store};
-use serde::Serialize;
+use sandlab_store::{LabSession, LabSessionState, SessionNode, Store};
 use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::checker::{Checker, TaskEvent, TaskRunner, TaskState};
-use crate::error::{ApiError, ApiResult};
-use crate::sandboxes::{NewSandbox, Sandboxes};
+use self::live::NodeRunner;
+pub use self::live::{Live, SessionEvent};
+use crate::checker::{Checker, TaskState};
+use crate::sandboxes::{NewSandbox, SandboxError, Sandboxes};
 
-/// Output kept from one check run (only the exit status matters).
-const CHECK_OUTPUT: usize = 4096;
-
-/// Something a session's event stream reports.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum SessionEvent {
-    Task(TaskEvent),
-    Session {
-        state: String,
-        reason: Option<String>,
+/// Why a lab session could not be started, extended or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum LabSessionError {
+    /// A node's sandbox could not be created; the session is stored as failed.
+    #[error("Node {node} could not start")]
+    NodeStart {
+        node: String,
+        #[source]
+        source: SandboxError,
     },
+    #[error("A sandbox of the session failed")]
+    Sandbox(#[from] SandboxError),
+    /// The session names a sandbox id that is not one.
+    #[error("The session's node sandbox {0:?} is not a sandbox id")]
+    UnknownSandbox(String),
+    #[error("The store failed")]
+    Store(#[from] sandlab_store::Error),
 }
 
-/// A session the server is running.
-pub struct Live {
-    pub lab: Arc<Lab>,
-    pub checker: Arc<Checker>,
-    record: Mutex<LabSession>,
-    deadline: Mutex<Instant>,
-    moved: Notify,
-    cancel: CancellationToken,
-    events: broadcast::Sender<SessionEvent>,
-}
-
-impl Live {
-    pub fn record(&self) -> LabSession {
-        self.record
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
-        self.events.subscribe()
-    }
-
-    pub fn time_left(&self) -> Duration {
-        self.deadline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .saturating_duration_since(Instant::now())
-    }
-
-    fn set_state(&self, state: &str, reason: Option<String>) -> LabSession {
-        let rec = {
-            let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
-            r.state = state.to_owned();
-            r.reason = reason.clone();
-            r.clone()
-        };
-        let _ = self.events.send(SessionEvent::Session {
-            state: state.to_owned(),
-            reason,
-        });
-        rec
-    }
-}
-
-/// Runs task scripts on the session's nodes through their agents.
-struct NodeRunner {
-    sandboxes: Arc<Sandboxes>,
-    nodes: HashMap<String, SandboxId>,
-}
-
-#[async_trait]
-impl TaskRunner for NodeRunner {
-    async fn run(
-        &self,
-        machine: &str,
-        user: &str,
-        script: &str,
-        timeout: Duration,
-    ) -> Result<bool, String> {
-        let id = self
-            .nodes
-            .get(machine)
-            .ok_or_else(|| format!("The playground has no node {machine:?}."))?;
-        let agent = self.sandboxes.agent(id).await.map_err(|e| e.message)?;
-        let req = ExecRequest {
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            user: Some(user.to_owned()),
-            timeout: Some(timeout),
-            ..ExecRequest::default()
-        };
-        let out = agent
-            .exec_collect(req, None, CHECK_OUTPUT)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(out.exit.code == Some(0))
-    }
-}
+pub type Result<T> = std::result::Result<T, LabSessionError>;
 
 pub struct LabSessions {
     sandboxes: Arc<Sandboxes>,
@@ -175,7 +106,7 @@ impl LabSessions {
         self.running(Some(owner))
             .into_iter()
             .map(|l| l.record())
-            .filter(|r| r.state != "ended")
+            .filter(|r| r.state != LabSessionState::Ended)
             .map(|r| (r.lab, r.id))
             .collect()
     }
@@ -187,14 +118,14 @@ impl LabSessions {
         lab: Arc<Lab>,
         owner: &str,
         quota: u64,
-    ) -> ApiResult<Arc<Live>> {
+    ) -> Result<Arc<Live>> {
         let ttl = lab.playground.ttl;
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
         let mut record = LabSession {
             id: new_id(),
             owner: owner.to_owned(),
             lab: lab.slug.clone(),
-            state: "starting".into(),
+            state: LabSessionState::Starting,
             reason: None,
             nodes: Vec::new(),
             created_at_ms: now,
@@ -233,11 +164,17 @@ impl LabSessions {
                     for id in nodes.values() {
                         let _ = self.sandboxes.remove_detached(id).await;
                     }
-                    record.state = "failed".into();
-                    record.reason =
-                        Some(format!("Node {} could not start: {}", node.name, e.message));
+                    record.state = LabSessionState::Failed;
+                    record.reason = Some(format!(
+                        "Node {} could not start: {}",
+                        node.name,
+                        e.public_message()
+                    ));
                     self.store.put_lab_session(&record).await?;
-                    return Err(e);
+                    return Err(LabSessionError::NodeStart {
+                        node: node.name.clone(),
+                        source: e,
+                    });
                 }
             }
         }
@@ -279,13 +216,13 @@ impl LabSessions {
         let forward = self.clone().forward_events(live.clone());
         tokio::spawn(forward);
         if init {
-            if let Err(task) = live.checker.run_init(runner.as_ref()).await {
-                let rec = live.set_state("failed", Some(format!("The init task {task:?} failed.")));
-                let _ = self.store.put_lab_session(&rec).await;
+            if let Err(failed) = live.checker.run_init(runner.as_ref()).await {
+                let rec = live.set_state(LabSessionState::Failed, Some(failed.to_string()));
+                self.store_quietly(&rec).await;
                 return;
             }
-            let rec = live.set_state("ready", None);
-            let _ = self.store.put_lab_session(&rec).await;
+            let rec = live.set_state(LabSessionState::Ready, None);
+            self.store_quietly(&rec).await;
         }
         let watcher = {
             let (checker, cancel) = (live.checker.clone(), live.cancel.clone());
@@ -334,7 +271,7 @@ impl LabSessions {
     /// Ends a session: checks stop, sandboxes go, the record says `ended`.
     pub async fn end(&self, live: &Arc<Live>, reason: &str) {
         live.cancel.cancel();
-        let rec = live.set_state("ended", Some(reason.to_owned()));
+        let rec = live.set_state(LabSessionState::Ended, Some(reason.to_owned()));
         self.lock().remove(&rec.id);
         self.end_record(rec, reason).await;
     }
@@ -343,25 +280,30 @@ impl LabSessions {
         for n in &rec.nodes {
             if let Ok(id) = n.sandbox.parse::<SandboxId>() {
                 if let Err(e) = self.sandboxes.remove_detached(&id).await {
-                    tracing::warn!(session = %rec.id, sandbox.id = %id, error = %e.message, "could not remove a session's sandbox");
+                    tracing::warn!(session = %rec.id, sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not remove a session's sandbox");
                 }
             }
         }
-        rec.state = "ended".into();
+        rec.state = LabSessionState::Ended;
         rec.reason = Some(reason.to_owned());
-        if let Err(e) = self.store.put_lab_session(&rec).await {
-            tracing::warn!(session = %rec.id, error = %e, "could not store the ended session");
+        self.store_quietly(&rec).await;
+    }
+
+    /// Stores `rec` from a background task, where a failure can only be logged.
+    async fn store_quietly(&self, rec: &LabSession) {
+        if let Err(e) = self.store.put_lab_session(rec).await {
+            tracing::warn!(session = %rec.id, state = %rec.state, error = %sandlab_core::error_chain(&e), "could not store the session");
         }
     }
 
     /// Moves the deadline to `ttl` from now, for the session and its sandboxes.
-    pub async fn extend(&self, live: &Arc<Live>, ttl: Duration) -> ApiResult<LabSession> {
+    pub async fn extend(&self, live: &Arc<Live>, ttl: Duration) -> Result<LabSession> {
         let mut rec = live.record();
         for n in &rec.nodes {
             let id: SandboxId = n
                 .sandbox
                 .parse()
-                .map_err(|_| ApiError::not_found("sandbox"))?;
+                .map_err(|_| LabSessionError::UnknownSandbox(n.sandbox.clone()))?;
             let sb = self.store.get_sandbox(&id, None).await?;
             self.sandboxes.extend(sb, ttl).await?;
         }
@@ -379,9 +321,9 @@ impl LabSessions {
 
     /// After a restart: sessions whose sandboxes all run resume checking (init is not run
     /// again); the others end.
-    pub async fn recover(self: &Arc<Self>, labs: &[Lab]) -> ApiResult<()> {
+    pub async fn recover(self: &Arc<Self>, labs: &[Lab]) -> Result<()> {
         for rec in self.store.list_lab_sessions(None).await? {
-            if rec.state == "ended" || rec.state == "failed" {
+            if rec.state.is_over() {
                 continue;
             }
             let lab = labs
@@ -405,9 +347,11 @@ impl LabSessions {
                     .unwrap_or(0)
                     .saturating_sub(now_ms()),
             );
-            let whole = nodes.len() == rec.nodes.len() && rec.state == "ready" && !left.is_zero();
+            let whole = nodes.len() == rec.nodes.len()
+                && rec.state == LabSessionState::Ready
+                && !left.is_zero();
             let Some(lab) = lab.filter(|_| whole) else {
-                let reason = if rec.state == "starting" {
+                let reason = if rec.state == LabSessionState::Starting {
                     "The server restarted while the session was being set up."
                 } else {
                     "The session's machines are gone."

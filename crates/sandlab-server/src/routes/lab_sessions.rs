@@ -9,10 +9,11 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures::Stream;
-use sandlab_store::LabSession;
+use sandlab_store::{LabSession, LabSessionState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::checker::TaskState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -48,8 +49,8 @@ pub struct SessionView {
     pub lab: String,
     pub owner: String,
     /// `starting` (init tasks running), `ready`, `failed` or `ended`.
-    #[schema(example = "ready")]
-    pub state: String,
+    #[schema(value_type = String, example = "ready")]
+    pub state: LabSessionState,
     pub reason: Option<String>,
     pub nodes: Vec<NodeRef>,
     pub tasks: Vec<TaskStatus>,
@@ -144,15 +145,11 @@ pub async fn start_session(
         .lab_sessions()
         .start(Arc::new(lab), &caller.user.id, quota)
         .await?;
-    let _ = state
-        .store()
-        .audit(
-            Some(&caller.user.id),
-            "lab.session_start",
-            Some(&live.record().id),
-            serde_json::json!({"lab": slug}),
-        )
-        .await;
+    let event = AuditEvent::LabSessionStart {
+        session: &live.record().id,
+        lab: &slug,
+    };
+    state.audit(Some(&caller.user.id), event).await;
     Ok((
         StatusCode::CREATED,
         Json(view(&state, live.record(), Some(&live)).await?),
@@ -326,7 +323,7 @@ pub async fn session_events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let (rec, live) = load(&state, &caller, &id).await?;
     let mut first = vec![SessionEvent::Session {
-        state: rec.state.clone(),
+        state: rec.state,
         reason: rec.reason.clone(),
     }];
     let rx =
@@ -352,7 +349,7 @@ pub async fn session_events(
                 tokio::select! {
                     got = r.recv() => match got {
                         Ok(ev) => {
-                            let end = matches!(&ev, SessionEvent::Session { state, .. } if state == "ended");
+                            let end = matches!(&ev, SessionEvent::Session { state: LabSessionState::Ended, .. });
                             return Some((Ok(to_event(&ev)), (first, rx, shutdown, end)));
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

@@ -13,10 +13,10 @@ use axum::Json;
 use sandlab_core::SandboxRecord;
 use sandlab_core::{parse_duration, SandboxState};
 use sandlab_proto::{ExecRequest, FileKind};
-use sandlab_store::actions;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
@@ -123,15 +123,11 @@ pub async fn exec_sandbox(
         tty: None,
         stdin: stdin.is_some(),
     };
-    state
-        .sandboxes()
-        .audit(
-            &caller.user.id,
-            actions::SANDBOX_EXEC,
-            &rec.id,
-            serde_json::json!({"cmd": body.cmd}),
-        )
-        .await;
+    let event = AuditEvent::SandboxExec {
+        sandbox: &rec.id,
+        cmd: &body.cmd,
+    };
+    state.audit(Some(&caller.user.id), event).await;
     let manager = state.sandboxes().manager().clone();
     let ooms_before = manager
         .stats(&rec.id)

@@ -53,7 +53,7 @@ fn parse(file: &str, text: &str) -> Result<Language, String> {
     if lang.run.is_empty() || lang.compile.as_ref().is_some_and(Vec::is_empty) {
         return Err(format!("{file}: `run` and `compile` must name a program"));
     }
-    if !crate::execute::valid_file_name(&lang.file) {
+    if !crate::code_exec::valid_file_name(&lang.file) {
         return Err(format!("{file}: `file` is not a plain file name"));
     }
     Ok(lang)

@@ -1,12 +1,13 @@
-//! `POST /execute`: run code in a fresh sandbox (SPEC section 8).
+//! `POST /execute`: run code in a fresh sandbox (SPEC section 8); the work is in
+//! [`crate::code_exec`].
 
 use axum::extract::State;
 use axum::Json;
-use sandlab_store::actions;
 
+use crate::audit::AuditEvent;
 use crate::auth::Caller;
+use crate::code_exec::{self, ExecuteRequest, ExecuteResponse};
 use crate::error::{ApiResult, ErrorBody};
-use crate::execute::{self, ExecuteRequest, ExecuteResponse};
 use crate::extract::JsonBody;
 use crate::routes::admit_create;
 use crate::state::AppState;
@@ -23,12 +24,12 @@ pub async fn execute_code(
     JsonBody(req): JsonBody<ExecuteRequest>,
 ) -> ApiResult<Json<ExecuteResponse>> {
     let quota = admit_create(&state, &caller)?;
-    let detail = serde_json::json!({"language": req.language, "files": req.files.len()});
-    let _ = state
-        .store()
-        .audit(Some(&caller.user.id), actions::SANDBOX_EXEC, None, detail)
-        .await;
-    let out = execute::execute(
+    let event = AuditEvent::CodeExecute {
+        language: &req.language,
+        files: req.files.len(),
+    };
+    state.audit(Some(&caller.user.id), event).await;
+    let out = code_exec::execute(
         state.sandboxes(),
         state.languages(),
         &caller.user.id,

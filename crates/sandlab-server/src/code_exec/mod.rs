@@ -7,7 +7,11 @@
 //! when the kernel killed it for memory, `output_limit` when output passed
 //! `output_bytes`, `ok` on exit 0, `runtime_error` otherwise; `internal_error` when the
 //! platform failed.
+//!
+//! A request that cannot be run at all (invalid, an unknown language, no sandbox) is a
+//! [`CodeExecError`]; `routes/code_exec.rs` turns it into HTTP.
 
+mod check;
 pub mod languages;
 
 use std::sync::Arc;
@@ -18,16 +22,30 @@ use sandlab_proto::{AgentClient, ExecRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub use self::check::valid_file_name;
+use self::check::{check, Checked};
 pub use self::languages::{Language, Languages};
-use crate::error::{ApiError, ApiResult};
 use crate::run_status::{HostView, RunStatus};
-use crate::sandboxes::{NewSandbox, Sandboxes};
+use crate::sandboxes::{NewSandbox, SandboxError, Sandboxes};
 
-/// Most files per request and bytes of them all, of stdin and of one argument.
-const MAX_FILES: usize = 32;
-const MAX_SOURCE_BYTES: usize = 1 << 20;
-const MAX_ARGS: usize = 64;
-const MAX_ARG_BYTES: usize = 4096;
+/// Why a request could not be run (a run that fails is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum CodeExecError {
+    /// The request breaks a rule; the sentence says which.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("The language {language:?}{} is not available on this server.", version.as_deref().map(|v| format!(" version {v:?}")).unwrap_or_default())]
+    UnknownLanguage {
+        language: String,
+        version: Option<String>,
+    },
+    #[error("The execution sandbox failed")]
+    Sandbox(#[from] SandboxError),
+    #[error("The execution sandbox's agent failed")]
+    Agent(#[from] sandlab_proto::Error),
+}
+
+pub type Result<T> = std::result::Result<T, CodeExecError>;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -119,111 +137,6 @@ impl Default for ExecuteOptions {
     }
 }
 
-/// A request's limits, checked.
-#[derive(Debug, Clone, Copy)]
-struct Checked {
-    wall: Duration,
-    cpu_ms: u64,
-    memory: ByteSize,
-    pids: u32,
-    output: usize,
-}
-
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid", msg)
-}
-
-/// A plain file name: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.
-pub fn valid_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-fn check_limits(l: &ExecuteLimits) -> ApiResult<Checked> {
-    let wall = l.wall_ms.unwrap_or(5000);
-    let cpu_ms = l.cpu_ms.unwrap_or(3000);
-    if !(1..=60_000).contains(&wall) || !(1..=60_000).contains(&cpu_ms) {
-        return Err(invalid(
-            "The limits `wall_ms` and `cpu_ms` must be between 1 and 60000.",
-        ));
-    }
-    let memory = match &l.memory {
-        Some(m) => ByteSize(
-            sandlab_core::parse_size(m)
-                .map_err(|e| invalid(format!("The limit `memory` is invalid: {e}.")))?,
-        ),
-        None => ByteSize::mib(256),
-    };
-    if memory < ByteSize::mib(16) || memory > ByteSize::gib(4) {
-        return Err(invalid("The limit `memory` must be between 16M and 4G."));
-    }
-    let pids = l.pids.unwrap_or(64);
-    if !(8..=1024).contains(&pids) {
-        return Err(invalid("The limit `pids` must be between 8 and 1024."));
-    }
-    let output = l.output_bytes.unwrap_or(65536);
-    if !(1..=1 << 20).contains(&output) {
-        return Err(invalid(
-            "The limit `output_bytes` must be between 1 and 1048576.",
-        ));
-    }
-    Ok(Checked {
-        wall: Duration::from_millis(wall),
-        cpu_ms,
-        memory,
-        pids,
-        output: output as usize,
-    })
-}
-
-/// Files to write, `(name, content)`, the entry first.
-type Files = Vec<(String, Vec<u8>)>;
-
-/// Checks the request and returns the files to write and the limits.
-fn check(req: &ExecuteRequest, lang: &Language) -> ApiResult<(Files, Checked)> {
-    if req.files.is_empty() || req.files.len() > MAX_FILES {
-        return Err(invalid(format!("Send 1 to {MAX_FILES} files.")));
-    }
-    let total: usize = req.files.iter().map(|f| f.content.len()).sum();
-    if total > MAX_SOURCE_BYTES || req.stdin.len() > MAX_SOURCE_BYTES {
-        return Err(invalid(
-            "The files together, and stdin, must each be at most 1 MiB.",
-        ));
-    }
-    if req.args.len() > MAX_ARGS
-        || req
-            .args
-            .iter()
-            .any(|a| a.len() > MAX_ARG_BYTES || a.contains('\0'))
-    {
-        return Err(invalid(
-            "At most 64 args of at most 4096 bytes each, without NUL.",
-        ));
-    }
-    let mut files = Vec::new();
-    for (i, f) in req.files.iter().enumerate() {
-        let name = match (&f.name, i) {
-            (Some(n), _) => n.clone(),
-            (None, 0) => lang.file.clone(),
-            (None, _) => format!("file{i}"),
-        };
-        if !valid_file_name(&name) {
-            return Err(invalid(format!(
-                "The file name {name:?} is not a plain file name."
-            )));
-        }
-        if files.iter().any(|(n, _)| *n == name) {
-            return Err(invalid(format!("The file name {name:?} is used twice.")));
-        }
-        files.push((name, f.content.clone().into_bytes()));
-    }
-    Ok((files, check_limits(&req.limits)?))
-}
-
 /// `template` with `{file}` replaced and `{args}` expanded.
 fn command(template: &[String], file: &str, args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
@@ -245,21 +158,12 @@ pub async fn execute(
     quota: u64,
     opts: &ExecuteOptions,
     req: ExecuteRequest,
-) -> ApiResult<ExecuteResponse> {
+) -> Result<ExecuteResponse> {
     let lang = langs
         .find(&req.language, req.version.as_deref())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_language",
-                format!(
-                    "The language {:?}{} is not available on this server.",
-                    req.language,
-                    req.version
-                        .as_deref()
-                        .map(|v| format!(" version {v:?}"))
-                        .unwrap_or_default()
-                ),
-            )
+        .ok_or_else(|| CodeExecError::UnknownLanguage {
+            language: req.language.clone(),
+            version: req.version.clone(),
         })?
         .clone();
     let (files, limits) = check(&req, &lang)?;
@@ -297,7 +201,7 @@ pub async fn execute(
     )
     .await;
     if let Err(e) = sandboxes.remove_detached(&rec.id).await {
-        tracing::warn!(sandbox.id = %rec.id, error = %e.message, "could not remove an execution sandbox");
+        tracing::warn!(sandbox.id = %rec.id, error = %sandlab_core::error_chain(&e), "could not remove an execution sandbox");
     }
     let (compile, run) = result?;
     Ok(ExecuteResponse {
@@ -316,7 +220,7 @@ async fn run_in(
     files: &[(String, Vec<u8>)],
     limits: Checked,
     workdir: &str,
-) -> ApiResult<(Option<RunResult>, RunResult)> {
+) -> Result<(Option<RunResult>, RunResult)> {
     let agent = sandboxes.agent(id).await?;
     agent.mkdir(workdir, true).await?;
     for (name, content) in files {
@@ -368,7 +272,7 @@ async fn step(
     stdin: Option<Vec<u8>>,
     limits: Checked,
     workdir: &str,
-) -> ApiResult<RunResult> {
+) -> Result<RunResult> {
     let manager = sandboxes.manager();
     let before = manager.stats(id).await.unwrap_or_default();
     // RLIMIT_CPU counts whole seconds: round up, and judge the exact figure from the cgroup.
@@ -429,48 +333,5 @@ mod tests {
             ["python3", "a.py", "x", "y z"]
         );
         assert_eq!(command(&t, "a.py", &[]), ["python3", "a.py"]);
-    }
-
-    #[test]
-    fn file_names() {
-        for ok in ["main.py", "a-b_c.1"] {
-            assert!(valid_file_name(ok), "{ok}");
-        }
-        for bad in ["", ".env", "../x", "a/b", "a b", &"x".repeat(65)] {
-            assert!(!valid_file_name(bad), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        assert!(check_limits(&ExecuteLimits::default()).is_ok());
-        for bad in [
-            ExecuteLimits {
-                wall_ms: Some(0),
-                ..Default::default()
-            },
-            ExecuteLimits {
-                cpu_ms: Some(60_001),
-                ..Default::default()
-            },
-            ExecuteLimits {
-                memory: Some("1G0".into()),
-                ..Default::default()
-            },
-            ExecuteLimits {
-                memory: Some("8M".into()),
-                ..Default::default()
-            },
-            ExecuteLimits {
-                pids: Some(2),
-                ..Default::default()
-            },
-            ExecuteLimits {
-                output_bytes: Some(0),
-                ..Default::default()
-            },
-        ] {
-            assert!(check_limits(&bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -1,0 +1,195 @@
+//! The audit log as the server writes it: one [`AuditEvent`] per thing worth recording,
+//! and [`record`], the one function that writes one.
+//!
+//! Each event names its stored action (one of [`sandlab_store::actions`], so rows written
+//! before this type existed still match), its target and its JSON detail. A failed write
+//! is logged and never fails the request that caused it.
+
+use sandlab_core::SandboxId;
+use sandlab_store::{actions, Role, Store};
+use serde_json::{json, Value};
+
+/// Something the audit log records. The actor (a user id, or `None` for the server
+/// itself or an unknown caller) is passed to [`record`] beside it.
+#[derive(Clone, Copy, Debug)]
+pub enum AuditEvent<'a> {
+    /// A browser login of `user` from `addr`.
+    Login {
+        user: &'a str,
+        addr: &'a str,
+    },
+    /// A refused login attempt for `username` (lowercased, at most 64 characters).
+    LoginFailed {
+        username: &'a str,
+        addr: &'a str,
+    },
+    Logout {
+        user: &'a str,
+    },
+    TokenCreate {
+        token: &'a str,
+        name: &'a str,
+    },
+    TokenDelete {
+        token: &'a str,
+    },
+    UserCreate {
+        user: &'a str,
+        username: &'a str,
+        role: Role,
+    },
+    UserUpdate {
+        user: &'a str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password_changed: bool,
+    },
+    SandboxCreate {
+        sandbox: &'a SandboxId,
+        image: &'a str,
+    },
+    SandboxDelete {
+        sandbox: &'a SandboxId,
+    },
+    /// `POST /sandboxes/{id}/exec`.
+    SandboxExec {
+        sandbox: &'a SandboxId,
+        cmd: &'a [String],
+    },
+    /// `POST /execute` (stored as `sandbox.exec` without a target).
+    CodeExecute {
+        language: &'a str,
+        files: usize,
+    },
+    /// The reaper removed a sandbox at its deadline.
+    SandboxExpire {
+        sandbox: &'a SandboxId,
+    },
+    LabSessionStart {
+        session: &'a str,
+        lab: &'a str,
+    },
+}
+
+impl AuditEvent<'_> {
+    /// The stored action name.
+    pub fn action(&self) -> &'static str {
+        use AuditEvent as E;
+        match self {
+            E::Login { .. } => actions::AUTH_LOGIN,
+            E::LoginFailed { .. } => actions::AUTH_LOGIN_FAILED,
+            E::Logout { .. } => actions::AUTH_LOGOUT,
+            E::TokenCreate { .. } => actions::TOKEN_CREATE,
+            E::TokenDelete { .. } => actions::TOKEN_DELETE,
+            E::UserCreate { .. } => actions::USER_CREATE,
+            E::UserUpdate { .. } => actions::USER_UPDATE,
+            E::SandboxCreate { .. } => actions::SANDBOX_CREATE,
+            E::SandboxDelete { .. } => actions::SANDBOX_DELETE,
+            E::SandboxExec { .. } | E::CodeExecute { .. } => actions::SANDBOX_EXEC,
+            E::SandboxExpire { .. } => actions::SANDBOX_EXPIRE,
+            E::LabSessionStart { .. } => actions::LAB_SESSION_START,
+        }
+    }
+
+    /// What was acted on.
+    pub fn target(&self) -> Option<&str> {
+        use AuditEvent as E;
+        match self {
+            E::Login { user, .. } | E::Logout { user } => Some(user),
+            E::LoginFailed { username, .. } => Some(username),
+            E::TokenCreate { token, .. } | E::TokenDelete { token } => Some(token),
+            E::UserCreate { user, .. } | E::UserUpdate { user, .. } => Some(user),
+            E::SandboxCreate { sandbox, .. }
+            | E::SandboxDelete { sandbox }
+            | E::SandboxExec { sandbox, .. }
+            | E::SandboxExpire { sandbox } => Some(sandbox.as_str()),
+            E::CodeExecute { .. } => None,
+            E::LabSessionStart { session, .. } => Some(session),
+        }
+    }
+
+    /// The event's JSON detail (`null` when it has none).
+    pub fn detail(&self) -> Value {
+        use AuditEvent as E;
+        match *self {
+            E::Login { addr, .. } | E::LoginFailed { addr, .. } => json!({"addr": addr}),
+            E::TokenCreate { name, .. } => json!({"name": name}),
+            E::UserCreate { username, role, .. } => json!({"username": username, "role": role}),
+            E::UserUpdate {
+                role,
+                disabled,
+                password_changed,
+                ..
+            } => json!({
+                "role": role,
+                "disabled": disabled,
+                "password_changed": password_changed,
+            }),
+            E::SandboxCreate { image, .. } => json!({"image": image}),
+            E::SandboxExec { cmd, .. } => json!({"cmd": cmd}),
+            E::CodeExecute { language, files } => json!({"language": language, "files": files}),
+            E::LabSessionStart { lab, .. } => json!({"lab": lab}),
+            E::Logout { .. }
+            | E::TokenDelete { .. }
+            | E::SandboxDelete { .. }
+            | E::SandboxExpire { .. } => Value::Null,
+        }
+    }
+}
+
+/// Appends `event` by `actor` to the audit log; a failed write is logged, not returned.
+pub async fn record(store: &dyn Store, actor: Option<&str>, event: AuditEvent<'_>) {
+    let action = event.action();
+    if let Err(e) = store
+        .audit(actor, action, event.target(), event.detail())
+        .await
+    {
+        tracing::warn!(
+            audit.action = action,
+            audit.target = event.target(),
+            error = %sandlab_core::error_chain(&e),
+            "could not write the audit log"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_keep_the_stored_actions_and_details() {
+        let id = SandboxId::generate();
+        let cmd = vec!["ls".to_owned()];
+        let exec = AuditEvent::SandboxExec {
+            sandbox: &id,
+            cmd: &cmd,
+        };
+        assert_eq!(exec.action(), "sandbox.exec");
+        assert_eq!(exec.target(), Some(id.as_str()));
+        assert_eq!(exec.detail(), json!({"cmd": ["ls"]}));
+        let code = AuditEvent::CodeExecute {
+            language: "python",
+            files: 2,
+        };
+        assert_eq!((code.action(), code.target()), ("sandbox.exec", None));
+        let expire = AuditEvent::SandboxExpire { sandbox: &id };
+        assert_eq!(expire.action(), "sandbox.expire");
+        assert_eq!(expire.detail(), Value::Null);
+        let update = AuditEvent::UserUpdate {
+            user: "usr-a",
+            role: Some(Role::Admin),
+            disabled: None,
+            password_changed: true,
+        };
+        assert_eq!(
+            update.detail(),
+            json!({"role": "admin", "disabled": null, "password_changed": true})
+        );
+        let start = AuditEvent::LabSessionStart {
+            session: "ls-x",
+            lab: "git",
+        };
+        assert_eq!(start.action(), "lab.session_start");
+    }
+}
