@@ -13,6 +13,8 @@ DATA="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
 SANDLAB="${SANDLAB:-target/debug/sandlab}"
 OUT="$PWD/test-output/e2e"
 CHROMIUM=/usr/bin/chromium
+# shellcheck source=lib/serve.sh
+. scripts/lib/serve.sh
 
 [ -x "$SANDLAB" ] || { echo "e2e: $SANDLAB is missing: run cargo build first" >&2; exit 1; }
 command -v node >/dev/null || { echo "e2e: node (>= 20) is missing: install nodejs" >&2; exit 1; }
@@ -37,8 +39,6 @@ rm -rf "$OUT"
 mkdir -p "$OUT/screenshots" "$DATA"
 log="$OUT/server.log"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
 suffix="$RANDOM$RANDOM"
 declare -A password
 users=("e2e-learner-$suffix" "e2e-other-$suffix" "e2e-admin-$suffix")
@@ -47,9 +47,7 @@ ids=()
 
 # Do not serve a UI from disk: the test is of what ships in the binary.
 unset SANDLAB_WEB_DIR
-SANDLAB_PUBLIC_URL="$base" SANDLAB_LOGIN_RATE=1000 \
-  "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" --labs "${SANDLAB_E2E_LABS:-labs}" >"$log" 2>&1 &
-server=$!
+SANDLAB_LOGIN_RATE=1000 serve_start "$log" --labs "${SANDLAB_E2E_LABS:-labs}"
 
 cleanup() {
   local rc=$?
@@ -59,9 +57,7 @@ cleanup() {
     for u in "${users[@]}"; do
       [ -n "${password[$u]:-}" ] || continue
       jar=$(mktemp)
-      csrf=$(curl -fsS -c "$jar" -H 'content-type: application/json' \
-        -d "{\"username\":\"$u\",\"password\":\"${password[$u]}\"}" "$base/api/v1/auth/login" 2>/dev/null \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])' 2>/dev/null)
+      csrf=$(serve_login "$u" "${password[$u]}" "$jar")
       if [ -n "$csrf" ]; then
         me=$(curl -fsS -b "$jar" "$base/api/v1/me" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
         for s in $(curl -fsS -b "$jar" "$base/api/v1/sessions" \
@@ -94,12 +90,7 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
-for _ in $(seq 1 600); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { tail -n 50 "$log"; echo "e2e: the server exited" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS "$base/readyz" >/dev/null || { tail -n 50 "$log"; echo "e2e: the server never became ready" >&2; exit 1; }
+serve_wait_ready "$log" 600
 
 # The binary must carry the UI, and the one in web/dist if there is one.
 page=$(curl -fsS -H 'accept: text/html' "$base/labs") || { echo "e2e: GET /labs failed" >&2; exit 1; }

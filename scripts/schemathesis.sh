@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 DATA="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
 SANDLAB="${SANDLAB:-target/debug/sandlab}"
 VENV=.data/venv
+# shellcheck source=lib/serve.sh
+. scripts/lib/serve.sh
 ST_VERSION=4.32.5
 
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
@@ -44,14 +46,10 @@ tasks:
 A lab for the API tests.
 LAB
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
 log=.data/schemathesis-server.log
 user="st-$RANDOM$RANDOM"
 password="st-password-$RANDOM$RANDOM"
-SANDLAB_PUBLIC_URL="$base" SANDLAB_MAX_SANDBOXES_PER_USER=3 SANDLAB_DEFAULT_TTL=2m \
-  "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" --labs "$labs" >"$log" 2>&1 &
-server=$!
+SANDLAB_MAX_SANDBOXES_PER_USER=3 SANDLAB_DEFAULT_TTL=2m serve_start "$log" --labs "$labs"
 cleanup() {
   rm -rf "$labs"
   kill -TERM "$server" 2>/dev/null || true
@@ -63,18 +61,12 @@ cleanup() {
 }
 uid=""
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
-  sleep 0.1
-done
-curl -fsS "$base/readyz" >/dev/null || { cat "$log"; echo "server never became ready"; exit 1; }
+serve_wait_ready "$log" 300
 
 echo "$password" | "$SANDLAB" --data-dir "$DATA" user add "$user" --role admin --password-stdin >/dev/null
 jar=$(mktemp)
-csrf=$(curl -fsS -c "$jar" -H 'content-type: application/json' \
-  -d "{\"username\":\"$user\",\"password\":\"$password\"}" "$base/api/v1/auth/login" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])')
+csrf=$(serve_login "$user" "$password" "$jar")
+[ -n "$csrf" ] || { echo "cannot sign in as $user" >&2; exit 1; }
 token=$(curl -fsS -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: application/json' \
   -d '{"name":"schemathesis"}' "$base/api/v1/tokens" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')

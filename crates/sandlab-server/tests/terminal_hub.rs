@@ -93,40 +93,19 @@ fn plain_options() -> TerminalOptions {
     }
 }
 
-fn sandbox() -> SandboxId {
-    SandboxId::generate()
-}
+use sandlab_testkit::pid_alive;
 
 /// Polls `cond` until it yields `Some`, failing the test after [`TIMEOUT`].
-async fn wait_until<T, F, Fut>(what: &str, mut cond: F) -> T
+async fn wait_until<T, F, Fut>(what: &str, cond: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = cond().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    sandlab_testkit::wait_until(what, TIMEOUT, cond).await
 }
 
-fn pid_alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; count it as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
+fn sandbox() -> SandboxId {
+    SandboxId::generate()
 }
 
 async fn wait_dead(pid: u32) {

@@ -5,10 +5,8 @@
 //! driver in `crates/sandlab/tests`; here it is the API's logic that is under test.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -221,21 +219,5 @@ impl Resp {
     }
 }
 
-/// Polls `check` every 20 ms until it yields a value or `timeout` passes.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+#[allow(unused_imports)] // not every test binary uses it
+pub use sandlab_testkit::wait_until;
