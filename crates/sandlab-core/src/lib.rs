@@ -17,6 +17,6 @@ pub use id::{random_id, IdError, SandboxId};
 pub use limits::{Limits, LimitsError, NetworkMode, SandboxState};
 pub use record::{
     Holder, HolderError, Lease, LeaseStore, NetworkInfo, RecordStore, SandboxRecord, StoreError,
-    StoreResult,
+    StoreResult, DEFAULT_TTL,
 };
 pub use units::{parse_duration, parse_size, ByteSize, UnitError};

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +38,6 @@ pub struct Limits {
     pub pids: u32,
     pub disk: ByteSize,
     pub network: NetworkMode,
-    /// Time to live from creation; the sandbox is removed when it runs out.
-    #[serde(with = "duration_ms")]
-    pub ttl: Duration,
 }
 
 impl Default for Limits {
@@ -52,7 +48,6 @@ impl Default for Limits {
             pids: 256,
             disk: ByteSize::gib(2),
             network: NetworkMode::None,
-            ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -73,19 +68,6 @@ impl Limits {
             return Err(LimitsError::Pids(self.pids));
         }
         Ok(())
-    }
-}
-
-mod duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 

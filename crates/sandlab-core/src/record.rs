@@ -21,6 +21,10 @@ pub struct NetworkInfo {
     pub ipv6: Option<String>,
 }
 
+/// How long a sandbox lives when its creator asks for no time to live. A record keeps its
+/// lifetime as `created_at_ms` and `deadline_ms`, not as a limit.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
 /// One sandbox as the control plane knows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SandboxRecord {

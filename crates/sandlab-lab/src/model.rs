@@ -125,7 +125,7 @@ pub struct Lab {
 /// The machines a lab session starts.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Playground {
-    /// How long a session lives unless extended. Also in every node's `limits.ttl`.
+    /// How long a session lives unless extended; every node's sandbox lives as long.
     #[serde(rename = "ttl_ms", serialize_with = "as_millis")]
     pub ttl: Duration,
     /// At least one; names are unique hostnames.
@@ -146,7 +146,7 @@ pub struct Node {
     pub name: String,
     pub image: String,
     /// Memory, CPUs, pids, disk and network as written or defaulted, within
-    /// `sandlab-core`'s bounds; `ttl` is the playground's.
+    /// `sandlab-core`'s bounds. Its lifetime is the playground's `ttl`.
     pub limits: Limits,
 }
 

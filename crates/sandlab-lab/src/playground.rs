@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode};
+use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, DEFAULT_TTL};
 
 use crate::de::Spanned;
 use crate::model::{Node, Playground};
@@ -34,7 +34,7 @@ pub(crate) fn playground(
         None => (at, None),
     };
     let (raw_ttl, raw_nodes) = raw.map_or((None, None), |p| (p.ttl, p.nodes));
-    let mut ttl = Limits::default().ttl;
+    let mut ttl = DEFAULT_TTL;
     if let Some((pos, text)) = field(raw_ttl) {
         match parse_duration(&text) {
             Ok(d) if d < TTL_RANGE.0 || d > TTL_RANGE.1 => {
@@ -47,15 +47,11 @@ pub(crate) fn playground(
 
     let raw_nodes = match raw_nodes {
         None => {
-            let limits = Limits {
-                ttl,
-                ..Limits::default()
-            };
             check_image(DEFAULT_IMAGE, None, DEFAULT_NODE, at, images, diags);
             let node = Node {
                 name: DEFAULT_NODE.into(),
                 image: DEFAULT_IMAGE.into(),
-                limits,
+                limits: Limits::default(),
             };
             return Playground {
                 ttl,
@@ -83,14 +79,13 @@ pub(crate) fn playground(
     let mut seen = HashMap::new();
     let nodes = raw_nodes
         .into_iter()
-        .filter_map(|n| node(n, ttl, images, &mut seen, diags))
+        .filter_map(|n| node(n, images, &mut seen, diags))
         .collect();
     Playground { ttl, nodes }
 }
 
 fn node(
     raw: Spanned<RawNode>,
-    ttl: Duration,
     images: ImageCheck<'_>,
     seen: &mut HashMap<String, usize>,
     diags: &mut Diags,
@@ -125,10 +120,7 @@ fn node(
     };
     check_image(&image, image_pos, &name, at, images, diags);
 
-    let mut limits = Limits {
-        ttl,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
     if let Some((pos, text)) = field(raw.memory) {
         match text.parse::<ByteSize>() {
             Ok(v) => set(&mut limits, pos, "memory", diags, |l| l.memory = v),

@@ -68,7 +68,6 @@ fn spec_example_parses_with_its_values_and_defaults() {
     // Not written: sandlab-core's defaults.
     assert_eq!(node.limits.pids, 256);
     assert_eq!(node.limits.disk, ByteSize::gib(2));
-    assert_eq!(node.limits.ttl, Duration::from_secs(30 * 60));
 
     let ids: Vec<_> = lab.tasks.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["prepare", "write_page", "serve_page"]);

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sandlab_core::{
     error_chain, Holder, LeaseStore, Limits, NetworkInfo, RecordStore, SandboxId, SandboxRecord,
-    SandboxState,
+    SandboxState, DEFAULT_TTL,
 };
 
 use crate::error::{Error, Result};
@@ -42,10 +42,12 @@ impl Drop for Forget<'_> {
 }
 
 /// What a request asks for.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CreateRequest {
     pub image: String,
     pub limits: Limits,
+    /// Time to live from creation: the record's deadline is `created_at_ms` plus this.
+    pub ttl: Duration,
     pub hostname: Option<String>,
     pub env: Vec<String>,
     pub owner: Option<String>,
@@ -55,6 +57,22 @@ pub struct CreateRequest {
     pub playground: Option<Playground>,
     /// The driver to run it; the registry's default when `None`.
     pub driver: Option<String>,
+}
+
+impl Default for CreateRequest {
+    fn default() -> Self {
+        CreateRequest {
+            image: String::new(),
+            limits: Limits::default(),
+            ttl: DEFAULT_TTL,
+            hostname: None,
+            env: Vec::new(),
+            owner: None,
+            owner_process: None,
+            playground: None,
+            driver: None,
+        }
+    }
 }
 
 /// What reconciliation found and did.
@@ -231,12 +249,12 @@ impl SandboxManager {
         let rec = SandboxRecord {
             id: id.clone(),
             image: req.image,
-            limits: req.limits.clone(),
+            limits: req.limits,
             state: SandboxState::Creating,
             reason: None,
             hostname: req.hostname,
             created_at_ms: now,
-            deadline_ms: now.saturating_add(req.limits.ttl.as_millis() as u64),
+            deadline_ms: now.saturating_add(req.ttl.as_millis() as u64),
             network: NetworkInfo::default(),
             driver: driver.name().to_owned(),
             creator: Some(self.holder().clone()),

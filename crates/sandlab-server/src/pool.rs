@@ -2,8 +2,8 @@
 //! so that a matching create only has to claim one.
 //!
 //! A pool sandbox is an ordinary sandbox record whose owner is [`Owner::Pool`] (stored as
-//! `pool:<profile>`); [`WarmPool::claim`] rewrites the owner, limits' TTL and deadline in
-//! one store write, so a crash either leaves it in the pool (adopted again on restart,
+//! `pool:<profile>`); [`WarmPool::claim`] rewrites the owner, creation time and deadline
+//! in one store write, so a crash either leaves it in the pool (adopted again on restart,
 //! [`WarmPool::adopt`]) or with its new owner. [`WarmPool`] owns the in-memory queue of
 //! ready ids and the refill loop that tops it up ([`WarmPool::refill`]);
 //! [`crate::sandboxes::Sandboxes`] decides when to claim or adopt, and removes the pool
@@ -99,15 +99,6 @@ pub struct WarmPool {
     pub wake: Notify,
 }
 
-/// Whether two limits describe the same sandbox shape (the TTL is the claimer's).
-fn same_shape(a: &Limits, b: &Limits) -> bool {
-    a.memory == b.memory
-        && a.cpus == b.cpus
-        && a.pids == b.pids
-        && a.disk == b.disk
-        && a.network == b.network
-}
-
 impl WarmPool {
     pub fn new(profiles: Vec<PoolProfile>) -> WarmPool {
         for p in &profiles {
@@ -134,17 +125,18 @@ impl WarmPool {
         self.profiles.iter().find(|p| p.name == name)
     }
 
-    /// The profile a create of `image` with `limits` can be served from.
+    /// The profile a create of `image` with `limits` can be served from (whatever its
+    /// ttl: a claim sets the claimer's).
     pub fn matching(&self, image: &str, limits: &Limits) -> Option<&PoolProfile> {
         self.profiles
             .iter()
-            .find(|p| p.size > 0 && p.image == image && same_shape(&p.limits, limits))
+            .find(|p| p.size > 0 && p.image == image && p.limits == *limits)
     }
 
     /// Whether a record of `image` and `limits` fits profile `name` as it is configured now.
     pub fn fits(&self, name: &str, image: &str, limits: &Limits) -> bool {
         self.profile(name)
-            .is_some_and(|p| p.image == image && same_shape(&p.limits, limits))
+            .is_some_and(|p| p.image == image && p.limits == *limits)
     }
 
     /// Takes the oldest ready sandbox of `profile`.
@@ -238,7 +230,7 @@ impl WarmPool {
     }
 
     /// Hands pool sandbox `id` of `profile` to `owner` with `ttl` from now: one store write
-    /// of owner, TTL and deadline. The new record.
+    /// of owner, creation time and deadline. The new record.
     pub async fn claim(
         &self,
         store: &dyn Store,
@@ -261,7 +253,6 @@ impl WarmPool {
         }
         let now = now_ms();
         rec.owner = Some(Owner::User(owner.to_owned()).to_string());
-        rec.limits.ttl = ttl;
         rec.created_at_ms = now;
         rec.deadline_ms = now.saturating_add(ttl.as_millis() as u64);
         store.put(&rec).await?;
@@ -293,12 +284,11 @@ async fn create_member(
     manager: &SandboxManager,
     profile: &PoolProfile,
 ) -> sandlab_runtime::Result<SandboxId> {
-    let mut limits = profile.limits.clone();
-    limits.ttl = POOL_RECORD_TTL;
     let rec = manager
         .create(CreateRequest {
             image: profile.image.clone(),
-            limits,
+            limits: profile.limits.clone(),
+            ttl: POOL_RECORD_TTL,
             owner: Some(Owner::Pool(profile.name.clone()).to_string()),
             ..CreateRequest::default()
         })
@@ -322,10 +312,7 @@ mod tests {
     #[test]
     fn matching_take_and_deficits() {
         let pool = WarmPool::new(vec![profile("a", 2), profile("b", 0)]);
-        let mut limits = Limits {
-            ttl: std::time::Duration::from_secs(5),
-            ..Limits::default()
-        };
+        let mut limits = Limits::default();
         assert_eq!(pool.matching("debian", &limits).unwrap().name, "a");
         assert!(pool.matching("alpine", &limits).is_none());
         limits.memory = sandlab_core::ByteSize::mib(100);

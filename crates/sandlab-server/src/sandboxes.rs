@@ -76,6 +76,8 @@ pub struct Sandboxes {
 pub struct NewSandbox {
     pub image: String,
     pub limits: Limits,
+    /// Time to live from creation (or from a warm sandbox's claim).
+    pub ttl: Duration,
     /// The user id.
     pub owner: String,
     /// Most live sandboxes `owner` may have.
@@ -240,12 +242,12 @@ impl Sandboxes {
                         &id,
                         &name,
                         &req.owner,
-                        req.limits.ttl,
+                        req.ttl,
                     )
                     .await;
                 match claimed {
                     Ok(rec) => {
-                        self.deadlines.track(&id, req.limits.ttl);
+                        self.deadlines.track(&id, req.ttl);
                         let secs = start.elapsed().as_secs_f64();
                         metrics::histogram!(m::POOL_CLAIM_SECONDS, "profile" => name.clone())
                             .record(secs);
@@ -266,13 +268,14 @@ impl Sandboxes {
             .create(CreateRequest {
                 image: req.image.clone(),
                 limits: req.limits.clone(),
+                ttl: req.ttl,
                 hostname: req.hostname.clone(),
                 owner: Some(Owner::User(req.owner.clone()).to_string()),
                 playground: req.playground.clone(),
                 ..CreateRequest::default()
             })
             .await?;
-        self.deadlines.track(&rec.id, req.limits.ttl);
+        self.deadlines.track(&rec.id, req.ttl);
         metrics::histogram!(m::CREATE_SECONDS, "source" => "cold")
             .record(start.elapsed().as_secs_f64());
         metrics::counter!(m::CREATED, "source" => "cold").increment(1);
@@ -319,7 +322,6 @@ impl Sandboxes {
             return Err(SandboxError::NotRunning(rec.state));
         }
         rec.deadline_ms = now_ms().saturating_add(ttl.as_millis() as u64);
-        rec.limits.ttl = Duration::from_millis(rec.deadline_ms.saturating_sub(rec.created_at_ms));
         self.store.put(&rec).await?;
         self.deadlines.track(&rec.id, ttl);
         Ok(rec)

@@ -27,6 +27,8 @@
 //! and replicas), dropped `network_slot` with its unique index (egress slots belong to the
 //! container driver, host-wide) and renamed the drivers `runc`, `crun` and `runsc` of old
 //! rows to `container`.
+//! Migration `0006` removed `ttl` from every row's `limits`: a sandbox's lifetime is its
+//! `created_at` and `deadline`, and [`sandlab_core::Limits`] refuses unknown fields.
 //!
 //! Ids are strings (`usr-…`, `tok-…`, `sb-…`), times are Unix milliseconds (`i64`). All
 //! tables are `STRICT`. Migrations are numbered files (`0001_accounts.sql`, …) embedded in

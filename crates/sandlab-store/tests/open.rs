@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sandlab_core::{Lease, LeaseStore, RecordStore, SandboxRecord, SandboxState};
+use sandlab_core::{
+    ByteSize, Lease, LeaseStore, Limits, NetworkMode, RecordStore, SandboxRecord, SandboxState,
+};
 use sandlab_store::conformance::holder;
 use sandlab_store::{actions, PageRequest, Role, SqliteOptions, SqliteStore, Store, Synchronous};
 use sqlx::Row;
@@ -20,7 +22,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 5);
+    assert_eq!(latest, 6);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -344,7 +346,8 @@ async fn concurrent_first_opens_both_succeed() {
 }
 
 /// A database an older build left at schema 4 is upgraded in place: process pids and egress
-/// slots go, the OCI runtimes' driver names become `container`, the rest stays.
+/// slots go, the OCI runtimes' driver names become `container`, the ttl leaves the limits
+/// (whose fields are checked on read), the rest stays.
 #[tokio::test]
 async fn a_schema_4_database_is_upgraded() {
     use sqlx::Connection;
@@ -367,15 +370,19 @@ async fn a_schema_4_database_is_upgraded() {
     let migrator = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
     migrator.run(&mut conn).await.unwrap();
 
-    let limits = serde_json::to_string(&sandlab_core::Limits::default()).unwrap();
+    // `limits` as older builds wrote them, with the ttl in milliseconds.
+    let default_limits =
+        r#"{"memory":"512M","cpus":1.0,"pids":256,"disk":"2G","network":"none","ttl":3600000}"#;
+    let egress_limits =
+        r#"{"memory":"1G","cpus":0.5,"pids":64,"disk":"4G","network":"egress","ttl":600000}"#;
     let rows = [
-        ("runc", Some(3), Some(100), Some(200)),
-        ("crun", None, None, None),
-        ("runsc", Some(4), Some(101), None),
-        ("vm", None, None, Some(201)),
+        ("runc", Some(3), Some(100), Some(200), default_limits),
+        ("crun", None, None, None, egress_limits),
+        ("runsc", Some(4), Some(101), None, default_limits),
+        ("vm", None, None, Some(201), egress_limits),
     ];
     let mut ids = Vec::new();
-    for (i, (driver, slot, creator, owner)) in rows.into_iter().enumerate() {
+    for (i, (driver, slot, creator, owner, limits)) in rows.into_iter().enumerate() {
         let id = sandlab_core::SandboxId::generate();
         sqlx::query(
             "INSERT INTO sandboxes (id, state, reason, owner, image, limits, hostname, driver, \
@@ -384,7 +391,7 @@ async fn a_schema_4_database_is_upgraded() {
              NULL, ?, 9999999, ?, ?)",
         )
         .bind(id.as_str())
-        .bind(&limits)
+        .bind(limits)
         .bind(driver)
         .bind(slot)
         .bind(i as i64)
@@ -398,10 +405,22 @@ async fn a_schema_4_database_is_upgraded() {
     conn.close().await.unwrap();
 
     let store = db.open().await;
-    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert_eq!(store.schema_version().await.unwrap(), 6);
     let recs = store.list().await.unwrap();
     let drivers: Vec<&str> = recs.iter().map(|r| r.driver.as_str()).collect();
     assert_eq!(drivers, ["container", "container", "container", "vm"]);
+    let egress = Limits {
+        memory: ByteSize::gib(1),
+        cpus: 0.5,
+        pids: 64,
+        disk: ByteSize::gib(4),
+        network: NetworkMode::Egress,
+    };
+    let limits: Vec<&Limits> = recs.iter().map(|r| &r.limits).collect();
+    assert_eq!(
+        limits,
+        [&Limits::default(), &egress, &Limits::default(), &egress]
+    );
     for (rec, id) in recs.iter().zip(&ids) {
         assert_eq!(&rec.id, id);
         assert_eq!(
@@ -423,6 +442,13 @@ async fn a_schema_4_database_is_upgraded() {
     for gone in ["creator_pid", "owner_pid", "network_slot"] {
         assert!(!columns.iter().any(|c| c == gone), "{gone} in {columns:?}");
     }
+    let with_ttl: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sandboxes WHERE json_extract(limits, '$.ttl') IS NOT NULL",
+    )
+    .fetch_one(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(with_ttl, 0);
     let slot_index: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'sandboxes_by_slot'")
             .fetch_one(&mut raw)

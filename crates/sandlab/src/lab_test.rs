@@ -147,12 +147,11 @@ async fn start(
     let playground =
         Playground::named_after(SandboxId::generate().as_str(), lab.playground.node_names());
     for node in &lab.playground.nodes {
-        let mut limits = node.limits.clone();
-        limits.ttl = lab.playground.ttl;
         let created = mgr
             .create(CreateRequest {
                 image: node.image.clone(),
-                limits,
+                limits: node.limits.clone(),
+                ttl: lab.playground.ttl,
                 hostname: Some(node.name.clone()),
                 owner_process: (!keep).then(|| mgr.holder().clone()),
                 playground: Some(playground.clone()),

@@ -52,14 +52,13 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn limits(&self, ttl: Duration) -> Limits {
+    fn limits(&self) -> Limits {
         Limits {
             memory: self.memory,
             cpus: self.cpus,
             pids: self.pids,
             disk: self.disk,
             network: self.network,
-            ttl,
         }
     }
 }
@@ -155,7 +154,8 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
     let rec = mgr
         .create(CreateRequest {
             image: args.limits.image.clone(),
-            limits: args.limits.limits(ttl),
+            limits: args.limits.limits(),
+            ttl,
             // This process removes the sandbox when the command ends; if it is killed,
             // the next reconciliation (any `sandbox ls`/`create`, or the server) does.
             owner_process: Some(mgr.holder().clone()),
@@ -207,7 +207,8 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
             let rec = mgr
                 .create(CreateRequest {
                     image: limits.image.clone(),
-                    limits: limits.limits(ttl),
+                    limits: limits.limits(),
+                    ttl,
                     hostname,
                     ..CreateRequest::default()
                 })

@@ -34,8 +34,8 @@ async fn a_container_sandbox_and_a_process_sandbox_live_side_by_side() {
     let mgr =
         SandboxManager::new(drivers, store.clone().records(), store.clone().leases()).unwrap();
 
+    let ttl = Duration::from_secs(600);
     let limits = Limits {
-        ttl: Duration::from_secs(600),
         network: NetworkMode::Egress,
         ..Limits::default()
     };
@@ -43,6 +43,7 @@ async fn a_container_sandbox_and_a_process_sandbox_live_side_by_side() {
         .create(CreateRequest {
             image: "debian".into(),
             limits: limits.clone(),
+            ttl,
             ..CreateRequest::default()
         })
         .await
@@ -54,6 +55,7 @@ async fn a_container_sandbox_and_a_process_sandbox_live_side_by_side() {
                 network: NetworkMode::None,
                 ..limits
             },
+            ttl,
             driver: Some("process".into()),
             ..CreateRequest::default()
         })

@@ -178,12 +178,12 @@ pub async fn execute(
         } else {
             NetworkMode::None
         },
-        ttl: limits.wall * steps + Duration::from_secs(60),
     };
     let rec = sandboxes
         .create(NewSandbox {
             image: lang.image.clone(),
             limits: sandbox_limits,
+            ttl: limits.wall * steps + Duration::from_secs(60),
             owner: owner.to_owned(),
             quota,
             hostname: None,

@@ -68,7 +68,7 @@ pub struct PoolProfile {
     /// `[a-z0-9_-]{1,32}`; pool sandboxes are owned by `pool:<name>` until claimed.
     pub name: String,
     pub image: String,
-    /// `ttl` is ignored: a claim sets the claimer's.
+    /// A claim gives the sandbox the claimer's ttl.
     pub limits: Limits,
     pub size: usize,
 }
@@ -499,7 +499,6 @@ fn pool_profile(i: usize, p: &PoolSection, c: &ServerConfig) -> Result<PoolProfi
     if let Some(n) = &p.network {
         limits.network = n.parse::<NetworkMode>().map_err(|e| err("network", &e))?;
     }
-    limits.ttl = c.max_ttl;
     limits.validate().map_err(|e| err("limits", &e))?;
     if p.size > 256 {
         return Err(err("size", &"must be at most 256"));

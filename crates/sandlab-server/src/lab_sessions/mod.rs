@@ -137,13 +137,12 @@ impl LabSessions {
         let playground =
             sandlab_runtime::Playground::named_after(&record.id, lab.playground.node_names());
         for node in &lab.playground.nodes {
-            let mut limits = node.limits.clone();
-            limits.ttl = ttl;
             let created = self
                 .sandboxes
                 .create(NewSandbox {
                     image: node.image.clone(),
-                    limits,
+                    limits: node.limits.clone(),
+                    ttl,
                     owner: owner.to_owned(),
                     quota,
                     hostname: Some(node.name.clone()),

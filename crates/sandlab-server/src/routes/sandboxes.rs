@@ -140,7 +140,9 @@ pub fn ttl(state: &AppState, value: Option<&str>) -> ApiResult<Duration> {
     Ok(ttl)
 }
 
-fn limits(state: &AppState, req: &CreateSandbox) -> ApiResult<Limits> {
+/// The request's limits and ttl, defaulted and checked (the first problem in the order
+/// the fields are listed).
+fn limits_and_ttl(state: &AppState, req: &CreateSandbox) -> ApiResult<(Limits, Duration)> {
     let mut l = Limits::default();
     if let Some(m) = &req.memory {
         l.memory = ByteSize(parse_size(m).map_err(|e| invalid("memory", e))?);
@@ -159,11 +161,11 @@ fn limits(state: &AppState, req: &CreateSandbox) -> ApiResult<Limits> {
             .parse::<NetworkMode>()
             .map_err(|e| invalid("network", e))?;
     }
-    l.ttl = ttl(state, req.ttl.as_deref())?;
+    let ttl = ttl(state, req.ttl.as_deref())?;
     l.validate().map_err(|e| {
         ApiError::bad_request("invalid_limits", crate::error::sentence(e.to_string()))
     })?;
-    Ok(l)
+    Ok((l, ttl))
 }
 
 /// Admits one more sandbox creation by `caller` under the per-user rate limit (429
@@ -195,7 +197,7 @@ pub async fn create_sandbox(
     caller: Caller,
     JsonBody(req): JsonBody<CreateSandbox>,
 ) -> ApiResult<(StatusCode, Json<SandboxView>)> {
-    let limits = limits(&state, &req)?;
+    let (limits, ttl) = limits_and_ttl(&state, &req)?;
     let image = req
         .image
         .clone()
@@ -206,6 +208,7 @@ pub async fn create_sandbox(
         .create(NewSandbox {
             image,
             limits,
+            ttl,
             owner: caller.user.id.clone(),
             quota,
             hostname: None,

@@ -197,10 +197,7 @@ pub fn record(owner: Option<&str>, created_at_ms: u64) -> SandboxRecord {
     SandboxRecord {
         id: SandboxId::generate(),
         image: "debian:12".into(),
-        limits: Limits {
-            ttl: Duration::from_secs(600),
-            ..Limits::default()
-        },
+        limits: Limits::default(),
         state: SandboxState::Creating,
         reason: None,
         hostname: Some("box".into()),
