@@ -18,7 +18,8 @@ PACKAGES=(runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static dock
 # The web UI is built with Node.js and npm (apt's when the machine has none; see below for
 # the version). The browser tests drive Debian's Chromium.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
-[ "${1:-}" = "--deps" ] && PACKAGES+=(chromium)
+# The tests also drive Chromium, and the fuzzers build libFuzzer (C++).
+[ "${1:-}" = "--deps" ] && PACKAGES+=(chromium g++)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 export CARGO_TERM_COLOR=never
+# CI builds once: incremental caches would only take disk (a run failed with ENOSPC).
+export CARGO_INCREMENTAL=0
 
 scripts/setup.sh --deps
 
@@ -32,6 +34,9 @@ echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
 status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1
 grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
+
+echo "==> fuzzing: every target for a fixed number of runs from fuzz/corpus (scripts/fuzz.sh)"
+scripts/fuzz.sh || status=1
 
 echo "==> sandlab lab test labs (every demo lab: init, then each check fails, solve, passes)"
 $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1

@@ -36,6 +36,11 @@ e2e('lab flow: sign in, start a lab, solve a task in the terminal, reload', { ti
   await page.locator('[data-testid="session-state"][data-state="ready"]').waitFor({ timeout: 60_000 });
   assert.notEqual(await task.getAttribute('data-state'), 'done', 'the task is not done before the learner acts');
   await waitForPrompt(page, { timeout: 60_000 });
+  // The terminal has the focus: the learner can type at once (issue 13 item 5).
+  await waitUntil(() => page.evaluate(() => !!document.activeElement?.closest('[data-testid="terminal"]')), {
+    timeout: 5_000,
+    message: 'the terminal to have the focus when the lab starts',
+  });
   await shot('ready');
 
   // Type the solution with the keyboard; the checker turns the task done live (SSE).
@@ -156,6 +161,14 @@ e2e('lab with three machines: a terminal per node, switched with tabs', { timeou
   const node01 = await termText(page, 'node01');
   assert.ok(!/^on-node02$/m.test(node01), "node02's output stays in node02's terminal");
   await shot('node01');
+
+  // A block written for node03 ({exec node=node03}) says so and runs there, whatever
+  // tab is active (issue 13 item 3: Run typed into the active tab).
+  const run = page.locator('[data-testid="run-button"][data-node="node03"]').first();
+  assert.match(await run.textContent(), /Run on node03/);
+  await run.click();
+  await page.locator('[data-testid="node-tab"][data-node="node03"][aria-selected="true"]').waitFor({ timeout: 5_000 });
+  await page.locator('[data-testid="terminal"][data-node="node03"]').waitFor({ state: 'visible' });
 
   // The timer counts down; Extend moves the deadline out again.
   assert.match(await page.getByTestId('session-timer').textContent(), /\d+:\d\d/);

@@ -66,6 +66,25 @@ e2e('playground: start, save a file in the editor, cat it in the terminal', { ti
   const again = await fetch(`${BASE}/api/v1/sandboxes/${sandbox}/files?path=${encodeURIComponent(path)}`, { headers: { cookie: api.cookies } });
   assert.equal(await again.text(), `${text} v2`);
 
+  // Typing another file's path and pressing Enter opens it and never writes (it used to
+  // save the open buffer over it); saving under an existing file's path asks first.
+  const read = async (p) =>
+    (await fetch(`${BASE}/api/v1/sandboxes/${sandbox}/files?path=${encodeURIComponent(p)}`, { headers: { cookie: api.cookies } })).text();
+  const hostname = await read('/etc/hostname');
+  await page.getByTestId('file-path').fill('/etc/hostname');
+  await page.getByTestId('file-path').press('Enter');
+  await page.locator('[data-testid="editor"] .cm-content', { hasText: hostname.trim() }).waitFor();
+  assert.equal(await read('/etc/hostname'), hostname);
+  assert.equal(await read(path), `${text} v2`);
+  await page.getByTestId('file-path').fill('/root/e2e-shell.txt');
+  await page.getByTestId('save-file').click();
+  await page.getByTestId('confirm-replace').waitFor();
+  assert.equal(await read('/root/e2e-shell.txt'), 'from-the-shell\n');
+  await shot('asks-before-replacing');
+  await page.getByTestId('replace-file').click();
+  await page.locator('[data-testid="save-status"]', { hasText: /^Saved$/ }).waitFor();
+  assert.equal(await read('/root/e2e-shell.txt'), hostname);
+
   // The playground list shows it; opening it again brings back the same terminal.
   await page.goto('/playground');
   const item = page.locator(`[data-testid="playground-item"][data-id="${sandbox}"]`);

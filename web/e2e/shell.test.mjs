@@ -188,3 +188,19 @@ e2e('shell: signing out ends the login', { timeout: 60_000 }, async ({ page }) =
   await page.getByTestId('login-submit').click();
   await assertErrorSentence(page.getByTestId('error'), 'the failed login');
 });
+
+// Issue 13 item 5: a signed-out visitor's pages made a request that could only answer
+// 401, an error in the console on every page.
+e2e('shell: a signed-out page load makes no failing request', { timeout: 60_000 }, async ({ page }) => {
+  const failed = [];
+  page.on('response', (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${r.request().method()} ${r.url()}`);
+  });
+  for (const path of ['/', '/labs', '/playground', '/login']) {
+    await page.goto(path);
+    await page.getByTestId('login-username').waitFor();
+  }
+  assert.deepEqual(failed, []);
+  // Signing in still works from there.
+  await signInForm(page, 'learner', '/progress');
+});

@@ -65,6 +65,8 @@ export interface ExecBlock {
   id: number;
   language: string | null;
   command: string;
+  /** The node whose terminal Run types into. */
+  node: string;
 }
 
 export interface LabDetail extends LabSummary {
@@ -238,7 +240,8 @@ export const api = {
 
   labs: () => json<ListOf<LabSummary>>('GET', '/labs'),
   lab: (slug: string) => json<LabDetail>('GET', `/labs/${enc(slug)}`),
-  startSession: (slug: string) => json<SessionView>('POST', `/labs/${enc(slug)}/sessions`),
+  startSession: (slug: string, fresh = false) =>
+    json<SessionView>('POST', `/labs/${enc(slug)}/sessions${fresh ? '?fresh=true' : ''}`),
 
   sessions: () => json<ListOf<SessionView>>('GET', '/sessions'),
   /** The sessions that are starting or ready (ended and failed ones left out by the server). */

@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
-import { api, errorText, setUnauthorizedHandler, type User } from './api';
+import { api, cookie, errorText, setUnauthorizedHandler, type User } from './api';
 import { ErrorMessage, Spinner } from './components/ui';
 import { Admin } from './pages/Admin';
 import { Catalogue } from './pages/Catalogue';
@@ -21,11 +21,18 @@ export function App() {
   const path = usePath();
   const [auth, setAuth] = useState<Auth>({ state: 'loading' });
 
-  const loadMe = () =>
-    api
+  const loadMe = () => {
+    // Signed out (no CSRF cookie, which every login sets): no request that can only
+    // answer 401 (it showed as an error in the console on every page).
+    if (!cookie('sandlab_csrf')) {
+      setAuth({ state: 'out' });
+      return;
+    }
+    return api
       .me()
       .then((user) => setAuth({ state: 'in', user }))
       .catch((e) => setAuth(e?.status === 401 ? { state: 'out' } : { state: 'error', message: errorText(e) }));
+  };
 
   useEffect(() => {
     setUnauthorizedHandler(() => setAuth({ state: 'out' }));

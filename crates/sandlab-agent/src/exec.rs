@@ -69,10 +69,16 @@ impl ExecError {
             ExecError::NoCwd(_) => ErrorCode::NotFound,
             ExecError::CwdNotDir(_) => ErrorCode::NotADirectory,
             ExecError::Pty(_) => ErrorCode::Io,
-            ExecError::Spawn { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => ErrorCode::NotFound,
-                io::ErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
-                _ => ErrorCode::SpawnFailed,
+            ExecError::Spawn { source, .. } => match source.raw_os_error() {
+                Some(libc::E2BIG) => ErrorCode::ArgumentsTooLong,
+                Some(libc::ENAMETOOLONG | libc::ETXTBSY | libc::ENOSPC) => {
+                    crate::files::error_code(source)
+                }
+                _ => match source.kind() {
+                    io::ErrorKind::NotFound => ErrorCode::NotFound,
+                    io::ErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
+                    _ => ErrorCode::SpawnFailed,
+                },
             },
         };
         Reply::error(code, chain(self))

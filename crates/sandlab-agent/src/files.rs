@@ -21,7 +21,7 @@ use crate::conn::{Input, StreamCtx};
 /// control payload limit even when every byte needs JSON escaping.
 const ENTRIES_PER_REPLY: usize = 64;
 
-fn error_code(e: &io::Error) -> ErrorCode {
+pub(crate) fn error_code(e: &io::Error) -> ErrorCode {
     match e.raw_os_error() {
         Some(libc::ENOENT) => ErrorCode::NotFound,
         Some(libc::EACCES | libc::EPERM | libc::EROFS) => ErrorCode::PermissionDenied,
@@ -30,6 +30,9 @@ fn error_code(e: &io::Error) -> ErrorCode {
         Some(libc::ENOTDIR) => ErrorCode::NotADirectory,
         Some(libc::ENOTEMPTY) => ErrorCode::DirectoryNotEmpty,
         Some(libc::EFBIG) => ErrorCode::TooLarge,
+        Some(libc::ENAMETOOLONG) => ErrorCode::NameTooLong,
+        Some(libc::EBUSY | libc::ETXTBSY) => ErrorCode::Busy,
+        Some(libc::ENOSPC | libc::EDQUOT) => ErrorCode::NoSpace,
         _ => ErrorCode::Io,
     }
 }

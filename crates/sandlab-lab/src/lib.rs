@@ -185,6 +185,22 @@ pub fn parse_index(
             }
         }
     }
+    let mut exec_blocks = body.exec_blocks;
+    if let Some(h) = &header {
+        let names: Vec<&str> = h.playground.nodes.iter().map(|n| n.name.as_str()).collect();
+        for b in &mut exec_blocks {
+            if b.node.is_empty() {
+                b.node = names.first().copied().unwrap_or_default().to_owned();
+            } else if !names.contains(&b.node.as_str()) {
+                let message = format!(
+                    "this {{exec}} block runs on node \"{}\", which is not one of the playground's nodes ({})",
+                    b.node,
+                    names.join(", ")
+                );
+                diags.push(Pos::line(b.line), message);
+            }
+        }
+    }
     match header {
         Some(h) if diags.is_empty() => Ok(Lab {
             slug: slug.to_owned(),
@@ -196,7 +212,7 @@ pub fn parse_index(
             tasks: h.tasks,
             body: split.body.to_owned(),
             html: body.html,
-            exec_blocks: body.exec_blocks,
+            exec_blocks,
             task_refs: body.task_refs,
         }),
         _ => Err(diags.into_problems(path)),

@@ -191,6 +191,47 @@ fn file_line(first_line: usize, body_line: usize) -> usize {
     first_line + body_line.saturating_sub(1)
 }
 
+/// The `{…}` group of a fence's info string: `None` when there is none (a plain block),
+/// `Some(node)` for `{exec}` (node `""`, the default) or `{exec node=NAME}`. Anything
+/// else in braces is a problem: a misspelt attribute would silently leave a block
+/// without its Run button.
+fn exec_attribute(info: &str, line: usize, diags: &mut Diags) -> Option<String> {
+    let open = info.find('{')?;
+    let Some(len) = info[open..].find('}') else {
+        diags.push(
+            Pos::line(line),
+            format!(
+                "the code block attribute {:?} is not closed by }}",
+                &info[open..]
+            ),
+        );
+        return None;
+    };
+    let group = &info[open..=open + len];
+    let mut words = group[1..group.len() - 1].split_whitespace();
+    if words.next() != Some("exec") {
+        diags.push(
+            Pos::line(line),
+            format!("unknown code block attribute {group}; write {{exec}} or {{exec node=NAME}}"),
+        );
+        return None;
+    }
+    let mut node = String::new();
+    for w in words {
+        match w.split_once('=') {
+            Some(("node", name)) if !name.is_empty() => node = name.to_owned(),
+            _ => {
+                diags.push(
+                    Pos::line(line),
+                    format!("unknown {{exec}} option {w:?}; the one there is, is node=NAME"),
+                );
+                return None;
+            }
+        }
+    }
+    Some(node)
+}
+
 fn mark_exec_blocks<'a>(
     root: &'a AstNode<'a>,
     first_line: usize,
@@ -203,15 +244,19 @@ fn mark_exec_blocks<'a>(
         let NodeValue::CodeBlock(block) = &ast.value else {
             continue;
         };
-        let words: Vec<&str> = block.info.split_whitespace().collect();
-        if !block.fenced || !words.contains(&"{exec}") {
+        let line = file_line(first_line, ast.sourcepos.start.line);
+        if !block.fenced {
             continue;
         }
-        let line = file_line(first_line, ast.sourcepos.start.line);
-        let language = words
-            .first()
+        let Some(node) = exec_attribute(&block.info, line, diags) else {
+            continue;
+        };
+        let language = block
+            .info
+            .split_whitespace()
+            .next()
             .filter(|w| !w.starts_with('{'))
-            .map(|w| (*w).to_owned());
+            .map(str::to_owned);
         let class = match language.as_deref() {
             Some(l) if is_language(l) => format!(" class=\"language-{l}\""),
             _ => String::new(),
@@ -229,6 +274,7 @@ fn mark_exec_blocks<'a>(
             id,
             language,
             command: command.to_owned(),
+            node,
             line,
         });
         ast.value = NodeValue::HtmlBlock(NodeHtmlBlock {

@@ -190,6 +190,9 @@ pub struct ExecBlock {
     pub language: Option<String>,
     /// The block's text, without its final newline.
     pub command: String,
+    /// The node whose terminal it runs in: `{exec node=NAME}`, else the playground's
+    /// first node (resolved when the lab is loaded).
+    pub node: String,
     /// Line of the opening fence in `index.md`.
     pub line: usize,
 }
@@ -207,6 +210,21 @@ fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Lab {
+    /// What is allowed but probably a mistake, each as `(line, message)` in `index.md`:
+    /// a checked task without `solve` cannot be shown to pass by `lab test`.
+    pub fn warnings(&self) -> Vec<(usize, String)> {
+        self.checked_tasks()
+            .filter(|t| t.solve.is_none())
+            .map(|t| {
+                let message = format!(
+                    "task \"{}\" has no solve, so `lab test` cannot show that it can pass",
+                    t.id.as_str()
+                );
+                (t.line, message)
+            })
+            .collect()
+    }
+
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
     }

@@ -37,6 +37,13 @@ pub(crate) fn playground(
     let mut ttl = DEFAULT_TTL;
     if let Some((pos, text)) = field(raw_ttl) {
         match parse_duration(&text) {
+            Ok(_) if text.trim().bytes().all(|b| b.is_ascii_digit()) => diags.push(
+                pos,
+                format!(
+                    "ttl {text:?} has no unit; write {n}m for minutes or {n}h for hours (between 1m and 24h)",
+                    n = text.trim()
+                ),
+            ),
             Ok(d) if d < TTL_RANGE.0 || d > TTL_RANGE.1 => {
                 diags.push(pos, format!("ttl {text:?} is not between 1m and 24h"))
             }
@@ -160,12 +167,40 @@ fn node(
 
 /// Checks one limit against `sandlab-core`'s bounds on its own (the other limits at their
 /// defaults, which are valid), so each bad limit is reported on its own line.
+/// The most one lab node may ask for: a lab is written for any host, and a learner starts
+/// it, so a node asking for a whole server is a mistake (the server would cut it to the
+/// host's share anyway).
+pub const NODE_MAX: Limits = Limits {
+    memory: ByteSize::gib(16),
+    cpus: 16.0,
+    pids: 16384,
+    disk: ByteSize::gib(100),
+    network: NetworkMode::None,
+};
+
 fn set(limits: &mut Limits, pos: Pos, what: &str, diags: &mut Diags, apply: impl Fn(&mut Limits)) {
     let mut alone = Limits::default();
     apply(&mut alone);
-    match alone.validate() {
-        Ok(()) => apply(limits),
-        Err(e) => diags.push(pos, format!("{what}: {e}")),
+    if let Err(e) = alone.validate() {
+        return diags.push(pos, format!("{what}: {e}"));
+    }
+    let over = match what {
+        "memory" => (alone.memory > NODE_MAX.memory)
+            .then(|| (alone.memory.to_string(), NODE_MAX.memory.to_string())),
+        "disk" => (alone.disk > NODE_MAX.disk)
+            .then(|| (alone.disk.to_string(), NODE_MAX.disk.to_string())),
+        "cpus" => (alone.cpus > NODE_MAX.cpus)
+            .then(|| (alone.cpus.to_string(), NODE_MAX.cpus.to_string())),
+        "pids" => (alone.pids > NODE_MAX.pids)
+            .then(|| (alone.pids.to_string(), NODE_MAX.pids.to_string())),
+        _ => None,
+    };
+    match over {
+        Some((asked, max)) => diags.push(
+            pos,
+            format!("{what}: {asked} is over the {max} a lab node may have"),
+        ),
+        None => apply(limits),
     }
 }
 

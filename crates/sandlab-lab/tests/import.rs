@@ -519,6 +519,11 @@ fn dest_must_be_new_or_empty_with_a_slug_name() {
     let empty = root.path().join("empty");
     fs::create_dir(&empty).unwrap();
     import(Format::Killercoda, &src, &empty).unwrap();
+
+    // Missing parents are made (issue 13 item 10: "cannot be written: No such file or directory").
+    let nested = root.path().join("labs/imported/basic");
+    import(Format::Killercoda, &src, &nested).unwrap();
+    assert!(nested.join("index.md").is_file());
 }
 
 #[test]
@@ -671,6 +676,25 @@ proptest! {
                 prop_assert!(false, "invalid output: {problems:?}");
             }
             Err(e) => prop_assert!(e.to_string().contains("/src/"), "{e}"),
+        }
+    }
+}
+
+/// Issue 13 item 10: imported machines are online, as on Killercoda and Instruqt.
+#[test]
+fn imported_nodes_have_egress() {
+    for (format, src) in [
+        (Format::Killercoda, fixture("killercoda/basic")),
+        (Format::Instruqt, fixture("instruqt/basic")),
+    ] {
+        let (_root, _dest, imported) = imported(format, &src);
+        for node in &imported.lab.playground.nodes {
+            assert_eq!(
+                node.limits.network,
+                sandlab_core::NetworkMode::Egress,
+                "{}",
+                node.name
+            );
         }
     }
 }

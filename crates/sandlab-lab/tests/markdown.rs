@@ -23,12 +23,14 @@ fn exec_blocks_carry_their_command() {
                 id: 0,
                 language: Some("bash".into()),
                 command: "echo \"<hi>\" > /srv/www/index.html\nls -l".into(),
+                node: "node01".into(),
                 line: line_of(&text, "```bash {exec}"),
             },
             ExecBlock {
                 id: 1,
                 language: None,
                 command: "uname -a".into(),
+                node: "node01".into(),
                 line: line_of(&text, "~~~ {exec}"),
             },
         ]
@@ -203,4 +205,14 @@ fn hints_are_rendered_and_sanitised() {
         lab.tasks[0].hint_html.as_deref(),
         Some("<p><strong>Look</strong> <img src=\"x\"></p>\n")
     );
+}
+
+/// Issue 13 item 3: a block names the node it runs on; without a name, the first node.
+#[test]
+fn exec_blocks_name_their_node() {
+    let text = "---\ntitle: T\nplayground:\n  nodes:\n    - name: web\n    - name: db\n---\n\
+        ```bash {exec}\nhostname\n```\n\n```bash {exec node=db}\npsql\n```\n";
+    let lab = lab(text);
+    let nodes: Vec<&str> = lab.exec_blocks.iter().map(|b| b.node.as_str()).collect();
+    assert_eq!(nodes, ["web", "db"]);
 }

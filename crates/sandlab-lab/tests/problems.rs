@@ -585,3 +585,70 @@ fn multi_line_title_and_bad_user() {
         ]
     );
 }
+
+/// Issue 13 item 7: gaps that passed `lab validate` silently or with a misleading message.
+#[test]
+fn a_misspelt_block_attribute_a_node_asking_for_a_server_and_a_ttl_without_unit() {
+    let text = "---
+title: T
+playground:
+  ttl: 20
+  nodes:
+    - name: node01
+      memory: 64G
+      cpus: 32
+---
+Run this:
+
+```bash {exce}
+echo hi
+```
+";
+    assert_eq!(
+        problems(text),
+        [
+            at(
+                4,
+                "ttl \"20\" has no unit; write 20m for minutes or 20h for hours (between 1m and 24h)"
+            ),
+            at(7, "memory: 64G is over the 16G a lab node may have"),
+            at(8, "cpus: 32 is over the 16 a lab node may have"),
+            at(
+                line_of(text, "```bash {exce}"),
+                "unknown code block attribute {exce}; write {exec} or {exec node=NAME}"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn exec_blocks_on_unknown_nodes_and_unknown_options() {
+    let text = "---
+title: T
+playground:
+  nodes:
+    - name: node01
+    - name: node02
+---
+```bash {exec node=node03}
+echo a
+```
+
+```bash {exec host=node02}
+echo b
+```
+";
+    assert_eq!(
+        problems(text),
+        [
+            at(
+                line_of(text, "```bash {exec node=node03}"),
+                "this {exec} block runs on node \"node03\", which is not one of the playground's nodes (node01, node02)"
+            ),
+            at(
+                line_of(text, "```bash {exec host=node02}"),
+                "unknown {exec} option \"host=node02\"; the one there is, is node=NAME"
+            ),
+        ]
+    );
+}

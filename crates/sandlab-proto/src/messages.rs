@@ -208,6 +208,14 @@ pub enum ErrorCode {
     ProtocolMismatch,
     /// The connection did not present the token the agent requires.
     Unauthorized,
+    /// A path component is longer than the filesystem allows (ENAMETOOLONG).
+    NameTooLong,
+    /// The file is in use: a running program's text, a mount point (ETXTBSY, EBUSY).
+    Busy,
+    /// The sandbox's disk is full (ENOSPC, EDQUOT).
+    NoSpace,
+    /// The arguments and environment of a program are over the kernel's limit (E2BIG).
+    ArgumentsTooLong,
     Io,
     #[serde(other)]
     Other,

@@ -41,6 +41,7 @@ impl<'a> Baseline<'a> {
             &self.driver.cfg.idmap,
             &self.driver.agent,
             &self.driver.cgroups,
+            self.driver.cfg.allow_32bit,
         );
         config["process"]["args"] = serde_json::json!(argv);
         if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {

@@ -172,6 +172,56 @@ impl Cgroups {
         tracing::warn!(sandbox.id = %id, "processes survived SIGKILL for 2s");
     }
 
+    /// SIGKILLs every process of the sandbox except `keep` (its init, the agent), with
+    /// the cgroup frozen meanwhile so that nothing forks between the listing and the kill
+    /// (a fork bomb at its pids limit otherwise refills every freed place). Returns how
+    /// many processes were killed. Freezes with the v2 `cgroup.freeze` where v2 holds the
+    /// controllers, else the v1 freezer; without either it kills in rounds.
+    pub fn kill_all_but(&self, id: &SandboxId, keep: u32) -> Result<usize> {
+        let rel = Path::new(PARENT).join(id.as_str());
+        let freezer = match self.v2_controlling() {
+            Some(root) => Some(Freezer::V2(root.join(&rel))),
+            None => self.v1("freezer").map(|m| Freezer::V1(m.join(&rel))),
+        };
+        let Some(dir) = self.dirs(id).into_iter().next() else {
+            return Err(Error::NotFound(id.clone()));
+        };
+        let mut killed = 0;
+        for _ in 0..50 {
+            if let Some(f) = &freezer {
+                f.set(true)?;
+            }
+            let victims: Vec<u32> = procs_in_tree(&dir)
+                .into_iter()
+                .filter(|p| *p != keep)
+                .collect();
+            for pid in &victims {
+                // A pid read just now from the sandbox's own (frozen) cgroup.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            killed += victims.len();
+            if let Some(f) = &freezer {
+                f.set(false)?;
+            }
+            if victims.is_empty() {
+                return Ok(killed);
+            }
+            // Wait for the killed to go before looking again.
+            for _ in 0..200 {
+                if procs_in_tree(&dir).iter().all(|p| *p == keep) {
+                    return Ok(killed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        Err(Error::Host(format!(
+            "Processes of sandbox {id} survived being killed 50 times"
+        )))
+    }
+
     pub fn remove(&self, id: &SandboxId) -> Result<()> {
         for dir in self.dirs(id) {
             kill_all(&dir);
@@ -211,6 +261,61 @@ fn kill_all(dir: &Path) {
             }
         }
     }
+}
+
+/// A sandbox's freezer: v2's `cgroup.freeze` or v1's `freezer.state`.
+enum Freezer {
+    V2(PathBuf),
+    V1(PathBuf),
+}
+
+impl Freezer {
+    /// Freezes or thaws, waiting (bounded) until the kernel says it is done.
+    fn set(&self, frozen: bool) -> Result<()> {
+        let (file, value, done_file, done): (PathBuf, &str, PathBuf, &str) = match self {
+            Freezer::V2(d) => (
+                d.join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+                d.join("cgroup.events"),
+                if frozen { "frozen 1" } else { "frozen 0" },
+            ),
+            Freezer::V1(d) => (
+                d.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+                d.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            ),
+        };
+        std::fs::write(&file, value).map_err(Error::io(&file))?;
+        for _ in 0..400 {
+            let now = std::fs::read_to_string(&done_file).unwrap_or_default();
+            if now.lines().any(|l| l.trim() == done) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Err(Error::Host(format!(
+            "{} did not reach {done:?} within 2 s",
+            done_file.display()
+        )))
+    }
+}
+
+/// Every pid in `dir`'s cgroup and its child cgroups.
+fn procs_in_tree(dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                pids.extend(procs_in_tree(&e.path()));
+            }
+        }
+    }
+    pids
 }
 
 /// Removes a cgroup directory and its child cgroups, deepest first (cgroupfs allows rmdir only).

@@ -45,6 +45,9 @@ pub struct RuntimeConfig {
     pub egress_v4_prefix: [u8; 2],
     /// Path of the static agent binary; found automatically when `None`.
     pub agent_path: Option<PathBuf>,
+    /// Let sandboxes make 32-bit (i386, x32) syscalls; off by default (SPEC §5: a second
+    /// kernel surface that `int 0x80` reaches, and `socketcall` hides its arguments).
+    pub allow_32bit: bool,
 }
 
 impl RuntimeConfig {
@@ -56,6 +59,7 @@ impl RuntimeConfig {
             volume_pool_bytes: None,
             egress_v4_prefix: [10, 213],
             agent_path: None,
+            allow_32bit: false,
         }
     }
 }

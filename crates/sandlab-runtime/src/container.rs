@@ -60,6 +60,12 @@ impl ContainerDriver {
             data_dir: cfg.data_dir.clone(),
         };
         mounts::check_option_safe(&cfg.data_dir)?;
+        crate::paths::ensure_traversable(&cfg.data_dir)?;
+        if cfg.allow_32bit && crate::seccomp::host_has_vsock() {
+            return Err(Error::Host(
+                "runtime.allow_32bit cannot be used on this host: it has vsock, which sandboxes would reach through the 32-bit socketcall entry; unload the vsock modules or turn the switch off".into(),
+            ));
+        }
         let sandboxes = layout.sandboxes_dir();
         // 0711: the OCI runtime bind-mounts the rootfs from inside the sandbox's user
         // namespace, so the path must be traversable (not readable) by the mapped root.
@@ -226,7 +232,14 @@ impl ContainerDriver {
             network::setup_private(id, private).await?;
         }
         step("netns");
-        let config = spec::build(spec, &image.config, idmap, &self.agent, &self.cgroups);
+        let config = spec::build(
+            spec,
+            &image.config,
+            idmap,
+            &self.agent,
+            &self.cgroups,
+            self.cfg.allow_32bit,
+        );
         let config_path = self.layout.bundle(id).join("config.json");
         let text = serde_json::to_vec_pretty(&config)
             .map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
@@ -368,6 +381,24 @@ impl Driver for ContainerDriver {
         }
         res.ids.extend(self.volumes.list());
         Ok(res)
+    }
+
+    async fn kill_processes(&self, id: &SandboxId) -> Result<usize> {
+        let keep = self
+            .init_pid(id)
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
+        let cgroups = self.cgroups.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || cgroups.kill_all_but(&id, keep))
+            .await
+            .map_err(|e| Error::Host(format!("The kill task failed: {e}")))?
+    }
+
+    async fn capacity(&self) -> Result<crate::capacity::Capacity> {
+        let pool = self.volumes.dir().to_owned();
+        tokio::task::spawn_blocking(move || crate::capacity::Capacity::probe(&pool))
+            .await
+            .map_err(|e| Error::Host(format!("The capacity probe failed: {e}")))
     }
 }
 

@@ -28,6 +28,7 @@
 
 mod agent_binary;
 pub mod baseline;
+pub mod capacity;
 mod cgroups;
 mod command;
 mod config;
@@ -179,6 +180,19 @@ pub trait Driver: Send + Sync + 'static {
     async fn stats(&self, id: &SandboxId) -> Result<Stats>;
     /// Every sandbox id of this driver that owns at least one resource.
     async fn host_resources(&self) -> Result<HostResources>;
+    /// SIGKILLs every process of the sandbox but its init (the agent), so a fork bomb or a
+    /// runaway program no longer holds its pids; returns how many were killed.
+    async fn kill_processes(&self, id: &SandboxId) -> Result<usize> {
+        let _ = id;
+        Err(Error::Invalid(format!(
+            "The {} driver cannot kill a sandbox's processes",
+            self.name()
+        )))
+    }
+    /// What the host has for one more sandbox; unknown fields skip their admission check.
+    async fn capacity(&self) -> Result<capacity::Capacity> {
+        Ok(capacity::Capacity::default())
+    }
 }
 
 /// The drivers a manager can use, by name; records name theirs, so sandboxes of several

@@ -57,6 +57,9 @@ pub struct CreateRequest {
     pub playground: Option<Playground>,
     /// The driver to run it; the registry's default when `None`.
     pub driver: Option<String>,
+    /// The sandbox's id, when the caller chose it first (e.g. to count it against a quota
+    /// before its record exists); a new one when `None`.
+    pub id: Option<SandboxId>,
 }
 
 impl Default for CreateRequest {
@@ -71,6 +74,7 @@ impl Default for CreateRequest {
             owner_process: None,
             playground: None,
             driver: None,
+            id: None,
         }
     }
 }
@@ -225,6 +229,11 @@ impl SandboxManager {
         self.driver_of(id).await?.wait_exited(id).await
     }
 
+    /// Kills every process of the sandbox but its init; how many were killed.
+    pub async fn kill_processes(&self, id: &SandboxId) -> Result<usize> {
+        self.driver_of(id).await?.kill_processes(id).await
+    }
+
     pub async fn stats(&self, id: &SandboxId) -> Result<Stats> {
         self.driver_of(id).await?.stats(id).await
     }
@@ -235,7 +244,7 @@ impl SandboxManager {
             Some(name) => self.drivers.get(name)?,
             None => self.drivers.default_driver()?,
         };
-        let id = SandboxId::generate();
+        let id = req.id.clone().unwrap_or_else(SandboxId::generate);
         let spec = SandboxSpec {
             id: id.clone(),
             image: req.image.clone(),

@@ -38,8 +38,13 @@ pub const ALWAYS_BLOCKED: &[&str] = &[
     "userfaultfd",
 ];
 
-/// Native x86_64 plus the 32-bit ABIs an x86_64 kernel runs (i386 and x32).
-const ARCHES: &[Arch] = &[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32];
+/// The native ABI only: a syscall through `int 0x80` (i386) or with the x32 bit set takes
+/// the filter's bad-architecture action and never runs. The 32-bit ABIs are a second,
+/// rarely needed kernel surface, and their `socketcall(2)` multiplexer passes the address
+/// family behind a pointer seccomp cannot read (it bypassed the AF_VSOCK block).
+const NATIVE: &[Arch] = &[Arch::ScmpArchX86_64];
+/// With `runtime.allow_32bit`: x86_64 plus the 32-bit ABIs an x86_64 kernel runs.
+const WITH_32BIT: &[Arch] = &[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32];
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
 const AF_VSOCK: u64 = 40;
@@ -101,7 +106,10 @@ const ALLOW: &[&str] = &[
 ];
 
 /// The rest of moby's unconditional allowlist: 32-bit x86 syscalls (and the socketcall(2)
-/// sub-calls `send`/`recv`) that i386 binaries use instead of the x86_64 names above.
+/// sub-calls `send`/`recv`) that i386 binaries use instead of the x86_64 names above; only
+/// with `runtime.allow_32bit`. Unlike moby, `socketcall` itself is not listed (its
+/// arguments are behind a pointer, so the AF_VSOCK rule cannot see them); i386 programs
+/// use the direct socket calls (Linux ≥ 4.3, glibc ≥ 2.23).
 #[rustfmt::skip]
 const ALLOW_X86_32: &[&str] = &[
     "_llseek", "_newselect", "chown32", "clock_adjtime64", "clock_getres_time64",
@@ -113,7 +121,7 @@ const ALLOW_X86_32: &[&str] = &[
     "rt_sigtimedwait_time64", "sched_rr_get_interval_time64", "semtimedop_time64", "send",
     "sendfile64", "setfsgid32", "setfsuid32", "setgid32", "setgroups32", "setregid32",
     "setresgid32", "setresuid32", "setreuid32", "setuid32", "sigprocmask", "sigreturn",
-    "socketcall", "stat64", "statfs64", "timer_gettime64", "timer_settime64",
+    "stat64", "statfs64", "timer_gettime64", "timer_settime64",
     "timerfd_gettime64", "timerfd_settime64", "truncate64", "ugetrlimit", "utimensat_time64",
     "waitpid",
 ];
@@ -127,13 +135,19 @@ const ALLOW_X86: &[&str] = &["arch_prctl", "modify_ldt"];
 /// Gated by moby on a capability that Docker's default set has (CAP_SYS_CHROOT).
 const ALLOW_DEFAULT_CAPS: &[&str] = &["chroot"];
 
-/// The default seccomp profile: a default-deny (errno EPERM) allowlist equivalent to Docker's
-/// (moby) default profile for x86_64 as it applies to a container with Docker's default
-/// capability set, plus [`ALWAYS_BLOCKED`] always denied. See the module docs for the details.
+/// The default seccomp profile: [`profile`] for the native ABI only.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn default_profile() -> LinuxSeccomp {
+    profile(false)
+}
+
+/// A default-deny (errno EPERM) allowlist equivalent to Docker's (moby) default profile for
+/// x86_64 as it applies to a container with Docker's default capability set, plus
+/// [`ALWAYS_BLOCKED`] always denied; for the native ABI only unless `allow_32bit`. See the
+/// module docs for the details.
+pub fn profile(allow_32bit: bool) -> LinuxSeccomp {
     let mut syscalls = vec![
         allow(ALLOW),
-        allow(ALLOW_X86_32),
         allow(ALLOW_KERNEL_4_8),
         allow(ALLOW_X86),
         allow(ALLOW_DEFAULT_CAPS),
@@ -149,6 +163,13 @@ pub fn default_profile() -> LinuxSeccomp {
         // back to clone, which is checked above.
         errno("clone3", ENOSYS),
     ];
+    if allow_32bit {
+        // socketcall stays denied by default, but libseccomp also applies the `socket` rule
+        // to i386 socketcall(SYS_SOCKET), comparing the call number instead of the family:
+        // AF_VSOCK is then reachable, so the runtime refuses this switch on a host with
+        // vsock ([`host_has_vsock`]).
+        syscalls.push(allow(ALLOW_X86_32));
+    }
     // One rule per persona: the conditions within one rule are ANDed, rules are ORed.
     syscalls.extend(
         PERSONALITIES
@@ -158,10 +179,23 @@ pub fn default_profile() -> LinuxSeccomp {
     LinuxSeccompBuilder::default()
         .default_action(LinuxSeccompAction::ScmpActErrno)
         .default_errno_ret(EPERM)
-        .architectures(ARCHES.to_vec())
+        .architectures(if allow_32bit { WITH_32BIT } else { NATIVE }.to_vec())
         .syscalls(syscalls)
         .build()
         .expect(BUILDER_INFALLIBLE)
+}
+
+/// Whether this host can open AF_VSOCK sockets (a vsock transport is loaded), which a
+/// sandbox allowed the i386 ABI could reach through `socketcall`.
+pub fn host_has_vsock() -> bool {
+    // SAFETY: socket(2) with constant arguments; the fd is closed at once if one is made.
+    let fd = unsafe { libc::socket(AF_VSOCK as i32, libc::SOCK_STREAM, 0) };
+    if fd >= 0 {
+        // SAFETY: `fd` was just returned by socket(2) and is ours alone.
+        unsafe { libc::close(fd) };
+        return true;
+    }
+    false
 }
 
 /// oci-spec's builders default every field and validate nothing, so `build` cannot fail.
@@ -324,14 +358,33 @@ mod tests {
     }
 
     #[test]
-    fn default_action_is_errno_eperm_on_x86_arches() {
+    fn default_action_is_errno_eperm_on_the_native_abi_only() {
         let profile = default_profile();
         assert_eq!(profile.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(profile.default_errno_ret(), Some(1));
         assert_eq!(
             profile.architectures().as_deref(),
+            Some(&[Arch::ScmpArchX86_64][..]),
+        );
+        assert!(allow_rules(&profile, "socketcall").is_empty());
+        assert!(
+            allow_rules(&profile, "mmap2").is_empty(),
+            "32-bit names are allowed"
+        );
+    }
+
+    #[test]
+    fn the_32bit_switch_adds_the_abis_but_never_socketcall() {
+        let profile = profile(true);
+        assert_eq!(
+            profile.architectures().as_deref(),
             Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..]),
         );
+        assert!(permits(&profile, "mmap2", 0));
+        assert!(allow_rules(&profile, "socketcall").is_empty());
+        // The direct socket call keeps its AF_VSOCK rule on every ABI.
+        assert!(!permits(&profile, "socket", 40));
+        assert!(permits(&profile, "socket", 2));
     }
 
     #[test]
@@ -430,7 +483,7 @@ mod tests {
 
     #[test]
     fn no_name_appears_twice() {
-        let profile = default_profile();
+        let profile = profile(true);
         // personality is the one name with several rules, each with its own condition.
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for rule in rules(&profile) {
@@ -446,7 +499,7 @@ mod tests {
 
     #[test]
     fn lists_are_sorted() {
-        let profile = default_profile();
+        let profile = profile(true);
         let lists = rules(&profile).iter().map(|rule| rule.names().as_slice());
         for list in lists.map(|names| names.iter().map(String::as_str).collect::<Vec<_>>()) {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
@@ -464,7 +517,7 @@ mod tests {
             let known = i386_only.contains(name) || SOCKETCALL_ONLY.contains(name);
             assert!(known, "{name} is not an i386 syscall");
         }
-        let profile = default_profile();
+        let profile = profile(true);
         let native = rules(&profile)
             .iter()
             .flat_map(names_of)

@@ -11,6 +11,26 @@ use crate::paths::Layout;
 use crate::{seccomp, SandboxSpec};
 
 /// Where the agent binary appears inside every sandbox.
+/// Open files one sandbox may hold across all its processes, about a tenth of a default
+/// `fs.file-max` on a 24 GiB host. The kernel has no per-cgroup file limit, so it is cut
+/// into a per-process `RLIMIT_NOFILE` of `budget / pids`: no process can raise its hard
+/// limit (that needs CAP_SYS_RESOURCE in the host's user namespace) and there are at most
+/// `pids` processes.
+pub const OPEN_FILES_PER_SANDBOX: u64 = 1 << 18;
+/// The least per process, whatever the pids limit (an agent serving its streams needs some).
+const MIN_OPEN_FILES_PER_PROCESS: u64 = 256;
+
+/// `RLIMIT_NOFILE` (soft and hard) of every process of a sandbox with this pids limit.
+pub fn open_files_per_process(pids: u32) -> u64 {
+    // Never above the server's own hard limit: a user namespace cannot raise it.
+    let ceiling = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024);
+    (OPEN_FILES_PER_SANDBOX / u64::from(pids.max(1)))
+        .max(MIN_OPEN_FILES_PER_PROCESS)
+        .min(ceiling)
+}
+
 pub const AGENT_PATH: &str = "/.sandlab/agent";
 /// The fd the agent's listening socket is passed on.
 pub const AGENT_FD: u32 = 3;
@@ -74,6 +94,7 @@ pub fn build(
     idmap: &IdMap,
     agent_host_path: &Path,
     cgroups: &Cgroups,
+    allow_32bit: bool,
 ) -> Value {
     let limits = &spec.limits;
     let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.to_string());
@@ -94,11 +115,7 @@ pub fn build(
     }
     let quota = (limits.cpus * CPU_PERIOD_US as f64).round().max(1000.0) as i64;
     let caps: Vec<&str> = CAPABILITIES.to_vec();
-    // A user namespace cannot raise a hard limit above the one it was started with.
-    let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(_, hard)| hard)
-        .unwrap_or(1024);
-    let nofile_soft = nofile_hard.min(65536);
+    let nofile = open_files_per_process(limits.pids);
     let mapping = |host: u32| json!([{ "containerID": 0, "hostID": host, "size": idmap.size }]);
 
     json!({
@@ -110,7 +127,7 @@ pub fn build(
             "env": env,
             "cwd": "/",
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": nofile_hard, "soft": nofile_soft }],
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile }],
             "noNewPrivileges": true
         },
         "root": { "path": "rootfs", "readonly": false },
@@ -147,7 +164,7 @@ pub fn build(
             },
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
-            "seccomp": seccomp::default_profile()
+            "seccomp": seccomp::profile(allow_32bit)
         }
     })
 }
@@ -174,6 +191,7 @@ mod tests {
             &IdMap::default(),
             Path::new("/usr/bin/sandlab-agent"),
             &cg,
+            false,
         )
     }
 

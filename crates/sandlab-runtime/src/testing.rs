@@ -28,6 +28,8 @@ pub struct ProcessDriver {
     children: Mutex<HashMap<SandboxId, Child>>,
     /// How many creates were asked of it.
     pub creates: AtomicUsize,
+    /// What [`Driver::capacity`] answers; unknown (no host checks) until a test sets it.
+    capacity: Mutex<crate::capacity::Capacity>,
 }
 
 impl ProcessDriver {
@@ -43,7 +45,13 @@ impl ProcessDriver {
             dir,
             children: Mutex::new(HashMap::new()),
             creates: AtomicUsize::new(0),
+            capacity: Mutex::new(crate::capacity::Capacity::default()),
         }
+    }
+
+    /// Makes the driver report `capacity` as the host's, for admission tests.
+    pub fn set_capacity(&self, capacity: crate::capacity::Capacity) {
+        *self.capacity.lock().unwrap_or_else(|p| p.into_inner()) = capacity;
     }
 
     fn sock(&self, id: &SandboxId) -> PathBuf {
@@ -78,6 +86,14 @@ impl ProcessDriver {
 impl Driver for ProcessDriver {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    async fn capacity(&self) -> Result<crate::capacity::Capacity> {
+        Ok(self
+            .capacity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
     }
 
     async fn validate(&self, spec: &SandboxSpec) -> Result<()> {

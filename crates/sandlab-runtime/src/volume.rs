@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sandlab_core::SandboxId;
@@ -82,6 +83,8 @@ impl VolumePool {
             .iter()
             .any(|e| e.mount_point == dir && e.fs_type == "btrfs");
         if mounted {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+                .map_err(Error::io(dir))?;
             return Ok(VolumePool {
                 dir: dir.to_owned(),
             });
@@ -109,9 +112,18 @@ impl VolumePool {
             )?;
             command::run_blocking("btrfs", &["quota", "enable", path_str(dir)?])?;
         }
+        // Traversable by the sandboxes' mapped root (overlay's upper dir is inside), not
+        // listable: host users cannot browse learners' files.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(Error::io(dir))?;
         Ok(VolumePool {
             dir: dir.to_owned(),
         })
+    }
+
+    /// The pool's mount point.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn path(&self, id: &SandboxId) -> PathBuf {
@@ -130,6 +142,8 @@ impl VolumePool {
                 source: e.into(),
             })?;
         }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
+            .map_err(Error::io(&path))?;
         let subvol = File::open(&path).map_err(Error::io(&path))?;
         let mut limit = QgroupLimitArgs {
             qgroupid: 0,

@@ -132,6 +132,22 @@ fn answer_store(e: &sandlab_store::Error) -> Option<ApiError> {
         E::Conflict(m) => ApiError::conflict(sentence(m.clone())),
         E::Invalid(m) => ApiError::bad_request("invalid", sentence(m.clone())),
         E::LastAdmin => ApiError::conflict(sentence(e.to_string())),
+        E::Full(_) => {
+            tracing::error!(error = %chain(e), "the database's disk is full");
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk_full",
+                "The server's disk is full, so nothing can be saved; try again later.",
+            )
+        }
+        E::Unavailable(_) => {
+            tracing::error!(error = %chain(e), "the database cannot be written");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "The server cannot save anything right now; try again later.",
+            )
+        }
         _ => return None,
     })
 }
@@ -153,6 +169,15 @@ fn answer_runtime(e: &sandlab_runtime::Error) -> Option<ApiError> {
             "invalid_image",
             format!("The image name \"{name}\" is invalid."),
         ),
+        E::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) =>
+        {
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk_full",
+                "The server's disk for sandboxes is full; try again when other sandboxes have ended.",
+            )
+        }
         E::PoolExhausted => ApiError::unavailable(
             "The server has no free network addresses for another sandbox with egress.",
         ),
@@ -181,11 +206,25 @@ fn answer_proto(e: &sandlab_proto::Error) -> Option<ApiError> {
                 C::UnknownUser => (StatusCode::BAD_REQUEST, "unknown_user"),
                 C::SpawnFailed => (StatusCode::BAD_REQUEST, "spawn_failed"),
                 C::TooManyStreams => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
+                C::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
+                C::DirectoryNotEmpty => (StatusCode::CONFLICT, "directory_not_empty"),
+                C::NameTooLong => (StatusCode::BAD_REQUEST, "name_too_long"),
+                C::Busy => (StatusCode::CONFLICT, "busy"),
+                C::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "sandbox_disk_full"),
+                C::ArgumentsTooLong => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
                 _ => return None,
             };
             ApiError::new(status, code, sentence(message.clone()))
         }
         E::InvalidRequest(v) => ApiError::bad_request("invalid", sentence(v.to_string())),
+        E::RequestTooLarge(m) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "The request to the sandbox is too large: {}",
+                sentence(m.to_string())
+            ),
+        ),
         E::ResponseTooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -211,6 +250,17 @@ fn answer_sandbox(e: &SandboxError) -> Option<ApiError> {
     match e {
         E::QuotaExceeded { .. } => Some(ApiError::too_many("quota_exceeded", e.to_string())),
         E::NotRunning(_) => Some(ApiError::conflict(e.to_string())),
+        E::OverHost { .. } => Some(ApiError::bad_request("over_host", e.to_string())),
+        E::NoRoom(r) if r.is_disk() => Some(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            e.to_string(),
+        )),
+        E::NoRoom(_) => Some(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "host_full",
+            e.to_string(),
+        )),
         E::Runtime(r) => answer_runtime(r),
         E::Store(s) => answer_store(s),
         E::Records(s) => answer_records(s),
@@ -236,6 +286,18 @@ impl SandboxError {
     /// nothing: the error itself still goes to the caller, which logs it.
     pub fn public_message(&self) -> String {
         answer_sandbox(self).map_or_else(|| INTERNAL_MESSAGE.to_owned(), |a| a.message)
+    }
+}
+
+impl From<crate::caps::TooManyStreams> for ApiError {
+    fn from(e: crate::caps::TooManyStreams) -> ApiError {
+        ApiError::too_many("too_many_streams", e.to_string())
+    }
+}
+
+impl From<crate::admission::OverLimit> for ApiError {
+    fn from(e: crate::admission::OverLimit) -> ApiError {
+        ApiError::bad_request("over_limit", e.to_string())
     }
 }
 

@@ -8,9 +8,11 @@
 //! Domain modules return their own error enums; [`error`] turns them into HTTP for
 //! [`routes`].
 
+pub mod admission;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod caps;
 pub mod catalogue;
 pub mod checker;
 pub mod code_exec;
@@ -19,9 +21,11 @@ pub mod error;
 pub mod extract;
 pub mod images;
 pub mod lab_sessions;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+pub mod proxies;
 pub mod quota;
 pub mod ratelimit;
 pub mod reaper;

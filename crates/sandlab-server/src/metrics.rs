@@ -15,6 +15,9 @@
 //! | `sandlab_terminals_open` | gauge | |
 //! | `sandlab_exec_total` | counter | `status` |
 //! | `sandlab_execute_total` | counter | `status` (per step of `/execute`) |
+//! | `sandlab_http_connections` | gauge | open HTTP connections |
+//! | `sandlab_http_connections_refused_total` | counter | `reason` = `per_address` |
+//! | `sandlab_streams_refused_total` | counter | `kind` = `events` or `terminal` (per-user cap) |
 
 use std::sync::OnceLock;
 
@@ -32,6 +35,9 @@ pub const POOL_REFILL_FAILURES: &str = "sandlab_pool_refill_failures_total";
 pub const TERMINALS_OPEN: &str = "sandlab_terminals_open";
 pub const EXEC: &str = "sandlab_exec_total";
 pub const EXECUTE: &str = "sandlab_execute_total";
+pub const HTTP_CONNECTIONS: &str = "sandlab_http_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "sandlab_http_connections_refused_total";
+pub const STREAMS_REFUSED: &str = "sandlab_streams_refused_total";
 
 /// Buckets in seconds: from 100 µs (a pool claim) to 30 s (a slow cold create).
 const BUCKETS: &[f64] = &[

@@ -17,7 +17,7 @@ use crate::routes;
         routes::start_session, routes::list_sessions, routes::get_session, routes::delete_session,
         routes::extend_session, routes::session_tasks, routes::reveal_hint, routes::session_events,
         routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox,
-        routes::extend_sandbox, routes::exec_sandbox, routes::read_file, routes::write_file, routes::list_dir,
+        routes::extend_sandbox, routes::kill_processes, routes::exec_sandbox, routes::read_file, routes::write_file, routes::list_dir,
         routes::list_images,
         routes::terminal, routes::execute_code,
         routes::healthz, routes::readyz, routes::metrics_text, routes::openapi_json,

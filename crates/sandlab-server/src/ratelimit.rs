@@ -34,7 +34,22 @@ impl RateLimiter {
         self.check_at(key, Instant::now())
     }
 
+    /// Whether `check` would succeed now, taking nothing.
+    pub fn peek(&self, key: &str) -> Result<(), Duration> {
+        self.take_at(key, Instant::now(), false)
+    }
+
+    /// Drops `key`'s bucket: it is full again.
+    pub fn forget(&self, key: &str) {
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(key);
+    }
+
     fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.take_at(key, now, true)
+    }
+
+    fn take_at(&self, key: &str, now: Instant, take: bool) -> Result<(), Duration> {
         let rate = self.per_minute / 60.0;
         // A poisoned lock only means another thread panicked mid-update of a counter.
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,7 +64,9 @@ impl RateLimiter {
         b.tokens = (b.tokens + elapsed * rate).min(self.per_minute);
         b.at = now;
         if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+            if take {
+                b.tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
@@ -87,6 +104,18 @@ mod tests {
         assert!(rl.check_at("b", t0).is_ok(), "keys are independent");
         assert!(rl.check_at("a", t0 + Duration::from_secs(10)).is_ok());
         assert!(rl.check_at("a", t0 + Duration::from_secs(10)).is_err());
+    }
+
+    #[test]
+    fn peek_takes_nothing_and_forget_refills() {
+        let rl = RateLimiter::new(2);
+        for _ in 0..5 {
+            assert!(rl.peek("a").is_ok());
+        }
+        assert!(rl.check("a").is_ok() && rl.check("a").is_ok());
+        assert!(rl.peek("a").is_err() && rl.check("a").is_err());
+        rl.forget("a");
+        assert!(rl.peek("a").is_ok());
     }
 
     #[test]

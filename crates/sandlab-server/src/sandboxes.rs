@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use sandlab_core::{Limits, SandboxId, SandboxRecord, SandboxState, StoreError};
 use sandlab_proto::AgentClient;
+use sandlab_runtime::capacity::{Capacity, NoRoom, Share};
 use sandlab_runtime::manager::{now_ms, CreateRequest, ReconcileReport, SandboxManager};
 use sandlab_runtime::Playground;
 use sandlab_store::Store;
@@ -45,6 +46,18 @@ pub enum SandboxError {
         "You already have {live} of your {quota} sandboxes; delete one before creating another."
     )]
     QuotaExceeded { live: u64, quota: u64 },
+    /// A limit over the most one sandbox may have on this host (whatever the role).
+    #[error(
+        "The {what} asked for ({asked}) is over the {share} one sandbox may have on this host."
+    )]
+    OverHost {
+        what: &'static str,
+        asked: String,
+        share: String,
+    },
+    /// The host has no room for one more sandbox now (memory, tasks, files, the disk pool).
+    #[error("{0}; try again when other sandboxes have ended.")]
+    NoRoom(#[from] NoRoom),
     /// Only a running sandbox can be extended; this one is in the given state.
     #[error("The sandbox is {0}; only a running sandbox can be extended.")]
     NotRunning(SandboxState),
@@ -60,6 +73,27 @@ pub enum SandboxError {
 }
 
 pub type Result<T> = std::result::Result<T, SandboxError>;
+
+/// [`SandboxError::OverHost`] for the first of `limits` over the host's `share`.
+fn within_share(limits: &Limits, share: &Share) -> Result<()> {
+    let over =
+        |what, asked: String, share: String| Err(SandboxError::OverHost { what, asked, share });
+    match share {
+        Share {
+            memory: Some(m), ..
+        } if limits.memory > *m => over("memory", limits.memory.to_string(), m.to_string()),
+        Share { disk: Some(d), .. } if limits.disk > *d => {
+            over("disk", limits.disk.to_string(), d.to_string())
+        }
+        Share { cpus: Some(c), .. } if limits.cpus > *c => {
+            over("CPU count", limits.cpus.to_string(), c.to_string())
+        }
+        Share { pids: Some(p), .. } if limits.pids > *p => {
+            over("pids limit", limits.pids.to_string(), p.to_string())
+        }
+        _ => Ok(()),
+    }
+}
 
 pub struct Sandboxes {
     manager: Arc<SandboxManager>,
@@ -216,17 +250,20 @@ impl Sandboxes {
     /// The work runs in its own task: a client that disconnects mid-way does not cancel a
     /// create half done (the sandbox is created and listed as theirs).
     pub async fn create(self: &Arc<Self>, req: NewSandbox) -> Result<SandboxRecord> {
-        let reservation = self.quota.reserve(&req.owner, req.quota).await?;
+        within_share(&req.limits, &self.capacity().await?.share())?;
+        let id = SandboxId::generate();
+        let reservation = self.quota.reserve(&req.owner, req.quota, &id).await?;
         let me = self.clone();
         let task = tokio::spawn(async move {
-            let result = me.create_reserved(&req).await;
+            let result = me.create_reserved(&req, id).await;
             drop(reservation);
             result
         });
         task.await.map_err(|e| SandboxError::Task("create", e))?
     }
 
-    async fn create_reserved(&self, req: &NewSandbox) -> Result<SandboxRecord> {
+    /// A create admitted by the quota; a cold one gets `id`, the id it was reserved under.
+    async fn create_reserved(&self, req: &NewSandbox, id: SandboxId) -> Result<SandboxRecord> {
         let start = Instant::now();
         let pooled = (req.hostname.is_none() && req.playground.is_none())
             .then(|| self.pool.matching(&req.image, &req.limits))
@@ -263,6 +300,7 @@ impl Sandboxes {
                 }
             }
         }
+        self.capacity().await?.room_for(&req.limits)?;
         let rec = self
             .manager
             .create(CreateRequest {
@@ -272,6 +310,7 @@ impl Sandboxes {
                 hostname: req.hostname.clone(),
                 owner: Some(Owner::User(req.owner.clone()).to_string()),
                 playground: req.playground.clone(),
+                id: Some(id),
                 ..CreateRequest::default()
             })
             .await?;
@@ -281,6 +320,26 @@ impl Sandboxes {
         metrics::counter!(m::CREATED, "source" => "cold").increment(1);
         self.update_live().await;
         Ok(rec)
+    }
+
+    /// [`SandboxError::QuotaExceeded`] unless `owner` has room for `n` more sandboxes.
+    pub async fn check_quota(&self, owner: &str, quota: u64, n: u64) -> Result<()> {
+        self.quota.check_room(owner, quota, n).await
+    }
+
+    /// Kills every process of the sandbox but its init (the agent); how many were killed.
+    pub async fn kill_processes(&self, id: &SandboxId) -> Result<usize> {
+        Ok(self.manager.kill_processes(id).await?)
+    }
+
+    /// The host's capacity as the default driver sees it now.
+    pub async fn capacity(&self) -> Result<Capacity> {
+        Ok(self.manager.drivers().default_driver()?.capacity().await?)
+    }
+
+    /// The most one sandbox may have on this host.
+    pub async fn share(&self) -> Result<Share> {
+        Ok(self.capacity().await?.share())
     }
 
     /// Removes a sandbox: its terminals, its agent connection, its host resources and its

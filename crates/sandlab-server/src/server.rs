@@ -16,7 +16,6 @@
 //! Sandboxes keep running across a restart; their records are in the database.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -52,8 +51,6 @@ pub enum ServerError {
     LabSessions(#[source] crate::lab_sessions::LabSessionError),
     #[error("A start-up task failed")]
     Task(#[source] tokio::task::JoinError),
-    #[error("The HTTP server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, ServerError>;
@@ -164,12 +161,14 @@ impl Server {
             }
         });
         let token = state.shutdown().clone();
-        let http = axum::serve(
-            listener,
-            crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.clone().cancelled_owned());
-        let serving = tokio::spawn(async move { http.await });
+        let mut limits = config.connections.clone();
+        if limits.total == 0 {
+            limits.total =
+                crate::listener::connections_for(crate::listener::raise_open_files_limit());
+        }
+        let http =
+            crate::listener::serve(listener, crate::app(state.clone()), limits, token.clone());
+        let serving = tokio::spawn(http);
         shutdown.await;
         eprintln!("sandlab: shutting down");
         token.cancel();
@@ -179,15 +178,11 @@ impl Server {
         let sockets = state.sockets().clone();
         sockets.close();
         let drained = async {
-            let served = match serving.await {
-                Ok(r) => r.map_err(ServerError::Serve),
-                Err(e) => {
-                    tracing::warn!(error = %e, "server task failed");
-                    Ok(())
-                }
-            };
+            if let Err(e) = serving.await {
+                tracing::warn!(error = %e, "server task failed");
+            }
             sockets.wait().await;
-            served
+            Ok(())
         };
         match tokio::time::timeout(config.shutdown_grace, drained).await {
             Ok(served) => served,

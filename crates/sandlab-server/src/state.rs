@@ -35,8 +35,13 @@ struct Inner {
     /// WebSocket tasks, which outlive their HTTP request: shutdown waits for their 1001.
     sockets: TaskTracker,
     login_by_addr: RateLimiter,
+    /// Failed logins per username from all addresses: past it, logins are slowed.
     login_by_name: RateLimiter,
+    /// Failed logins per (username, address): past it, that address gets 429 for the name.
+    login_failures: RateLimiter,
     creates: RateLimiter,
+    /// Event streams and terminals per user.
+    streams: crate::caps::StreamCaps,
 }
 
 impl AppState {
@@ -56,7 +61,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 login_by_addr: RateLimiter::new(config.login_rate),
                 login_by_name: RateLimiter::new(config.login_rate),
+                login_failures: RateLimiter::new(config.login_rate),
                 creates: RateLimiter::new(config.create_rate),
+                streams: crate::caps::StreamCaps::new(config.max_streams_per_user),
                 lab_sessions: Arc::new(LabSessions::new(sandboxes.clone(), store.clone())),
                 config,
                 store,
@@ -136,6 +143,20 @@ impl AppState {
 
     pub fn login_by_name(&self) -> &RateLimiter {
         &self.inner.login_by_name
+    }
+
+    /// Whether the store can be written now, checked by a real one-page write (cheap next
+    /// to a probe's own cost, and never stale).
+    pub async fn store_writable(&self) -> sandlab_store::Result<()> {
+        self.inner.store.check_writable().await
+    }
+
+    pub fn streams(&self) -> &crate::caps::StreamCaps {
+        &self.inner.streams
+    }
+
+    pub fn login_failures(&self) -> &RateLimiter {
+        &self.inner.login_failures
     }
 
     pub fn creates(&self) -> &RateLimiter {

@@ -35,6 +35,7 @@ fn every_route_is_documented() {
         ("/api/v1/sandboxes/{id}", &["delete", "get"]),
         ("/api/v1/sandboxes/{id}/extend", &["post"]),
         ("/api/v1/sandboxes/{id}/exec", &["post"]),
+        ("/api/v1/sandboxes/{id}/processes/kill", &["post"]),
         ("/api/v1/sandboxes/{id}/files", &["get", "put"]),
         ("/api/v1/sandboxes/{id}/dir", &["get"]),
         ("/api/v1/images", &["get"]),

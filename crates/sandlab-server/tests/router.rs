@@ -37,7 +37,9 @@ async fn health_readiness_and_unknown_routes() {
         .call(Method::PUT, "/api/v1/me", Some(&h.admin_token), None)
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
-    let r = h.call(Method::GET, "/metrics", None, None).await;
+    let r = h
+        .call(Method::GET, "/metrics", Some(&h.admin_token), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         r.text().contains("sandlab_http_requests_total"),
@@ -233,6 +235,105 @@ async fn login_is_rate_limited() {
         (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
     );
     assert!(r.headers.contains_key(header::RETRY_AFTER));
+}
+
+/// Issue 19, break 8: ten bad attempts a minute against a username used to block its
+/// owner everywhere. Failures count per (username, address); the owner signs in from
+/// another address (slowed while the name is under attack, never refused).
+#[tokio::test]
+async fn guessing_a_username_from_one_address_does_not_lock_its_owner_out() {
+    let h = Harness::with(|c| c.login_rate = 3).await;
+    let from = |ip: [u8; 4], password: &str| {
+        let body = json!({"username": "admin", "password": password}).to_string();
+        let mut req = login_req(&body, None);
+        let addr = std::net::SocketAddr::from((ip, 40000));
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+        req
+    };
+    let attacker = [203, 0, 113, 66];
+    for _ in 0..3 {
+        let r = h.send(from(attacker, "guess")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = h.send(from(attacker, "guess")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    // The right password from the attacker's address is refused too: it may not try.
+    let r = h.send(from(attacker, common::PASSWORD)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // The owner, from their own address, gets in.
+    let r = h.send(from([198, 51, 100, 7], common::PASSWORD)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // A second attacking address is counted on its own, and still only gets 401s.
+    let r = h.send(from([203, 0, 113, 67], "guess")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Issue 13 item 12: `/metrics` was public; behind a proxy every login counted as one client.
+#[tokio::test]
+async fn metrics_are_for_admins_and_the_scraper_token_and_proxies_name_the_client() {
+    let token = "scrape-0123456789abcdef";
+    let h = Harness::with(|c| {
+        c.metrics_token = Some(token.into());
+        c.login_rate = 2;
+        c.trusted_proxies =
+            sandlab_server::proxies::TrustedProxies::parse(&["192.0.2.10"]).unwrap();
+    })
+    .await;
+    let alice = h.user("alice", Role::Learner).await;
+    assert_eq!(
+        h.call(Method::GET, "/metrics", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.call(Method::GET, "/metrics", Some(&alice), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    for t in [token, h.admin_token.as_str()] {
+        let r = h.call(Method::GET, "/metrics", Some(t), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    // Two clients behind the trusted proxy are two addresses to the login limits; a
+    // client that is not the proxy cannot pick its address with the header.
+    let via = |peer: [u8; 4], forwarded: &str, user: &str| {
+        let body = json!({"username": user, "password": "wrong"}).to_string();
+        let mut req = login_req(&body, None);
+        req.headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                peer, 1234,
+            ))));
+        req
+    };
+    for _ in 0..2 {
+        let r = h.send(via([192, 0, 2, 10], "198.51.100.1", "a")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = h.send(via([192, 0, 2, 10], "198.51.100.1", "b")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one client's limit"
+    );
+    let r = h.send(via([192, 0, 2, 10], "198.51.100.2", "b")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the proxy"
+    );
+    for forged in ["198.51.100.3", "198.51.100.4"] {
+        let r = h.send(via([203, 0, 113, 1], forged, "c")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = h.send(via([203, 0, 113, 1], "198.51.100.5", "c")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged header gave a direct client a new address"
+    );
 }
 
 #[tokio::test]
@@ -523,6 +624,16 @@ async fn sandbox_lifecycle_exec_and_files() {
         (StatusCode::OK, vec![0u8, 1, 2, 255])
     );
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/octet-stream");
+    // A learner's file opened by an admin's browser is saved, never rendered or run.
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        r.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"notes.bin\""
+    );
+    assert_eq!(
+        r.headers[header::CONTENT_SECURITY_POLICY],
+        "sandbox; default-src 'none'"
+    );
     let r = h
         .get(
             &format!("/api/v1/sandboxes/{id}/files?path=/etc/../etc/passwd"),
@@ -746,7 +857,10 @@ async fn warm_pool_claims_and_refills() {
     })
     .await;
     assert!(h.driver.creates.load(std::sync::atomic::Ordering::SeqCst) >= creates_before + 2);
-    let metrics = h.call(Method::GET, "/metrics", None, None).await.text();
+    let metrics = h
+        .call(Method::GET, "/metrics", Some(&h.admin_token), None)
+        .await
+        .text();
     assert!(metrics.contains("sandlab_pool_claim_seconds"), "{metrics}");
     assert!(metrics.contains("sandlab_pool_ready"), "{metrics}");
     // The user's list never shows pool sandboxes.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::*;
 use futures::StreamExt;
-use sandlab_store::Role;
+use sandlab_store::{Role, Store};
 use serde_json::json;
 
 /// A two-node lab whose scripts work in `dir` on the host (the test driver runs agents on
@@ -277,4 +277,115 @@ async fn the_catalogue_reloads_when_lab_files_change() {
         titles().await.is_empty().then_some(())
     })
     .await;
+}
+
+/// Issue 13 item 4: starting the same lab twice resumes it; a quota error says what holds
+/// the sandboxes; a lab that does not fit is refused before it leaves a failed session.
+#[tokio::test]
+async fn a_second_start_resumes_and_the_quota_error_names_what_to_stop() {
+    let h = Harness::with(|c| c.max_sandboxes_per_user = 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = lab(dir.path());
+    other.slug = "other-lab".into();
+    other.title = "Other lab".into();
+    h.state.set_labs(vec![lab(dir.path()), other]);
+    let alice = h.user("alice", Role::Learner).await;
+    let r = h
+        .post("/api/v1/labs/test-lab/sessions", &alice, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let first = r.json()["id"].as_str().unwrap().to_owned();
+    let r = h
+        .post("/api/v1/labs/test-lab/sessions", &alice, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["id"], first.as_str());
+    assert_eq!(
+        h.driver.running_ids().len(),
+        2,
+        "a second start made machines"
+    );
+    // One place left: the other two-node lab does not fit and leaves nothing behind.
+    let r = h
+        .post("/api/v1/labs/other-lab/sessions", &alice, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(
+        message,
+        "You already have 2 of your 3 sandboxes: 2 in the lab session(s) \"Test lab\". End a lab session or stop a playground to start another."
+    );
+    let sessions = h.get("/api/v1/sessions", &alice).await.json();
+    assert_eq!(sessions["items"].as_array().unwrap().len(), 1, "{sessions}");
+    // A playground takes the last place; then a create names both.
+    h.sandbox(&alice).await;
+    let r = h.post("/api/v1/sandboxes", &alice, json!({})).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        r.text()
+            .contains("3 of your 3 sandboxes: 2 in the lab session(s) \\\"Test lab\\\" and 1 playground or API sandbox(es)"),
+        "{}",
+        r.text()
+    );
+}
+
+/// Issue 13 item 2: a lab done before started again showed every task done on fresh
+/// machines. `?fresh=true` checks every task again; progress stays as history.
+#[tokio::test]
+async fn a_fresh_start_checks_every_task_again_and_keeps_the_history() {
+    let h = Harness::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    h.state.set_labs(vec![lab(dir.path())]);
+    let alice = h.user("alice", Role::Learner).await;
+    let me = h.get("/api/v1/me", &alice).await.json();
+    let uid = me["id"].as_str().unwrap();
+    h.store
+        .mark_task_done(uid, "test-lab", "first")
+        .await
+        .unwrap();
+    let state_of = |v: &serde_json::Value, t: &str| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == t)
+            .unwrap()["state"]
+            .clone()
+    };
+    let tasks_of = |id: String| {
+        let h = &h;
+        let alice = alice.clone();
+        async move {
+            h.get(&format!("/api/v1/sessions/{id}/tasks"), &alice)
+                .await
+                .json()
+        }
+    };
+    let r = h
+        .post("/api/v1/labs/test-lab/sessions", &alice, json!({}))
+        .await;
+    let resumed = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(state_of(&tasks_of(resumed.clone()).await, "first"), "done");
+    assert_eq!(
+        h.delete(&format!("/api/v1/sessions/{resumed}"), &alice)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let r = h
+        .post(
+            "/api/v1/labs/test-lab/sessions?fresh=true",
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let fresh = r.json()["id"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, resumed);
+    assert_eq!(state_of(&tasks_of(fresh).await, "first"), "pending");
+    assert_eq!(
+        h.store.done_tasks(uid, "test-lab").await.unwrap(),
+        ["first"],
+        "the history was lost"
+    );
 }

@@ -28,6 +28,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The disk under the database is full (SQLITE_FULL): nothing can be written until
+    /// space is freed; the next write after that works.
+    #[error("The database's disk is full")]
+    Full(#[source] sqlx::Error),
+    /// The database cannot be written for another reason (read-only, an I/O error).
+    #[error("The database cannot be written")]
+    Unavailable(#[source] sqlx::Error),
     #[error("Database error")]
     Database(#[source] sqlx::Error),
     #[error("Database migration failed")]
@@ -36,9 +43,24 @@ pub enum Error {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// SQLite's primary result codes for a full disk, an I/O error and a read-only database.
+const SQLITE_FULL: i32 = 13;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_CANTOPEN: i32 = 14;
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Database(e)
+        let primary = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        match primary {
+            Some(SQLITE_FULL) => Error::Full(e),
+            Some(SQLITE_IOERR | SQLITE_READONLY | SQLITE_CANTOPEN) => Error::Unavailable(e),
+            _ => Error::Database(e),
+        }
     }
 }
 
@@ -49,7 +71,7 @@ impl Error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Error::Conflict(message.to_owned())
             }
-            _ => Error::Database(e),
+            _ => Error::from(e),
         }
     }
 }

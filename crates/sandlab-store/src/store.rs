@@ -26,6 +26,10 @@ pub trait Store: RecordStore + LeaseStore {
     /// This store as the runtime's lease store.
     fn leases(self: Arc<Self>) -> Arc<dyn LeaseStore>;
 
+    /// Whether a write would succeed now, by writing: `Full` while the disk is full,
+    /// `Unavailable` while the database is read-only or failing. Readiness follows it.
+    async fn check_writable(&self) -> Result<()>;
+
     // ----- users
 
     /// Creates an enabled user. The username is normalised ([`crate::normalize_username`]),

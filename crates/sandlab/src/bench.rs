@@ -32,6 +32,9 @@ pub enum BenchCommand {
     Terminal(crate::bench_serve::TerminalArgs),
     /// Many idle sandboxes: host memory per sandbox beyond its processes; parallel delete.
     Density(crate::bench_serve::DensityArgs),
+    /// Sandboxes and lab sessions in a loop while the server is SIGKILLed every few
+    /// minutes; then nothing may leak and nothing acknowledged may be lost.
+    Soak(crate::bench_serve::SoakArgs),
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -93,6 +96,7 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pool(args) => return crate::bench_serve::pool(cfg, args).await,
         BenchCommand::Terminal(args) => return crate::bench_serve::terminal(cfg, args).await,
         BenchCommand::Density(args) => return crate::bench_serve::density(cfg, args).await,
+        BenchCommand::Soak(args) => return crate::bench_serve::soak(cfg, args).await,
     };
     let driver = ContainerDriver::new(cfg.runtime.clone())?;
     let spec = SandboxSpec {

@@ -28,6 +28,8 @@ struct RuntimeSection {
     volume_pool_size: Option<String>,
     /// Path of the static agent binary.
     agent: Option<PathBuf>,
+    /// Let sandboxes make 32-bit (i386, x32) syscalls.
+    allow_32bit: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,12 @@ impl Config {
             rc.volume_pool_bytes = Some(bytes);
         }
         rc.agent_path = fc.runtime.agent;
+        rc.allow_32bit = match std::env::var("SANDLAB_ALLOW_32BIT").ok().as_deref() {
+            Some("1" | "true") => true,
+            Some("0" | "false" | "") => false,
+            Some(other) => bail!("SANDLAB_ALLOW_32BIT must be 1, true, 0 or false, not {other:?}"),
+            None => fc.runtime.allow_32bit.unwrap_or(false),
+        };
         Ok(Config {
             runtime: rc,
             file: path,

@@ -137,6 +137,7 @@ fn validate(cfg: &Config, dirs: &[PathBuf]) -> anyhow::Result<u8> {
     for p in &problems {
         eprintln!("{p}");
     }
+    let mut warnings = 0;
     for lab in &labs {
         println!(
             "ok {:<28} {} tasks, {} node(s)",
@@ -144,8 +145,16 @@ fn validate(cfg: &Config, dirs: &[PathBuf]) -> anyhow::Result<u8> {
             lab.tasks.len(),
             lab.playground.nodes.len()
         );
+        for (line, message) in lab.warnings() {
+            warnings += 1;
+            eprintln!("warning: {}/index.md:{line}: {message}", lab.slug);
+        }
     }
-    println!("{} labs valid, {} problems", labs.len(), problems.len());
+    println!(
+        "{} labs valid, {} problems, {warnings} warnings",
+        labs.len(),
+        problems.len()
+    );
     if problems.is_empty() {
         Ok(0)
     } else {

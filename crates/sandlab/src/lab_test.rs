@@ -29,9 +29,52 @@ struct Row {
     solve: String,
     after: String,
     ok: bool,
+    /// Why a failing step failed: how it ended and the last lines it printed.
+    notes: Vec<String>,
 }
 
-/// Runs a task's script on a node; `Ok(exit code == 0)`.
+/// How a script ended when it did not exit 0: the way it ended (exit code, signal or
+/// timeout) and the last lines of its stdout and stderr.
+#[derive(Debug)]
+struct Failure {
+    how: String,
+    tail: Vec<String>,
+}
+
+/// Lines of each stream kept in a failure's report.
+const TAIL_LINES: usize = 5;
+
+impl Failure {
+    fn of(out: &sandlab_proto::ExecOutput, timeout: Duration) -> Failure {
+        let how = if out.exit.timed_out {
+            format!("timed out after {}s", timeout.as_secs())
+        } else if let Some(code) = out.exit.code {
+            format!("exit {code}")
+        } else if let Some(sig) = out.exit.signal {
+            format!("killed by signal {sig}")
+        } else {
+            "ended without a status".into()
+        };
+        let mut tail = Vec::new();
+        for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let text = String::from_utf8_lossy(bytes);
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let start = lines.len().saturating_sub(TAIL_LINES);
+            tail.extend(lines[start..].iter().map(|l| format!("{name}: {l}")));
+        }
+        Failure { how, tail }
+    }
+
+    /// The report under the table, prefixed with the step that failed.
+    fn notes(&self, step: &str) -> Vec<String> {
+        let mut notes = vec![format!("{step}: {}", self.how)];
+        notes.extend(self.tail.iter().map(|l| format!("  {l}")));
+        notes
+    }
+}
+
+/// Runs a task's script on a node: `Ok(Ok(()))` when it exits 0, `Ok(Err(failure))` when
+/// it does not, `Err` when it cannot be run at all.
 async fn run_on(
     mgr: &SandboxManager,
     nodes: &HashMap<String, SandboxId>,
@@ -39,7 +82,7 @@ async fn run_on(
     user: &str,
     script: &str,
     timeout: Duration,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Result<(), Failure>> {
     let id = nodes
         .get(machine)
         .ok_or_else(|| anyhow::anyhow!("the playground has no node {machine:?}"))?;
@@ -51,10 +94,11 @@ async fn run_on(
         ..ExecRequest::default()
     };
     let out = agent.exec_collect(req, None, 64 * 1024).await?;
-    if out.exit.code != Some(0) {
-        tracing::debug!(stdout = %String::from_utf8_lossy(&out.stdout), stderr = %String::from_utf8_lossy(&out.stderr), "script failed");
+    if out.exit.code == Some(0) {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(Failure::of(&out, timeout)))
     }
-    Ok(out.exit.code == Some(0))
 }
 
 fn mark(ok: bool, good: &str, bad: &str) -> String {
@@ -71,15 +115,20 @@ async fn test_tasks(
     let mut rows = Vec::new();
     for t in lab.init_tasks() {
         bar.set_message(format!("{}: init {}", lab.slug, t.id.as_str()));
-        let ok = run_on(mgr, nodes, &t.machine, &t.user, &t.run, t.timeout)
-            .await
-            .unwrap_or(false);
+        let ran = run_on(mgr, nodes, &t.machine, &t.user, &t.run, t.timeout).await;
+        let ok = matches!(ran, Ok(Ok(())));
+        let notes = match &ran {
+            Ok(Ok(())) => Vec::new(),
+            Ok(Err(f)) => f.notes("init"),
+            Err(e) => vec![format!("init: could not run: {e:#}")],
+        };
         rows.push(Row {
             task: t.id.as_str().to_owned(),
             before: "-".into(),
             solve: mark(ok, "init ok", "INIT FAILED"),
             after: "-".into(),
             ok,
+            notes,
         });
         if !ok {
             return rows;
@@ -95,45 +144,63 @@ async fn test_tasks(
 async fn test_task(mgr: &SandboxManager, nodes: &HashMap<String, SandboxId>, t: &Task) -> Row {
     let check = || run_on(mgr, nodes, &t.machine, &t.user, &t.run, t.timeout);
     let before = check().await;
-    let failed_first = matches!(before, Ok(false));
+    let failed_first = matches!(before, Ok(Err(_)));
+    let solve_timeout = t.timeout.max(Duration::from_secs(60));
     let solved = match &t.solve {
-        Some(s) => {
-            run_on(
-                mgr,
-                nodes,
-                &t.machine,
-                &t.user,
-                s,
-                t.timeout.max(Duration::from_secs(60)),
-            )
-            .await
-        }
-        None => Ok(false),
+        Some(s) => Some(run_on(mgr, nodes, &t.machine, &t.user, s, solve_timeout).await),
+        None => None,
     };
     let start = Instant::now();
+    let mut last = None;
     let passed = loop {
         match check().await {
-            Ok(true) => break true,
-            _ if start.elapsed() >= SETTLE => break false,
+            Ok(Ok(())) => break true,
+            other if start.elapsed() >= SETTLE => {
+                last = Some(other);
+                break false;
+            }
             _ => tokio::time::sleep(t.interval).await,
         }
     };
-    let solve_text = match (&t.solve, &solved) {
-        (None, _) => "NO SOLVE".to_owned(),
-        (Some(_), Ok(true)) => "ok".into(),
-        (Some(_), Ok(false)) => "exit != 0".into(),
-        (Some(_), Err(e)) => format!("error: {e}"),
+    let mut notes = Vec::new();
+    let solve_text = match &solved {
+        None => {
+            notes.push(
+                "solve: the task has no `solve`, so lab test cannot check that it can pass".into(),
+            );
+            "NO SOLVE".to_owned()
+        }
+        Some(Ok(Ok(()))) => "ok".into(),
+        Some(Ok(Err(f))) => {
+            notes.extend(f.notes("solve"));
+            if f.how.starts_with("timed out") {
+                "TIMED OUT"
+            } else {
+                "FAILED"
+            }
+            .into()
+        }
+        Some(Err(e)) => {
+            notes.push(format!("solve: could not run: {e:#}"));
+            format!("error: {e}")
+        }
     };
+    match &last {
+        Some(Ok(Err(f))) => notes.extend(f.notes("check after solve")),
+        Some(Err(e)) => notes.push(format!("check after solve: could not run: {e:#}")),
+        _ => {}
+    }
     Row {
         task: t.id.as_str().to_owned(),
         before: match before {
-            Ok(false) => "fails (ok)".into(),
-            Ok(true) => "PASSES ALREADY".into(),
+            Ok(Err(_)) => "fails (ok)".into(),
+            Ok(Ok(())) => "PASSES ALREADY".into(),
             Err(e) => format!("error: {e}"),
         },
         solve: solve_text,
         after: mark(passed, "passes (ok)", "STILL FAILS"),
         ok: failed_first && passed && t.solve.is_some(),
+        notes,
     }
 }
 
@@ -228,6 +295,7 @@ pub async fn test(cfg: &Config, dirs: &[PathBuf], keep: bool) -> anyhow::Result<
                 solve: format!("error: {e}"),
                 after: "-".into(),
                 ok: false,
+                notes: Vec::new(),
             }],
         };
         bar.inc(1);
@@ -260,5 +328,11 @@ fn print_table(lab: &Lab, rows: &[Row], ok: bool, took: Duration) {
             "  {:<24} {:<16} {:<16} {}",
             r.task, r.before, r.solve, r.after
         );
+    }
+    for r in rows.iter().filter(|r| !r.ok && !r.notes.is_empty()) {
+        println!("  {}:", r.task);
+        for n in &r.notes {
+            println!("    {n}");
+        }
     }
 }

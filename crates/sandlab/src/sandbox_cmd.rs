@@ -118,6 +118,9 @@ pub enum SandboxCommand {
     Ls,
     /// Print sandbox records as JSON (all of them when no id is given).
     Inspect { ids: Vec<SandboxId> },
+    /// Kill every process in a sandbox but its init (a fork bomb, a runaway program); the
+    /// sandbox keeps running and accepts exec again.
+    KillProcesses { id: SandboxId },
     /// Remove sandboxes.
     Rm {
         #[arg(required = true)]
@@ -299,6 +302,11 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
                 all.into_iter().filter(|r| ids.contains(&r.id)).collect()
             };
             println!("{}", serde_json::to_string_pretty(&picked)?);
+        }
+        SandboxCommand::KillProcesses { id } => {
+            mgr.get(&id).await?;
+            let killed = mgr.kill_processes(&id).await?;
+            println!("killed {killed} processes in {id}");
         }
         SandboxCommand::Rm { ids } => {
             for id in ids {

@@ -94,6 +94,26 @@ fn lab_test_runs_init_then_fail_solve_pass_per_task() {
         "{}",
         out.stdout_text()
     );
+    // A failing solve says how it ended and what it printed, without debug logs.
+    write(
+        labs.path(),
+        "demo",
+        "---\ntitle: Demo\ntasks:\n  broken:\n    run: test -f /root/never\n    solve: echo trying; echo no such thing >&2; exit 3\n---\nText\n",
+    );
+    let out = sandlab(&data, &["lab", "test", labs.path().to_str().unwrap()]);
+    let text = out.stdout_text();
+    assert_eq!(out.code(), 1, "{text}");
+    for expected in [
+        "solve: exit 3",
+        "stdout: trying",
+        "stderr: no such thing",
+        "check after solve: exit 1",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
     assert!(
         records(&data)
             .iter()
@@ -153,4 +173,31 @@ fn lab_import_writes_a_valid_lab_and_lists_what_it_could_not_map() {
             again.stderr_text()
         );
     }
+}
+
+/// Issue 13 item 7: a checked task without `solve` is valid but warned about.
+#[test]
+fn a_checked_task_without_solve_is_a_warning() {
+    let data = data_dir();
+    let labs = tempfile::tempdir().unwrap();
+    write(
+        labs.path(),
+        "nosolve",
+        "---\ntitle: No solve\ntasks:\n  check_it:\n    run: test -f /x\n---\nText\n",
+    );
+    let out = sandlab(&data, &["lab", "validate", labs.path().to_str().unwrap()]);
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    assert!(
+        out.stdout_text()
+            .contains("1 labs valid, 0 problems, 1 warnings"),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(
+        out.stderr_text().contains(
+            "warning: nosolve/index.md:4: task \"check_it\" has no solve, so `lab test` cannot show that it can pass"
+        ),
+        "{}",
+        out.stderr_text()
+    );
 }

@@ -15,10 +15,11 @@ export interface LabTextProps {
   html: string;
   execBlocks: ExecBlock[];
   states: Record<string, TaskState>;
-  /** Types the command into the active terminal; null while no terminal is open. */
-  onRun: ((command: string) => void) | null;
-  /** Where Run types, for the button's label (e.g. `node01`). */
-  target: string;
+  /** Types the command into `node`'s terminal (switching to it); null while the
+   * terminals are not open. */
+  onRun: ((command: string, node: string) => void) | null;
+  /** Whether the lab has several nodes (then each button names its node). */
+  multiNode: boolean;
 }
 
 export function LabText(props: LabTextProps) {
@@ -43,8 +44,9 @@ export function LabText(props: LabTextProps) {
       run.dataset.testid = 'run-button';
       run.setAttribute('data-testid', 'run-button');
       run.dataset.exec = String(block.id);
-      run.textContent = '▶ Run';
-      run.addEventListener('click', () => onRun.current?.(command));
+      run.dataset.node = block.node;
+      run.textContent = props.multiNode ? `▶ Run on ${block.node}` : '▶ Run';
+      run.addEventListener('click', () => onRun.current?.(command, block.node));
       const copy = document.createElement('button');
       copy.type = 'button';
       copy.className = 'small secondary exec-copy';
@@ -63,17 +65,17 @@ export function LabText(props: LabTextProps) {
     return () => {
       added.forEach((b) => b.remove());
     };
-  }, [props.html, props.execBlocks]);
+  }, [props.html, props.execBlocks, props.multiNode]);
 
-  // The Run buttons follow the terminal: their label names it, and they are off
-  // while there is no terminal to type into.
+  // The Run buttons name the terminal they type into, and are off while there is none.
   useEffect(() => {
     ref.current!.querySelectorAll<HTMLButtonElement>('button.exec-run').forEach((b) => {
+      const node = b.dataset.node ?? '';
       b.disabled = !props.onRun;
-      b.title = props.onRun ? `Type this into the ${props.target} terminal and press Enter` : 'The terminal is not open yet';
-      b.setAttribute('aria-label', `Run this in the ${props.target} terminal`);
+      b.title = props.onRun ? `Type this into the ${node} terminal and press Enter` : 'The terminal is not open yet';
+      b.setAttribute('aria-label', `Run this in the ${node} terminal`);
     });
-  }, [props.html, props.execBlocks, !!props.onRun, props.target]);
+  }, [props.html, props.execBlocks, !!props.onRun]);
 
   // The inline task markers show the live state.
   useEffect(() => {

@@ -2,7 +2,7 @@
 // progress, and the button that starts a session (or resumes the running one).
 import { useEffect, useState } from 'preact/hooks';
 
-import { api, errorText, type LabDetail, type User } from '../api';
+import { api, ApiError, errorText, type LabDetail, type User } from '../api';
 import { ProgressBar } from '../components/ProgressBar';
 import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
 import { duration, taskName } from '../format';
@@ -14,6 +14,8 @@ export function LabPage(props: { slug: string; user: User }) {
   const [loadError, setLoadError] = useState('');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  // The last start failed on the quota: offer the pages where sandboxes are stopped.
+  const [overQuota, setOverQuota] = useState(false);
 
   const load = () => {
     setLoadError('');
@@ -28,13 +30,15 @@ export function LabPage(props: { slug: string; user: User }) {
   useEffect(load, [props.slug]);
 
   /** Starts a session (ending `replacing` first) and opens it; on failure says why. */
-  const start = async (replacing?: string) => {
+  const start = async (replacing?: string, fresh = false) => {
     setBusy(true);
     setError('');
+    setOverQuota(false);
     try {
-      await startLabSession(props.slug, replacing);
+      await startLabSession(props.slug, replacing, fresh);
     } catch (e) {
       setError(errorText(e));
+      setOverQuota(e instanceof ApiError && e.code === 'quota_exceeded');
       setBusy(false);
       if (replacing) load();
     }
@@ -143,18 +147,38 @@ export function LabPage(props: { slug: string; user: User }) {
                 class="secondary lab-cta"
                 confirm="Stop it and start fresh?"
                 disabled={busy}
-                onConfirm={() => start(session)}
+                onConfirm={() => start(session, true)}
               >
                 Start over
               </ConfirmButton>
             </>
+          ) : lab.progress.done > 0 ? (
+            <>
+              {/* Done before: practise from scratch (the progress stays), or carry on. */}
+              <button type="button" class="lab-cta" data-testid="start-fresh" disabled={busy} onClick={() => start(undefined, true)}>
+                {busy ? 'Starting the machines…' : 'Start fresh: check every task again'}
+              </button>
+              <button type="button" class="secondary lab-cta" data-testid="start-lab" disabled={busy} onClick={() => start()}>
+                Continue with the tasks I did
+              </button>
+            </>
           ) : (
             <button type="button" class="lab-cta" data-testid="start-lab" disabled={busy} onClick={() => start()}>
-              {busy ? 'Starting the machines…' : lab.progress.done > 0 ? 'Start the lab again' : 'Start the lab'}
+              {busy ? 'Starting the machines…' : 'Start the lab'}
             </button>
           )}
           {busy && <p class="muted lab-side-note" role="status">This takes a few seconds.</p>}
           {error && <ErrorMessage message={error} />}
+          {overQuota && (
+            <p class="row" data-testid="quota-actions">
+              <a class="button secondary small" href="/progress">
+                Your lab sessions
+              </a>
+              <a class="button secondary small" href="/playground">
+                Your playgrounds
+              </a>
+            </p>
+          )}
           {lab.progress.done > 0 && !session && (
             <p class="muted lab-side-note">Tasks you already did stay done; the machines start fresh.</p>
           )}

@@ -51,6 +51,7 @@ export function SessionPage(props: { id: string; user: User }) {
   const [restarting, setRestarting] = useState(false);
   const [, setHandleVersion] = useState(0);
   const handles = useRef(new Map<string, TerminalHandle>());
+  const focusedOnce = useRef(false);
   const statesRef = useRef(states);
   const liveRef = useRef(live);
   liveRef.current = live;
@@ -248,12 +249,15 @@ export function SessionPage(props: { id: string; user: User }) {
   if (!session || !lab) return <Spinner label="Opening the lab" />;
 
   const ended = live.state === 'ended';
-  const handle = handles.current.get(activeNode);
+  // Run types into the block's own node, switching to its tab.
   const onRun =
-    live.state === 'ready' && handle
-      ? (cmd: string) => {
-          handle.send(cmd.replace(/\r?\n/g, '\r') + '\r');
-          handle.focus();
+    live.state === 'ready' && handles.current.size > 0
+      ? (cmd: string, node: string) => {
+          const h = handles.current.get(node);
+          if (!h) return;
+          setActiveNode(node);
+          h.send(cmd.replace(/\r?\n/g, '\r') + '\r');
+          h.focus();
         }
       : null;
 
@@ -343,7 +347,7 @@ export function SessionPage(props: { id: string; user: User }) {
             execBlocks={lab.exec_blocks}
             states={states}
             onRun={onRun}
-            target={activeNode}
+            multiNode={session.nodes.length > 1}
           />
         </section>
         <section class="session-term" aria-label="Terminals">
@@ -360,6 +364,11 @@ export function SessionPage(props: { id: string; user: User }) {
                     onHandle={(h) => {
                       if (h) handles.current.set(n.name, h);
                       else handles.current.delete(n.name);
+                      // The learner types at once: the first terminal takes the focus.
+                      if (h && n.name === activeNode && !focusedOnce.current) {
+                        focusedOnce.current = true;
+                        h.focus();
+                      }
                       setHandleVersion((v) => v + 1);
                     }}
                   />

@@ -27,6 +27,8 @@ pub(crate) fn index_md(d: &Draft) -> String {
     for n in &d.nodes {
         y.push_str(&format!("    - name: {}\n", quoted(&n.name)));
         y.push_str(&format!("      image: {}\n", quoted(&n.image)));
+        // Killercoda and Instruqt machines are online, and most content installs packages.
+        y.push_str("      network: egress\n");
     }
     if !d.tasks.is_empty() {
         y.push_str("tasks:\n");

@@ -221,7 +221,7 @@ pub fn import(format: Format, src: &Path, dest: &Path) -> Result<Imported> {
     }
     let what = format!("the {} `{}`", format.source_kind(), src.display());
     if !dest_exists {
-        fs::create_dir(dest).map_err(|e| ImportError::write(dest, e))?;
+        fs::create_dir_all(dest).map_err(|e| ImportError::write(dest, e))?;
     }
     write_new(&index_path, index.as_bytes())?;
     write_new(&dest.join(NOTES_FILE), notes.to_markdown(&what).as_bytes())?;

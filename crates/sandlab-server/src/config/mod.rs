@@ -37,6 +37,14 @@ pub struct ServerSection {
     pub languages: Option<PathBuf>,
     pub execute_network: Option<bool>,
     pub web_dir: Option<PathBuf>,
+    pub header_timeout: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub metrics_token: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub max_streams_per_user: Option<usize>,
+    /// `[server.role_limits.<role>]`: the most one sandbox of each role may have.
+    pub role_limits: Option<crate::admission::RoleLimitsSections>,
 }
 
 /// One `[[pool]]` entry: keep `size` sandboxes of this shape started.
@@ -103,6 +111,17 @@ pub struct ServerConfig {
     pub execute: crate::code_exec::ExecuteOptions,
     /// Serve the web UI from this built `web/dist` instead of the copy in the binary.
     pub web_dir: Option<PathBuf>,
+    /// The most one sandbox of each role may have; requests over it answer 400.
+    pub role_limits: crate::admission::RoleLimits,
+    /// Header/idle timeout and connection caps of the accept loop; `connections.total` 0
+    /// means "from the open-files limit" (resolved when serving starts).
+    pub connections: crate::listener::ConnectionLimits,
+    /// Event streams and terminals one user may hold open.
+    pub max_streams_per_user: usize,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::proxies::TrustedProxies,
+    /// A bearer token that may read `/metrics` besides admins (for a Prometheus scraper).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -128,6 +147,14 @@ impl Default for ServerConfig {
             languages: PathBuf::from("languages"),
             execute: crate::code_exec::ExecuteOptions::default(),
             web_dir: None,
+            role_limits: crate::admission::RoleLimits::default(),
+            connections: crate::listener::ConnectionLimits {
+                total: 0,
+                ..crate::listener::ConnectionLimits::default()
+            },
+            max_streams_per_user: 32,
+            trusted_proxies: crate::proxies::TrustedProxies::default(),
+            metrics_token: None,
         }
     }
 }
@@ -233,7 +260,10 @@ impl ServerConfig {
         flags: &ServerFlags,
         env: Env,
     ) -> Result<Self, ConfigError> {
-        let mut c = ServerConfig::default();
+        let mut c = ServerConfig {
+            role_limits: crate::admission::RoleLimits::resolve(s.role_limits.as_ref())?,
+            ..ServerConfig::default()
+        };
         if let Some(v) = pick_flag(&flags.listen, env, "SANDLAB_LISTEN", &s.listen) {
             let v = v.unwrap_or_else(|s| s);
             c.listen = v.parse().map_err(|_| {
@@ -297,6 +327,66 @@ impl ServerConfig {
             &s.create_rate,
             &mut c.create_rate,
         )?;
+        duration(
+            env,
+            "header_timeout",
+            "SANDLAB_HEADER_TIMEOUT",
+            &s.header_timeout,
+            &mut c.connections.header_timeout,
+        )?;
+        if c.connections.header_timeout < Duration::from_secs(1) {
+            return Err(bad(
+                "header_timeout",
+                "SANDLAB_HEADER_TIMEOUT",
+                "it must be at least 1s",
+            ));
+        }
+        if let Some(v) = pick(env, "SANDLAB_TRUSTED_PROXIES", &s.trusted_proxies) {
+            let items = match v {
+                Ok(csv) => csv.split(',').map(str::to_owned).collect(),
+                Err(list) => list,
+            };
+            let items: Vec<String> = items.into_iter().filter(|i| !i.trim().is_empty()).collect();
+            c.trusted_proxies = crate::proxies::TrustedProxies::parse(&items)
+                .map_err(|e| bad("trusted_proxies", "SANDLAB_TRUSTED_PROXIES", e))?;
+        }
+        if let Some(v) = pick(env, "SANDLAB_METRICS_TOKEN", &s.metrics_token) {
+            let token = v.unwrap_or_else(|t| t);
+            if token.len() < 16 {
+                return Err(bad(
+                    "metrics_token",
+                    "SANDLAB_METRICS_TOKEN",
+                    "it must be at least 16 characters",
+                ));
+            }
+            c.metrics_token = Some(token);
+        }
+        number(
+            env,
+            "max_connections",
+            "SANDLAB_MAX_CONNECTIONS",
+            &s.max_connections,
+            &mut c.connections.total,
+        )?;
+        number(
+            env,
+            "max_connections_per_address",
+            "SANDLAB_MAX_CONNECTIONS_PER_ADDRESS",
+            &s.max_connections_per_address,
+            &mut c.connections.per_address,
+        )?;
+        number(
+            env,
+            "max_streams_per_user",
+            "SANDLAB_MAX_STREAMS_PER_USER",
+            &s.max_streams_per_user,
+            &mut c.max_streams_per_user,
+        )?;
+        if c.connections.per_address == 0 || c.max_streams_per_user == 0 {
+            return Err(ConfigError(
+                "server.max_connections_per_address and server.max_streams_per_user must be at least 1".into(),
+            ));
+        }
         duration(
             env,
             "default_ttl",

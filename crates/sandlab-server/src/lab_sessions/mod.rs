@@ -54,6 +54,20 @@ pub enum LabSessionError {
 
 pub type Result<T> = std::result::Result<T, LabSessionError>;
 
+impl LabSessionError {
+    /// Whether the owner's quota of sandboxes stopped it.
+    pub fn is_quota(&self) -> bool {
+        matches!(
+            self,
+            LabSessionError::Sandbox(SandboxError::QuotaExceeded { .. })
+                | LabSessionError::NodeStart {
+                    source: SandboxError::QuotaExceeded { .. },
+                    ..
+                }
+        )
+    }
+}
+
 pub struct LabSessions {
     sandboxes: Arc<Sandboxes>,
     store: Arc<dyn Store>,
@@ -112,14 +126,20 @@ impl LabSessions {
     }
 
     /// Starts a session of `lab` for `owner`; returns once its sandboxes run (init tasks
-    /// go on in the background).
+    /// go on in the background). The owner's done tasks start done, unless `fresh`: then
+    /// every task is checked again (the progress stays, as history).
     pub async fn start(
         self: &Arc<Self>,
         lab: Arc<Lab>,
         owner: &str,
         quota: u64,
+        fresh: bool,
     ) -> Result<Arc<Live>> {
         let ttl = lab.playground.ttl;
+        // The whole playground must fit before the first node is made: a start that runs
+        // out of quota half way leaves a failed session behind.
+        let nodes = u64::try_from(lab.playground.nodes.len()).unwrap_or(u64::MAX);
+        self.sandboxes.check_quota(owner, quota, nodes).await?;
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
         let mut record = LabSession {
             id: new_id(),
@@ -132,6 +152,36 @@ impl LabSessions {
             deadline_ms: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
         };
         self.store.put_lab_session(&record).await?;
+        let nodes = self.make_nodes(&lab, &mut record, quota, ttl).await?;
+        let done = if fresh {
+            Vec::new()
+        } else {
+            self.store.done_tasks(owner, &lab.slug).await?
+        };
+        let live = self.install(lab, record, &done, ttl);
+        let runner = Arc::new(NodeRunner {
+            sandboxes: self.sandboxes.clone(),
+            nodes,
+        });
+        let me = self.clone();
+        let l = live.clone();
+        tokio::spawn(async move { me.run(l, runner, true).await });
+        Ok(live)
+    }
+
+    /// Makes every node of `lab` for `record`, storing the record after each, with `ttl`
+    /// left. On a failure the nodes made so far are removed and the record is stored as
+    /// failed with the reason.
+    async fn make_nodes(
+        &self,
+        lab: &Lab,
+        record: &mut LabSession,
+        quota: u64,
+        ttl: Duration,
+    ) -> Result<HashMap<String, SandboxId>> {
+        // A lab's limits are its author's, written for any host: on a host whose share for
+        // one sandbox is smaller, the nodes get that share instead of not starting.
+        let share = self.sandboxes.share().await?;
         let mut nodes = HashMap::new();
         // The session id's random part names the playground's network.
         let playground =
@@ -141,9 +191,9 @@ impl LabSessions {
                 .sandboxes
                 .create(NewSandbox {
                     image: node.image.clone(),
-                    limits: node.limits.clone(),
+                    limits: share.cut(node.limits.clone()),
                     ttl,
-                    owner: owner.to_owned(),
+                    owner: record.owner.clone(),
                     quota,
                     hostname: Some(node.name.clone()),
                     playground: Some(playground.clone()),
@@ -156,7 +206,7 @@ impl LabSessions {
                         sandbox: rec.id.to_string(),
                     });
                     nodes.insert(node.name.clone(), rec.id);
-                    self.store.put_lab_session(&record).await?;
+                    self.store.put_lab_session(record).await?;
                 }
                 Err(e) => {
                     // Undo the nodes made so far; the session is kept as failed.
@@ -169,7 +219,7 @@ impl LabSessions {
                         node.name,
                         e.public_message()
                     ));
-                    self.store.put_lab_session(&record).await?;
+                    self.store.put_lab_session(record).await?;
                     return Err(LabSessionError::NodeStart {
                         node: node.name.clone(),
                         source: e,
@@ -177,16 +227,45 @@ impl LabSessions {
                 }
             }
         }
-        let done = self.store.done_tasks(owner, &lab.slug).await?;
-        let live = self.install(lab, record, &done, ttl);
-        let runner = Arc::new(NodeRunner {
-            sandboxes: self.sandboxes.clone(),
-            nodes,
-        });
+        Ok(nodes)
+    }
+
+    /// After a restart, a session acknowledged but not yet set up (its nodes being made or
+    /// its init running when the server died) is set up again under its id: the nodes it
+    /// had are removed (an init cut short cannot be trusted to run twice), fresh ones made,
+    /// then init runs, in the background.
+    fn resume_setup(self: &Arc<Self>, lab: Arc<Lab>, mut record: LabSession, left: Duration) {
         let me = self.clone();
-        let l = live.clone();
-        tokio::spawn(async move { me.run(l, runner, true).await });
-        Ok(live)
+        tokio::spawn(async move {
+            for n in std::mem::take(&mut record.nodes) {
+                if let Ok(id) = n.sandbox.parse::<SandboxId>() {
+                    let _ = me.sandboxes.remove_detached(&id).await;
+                }
+            }
+            me.store_quietly(&record).await;
+            // The session was admitted before the restart; its owner's quota held then.
+            let nodes = match me.make_nodes(&lab, &mut record, u64::MAX, left).await {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    tracing::warn!(session = %record.id, error = %sandlab_core::error_chain(&e), "could not set a session up again");
+                    return;
+                }
+            };
+            let done = match me.store.done_tasks(&record.owner, &record.lab).await {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::warn!(session = %record.id, error = %sandlab_core::error_chain(&e), "could not read progress");
+                    Vec::new()
+                }
+            };
+            tracing::info!(session = %record.id, "set up again after a restart");
+            let live = me.install(lab, record, &done, left);
+            let runner = Arc::new(NodeRunner {
+                sandboxes: me.sandboxes.clone(),
+                nodes,
+            });
+            me.run(live, runner, true).await;
+        });
     }
 
     fn install(
@@ -319,7 +398,8 @@ impl LabSessions {
     }
 
     /// After a restart: sessions whose sandboxes all run resume checking (init is not run
-    /// again); the others end.
+    /// again); sessions still being set up are set up again ([`Self::resume_setup`]); the
+    /// others end.
     pub async fn recover(self: &Arc<Self>, labs: &[Lab]) -> Result<()> {
         for rec in self.store.list_lab_sessions(None).await? {
             if rec.state.is_over() {
@@ -346,16 +426,22 @@ impl LabSessions {
                     .unwrap_or(0)
                     .saturating_sub(now_ms()),
             );
+            if rec.state == LabSessionState::Starting {
+                match lab.filter(|_| !left.is_zero()) {
+                    Some(lab) => self.resume_setup(lab, rec, left),
+                    None => {
+                        let reason = "The server restarted while the session was being set up, and its lab or time is gone.";
+                        self.end_record(rec, reason).await;
+                    }
+                }
+                continue;
+            }
             let whole = nodes.len() == rec.nodes.len()
                 && rec.state == LabSessionState::Ready
                 && !left.is_zero();
             let Some(lab) = lab.filter(|_| whole) else {
-                let reason = if rec.state == LabSessionState::Starting {
-                    "The server restarted while the session was being set up."
-                } else {
-                    "The session's machines are gone."
-                };
-                self.end_record(rec, reason).await;
+                self.end_record(rec, "The session's machines are gone.")
+                    .await;
                 continue;
             };
             let done = self.store.done_tasks(&rec.owner, &rec.lab).await?;

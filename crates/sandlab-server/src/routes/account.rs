@@ -72,6 +72,9 @@ fn rate_limited(wait: std::time::Duration) -> Response {
     resp
 }
 
+/// How much longer each login takes while its username has many recent failures.
+const LOGIN_SLOWDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Starts a browser session: sets the session and CSRF cookies.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody),
@@ -109,19 +112,26 @@ async fn login_inner(
         .chars()
         .take(64)
         .collect::<String>();
-    state
-        .login_by_name()
-        .check(&name_key)
-        .map_err(rate_limited)?;
-    if req.username.len() > 256 || req.password.len() > 1024 {
-        return Err(ApiError::unauthorized("The username or password is wrong.").into_response());
+    // Failures are counted per (username, address): an attacker guessing from one address
+    // is stopped there, and the owner signing in from another is never locked out. Past as
+    // many failures on the username from all addresses, every attempt is slowed instead.
+    let pair = format!("{name_key}\n{addr}");
+    state.login_failures().peek(&pair).map_err(rate_limited)?;
+    if state.login_by_name().peek(&name_key).is_err() {
+        tokio::time::sleep(LOGIN_SLOWDOWN).await;
     }
-    let store = state.store();
-    let user = store
-        .verify_login(&req.username, &req.password)
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+    let user = if req.username.len() > 256 || req.password.len() > 1024 {
+        None
+    } else {
+        state
+            .store()
+            .verify_login(&req.username, &req.password)
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?
+    };
     let Some(user) = user else {
+        let _ = state.login_failures().check(&pair);
+        let _ = state.login_by_name().check(&name_key);
         let event = AuditEvent::LoginFailed {
             username: &name_key,
             addr: &addr,
@@ -129,6 +139,8 @@ async fn login_inner(
         state.audit(None, event).await;
         return Err(ApiError::unauthorized("The username or password is wrong.").into_response());
     };
+    state.login_failures().forget(&pair);
+    let store = state.store();
     let (session, secret) = store
         .create_session(&user.id, state.config().session_ttl)
         .await

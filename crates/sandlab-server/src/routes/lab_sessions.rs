@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use sandlab_store::{LabSession, LabSessionState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +19,7 @@ use crate::checker::TaskState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::lab_sessions::{Live, SessionEvent};
-use crate::routes::{admit_create, ttl, ListOf};
+use crate::routes::{admit_create, quota_error, ttl, ListOf};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -123,28 +123,61 @@ async fn load(
     }
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// Check every task again, even those the caller has done before (their progress stays
+    /// as history); a fresh start never resumes a running session.
+    pub fresh: Option<bool>,
+}
+
 /// Starts the lab's playground: its sandboxes run when this answers; init tasks go on
-/// (the session turns `ready`, or `failed`, on the event stream).
+/// (the session turns `ready`, or `failed`, on the event stream). When the caller already
+/// has a session of this lab that is starting or ready, that session is answered (200),
+/// unless `fresh`.
 #[utoipa::path(post, path = "/api/v1/labs/{slug}/sessions", tag = "labs",
-    params(("slug" = String, Path, description = "Lab slug")),
-    responses((status = 201, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    params(("slug" = String, Path, description = "Lab slug"), StartQuery),
+    responses((status = 201, body = SessionView), (status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn start_session(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
+    QueryParams(q): QueryParams<StartQuery>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    let fresh = q.fresh.unwrap_or(false);
     let lab = state
         .labs()
         .iter()
         .find(|l| l.slug == slug)
         .cloned()
         .ok_or_else(|| ApiError::not_found("lab"))?;
-    let quota = admit_create(&state, &caller)?;
-    let live = state
+    // Starting a lab that is already running resumes it (a second tab, a double click).
+    let running = state
         .lab_sessions()
-        .start(Arc::new(lab), &caller.user.id, quota)
-        .await?;
+        .running(Some(&caller.user.id))
+        .into_iter()
+        .rev()
+        .find(|l| {
+            let r = l.record();
+            !fresh && r.lab == slug && !r.state.is_over()
+        });
+    if let Some(live) = running {
+        return Ok((
+            StatusCode::OK,
+            Json(view(&state, live.record(), Some(&live)).await?),
+        ));
+    }
+    let quota = admit_create(&state, &caller)?;
+    let started = state
+        .lab_sessions()
+        .start(Arc::new(lab), &caller.user.id, quota, fresh)
+        .await;
+    let live = match started {
+        Err(e) if e.is_quota() => return Err(quota_error(&state, &caller, quota).await),
+        other => other?,
+    };
     let event = AuditEvent::LabSessionStart {
         session: &live.record().id,
         lab: &slug,
@@ -322,6 +355,9 @@ pub async fn session_events(
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let (rec, live) = load(&state, &caller, &id).await?;
+    let place = state.streams().open(&caller.user.id).inspect_err(|_| {
+        metrics::counter!(crate::metrics::STREAMS_REFUSED, "kind" => "events").increment(1);
+    })?;
     let mut first = vec![SessionEvent::Session {
         state: rec.state,
         reason: rec.reason.clone(),
@@ -360,6 +396,11 @@ pub async fn session_events(
             }
         },
     );
+    // The place is given back when the stream is dropped (ended, or the client gone).
+    let stream = stream.map(move |ev| {
+        let _ = &place;
+        ev
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

@@ -96,6 +96,8 @@ pub struct ExecBlockView {
     pub id: usize,
     pub language: Option<String>,
     pub command: String,
+    /// The node whose terminal Run types into.
+    pub node: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -189,6 +191,7 @@ pub async fn get_lab(
                 id: b.id,
                 language: b.language.clone(),
                 command: b.command.clone(),
+                node: b.node.clone(),
             })
             .collect(),
     }))

@@ -71,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sandboxes/{id}", get(get_sandbox).delete(delete_sandbox))
         .route("/sandboxes/{id}/extend", post(extend_sandbox))
         .route("/sandboxes/{id}/exec", post(exec_sandbox))
+        .route("/sandboxes/{id}/processes/kill", post(kill_processes))
         .route("/sandboxes/{id}/terminal", get(terminal))
         .route("/execute", post(execute_code))
         .route("/openapi.json", get(openapi_json))

@@ -6,7 +6,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{
+    HeaderName, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -79,7 +81,7 @@ fn running(rec: &SandboxRecord) -> ApiResult<()> {
     params(("id" = String, Path, description = "Sandbox id")),
     responses((status = 200, body = ExecResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 502, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn exec_sandbox(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,14 +211,42 @@ pub async fn read_file(
     let data = agent
         .read_file(&q.path, state.config().max_file_size)
         .await?;
-    Ok(([(CONTENT_TYPE, "application/octet-stream")], data).into_response())
+    Ok((attachment(&q.path), data).into_response())
+}
+
+/// Headers that make a browser save a sandbox's file, never render or run it: the bytes
+/// are a learner's (hostile to an admin who opens the link), so no sniffing into HTML, a
+/// download instead of a page, and a sandboxed, script-less document if one is shown anyway.
+fn attachment(path: &str) -> [(HeaderName, String); 4] {
+    let name: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(128)
+        .collect();
+    let name = if name.is_empty() { "file".into() } else { name };
+    [
+        (CONTENT_TYPE, "application/octet-stream".into()),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        (
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ),
+        (
+            CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'".into(),
+        ),
+    ]
 }
 
 /// Writes one file (raw bytes), creating missing parent directories.
 #[utoipa::path(put, path = "/api/v1/sandboxes/{id}/files", tag = "files", params(("id" = String, Path, description = "Sandbox id"), FileQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 502, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
 pub async fn write_file(
     State(state): State<AppState>,
     caller: Caller,

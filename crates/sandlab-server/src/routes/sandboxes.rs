@@ -11,6 +11,7 @@ use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode, Sa
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::admission::{self, Asked};
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -141,31 +142,109 @@ pub fn ttl(state: &AppState, value: Option<&str>) -> ApiResult<Duration> {
 }
 
 /// The request's limits and ttl, defaulted and checked (the first problem in the order
-/// the fields are listed).
-fn limits_and_ttl(state: &AppState, req: &CreateSandbox) -> ApiResult<(Limits, Duration)> {
-    let mut l = Limits::default();
-    if let Some(m) = &req.memory {
-        l.memory = ByteSize(parse_size(m).map_err(|e| invalid("memory", e))?);
-    }
-    if let Some(d) = &req.disk {
-        l.disk = ByteSize(parse_size(d).map_err(|e| invalid("disk", e))?);
-    }
-    if let Some(c) = req.cpus {
-        l.cpus = c;
-    }
-    if let Some(p) = req.pids {
-        l.pids = p;
-    }
+/// the fields are listed): each value's syntax and bounds (400 `invalid_limits`), then the
+/// caller's role maxima (400 `over_limit`); defaults are cut to the role and the host.
+async fn limits_and_ttl(
+    state: &AppState,
+    caller: &Caller,
+    req: &CreateSandbox,
+) -> ApiResult<(Limits, Duration)> {
+    let size = |field, v: &Option<String>| -> ApiResult<Option<ByteSize>> {
+        v.as_deref()
+            .map(|s| parse_size(s).map(ByteSize).map_err(|e| invalid(field, e)))
+            .transpose()
+    };
+    let asked = Asked {
+        memory: size("memory", &req.memory)?,
+        disk: size("disk", &req.disk)?,
+        cpus: req.cpus,
+        pids: req.pids,
+        ttl: req
+            .ttl
+            .as_deref()
+            .map(|t| ttl(state, Some(t)))
+            .transpose()?,
+    };
+    let mut named = Limits::default();
+    named.memory = asked.memory.unwrap_or(named.memory);
+    named.disk = asked.disk.unwrap_or(named.disk);
+    named.cpus = asked.cpus.unwrap_or(named.cpus);
+    named.pids = asked.pids.unwrap_or(named.pids);
     if let Some(n) = &req.network {
-        l.network = n
+        named.network = n
             .parse::<NetworkMode>()
             .map_err(|e| invalid("network", e))?;
     }
-    let ttl = ttl(state, req.ttl.as_deref())?;
-    l.validate().map_err(|e| {
-        ApiError::bad_request("invalid_limits", crate::error::sentence(e.to_string()))
-    })?;
-    Ok((l, ttl))
+    let bounds = |l: &Limits| {
+        l.validate().map_err(|e| {
+            ApiError::bad_request("invalid_limits", crate::error::sentence(e.to_string()))
+        })
+    };
+    bounds(&named)?;
+    let role = caller.user.role;
+    let share = state.sandboxes().share().await?;
+    let cfg = state.config();
+    let (limits, ttl) = admission::limits_for(
+        role,
+        cfg.role_limits.of(role),
+        &share,
+        named,
+        cfg.default_ttl,
+        &asked,
+    )?;
+    bounds(&limits)?;
+    Ok((limits, ttl))
+}
+
+/// 429 `quota_exceeded` saying what holds the caller's sandboxes, so they know what to
+/// stop: their running lab sessions by title, and how many other sandboxes (playgrounds,
+/// API sandboxes) they have.
+pub async fn quota_error(state: &AppState, caller: &Caller, quota: u64) -> ApiError {
+    let sessions = state.lab_sessions().running(Some(&caller.user.id));
+    let labs = state.labs();
+    let mut in_sessions = 0;
+    let mut titles = Vec::new();
+    for live in &sessions {
+        let r = live.record();
+        if r.state.is_over() {
+            continue;
+        }
+        in_sessions += r.nodes.len();
+        let title = labs
+            .iter()
+            .find(|l| l.slug == r.lab)
+            .map_or_else(|| r.lab.clone(), |l| l.title.clone());
+        titles.push(format!("\"{title}\""));
+    }
+    let live = state
+        .store()
+        .count_live_sandboxes(&caller.user.id)
+        .await
+        .unwrap_or(0);
+    let others = usize::try_from(live)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(in_sessions);
+    let mut held = Vec::new();
+    if !titles.is_empty() {
+        held.push(format!(
+            "{in_sessions} in the lab session(s) {}",
+            titles.join(", ")
+        ));
+    }
+    if others > 0 {
+        held.push(format!("{others} playground or API sandbox(es)"));
+    }
+    let held = if held.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", held.join(" and "))
+    };
+    ApiError::too_many(
+        "quota_exceeded",
+        format!(
+            "You already have {live} of your {quota} sandboxes{held}. End a lab session or stop a playground to start another."
+        ),
+    )
 }
 
 /// Admits one more sandbox creation by `caller` under the per-user rate limit (429
@@ -191,19 +270,19 @@ pub fn admit_create(state: &AppState, caller: &Caller) -> ApiResult<u64> {
 #[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
     responses((status = 201, body = SandboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 503, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn create_sandbox(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<CreateSandbox>,
 ) -> ApiResult<(StatusCode, Json<SandboxView>)> {
-    let (limits, ttl) = limits_and_ttl(&state, &req)?;
+    let (limits, ttl) = limits_and_ttl(&state, &caller, &req).await?;
     let image = req
         .image
         .clone()
         .unwrap_or_else(|| state.config().default_image.clone());
     let quota = admit_create(&state, &caller)?;
-    let rec = state
+    let created = state
         .sandboxes()
         .create(NewSandbox {
             image,
@@ -214,7 +293,13 @@ pub async fn create_sandbox(
             hostname: None,
             playground: None,
         })
-        .await?;
+        .await;
+    let rec = match created {
+        Err(crate::sandboxes::SandboxError::QuotaExceeded { .. }) => {
+            return Err(quota_error(&state, &caller, quota).await)
+        }
+        other => other?,
+    };
     let event = AuditEvent::SandboxCreate {
         sandbox: &rec.id,
         image: &rec.image,
@@ -278,6 +363,35 @@ pub struct ExtendSandbox {
     pub ttl: Option<String>,
 }
 
+/// What `POST /sandboxes/{id}/processes/kill` did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KilledView {
+    /// Processes killed (everything but the sandbox's init).
+    pub killed: usize,
+}
+
+/// Kills every process in a running sandbox but its init: a fork bomb or a runaway
+/// program that holds all its pids stops, and exec and terminals work again.
+#[utoipa::path(post, path = "/api/v1/sandboxes/{id}/processes/kill", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = KilledView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn kill_processes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KilledView>> {
+    let rec = load(&state, &caller, &id).await?;
+    if rec.state != sandlab_core::SandboxState::Running {
+        return Err(ApiError::conflict(format!(
+            "The sandbox is {}, not running.",
+            rec.state
+        )));
+    }
+    let killed = state.sandboxes().kill_processes(&rec.id).await?;
+    Ok(Json(KilledView { killed }))
+}
+
 /// Moves a running sandbox's deadline to `ttl` from now.
 #[utoipa::path(post, path = "/api/v1/sandboxes/{id}/extend", tag = "sandboxes", request_body = ExtendSandbox,
     params(("id" = String, Path, description = "Sandbox id")),
@@ -290,7 +404,21 @@ pub async fn extend_sandbox(
     JsonBody(req): JsonBody<ExtendSandbox>,
 ) -> ApiResult<Json<SandboxView>> {
     let rec = load(&state, &caller, &id).await?;
-    let ttl = ttl(&state, req.ttl.as_deref())?;
+    let role = caller.user.role;
+    let asked = Asked {
+        ttl: Some(ttl(&state, req.ttl.as_deref())?),
+        ..Asked::default()
+    };
+    let cfg = state.config();
+    let share = sandlab_runtime::capacity::Capacity::default().share();
+    let (_, ttl) = admission::limits_for(
+        role,
+        cfg.role_limits.of(role),
+        &share,
+        Limits::default(),
+        cfg.default_ttl,
+        &asked,
+    )?;
     let rec = state.sandboxes().extend(rec, ttl).await?;
     Ok(Json(view(&state, rec)))
 }

@@ -79,6 +79,9 @@ pub async fn terminal(
             "This route only speaks WebSocket.",
         )
     })?;
+    let place = state.streams().open(&caller.user.id).inspect_err(|_| {
+        metrics::counter!(crate::metrics::STREAMS_REFUSED, "kind" => "terminal").increment(1);
+    })?;
     let agent = state.sandboxes().agent(&rec.id).await?;
     let attachment = state
         .sandboxes()
@@ -96,5 +99,10 @@ pub async fn terminal(
     let sockets = state.sockets().clone();
     Ok(ws
         .max_message_size(crate::terminal::MAX_INPUT_FRAME + 1024)
-        .on_upgrade(move |socket| sockets.track_future(run_socket(socket, attachment, shutdown))))
+        .on_upgrade(move |socket| {
+            sockets.track_future(async move {
+                run_socket(socket, attachment, shutdown).await;
+                drop(place);
+            })
+        }))
 }

@@ -5,7 +5,7 @@
 //! driver in `crates/sandlab/tests`; here it is the API's logic that is under test.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -65,12 +65,14 @@ impl Harness {
     /// database whose admin has [`PASSWORD`], started up without a listener. Its lab
     /// catalogue is an empty directory; tests install labs with `state.set_labs`.
     pub async fn with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
+        Harness::with_db(None, tune).await
+    }
+
+    /// [`Harness::with`] with the database at `db` instead of in the harness's temp dir.
+    pub async fn with_db(db: Option<&Path>, tune: impl FnOnce(&mut ServerConfig)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("sandlab.db"))
-                .await
-                .unwrap(),
-        );
+        let db = db.map_or_else(|| dir.path().join("sandlab.db"), Path::to_owned);
+        let store = Arc::new(SqliteStore::open(&db).await.unwrap());
         // Before the build, which would otherwise make an admin with a generated password.
         let admin = store
             .create_user(NewUser {

@@ -100,6 +100,7 @@ pub const CASES: &[Case] = cases![
     users::update_role_password_and_disable,
     users::the_last_enabled_admin_stays,
     users::deleting_a_user_ends_their_tokens_and_sessions,
+    users::a_healthy_store_is_writable,
     tokens::the_secret_is_returned_once_and_never_listed,
     tokens::authenticate_records_use_and_revocation_ends_it,
     tokens::a_disabled_users_token_fails,

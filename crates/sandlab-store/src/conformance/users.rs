@@ -305,3 +305,13 @@ pub(super) async fn deleting_a_user_ends_their_tokens_and_sessions(c: Ctx) {
         .unwrap()
         .is_some());
 }
+
+/// A healthy store answers `check_writable` with `Ok`, repeatedly, and stays usable after.
+pub(super) async fn a_healthy_store_is_writable(c: Ctx) {
+    let store = c.store.as_ref();
+    for _ in 0..3 {
+        store.check_writable().await.unwrap();
+    }
+    let u = user(store, "after-check", Role::Learner).await;
+    assert_eq!(store.get_user(&u.id).await.unwrap().username, "after-check");
+}

@@ -100,6 +100,33 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
 }
 
+/// Makes the database file (created empty if missing) readable by root only: it holds
+/// password hashes, session and token digests. SQLite gives its `-wal` and `-shm` files
+/// the database file's mode.
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = std::path::PathBuf::from(side);
+        if side.exists() {
+            std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// The WAL file is truncated to this after a checkpoint, so it does not stay large.
 const JOURNAL_SIZE_LIMIT: &str = "67108864";
 
@@ -118,6 +145,7 @@ impl SqliteStore {
                 source,
             })?;
         }
+        private_file(path)?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .foreign_keys(true)
@@ -200,8 +228,44 @@ impl SqliteStore {
     }
 
     /// A write transaction holding the write lock from its start.
+    ///
+    /// A COMMIT that fails because the disk is full is rolled back by SQLite itself, but
+    /// sqlx still counts the transaction as open, so every later `BEGIN` on that connection
+    /// failed (`non-zero transaction depth`) until a restart. Such a connection is taken
+    /// out of the pool and closed here, and the write goes on with a fresh one.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!(
+                    "replacing the database writer connection left in a failed transaction"
+                );
+                use sqlx::Connection as _;
+                let poisoned = self.writer.acquire().await?.detach();
+                if let Err(e) = poisoned.close().await {
+                    tracing::debug!(error = %e, "closing the poisoned connection failed");
+                }
+                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Whether the database can be written now: a real one-page write (the header's
+    /// `user_version`, set to what it is), so a full disk or a read-only file is seen.
+    pub async fn check_writable(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let (v,): (i64,) = sqlx::query_as("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        // The value is our own integer, so formatting it into the pragma is safe.
+        sqlx::query(&format!(
+            "PRAGMA user_version = {}",
+            v.clamp(0, i64::from(i32::MAX))
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The newest migration applied, e.g. `3` for `0003_audit_log.sql`.
@@ -248,6 +312,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn check_writable(&self) -> Result<()> {
+        SqliteStore::check_writable(self).await
+    }
+
     fn records(self: Arc<Self>) -> Arc<dyn RecordStore> {
         self
     }

@@ -17,6 +17,34 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<reqwest::Response> {
+        Ok(self.raw(method, path, body).await?)
+    }
+
+    /// `GET /api/v1{path}` with the bench token; a transport error is an `Err`.
+    pub(super) async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.raw(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST /api/v1{path}` with `body`.
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Result<reqwest::Response> {
+        self.raw(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `DELETE /api/v1{path}`.
+    pub(super) async fn delete_path(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.raw(reqwest::Method::DELETE, path, None).await
+    }
+
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Result<reqwest::Response> {
         let mut req = self
             .http
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -24,7 +52,7 @@ impl Server {
         if let Some(b) = body {
             req = req.json(b);
         }
-        Ok(req.send().await?)
+        req.send().await
     }
 
     /// `POST /sandboxes`: the new id and the time from request to the 201's body.
@@ -101,6 +129,7 @@ impl Server {
         let resp = self
             .http
             .get(format!("{}/metrics", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await?;
         Ok(resp.error_for_status()?.text().await?)

@@ -21,6 +21,7 @@ mod density;
 mod memory;
 mod pool;
 mod server;
+mod soak;
 mod terminal;
 
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub struct TerminalArgs {
     #[arg(long, default_value_t = 100)]
     mib: u64,
 }
+
+pub use soak::SoakArgs;
 
 #[derive(Args, Debug)]
 pub struct DensityArgs {
@@ -85,6 +88,10 @@ pub async fn density(cfg: &Config, args: DensityArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `fut` unless SIGINT or SIGTERM comes first, so the caller still cleans up.
+pub async fn soak(cfg: &Config, args: SoakArgs) -> anyhow::Result<()> {
+    interruptible(soak::run(cfg, args)).await
+}
+
 async fn interruptible<T>(
     fut: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {

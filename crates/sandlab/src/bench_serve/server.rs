@@ -29,6 +29,9 @@ pub(super) struct Server {
     pub(super) token: String,
     /// Sandboxes created and not yet deleted.
     pub(super) made: Mutex<BTreeSet<String>>,
+    /// What [`Server::kill9_and_restart`] starts it again with.
+    cfg: Config,
+    listen: SocketAddr,
 }
 
 impl Server {
@@ -55,6 +58,8 @@ impl Server {
             user: None,
             token: String::new(),
             made: Mutex::new(BTreeSet::new()),
+            cfg: cfg.clone(),
+            listen,
         };
         if let Err(e) = srv.sign_in().await {
             let tail = srv.log_tail();
@@ -62,6 +67,47 @@ impl Server {
             bail!("{e:#} (the server's log ends: {tail})");
         }
         Ok(srv)
+    }
+
+    /// The `--labs` directory the server watches.
+    pub(super) fn labs_dir(&self) -> PathBuf {
+        self.dir.path().join("labs")
+    }
+
+    /// The data directory the server runs on.
+    pub(super) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// SIGKILLs the server at once, whatever requests are in flight.
+    pub(super) fn kill9(&self) {
+        if let Ok(pid) = i32::try_from(self.pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// After [`Server::kill9`]: reaps the server and starts it again on the same address;
+    /// returns when it is ready. The token lives in the database, so it still works.
+    pub(super) async fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.wait().await;
+        self.child = spawn(&self.cfg, self.dir.path(), self.listen, &self.base)?;
+        self.pid = self.child.id().context("the server exited at once")?;
+        self.wait_for("/readyz", Duration::from_secs(300)).await
+    }
+
+    /// `sandlab sandbox inspect` on the server's data dir: every stored record.
+    pub(super) async fn records(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let out = Command::new(SELF)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["sandbox", "inspect"])
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        Ok(serde_json::from_slice(&out.stdout)?)
     }
 
     /// The last 5 lines of the server's log, joined by ` | `.
@@ -220,7 +266,10 @@ impl Server {
 /// Starts `sandlab serve` on `listen` with the bench config in `dir`, logging to
 /// `dir/server.log`.
 fn spawn(cfg: &Config, dir: &Path, listen: SocketAddr, base: &str) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(dir.join("server.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
     let mut cmd = Command::new(SELF);
     cmd.arg("--data-dir")
         .arg(&cfg.runtime.data_dir)

@@ -174,6 +174,11 @@ impl Server {
         }
     }
 
+    /// The `--labs` directory (empty at start; the catalogue picks up what is written).
+    pub fn labs_dir(&self) -> PathBuf {
+        self.dir.path().join("labs")
+    }
+
     /// `http://127.0.0.1:PORT`, also the server's public URL.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -5,7 +5,7 @@
 // wins over an older read still on the way, and one save runs at a time.
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import { api, errorText, type DirEntry } from '../../api';
+import { api, ApiError, errorText, type DirEntry } from '../../api';
 import type { EditorHandle } from '../../components/Editor';
 import { FileTree } from '../../components/FileTree';
 import { LazyEditor } from '../../components/LazyEditor';
@@ -39,6 +39,20 @@ function badPath(p: string): string | null {
   return null;
 }
 
+/** What is at `p` in sandbox `id`: its kind, or 'missing' (a missing parent included). */
+async function kindAt(id: string, p: string): Promise<DirEntry['kind'] | 'missing'> {
+  const slash = p.lastIndexOf('/');
+  const parent = slash <= 0 ? '/' : p.slice(0, slash);
+  const name = p.slice(slash + 1);
+  try {
+    const list = await api.listDir(id, parent);
+    return list.items.find((e) => e.name === name)?.kind ?? 'missing';
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 404 || e.code === 'not_a_directory')) return 'missing';
+    throw e;
+  }
+}
+
 /** The tree and editor panes of sandbox `sandbox`; `gone` once the sandbox no longer exists. */
 export function FilePanes(props: { sandbox: string; gone: boolean }) {
   const id = props.sandbox;
@@ -49,6 +63,8 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
   const [fileError, setFileError] = useState<string | null>(null);
   const [opening, setOpening] = useState<string | null>(null);
   const [pending, setPending] = useState<{ path: string; entry?: DirEntry; isNew: boolean } | null>(null);
+  // A save under another file's path waits for "Replace" here.
+  const [replacing, setReplacing] = useState<string | null>(null);
   const [treeKey, setTreeKey] = useState(0);
   const editor = useRef<EditorHandle | null>(null);
   // The open document's key, read by requests when they finish (state would be stale).
@@ -119,7 +135,31 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
     else openFile(p, entry);
   };
 
-  const saveFile = async () => {
+  /** The File box's Enter: opens the typed path (asking first when there are unsaved
+   * changes), or names the buffer when nothing is there yet. Never writes. */
+  const openTyped = async () => {
+    const p = path.trim();
+    const bad = badPath(p);
+    if (bad) return setSave({ state: 'error', message: bad });
+    if (p === doc.savedPath) return editor.current?.focus();
+    setFileError(null);
+    try {
+      const kind = await kindAt(id, p);
+      // Only edited text counts here: the path itself was just typed.
+      if (kind === 'file' || kind === 'symlink') {
+        if (editorDirty) setPending({ path: p, isNew: false });
+        else openFile(p);
+      }
+      else if (kind === 'missing') setSave({ state: 'error', message: `${p} does not exist yet; Save creates it with this text.` });
+      else setFileError(`${p} is not a file (it is a ${kind.replace('_', ' ')}).`);
+    } catch (e) {
+      setFileError(errorText(e));
+    }
+  };
+
+  /** Saves the buffer at the File box's path; a path other than the one it came from that
+   * already holds a file is replaced only after "Replace" (`replace`). */
+  const saveFile = async (replace = false) => {
     const h = editor.current;
     if (!h || saving.current) return;
     const p = path.trim();
@@ -129,11 +169,22 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
     }
     const bad = badPath(p);
     if (bad) return setSave({ state: 'error', message: bad });
+    setReplacing(null);
     const key = openKey.current;
     const snap = h.snapshot();
     saving.current = true;
     setSave({ state: 'saving' });
     try {
+      if (!replace && p !== doc.savedPath) {
+        const kind = await kindAt(id, p);
+        if (kind !== 'missing') {
+          if (openKey.current === key) {
+            setSave({ state: 'idle' });
+            setReplacing(p);
+          }
+          return;
+        }
+      }
       await api.writeFile(id, p, snap.text);
       setTreeKey((k) => k + 1);
       if (openKey.current !== key) return; // another document is open now: leave it alone
@@ -211,11 +262,11 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
             onKeyDown={(e) => {
               if (e.key === 'Enter') {
                 e.preventDefault();
-                saveFile();
+                openTyped();
               }
             }}
           />
-          <button type="button" class="small" data-testid="save-file" onClick={saveFile} disabled={save.state === 'saving' || props.gone} title="Save (Ctrl+S, or ⌘S on a Mac)">
+          <button type="button" class="small" data-testid="save-file" onClick={() => saveFile()} disabled={save.state === 'saving' || props.gone} title="Save (Ctrl+S, or ⌘S on a Mac)">
             Save
           </button>
         </div>
@@ -234,6 +285,19 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
         {fileError && (
           <div class="pg-file-error">
             <ErrorMessage message={fileError} />
+          </div>
+        )}
+        {replacing && (
+          <div class="notice pg-pending" role="alert" data-testid="confirm-replace">
+            <span>{replacing} already exists. Replace it with this text?</span>
+            <div class="row">
+              <button type="button" class="small" data-testid="replace-file" onClick={() => saveFile(true)}>
+                Replace {replacing.split('/').pop()}
+              </button>
+              <button type="button" class="secondary small" onClick={() => setReplacing(null)}>
+                Cancel
+              </button>
+            </div>
           </div>
         )}
         {pending && (
