@@ -39,6 +39,7 @@ impl<'a> Baseline<'a> {
             spec,
             &image.config,
             &self.driver.cfg.idmap,
+            None,
             &self.driver.agent,
             &self.driver.cgroups,
             self.driver.cfg.allow_32bit,

@@ -27,10 +27,17 @@ use crate::ocirt::{OciRuntime, INIT_PID_FILE};
 use crate::paths::Layout;
 use crate::slots::Slots;
 use crate::volume::VolumePool;
-use crate::{agent_binary, netns, process, spec, Driver, HostResources, SandboxSpec, Stats};
+use crate::{
+    agent_binary, netns, process, spec, userns, Driver, HostResources, SandboxSpec, Stats,
+};
 
 /// In the sandbox directory: the name of the private network the sandbox joined.
 const PRIVATE_NET_FILE: &str = "private-net";
+/// In the sandbox directory: the image seen through the sandbox's idmap, while its
+/// overlay is mounted.
+const LOWER_DIR: &str = "lower";
+/// In the sandbox directory: a bind mount holding the sandbox's user namespace.
+const USERNS_FILE: &str = "userns";
 /// The container driver's name in the driver registry and in records.
 pub const DRIVER_NAME: &str = "container";
 
@@ -42,6 +49,9 @@ pub struct ContainerDriver {
     pub(crate) cgroups: Cgroups,
     volumes: VolumePool,
     slots: Slots,
+    /// Host uid ranges, one per sandbox; `None` when this data dir's filesystem cannot
+    /// do idmapped mounts (every sandbox then shares the image range).
+    uid_ranges: Option<Slots>,
     pub(crate) agent: PathBuf,
     firewall: OnceCell<()>,
     /// Egress sandboxes made before slots were host-wide have been given their slot files.
@@ -87,8 +97,11 @@ impl ContainerDriver {
         )?;
         let agent = agent_binary::locate(cfg.agent_path.as_deref())?;
         let images = ImageStore::open(&cfg.data_dir, cfg.idmap)?;
+        let uid_ranges = own_ranges_work(&layout, &cfg.idmap)
+            .then(|| Slots::uid_ranges(&cfg.data_dir, userns::range_count(&cfg.idmap)));
         Ok(ContainerDriver {
-            slots: Slots::new(&cfg.data_dir),
+            slots: Slots::egress(&cfg.data_dir),
+            uid_ranges,
             cfg,
             layout,
             images,
@@ -184,27 +197,63 @@ impl ContainerDriver {
             .mode(0o711)
             .create(&dir)
             .map_err(Error::io(&dir))?;
-        let idmap = &self.cfg.idmap;
+        // The sandbox's own host ids (see `userns`), noted in its directory before
+        // anything is made with them.
+        let ranged = match &self.uid_ranges {
+            Some(ranges) => Some(ranges.take(id, &dir)?),
+            None => None,
+        };
+        let ids = ranged.map_or(self.cfg.idmap, |slot| userns::range(&self.cfg.idmap, slot));
         step("volume");
         // The netns is made on its own thread while the filesystem is prepared.
         let pending_netns = netns::begin(id)?;
-        let volume = self.volumes.create(
-            id,
-            spec.limits.disk.bytes(),
-            (idmap.host_uid, idmap.host_gid),
-        )?;
+        let volume =
+            self.volumes
+                .create(id, spec.limits.disk.bytes(), (ids.host_uid, ids.host_gid))?;
         let upper = volume.join("upper");
         let egress = spec.limits.network == NetworkMode::Egress;
         let others: Vec<(String, std::net::Ipv4Addr)> = private
             .iter()
             .flat_map(|p| p.hosts.iter().filter(|(n, _)| *n != hostname).cloned())
             .collect();
-        seed_files(&upper, &image.rootfs, idmap, &hostname, egress, &others)?;
+        seed_files(
+            &upper,
+            &image.rootfs,
+            &self.cfg.idmap,
+            &ids,
+            &hostname,
+            egress,
+            &others,
+        )?;
         step("seed");
         let rootfs = self.layout.rootfs(id);
         std::fs::create_dir_all(&rootfs).map_err(Error::io(&rootfs))?;
-        if !MountInfo::read()?.is_mount_point(&rootfs) {
-            mounts::mount_overlay(&image.rootfs, &upper, &volume.join("work"), &rootfs)?;
+        let mounted = MountInfo::read()?;
+        let mut userns_file = None;
+        if !mounted.is_mount_point(&rootfs) {
+            let lower = if ranged.is_some() {
+                let lower = dir.join(LOWER_DIR);
+                std::fs::create_dir_all(&lower).map_err(Error::io(&lower))?;
+                if !mounted.is_mount_point(&lower) {
+                    userns::mount_idmapped(&image.rootfs, &lower, &self.cfg.idmap, &ids)?;
+                }
+                lower
+            } else {
+                image.rootfs.clone()
+            };
+            mounts::mount_overlay(&lower, &upper, &volume.join("work"), &rootfs)?;
+            if ranged.is_some() {
+                // The overlay holds its own reference to the idmapped layer.
+                mounts::unmount(&lower)?;
+            }
+        }
+        if ranged.is_some() {
+            let file = dir.join(USERNS_FILE);
+            if !mounted.is_mount_point(&file) {
+                let ns = userns::sandbox_userns(&ids)?;
+                userns::hold(ns.as_fd(), &file)?;
+            }
+            userns_file = Some(file);
         }
         step("overlay");
         pending_netns.finish()?;
@@ -235,7 +284,8 @@ impl ContainerDriver {
         let config = spec::build(
             spec,
             &image.config,
-            idmap,
+            &ids,
+            userns_file.as_deref(),
             &self.agent,
             &self.cgroups,
             self.cfg.allow_32bit,
@@ -252,8 +302,22 @@ impl ContainerDriver {
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
             .map_err(Error::io(&sock))?;
         step("socket");
+        let netns = match &userns_file {
+            Some(_) => {
+                let path = Layout::netns(id);
+                Some(std::fs::File::open(&path).map_err(Error::io(&path))?)
+            }
+            None => None,
+        };
         self.oci
-            .run_detached(id.as_str(), &self.layout.bundle(id), listener.as_fd())
+            .run_detached(
+                id.as_str(),
+                &self.layout.bundle(id),
+                listener.as_fd(),
+                netns
+                    .as_ref()
+                    .map(|f| (f.as_fd(), spec::open_files_per_process(spec.limits.pids))),
+            )
             .await?;
         step("runtime");
         Ok(info)
@@ -341,6 +405,9 @@ impl Driver for ContainerDriver {
         }
         network::teardown(id).await?;
         self.slots.free(id, &dir)?;
+        if let Some(ranges) = &self.uid_ranges {
+            ranges.free(id, &dir)?;
+        }
         if let Ok(net) = std::fs::read_to_string(dir.join(PRIVATE_NET_FILE)) {
             network::teardown_private(id, net.trim()).await?;
         }
@@ -367,6 +434,9 @@ impl Driver for ContainerDriver {
             .await?;
         self.volumes.clear_stale_qgroups();
         self.slots.sweep(&self.layout.sandboxes_dir());
+        if let Some(ranges) = &self.uid_ranges {
+            ranges.sweep(&self.layout.sandboxes_dir());
+        }
         network::remove_empty_bridges().await;
         // A sandbox's directory is made first and removed last, and its volume lives in
         // this data dir too, so these two say which ids belong to this data dir. Global
@@ -421,6 +491,7 @@ fn reap(pid: i32) {
 fn seed_files(
     upper: &Path,
     lower: &Path,
+    image_ids: &IdMap,
     idmap: &IdMap,
     hostname: &str,
     egress: bool,
@@ -428,7 +499,11 @@ fn seed_files(
 ) -> Result<()> {
     let etc = upper.join("etc");
     let (mode, uid, gid) = match std::fs::symlink_metadata(lower.join("etc")) {
-        Ok(m) if m.is_dir() => (m.mode() & 0o7777, m.uid(), m.gid()),
+        Ok(m) if m.is_dir() => (
+            m.mode() & 0o7777,
+            shift(m.uid(), image_ids.host_uid, idmap.host_uid, idmap.size),
+            shift(m.gid(), image_ids.host_gid, idmap.host_gid, idmap.size),
+        ),
         _ => (0o755, idmap.host_uid, idmap.host_gid),
     };
     match std::fs::DirBuilder::new().mode(mode).create(&etc) {
@@ -465,6 +540,43 @@ fn seed_files(
             .map_err(Error::io(&path))?;
     }
     Ok(())
+}
+
+/// Host id `id` of the range starting at `from`, as the same id of the range at `to`
+/// (the range's root when `id` is outside it).
+fn shift(id: u32, from: u32, to: u32, size: u32) -> u32 {
+    match id.checked_sub(from) {
+        Some(off) if off < size => to + off,
+        _ => to,
+    }
+}
+
+/// Whether this data dir's filesystem can show the image through an idmapped mount, so
+/// that each sandbox can have its own host ids. Tried once at start on the images
+/// directory; a filesystem that cannot (some network filesystems) keeps the shared range,
+/// and says so.
+fn own_ranges_work(layout: &Layout, image: &IdMap) -> bool {
+    if userns::range_count(image) < 2 {
+        tracing::warn!("the runtime's id range leaves no room for per-sandbox ranges above it: every sandbox shares host uid {}", image.host_uid);
+        return false;
+    }
+    let src = layout.data_dir.join("images");
+    let probe = layout
+        .data_dir
+        .join(format!(".idmap-probe-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&src);
+    let result = std::fs::create_dir_all(&probe)
+        .map_err(Error::io(&probe))
+        .and_then(|()| userns::mount_idmapped(&src, &probe, image, &userns::range(image, 1)));
+    let _ = mounts::unmount(&probe);
+    let _ = std::fs::remove_dir(&probe);
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "this data dir's filesystem cannot do idmapped mounts: every sandbox shares one host uid range and the host's per-user budgets");
+            false
+        }
+    }
 }
 
 /// Whether `pid` is a live (non-zombie) process in sandbox `id`'s cgroup.

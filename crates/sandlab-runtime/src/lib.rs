@@ -47,6 +47,7 @@ mod slots;
 mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod userns;
 mod volume;
 
 use std::time::Duration;

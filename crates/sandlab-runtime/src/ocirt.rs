@@ -113,11 +113,14 @@ impl OciRuntime {
     }
 
     /// Creates and starts the container in the background with `listener` as its fd 3.
+    /// With `joined`, the runtime itself runs inside that network namespace and with that
+    /// open-files limit, which the sandbox inherits (see `spec::build`).
     pub async fn run_detached(
         &self,
         id: &str,
         bundle: &Path,
         listener: BorrowedFd<'_>,
+        joined: Option<(BorrowedFd<'_>, u64)>,
     ) -> Result<()> {
         let mut cmd = self.command();
         cmd.args(["run", "--detach", "--preserve-fds", "1", "--pid-file"])
@@ -126,10 +129,23 @@ impl OciRuntime {
             .arg(bundle)
             .arg(id);
         let fd = listener.as_raw_fd();
-        // SAFETY: between fork and exec we only call prctl, dup2 and fcntl, which are
-        // async-signal-safe; `fd` stays open in the parent for the whole call.
+        let joined = joined.map(|(net, nofile)| (net.as_raw_fd(), nofile));
+        // SAFETY: between fork and exec we only call prctl, setns, setrlimit, dup2 and
+        // fcntl, which are async-signal-safe; `fd` and the netns fd stay open in the parent
+        // for the whole call.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some((net, nofile)) = joined {
+                    let limit = libc::rlimit {
+                        rlim_cur: nofile,
+                        rlim_max: nofile,
+                    };
+                    if libc::setns(net, libc::CLONE_NEWNET) != 0
+                        || libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 // If we are killed mid-create, runc must not finish the container after
                 // reconciliation has already cleaned up.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {

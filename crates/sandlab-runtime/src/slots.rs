@@ -1,8 +1,10 @@
-//! Egress address slots, allocated host-wide.
+//! Numbered slots allocated host-wide: egress addresses and host uid ranges.
 //!
-//! Each egress sandbox gets a /30 (and a /64) from slot `n` of the address pool. Every
-//! Sandlab process on this host, whatever its data dir, allocates from one directory,
-//! `/run/sandlab/egress-slots/`. A slot is taken by writing its owner (data dir and
+//! Each egress sandbox gets a /30 (and a /64) from slot `n` of the address pool, and each
+//! sandbox its own range of host uids and gids (slot `n` of the id space above the image
+//! range; see `userns`). Every Sandlab process on this host, whatever its data dir,
+//! allocates from one directory per kind, `/run/sandlab/egress-slots/` and
+//! `/run/sandlab/uid-ranges/`. A slot is taken by writing its owner (data dir and
 //! sandbox id) to a private temp file and hard-linking that to the slot's number: the link
 //! fails if the slot is taken, so two processes never get the same slot, and a slot file
 //! is never seen half written. The slot's number is also noted in the sandbox's own
@@ -23,8 +25,11 @@ use crate::error::{Error, Result};
 use crate::network::SLOTS;
 
 const SLOTS_DIR: &str = "/run/sandlab/egress-slots";
-/// In the sandbox directory: the slot it holds.
+/// In the sandbox directory: the egress slot it holds.
 pub const SLOT_NOTE: &str = "egress-slot";
+const UID_RANGES_DIR: &str = "/run/sandlab/uid-ranges";
+/// In the sandbox directory: the uid range it holds.
+pub const UID_RANGE_NOTE: &str = "uid-range";
 /// A slot file being written, before its link: `.tmp-<sandbox id>`.
 const TMP_PREFIX: &str = ".tmp-";
 
@@ -32,6 +37,10 @@ pub struct Slots {
     dir: PathBuf,
     /// This data dir, canonical: written into each slot file taken from here.
     data_dir: PathBuf,
+    /// The file in a sandbox's directory that names its slot.
+    note: &'static str,
+    /// Slots are numbered `1..count`.
+    count: u32,
 }
 
 /// Who holds a slot, as its file says.
@@ -42,22 +51,37 @@ struct SlotOwner {
 }
 
 impl Slots {
-    pub fn new(data_dir: &Path) -> Slots {
-        Slots::in_dir(Path::new(SLOTS_DIR), data_dir)
+    /// Egress address slots.
+    pub fn egress(data_dir: &Path) -> Slots {
+        Slots::in_dir(Path::new(SLOTS_DIR), data_dir, SLOT_NOTE, SLOTS)
     }
 
-    fn in_dir(dir: &Path, data_dir: &Path) -> Slots {
+    /// Host uid ranges, `count` of them.
+    pub fn uid_ranges(data_dir: &Path, count: u32) -> Slots {
+        Slots::in_dir(Path::new(UID_RANGES_DIR), data_dir, UID_RANGE_NOTE, count)
+    }
+
+    fn in_dir(dir: &Path, data_dir: &Path, note: &'static str, count: u32) -> Slots {
         Slots {
             dir: dir.to_owned(),
             data_dir: data_dir.to_owned(),
+            note,
+            count,
         }
+    }
+
+    /// The slot `sandbox_dir` notes, if any.
+    pub fn noted(&self, sandbox_dir: &Path) -> Option<u32> {
+        std::fs::read_to_string(sandbox_dir.join(self.note))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
     }
 
     /// Takes a free slot for `id` and notes it in `sandbox_dir`.
     pub fn take(&self, id: &SandboxId, sandbox_dir: &Path) -> Result<u32> {
         std::fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
         let used = self.used()?;
-        let free = (1..SLOTS).filter(|s| !used.contains(s));
+        let free = (1..self.count).filter(|s| !used.contains(s));
         self.claim_first(id, sandbox_dir, free)?
             .ok_or(Error::PoolExhausted)
     }
@@ -105,7 +129,7 @@ impl Slots {
         }
         remove_file(&tmp)?;
         if let Some(slot) = taken {
-            let note = sandbox_dir.join(SLOT_NOTE);
+            let note = sandbox_dir.join(self.note);
             std::fs::write(&note, slot.to_string()).map_err(Error::io(&note))?;
         }
         Ok(taken)
@@ -113,10 +137,7 @@ impl Slots {
 
     /// Frees the slot `sandbox_dir` notes, if its file still names `id` of this data dir.
     pub fn free(&self, id: &SandboxId, sandbox_dir: &Path) -> Result<()> {
-        let Some(slot) = std::fs::read_to_string(sandbox_dir.join(SLOT_NOTE))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        else {
+        let Some(slot) = self.noted(sandbox_dir) else {
             return Ok(());
         };
         let path = self.dir.join(slot.to_string());
@@ -144,7 +165,8 @@ impl Slots {
                 !sandboxes_dir.join(owner.id.as_str()).exists()
             } else {
                 // Another data dir may be out of this process's sight (another mount
-                // namespace): only a sandbox with no network left on the host is gone.
+                // namespace): only a sandbox with no network left on the host is gone
+                // (every sandbox has a network namespace until it is removed).
                 !owner.data_dir.exists() && !has_host_network(&owner.id)
             };
             if stale {
@@ -205,8 +227,8 @@ mod tests {
         for d in [&a, &b] {
             std::fs::create_dir_all(d.join("sandboxes")).unwrap();
         }
-        let sa = Slots::in_dir(&slots, &a);
-        let sb = Slots::in_dir(&slots, &b);
+        let sa = Slots::in_dir(&slots, &a, SLOT_NOTE, SLOTS);
+        let sb = Slots::in_dir(&slots, &b, SLOT_NOTE, SLOTS);
         (t, sa, sb, a, b)
     }
 

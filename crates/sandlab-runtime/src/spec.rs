@@ -92,6 +92,7 @@ pub fn build(
     spec: &SandboxSpec,
     image: &ImageConfig,
     idmap: &IdMap,
+    userns: Option<&Path>,
     agent_host_path: &Path,
     cgroups: &Cgroups,
     allow_32bit: bool,
@@ -118,7 +119,7 @@ pub fn build(
     let nofile = open_files_per_process(limits.pids);
     let mapping = |host: u32| json!([{ "containerID": 0, "hostID": host, "size": idmap.size }]);
 
-    json!({
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -127,7 +128,6 @@ pub fn build(
             "env": env,
             "cwd": "/",
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile }],
             "noNewPrivileges": true
         },
         "root": { "path": "rootfs", "readonly": false },
@@ -146,15 +146,7 @@ pub fn build(
         "linux": {
             "uidMappings": mapping(idmap.host_uid),
             "gidMappings": mapping(idmap.host_gid),
-            "namespaces": [
-                { "type": "pid" },
-                { "type": "network", "path": Layout::netns(&spec.id) },
-                { "type": "ipc" },
-                { "type": "uts" },
-                { "type": "mount" },
-                { "type": "cgroup" },
-                { "type": "user" }
-            ],
+            "namespaces": namespaces(&spec.id, userns),
             "cgroupsPath": Cgroups::cgroups_path(&spec.id),
             "resources": {
                 "devices": [{ "allow": false, "access": "rwm" }],
@@ -166,7 +158,39 @@ pub fn build(
             "readonlyPaths": READONLY_PATHS,
             "seccomp": seccomp::profile(allow_32bit)
         }
-    })
+    });
+    // The runtime sets rlimits with prlimit(2) on the sandbox's init, which takes
+    // CAP_SYS_RESOURCE over the sandbox's user namespace: the host's root has it over a
+    // namespace it owns, but need not have it in its own namespace (some hosts drop it),
+    // which is what counts for a namespace the sandbox's range owns. There the runtime
+    // process gets the limit before it starts (`OciRuntime::run_detached`) and the
+    // sandbox inherits it.
+    if userns.is_none() {
+        config["process"]["rlimits"] =
+            json!([{ "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile }]);
+    }
+    config
+}
+
+/// The sandbox's namespaces. Its user namespace, when given, was made beforehand and is
+/// owned by the sandbox's own range (see `userns`). The OCI runtime (runc 1.1) joins a
+/// given user namespace before any other, and could then no longer join the network
+/// namespace, which the host's user namespace owns (so root inside has no `CAP_NET_RAW`
+/// or `CAP_NET_ADMIN` over it): in that case the runtime itself is started inside the
+/// network namespace (`OciRuntime::run_detached`) and the sandbox inherits it.
+fn namespaces(id: &sandlab_core::SandboxId, userns: Option<&Path>) -> Value {
+    let mut list = vec![json!({ "type": "pid" })];
+    if userns.is_none() {
+        list.push(json!({ "type": "network", "path": Layout::netns(id) }));
+    }
+    for t in ["ipc", "uts", "mount", "cgroup"] {
+        list.push(json!({ "type": t }));
+    }
+    list.push(match userns {
+        Some(path) => json!({ "type": "user", "path": path }),
+        None => json!({ "type": "user" }),
+    });
+    Value::Array(list)
 }
 
 #[cfg(test)]
@@ -189,6 +213,7 @@ mod tests {
             &spec,
             &ImageConfig::default(),
             &IdMap::default(),
+            None,
             Path::new("/usr/bin/sandlab-agent"),
             &cg,
             false,

@@ -122,6 +122,13 @@ pub fn leftovers(data: &Path, id: &str) -> Vec<String> {
     if record(data, id).is_some() {
         found.push(format!("records: {id}"));
     }
+    for dir in ["/run/sandlab/egress-slots", "/run/sandlab/uid-ranges"] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if std::fs::read_to_string(e.path()).is_ok_and(|s| s.lines().any(|l| l == id)) {
+                found.push(format!("slot: {}", e.path().display()));
+            }
+        }
+    }
     let nft = Command::new("nft")
         .args(["list", "ruleset"])
         .output()
