@@ -292,9 +292,7 @@ impl SandboxManager {
                 rec.state = SandboxState::Running;
             }
             Err(e) => {
-                rec.state = SandboxState::Failed;
-                rec.reason = Some(error_chain(&e));
-                rec.creator = None;
+                mark_failed(&mut rec, error_chain(&e));
                 self.records.put(&rec).await?;
                 return Err(e);
             }
@@ -333,9 +331,7 @@ impl SandboxManager {
         let guard = self.lock().await?;
         let result = async {
             let mut rec = self.get(id).await?;
-            rec.state = SandboxState::Failed;
-            rec.reason = Some(reason.to_owned());
-            rec.creator = None;
+            mark_failed(&mut rec, reason.to_owned());
             self.records.put(&rec).await?;
             guard.ensure_held()?;
             self.drivers.get(&rec.driver)?.remove(id).await
@@ -370,8 +366,15 @@ impl SandboxManager {
                 if !records.iter().any(|r| &r.id == id) {
                     guard.ensure_held()?;
                     tracing::info!(sandbox.id = %id, driver = driver.name(), "removing resources that have no record");
-                    driver.remove(id).await?;
-                    report.orphans_removed.push(id.clone());
+                    match driver.remove(id).await {
+                        Ok(()) => report.orphans_removed.push(id.clone()),
+                        // One orphan that cannot go now must not stop the repair of the
+                        // rest; the next reconciliation tries it again.
+                        Err(e) => {
+                            tracing::warn!(sandbox.id = %id, error = %error_chain(&e), "could not remove an orphan");
+                            report.errors.push(id.clone());
+                        }
+                    }
                 }
             }
         }
@@ -422,8 +425,12 @@ impl SandboxManager {
                 return self.remove_locked(guard, &rec.id).await
             }
             SandboxState::Failed => {
-                // Failed sandboxes keep their record (and reason) but no resources.
-                if has_resources {
+                // Failed sandboxes keep their record (and reason) but no resources, until
+                // their deadline (at most `FAILED_KEPT` after the failure).
+                if now > rec.deadline_ms {
+                    self.remove_locked(guard, &rec.id).await?;
+                    report.expired.push(rec.id);
+                } else if has_resources {
                     driver.remove(&rec.id).await?;
                 }
                 return Ok(());
@@ -439,19 +446,32 @@ impl SandboxManager {
         if rec.state == SandboxState::Running && driver.is_running(&rec.id).await? {
             return Ok(());
         }
-        rec.reason = Some(match rec.state {
-            SandboxState::Creating => "creation was interrupted".into(),
-            _ => "the sandbox's processes are gone".into(),
-        });
-        rec.state = SandboxState::Failed;
-        rec.creator = None;
+        let reason = match rec.state {
+            SandboxState::Creating => "creation was interrupted",
+            _ => "the sandbox's processes are gone",
+        };
+        mark_failed(&mut rec, reason.into());
         self.records.put(&rec).await?;
         report.marked_failed.push(rec.id.clone());
         driver.remove(&rec.id).await
     }
 
-    /// Time left before `rec`'s deadline.
+    /// Time left before `rec`'s deadline (for a failed sandbox: before its record goes).
     pub fn remaining(rec: &SandboxRecord) -> Duration {
         Duration::from_millis(rec.deadline_ms.saturating_sub(now_ms()))
     }
+}
+
+/// How long the record of a failed sandbox stays listed (with its reason) at most.
+pub const FAILED_KEPT: Duration = Duration::from_secs(3600);
+
+/// Marks `rec` failed for `reason`; its record goes at its deadline, which is brought
+/// forward to [`FAILED_KEPT`] from now.
+fn mark_failed(rec: &mut SandboxRecord, reason: String) {
+    rec.state = SandboxState::Failed;
+    rec.reason = Some(reason);
+    rec.creator = None;
+    rec.deadline_ms = rec
+        .deadline_ms
+        .min(now_ms().saturating_add(FAILED_KEPT.as_millis() as u64));
 }

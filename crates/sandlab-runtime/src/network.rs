@@ -300,6 +300,8 @@ impl PrivateNet {
 /// a veth with `eth1` inside holding `net.addr/24`.
 pub async fn setup_private(id: &SandboxId, net: &PrivateNet) -> Result<()> {
     let br = bridge_name(&net.name);
+    // From making the bridge to joining it, no other process may take it for empty.
+    let _lock = BridgeLock::take().await?;
     if !sys_net(&br).exists() {
         match command::run(
             "ip",
@@ -331,6 +333,7 @@ pub async fn setup_private(id: &SandboxId, net: &PrivateNet) -> Result<()> {
         &format!("link set {br} up\nlink set {port} master {br} up\n"),
     )
     .await?;
+    drop(_lock);
     let inside = format!("addr add {}/24 dev eth1\nlink set eth1 up\n", net.addr);
     command::run("ip", &["-n", id.as_str(), "-batch", "-"], &inside)
         .await
@@ -347,7 +350,52 @@ pub async fn teardown_private(id: &SandboxId, net: &str) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
+    let _lock = BridgeLock::take().await?;
     remove_bridge_if_empty(&bridge_name(net)).await
+}
+
+/// Host-wide, across processes and data dirs: held from a bridge's creation until the
+/// member that made it has joined, and while a bridge is found empty and deleted, so a
+/// sweep never deletes a bridge another process has just made (issue 11: 4 of 24
+/// concurrent two-node lab starts failed that way). One lock for all bridges: the
+/// sections are a few `ip` calls, and per-bridge lock files could not be removed safely.
+struct BridgeLock {
+    _file: std::fs::File,
+}
+
+const BRIDGE_LOCK: &str = "/run/sandlab/bridges.lock";
+
+impl BridgeLock {
+    async fn take() -> Result<BridgeLock> {
+        let path = std::path::Path::new(BRIDGE_LOCK);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(Error::io(path))?;
+        tokio::task::spawn_blocking(move || {
+            use std::os::fd::AsRawFd;
+            loop {
+                // SAFETY: flock on a descriptor we own; released when the file closes.
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                    return Ok(BridgeLock { _file: file });
+                }
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(Error::Io {
+                        path: path.to_owned(),
+                        source: e,
+                    });
+                }
+            }
+        })
+        .await
+        .map_err(|e| Error::Host(format!("The bridge lock task failed: {e}")))?
+    }
 }
 
 async fn remove_bridge_if_empty(br: &str) -> Result<()> {
@@ -369,6 +417,13 @@ async fn remove_bridge_if_empty(br: &str) -> Result<()> {
 pub async fn remove_empty_bridges() {
     let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
         return;
+    };
+    let _lock = match BridgeLock::take().await {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::warn!(error = %e, "not sweeping playground bridges");
+            return;
+        }
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use sandlab_core::{Limits, SandboxId, SandboxRecord, SandboxState, StoreError};
 use sandlab_proto::AgentClient;
 use sandlab_runtime::capacity::{Capacity, NoRoom, Share};
-use sandlab_runtime::manager::{now_ms, CreateRequest, ReconcileReport, SandboxManager};
+use sandlab_runtime::manager::{
+    now_ms, CreateRequest, ReconcileReport, SandboxManager, FAILED_KEPT,
+};
 use sandlab_runtime::Playground;
 use sandlab_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -181,7 +183,8 @@ impl Sandboxes {
                 }
                 continue;
             }
-            if rec.state == SandboxState::Running {
+            // A failed sandbox's record goes at its deadline too.
+            if matches!(rec.state, SandboxState::Running | SandboxState::Failed) {
                 let left = Duration::from_millis(rec.deadline_ms.saturating_sub(now));
                 self.deadlines.track(&rec.id, left);
             }
@@ -231,12 +234,16 @@ impl Sandboxes {
                     continue;
                 }
                 self.forget(&id);
-                if let Err(e) = self
+                match self
                     .manager
                     .fail(&id, "the sandbox's processes are gone")
                     .await
                 {
-                    tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not mark a dead sandbox failed");
+                    // Its record is listed with the reason for a while, then goes.
+                    Ok(()) => self.deadlines.track(&id, FAILED_KEPT),
+                    Err(e) => {
+                        tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not mark a dead sandbox failed");
+                    }
                 }
             }
         }
@@ -301,7 +308,7 @@ impl Sandboxes {
             }
         }
         self.capacity().await?.room_for(&req.limits)?;
-        let rec = self
+        let created = self
             .manager
             .create(CreateRequest {
                 image: req.image.clone(),
@@ -310,10 +317,20 @@ impl Sandboxes {
                 hostname: req.hostname.clone(),
                 owner: Some(Owner::User(req.owner.clone()).to_string()),
                 playground: req.playground.clone(),
-                id: Some(id),
+                id: Some(id.clone()),
                 ..CreateRequest::default()
             })
-            .await?;
+            .await;
+        let rec = match created {
+            Ok(rec) => rec,
+            Err(e) => {
+                // A failed create's record is listed with its reason for a while.
+                if let Ok(Some(_)) = self.store.get(&id).await {
+                    self.deadlines.track(&id, FAILED_KEPT);
+                }
+                return Err(e.into());
+            }
+        };
         self.deadlines.track(&rec.id, req.ttl);
         metrics::histogram!(m::CREATE_SECONDS, "source" => "cold")
             .record(start.elapsed().as_secs_f64());

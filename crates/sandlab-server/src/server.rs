@@ -10,8 +10,9 @@
 //! [`Server::start_up`] runs in the background: build the default image if it is missing
 //! (with [`LocalImages`] only), reconcile host and store and adopt warm sandboxes, load
 //! the labs, resume lab sessions, start the catalogue watcher, the reaper and the pool
-//! refill, and only then report ready on `/readyz`. A start-up that fails leaves `/readyz`
-//! unready. When the `shutdown` future completes: stop accepting, close WebSockets with
+//! refill, and only then report ready on `/readyz`. Reconciliation and the resumption of
+//! lab sessions are tried again until they succeed (with a growing pause); a start-up that
+//! fails otherwise leaves `/readyz` unready. When the `shutdown` future completes: stop accepting, close WebSockets with
 //! 1001, let requests in flight finish, all bounded by `shutdown_grace`, and return.
 //! Sandboxes keep running across a restart; their records are in the database.
 
@@ -45,10 +46,6 @@ pub enum ServerError {
     NoDefaultImage(String),
     #[error("Cannot build the default image")]
     BuildImage(#[source] sandlab_image::Error),
-    #[error("Reconciling host and store failed")]
-    Recover(#[source] crate::sandboxes::SandboxError),
-    #[error("Resuming lab sessions failed")]
-    LabSessions(#[source] crate::lab_sessions::LabSessionError),
     #[error("A start-up task failed")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -242,11 +239,7 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
     if let Some(local) = local {
         default_image(state, local).await?;
     }
-    let report = state
-        .sandboxes()
-        .recover()
-        .await
-        .map_err(ServerError::Recover)?;
+    let report = until_ok("reconciling host and store", || state.sandboxes().recover()).await;
     eprintln!(
         "sandlab: reconciled: {} orphans removed, {} marked failed, {} expired",
         report.orphans_removed.len(),
@@ -265,17 +258,43 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         eprintln!("sandlab: lab problem: {p}");
     }
     eprintln!("sandlab: {} labs loaded", labs.len());
-    state
-        .lab_sessions()
-        .recover(&labs)
-        .await
-        .map_err(ServerError::LabSessions)?;
+    until_ok("resuming lab sessions", || {
+        state.lab_sessions().recover(&labs)
+    })
+    .await;
     state.set_labs(labs);
     crate::catalogue::spawn_watcher(state.clone(), labs_dir, loader, state.shutdown().clone());
     state.sandboxes().spawn_background(state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");
     Ok(())
+}
+
+/// Runs a start-up step until it succeeds, waiting 1 s, 2 s, ... up to 30 s between
+/// tries: a passing failure (another process changing a shared host resource, the store
+/// briefly unavailable) must not keep the server unready until someone restarts it. The
+/// server's shutdown aborts the start-up, and with it the waiting.
+async fn until_ok<T, E, Fut>(what: &str, mut step: impl FnMut() -> Fut) -> T
+where
+    E: std::error::Error,
+    Fut: Future<Output = std::result::Result<T, E>>,
+{
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match step().await {
+            Ok(value) => return value,
+            Err(e) => {
+                let e = sandlab_core::error_chain(&e);
+                eprintln!(
+                    "sandlab: {what} failed, trying again in {}s: {e}",
+                    wait.as_secs()
+                );
+                tracing::warn!(error = %e, "start-up step failed: {what}; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Builds `debian` on first start; any other missing default image is an error.

@@ -80,6 +80,38 @@ fn a_sandbox_whose_agent_dies_is_marked_failed_and_cleaned() {
     assert_eq!(leftovers(&data, &id), Vec::<String>::new());
 }
 
+/// Issue 11: failed records stayed listed forever. A failed sandbox's record now goes at
+/// its deadline, which failing brings forward to an hour from then.
+#[test]
+fn a_failed_record_is_listed_for_an_hour_then_goes() {
+    let data = data_dir();
+    let id = create(&data, &["--ttl", "20h"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init_pid(&id) as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(15), || {
+        record(&data, &id).is_some_and(|r| r["state"] == "failed")
+    }));
+    let rec = record(&data, &id).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let deadline = rec["deadline_ms"].as_u64().unwrap();
+    assert!(
+        deadline <= now + 3_600_000,
+        "a failed record keeps the sandbox's 20h deadline: {rec}"
+    );
+    // An hour later (simulated), the next reconciliation drops it.
+    set_deadline(&data, &id, now - 1);
+    let out = sandlab(&data, &["sandbox", "ls"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    assert!(!out.stdout_text().contains(&id), "{}", out.stdout_text());
+    assert_eq!(leftovers(&data, &id), Vec::<String>::new());
+}
+
 #[test]
 fn reconcile_removes_orphans_and_fails_records_whose_sandbox_died() {
     let data = data_dir();

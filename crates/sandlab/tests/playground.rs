@@ -72,3 +72,52 @@ fn nodes_of_one_playground_reach_each_other_by_name_and_no_one_else() {
         .collect();
     assert!(bridges.is_empty(), "ports left: {bridges:?}");
 }
+
+/// Issue 11: any reconciliation (`sandbox ls`, `lab test`, `serve` start) deleted
+/// playground bridges another process had just made and not yet joined, so concurrent
+/// two-node lab starts failed (`ip -batch - failed`, or an I/O error on the bridge's
+/// `disable_ipv6`). Four two-node labs start at once while reconciliations run in a loop.
+#[test]
+fn concurrent_playgrounds_survive_reconciliation() {
+    let data = data_dir();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        write(
+            dir.path(),
+            &format!("pair-{i}"),
+            "---\ntitle: Pair\nplayground:\n  nodes:\n    - name: n1\n    - name: n2\ntasks:\n  touch:\n    machine: n2\n    run: test -f /root/ok\n    solve: touch /root/ok\n---\nText\n",
+        );
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = {
+        let (data, stop) = (data.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = sandlab(&data, &["sandbox", "ls"]);
+                assert_eq!(out.code(), 0, "sandbox ls: {}", out.stderr_text());
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let tests: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let (data, path) = (data.clone(), dir.path().to_owned());
+            std::thread::spawn(move || sandlab(&data, &["lab", "test", path.to_str().unwrap()]))
+        })
+        .collect();
+    let outs: Vec<_> = tests.into_iter().map(|t| t.join().unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sweeps = sweeper.join().unwrap();
+    assert!(sweeps > 0);
+    for (i, out) in outs.iter().enumerate() {
+        assert!(
+            out.stdout_text().contains(&format!("PASS pair-{i}")),
+            "lab {i} failed beside {sweeps} reconciliations:\n{}\n{}",
+            out.stdout_text(),
+            out.stderr_text()
+        );
+    }
+}

@@ -186,5 +186,23 @@ pub fn delete_record(data: &Path, id: &str) {
     });
 }
 
+/// Sets the stored deadline of `id` (Unix ms) and nothing else (time passing, simulated).
+#[allow(dead_code)] // not every test binary uses it
+pub fn set_deadline(data: &Path, id: &str, deadline_ms: u64) {
+    use sandlab_store::RecordStore;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = sandlab_store::SqliteStore::open(&data.join("sandlab.db"))
+            .await
+            .unwrap();
+        let mut rec = store.get(&id.parse().unwrap()).await.unwrap().unwrap();
+        rec.deadline_ms = deadline_ms;
+        store.put(&rec).await.unwrap();
+    });
+}
+
 #[allow(unused_imports)] // not every test binary uses it
 pub use sandlab_testkit::wait_until_blocking as wait_until;
