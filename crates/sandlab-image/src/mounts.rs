@@ -16,14 +16,24 @@ pub(crate) fn is_busy(tree: &Path, busy: &[PathBuf]) -> bool {
     busy.iter().any(|p| p.starts_with(tree))
 }
 
-/// Parses mountinfo(5) lines: field 5 is the mount point; after ` - ` come the fs
-/// type, the source and the super options, where overlay lists `lowerdir=a:b`.
+/// Parses mountinfo(5) lines: field 3 is the device, field 4 the mount's root within its
+/// filesystem, field 5 the mount point; after ` - ` come the fs type, the source and the
+/// super options, where overlay lists `lowerdir=a:b`. A bind mount of a subtree (an
+/// idmapped view of an image for a sandbox, say) counts its source, found through a mount
+/// of the whole filesystem, as in use.
 fn parse_mountinfo(text: &[u8]) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    // (device, root within the filesystem, mount point)
+    let mut mounts: Vec<(&[u8], PathBuf, PathBuf)> = Vec::new();
     for line in text.split(|b| *b == b'\n') {
         let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
         if let Some(mount_point) = fields.get(4) {
-            out.push(PathBuf::from(OsString::from_vec(unescape(mount_point))));
+            let mount_point = PathBuf::from(OsString::from_vec(unescape(mount_point)));
+            out.push(mount_point.clone());
+            if let (Some(dev), Some(root)) = (fields.get(2), fields.get(3)) {
+                let root = PathBuf::from(OsString::from_vec(unescape(root)));
+                mounts.push((dev, root, mount_point));
+            }
         }
         let Some(sep) = fields.iter().position(|f| *f == b"-") else {
             continue;
@@ -42,6 +52,14 @@ fn parse_mountinfo(text: &[u8]) -> Vec<PathBuf> {
             for dir in value.split(|b| *b == b':').filter(|d| !d.is_empty()) {
                 out.push(PathBuf::from(OsString::from_vec(unescape(dir))));
             }
+        }
+    }
+    for (dev, root, _) in mounts.iter().filter(|(_, root, _)| root != Path::new("/")) {
+        let whole = mounts
+            .iter()
+            .find(|(d, r, _)| d == dev && r == Path::new("/"));
+        if let (Some((_, _, at)), Ok(rel)) = (whole, root.strip_prefix("/")) {
+            out.push(at.join(rel));
         }
     }
     out
@@ -86,5 +104,12 @@ mod tests {
         assert!(is_busy(Path::new("/data/images/trees/ab"), &busy));
         assert!(!is_busy(Path::new("/data/images/trees/abc"), &busy));
         assert!(!is_busy(Path::new("/data/images/trees/cd"), &busy));
+        // A bind (idmapped) mount of an image tree, seen through the whole filesystem's
+        // mount at /data.
+        let text = b"30 1 254:1 / /data rw - ext4 /dev/vdb rw\n\
+            31 30 254:1 /images/trees/cd/rootfs /data/sandboxes/sb-1/lower rw - ext4 /dev/vdb rw\n";
+        let busy = parse_mountinfo(text);
+        assert!(is_busy(Path::new("/data/images/trees/cd"), &busy));
+        assert!(!is_busy(Path::new("/data/images/trees/ef"), &busy));
     }
 }

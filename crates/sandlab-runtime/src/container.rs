@@ -33,8 +33,8 @@ use crate::{
 
 /// In the sandbox directory: the name of the private network the sandbox joined.
 const PRIVATE_NET_FILE: &str = "private-net";
-/// In the sandbox directory: the image seen through the sandbox's idmap, while its
-/// overlay is mounted.
+/// In the sandbox directory: the image seen through the sandbox's idmap, the overlay's
+/// lower layer.
 const LOWER_DIR: &str = "lower";
 /// In the sandbox directory: a bind mount holding the sandbox's user namespace.
 const USERNS_FILE: &str = "userns";
@@ -241,11 +241,9 @@ impl ContainerDriver {
             } else {
                 image.rootfs.clone()
             };
+            // The idmapped layer stays mounted while the sandbox lives, so `image rm`
+            // sees the image in use (removal unmounts everything under the directory).
             mounts::mount_overlay(&lower, &upper, &volume.join("work"), &rootfs)?;
-            if ranged.is_some() {
-                // The overlay holds its own reference to the idmapped layer.
-                mounts::unmount(&lower)?;
-            }
         }
         if ranged.is_some() {
             let file = dir.join(USERNS_FILE);

@@ -62,14 +62,19 @@ pub fn make_userns(owner: (u32, u32), uid_map: &str, gid_map: &str) -> Result<Ow
     if pid == 0 {
         // SAFETY: raw system calls on our own descriptors and ids; see above.
         unsafe {
+            // Our copies of the parent's ends: holding the write end of `go` would keep us
+            // waiting for ever, with every descriptor of the parent (its listening socket
+            // among them), should the parent die before it writes.
+            libc::close(ready_r.as_raw_fd());
+            libc::close(go_w.as_raw_fd());
             let ok = libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
                 && libc::syscall(libc::SYS_setresgid, owner.1, owner.1, owner.1) == 0
                 && libc::syscall(libc::SYS_setresuid, owner.0, owner.0, owner.0) == 0
                 && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) == 0;
             let byte: u8 = ok.into();
             libc::write(ready_w.as_raw_fd(), (&raw const byte).cast(), 1);
-            // Wait for the parent's byte, not for end of file: a sibling forked at the
-            // same time may hold a copy of the write end.
+            // Wait for the parent's byte, or the end of file its death brings (a sibling
+            // forked meanwhile may hold a copy of the write end, but exits the same way).
             let mut buf = 0u8;
             while libc::read(go_r.as_raw_fd(), (&raw mut buf).cast(), 1) < 0
                 && *libc::__errno_location() == libc::EINTR
