@@ -182,62 +182,42 @@ pub fn limits_for(
         Role::Author => "an author",
         Role::Admin => "an admin",
     };
-    let over = |what, asked: String, max: String| OverLimit {
+    // A value asked for must be within the role's maximum; one not asked for is the
+    // default cut down to the role's maximum and the host's share.
+    fn pick<T: PartialOrd + Copy>(
+        asked: Option<T>,
+        default: T,
+        max: T,
+        share: Option<T>,
+    ) -> Result<T, (T, T)> {
+        let lesser = |a: T, b: T| if b < a { b } else { a };
+        match asked {
+            Some(v) if v > max => Err((v, max)),
+            Some(v) => Ok(v),
+            None => Ok(share.map_or(lesser(default, max), |s| lesser(lesser(default, max), s))),
+        }
+    }
+    let over = |what: &'static str, (asked, max): (String, String)| OverLimit {
         what,
         asked,
         max,
         role,
     };
-    let min_size = |a: ByteSize, b: Option<ByteSize>| b.map_or(a, |b| a.min(b));
-    match asked.memory {
-        Some(m) if m > limit.memory => {
-            return Err(over("memory", m.to_string(), limit.memory.to_string()))
-        }
-        Some(m) => defaults.memory = m,
-        None => defaults.memory = min_size(defaults.memory.min(limit.memory), share.memory),
-    }
-    match asked.disk {
-        Some(d) if d > limit.disk => {
-            return Err(over("disk", d.to_string(), limit.disk.to_string()))
-        }
-        Some(d) => defaults.disk = d,
-        None => defaults.disk = min_size(defaults.disk.min(limit.disk), share.disk),
-    }
-    match asked.cpus {
-        Some(c) if c > limit.cpus => {
-            return Err(over("CPU count", c.to_string(), limit.cpus.to_string()))
-        }
-        Some(c) => defaults.cpus = c,
-        None => {
-            defaults.cpus = defaults.cpus.min(limit.cpus);
-            if let Some(s) = share.cpus {
-                defaults.cpus = defaults.cpus.min(s);
-            }
-        }
-    }
-    match asked.pids {
-        Some(p) if p > limit.pids => {
-            return Err(over("pids limit", p.to_string(), limit.pids.to_string()))
-        }
-        Some(p) => defaults.pids = p,
-        None => {
-            defaults.pids = defaults.pids.min(limit.pids);
-            if let Some(s) = share.pids {
-                defaults.pids = defaults.pids.min(s);
-            }
-        }
-    }
-    let ttl = match asked.ttl {
-        Some(t) if t > limit.ttl => {
-            return Err(over(
-                "ttl",
-                format!("{}s", t.as_secs()),
-                format!("{}s", limit.ttl.as_secs()),
-            ))
-        }
-        Some(t) => t,
-        None => default_ttl.min(limit.ttl),
-    };
+    let text = |(a, m): (ByteSize, ByteSize)| (a.to_string(), m.to_string());
+    defaults.memory = pick(asked.memory, defaults.memory, limit.memory, share.memory)
+        .map_err(|e| over("memory", text(e)))?;
+    defaults.disk = pick(asked.disk, defaults.disk, limit.disk, share.disk)
+        .map_err(|e| over("disk", text(e)))?;
+    defaults.cpus = pick(asked.cpus, defaults.cpus, limit.cpus, share.cpus)
+        .map_err(|(a, m)| over("CPU count", (a.to_string(), m.to_string())))?;
+    defaults.pids = pick(asked.pids, defaults.pids, limit.pids, share.pids)
+        .map_err(|(a, m)| over("pids limit", (a.to_string(), m.to_string())))?;
+    let ttl = pick(asked.ttl, default_ttl, limit.ttl, None).map_err(|(a, m)| {
+        over(
+            "ttl",
+            (format!("{}s", a.as_secs()), format!("{}s", m.as_secs())),
+        )
+    })?;
     Ok((defaults, ttl))
 }
 

@@ -10,8 +10,6 @@
 mod common;
 
 use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::server::{Client, Server};
@@ -44,21 +42,7 @@ fn userns_owner(pid: u32) -> u32 {
 
 /// Builds the inotify probe; its bytes.
 fn probe() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("inotify");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes/inotify.c");
-    let built = Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .expect("run gcc");
-    assert!(
-        built.status.success(),
-        "gcc failed: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    std::fs::read(&out).unwrap()
+    build_probe("inotify", &[])
 }
 
 fn sh_ok(api: &Client, id: &str, script: &str) -> String {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 use common::server::Server;
@@ -16,21 +15,7 @@ use serde_json::json;
 
 /// Builds the probe; its bytes.
 fn probe() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("abi");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes/abi.c");
-    let built = Command::new("gcc")
-        .args(["-static", "-no-pie", "-O1", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .expect("run gcc");
-    assert!(
-        built.status.success(),
-        "gcc failed: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    std::fs::read(&out).unwrap()
+    build_probe("abi", &["-no-pie"])
 }
 
 /// Runs the probe on the host (no seccomp); each path's result.

@@ -174,6 +174,17 @@ pub fn records(data: &Path) -> Vec<serde_json::Value> {
 /// runtime and the record, simulated).
 pub fn delete_record(data: &Path, id: &str) {
     use sandlab_store::RecordStore;
+    with_store(data, |store| async move {
+        store.delete(&id.parse().unwrap()).await.unwrap();
+    });
+}
+
+/// Runs `f` on this data dir's database, as the CLI and the server open it.
+fn with_store<F, Fut>(data: &Path, f: F)
+where
+    F: FnOnce(sandlab_store::SqliteStore) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -182,22 +193,39 @@ pub fn delete_record(data: &Path, id: &str) {
         let store = sandlab_store::SqliteStore::open(&data.join("sandlab.db"))
             .await
             .unwrap();
-        store.delete(&id.parse().unwrap()).await.unwrap();
+        f(store).await;
     });
+}
+
+/// Builds `tests/probes/<name>.c` statically with the host's gcc; the binary's bytes.
+#[allow(dead_code)] // not every test binary uses it
+pub fn build_probe(name: &str, extra_flags: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/probes")
+        .join(format!("{name}.c"));
+    let built = Command::new("gcc")
+        .arg("-static")
+        .args(extra_flags)
+        .args(["-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("run gcc");
+    assert!(
+        built.status.success(),
+        "gcc failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    std::fs::read(&out).unwrap()
 }
 
 /// Sets the stored deadline of `id` (Unix ms) and nothing else (time passing, simulated).
 #[allow(dead_code)] // not every test binary uses it
 pub fn set_deadline(data: &Path, id: &str, deadline_ms: u64) {
     use sandlab_store::RecordStore;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = sandlab_store::SqliteStore::open(&data.join("sandlab.db"))
-            .await
-            .unwrap();
+    with_store(data, |store| async move {
         let mut rec = store.get(&id.parse().unwrap()).await.unwrap().unwrap();
         rec.deadline_ms = deadline_ms;
         store.put(&rec).await.unwrap();
