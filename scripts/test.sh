@@ -22,13 +22,14 @@ scripts/build-agent.sh >/dev/null
 cargo build --workspace --quiet
 SANDLAB=target/debug/sandlab
 
-# Integration tests share one data dir with the debian image built once per run.
+# Integration tests share one data dir with the debian and machine images, built from
+# their recipes (images/) when missing or stale.
 export SANDLAB_TEST_DATA_DIR="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
 mkdir -p "$SANDLAB_TEST_DATA_DIR"
-if ! $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image ls | awk 'NR>1{print $1}' | grep -qx debian; then
-  echo "==> building the debian test image"
-  $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build debian
-fi
+for image in debian machine; do
+  echo "==> the $image test image (images/$image.toml)"
+  $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build "$image"
+done
 
 echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
 status=0

@@ -15,7 +15,8 @@ mod units;
 pub use errors::error_chain;
 pub use id::{random_id, IdError, SandboxId};
 pub use limits::{
-    Limits, LimitsError, NetworkMode, SandboxState, MAX_CPUS, MAX_DISK, MAX_MEMORY, MAX_PIDS,
+    Limits, LimitsError, NetworkMode, Profile, SandboxState, MAX_CPUS, MAX_DISK, MAX_MEMORY,
+    MAX_PIDS,
 };
 pub use record::{
     Holder, HolderError, Lease, LeaseStore, NetworkInfo, RecordStore, SandboxRecord, StoreError,

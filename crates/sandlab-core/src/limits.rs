@@ -27,6 +27,8 @@ pub enum LimitsError {
     Pids(u32),
     #[error("Network mode {0:?} is not `none` or `egress`")]
     Network(String),
+    #[error("Profile {0:?} is not `standard` or `machine`")]
+    Profile(String),
 }
 
 /// The enforced resource limits of one sandbox.
@@ -38,6 +40,9 @@ pub struct Limits {
     pub pids: u32,
     pub disk: ByteSize,
     pub network: NetworkMode,
+    /// What the sandbox is: a hardened shell or a machine (systemd, Docker inside).
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 impl Default for Limits {
@@ -48,6 +53,7 @@ impl Default for Limits {
             pids: 256,
             disk: ByteSize::gib(2),
             network: NetworkMode::None,
+            profile: Profile::Standard,
         }
     }
 }
@@ -98,6 +104,40 @@ impl fmt::Display for NetworkMode {
         f.pad(match self {
             NetworkMode::None => "none",
             NetworkMode::Egress => "egress",
+        })
+    }
+}
+
+/// What kind of sandbox: the kernel surface it is given and what runs as its PID 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// A hardened shell: the agent is PID 1, Docker's default capabilities and seccomp
+    /// profile, no mounts, no namespaces of its own.
+    #[default]
+    Standard,
+    /// A machine: systemd is PID 1 when the image has it, every capability within the
+    /// sandbox's user namespace, its own cgroup subtree, network namespace and mounts, so
+    /// Docker, containerd and podman run inside (docs/machine-profile.md).
+    Machine,
+}
+
+impl FromStr for Profile {
+    type Err = LimitsError;
+    fn from_str(s: &str) -> Result<Self, LimitsError> {
+        match s {
+            "standard" => Ok(Profile::Standard),
+            "machine" => Ok(Profile::Machine),
+            other => Err(LimitsError::Profile(other.chars().take(32).collect())),
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Profile::Standard => "standard",
+            Profile::Machine => "machine",
         })
     }
 }

@@ -58,6 +58,35 @@ pub fn mmdebstrap_argv(
     Ok(argv)
 }
 
+/// mmdebstrap `--customize-hook`s that run each of `steps` with `sh -e` inside the new
+/// root: each is written to a file in `dir` (ours, under the data dir), copied into the
+/// root's `/tmp`, run under chroot and removed. The step's text never passes through a
+/// shell command line.
+fn step_hooks(dir: &Path, steps: &[String]) -> Result<Vec<OsString>> {
+    let dir_text = dir
+        .to_str()
+        .filter(|d| !d.contains('\''))
+        .ok_or_else(|| Error::Io {
+            action: format!("use {} for build steps", dir.display()),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the path is not plain UTF-8 without quotes",
+            ),
+        })?;
+    let mut hooks = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let file = format!("step-{}.sh", i + 1);
+        fs::write(dir.join(&file), step)
+            .map_err(Error::io(format!("write build step {}", i + 1)))?;
+        hooks.push(format!(
+            "--customize-hook=echo 'sandlab: step {n} of {total}' && cp '{dir_text}/{file}' \"$1/tmp/sandlab-step.sh\" && chroot \"$1\" /bin/sh -e /tmp/sandlab-step.sh && rm -f \"$1/tmp/sandlab-step.sh\"",
+            n = i + 1,
+            total = steps.len(),
+        ).into());
+    }
+    Ok(hooks)
+}
+
 /// Starts with a letter or digit, then only `allowed` characters, at most 128.
 fn valid_word(s: &str, allowed: impl Fn(char) -> bool) -> bool {
     s.len() <= 128
@@ -78,13 +107,53 @@ impl ImageStore {
         include: &[String],
         progress: &dyn Progress,
     ) -> Result<ImageInfo> {
+        self.build_rootfs(
+            name,
+            suite,
+            include,
+            &[],
+            &format!("mmdebstrap {suite}"),
+            progress,
+        )
+    }
+
+    /// Builds the image a recipe describes (see `recipe`), named after it.
+    pub fn build_recipe(
+        &self,
+        recipe: &crate::Recipe,
+        progress: &dyn Progress,
+    ) -> Result<ImageInfo> {
+        self.build_rootfs(
+            &recipe.name,
+            &recipe.suite,
+            &recipe.packages,
+            &recipe.steps,
+            &recipe.source(),
+            progress,
+        )
+    }
+
+    fn build_rootfs(
+        &self,
+        name: &str,
+        suite: &str,
+        include: &[String],
+        steps: &[String],
+        source: &str,
+        progress: &dyn Progress,
+    ) -> Result<ImageInfo> {
         validate_name(name)?;
         let staging = self.staging()?;
         let output = staging.path().join("rootfs.tar");
         let mirror = std::env::var(MIRROR_ENV).ok();
-        let argv = mmdebstrap_argv(suite, include, mirror.as_deref(), &output)?;
+        let mut argv = mmdebstrap_argv(suite, include, mirror.as_deref(), &output)?;
+        let hooks = step_hooks(staging.path(), steps)?;
+        // Options go before the positional suite.
+        argv.splice(2..2, hooks);
         progress.stage(&format!(
-            "Building {name} from Debian {suite} with mmdebstrap"
+            "Building {name} from Debian {suite} with mmdebstrap ({} packages, {} steps)",
+            include.len(),
+            steps.len()
         ));
         tracing::info!(image.name = %name, suite, ?argv, "Running mmdebstrap");
         run_mmdebstrap(&argv, suite, progress)?;
@@ -98,14 +167,7 @@ impl ImageStore {
         let (_, digest, size) = hasher.finish();
         let staged = staging.blob_dir().join(digest_hex(&digest)?);
         fs::rename(&output, &staged).map_err(Error::io("stage the mmdebstrap tarball"))?;
-        self.install_rootfs_blob(
-            staging,
-            &digest,
-            size,
-            name,
-            &format!("mmdebstrap {suite}"),
-            progress,
-        )
+        self.install_rootfs_blob(staging, &digest, size, name, source, progress)
     }
 
     /// Imports a plain root file system tarball (uncompressed, gzip or zstd) as a

@@ -74,6 +74,9 @@ pub enum Error {
     #[error("Debian suite \"{0}\" is invalid")]
     InvalidSuite(String),
 
+    #[error("Image recipe {file}: {message}")]
+    Recipe { file: String, message: String },
+
     #[error("Debian mirror \"{0}\" is invalid")]
     InvalidMirror(String),
 

@@ -28,11 +28,13 @@ mod import;
 mod mounts;
 mod oci;
 mod pull;
+pub mod recipe;
 mod store;
 pub mod unpack;
 
 pub use build::{mmdebstrap_argv, MIRROR_ENV};
 pub use error::{Error, Result};
+pub use recipe::Recipe;
 pub use store::ImageStore;
 pub use unpack::{unpack_layer, UnpackError, UnpackLimits, UnpackStats, Unpacker};
 

@@ -21,6 +21,7 @@
 //!       pids: 256
 //!       disk: 2G
 //!       network: egress                  # none (default) | egress
+//!       profile: machine                 # standard (default) | machine (systemd, Docker)
 //! tasks:                                 # id ([a-z0-9_]+) → task, in the order to show
 //!   prepare:
 //!     init: true                         # runs once at start, before the terminal opens

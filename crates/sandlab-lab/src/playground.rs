@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, DEFAULT_TTL};
+use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, Profile, DEFAULT_TTL};
 
 use crate::de::Spanned;
 use crate::model::{Node, Playground};
@@ -158,6 +158,12 @@ fn node(
             Err(e) => diags.push(pos, format!("network: {e}")),
         }
     }
+    if let Some((pos, text)) = field(raw.profile) {
+        match text.parse::<Profile>() {
+            Ok(v) => limits.profile = v,
+            Err(e) => diags.push(pos, format!("profile: {e}")),
+        }
+    }
     Some(Node {
         name,
         image,
@@ -176,6 +182,7 @@ pub const NODE_MAX: Limits = Limits {
     pids: 16384,
     disk: ByteSize::gib(100),
     network: NetworkMode::None,
+    profile: Profile::Standard,
 };
 
 fn set(limits: &mut Limits, pos: Pos, what: &str, diags: &mut Diags, apply: impl Fn(&mut Limits)) {

@@ -49,7 +49,7 @@ pub(crate) struct RawPlayground {
 #[serde(
     rename = "node",
     deny_unknown_fields,
-    expecting = "a node: a mapping of name, image, memory, cpus, pids, disk and network"
+    expecting = "a node: a mapping of name, image, profile, memory, cpus, pids, disk and network"
 )]
 pub(crate) struct RawNode {
     pub name: Field<String>,
@@ -59,6 +59,7 @@ pub(crate) struct RawNode {
     pub pids: Field<String>,
     pub disk: Field<String>,
     pub network: Field<String>,
+    pub profile: Field<String>,
 }
 
 #[derive(Debug, Deserialize)]

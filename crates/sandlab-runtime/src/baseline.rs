@@ -43,6 +43,7 @@ impl<'a> Baseline<'a> {
             &self.driver.agent,
             &self.driver.cgroups,
             self.driver.cfg.allow_32bit,
+            &spec::Shape::Standard,
         );
         config["process"]["args"] = serde_json::json!(argv);
         if let Some(ns) = config["linux"]["namespaces"].as_array_mut() {

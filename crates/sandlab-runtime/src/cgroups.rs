@@ -149,20 +149,74 @@ impl Cgroups {
             .collect()
     }
 
+    /// Makes the sandbox's cgroup in every hierarchy before the OCI runtime runs, and hands
+    /// each to `owner` (the root of the sandbox's host range): the directory and the files
+    /// that move processes (`cgroup.procs`, `tasks`, and on v2 `cgroup.threads` and
+    /// `cgroup.subtree_control`), never the limit files the runtime writes, which stay the
+    /// host root's, an owner the sandbox's user namespace does not map. Inside its cgroup
+    /// namespace the sandbox sees this cgroup as its root and may make child cgroups (for
+    /// systemd's units, Docker's containers), all below the limits set here.
+    pub fn delegate(&self, id: &SandboxId, owner: (u32, u32)) -> Result<()> {
+        for h in &self.hierarchies {
+            let parent = h.mount.join(PARENT);
+            let dir = parent.join(id.as_str());
+            match std::fs::create_dir(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(&parent)(e)),
+            }
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                // A new v1 cpuset has no cpus or mems until given its parent's.
+                copy_cpuset(&h.mount, &parent);
+            }
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(&dir)(e)),
+            }
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                copy_cpuset(&parent, &dir);
+            }
+            let files: &[&str] = if h.v2 {
+                &[
+                    "",
+                    "cgroup.procs",
+                    "cgroup.threads",
+                    "cgroup.subtree_control",
+                ]
+            } else {
+                &["", "cgroup.procs", "tasks"]
+            };
+            for f in files {
+                let path = if f.is_empty() {
+                    dir.clone()
+                } else {
+                    dir.join(f)
+                };
+                match std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1)) {
+                    Ok(()) => {}
+                    // A hierarchy without the file (v1 named ones have all three).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !f.is_empty() => {}
+                    Err(e) => return Err(Error::io(&path)(e)),
+                }
+            }
+            if h.v2 {
+                // Child cgroups cost kernel memory: a bound on how many the sandbox makes.
+                let _ = std::fs::write(dir.join("cgroup.max.descendants"), "1024");
+            }
+        }
+        Ok(())
+    }
+
     /// Kills every process left in the sandbox's cgroups and removes them.
     /// SIGKILLs every process of the sandbox and waits (bounded) until its cgroups are empty.
     pub fn kill(&self, id: &SandboxId) {
         let dirs = self.dirs(id);
+        self.thaw(id);
         for dir in &dirs {
             kill_all(dir);
         }
-        let empty = || {
-            dirs.iter().all(|d| {
-                std::fs::read_to_string(d.join("cgroup.procs"))
-                    .map(|p| p.trim().is_empty())
-                    .unwrap_or(true)
-            })
-        };
+        let empty = || dirs.iter().all(|d| procs_in_tree(d).is_empty());
         for _ in 0..1000 {
             if empty() {
                 return;
@@ -177,7 +231,7 @@ impl Cgroups {
     /// (a fork bomb at its pids limit otherwise refills every freed place). Returns how
     /// many processes were killed. Freezes with the v2 `cgroup.freeze` where v2 holds the
     /// controllers, else the v1 freezer; without either it kills in rounds.
-    pub fn kill_all_but(&self, id: &SandboxId, keep: u32) -> Result<usize> {
+    pub fn kill_all_but(&self, id: &SandboxId, keep: &[u32]) -> Result<usize> {
         let rel = Path::new(PARENT).join(id.as_str());
         let freezer = match self.v2_controlling() {
             Some(root) => Some(Freezer::V2(root.join(&rel))),
@@ -193,7 +247,7 @@ impl Cgroups {
             }
             let victims: Vec<u32> = procs_in_tree(&dir)
                 .into_iter()
-                .filter(|p| *p != keep)
+                .filter(|p| !keep.contains(p))
                 .collect();
             for pid in &victims {
                 // A pid read just now from the sandbox's own (frozen) cgroup.
@@ -211,7 +265,7 @@ impl Cgroups {
             }
             // Wait for the killed to go before looking again.
             for _ in 0..200 {
-                if procs_in_tree(&dir).iter().all(|p| *p == keep) {
+                if procs_in_tree(&dir).iter().all(|p| keep.contains(p)) {
                     return Ok(killed);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -222,12 +276,53 @@ impl Cgroups {
         )))
     }
 
+    /// Every process of the sandbox, in its cgroup and the cgroups below it.
+    pub fn procs(&self, id: &SandboxId) -> Vec<u32> {
+        self.dirs(id)
+            .first()
+            .map(|dir| procs_in_tree(dir))
+            .unwrap_or_default()
+    }
+
+    /// Thaws every v1 freezer cgroup of the sandbox, its own and those a machine made
+    /// inside (`docker pause`): a frozen process does not die of SIGKILL until thawed.
+    fn thaw(&self, id: &SandboxId) {
+        fn walk(dir: &Path) {
+            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        walk(&e.path());
+                    }
+                }
+            }
+        }
+        if self.v2_controlling().is_none() {
+            if let Some(m) = self.v1("freezer") {
+                walk(&m.join(PARENT).join(id.as_str()));
+            }
+        }
+    }
+
     pub fn remove(&self, id: &SandboxId) -> Result<()> {
+        self.thaw(id);
         for dir in self.dirs(id) {
             kill_all(&dir);
             remove_tree(&dir).map_err(Error::io(&dir))?;
         }
         Ok(())
+    }
+}
+
+/// Gives a v1 cpuset cgroup `dir` the cpus and memory nodes of `from` when it has none.
+fn copy_cpuset(from: &Path, dir: &Path) {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let empty = std::fs::read_to_string(dir.join(f)).is_ok_and(|v| v.trim().is_empty());
+        if empty {
+            if let Ok(v) = std::fs::read_to_string(from.join(f)) {
+                let _ = std::fs::write(dir.join(f), v.trim());
+            }
+        }
     }
 }
 

@@ -48,6 +48,9 @@ pub struct RuntimeConfig {
     /// Let sandboxes make 32-bit (i386, x32) syscalls; off by default (SPEC §5: a second
     /// kernel surface that `int 0x80` reaches, and `socketcall` hides its arguments).
     pub allow_32bit: bool,
+    /// Sandboxes may be made with the `machine` profile (systemd, Docker inside; a larger
+    /// kernel surface, docs/machine-profile.md). On by default; an operator can turn it off.
+    pub allow_machine: bool,
 }
 
 impl RuntimeConfig {
@@ -60,6 +63,7 @@ impl RuntimeConfig {
             egress_v4_prefix: [10, 213],
             agent_path: None,
             allow_32bit: false,
+            allow_machine: true,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sandlab_core::{NetworkInfo, NetworkMode, SandboxId};
+use sandlab_core::{NetworkInfo, NetworkMode, Profile, SandboxId};
 use sandlab_image::{IdMap, ImageStore};
 use sandlab_proto::AgentClient;
 use tokio::sync::OnceCell;
@@ -38,6 +38,15 @@ const PRIVATE_NET_FILE: &str = "private-net";
 const LOWER_DIR: &str = "lower";
 /// In the sandbox directory: a bind mount holding the sandbox's user namespace.
 const USERNS_FILE: &str = "userns";
+/// In a machine's bundle: the OCI process its agent is started with, beside systemd.
+const AGENT_PROCESS_FILE: &str = "agent-process.json";
+/// In a machine's bundle: what its systemd writes to its console (it logs to the journal
+/// once that runs; this holds the first lines and the runtime's error, if any).
+const CONSOLE_FILE: &str = "console.log";
+/// How long a machine's systemd may take to boot.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// In a machine's volume: the directories behind `spec::MACHINE_STATE_DIRS`.
+const MACHINE_STATE: &str = "machine";
 /// The container driver's name in the driver registry and in records.
 pub const DRIVER_NAME: &str = "container";
 
@@ -178,8 +187,29 @@ impl ContainerDriver {
         Ok(())
     }
 
+    /// Refuses a profile this host or operator does not offer, in one sentence.
+    fn check_profile(&self, spec: &SandboxSpec) -> Result<()> {
+        if spec.limits.profile != Profile::Machine {
+            return Ok(());
+        }
+        if !self.cfg.allow_machine {
+            return Err(Error::Invalid(
+                "The machine profile is switched off on this server (runtime.machine = false)"
+                    .into(),
+            ));
+        }
+        if self.uid_ranges.is_none() {
+            return Err(Error::Invalid(
+                "The machine profile needs a host uid range per sandbox, which this host cannot give (its data dir's filesystem has no idmapped mounts)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn prepare(&self, spec: &SandboxSpec) -> Result<NetworkInfo> {
         spec.limits.validate()?;
+        self.check_profile(spec)?;
+        let machine = spec.limits.profile == Profile::Machine;
         let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.to_string());
         let private = spec
             .playground
@@ -205,11 +235,17 @@ impl ContainerDriver {
         };
         let ids = ranged.map_or(self.cfg.idmap, |slot| userns::range(&self.cfg.idmap, slot));
         step("volume");
-        // The netns is made on its own thread while the filesystem is prepared.
-        let pending_netns = netns::begin(id)?;
+        // The netns is made on its own thread while the filesystem is prepared; a
+        // machine's is made later, inside its user namespace.
+        let pending_netns = (!machine).then(|| netns::begin(id)).transpose()?;
         let volume =
             self.volumes
                 .create(id, spec.limits.disk.bytes(), (ids.host_uid, ids.host_gid))?;
+        let state: Vec<PathBuf> = if machine {
+            machine_state_dirs(&volume, &ids)?
+        } else {
+            Vec::new()
+        };
         let upper = volume.join("upper");
         let egress = spec.limits.network == NetworkMode::Egress;
         let others: Vec<(String, std::net::Ipv4Addr)> = private
@@ -251,10 +287,17 @@ impl ContainerDriver {
                 let ns = userns::sandbox_userns(&ids)?;
                 userns::hold(ns.as_fd(), &file)?;
             }
+            if machine {
+                let ns = std::fs::File::open(&file).map_err(Error::io(&file))?;
+                let net = userns::make_netns_in(ns.as_fd())?;
+                netns::adopt(id, net.as_fd())?;
+            }
             userns_file = Some(file);
         }
         step("overlay");
-        pending_netns.finish()?;
+        if let Some(pending) = pending_netns {
+            pending.finish()?;
+        }
         let mut info = NetworkInfo::default();
         if egress {
             self.legacy_slots
@@ -279,6 +322,15 @@ impl ContainerDriver {
             network::setup_private(id, private).await?;
         }
         step("netns");
+        let systemd = machine && has_systemd(&image.rootfs);
+        let shape = if machine {
+            spec::Shape::Machine {
+                systemd,
+                state: &state,
+            }
+        } else {
+            spec::Shape::Standard
+        };
         let config = spec::build(
             spec,
             &image.config,
@@ -287,7 +339,12 @@ impl ContainerDriver {
             &self.agent,
             &self.cgroups,
             self.cfg.allow_32bit,
+            &shape,
         );
+        if machine {
+            // Before the runtime: systemd as PID 1 makes its cgroups at once.
+            self.cgroups.delegate(id, (ids.host_uid, ids.host_gid))?;
+        }
         let config_path = self.layout.bundle(id).join("config.json");
         let text = serde_json::to_vec_pretty(&config)
             .map_err(|e| Error::Host(format!("Cannot encode config.json: {e}")))?;
@@ -307,18 +364,139 @@ impl ContainerDriver {
             }
             None => None,
         };
-        self.oci
-            .run_detached(
-                id.as_str(),
-                &self.layout.bundle(id),
-                listener.as_fd(),
-                netns
-                    .as_ref()
-                    .map(|f| (f.as_fd(), spec::open_files_per_process(spec.limits.pids))),
-            )
-            .await?;
+        let nofile = spec::open_files_per_process(spec.limits.pids);
+        if systemd {
+            // systemd is PID 1: the agent is started beside it, from this file, now and
+            // whenever it is found gone while systemd runs (`Driver::agent`).
+            let process = agent_process(&config);
+            let path = self.layout.bundle(id).join(AGENT_PROCESS_FILE);
+            let text = serde_json::to_vec_pretty(&process)
+                .map_err(|e| Error::Host(format!("Cannot encode {AGENT_PROCESS_FILE}: {e}")))?;
+            std::fs::write(&path, text).map_err(Error::io(&path))?;
+            let null = std::fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+            self.oci
+                .run_detached(
+                    id.as_str(),
+                    &self.layout.bundle(id),
+                    null.as_fd(),
+                    netns.as_ref().map(|f| (f.as_fd(), nofile)),
+                    Some(&self.layout.bundle(id).join(CONSOLE_FILE)),
+                )
+                .await?;
+            let netns = netns
+                .as_ref()
+                .ok_or_else(|| Error::Host("A machine has no network namespace file".into()))?;
+            self.oci
+                .exec_detached(id.as_str(), &path, listener.as_fd(), netns.as_fd(), nofile)
+                .await?;
+            drop(listener);
+            self.wait_booted(id).await?;
+        } else {
+            self.oci
+                .run_detached(
+                    id.as_str(),
+                    &self.layout.bundle(id),
+                    listener.as_fd(),
+                    netns.as_ref().map(|f| (f.as_fd(), nofile)),
+                    None,
+                )
+                .await?;
+        }
         step("runtime");
         Ok(info)
+    }
+
+    /// Waits until a machine's systemd has booted (`systemctl is-system-running` says
+    /// `running` or `degraded`), so the first command a learner or a check runs finds its
+    /// services. Fails with systemd's own word for it when it does not get there.
+    async fn wait_booted(&self, id: &SandboxId) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < BOOT_TIMEOUT {
+            let agent = self.agent(id, Duration::from_secs(5)).await?;
+            let req = sandlab_proto::ExecRequest {
+                argv: vec![
+                    "systemctl".into(),
+                    "is-system-running".into(),
+                    "--wait".into(),
+                ],
+                timeout: Some(BOOT_TIMEOUT.saturating_sub(started.elapsed())),
+                ..Default::default()
+            };
+            let out = agent.exec_collect(req, None, 4096).await?;
+            last = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            match last.as_str() {
+                "running" | "degraded" => return Ok(()),
+                // Its bus is not up yet: ask again.
+                "" | "initializing" | "starting" => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => break,
+            }
+        }
+        Err(Error::Host(format!(
+            "The machine's systemd did not boot within {}s (its state: {:?}); `sandlab sandbox exec {id} -- journalctl -b` tells why",
+            BOOT_TIMEOUT.as_secs(),
+            if last.is_empty() { "no answer" } else { last.as_str() }
+        )))
+    }
+
+    /// Starts a machine's agent again when it is gone while its systemd runs (a learner
+    /// killed it): a fresh socket, the same process file. `false` when the sandbox is no
+    /// machine with systemd, or its init is not running.
+    async fn restart_agent(&self, id: &SandboxId) -> Result<bool> {
+        let process = self.layout.bundle(id).join(AGENT_PROCESS_FILE);
+        if !process.exists() || self.init_pid(id).is_none() {
+            return Ok(false);
+        }
+        let pids = self.cgroups.stats(id).map(|s| s.pids).unwrap_or(0);
+        tracing::warn!(sandbox.id = %id, pids, "the machine's agent is gone; starting it again");
+        let sock = self.layout.agent_socket(id);
+        let _ = std::fs::remove_file(&sock);
+        let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(Error::io(&sock))?;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+            .map_err(Error::io(&sock))?;
+        let limits = self.agent_nofile(id);
+        let path = Layout::netns(id);
+        let netns = std::fs::File::open(&path).map_err(Error::io(&path))?;
+        self.oci
+            .exec_detached(
+                id.as_str(),
+                &process,
+                listener.as_fd(),
+                netns.as_fd(),
+                limits,
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// The pids of a machine's agent (processes of the sandbox running the agent's binary,
+    /// as its mount namespace names it): none for a sandbox whose agent is its init.
+    fn agent_pid(&self, id: &SandboxId) -> Vec<u32> {
+        if !self.layout.bundle(id).join(AGENT_PROCESS_FILE).exists() {
+            return Vec::new();
+        }
+        self.cgroups
+            .procs(id)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|exe| exe == Path::new(spec::AGENT_PATH))
+            })
+            .collect()
+    }
+
+    /// The open-files limit a sandbox's processes were given, read back from its init.
+    fn agent_nofile(&self, id: &SandboxId) -> u64 {
+        self.init_pid(id)
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/limits")).ok())
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with("Max open files"))
+                    .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+            })
+            .unwrap_or(1024)
     }
 }
 
@@ -330,6 +508,7 @@ impl Driver for ContainerDriver {
 
     async fn validate(&self, spec: &SandboxSpec) -> Result<()> {
         spec.limits.validate()?;
+        self.check_profile(spec)?;
         self.images.resolve(&spec.image)?;
         if let Some(p) = &spec.playground {
             let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.to_string());
@@ -356,7 +535,13 @@ impl Driver for ContainerDriver {
         if !sock.exists() {
             return Err(Error::NotFound(id.clone()));
         }
-        Ok(AgentClient::connect(&sock, timeout).await?)
+        match AgentClient::connect(&sock, timeout).await {
+            Ok(client) => Ok(client),
+            Err(e) if is_refused(&e) && self.restart_agent(id).await? => {
+                Ok(AgentClient::connect(&sock, timeout).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Cheap (no OCI runtime call, which costs milliseconds): the init pid the runtime
@@ -390,10 +575,18 @@ impl Driver for ContainerDriver {
         let init = std::fs::read_to_string(self.layout.bundle(id).join(INIT_PID_FILE))
             .ok()
             .and_then(|p| p.trim().parse::<i32>().ok());
+        // A machine's agent is started beside its init, and its parent is whoever ran the
+        // runtime: when that is us, it is our child too. The init of a pid namespace does
+        // not finish dying until every process in it is reaped, so reap them all.
+        let mut ours: Vec<i32> = self
+            .cgroups
+            .procs(id)
+            .into_iter()
+            .filter_map(|p| i32::try_from(p).ok())
+            .collect();
+        ours.extend(init);
         self.cgroups.kill(id);
-        if let Some(pid) = init {
-            reap(pid);
-        }
+        reap(&ours);
         self.oci.delete(id.as_str()).await?;
         let dir = self.layout.sandbox_dir(id);
         let mut mounted = MountInfo::read()?.under(&dir);
@@ -452,12 +645,15 @@ impl Driver for ContainerDriver {
     }
 
     async fn kill_processes(&self, id: &SandboxId) -> Result<usize> {
-        let keep = self
+        let init = self
             .init_pid(id)
             .ok_or_else(|| Error::NotFound(id.clone()))?;
+        // A machine's agent is not its init: it is the process listening on the socket.
+        let mut keep = vec![init];
+        keep.extend(self.agent_pid(id));
         let cgroups = self.cgroups.clone();
         let id = id.clone();
-        tokio::task::spawn_blocking(move || cgroups.kill_all_but(&id, keep))
+        tokio::task::spawn_blocking(move || cgroups.kill_all_but(&id, &keep))
             .await
             .map_err(|e| Error::Host(format!("The kill task failed: {e}")))?
     }
@@ -470,16 +666,69 @@ impl Driver for ContainerDriver {
     }
 }
 
-/// Waits (bounded) for `pid` to exit if it is our child, so it does not linger as a zombie.
-fn reap(pid: i32) {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let pid = nix::unistd::Pid::from_raw(pid);
-    for _ in 0..500 {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(2)),
-            // Reaped, or not our child (someone else reaps it): either way, done here.
-            Ok(_) | Err(_) => return,
+/// Whether connecting failed because nobody listens on the socket.
+fn is_refused(e: &sandlab_proto::Error) -> bool {
+    let text = format!("{e:?}");
+    text.contains("ConnectionRefused")
+}
+
+/// Whether the image boots systemd (`/sbin/init` is there, as a file or a link, looked at
+/// without following anything in the image).
+fn has_systemd(rootfs: &Path) -> bool {
+    std::fs::symlink_metadata(rootfs.join(spec::SYSTEMD_INIT.trim_start_matches('/'))).is_ok()
+        && std::fs::symlink_metadata(rootfs.join("lib/systemd/systemd")).is_ok()
+}
+
+/// A machine's agent process: its init's, with the agent as the program.
+fn agent_process(config: &serde_json::Value) -> serde_json::Value {
+    let mut process = config["process"].clone();
+    process["args"] = serde_json::json!([spec::AGENT_PATH]);
+    process
+}
+
+/// Makes the machine's state directories in its volume, owned by the sandbox's root.
+fn machine_state_dirs(volume: &Path, ids: &IdMap) -> Result<Vec<PathBuf>> {
+    let base = volume.join(MACHINE_STATE);
+    let mut dirs = Vec::new();
+    for path in std::iter::once(base.clone()).chain(
+        spec::MACHINE_STATE_DIRS
+            .iter()
+            .map(|(name, _)| base.join(name)),
+    ) {
+        match std::fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&path)(e)),
         }
+        std::os::unix::fs::lchown(&path, Some(ids.host_uid), Some(ids.host_gid))
+            .map_err(Error::io(&path))?;
+        if path != base {
+            dirs.push(path);
+        }
+    }
+    Ok(dirs)
+}
+
+/// Waits (bounded, 10 s in all) for each of `pids` that is our child to exit, so none
+/// lingers as a zombie (a pid namespace's init waits for all of them).
+fn reap(pids: &[i32]) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let mut left: Vec<nix::unistd::Pid> = pids
+        .iter()
+        .map(|p| nix::unistd::Pid::from_raw(*p))
+        .collect();
+    for _ in 0..5000 {
+        // Reaped, or not our child (someone else reaps it): either way, done here.
+        left.retain(|pid| {
+            matches!(
+                waitpid(*pid, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            )
+        });
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

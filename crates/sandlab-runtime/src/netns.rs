@@ -94,6 +94,47 @@ impl Drop for PendingNetns {
     }
 }
 
+/// Mounts the network namespace `ns` (a machine's, owned by its user namespace; see
+/// `userns::make_netns_in`) at `/run/netns/<id>` and brings its loopback up. Idempotent.
+pub fn adopt(id: &SandboxId, ns: std::os::fd::BorrowedFd<'_>) -> Result<PathBuf> {
+    let path = Layout::netns(id);
+    std::fs::create_dir_all(NETNS_DIR).map_err(Error::io(NETNS_DIR))?;
+    ensure_shared_dir()?;
+    if is_bound(&path) {
+        return Ok(path);
+    }
+    File::create(&path).map_err(Error::io(&path))?;
+    let source = format!("/proc/self/fd/{}", ns.as_raw_fd());
+    let bound = mount(
+        Some(source.as_str()),
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    let raw = ns.as_raw_fd();
+    let up = bound.map_err(std::io::Error::from).and_then(|()| {
+        // A thread of its own enters the namespace (the host's root has every capability
+        // over it) and ends right after.
+        std::thread::scope(|s| {
+            s.spawn(|| -> std::io::Result<()> {
+                // SAFETY: setns on a namespace descriptor we hold, in a thread that ends next.
+                if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                loopback_up()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the netns thread panicked")))
+        })
+    });
+    if let Err(source) = up {
+        let _ = delete(id);
+        return Err(Error::Io { path, source });
+    }
+    Ok(path)
+}
+
 /// Unmounts and removes `/run/netns/<id>`. The namespace itself goes when its last user does.
 pub fn delete(id: &SandboxId) -> Result<()> {
     let path = Layout::netns(id);

@@ -11,7 +11,14 @@
 //! - everything from a sandbox to the host itself (any host address, the control plane's
 //!   ports) is dropped in `input`, except IPv6 neighbour discovery for its gateway;
 //! - nothing enters a sandbox unless it belongs to a connection it opened, so sandboxes
-//!   never reach each other.
+//!   never reach each other;
+//! - a packet from a sandbox whose source address is not routed back through the veth it
+//!   came in on is dropped (reverse-path check): root in a `machine` holds CAP_NET_ADMIN
+//!   over its own netns and can set any address, and must not send as another sandbox or
+//!   as an address outside the pool (which would leave the host unmasqueraded);
+//! - nothing is routed into or out of a playground's bridge (`pgb*`, ports `pgv*`): the
+//!   nodes talk to each other over layer 2 only, and a node that points a route at the
+//!   bridge reaches nothing beyond it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -112,6 +119,11 @@ pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
     format!(
         "table inet sandlab\ndelete table inet sandlab\ntable inet sandlab {{\n{}{}{}{}\
   chain forward {{\n    type filter hook forward priority filter - 10; policy accept;\n\
+    iifname \"sb-*\" fib saddr . iif oif missing drop\n\
+    iifname \"pgb*\" oifname != \"pgb*\" drop\n\
+    iifname \"pgv*\" oifname != \"pgv*\" drop\n\
+    oifname \"pgb*\" iifname != \"pgb*\" drop\n\
+    oifname \"pgv*\" iifname != \"pgv*\" drop\n\
     iifname \"sb-*\" jump egress\n\
     oifname \"sb-*\" ct state established,related accept\n\
     oifname \"sb-*\" drop\n  }}\n\

@@ -5,7 +5,7 @@
 //! on such a host `auto` falls back to runc and an explicit `crun` is refused with a
 //! sentence saying why.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -121,8 +121,21 @@ impl OciRuntime {
         bundle: &Path,
         listener: BorrowedFd<'_>,
         joined: Option<(BorrowedFd<'_>, u64)>,
+        console: Option<&Path>,
     ) -> Result<()> {
         let mut cmd = self.command();
+        // A detached container's init gets the runtime's stdio. An init that keeps it (an
+        // image's systemd) would hold our pipe open for ever: it gets `console`, a file,
+        // instead, which also holds the runtime's own error.
+        let console_file = match console {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(Error::io(path))?;
+                cmd.stdout(Stdio::null())
+                    .stderr(file.try_clone().map_err(Error::io(path))?);
+                Some(path)
+            }
+            None => None,
+        };
         cmd.args(["run", "--detach", "--preserve-fds", "1", "--pid-file"])
             .arg(bundle.join(INIT_PID_FILE))
             .arg("--bundle")
@@ -151,18 +164,57 @@ impl OciRuntime {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if fd == 3 {
-                    let flags = libc::fcntl(3, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
+                pass_as_fd3(fd)
             });
         }
-        self.output("run", cmd).await.map(drop)
+        match (self.output("run", cmd).await, console_file) {
+            (Err(Error::Command { what, status, .. }), Some(path)) => Err(Error::Command {
+                what,
+                status,
+                stderr: command::last_line(&std::fs::read(path).unwrap_or_default()),
+            }),
+            (result, _) => result.map(drop),
+        }
+    }
+
+    /// Starts `process` (an OCI process JSON file) in the running container `id`, in the
+    /// background, with `listener` as its fd 3 and `nofile` as its open-files limit: a
+    /// machine's agent, beside its systemd. The runtime joins only the namespaces the
+    /// container's config names, and a sandbox with its own user namespace has its network
+    /// namespace joined by the runtime process instead (see `run_detached`): so the runtime
+    /// enters `netns` first, or the process would run in the host's network namespace.
+    pub async fn exec_detached(
+        &self,
+        id: &str,
+        process: &Path,
+        listener: BorrowedFd<'_>,
+        netns: BorrowedFd<'_>,
+        nofile: u64,
+    ) -> Result<()> {
+        let net = netns.as_raw_fd();
+        let mut cmd = self.command();
+        cmd.args(["exec", "--detach", "--preserve-fds", "1", "--process"])
+            .arg(process)
+            .arg(id);
+        let fd = listener.as_raw_fd();
+        // SAFETY: between fork and exec only setns, setrlimit, prctl, dup2 and fcntl, which
+        // are async-signal-safe; `fd` and `net` stay open in the parent for the whole call.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setns(net, libc::CLONE_NEWNET) != 0
+                    || libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0
+                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                pass_as_fd3(fd)
+            });
+        }
+        self.output("exec", cmd).await.map(drop)
     }
 
     pub async fn kill(&self, id: &str) -> Result<()> {
@@ -184,6 +236,22 @@ impl OciRuntime {
             Err(e) => Err(e),
         }
     }
+}
+
+/// In a child between fork and exec: makes `fd` the child's fd 3, open across exec.
+fn pass_as_fd3(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl and dup2 on descriptors of this process; async-signal-safe.
+    unsafe {
+        if fd == 3 {
+            let flags = libc::fcntl(3, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        } else if libc::dup2(fd, 3) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn is_gone(stderr: &str) -> bool {

@@ -135,6 +135,24 @@ const ALLOW_X86: &[&str] = &["arch_prctl", "modify_ldt"];
 /// Gated by moby on a capability that Docker's default set has (CAP_SYS_CHROOT).
 const ALLOW_DEFAULT_CAPS: &[&str] = &["chroot"];
 
+/// What the `machine` profile allows beyond [`ALLOW`]: moby's groups for CAP_SYS_ADMIN
+/// (mounts and namespaces, without `bpf`, `perf_event_open`, `lookup_dcookie` and
+/// `syslog`, which reach past the sandbox's namespaces), CAP_SYS_PTRACE, CAP_SYS_NICE and
+/// CAP_SYS_BOOT (a `reboot` in a pid namespace ends only that namespace's init), plus
+/// `pivot_root`, which an inner runtime needs. Each acts within namespaces the sandbox's
+/// user namespace owns; docs/machine-profile.md says why each is there.
+#[rustfmt::skip]
+const ALLOW_MACHINE: &[&str] = &[
+    "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick", "get_mempolicy", "kcmp",
+    "mbind", "mount", "mount_setattr", "move_mount", "open_tree", "pidfd_getfd",
+    "pivot_root", "process_madvise", "quotactl", "quotactl_fd", "reboot", "set_mempolicy",
+    "set_mempolicy_home_node", "setdomainname", "sethostname", "setns", "umount2", "unshare",
+];
+
+/// Keyring calls in a machine answer ENOSYS, which inner runtimes (runc, crun) take as
+/// "no keyrings here" and go on; EPERM makes them fail.
+const KEYRING: &[&str] = &["add_key", "keyctl", "request_key"];
+
 /// The default seccomp profile: [`profile`] for the native ABI only.
 #[cfg_attr(not(test), allow(dead_code))]
 pub fn default_profile() -> LinuxSeccomp {
@@ -146,6 +164,18 @@ pub fn default_profile() -> LinuxSeccomp {
 /// [`ALWAYS_BLOCKED`] always denied; for the native ABI only unless `allow_32bit`. See the
 /// module docs for the details.
 pub fn profile(allow_32bit: bool) -> LinuxSeccomp {
+    build(allow_32bit, false)
+}
+
+/// The `machine` profile's: [`profile`] plus [`ALLOW_MACHINE`], `clone` and `clone3` with
+/// any flags (new namespaces, all owned by the sandbox's user namespace), and keyring
+/// calls answering ENOSYS. [`ALWAYS_BLOCKED`] stays denied, and so do `socket(AF_VSOCK)`
+/// and the 32-bit ABIs unless the operator allows them.
+pub fn machine_profile(allow_32bit: bool) -> LinuxSeccomp {
+    build(allow_32bit, true)
+}
+
+fn build(allow_32bit: bool, machine: bool) -> LinuxSeccomp {
     let mut syscalls = vec![
         allow(ALLOW),
         allow(ALLOW_KERNEL_4_8),
@@ -153,16 +183,25 @@ pub fn profile(allow_32bit: bool) -> LinuxSeccomp {
         allow(ALLOW_DEFAULT_CAPS),
         // Any address family but AF_VSOCK, which reaches the host across namespaces.
         allow_if("socket", LinuxSeccompOperator::ScmpCmpNe, AF_VSOCK),
-        // MASKED_EQ holds when (flags & value) == value_two (0 here): no namespace flag set.
-        allow_if(
-            "clone",
-            LinuxSeccompOperator::ScmpCmpMaskedEq,
-            CLONE_NAMESPACE_FLAGS,
-        ),
-        // clone3 passes its flags in a struct seccomp cannot read; ENOSYS makes libc fall
-        // back to clone, which is checked above.
-        errno("clone3", ENOSYS),
     ];
+    if machine {
+        syscalls.push(allow(ALLOW_MACHINE));
+        syscalls.push(allow(&["clone", "clone3"]));
+        syscalls.extend(KEYRING.iter().map(|name| errno(name, ENOSYS)));
+    } else {
+        syscalls.extend([
+            // MASKED_EQ holds when (flags & value) == value_two (0 here): no namespace
+            // flag set.
+            allow_if(
+                "clone",
+                LinuxSeccompOperator::ScmpCmpMaskedEq,
+                CLONE_NAMESPACE_FLAGS,
+            ),
+            // clone3 passes its flags in a struct seccomp cannot read; ENOSYS makes libc
+            // fall back to clone, which is checked above.
+            errno("clone3", ENOSYS),
+        ]);
+    }
     if allow_32bit {
         // socketcall stays denied by default, but libseccomp also applies the `socket` rule
         // to i386 socketcall(SYS_SOCKET), comparing the call number instead of the family:
@@ -447,6 +486,34 @@ mod tests {
             let allowed = permits(&profile, "clone", flag | 17);
             assert!(!allowed, "clone({flag:#x}) allowed");
         }
+    }
+
+    #[test]
+    fn machine_allows_mounts_and_namespaces_but_not_the_host_reaching_calls() {
+        let profile = machine_profile(false);
+        for name in
+            "mount umount2 unshare setns pivot_root sethostname clone3 reboot".split_whitespace()
+        {
+            assert!(permits(&profile, name, 0), "{name} denied in a machine");
+        }
+        assert!(
+            permits(&profile, "clone", 0x1000_0000 | 17),
+            "clone(CLONE_NEWUSER)"
+        );
+        for name in ALWAYS_BLOCKED.iter().filter(|n| !KEYRING.contains(n)) {
+            assert!(!permits(&profile, name, 0), "{name} allowed in a machine");
+        }
+        for name in KEYRING {
+            assert_eq!(
+                action_for(&profile, name, [0; 6]),
+                LinuxSeccompAction::ScmpActErrno
+            );
+        }
+        for name in "perf_event_open syslog lookup_dcookie init_module finit_module kexec_load open_by_handle_at iopl ioperm swapon settimeofday".split_whitespace() {
+            assert!(!permits(&profile, name, 0), "{name} allowed in a machine");
+        }
+        assert!(!permits(&profile, "socket", AF_VSOCK));
+        assert_eq!(profile.architectures().as_deref(), Some(NATIVE));
     }
 
     #[test]

@@ -76,6 +76,76 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/kernel/tracing",
 ];
 
+/// Every capability Linux 6.x defines: a machine holds them all, within its own user
+/// namespace only (the kernel checks each against the namespace that owns the object).
+pub const MACHINE_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Where a machine keeps what inner container engines store: their overlay layers cannot
+/// sit on the sandbox's own overlay root, so each is a directory of the sandbox's writable
+/// volume (the same disk quota) mounted at its usual place.
+pub const MACHINE_STATE_DIRS: &[(&str, &str)] = &[
+    ("docker", "/var/lib/docker"),
+    ("containerd", "/var/lib/containerd"),
+    ("containers", "/var/lib/containers"),
+];
+
+/// Where systemd is when an image has it: a machine boots it as PID 1.
+pub const SYSTEMD_INIT: &str = "/sbin/init";
+
+/// What a sandbox is made as: `Standard`, or a machine with these parts.
+#[derive(Clone, Debug)]
+pub enum Shape<'a> {
+    Standard,
+    Machine {
+        /// systemd is PID 1 (the agent is started beside it); else the agent is.
+        systemd: bool,
+        /// The host directories behind [`MACHINE_STATE_DIRS`], in that order.
+        state: &'a [std::path::PathBuf],
+    },
+}
+
 pub const READONLY_PATHS: &[&str] = &[
     "/proc/bus",
     "/proc/fs",
@@ -87,7 +157,16 @@ pub const READONLY_PATHS: &[&str] = &[
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const CPU_PERIOD_US: u64 = 100_000;
 
+/// `/proc` paths a machine leaves writable: the kernel lets root inside write only the
+/// sysctls of namespaces its user namespace owns (`net.*` of its own netns, for Docker's
+/// `ip_forward`); the others stay owned by the host's root.
+const MACHINE_WRITABLE: &[&str] = &["/proc/sys"];
+
+/// The environment variable systemd reads to know it runs in a container.
+const CONTAINER_ENV: &str = "container=sandlab";
+
 /// Builds `config.json` for `spec`.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     spec: &SandboxSpec,
     image: &ImageConfig,
@@ -96,6 +175,7 @@ pub fn build(
     agent_host_path: &Path,
     cgroups: &Cgroups,
     allow_32bit: bool,
+    shape: &Shape<'_>,
 ) -> Value {
     let limits = &spec.limits;
     let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.to_string());
@@ -159,6 +239,9 @@ pub fn build(
             "seccomp": seccomp::profile(allow_32bit)
         }
     });
+    if let Shape::Machine { systemd, state } = shape {
+        machine(&mut config, *systemd, state, allow_32bit);
+    }
     // The runtime sets rlimits with prlimit(2) on the sandbox's init, which takes
     // CAP_SYS_RESOURCE over the sandbox's user namespace: the host's root has it over a
     // namespace it owns, but need not have it in its own namespace (some hosts drop it),
@@ -170,6 +253,71 @@ pub fn build(
             json!([{ "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile }]);
     }
     config
+}
+
+/// Turns a standard `config.json` into a machine's (docs/machine-profile.md): every
+/// capability within the user namespace, setuid programs work (no `no_new_privs`), a fresh
+/// sysfs (its network view is the sandbox's own netns, which the sandbox's user namespace
+/// owns), a writable cgroup namespace over the sandbox's delegated cgroup, `/run` and
+/// `/run/lock` as tmpfs for systemd, the engines' state directories, and the machine
+/// seccomp profile. Limits, masked paths and the rest of the read-only paths stay.
+fn machine(config: &mut Value, systemd: bool, state: &[std::path::PathBuf], allow_32bit: bool) {
+    let caps: Vec<&str> = MACHINE_CAPABILITIES.to_vec();
+    let process = &mut config["process"];
+    // Root's, as on a real machine: a user other than root inside gets none (no ambient set).
+    process["capabilities"] = json!({ "bounding": caps, "effective": caps, "permitted": caps });
+    process["noNewPrivileges"] = json!(false);
+    if let Some(env) = process["env"].as_array_mut() {
+        env.push(json!(CONTAINER_ENV));
+    }
+    if systemd {
+        process["args"] = json!([SYSTEMD_INIT]);
+    }
+    let mut mounts: Vec<Value> = config["mounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut m| {
+            match m["destination"].as_str() {
+                Some("/sys") => {
+                    // Writable: a read-only first mount makes the superblock read-only,
+                    // and an inner `--privileged` container, which mounts sysfs writable,
+                    // is then refused. The kernel still lets root inside write only what
+                    // its user namespace owns (its netns's devices); the rest of sysfs is
+                    // the host root's, unmapped here.
+                    m = json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev"] });
+                }
+                Some("/sys/fs/cgroup") => {
+                    m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]);
+                }
+                _ => {}
+            }
+            m
+        })
+        .collect();
+    for dest in ["/run", "/run/lock"] {
+        mounts.push(json!({ "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=65536k"] }));
+    }
+    for (host, (_, dest)) in state.iter().zip(MACHINE_STATE_DIRS) {
+        mounts.push(json!({ "destination": dest, "type": "bind", "source": host, "options": ["rbind", "nosuid", "nodev"] }));
+    }
+    config["mounts"] = Value::Array(mounts);
+    let linux = &mut config["linux"];
+    // Host-wide sysfs views no longer need hiding: the fresh sysfs shows only the
+    // sandbox's own network devices.
+    if let Some(masked) = linux["maskedPaths"].as_array_mut() {
+        masked.retain(|p| {
+            !matches!(
+                p.as_str(),
+                Some("/sys/class/net" | "/sys/devices/virtual/net")
+            )
+        });
+    }
+    if let Some(ro) = linux["readonlyPaths"].as_array_mut() {
+        ro.retain(|p| !p.as_str().is_some_and(|p| MACHINE_WRITABLE.contains(&p)));
+    }
+    linux["seccomp"] = json!(seccomp::machine_profile(allow_32bit));
 }
 
 /// The sandbox's namespaces. Its user namespace, when given, was made beforehand and is
@@ -217,6 +365,7 @@ mod tests {
             Path::new("/usr/bin/sandlab-agent"),
             &cg,
             false,
+            &Shape::Standard,
         )
     }
 

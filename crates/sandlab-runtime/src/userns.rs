@@ -107,6 +107,55 @@ pub fn make_userns(owner: (u32, u32), uid_map: &str, gid_map: &str) -> Result<Ow
     Ok(ns.into())
 }
 
+/// A network namespace owned by the user namespace `userns` (a machine's: root inside
+/// then holds CAP_NET_ADMIN over it, for Docker's bridges and iptables). A forked child
+/// joins `userns` and unshares the netns; this process opens it; then the child exits.
+pub fn make_netns_in(userns: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let userns = userns.as_raw_fd();
+    // SAFETY: as in `make_userns`: raw system calls only, then `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os_error("fork", "a network namespace"));
+    }
+    if pid == 0 {
+        // SAFETY: raw system calls on our own descriptors; see above.
+        unsafe {
+            libc::close(ready_r.as_raw_fd());
+            libc::close(go_w.as_raw_fd());
+            let ok = libc::setns(userns, libc::CLONE_NEWUSER) == 0
+                && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNET) == 0;
+            let byte: u8 = ok.into();
+            libc::write(ready_w.as_raw_fd(), (&raw const byte).cast(), 1);
+            let mut buf = 0u8;
+            while libc::read(go_r.as_raw_fd(), (&raw mut buf).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            libc::_exit(0);
+        }
+    }
+    drop(ready_w);
+    drop(go_r);
+    let child = Child {
+        pid,
+        go: Some(go_w),
+    };
+    let mut byte = 0u8;
+    // SAFETY: reading one byte into a local.
+    let n = unsafe { libc::read(ready_r.as_raw_fd(), (&raw mut byte).cast(), 1) };
+    if n != 1 || byte != 1 {
+        return Err(Error::Host(
+            "Cannot make a network namespace inside a sandbox's user namespace: the kernel refused"
+                .into(),
+        ));
+    }
+    let ns_path = format!("/proc/{pid}/ns/net");
+    let ns = std::fs::File::open(&ns_path).map_err(Error::io(&ns_path))?;
+    drop(child);
+    Ok(ns.into())
+}
+
 /// The forked helper: dropping it tells it to exit and reaps it.
 struct Child {
     pid: libc::pid_t,

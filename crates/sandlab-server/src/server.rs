@@ -310,17 +310,14 @@ async fn default_image(state: &AppState, local: &LocalImages) -> Result<()> {
         return Err(ServerError::NoDefaultImage(image.clone()));
     }
     eprintln!("sandlab: building the default image \"debian\" (first start; a few minutes)");
-    let include: Vec<String> = sandlab_image::DEFAULT_PACKAGES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let recipe = sandlab_image::recipe::find("debian", None)
+        .map_err(ServerError::BuildImage)?
+        .ok_or_else(|| ServerError::NoDefaultImage(image.clone()))?;
     let LocalImages { store, progress } = local.clone();
-    tokio::task::spawn_blocking(move || {
-        store.build_debian("debian", "bookworm", &include, progress.as_ref())
-    })
-    .await
-    .map_err(ServerError::Task)?
-    .map_err(ServerError::BuildImage)?;
+    tokio::task::spawn_blocking(move || store.build_recipe(&recipe, progress.as_ref()))
+        .await
+        .map_err(ServerError::Task)?
+        .map_err(ServerError::BuildImage)?;
     Ok(())
 }
 

@@ -415,6 +415,7 @@ async fn a_schema_4_database_is_upgraded() {
         pids: 64,
         disk: ByteSize::gib(4),
         network: NetworkMode::Egress,
+        profile: Default::default(),
     };
     let limits: Vec<&Limits> = recs.iter().map(|r| &r.limits).collect();
     assert_eq!(

@@ -30,6 +30,8 @@ struct RuntimeSection {
     agent: Option<PathBuf>,
     /// Let sandboxes make 32-bit (i386, x32) syscalls.
     allow_32bit: Option<bool>,
+    /// Offer the `machine` profile (default true).
+    machine: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,14 @@ impl Config {
             Some("0" | "false" | "") => false,
             Some(other) => bail!("SANDLAB_ALLOW_32BIT must be 1, true, 0 or false, not {other:?}"),
             None => fc.runtime.allow_32bit.unwrap_or(false),
+        };
+        rc.allow_machine = match std::env::var("SANDLAB_MACHINE_PROFILE").ok().as_deref() {
+            Some("1" | "true" | "on") => true,
+            Some("0" | "false" | "off") => false,
+            Some(other) => bail!(
+                "SANDLAB_MACHINE_PROFILE must be on or off (or 1, true, 0, false), not {other:?}"
+            ),
+            None => fc.runtime.machine.unwrap_or(true),
         };
         Ok(Config {
             runtime: rc,

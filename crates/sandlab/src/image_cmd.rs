@@ -6,21 +6,29 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use sandlab_image::{ImageStore, Progress, DEFAULT_PACKAGES};
+use sandlab_image::{recipe, ImageStore, Progress};
 
 use crate::config::Config;
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
-    /// Build a Debian root filesystem image from Debian's package archive (mmdebstrap).
+    /// Build an image from Debian's package archive (mmdebstrap): the recipe NAME
+    /// (`images/NAME.toml`: built in are `debian` and `machine`; more in
+    /// `$SANDLAB_IMAGE_RECIPES`), or, with --include, an ad-hoc Debian image.
     Build {
         name: String,
-        #[arg(long, default_value = "bookworm")]
-        suite: String,
-        /// Packages to install, comma separated (default: the `debian` image's set).
+        /// Debian suite of an ad-hoc image (with --include).
+        #[arg(long)]
+        suite: Option<String>,
+        /// Packages of an ad-hoc image, comma separated (instead of a recipe).
         #[arg(long, value_delimiter = ',')]
         include: Vec<String>,
+        /// Build again even when the image was built from the same recipe.
+        #[arg(long)]
+        force: bool,
     },
+    /// List the image recipes `image build` knows.
+    Recipes,
     /// Import an OCI image layout or `docker save` archive (tar).
     Import {
         file: PathBuf,
@@ -116,15 +124,52 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
             name,
             suite,
             include,
+            force,
         } => {
-            let include: Vec<String> = if include.is_empty() {
-                DEFAULT_PACKAGES.iter().map(|s| s.to_string()).collect()
+            let dir = recipe::dir_from_env();
+            let recipe = if include.is_empty() {
+                let Some(recipe) = recipe::find(&name, dir.as_deref())? else {
+                    let known: Vec<String> = recipe::all(dir.as_deref())?
+                        .into_iter()
+                        .map(|r| r.name)
+                        .collect();
+                    anyhow::bail!(
+                        "There is no image recipe named {name:?} (known: {}); add images/{name}.toml to ${}, or build an ad-hoc Debian image with --include PKG,PKG",
+                        known.join(", "),
+                        recipe::RECIPES_ENV
+                    );
+                };
+                if suite.is_some() {
+                    anyhow::bail!(
+                        "--suite goes with --include; the recipe {name:?} names its own suite"
+                    );
+                }
+                Some(recipe)
             } else {
-                include
+                None
             };
+            if let Some(r) = &recipe {
+                let current = store.list()?.into_iter().find(|i| i.name == r.name);
+                if !force && current.as_ref().is_some_and(|i| i.source == r.source()) {
+                    println!(
+                        "{} is up to date with its recipe ({}); --force builds it again",
+                        r.name,
+                        r.digest()
+                    );
+                    return Ok(());
+                }
+            }
             let bar = Bar::new();
             let started = std::time::Instant::now();
-            let info = store.build_debian(&name, &suite, &include, &bar);
+            let info = match &recipe {
+                Some(r) => store.build_recipe(r, &bar),
+                None => store.build_debian(
+                    &name,
+                    suite.as_deref().unwrap_or("bookworm"),
+                    &include,
+                    &bar,
+                ),
+            };
             bar.finish();
             let info = info?;
             println!(
@@ -154,6 +199,21 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
             bar.finish();
             let info = info?;
             println!("pulled {} {}", info.name, info.digest);
+        }
+        ImageCommand::Recipes => {
+            let built: Vec<_> = store.list()?;
+            println!("{:<16} {:<10} {:<12} DESCRIPTION", "NAME", "SUITE", "BUILT");
+            for r in recipe::all(recipe::dir_from_env().as_deref())? {
+                let state = match built.iter().find(|i| i.name == r.name) {
+                    Some(i) if i.source == r.source() => "up to date",
+                    Some(_) => "stale",
+                    None => "no",
+                };
+                println!(
+                    "{:<16} {:<10} {:<12} {}",
+                    r.name, r.suite, state, r.description
+                );
+            }
         }
         ImageCommand::Ls => {
             println!("{:<24} {:<20} {:>10}  SOURCE", "NAME", "DIGEST", "SIZE");

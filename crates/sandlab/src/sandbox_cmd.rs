@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, SandboxId};
+use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, Profile, SandboxId};
 use sandlab_proto::ExecRequest;
 use sandlab_runtime::manager::{CreateRequest, SandboxManager};
 use sandlab_store::Store;
@@ -29,6 +29,10 @@ fn network(s: &str) -> Result<NetworkMode, String> {
     s.parse::<NetworkMode>().map_err(|e| e.to_string())
 }
 
+fn profile(s: &str) -> Result<Profile, String> {
+    s.parse::<Profile>().map_err(|e| e.to_string())
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
     /// Image to start from.
@@ -49,6 +53,9 @@ pub struct LimitArgs {
     /// `none` (loopback only) or `egress` (NAT to the internet, private ranges dropped).
     #[arg(long, value_parser = network, default_value = "none")]
     network: NetworkMode,
+    /// `standard` (a hardened shell) or `machine` (systemd as PID 1, Docker inside).
+    #[arg(long, value_parser = profile, default_value = "standard")]
+    profile: Profile,
 }
 
 impl LimitArgs {
@@ -59,6 +66,7 @@ impl LimitArgs {
             pids: self.pids,
             disk: self.disk,
             network: self.network,
+            profile: self.profile,
         }
     }
 }

@@ -5,90 +5,9 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 
+use common::testhost::TestHost;
 use common::*;
-
-fn ip(args: &str) {
-    let out = Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace with one veth to the host and an HTTP server on `addr4`/`addr6`.
-struct TestHost {
-    ns: String,
-    link: String,
-    server: Child,
-}
-
-impl TestHost {
-    fn start(tag: &str, host4: &str, addr4: &str, host6: &str, addr6: &str) -> TestHost {
-        let ns = format!("sltest-{tag}-{}", std::process::id());
-        let link = format!("slt{tag}{}", std::process::id() % 100_000);
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        let _ = Command::new("ip").args(["link", "del", &link]).output();
-        ip(&format!("netns add {ns}"));
-        ip(&format!(
-            "link add {link} type veth peer name eth0 netns {ns}"
-        ));
-        ip(&format!("addr add {host4}/24 dev {link}"));
-        ip(&format!("addr add {host6}/64 dev {link} nodad"));
-        ip(&format!("link set {link} up"));
-        ip(&format!("-n {ns} link set lo up"));
-        ip(&format!("-n {ns} addr add {addr4}/24 dev eth0"));
-        ip(&format!("-n {ns} addr add {addr6}/64 dev eth0 nodad"));
-        ip(&format!("-n {ns} link set eth0 up"));
-        ip(&format!("-n {ns} route add default via {host4}"));
-        ip(&format!("-n {ns} route add default via {host6}"));
-        let server = Command::new("ip")
-            .args(["netns", "exec", &ns, "python3", "-c"])
-            .arg(
-                "import http.server, socket\n\
-                 class S(http.server.ThreadingHTTPServer):\n    address_family = socket.AF_INET6\n    def server_bind(self):\n        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n        super().server_bind()\n\
-                 S(('::', 8080), http.server.SimpleHTTPRequestHandler).serve_forever()",
-            )
-            .current_dir("/tmp")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let ok = wait_until(std::time::Duration::from_secs(10), || {
-            Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &ns,
-                    "python3",
-                    "-c",
-                    "import socket; socket.create_connection(('127.0.0.1', 8080), 1)",
-                ])
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        });
-        assert!(ok, "test host {ns} did not start");
-        TestHost { ns, link, server }
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.link])
-            .output();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-    }
-}
 
 #[test]
 fn egress_reaches_the_internet_but_not_private_ranges_or_the_host() {

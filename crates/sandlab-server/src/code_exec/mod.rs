@@ -178,6 +178,7 @@ pub async fn execute(
         } else {
             NetworkMode::None
         },
+        profile: Default::default(),
     };
     let rec = sandboxes
         .create(NewSandbox {

@@ -80,6 +80,8 @@ pub struct NodeView {
     pub memory: String,
     pub cpus: f64,
     pub network: String,
+    /// `standard` or `machine`.
+    pub profile: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -171,6 +173,7 @@ pub async fn get_lab(
                 memory: n.limits.memory.to_string(),
                 cpus: n.limits.cpus,
                 network: n.limits.network.to_string(),
+                profile: n.limits.profile.to_string(),
             })
             .collect(),
         task_list: lab

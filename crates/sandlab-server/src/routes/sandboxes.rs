@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sandlab_core::SandboxRecord;
-use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode, SandboxId};
+use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode, Profile, SandboxId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -42,6 +42,10 @@ pub struct CreateSandbox {
     /// `none` (loopback only, default) or `egress` (NAT to the internet).
     #[schema(example = "none")]
     pub network: Option<String>,
+    /// `standard` (default: a hardened shell) or `machine` (systemd as PID 1, Docker,
+    /// containerd and podman inside; the operator may switch it off).
+    #[schema(example = "standard")]
+    pub profile: Option<String>,
     /// Time to live, e.g. `30m` (default and maximum set by the server).
     #[schema(example = "30m")]
     pub ttl: Option<String>,
@@ -57,6 +61,9 @@ pub struct LimitsView {
     pub disk: String,
     #[schema(example = "none")]
     pub network: String,
+    /// `standard` or `machine`.
+    #[schema(example = "standard")]
+    pub profile: String,
 }
 
 /// A sandbox as the API shows it.
@@ -97,6 +104,7 @@ pub fn view(state: &AppState, r: SandboxRecord) -> SandboxView {
             pids: r.limits.pids,
             disk: r.limits.disk.to_string(),
             network: r.limits.network.to_string(),
+            profile: r.limits.profile.to_string(),
         },
         created_at_ms: r.created_at_ms,
         expires_at_ms: r.deadline_ms,
@@ -174,6 +182,9 @@ async fn limits_and_ttl(
         named.network = n
             .parse::<NetworkMode>()
             .map_err(|e| invalid("network", e))?;
+    }
+    if let Some(p) = &req.profile {
+        named.profile = p.parse::<Profile>().map_err(|e| invalid("profile", e))?;
     }
     let bounds = |l: &Limits| {
         l.validate().map_err(|e| {
