@@ -25,6 +25,10 @@ pub enum BenchCommand {
         n: usize,
         #[arg(long, default_value = "debian")]
         image: String,
+        /// `machine`: time to a running systemd and to a working `docker info` in a
+        /// machine (image `machine`), beside the standard profile's first output.
+        #[arg(long, default_value = "standard")]
+        profile: String,
     },
     /// Warm pool claim vs cold create through `sandlab serve`'s `POST /sandboxes`.
     Pool(crate::bench_serve::PoolArgs),
@@ -92,7 +96,11 @@ impl Series {
 
 pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
     let (n, image) = match cmd {
-        BenchCommand::Start { n, image } => (n, image),
+        BenchCommand::Start { n, image, profile } => match profile.as_str() {
+            "standard" => (n, image),
+            "machine" => return machine_start(cfg, n, &image),
+            other => bail!("--profile {other:?} is not `standard` or `machine`"),
+        },
         BenchCommand::Pool(args) => return crate::bench_serve::pool(cfg, args).await,
         BenchCommand::Terminal(args) => return crate::bench_serve::terminal(cfg, args).await,
         BenchCommand::Density(args) => return crate::bench_serve::density(cfg, args).await,
@@ -144,6 +152,93 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         ratio(percentile(&ours.first, 0.5), percentile(&base.first, 0.5)),
         ratio(percentile(&ours.first, 0.99), percentile(&base.first, 0.99)),
         ratio(percentile(&ours.total, 0.5), percentile(&base.total, 0.5)),
+    );
+    Ok(())
+}
+
+/// `bench start --profile machine`: alternating runs of the standard profile's
+/// `echo ready` (image `standard_image`), a machine's booted systemd
+/// (`systemctl is-system-running` answers once create has waited for the boot) and a
+/// machine's working `docker info`.
+fn machine_start(cfg: &Config, n: usize, standard_image: &str) -> anyhow::Result<()> {
+    let data = &cfg.runtime.data_dir;
+    let run = |args: &[&str]| -> anyhow::Result<(Duration, Duration)> {
+        timed(
+            Command::new(self_exe())
+                .arg("--data-dir")
+                .arg(data)
+                .arg("run")
+                .args(args)
+                .stdin(Stdio::null()),
+        )
+    };
+    let machine = [
+        "--image",
+        "machine",
+        "--profile",
+        "machine",
+        "--memory",
+        "1G",
+        "--pids",
+        "2048",
+        "--",
+    ];
+    let mut standard = Series::new(n);
+    let mut systemd = Series::new(n);
+    let mut docker = Series::new(n);
+    for _ in 0..n {
+        standard.push(run(&["--image", standard_image, "--", "echo", "ready"])?);
+        systemd.push(run(
+            &[&machine[..], &["systemctl", "is-system-running"]].concat()
+        )?);
+        docker.push(run(&[
+            &machine[..],
+            &[
+                "sh",
+                "-c",
+                "until docker info >/dev/null 2>&1; do sleep 0.02; done; echo ready",
+            ],
+        ]
+        .concat())?);
+    }
+    for s in [&mut standard, &mut systemd, &mut docker] {
+        s.sort();
+    }
+    println!("machine start, {n} runs each, alternating");
+    println!(
+        "{:<44} {:>9} {:>9} {:>11}",
+        "", "ready p50", "p99", "exit p50"
+    );
+    for (name, s) in [
+        (
+            format!("standard ({standard_image}): echo ready"),
+            &standard,
+        ),
+        (
+            "machine: systemd running (target <= 1.5s)".to_string(),
+            &systemd,
+        ),
+        (
+            "machine: docker info works (target <= 3s)".to_string(),
+            &docker,
+        ),
+    ] {
+        println!(
+            "{:<44} {:>9.1?} {:>9.1?} {:>11.1?}",
+            name,
+            percentile(&s.first, 0.5),
+            percentile(&s.first, 0.99),
+            percentile(&s.total, 0.5)
+        );
+    }
+    let ratio = |a: &Series| {
+        percentile(&a.first, 0.5).as_secs_f64()
+            / percentile(&standard.first, 0.5).as_secs_f64().max(1e-9)
+    };
+    println!(
+        "ratio to the standard profile's first output, p50: systemd {:.1}, docker {:.1}",
+        ratio(&systemd),
+        ratio(&docker)
     );
     Ok(())
 }

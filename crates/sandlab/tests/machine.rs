@@ -36,18 +36,12 @@ fn boot(data: &Path, extra: &[&str]) -> String {
         data.display(),
         data.display()
     );
-    let mut opts = vec![
-        "--image",
-        "machine",
-        "--profile",
-        "machine",
-        "--memory",
-        "1G",
-        "--pids",
-        "2048",
-        "--disk",
-        "4G",
-    ];
+    let mut opts = vec!["--image", "machine", "--profile", "machine"];
+    for (flag, default) in [("--memory", "1G"), ("--pids", "2048"), ("--disk", "4G")] {
+        if !extra.contains(&flag) {
+            opts.extend([flag, default]);
+        }
+    }
     opts.extend_from_slice(extra);
     let id = create(data, &opts);
     let out = exec(data, &id, "timeout 60 systemctl is-system-running --wait");
@@ -333,4 +327,106 @@ fn the_profile_is_refused_with_a_sentence_where_it_cannot_be_had() {
         "{}",
         off.stderr_text()
     );
+}
+
+const MACHINE: &[&str] = &["--image", "machine", "--profile", "machine"];
+
+fn machine_opts<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = MACHINE.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+/// The standard profile's isolation tests (tests/isolation.rs), for a machine: its root
+/// is the root of its own host range, memory, pids and disk limits hold, host processes
+/// are invisible and `network none` is loopback only.
+#[test]
+fn the_isolation_baseline_holds_in_a_machine() {
+    let data = data_dir();
+    assert!(has_machine_image(&data), "no `machine` image");
+    // Root inside, an unprivileged range outside (systemd's host uid).
+    let id = boot(&data, &["--network", "none"]);
+    let init: u32 = std::fs::read_to_string(data.join("sandboxes").join(&id).join("init.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let host_uid: u32 = uid_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        host_uid >= 0x7001_0000 && (host_uid - 0x7000_0000).is_multiple_of(65536),
+        "a machine's root must be the root of its own host range: {uid_line}"
+    );
+    // Host processes invisible.
+    let mut canary = std::process::Command::new("sleep")
+        .arg("67")
+        .spawn()
+        .unwrap();
+    let seen = must(
+        &data,
+        &id,
+        "ps -eo args | awk '$1 == \"sleep\" && $2 == \"67\"' | wc -l",
+    );
+    let _ = canary.kill();
+    let _ = canary.wait();
+    assert_eq!(seen.trim(), "0", "a host process is visible in a machine");
+    // network none: loopback (and what the machine makes itself) only.
+    let host = TcpListener::bind("0.0.0.0:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let text = exec(
+        &data,
+        &id,
+        &format!(
+            "ip -o link | awk -F': ' '{{print $2}}'; \
+             for a in $(hostname -I 2>/dev/null) 10.0.0.1 198.51.100.7; do curl -sS --max-time 2 http://$a:{port}/ >/dev/null 2>&1 && echo REACHED $a; done; true"
+        ),
+    )
+    .stdout_text();
+    assert!(!text.contains("eth0"), "{text}");
+    assert!(!text.contains("REACHED"), "{text}");
+    assert!(host.accept().is_err(), "the host listener got a connection");
+    rm(&data, &id);
+
+    // Memory: a bomb in a 256M machine dies with 137.
+    let out = run_bash(
+        &data,
+        &machine_opts(&["--memory", "256M"]),
+        "python3 -c 'a=[]\nwhile True: a.append(bytearray(1<<20))'",
+    );
+    assert_eq!(out.code(), 137, "{}", out.stderr_text());
+    // Disk: the quota holds.
+    let out = run_bash(
+        &data,
+        &machine_opts(&["--disk", "256M"]),
+        "dd if=/dev/urandom of=/fill bs=1M count=400 2>&1; sync; echo size=$(du -m /fill | cut -f1)",
+    );
+    let text = out.stdout_text();
+    assert!(text.contains("Disk quota exceeded"), "{text}");
+    let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
+    assert!(size <= 260, "wrote {size}M past a 256M quota");
+    // Pids: a fork bomb stays at the limit, read from the host.
+    let id = boot(&data, &["--pids", "256"]);
+    let _ = exec(
+        &data,
+        &id,
+        "timeout 5 bash -c 'b(){ b|b& }; b; sleep 4' >/dev/null 2>&1; true",
+    );
+    let cg = Path::new("/sys/fs/cgroup/pids/sandlab").join(&id);
+    let cg = if cg.exists() {
+        cg
+    } else {
+        Path::new("/sys/fs/cgroup/sandlab").join(&id)
+    };
+    let max = std::fs::read_to_string(cg.join("pids.max")).unwrap();
+    assert_eq!(max.trim(), "256");
+    let events = std::fs::read_to_string(cg.join("pids.events")).unwrap_or_default();
+    let hits: u64 = events
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(hits > 0, "the fork bomb never hit the limit: {events}");
+    rm(&data, &id);
 }
