@@ -341,6 +341,17 @@ impl ContainerDriver {
             self.cfg.allow_32bit,
             &shape,
         );
+        let mut config = config;
+        // Honest views: lxcfs's /proc files, and as many CPUs as the limit rounds up to
+        // (what `nproc` counts).
+        if let Some(mount) = crate::lxcfs::ensure() {
+            if let Some(list) = config["mounts"].as_array_mut() {
+                list.extend(crate::lxcfs::binds(&mount));
+            }
+        }
+        if let Some(cpus) = cpuset_for(id, spec.limits.cpus) {
+            config["linux"]["resources"]["cpu"]["cpus"] = serde_json::json!(cpus);
+        }
         if machine {
             // Before the runtime: systemd as PID 1 makes its cgroups at once.
             self.cgroups.delegate(id, (ids.host_uid, ids.host_gid))?;
@@ -664,6 +675,33 @@ impl Driver for ContainerDriver {
             .await
             .map_err(|e| Error::Host(format!("The capacity probe failed: {e}")))
     }
+}
+
+/// The CPUs a sandbox with a limit of `cpus` runs on, so that `nproc` inside counts its
+/// limit rounded up: that many of the host's CPUs, a window starting at a place the id
+/// picks (so sandboxes spread over the host). `None` (all CPUs) when the limit covers
+/// them all.
+fn cpuset_for(id: &SandboxId, cpus: f64) -> Option<String> {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let host: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    let want = (cpus.ceil() as usize).max(1);
+    if want >= host.len() {
+        return None;
+    }
+    let start = id.as_str().bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    }) % host.len();
+    let mut picked: Vec<usize> = (0..want).map(|i| host[(start + i) % host.len()]).collect();
+    picked.sort_unstable();
+    Some(
+        picked
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// Whether connecting failed because nobody listens on the socket.

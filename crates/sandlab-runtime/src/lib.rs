@@ -35,6 +35,7 @@ mod config;
 mod container;
 mod error;
 pub mod lease;
+mod lxcfs;
 pub mod manager;
 mod mounts;
 mod netns;
