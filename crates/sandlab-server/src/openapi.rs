@@ -22,7 +22,7 @@ use crate::routes;
         routes::terminal, routes::execute_code,
         routes::healthz, routes::readyz, routes::metrics_text, routes::openapi_json,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &Links),
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "auth", description = "Browser sessions and the caller's account"),
@@ -36,6 +36,35 @@ use crate::routes;
     )
 )]
 pub struct ApiDoc;
+
+/// The document as served: [`ApiDoc`] in JSON, with each link's `operation_id` spelled
+/// `operationId` as OpenAPI has it (utoipa 5.5 writes the field in snake case).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|i| i.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            for links in responses
+                .values_mut()
+                .filter_map(|r| r.get_mut("links"))
+                .filter_map(|l| l.as_object_mut())
+            {
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    if let Some(id) = link.remove("operation_id") {
+                        link.insert("operationId".into(), id);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
 
 struct Security;
 
@@ -53,5 +82,68 @@ impl Modify for Security {
                 "Login session cookie (`__Host-sandlab_session` over HTTPS); unsafe methods also need `X-CSRF-Token`.",
             ))),
         );
+    }
+}
+
+/// OpenAPI links from what a create answers to the operations on what it made: clients
+/// (and schemathesis's stateful phase) follow them, e.g. create a sandbox, then exec in it,
+/// read its files and delete it.
+struct Links;
+
+/// (path and method of the creating operation, status, the created thing's id parameter,
+/// the operations that take it).
+const LINKS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "/api/v1/sandboxes",
+        "201",
+        "id",
+        &[
+            "get_sandbox",
+            "exec_sandbox",
+            "read_file",
+            "write_file",
+            "list_dir",
+            "extend_sandbox",
+            "kill_processes",
+            "delete_sandbox",
+        ],
+    ),
+    (
+        "/api/v1/labs/{slug}/sessions",
+        "201",
+        "id",
+        &[
+            "get_session",
+            "session_tasks",
+            "extend_session",
+            "delete_session",
+        ],
+    ),
+    ("/api/v1/tokens", "201", "id", &["delete_token"]),
+    ("/api/v1/users", "201", "id", &["update_user"]),
+];
+
+impl Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        for (path, status, param, targets) in LINKS {
+            let Some(item) = doc.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let Some(op) = item.post.as_mut() else {
+                continue;
+            };
+            let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else {
+                continue;
+            };
+            for target in *targets {
+                let link = LinkBuilder::new()
+                    .operation_id(*target)
+                    .parameter(*param, format!("$response.body#/{param}"))
+                    .build();
+                response.links.insert((*target).to_owned(), RefOr::T(link));
+            }
+        }
     }
 }

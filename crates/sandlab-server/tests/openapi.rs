@@ -1,18 +1,16 @@
 //! The OpenAPI document is generated from the handlers; the snapshot makes every API
 //! change visible in review, and the route list checks nothing is left undocumented.
 
-use utoipa::OpenApi;
-
 #[test]
 fn openapi_document_matches_the_snapshot() {
-    let doc = serde_json::to_value(sandlab_server::openapi::ApiDoc::openapi()).unwrap();
+    let doc = sandlab_server::openapi::document();
     assert_eq!(doc["openapi"], "3.1.0");
     insta::assert_json_snapshot!("openapi", doc);
 }
 
 #[test]
 fn every_route_is_documented() {
-    let doc = serde_json::to_value(sandlab_server::openapi::ApiDoc::openapi()).unwrap();
+    let doc = sandlab_server::openapi::document();
     let paths = doc["paths"].as_object().unwrap();
     let expected: &[(&str, &[&str])] = &[
         ("/api/v1/auth/login", &["post"]),
@@ -64,4 +62,43 @@ fn every_route_is_documented() {
         expected.len(),
         "undocumented extras or missing entries"
     );
+}
+
+/// Every create links to the operations on what it made, each link naming an existing
+/// operation that takes the linked parameter in its path (schemathesis's stateful phase
+/// follows them: create, use, delete).
+#[test]
+fn creates_link_to_the_operations_on_what_they_made() {
+    let doc = sandlab_server::openapi::document();
+    let mut ops = std::collections::HashMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (_, op) in item.as_object().unwrap() {
+            if let Some(id) = op["operationId"].as_str() {
+                ops.insert(id.to_owned(), path.clone());
+            }
+        }
+    }
+    for (path, min) in [
+        ("/api/v1/sandboxes", 8),
+        ("/api/v1/labs/{slug}/sessions", 4),
+        ("/api/v1/tokens", 1),
+        ("/api/v1/users", 1),
+    ] {
+        let links = doc["paths"][path]["post"]["responses"]["201"]["links"]
+            .as_object()
+            .unwrap_or_else(|| panic!("POST {path} has no links"));
+        assert!(links.len() >= min, "POST {path}: {} links", links.len());
+        for (name, link) in links {
+            let target = link["operationId"].as_str().unwrap();
+            let target_path = ops
+                .get(target)
+                .unwrap_or_else(|| panic!("{path} links to {name}, no such operation"));
+            for param in link["parameters"].as_object().unwrap().keys() {
+                assert!(
+                    target_path.contains(&format!("{{{param}}}")),
+                    "{target} ({target_path}) takes no {param}"
+                );
+            }
+        }
+    }
 }

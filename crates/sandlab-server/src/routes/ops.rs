@@ -90,5 +90,5 @@ pub async fn metrics_text(
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
     responses((status = 200, content_type = "application/json", description = "The OpenAPI document")))]
 pub async fn openapi_json() -> Response {
-    Json(crate::openapi::ApiDoc::openapi()).into_response()
+    Json(crate::openapi::document()).into_response()
 }
