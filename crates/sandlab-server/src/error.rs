@@ -161,10 +161,20 @@ fn answer_runtime(e: &sandlab_runtime::Error) -> Option<ApiError> {
     Some(match e {
         E::NotFound(_) => ApiError::not_found("sandbox"),
         E::Limits(l) => ApiError::bad_request("invalid_limits", sentence(l.to_string())),
-        E::Image(sandlab_image::Error::NotFound(name)) => ApiError::bad_request(
-            "unknown_image",
-            format!("The image \"{name}\" does not exist on this server."),
-        ),
+        E::Image(sandlab_image::Error::NotFound(name)) => {
+            match crate::image_builds::state(name) {
+                Some(crate::image_builds::BuildState::Building) => ApiError::unavailable(
+                    format!("The image \"{name}\" is being built from its recipe for its first use; try again in a minute or two."),
+                ),
+                Some(crate::image_builds::BuildState::Failed(why)) => ApiError::unavailable(
+                    format!("The image \"{name}\" could not be built from its recipe ({}); an operator can run `sandlab image build {name}`.", why.trim_end_matches('.')),
+                ),
+                None => ApiError::bad_request(
+                    "unknown_image",
+                    format!("The image \"{name}\" does not exist on this server."),
+                ),
+            }
+        }
         E::Image(sandlab_image::Error::InvalidName(name)) => ApiError::bad_request(
             "invalid_image",
             format!("The image name \"{name}\" is invalid."),

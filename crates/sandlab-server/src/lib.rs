@@ -19,6 +19,7 @@ pub mod code_exec;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod image_builds;
 pub mod images;
 pub mod lab_sessions;
 pub mod listener;

@@ -258,6 +258,13 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         eprintln!("sandlab: lab problem: {p}");
     }
     eprintln!("sandlab: {} labs loaded", labs.len());
+    if let Some(local) = local {
+        let wanted: Vec<String> = labs
+            .iter()
+            .flat_map(|l| l.playground.nodes.iter().map(|n| n.image.clone()))
+            .collect();
+        crate::image_builds::spawn(local.store.clone(), local.progress.clone(), wanted);
+    }
     until_ok("resuming lab sessions", || {
         state.lab_sessions().recover(&labs)
     })
@@ -327,7 +334,7 @@ fn lab_loader(local: Option<&LocalImages>) -> Loader {
         Some(local) => {
             let images = local.store.clone();
             Arc::new(move |dir| {
-                let exists = |name: &str| images.resolve(name).is_ok();
+                let exists = |name: &str| crate::image_builds::available(&images, name);
                 sandlab_lab::load_catalogue(dir, Some(&exists))
             })
         }

@@ -240,3 +240,31 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Creates through `mgr`; when that fails because the image is missing and a recipe makes
+/// it (`images/NAME.toml`), builds it first (its first use, progress on stderr) and tries
+/// once more. The common path, an image that exists, costs nothing more.
+pub async fn create_building_image(
+    cfg: &Config,
+    mgr: &sandlab_runtime::manager::SandboxManager,
+    req: sandlab_runtime::manager::CreateRequest,
+) -> anyhow::Result<sandlab_core::SandboxRecord> {
+    match mgr.create(req.clone()).await {
+        Err(sandlab_runtime::Error::Image(sandlab_image::Error::NotFound(name))) => {
+            let dir = recipe::dir_from_env();
+            let Some(r) = recipe::find(&name, dir.as_deref())? else {
+                return Err(
+                    sandlab_runtime::Error::Image(sandlab_image::Error::NotFound(name)).into(),
+                );
+            };
+            eprintln!("sandlab: the image \"{name}\" is missing; building it from its recipe (first use, a few minutes)");
+            let store = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
+            let bar = Bar::new();
+            let built = store.build_recipe(&r, &bar);
+            bar.finish();
+            built?;
+            Ok(mgr.create(req).await?)
+        }
+        other => Ok(other?),
+    }
+}

@@ -106,7 +106,13 @@ pub fn load(cfg: &Config, dirs: &[PathBuf]) -> (Vec<sandlab_lab::Lab>, Vec<sandl
     // Images are checked against this data dir's store when it can be opened; otherwise
     // (no data dir yet) image names are only checked for form.
     let images = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap).ok();
-    let exists = |name: &str| images.as_ref().is_none_or(|s| s.resolve(name).is_ok());
+    // An image a recipe makes counts: `lab test` builds it on first use.
+    let recipes = sandlab_image::recipe::all(sandlab_image::recipe::dir_from_env().as_deref())
+        .unwrap_or_default();
+    let exists = |name: &str| {
+        recipes.iter().any(|r| r.name == name)
+            || images.as_ref().is_none_or(|s| s.resolve(name).is_ok())
+    };
     let check: Option<&dyn Fn(&str) -> bool> = Some(&exists);
     let (mut labs, mut problems) = (Vec::new(), Vec::new());
     for dir in dirs {

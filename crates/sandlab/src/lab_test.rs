@@ -206,6 +206,7 @@ async fn test_task(mgr: &SandboxManager, nodes: &HashMap<String, SandboxId>, t: 
 
 /// Starts `lab`'s nodes; they are owned by this process (removed if it dies) unless kept.
 async fn start(
+    cfg: &Config,
     mgr: &SandboxManager,
     lab: &Lab,
     keep: bool,
@@ -214,8 +215,10 @@ async fn start(
     let playground =
         Playground::named_after(SandboxId::generate().as_str(), lab.playground.node_names());
     for node in &lab.playground.nodes {
-        let created = mgr
-            .create(CreateRequest {
+        let created = crate::image_cmd::create_building_image(
+            cfg,
+            mgr,
+            CreateRequest {
                 image: node.image.clone(),
                 limits: node.limits.clone(),
                 ttl: lab.playground.ttl,
@@ -223,8 +226,9 @@ async fn start(
                 owner_process: (!keep).then(|| mgr.holder().clone()),
                 playground: Some(playground.clone()),
                 ..CreateRequest::default()
-            })
-            .await;
+            },
+        )
+        .await;
         match created {
             Ok(rec) => {
                 nodes.insert(node.name.clone(), rec.id);
@@ -277,7 +281,7 @@ pub async fn test(cfg: &Config, dirs: &[PathBuf], keep: bool) -> anyhow::Result<
             lab.slug,
             lab.playground.nodes.len()
         ));
-        let rows = match start(&mgr, lab, keep).await {
+        let rows = match start(cfg, &mgr, lab, keep).await {
             Ok(nodes) => {
                 let rows = test_tasks(&mgr, lab, &nodes, &bar).await;
                 if keep {

@@ -162,8 +162,10 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
         .timeout
         .map(|t| t + Duration::from_secs(60))
         .unwrap_or(Duration::from_secs(24 * 3600));
-    let rec = mgr
-        .create(CreateRequest {
+    let rec = crate::image_cmd::create_building_image(
+        cfg,
+        &mgr,
+        CreateRequest {
             image: args.limits.image.clone(),
             limits: args.limits.limits(),
             ttl,
@@ -171,8 +173,9 @@ pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
             // the next reconciliation (any `sandbox ls`/`create`, or the server) does.
             owner_process: Some(mgr.holder().clone()),
             ..CreateRequest::default()
-        })
-        .await?;
+        },
+    )
+    .await?;
     let req = ExecRequest {
         argv: args.cmd,
         timeout: args.timeout,
@@ -215,15 +218,18 @@ pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
             hostname,
         } => {
             mgr.reconcile().await?;
-            let rec = mgr
-                .create(CreateRequest {
+            let rec = crate::image_cmd::create_building_image(
+                cfg,
+                &mgr,
+                CreateRequest {
                     image: limits.image.clone(),
                     limits: limits.limits(),
                     ttl,
                     hostname,
                     ..CreateRequest::default()
-                })
-                .await?;
+                },
+            )
+            .await?;
             watch::spawn(cfg, &rec.id, None);
             println!("{}", rec.id);
         }
