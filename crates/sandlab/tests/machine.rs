@@ -430,3 +430,46 @@ fn the_isolation_baseline_holds_in_a_machine() {
     assert!(hits > 0, "the fork bomb never hit the limit: {events}");
     rm(&data, &id);
 }
+
+/// Through the API: a learner's machine runs a service started over `exec`; the server is
+/// SIGKILLed and started again; the machine, its service and an inner container are
+/// still there; deleting it leaves nothing on the host.
+#[test]
+fn a_machine_survives_a_kill_9_of_the_server_and_is_adopted() {
+    use common::server::Server;
+    use reqwest::StatusCode;
+    use serde_json::json;
+    let data = data_dir();
+    assert!(has_machine_image(&data), "no `machine` image");
+    let mut server = Server::start(&data);
+    let learner = server.add_user("learner");
+    let sb = learner.create(json!({
+        "image": "machine", "profile": "machine", "memory": "1G", "pids": 1024, "disk": "4G"
+    }));
+    assert_eq!(sb["limits"]["profile"], "machine", "{sb}");
+    let id = sb["id"].as_str().unwrap().to_owned();
+    let out = learner.sh(&id, "systemctl start nginx && systemctl is-active nginx");
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert_eq!(out["stdout"].as_str().unwrap().trim(), "active");
+    let out = learner.sh(
+        &id,
+        &format!("{BUILD_BB} && docker run -d --name keep bb sleep 3600"),
+    );
+    assert_eq!(out["exit_code"], 0, "{out}");
+
+    server.kill9();
+    server.restart();
+    let after = learner.sh(
+        &id,
+        "systemctl is-active nginx; docker ps --format '{{.Names}}'; systemctl is-system-running",
+    );
+    let text = after["stdout"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("active\nkeep\n")
+            && (text.ends_with("running\n") || text.ends_with("degraded\n")),
+        "the machine did not come through the restart: {after}"
+    );
+    assert_eq!(learner.delete(&id), StatusCode::NO_CONTENT);
+    let gone = wait_until(Duration::from_secs(20), || leftovers(&data, &id).is_empty());
+    assert!(gone, "left after delete: {:?}", leftovers(&data, &id));
+}
