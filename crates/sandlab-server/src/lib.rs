@@ -36,6 +36,7 @@ pub mod sandboxes;
 pub mod server;
 pub mod state;
 pub mod terminal;
+pub mod tls;
 pub mod web;
 
 pub use config::{ConfigError, PoolProfile, PoolSection, ServerConfig, ServerFlags, ServerSection};

@@ -101,13 +101,15 @@ pub async fn serve(
     app: Router,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
+    tls: Option<Arc<crate::tls::TlsFiles>>,
 ) {
     let total = Arc::new(Semaphore::new(limits.total.max(1)));
     let addresses = Arc::new(Addresses::default());
     let connections = tokio_util::task::TaskTracker::new();
     // HTTP/1 only: hyper-util's auto builder reads the first bytes (to tell HTTP/2's
     // preface) before hyper's header timer starts, so a connection that says nothing would
-    // be kept forever. Browsers speak HTTP/2 only over TLS, which a proxy in front ends.
+    // be kept forever. With `server.tls_cert` the connection is TLS first (`tls.rs`; its
+    // handshake bounded by the same timeout), still HTTP/1.1 (ALPN says so).
     let mut builder = Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -147,18 +149,24 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
         let shutdown = shutdown.clone();
+        let builder = builder.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let handshake_timeout = limits.header_timeout;
         connections.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let ended = tokio::select! {
-                r = conn.as_mut() => r,
-                () = shutdown.cancelled() => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let ended = match acceptor {
+                None => drive(&builder, stream, service, &shutdown).await,
+                // The handshake is bounded like the headers: a client that opens and says
+                // nothing is closed.
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => drive(&builder, tls, service, &shutdown).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => Ok(()),
+                    }
                 }
             };
             if let Err(e) = ended {
@@ -170,6 +178,37 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// Serves one connection until it ends, or until `shutdown`, after which the request in
+/// flight finishes and the connection closes.
+async fn drive<S, F>(
+    builder: &Builder,
+    io: S,
+    service: F,
+    shutdown: &CancellationToken,
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: hyper::service::HttpService<Incoming> + Send + 'static,
+    F::Future: Send + 'static,
+    F::ResBody: Send + 'static,
+    <F::ResBody as hyper::body::Body>::Data: Send,
+    <F::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }
 
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (connections, agent links

@@ -36,6 +36,8 @@ use crate::terminal::TerminalOptions;
 /// Failures to build, start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("Cannot serve TLS: {0}")]
+    Tls(String),
     #[error("Cannot look for existing users")]
     Users(#[source] sandlab_store::Error),
     #[error("Cannot create the first admin (SANDLAB_ADMIN_PASSWORD)")]
@@ -134,8 +136,15 @@ impl Server {
             local_images,
         } = self;
         let config = state.config();
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::TlsFiles::open(cert, key).map_err(ServerError::Tls)?)
+            }
+            _ => None,
+        };
         eprintln!(
-            "sandlab: listening on http://{} (public URL {})",
+            "sandlab: listening on {}://{} (public URL {})",
+            if tls.is_some() { "https" } else { "http" },
             listener.local_addr().unwrap_or(config.listen),
             config.public_url
         );
@@ -163,8 +172,13 @@ impl Server {
             limits.total =
                 crate::listener::connections_for(crate::listener::raise_open_files_limit());
         }
-        let http =
-            crate::listener::serve(listener, crate::app(state.clone()), limits, token.clone());
+        let http = crate::listener::serve(
+            listener,
+            crate::app(state.clone()),
+            limits,
+            token.clone(),
+            tls,
+        );
         let serving = tokio::spawn(http);
         shutdown.await;
         eprintln!("sandlab: shutting down");

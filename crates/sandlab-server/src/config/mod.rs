@@ -40,6 +40,9 @@ pub struct ServerSection {
     pub header_timeout: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub metrics_token: Option<String>,
+    /// PEM certificate chain and private key: `serve` speaks HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub max_streams_per_user: Option<usize>,
@@ -122,6 +125,9 @@ pub struct ServerConfig {
     pub trusted_proxies: crate::proxies::TrustedProxies,
     /// A bearer token that may read `/metrics` besides admins (for a Prometheus scraper).
     pub metrics_token: Option<String>,
+    /// HTTPS: the PEM certificate chain and private key (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +161,8 @@ impl Default for ServerConfig {
             max_streams_per_user: 32,
             trusted_proxies: crate::proxies::TrustedProxies::default(),
             metrics_token: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -360,6 +368,34 @@ impl ServerConfig {
                 ));
             }
             c.metrics_token = Some(token);
+        }
+        let path = |v: Option<Result<String, PathBuf>>| {
+            v.map(|v| v.map(PathBuf::from).unwrap_or_else(|p| p))
+        };
+        c.tls_cert = path(pick(env, "SANDLAB_TLS_CERT", &s.tls_cert));
+        c.tls_key = path(pick(env, "SANDLAB_TLS_KEY", &s.tls_key));
+        match (&c.tls_cert, &c.tls_key) {
+            (Some(_), None) => {
+                return Err(bad(
+                    "tls_key",
+                    "SANDLAB_TLS_KEY",
+                    "tls_cert is set, so the key must be too",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "tls_cert",
+                    "SANDLAB_TLS_CERT",
+                    "tls_key is set, so the certificate must be too",
+                ))
+            }
+            (Some(_), Some(_)) if env("SANDLAB_PUBLIC_URL").is_none() && s.public_url.is_none() => {
+                // Served over TLS: the derived origin is https.
+                if let Some(rest) = c.public_url.strip_prefix("http://") {
+                    c.public_url = format!("https://{rest}");
+                }
+            }
+            _ => {}
         }
         number(
             env,

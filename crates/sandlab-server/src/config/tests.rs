@@ -160,3 +160,37 @@ fn flags_win_over_the_environment_and_leave_it_alone() {
     std::env::remove_var("SANDLAB_LISTEN");
     std::env::remove_var("SANDLAB_LABS");
 }
+
+#[test]
+fn tls_takes_both_files_and_makes_the_derived_origin_https() {
+    let resolve = |pairs: &[(&str, &str)]| {
+        ServerConfig::resolve(
+            &ServerSection::default(),
+            &[],
+            &ServerFlags::default(),
+            &env(pairs),
+        )
+    };
+    let c = resolve(&[
+        ("SANDLAB_TLS_CERT", "/etc/sandlab/cert.pem"),
+        ("SANDLAB_TLS_KEY", "/etc/sandlab/key.pem"),
+    ])
+    .unwrap();
+    assert_eq!(c.public_url, "https://127.0.0.1:8080");
+    assert!(c.secure_cookies());
+    let named = resolve(&[
+        ("SANDLAB_TLS_CERT", "/c"),
+        ("SANDLAB_TLS_KEY", "/k"),
+        ("SANDLAB_PUBLIC_URL", "https://labs.example.com"),
+    ])
+    .unwrap();
+    assert_eq!(named.public_url, "https://labs.example.com");
+    let half = resolve(&[("SANDLAB_TLS_CERT", "/c")])
+        .unwrap_err()
+        .to_string();
+    assert!(half.contains("server.tls_key"), "{half}");
+    let half = resolve(&[("SANDLAB_TLS_KEY", "/k")])
+        .unwrap_err()
+        .to_string();
+    assert!(half.contains("server.tls_cert"), "{half}");
+}
