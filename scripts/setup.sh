@@ -6,10 +6,14 @@
 #   scripts/setup.sh --deps   only install missing packages, with those the tests need
 #                             (used by scripts/test.sh)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/.."
 
 if [ "$(id -u)" != 0 ]; then
-  echo "setup.sh must run as root (it installs packages and sets up cgroups, namespaces and nftables)" >&2
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo --preserve-env=PATH,CI,SANDLAB_DEBIAN_MIRROR "$self" "$@"
+  fi
+  echo "setup.sh must run as root (it installs packages and sets up cgroups, namespaces and nftables), and this machine has no sudo" >&2
   exit 1
 fi
 
@@ -40,9 +44,29 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   node --version
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo is missing: install Rust >= 1.85 with rustup (https://rustup.rs), then run this again" >&2
-  exit 1
+# Rust: the workspace needs rust-version (Cargo.toml). A missing or older toolchain is
+# replaced by rustup's stable one in ~/.cargo (with rustfmt and clippy, which the tests use).
+RUST_MIN=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+rust_ok() {
+  command -v cargo >/dev/null 2>&1 || return 1
+  local have
+  have=$(cargo --version | awk '{print $2}')
+  [ "$(printf '%s\n%s\n' "$RUST_MIN" "$have" | sort -V | head -n1)" = "$RUST_MIN" ]
+}
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+if ! rust_ok; then
+  echo "==> Rust >= $RUST_MIN is missing: installing the stable toolchain with rustup into $HOME/.cargo"
+  arch=$(uname -m)
+  init=$(mktemp)
+  if ! curl -fsSL --max-time 120 -o "$init" "https://static.rust-lang.org/rustup/dist/$arch-unknown-linux-gnu/rustup-init"; then
+    echo "cannot download rustup from static.rust-lang.org; install Rust >= $RUST_MIN (https://rustup.rs) and run this again" >&2
+    exit 1
+  fi
+  chmod +x "$init"
+  "$init" -y --no-modify-path --profile default --default-toolchain stable >/dev/null
+  rm -f "$init"
+  . "$HOME/.cargo/env"
+  rust_ok || { echo "rustup installed $(cargo --version), still older than $RUST_MIN" >&2; exit 1; }
 fi
 
 if [ "${1:-}" = "--deps" ]; then

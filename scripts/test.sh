@@ -2,13 +2,22 @@
 # The whole test suite, as CI runs it (.ci/run calls this). Run as root on Debian 12.
 # Installs missing packages first (so a missing install step fails here, not for users).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(readlink -f "$0")
+cd "$(dirname "$self")/.."
+if [ "$(id -u)" != 0 ]; then
+  # The tests make namespaces, cgroups and nftables rules from the host's side.
+  command -v sudo >/dev/null 2>&1 && exec sudo --preserve-env=PATH,CI "$self" "$@"
+  echo "test.sh must run as root, and this machine has no sudo" >&2
+  exit 1
+fi
 start=$(date +%s)
 export CARGO_TERM_COLOR=never
 # CI builds once: incremental caches would only take disk (a run failed with ENOSPC).
 export CARGO_INCREMENTAL=0
 
 scripts/setup.sh --deps
+# A toolchain set-up installed with rustup lives in ~/.cargo.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 echo "==> web UI: npm packages, type check, unit tests, build (embedded by cargo below)"
 scripts/build-web.sh --check
