@@ -1,10 +1,20 @@
-// The admin page's users section: add an account, change a role, disable or enable.
+// The admin page's users section: add an account, change a role, disable or enable, and
+// reset a password (a new one, made here and shown once; it ends the user's sessions).
 import { useState } from 'preact/hooks';
 
 import { api, errorText, type Role, type User } from '../../api';
 import { Empty, ErrorMessage, Spinner } from '../../components/ui';
 
 const ROLES: Role[] = ['learner', 'author', 'admin'];
+
+/** 20 characters from an alphabet without look-alikes (the server's own for first admins). */
+function newPassword(): string {
+  const alphabet = 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+  const bytes = new Uint8Array(20);
+  crypto.getRandomValues(bytes);
+  // 256 % 56 leaves a bias of under 2% per character: no practical effect on 20 of them.
+  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
+}
 
 export function Users(props: { me: User; users: User[] | null; error?: string; reload: () => Promise<void> }) {
   const [error, setError] = useState<string | null>(null);
@@ -16,10 +26,36 @@ export function Users(props: { me: User; users: User[] | null; error?: string; r
   const [password, setPassword] = useState('');
   const [role, setRole] = useState<Role>('learner');
   const [adding, setAdding] = useState(false);
+  // The password just set for a user: shown once, until the next action.
+  const [reset, setReset] = useState<{ username: string; password: string } | null>(null);
+  // The user whose reset button was clicked once (a second click confirms).
+  const [confirming, setConfirming] = useState<string | null>(null);
+
+  const resetPassword = async (u: User) => {
+    if (confirming !== u.id) {
+      setConfirming(u.id);
+      return;
+    }
+    setConfirming(null);
+    setError(null);
+    setDone(null);
+    setReset(null);
+    setBusy(u.id);
+    const password = newPassword();
+    try {
+      await api.updateUser(u.id, { password });
+      setReset({ username: u.username, password });
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setBusy(null);
+    }
+  };
 
   const change = async (u: User, patch: { role?: Role; disabled?: boolean }, what: string) => {
     setError(null);
     setDone(null);
+    setReset(null);
     setBusy(u.id);
     try {
       await api.updateUser(u.id, patch);
@@ -64,6 +100,12 @@ export function Users(props: { me: User; users: User[] | null; error?: string; r
       {done && (
         <p class="admin-done" role="status">
           {done}
+        </p>
+      )}
+      {reset && (
+        <p class="admin-done" role="status" data-testid="reset-result">
+          New password for {reset.username}: <code data-testid="reset-password-value">{reset.password}</code>. It is shown
+          only now; give it to them (their sessions have ended, and they can sign in with it at once).
         </p>
       )}
       <form class="card admin-add" onSubmit={add} aria-label="Add a user">
@@ -143,6 +185,15 @@ export function Users(props: { me: User; users: User[] | null; error?: string; r
                   <td>{u.disabled ? <span class="badge bad">disabled</span> : <span class="badge ok">active</span>}</td>
                   <td class="num">{new Date(u.created_at_ms).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })}</td>
                   <td class="admin-act">
+                    <button
+                      type="button"
+                      class="small secondary"
+                      data-testid="reset-password"
+                      disabled={busy === u.id}
+                      onClick={() => resetPassword(u)}
+                    >
+                      {confirming === u.id ? 'Click again to reset' : 'Reset password'}
+                    </button>{' '}
                     <button
                       type="button"
                       class={`small ${u.disabled ? 'secondary' : 'danger'}`}
