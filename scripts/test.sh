@@ -26,6 +26,9 @@ echo "==> format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "==> documentation book (mdBook) with a check for broken links"
+scripts/docs.sh
+
 echo "==> building the static agent and the debug binaries"
 scripts/build-agent.sh >/dev/null
 cargo build --workspace --quiet
