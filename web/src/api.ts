@@ -2,6 +2,7 @@
 // server through this file only: JSON in and out, the session cookie sent by the browser,
 // the CSRF header added on unsafe methods, and every failure turned into an `ApiError`
 // whose `message` is a sentence fit to show.
+import { rememberTaskTitles } from './format';
 
 export type Role = 'learner' | 'author' | 'admin';
 
@@ -55,6 +56,8 @@ export interface NodeView {
 
 export interface TaskView {
   id: string;
+  /** The author's title; absent: the id spelled as words. */
+  title?: string | null;
   init: boolean;
   needs: string[];
   machine: string;
@@ -239,7 +242,11 @@ export const api = {
   me: () => json<User>('GET', '/me'),
 
   labs: () => json<ListOf<LabSummary>>('GET', '/labs'),
-  lab: (slug: string) => json<LabDetail>('GET', `/labs/${enc(slug)}`),
+  lab: (slug: string) =>
+    json<LabDetail>('GET', `/labs/${enc(slug)}`).then((lab) => {
+      rememberTaskTitles(lab.task_list);
+      return lab;
+    }),
   startSession: (slug: string, fresh = false) =>
     json<SessionView>('POST', `/labs/${enc(slug)}/sessions${fresh ? '?fresh=true' : ''}`),
 

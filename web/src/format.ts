@@ -36,8 +36,21 @@ export function bytes(n: number): string {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
-/** "write_page" → "Write page". */
+/** Task titles the author gave, by task id, of the labs loaded so far. */
+const titles = new Map<string, string>();
+
+/** Remembers the titles of a lab's tasks, for [`taskName`]. */
+export function rememberTaskTitles(tasks: { id: string; title?: string | null }[]): void {
+  for (const t of tasks) {
+    if (t.title) titles.set(t.id, t.title);
+    else titles.delete(t.id);
+  }
+}
+
+/** The task's title, or its id as words: "write_page" → "Write page". */
 export function taskName(id: string): string {
+  const given = titles.get(id);
+  if (given) return given;
   const s = id.replace(/_/g, ' ');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }

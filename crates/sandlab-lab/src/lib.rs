@@ -27,6 +27,7 @@
 //!     init: true                         # runs once at start, before the terminal opens
 //!     run: mkdir -p /srv/www
 //!   write_page:
+//!     title: Write the page              # default: the id as words ("Write page")
 //!     run: grep -q hello /srv/www/index.html   # the check: done when it exits 0
 //!     hint: Use `echo hello > /srv/www/index.html`.
 //!     solve: echo hello > /srv/www/index.html  # makes the check pass (`lab test`)

@@ -154,6 +154,9 @@ pub struct Node {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Task {
     pub id: TaskId,
+    /// What the task list shows; `None`: the id, spelled as words ("write_page" → "Write
+    /// page").
+    pub title: Option<String>,
     /// Runs once when the session starts, before the learner sees the terminal.
     pub init: bool,
     /// The command: for init tasks the set-up, for the others the check (done when it

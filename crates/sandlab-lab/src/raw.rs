@@ -66,10 +66,11 @@ pub(crate) struct RawNode {
 #[serde(
     rename = "task",
     deny_unknown_fields,
-    expecting = "a task: a mapping of init, run, hint, solve, needs, machine, user, timeout \
-                 and interval"
+    expecting = "a task: a mapping of title, init, run, hint, solve, needs, machine, user, \
+                 timeout and interval"
 )]
 pub(crate) struct RawTask {
+    pub title: Field<String>,
     pub init: Field<bool>,
     pub run: Field<String>,
     pub hint: Field<String>,

@@ -320,8 +320,18 @@ fn draft(key: Spanned<String>, value: Spanned<RawTask>, diags: &mut Diags) -> Op
     let needs = field(raw.needs)
         .map(|(_, list)| list.into_iter().filter_map(|n| field(Some(n))).collect())
         .unwrap_or_default();
+    let title = field(raw.title).and_then(|(pos, t)| {
+        let t = t.trim().to_owned();
+        if t.is_empty() || t.contains('\n') || t.chars().count() > 120 {
+            diags.push(pos, format!("task \"{id}\" has a title that is empty, longer than one line or than 120 characters"));
+            None
+        } else {
+            Some(t)
+        }
+    });
     let task = Task {
         id,
+        title,
         init,
         run,
         hint,

@@ -652,3 +652,24 @@ echo b
         ]
     );
 }
+
+#[test]
+fn a_task_title_is_one_short_line() {
+    let ok = "---\ntitle: T\ntasks:\n  write_page:\n    title: Write the home page\n    run: 'true'\n---\n";
+    let lab = parse_index("lab", ok, Path::new(PATH), None).unwrap();
+    assert_eq!(lab.tasks[0].title.as_deref(), Some("Write the home page"));
+    let untitled = "---\ntitle: T\ntasks:\n  write_page:\n    run: 'true'\n---\n";
+    let lab = parse_index("lab", untitled, Path::new(PATH), None).unwrap();
+    assert_eq!(lab.tasks[0].title, None);
+    let long = format!(
+        "---\ntitle: T\ntasks:\n  write_page:\n    title: {}\n    run: 'true'\n---\n",
+        "x".repeat(121)
+    );
+    assert_eq!(
+        problems(&long),
+        [at(
+            5,
+            "task \"write_page\" has a title that is empty, longer than one line or than 120 characters"
+        )]
+    );
+}

@@ -87,6 +87,8 @@ pub struct NodeView {
 #[derive(Serialize, ToSchema)]
 pub struct TaskView {
     pub id: String,
+    /// The author's title, if the lab gives one (else the UI spells the id as words).
+    pub title: Option<String>,
     pub init: bool,
     pub needs: Vec<String>,
     pub machine: String,
@@ -181,6 +183,7 @@ pub async fn get_lab(
             .iter()
             .map(|t| TaskView {
                 id: t.id.as_str().to_owned(),
+                title: t.title.clone(),
                 init: t.init,
                 needs: t.needs.iter().map(|n| n.as_str().to_owned()).collect(),
                 machine: t.machine.clone(),
