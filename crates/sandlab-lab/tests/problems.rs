@@ -95,7 +95,7 @@ tasks:
             ),
             at(
                 line_of(text, "colour"),
-                "unknown task key \"colour\"; expected one of: init, run, hint, solve, needs, \
+                "unknown task key \"colour\"; expected one of: title, init, run, hint, solve, needs, \
                  machine, user, timeout, interval"
             ),
         ]
@@ -130,8 +130,8 @@ tasks:
             ),
             at(
                 line_of(text, "b: [1, 2]"),
-                "b: expected a task: a mapping of init, run, hint, solve, needs, machine, user, \
-                 timeout and interval, found a sequence"
+                "b: expected a task: a mapping of title, init, run, hint, solve, needs, machine, \
+                 user, timeout and interval, found a sequence"
             ),
         ]
     );
