@@ -54,6 +54,13 @@ export interface NodeView {
   network: string;
 }
 
+export interface LabProblem {
+  file: string;
+  line: number;
+  column?: number | null;
+  message: string;
+}
+
 export interface TaskView {
   id: string;
   /** The author's title; absent: the id spelled as words. */
@@ -242,6 +249,8 @@ export const api = {
   me: () => json<User>('GET', '/me'),
 
   labs: () => json<ListOf<LabSummary>>('GET', '/labs'),
+  /** Why labs are left out of the catalogue (authors and admins). */
+  labProblems: () => json<ListOf<LabProblem>>('GET', '/lab-problems'),
   lab: (slug: string) =>
     json<LabDetail>('GET', `/labs/${enc(slug)}`).then((lab) => {
       rememberTaskTitles(lab.task_list);

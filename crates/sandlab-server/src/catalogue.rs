@@ -2,8 +2,9 @@
 //!
 //! A poll every [`POLL`] compares a fingerprint of every file under the directory (path,
 //! size, modification time); on a change the whole catalogue is parsed again and swapped
-//! in at once. A lab that no longer parses is left out and its problems logged; running
-//! sessions keep the lab they started with.
+//! in at once. A lab that no longer parses is left out, its problems logged and kept for
+//! authors and admins (`GET /api/v1/lab-problems`); running sessions keep the lab they
+//! started with.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +77,7 @@ pub fn spawn_watcher(state: AppState, dir: PathBuf, load: Loader, stop: Cancella
             }
             tracing::info!(labs = labs.len(), "lab catalogue reloaded");
             state.set_labs(labs);
+            state.set_lab_problems(problems);
         }
     });
 }

@@ -284,6 +284,7 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
     })
     .await;
     state.set_labs(labs);
+    state.set_lab_problems(problems);
     crate::catalogue::spawn_watcher(state.clone(), labs_dir, loader, state.shutdown().clone());
     state.sandboxes().spawn_background(state.shutdown().clone());
     state.set_ready();

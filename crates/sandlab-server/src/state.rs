@@ -29,6 +29,8 @@ struct Inner {
     images: Arc<dyn ImageCatalog>,
     lab_sessions: Arc<LabSessions>,
     labs: RwLock<Arc<Vec<Lab>>>,
+    /// What kept labs out of the catalogue at its last load (for authors and admins).
+    lab_problems: RwLock<Arc<Vec<sandlab_lab::Problem>>>,
     languages: Languages,
     ready: AtomicBool,
     shutdown: CancellationToken,
@@ -70,6 +72,7 @@ impl AppState {
                 sandboxes,
                 images,
                 labs: RwLock::new(Arc::new(Vec::new())),
+                lab_problems: RwLock::new(Arc::new(Vec::new())),
                 languages,
                 ready: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
@@ -113,6 +116,23 @@ impl AppState {
 
     pub fn set_labs(&self, labs: Vec<Lab>) {
         *self.inner.labs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(labs);
+    }
+
+    /// The problems of the catalogue's last load: the labs they name are not shown.
+    pub fn lab_problems(&self) -> Arc<Vec<sandlab_lab::Problem>> {
+        self.inner
+            .lab_problems
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_lab_problems(&self, problems: Vec<sandlab_lab::Problem>) {
+        *self
+            .inner
+            .lab_problems
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(problems);
     }
 
     pub fn languages(&self) -> &Languages {

@@ -900,6 +900,42 @@ async fn labs_catalogue_hides_checks() {
     );
 }
 
+/// A lab that fails validation is not in the catalogue, but authors and admins see why,
+/// by file and line; learners may not.
+#[tokio::test]
+async fn authors_see_why_a_lab_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_owned();
+    let h = Harness::with(|c| c.labs = base.clone()).await;
+    let good = dir.path().join("good");
+    let bad = dir.path().join("broken");
+    std::fs::create_dir(&good).unwrap();
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(good.join("index.md"), "---\ntitle: Good\n---\nFine.\n").unwrap();
+    std::fs::write(
+        bad.join("index.md"),
+        "---\ntitle: Broken\nkind: tutorail\n---\n",
+    )
+    .unwrap();
+    let (labs, problems) = sandlab_lab::load_catalogue(dir.path(), None);
+    h.state.set_labs(labs);
+    h.state.set_lab_problems(problems);
+    let list = h.get("/api/v1/labs", &h.admin_token).await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    for role in [Role::Author, Role::Admin] {
+        let token = h.user(&format!("seer-{role:?}").to_lowercase(), role).await;
+        let r = h.get("/api/v1/lab-problems", &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let p = &r.json()["items"][0];
+        assert_eq!(p["file"], "broken/index.md", "{p}");
+        assert_eq!(p["line"], 3, "{p}");
+        assert!(p["message"].as_str().unwrap().contains("tutorail"), "{p}");
+    }
+    let learner = h.user("plain-learner", Role::Learner).await;
+    let r = h.get("/api/v1/lab-problems", &learner).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+}
+
 #[tokio::test]
 async fn a_sandbox_whose_init_dies_is_marked_failed() {
     let h = Harness::new().await;

@@ -2,7 +2,7 @@
 // query (`?q=&tag=&kind=&progress=`), so a reload or the back button keeps them.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 
-import { api, errorText, type LabSummary, type User } from '../api';
+import { api, errorText, type LabProblem, type LabSummary, type User } from '../api';
 import { ProgressBar } from '../components/ProgressBar';
 import { Empty, ErrorMessage, Spinner } from '../components/ui';
 import { duration } from '../format';
@@ -24,10 +24,13 @@ const PROGRESS_LABEL: Record<Exclude<ProgressFilter, ''>, string> = {
   completed: 'Completed',
 };
 
-export function Catalogue(_props: { user: User }) {
+export function Catalogue(props: { user: User }) {
   const path = usePath();
   const [labs, setLabs] = useState<LabSummary[] | null>(null);
   const [error, setError] = useState('');
+  // Authors and admins see what keeps labs out of the catalogue.
+  const [problems, setProblems] = useState<LabProblem[]>([]);
+  const canSeeProblems = props.user.role !== 'learner';
 
   const load = () => {
     setError('');
@@ -35,6 +38,12 @@ export function Catalogue(_props: { user: User }) {
       .labs()
       .then((r) => setLabs(r.items))
       .catch((e) => setError(errorText(e)));
+    if (canSeeProblems) {
+      api
+        .labProblems()
+        .then((r) => setProblems(r.items))
+        .catch(() => setProblems([]));
+    }
   };
   useEffect(() => {
     document.title = 'Labs · Sandlab';
@@ -135,6 +144,24 @@ export function Catalogue(_props: { user: User }) {
       </form>
 
       {error && <ErrorMessage message={error} retry={load} />}
+      {problems.length > 0 && (
+        <details class="card cat-problems" data-testid="lab-problems">
+          <summary>
+            {problems.length} problem{problems.length === 1 ? '' : 's'} keep labs out of the catalogue (only authors and admins see this)
+          </summary>
+          <ul>
+            {problems.map((p) => (
+              <li>
+                <code>
+                  {p.file}
+                  {p.line > 0 ? `:${p.line}` : ''}
+                </code>{' '}
+                {p.message}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
       {!labs && !error && <Spinner label="Loading the labs" />}
       {labs && (
         <>

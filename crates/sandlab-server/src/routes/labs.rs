@@ -147,6 +147,51 @@ pub async fn list_labs(
     }))
 }
 
+/// One problem that keeps a lab out of the catalogue.
+#[derive(Serialize, ToSchema)]
+pub struct LabProblemView {
+    /// The file, relative to the labs directory when it is inside it.
+    #[schema(example = "nginx-first-page/index.md")]
+    pub file: String,
+    /// 1-based; 0 when the problem is about the whole file or directory.
+    pub line: usize,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// Why labs are missing from the catalogue (authors and admins): every problem of its
+/// last load, each with its file and line. Learners get 403.
+#[utoipa::path(get, path = "/api/v1/lab-problems", tag = "labs",
+    responses((status = 200, body = ListOf<LabProblemView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_lab_problems(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ListOf<LabProblemView>>> {
+    if caller.user.role == sandlab_store::Role::Learner {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "Only authors and admins see why labs are left out of the catalogue.",
+        ));
+    }
+    let base = state.config().labs.clone();
+    let items = state
+        .lab_problems()
+        .iter()
+        .map(|p| LabProblemView {
+            file: p
+                .file
+                .strip_prefix(&base)
+                .unwrap_or(&p.file)
+                .display()
+                .to_string(),
+            line: p.line,
+            column: p.column,
+            message: p.message.clone(),
+        })
+        .collect();
+    Ok(Json(ListOf { items, next: None }))
+}
+
 /// One lab: rendered text, tasks (without their checks and solutions) and playground.
 #[utoipa::path(get, path = "/api/v1/labs/{slug}", tag = "labs",
     params(("slug" = String, Path, description = "Lab slug")),
