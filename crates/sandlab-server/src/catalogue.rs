@@ -1,4 +1,4 @@
-//! The lab catalogue from `--labs DIR`, reloaded when its files change.
+//! The lab catalogue from `--labs DIR` (one or several), reloaded when its files change.
 //!
 //! A poll every [`POLL`] compares a fingerprint of every file under the directory (path,
 //! size, modification time); on a change the whole catalogue is parsed again and swapped
@@ -47,29 +47,61 @@ pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     out
 }
 
-/// Loads the catalogue, checking images with `images`.
+/// Loads the catalogue of one directory, checking images with `images`.
 pub type Loader = Arc<dyn Fn(&Path) -> (Vec<Lab>, Vec<Problem>) + Send + Sync>;
 
-/// Reloads `state`'s labs from `dir` whenever its fingerprint changes (compared with the
-/// files as they are when this is called), until `stop`.
-pub fn spawn_watcher(state: AppState, dir: PathBuf, load: Loader, stop: CancellationToken) {
-    let mut seen = fingerprint(&dir);
+/// The catalogue of every directory in `dirs`, in order: a slug already taken by an
+/// earlier directory's lab leaves the later lab out, with a problem saying so.
+pub fn load_all(load: &Loader, dirs: &[PathBuf]) -> (Vec<Lab>, Vec<Problem>) {
+    let (mut labs, mut problems): (Vec<Lab>, Vec<Problem>) = (Vec::new(), Vec::new());
+    let mut from: std::collections::HashMap<String, PathBuf> = Default::default();
+    for dir in dirs {
+        let (l, p) = load(dir);
+        problems.extend(p);
+        for lab in l {
+            if let Some(first) = from.get(&lab.slug) {
+                problems.push(Problem::whole_file(
+                    dir.join(&lab.slug),
+                    format!(
+                        "the slug \"{}\" is already a lab of {}; this one is left out",
+                        lab.slug,
+                        first.display()
+                    ),
+                ));
+                continue;
+            }
+            from.insert(lab.slug.clone(), dir.clone());
+            labs.push(lab);
+        }
+    }
+    (labs, problems)
+}
+
+fn fingerprint_all(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    dirs.iter().flat_map(|d| fingerprint(d)).collect()
+}
+
+/// Reloads `state`'s labs from `dirs` whenever their fingerprint changes (compared with
+/// the files as they are when this is called), until `stop`.
+pub fn spawn_watcher(state: AppState, dirs: Vec<PathBuf>, load: Loader, stop: CancellationToken) {
+    let mut seen = fingerprint_all(&dirs);
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.cancelled() => return,
             }
-            let d = dir.clone();
-            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&d)).await else {
+            let d = dirs.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint_all(&d)).await else {
                 continue;
             };
             if now == seen {
                 continue;
             }
             seen = now;
-            let (d, l) = (dir.clone(), load.clone());
-            let Ok((labs, problems)) = tokio::task::spawn_blocking(move || l(&d)).await else {
+            let (d, l) = (dirs.clone(), load.clone());
+            let Ok((labs, problems)) = tokio::task::spawn_blocking(move || load_all(&l, &d)).await
+            else {
                 continue;
             };
             for p in &problems {

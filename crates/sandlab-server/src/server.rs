@@ -260,11 +260,11 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         report.marked_failed.len(),
         report.expired.len()
     );
-    let labs_dir = state.config().labs.clone();
+    let labs_dirs = state.config().lab_dirs();
     let loader = lab_loader(local);
     let (labs, problems) = {
-        let (load, dir) = (loader.clone(), labs_dir.clone());
-        tokio::task::spawn_blocking(move || load(&dir))
+        let (load, dirs) = (loader.clone(), labs_dirs.clone());
+        tokio::task::spawn_blocking(move || crate::catalogue::load_all(&load, &dirs))
             .await
             .map_err(ServerError::Task)?
     };
@@ -285,7 +285,7 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
     .await;
     state.set_labs(labs);
     state.set_lab_problems(problems);
-    crate::catalogue::spawn_watcher(state.clone(), labs_dir, loader, state.shutdown().clone());
+    crate::catalogue::spawn_watcher(state.clone(), labs_dirs, loader, state.shutdown().clone());
     state.sandboxes().spawn_background(state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");

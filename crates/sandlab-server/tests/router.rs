@@ -965,3 +965,39 @@ async fn a_sandbox_whose_init_dies_is_marked_failed() {
         StatusCode::NO_CONTENT
     );
 }
+
+/// Two lab directories: both catalogues are served; a slug the first already has is left
+/// out of the second, with a problem saying so.
+#[test]
+fn two_lab_directories_make_one_catalogue() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, slug, title) in [
+        (&a, "one", "One"),
+        (&b, "two", "Two"),
+        (&b, "one", "Other one"),
+    ] {
+        let lab = dir.path().join(slug);
+        std::fs::create_dir_all(&lab).unwrap();
+        std::fs::write(
+            lab.join("index.md"),
+            format!("---\ntitle: {title}\n---\nText.\n"),
+        )
+        .unwrap();
+    }
+    let load: sandlab_server::catalogue::Loader =
+        std::sync::Arc::new(|d: &std::path::Path| sandlab_lab::load_catalogue(d, None));
+    let (labs, problems) =
+        sandlab_server::catalogue::load_all(&load, &[a.path().to_owned(), b.path().to_owned()]);
+    let titles: Vec<&str> = labs.iter().map(|l| l.title.as_str()).collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles.contains(&"One") && titles.contains(&"Two"),
+        "{titles:?}"
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].message.contains("already a lab of"),
+        "{}",
+        problems[0]
+    );
+}

@@ -21,9 +21,10 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080; `server.listen`, SANDLAB_LISTEN).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Directory of labs (default `labs/`; `server.labs`, SANDLAB_LABS).
+    /// Directory of labs (default `labs/`; `server.labs`, SANDLAB_LABS); give it again
+    /// for more directories.
     #[arg(long, value_name = "DIR")]
-    labs: Option<PathBuf>,
+    labs: Vec<PathBuf>,
 }
 
 pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {

@@ -20,7 +20,8 @@ use serde::Deserialize;
 pub struct ServerSection {
     pub listen: Option<String>,
     pub public_url: Option<String>,
-    pub labs: Option<PathBuf>,
+    /// One directory of labs, or a list of them.
+    pub labs: Option<OneOrMany>,
     pub session_ttl: Option<String>,
     pub max_sandboxes_per_user: Option<u64>,
     pub login_rate: Option<u32>,
@@ -69,8 +70,16 @@ pub struct PoolSection {
 pub struct ServerFlags {
     /// `--listen`, over `SANDLAB_LISTEN` and `server.listen`.
     pub listen: Option<String>,
-    /// `--labs`, over `SANDLAB_LABS` and `server.labs`.
-    pub labs: Option<PathBuf>,
+    /// `--labs` (repeatable), over `SANDLAB_LABS` and `server.labs`.
+    pub labs: Vec<PathBuf>,
+}
+
+/// `server.labs`: a path or a list of paths.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
 }
 
 /// A warm-pool profile: sandboxes created ahead of time with this image and limits.
@@ -92,6 +101,9 @@ pub struct ServerConfig {
     /// checks and whether cookies are `Secure` (`__Host-` prefixed) follow it.
     pub public_url: String,
     pub labs: PathBuf,
+    /// Further lab directories (`--labs` given again, a list in `server.labs`, or
+    /// `SANDLAB_LABS=a:b`); a slug already taken by an earlier directory is left out.
+    pub more_labs: Vec<PathBuf>,
     pub session_ttl: Duration,
     pub max_sandboxes_per_user: u64,
     /// Login attempts per minute per client address and per username.
@@ -130,12 +142,22 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+impl ServerConfig {
+    /// Every lab directory, the first one first.
+    pub fn lab_dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.labs.clone())
+            .chain(self.more_labs.iter().cloned())
+            .collect()
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
             labs: PathBuf::from("labs"),
+            more_labs: Vec::new(),
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_sandboxes_per_user: 5,
             login_rate: 10,
@@ -304,8 +326,28 @@ impl ServerConfig {
                 ),
             ));
         }
-        if let Some(v) = pick_flag(&flags.labs, env, "SANDLAB_LABS", &s.labs) {
-            c.labs = v.map(PathBuf::from).unwrap_or_else(|p| p);
+        let dirs: Option<Vec<PathBuf>> = if !flags.labs.is_empty() {
+            Some(flags.labs.clone())
+        } else if let Some(v) = env("SANDLAB_LABS") {
+            Some(
+                v.split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect(),
+            )
+        } else {
+            s.labs.clone().map(|l| match l {
+                OneOrMany::One(p) => vec![p],
+                OneOrMany::Many(list) => list,
+            })
+        };
+        if let Some(dirs) = dirs {
+            let mut dirs = dirs.into_iter();
+            let Some(first) = dirs.next() else {
+                return Err(bad("labs", "SANDLAB_LABS", "it names no directory"));
+            };
+            c.labs = first;
+            c.more_labs = dirs.collect();
         }
         duration(
             env,

@@ -128,7 +128,7 @@ fn flags_win_over_the_environment_and_leave_it_alone() {
     std::env::set_var("SANDLAB_LABS", "/from/the/environment");
     let file = ServerSection {
         listen: Some("127.0.0.1:7000".into()),
-        labs: Some("/from/the/file".into()),
+        labs: Some(OneOrMany::One("/from/the/file".into())),
         ..Default::default()
     };
     let c = ServerConfig::from_env(&file, &[], &ServerFlags::default()).unwrap();
@@ -136,7 +136,7 @@ fn flags_win_over_the_environment_and_leave_it_alone() {
     assert_eq!(c.labs, PathBuf::from("/from/the/environment"));
     let flags = ServerFlags {
         listen: Some("127.0.0.1:9100".into()),
-        labs: Some("/from/the/flag".into()),
+        labs: vec!["/from/the/flag".into()],
     };
     let c = ServerConfig::from_env(&file, &[], &flags).unwrap();
     assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
@@ -153,7 +153,7 @@ fn flags_win_over_the_environment_and_leave_it_alone() {
     // A bad flag is reported under the key it sets.
     let flags = ServerFlags {
         listen: Some("nowhere".into()),
-        labs: None,
+        labs: Vec::new(),
     };
     let e = ServerConfig::from_env(&file, &[], &flags).unwrap_err();
     assert!(e.to_string().contains("server.listen"), "{e}");
@@ -193,4 +193,39 @@ fn tls_takes_both_files_and_makes_the_derived_origin_https() {
         .unwrap_err()
         .to_string();
     assert!(half.contains("server.tls_cert"), "{half}");
+}
+
+#[test]
+fn several_lab_directories_from_the_flag_the_environment_or_the_file() {
+    let s = ServerSection {
+        labs: Some(OneOrMany::Many(vec!["/a".into(), "/b".into()])),
+        ..Default::default()
+    };
+    let c = ServerConfig::resolve(&s, &[], &ServerFlags::default(), &env(&[])).unwrap();
+    assert_eq!(c.lab_dirs(), [PathBuf::from("/a"), PathBuf::from("/b")]);
+    let c = ServerConfig::resolve(
+        &s,
+        &[],
+        &ServerFlags::default(),
+        &env(&[("SANDLAB_LABS", "/x:/y:/z")]),
+    )
+    .unwrap();
+    assert_eq!(c.lab_dirs().len(), 3);
+    let flags = ServerFlags {
+        labs: vec!["/f1".into(), "/f2".into()],
+        ..Default::default()
+    };
+    let c = ServerConfig::resolve(&s, &[], &flags, &env(&[("SANDLAB_LABS", "/x")])).unwrap();
+    assert_eq!(c.lab_dirs(), [PathBuf::from("/f1"), PathBuf::from("/f2")]);
+    let e = ServerConfig::resolve(
+        &ServerSection::default(),
+        &[],
+        &ServerFlags::default(),
+        &env(&[("SANDLAB_LABS", ":")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("server.labs"), "{e}");
+    let parsed: ServerSection = toml::from_str("labs = \"/one\"").unwrap();
+    assert_eq!(parsed.labs, Some(OneOrMany::One("/one".into())));
 }

@@ -150,7 +150,7 @@ pub async fn list_labs(
 /// One problem that keeps a lab out of the catalogue.
 #[derive(Serialize, ToSchema)]
 pub struct LabProblemView {
-    /// The file, relative to the labs directory when it is inside it.
+    /// The file, relative to its labs directory.
     #[schema(example = "nginx-first-page/index.md")]
     pub file: String,
     /// 1-based; 0 when the problem is about the whole file or directory.
@@ -173,14 +173,14 @@ pub async fn list_lab_problems(
             "Only authors and admins see why labs are left out of the catalogue.",
         ));
     }
-    let base = state.config().labs.clone();
+    let dirs = state.config().lab_dirs();
     let items = state
         .lab_problems()
         .iter()
         .map(|p| LabProblemView {
-            file: p
-                .file
-                .strip_prefix(&base)
+            file: dirs
+                .iter()
+                .find_map(|d| p.file.strip_prefix(d).ok())
                 .unwrap_or(&p.file)
                 .display()
                 .to_string(),
