@@ -241,7 +241,7 @@ async fn the_catalogue_reloads_when_lab_files_change() {
         std::sync::Arc::new(|d: &std::path::Path| sandlab_lab::load_catalogue(d, None));
     sandlab_server::catalogue::spawn_watcher(
         h.state.clone(),
-        dir.path().to_owned(),
+        vec![dir.path().to_owned()],
         loader,
         h.state.shutdown().clone(),
     );
