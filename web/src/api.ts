@@ -39,6 +39,8 @@ export interface LabSummary {
   title: string;
   description: string;
   kind: 'tutorial' | 'challenge' | string;
+  /** Not published: only authors and admins see it. */
+  draft?: boolean;
   tags: string[];
   tasks: number;
   nodes: number;

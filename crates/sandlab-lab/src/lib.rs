@@ -11,6 +11,7 @@
 //! description: Install nginx and serve a page.
 //! kind: tutorial                         # tutorial (default) | challenge
 //! tags: [linux, nginx]
+//! draft: true                            # not published: only authors and admins see it
 //! playground:
 //!   ttl: 30m                             # session lifetime, 1m..24h (default 1h)
 //!   nodes:                               # default: one node "node01" running "debian"
@@ -210,6 +211,7 @@ pub fn parse_index(
             description: h.description,
             kind: h.kind,
             tags: h.tags,
+            draft: h.draft,
             playground: h.playground,
             tasks: h.tasks,
             body: split.body.to_owned(),

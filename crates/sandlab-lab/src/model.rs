@@ -109,6 +109,8 @@ pub struct Lab {
     pub description: String,
     pub kind: LabKind,
     pub tags: Vec<String>,
+    /// Not published: only authors and admins see it (to preview it) and start it.
+    pub draft: bool,
     pub playground: Playground,
     /// Every task, init tasks first, each after all of its `needs`; otherwise in the
     /// order written.

@@ -23,13 +23,14 @@ type List<T> = Option<Spanned<Vec<Spanned<T>>>>;
 #[serde(
     rename = "front matter",
     deny_unknown_fields,
-    expecting = "a mapping of title, description, kind, tags, playground and tasks"
+    expecting = "a mapping of title, description, kind, tags, draft, playground and tasks"
 )]
 pub(crate) struct RawLab {
     pub title: Field<String>,
     pub description: Field<String>,
     pub kind: Field<LabKind>,
     pub tags: List<String>,
+    pub draft: Field<bool>,
     pub playground: Field<RawPlayground>,
     pub tasks: Field<Entries<RawTask>>,
 }

@@ -47,6 +47,7 @@ pub(crate) struct Header {
     pub description: String,
     pub kind: LabKind,
     pub tags: Vec<String>,
+    pub draft: bool,
     pub playground: Playground,
     pub tasks: Vec<Task>,
 }
@@ -75,6 +76,7 @@ pub(crate) fn header(raw: RawLab, at: Pos, images: ImageCheck<'_>, diags: &mut D
         d.trim().to_owned()
     });
     let kind = field(raw.kind).map(|(_, k)| k).unwrap_or_default();
+    let draft = field(raw.draft).is_some_and(|(_, d)| d);
     let tags = tags(raw.tags, diags);
     let playground = playground(raw.playground, at, images, diags);
     let tasks = tasks(raw.tasks, &playground, diags);
@@ -83,6 +85,7 @@ pub(crate) fn header(raw: RawLab, at: Pos, images: ImageCheck<'_>, diags: &mut D
         description,
         kind,
         tags,
+        draft,
         playground,
         tasks,
     }

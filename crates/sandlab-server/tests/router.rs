@@ -1001,3 +1001,51 @@ fn two_lab_directories_make_one_catalogue() {
         problems[0]
     );
 }
+
+/// A draft lab is a preview for authors and admins: learners neither list, read nor start
+/// it (404, as for a lab that does not exist).
+#[tokio::test]
+async fn a_draft_lab_is_seen_only_by_authors_and_admins() {
+    let h = Harness::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (slug, draft) in [("published", false), ("preview", true)] {
+        let lab = dir.path().join(slug);
+        std::fs::create_dir(&lab).unwrap();
+        std::fs::write(
+            lab.join("index.md"),
+            format!("---\ntitle: {slug}\ndraft: {draft}\n---\nText.\n"),
+        )
+        .unwrap();
+    }
+    let (labs, problems) = sandlab_lab::load_catalogue(dir.path(), None);
+    assert!(problems.is_empty(), "{problems:?}");
+    h.state.set_labs(labs);
+    let learner = h.user("draft-learner", Role::Learner).await;
+    let author = h.user("draft-author", Role::Author).await;
+    let slugs = |v: serde_json::Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["slug"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        slugs(h.get("/api/v1/labs", &learner).await.json()),
+        ["published"]
+    );
+    let mut seen = slugs(h.get("/api/v1/labs", &author).await.json());
+    seen.sort();
+    assert_eq!(seen, ["preview", "published"]);
+    let r = h.get("/api/v1/labs/preview", &author).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["draft"], true);
+    assert_eq!(
+        h.get("/api/v1/labs/preview", &learner).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = h
+        .post("/api/v1/labs/preview/sessions", &learner, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+}

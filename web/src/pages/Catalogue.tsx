@@ -194,6 +194,11 @@ function LabCard({ lab }: { lab: LabSummary }) {
     <li class="card lab-card" data-testid="lab-card" data-slug={lab.slug} data-progress={st}>
       <div class="row lab-card-badges">
         <span class={`badge kind-${lab.kind}`}>{lab.kind}</span>
+        {lab.draft && (
+          <span class="badge warn" title="Not published: only authors and admins see it" data-testid="draft-badge">
+            draft
+          </span>
+        )}
         {st !== 'not-started' && <span class={`badge${st === 'completed' ? ' ok' : ' warn'}`}>{PROGRESS_LABEL[st]}</span>}
       </div>
       <h2 class="lab-card-title">

@@ -150,7 +150,7 @@ pub async fn start_session(
     let lab = state
         .labs()
         .iter()
-        .find(|l| l.slug == slug)
+        .find(|l| l.slug == slug && super::labs::visible_to(l, &caller))
         .cloned()
         .ok_or_else(|| ApiError::not_found("lab"))?;
     // Starting a lab that is already running resumes it (a second tab, a double click).

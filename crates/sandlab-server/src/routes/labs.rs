@@ -22,6 +22,8 @@ pub struct LabSummary {
     /// `tutorial` or `challenge`.
     pub kind: String,
     pub tags: Vec<String>,
+    /// Not published: shown to authors and admins only, for a preview.
+    pub draft: bool,
     /// Checked tasks (init tasks not counted).
     pub tasks: usize,
     pub nodes: usize,
@@ -125,11 +127,18 @@ fn summary(l: &Lab, progress: &Progress) -> LabSummary {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
         tags: l.tags.clone(),
+        draft: l.draft,
         tasks: l.checked_tasks().count(),
         nodes: l.playground.nodes.len(),
         ttl_ms: u64::try_from(l.playground.ttl.as_millis()).unwrap_or(u64::MAX),
         progress: progress.of(l),
     }
+}
+
+/// Whether `caller` may see and start `lab`: a draft is for authors and admins only (a
+/// learner gets 404, as for a lab that does not exist).
+pub fn visible_to(lab: &Lab, caller: &Caller) -> bool {
+    !lab.draft || caller.user.role != sandlab_store::Role::Learner
 }
 
 /// The lab catalogue.
@@ -142,7 +151,11 @@ pub async fn list_labs(
     let labs = state.labs();
     let progress = Progress::load(&state, &caller).await?;
     Ok(Json(ListOf {
-        items: labs.iter().map(|l| summary(l, &progress)).collect(),
+        items: labs
+            .iter()
+            .filter(|l| visible_to(l, &caller))
+            .map(|l| summary(l, &progress))
+            .collect(),
         next: None,
     }))
 }
@@ -204,7 +217,7 @@ pub async fn get_lab(
     let labs = state.labs();
     let lab = labs
         .iter()
-        .find(|l| l.slug == slug)
+        .find(|l| l.slug == slug && visible_to(l, &caller))
         .ok_or_else(|| ApiError::not_found("lab"))?;
     let progress = Progress::load(&state, &caller).await?;
     Ok(Json(LabDetail {
