@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::state::AppState;
 
 pub const POLL: Duration = Duration::from_secs(2);
+/// A slug no lab may have: `/api/v1/labs/sync` is the sync webhook.
+pub const RESERVED_SLUG: &str = "sync";
 /// Files looked at per fingerprint, so a huge tree cannot stall the poll.
 const MAX_FILES: usize = 20_000;
 
@@ -59,6 +61,13 @@ pub fn load_all(load: &Loader, dirs: &[PathBuf]) -> (Vec<Lab>, Vec<Problem>) {
         let (l, p) = load(dir);
         problems.extend(p);
         for lab in l {
+            if lab.slug == RESERVED_SLUG {
+                problems.push(Problem::whole_file(
+                    dir.join(&lab.slug),
+                    format!("the slug \"{RESERVED_SLUG}\" is taken by POST /api/v1/labs/sync; rename the directory"),
+                ));
+                continue;
+            }
             if let Some(first) = from.get(&lab.slug) {
                 problems.push(Problem::whole_file(
                     dir.join(&lab.slug),

@@ -22,6 +22,7 @@ pub mod extract;
 pub mod image_builds;
 pub mod images;
 pub mod lab_sessions;
+pub mod lab_sync;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;

@@ -13,7 +13,7 @@ use crate::routes;
         routes::login, routes::logout, routes::me,
         routes::create_token, routes::list_tokens, routes::delete_token,
         routes::create_user, routes::list_users, routes::update_user,
-        routes::list_labs, routes::get_lab, routes::list_lab_problems,
+        routes::list_labs, routes::get_lab, routes::list_lab_problems, routes::sync_labs,
         routes::start_session, routes::list_sessions, routes::get_session, routes::delete_session,
         routes::extend_session, routes::session_tasks, routes::reveal_hint, routes::session_events,
         routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox,

@@ -285,7 +285,17 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
     .await;
     state.set_labs(labs);
     state.set_lab_problems(problems);
-    crate::catalogue::spawn_watcher(state.clone(), labs_dirs, loader, state.shutdown().clone());
+    crate::catalogue::spawn_watcher(
+        state.clone(),
+        labs_dirs.clone(),
+        loader,
+        state.shutdown().clone(),
+    );
+    crate::lab_sync::spawn(
+        labs_dirs,
+        state.config().labs_sync_interval,
+        state.shutdown().clone(),
+    );
     state.sandboxes().spawn_background(state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");

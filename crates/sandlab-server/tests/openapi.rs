@@ -23,6 +23,7 @@ fn every_route_is_documented() {
         ("/api/v1/labs", &["get"]),
         ("/api/v1/labs/{slug}", &["get"]),
         ("/api/v1/lab-problems", &["get"]),
+        ("/api/v1/labs/sync", &["post"]),
         ("/api/v1/labs/{slug}/sessions", &["post"]),
         ("/api/v1/sessions", &["get"]),
         ("/api/v1/sessions/{id}", &["delete", "get"]),

@@ -21,8 +21,8 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080; `server.listen`, SANDLAB_LISTEN).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Directory of labs (default `labs/`; `server.labs`, SANDLAB_LABS); give it again
-    /// for more directories.
+    /// Directory of labs, or a Git repository URL to clone and pull (default `labs/`;
+    /// `server.labs`, SANDLAB_LABS); give it again for more.
     #[arg(long, value_name = "DIR")]
     labs: Vec<PathBuf>,
 }
@@ -32,7 +32,19 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         labs: args.labs,
     };
-    let config = ServerConfig::from_env(&cfg.server, &cfg.pools, &flags)?;
+    let mut config = ServerConfig::from_env(&cfg.server, &cfg.pools, &flags)?;
+    // A lab source that is a Git URL is served from its clone in the data dir.
+    for dir in std::iter::once(&mut config.labs).chain(config.more_labs.iter_mut()) {
+        let entry = dir.to_string_lossy().into_owned();
+        if sandlab_server::lab_sync::is_git_url(&entry) {
+            let clone = sandlab_server::lab_sync::clone_dir(&cfg.runtime.data_dir, &entry);
+            sandlab_server::lab_sync::ensure_clone(&entry, &clone)
+                .await
+                .map_err(|e| anyhow::anyhow!("The labs repository cannot be used: {e}"))?;
+            eprintln!("sandlab: labs from {entry} (clone in {})", clone.display());
+            *dir = clone;
+        }
+    }
     let listen = config.listen;
     let store = crate::store::open(cfg).await?;
     let drivers = crate::drivers::from_config(cfg)?;

@@ -22,6 +22,10 @@ pub struct ServerSection {
     pub public_url: Option<String>,
     /// One directory of labs, or a list of them.
     pub labs: Option<OneOrMany>,
+    /// How often lab directories that are Git work trees are pulled (`0s`: never).
+    pub labs_sync_interval: Option<String>,
+    /// The secret a forge's webhook gives `POST /api/v1/labs/sync`.
+    pub labs_sync_secret: Option<String>,
     pub session_ttl: Option<String>,
     pub max_sandboxes_per_user: Option<u64>,
     pub login_rate: Option<u32>,
@@ -102,8 +106,12 @@ pub struct ServerConfig {
     pub public_url: String,
     pub labs: PathBuf,
     /// Further lab directories (`--labs` given again, a list in `server.labs`, or
-    /// `SANDLAB_LABS=a:b`); a slug already taken by an earlier directory is left out.
+    /// `SANDLAB_LABS=a,b`); a slug already taken by an earlier directory is left out.
     pub more_labs: Vec<PathBuf>,
+    /// How often lab directories that are Git work trees are pulled; zero: never.
+    pub labs_sync_interval: Duration,
+    /// The webhook secret of `POST /api/v1/labs/sync`; `None`: webhooks are off.
+    pub labs_sync_secret: Option<String>,
     pub session_ttl: Duration,
     pub max_sandboxes_per_user: u64,
     /// Login attempts per minute per client address and per username.
@@ -158,6 +166,8 @@ impl Default for ServerConfig {
             public_url: "http://127.0.0.1:8080".into(),
             labs: PathBuf::from("labs"),
             more_labs: Vec::new(),
+            labs_sync_interval: Duration::from_secs(300),
+            labs_sync_secret: None,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_sandboxes_per_user: 5,
             login_rate: 10,
@@ -329,8 +339,10 @@ impl ServerConfig {
         let dirs: Option<Vec<PathBuf>> = if !flags.labs.is_empty() {
             Some(flags.labs.clone())
         } else if let Some(v) = env("SANDLAB_LABS") {
+            // Commas, not colons: an entry may be a repository URL.
             Some(
-                v.split(':')
+                v.split(',')
+                    .map(str::trim)
                     .filter(|d| !d.is_empty())
                     .map(PathBuf::from)
                     .collect(),
@@ -348,6 +360,24 @@ impl ServerConfig {
             };
             c.labs = first;
             c.more_labs = dirs.collect();
+        }
+        duration(
+            env,
+            "labs_sync_interval",
+            "SANDLAB_LABS_SYNC_INTERVAL",
+            &s.labs_sync_interval,
+            &mut c.labs_sync_interval,
+        )?;
+        if let Some(v) = pick(env, "SANDLAB_LABS_SYNC_SECRET", &s.labs_sync_secret) {
+            let secret = v.unwrap_or_else(|t| t);
+            if secret.len() < 16 {
+                return Err(bad(
+                    "labs_sync_secret",
+                    "SANDLAB_LABS_SYNC_SECRET",
+                    "it must be at least 16 characters",
+                ));
+            }
+            c.labs_sync_secret = Some(secret);
         }
         duration(
             env,

@@ -207,7 +207,7 @@ fn several_lab_directories_from_the_flag_the_environment_or_the_file() {
         &s,
         &[],
         &ServerFlags::default(),
-        &env(&[("SANDLAB_LABS", "/x:/y:/z")]),
+        &env(&[("SANDLAB_LABS", "/x, /y,https://git.example.com/labs.git")]),
     )
     .unwrap();
     assert_eq!(c.lab_dirs().len(), 3);
@@ -221,7 +221,7 @@ fn several_lab_directories_from_the_flag_the_environment_or_the_file() {
         &ServerSection::default(),
         &[],
         &ServerFlags::default(),
-        &env(&[("SANDLAB_LABS", ":")]),
+        &env(&[("SANDLAB_LABS", ",")]),
     )
     .unwrap_err()
     .to_string();

@@ -260,3 +260,54 @@ pub async fn get_lab(
             .collect(),
     }))
 }
+
+/// What a sync did.
+#[derive(Serialize, ToSchema)]
+pub struct SyncResult {
+    /// Lab directories that are Git work trees and were brought up to date.
+    pub synced: usize,
+    /// Those that could not be, with git's last words.
+    pub failed: Vec<SyncFailure>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SyncFailure {
+    pub dir: String,
+    pub error: String,
+}
+
+/// The webhook a forge calls on a push (GitHub: `X-Hub-Signature-256`; GitLab:
+/// `X-Gitlab-Token`; or `X-Sandlab-Sync-Secret`, all with `server.labs_sync_secret`):
+/// pulls every lab directory that is a Git work tree; the catalogue reloads by itself.
+#[utoipa::path(post, path = "/api/v1/labs/sync", tag = "labs", security(()),
+    responses((status = 200, body = SyncResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn sync_labs(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<SyncResult>> {
+    let config = state.config();
+    let Some(secret) = config.labs_sync_secret.as_deref() else {
+        return Err(ApiError::forbidden(
+            "sync_off",
+            "Lab sync webhooks are off on this server (set server.labs_sync_secret).",
+        ));
+    };
+    if !crate::lab_sync::webhook_authorised(&headers, &body, secret) {
+        return Err(ApiError::unauthorized(
+            "The webhook did not carry the lab sync secret.",
+        ));
+    }
+    let results = crate::lab_sync::sync_all(&config.lab_dirs()).await;
+    let synced = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let failed = results
+        .into_iter()
+        .filter_map(|(dir, r)| {
+            r.err().map(|error| SyncFailure {
+                dir: dir.display().to_string(),
+                error,
+            })
+        })
+        .collect();
+    Ok(Json(SyncResult { synced, failed }))
+}

@@ -59,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .route("/users/{id}", axum::routing::patch(update_user))
         .route("/images", get(list_images))
         .route("/labs", get(list_labs))
+        .route("/labs/sync", post(sync_labs))
         .route("/lab-problems", get(list_lab_problems))
         .route("/labs/{slug}", get(get_lab))
         .route("/labs/{slug}/sessions", post(start_session))
