@@ -41,24 +41,35 @@ fn add_lab(work: &Path, slug: &str) {
     git(work, &["push", "-q", "origin", "HEAD:main"]);
 }
 
-#[tokio::test]
-async fn a_push_reaches_the_catalogue_through_the_webhook() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (bare, work) = (tmp.path().join("labs.git"), tmp.path().join("work"));
-    assert!(Command::new("git")
+fn clone(from: &Path, to: &Path) {
+    let ok = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "git clone");
+}
+
+/// A bare repository `labs.git` under `tmp` and a work tree that pushes to it, with one
+/// lab, `first`, pushed.
+fn upstream(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (bare, work) = (tmp.join("labs.git"), tmp.join("work"));
+    let ok = Command::new("git")
         .args(["init", "-q", "--bare", "-b", "main"])
         .arg(&bare)
         .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&bare)
-        .arg(&work)
-        .status()
-        .unwrap()
-        .success());
+        .unwrap();
+    assert!(ok.success(), "git init");
+    clone(&bare, &work);
     add_lab(&work, "first");
+    (bare, work)
+}
+
+#[tokio::test]
+async fn a_push_reaches_the_catalogue_through_the_webhook() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bare, work) = upstream(tmp.path());
     let url = format!("file://{}", bare.display());
     let clone = sandlab_server::lab_sync::clone_dir(tmp.path(), &url);
     sandlab_server::lab_sync::ensure_clone(&url, &clone)
@@ -141,32 +152,9 @@ async fn the_webhook_is_off_without_a_secret() {
 #[tokio::test]
 async fn an_operators_clone_is_fast_forwarded_never_reset() {
     let tmp = tempfile::tempdir().unwrap();
-    let (bare, work, served) = (
-        tmp.path().join("labs.git"),
-        tmp.path().join("work"),
-        tmp.path().join("served"),
-    );
-    assert!(Command::new("git")
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .arg(&bare)
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&bare)
-        .arg(&work)
-        .status()
-        .unwrap()
-        .success());
-    add_lab(&work, "first");
-    assert!(Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&bare)
-        .arg(&served)
-        .status()
-        .unwrap()
-        .success());
+    let (bare, work) = upstream(tmp.path());
+    let served = tmp.path().join("served");
+    clone(&bare, &served);
     add_lab(&work, "second");
     sandlab_server::lab_sync::sync_one(&served).await.unwrap();
     assert!(served.join("second/index.md").exists());
