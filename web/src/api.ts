@@ -148,6 +148,8 @@ export interface CreateSandbox {
   pids?: number;
   disk?: string;
   network?: 'none' | 'egress';
+  /** The hostname inside (default `sandbox`). */
+  hostname?: string;
   ttl?: string;
 }
 

@@ -290,6 +290,7 @@ async fn create_member(
             limits: profile.limits.clone(),
             ttl: POOL_RECORD_TTL,
             owner: Some(Owner::Pool(profile.name.clone()).to_string()),
+            hostname: Some(crate::sandboxes::API_HOSTNAME.to_owned()),
             ..CreateRequest::default()
         })
         .await?;

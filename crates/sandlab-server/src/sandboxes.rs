@@ -107,6 +107,10 @@ pub struct Sandboxes {
     terminals: Arc<TerminalHub>,
 }
 
+/// The hostname of a sandbox made through the API (and of the warm pool's) when the request
+/// names none: a name a learner reads in their prompt, not the sandbox id.
+pub const API_HOSTNAME: &str = "sandbox";
+
 /// A create as the API asks for it, already validated and defaulted.
 #[derive(Clone, Debug)]
 pub struct NewSandbox {
@@ -272,9 +276,10 @@ impl Sandboxes {
     /// A create admitted by the quota; a cold one gets `id`, the id it was reserved under.
     async fn create_reserved(&self, req: &NewSandbox, id: SandboxId) -> Result<SandboxRecord> {
         let start = Instant::now();
-        let pooled = (req.hostname.is_none() && req.playground.is_none())
-            .then(|| self.pool.matching(&req.image, &req.limits))
-            .flatten();
+        let pooled = (req.hostname.as_deref().is_none_or(|h| h == API_HOSTNAME)
+            && req.playground.is_none())
+        .then(|| self.pool.matching(&req.image, &req.limits))
+        .flatten();
         if let Some(profile) = pooled {
             let name = profile.name.clone();
             while let Some(id) = self.pool.take(&name) {

@@ -1049,3 +1049,35 @@ async fn a_draft_lab_is_seen_only_by_authors_and_admins() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
 }
+
+/// A sandbox made through the API is named `sandbox` inside unless the request names it
+/// (issue 13: the playground's hostname was its id); a name that is no DNS label is 400.
+#[tokio::test]
+async fn api_sandboxes_have_a_name_for_a_hostname() {
+    let h = Harness::new().await;
+    let r = h
+        .post("/api/v1/sandboxes", &h.admin_token, json!({"ttl": "5m"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["hostname"], "sandbox");
+    let r = h
+        .post(
+            "/api/v1/sandboxes",
+            &h.admin_token,
+            json!({"ttl": "5m", "hostname": "web01"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["hostname"], "web01");
+    for bad in ["-x", "Web", "a.b", "", &"x".repeat(64)] {
+        let r = h
+            .post(
+                "/api/v1/sandboxes",
+                &h.admin_token,
+                json!({"ttl": "5m", "hostname": bad}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "invalid_hostname");
+    }
+}

@@ -187,7 +187,7 @@ pub async fn execute(
             ttl: limits.wall * steps + Duration::from_secs(60),
             owner: owner.to_owned(),
             quota,
-            hostname: None,
+            hostname: Some(crate::sandboxes::API_HOSTNAME.to_owned()),
             playground: None,
         })
         .await?;

@@ -46,6 +46,10 @@ pub struct CreateSandbox {
     /// containerd and podman inside; the operator may switch it off).
     #[schema(example = "standard")]
     pub profile: Option<String>,
+    /// The hostname inside, a DNS label: 1 to 63 of `a-z`, `0-9` and `-`, not starting or
+    /// ending with `-` (default `sandbox`).
+    #[schema(example = "web01")]
+    pub hostname: Option<String>,
     /// Time to live, e.g. `30m` (default and maximum set by the server).
     #[schema(example = "30m")]
     pub ttl: Option<String>,
@@ -77,6 +81,8 @@ pub struct SandboxView {
     /// Why it failed, when it did.
     pub reason: Option<String>,
     pub image: String,
+    /// The hostname inside.
+    pub hostname: Option<String>,
     /// The owning user's id.
     pub owner: Option<String>,
     pub limits: LimitsView,
@@ -97,6 +103,7 @@ pub fn view(state: &AppState, r: SandboxRecord) -> SandboxView {
         state: r.state.to_string(),
         reason: r.reason,
         image: r.image,
+        hostname: r.hostname,
         owner: r.owner,
         limits: LimitsView {
             memory: r.limits.memory.to_string(),
@@ -121,6 +128,15 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Sand
         .store()
         .get_sandbox(&id, caller.owner_filter())
         .await?)
+}
+
+/// An RFC 1123 label in lowercase.
+fn is_label(h: &str) -> bool {
+    (1..=63).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !h.starts_with('-')
+        && !h.ends_with('-')
 }
 
 fn invalid(field: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -292,6 +308,19 @@ pub async fn create_sandbox(
         .image
         .clone()
         .unwrap_or_else(|| state.config().default_image.clone());
+    let hostname = match req.hostname.as_deref() {
+        None => crate::sandboxes::API_HOSTNAME.to_owned(),
+        Some(h) if is_label(h) => h.to_owned(),
+        Some(h) => {
+            return Err(ApiError::bad_request(
+                "invalid_hostname",
+                format!(
+                    "The hostname {:?} is not 1 to 63 of a-z, 0-9 and -, starting and ending with a letter or digit.",
+                    h.chars().take(70).collect::<String>()
+                ),
+            ))
+        }
+    };
     let quota = admit_create(&state, &caller)?;
     let created = state
         .sandboxes()
@@ -301,7 +330,7 @@ pub async fn create_sandbox(
             ttl,
             owner: caller.user.id.clone(),
             quota,
-            hostname: None,
+            hostname: Some(hostname),
             playground: None,
         })
         .await;
