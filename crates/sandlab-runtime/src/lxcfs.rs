@@ -40,6 +40,11 @@ pub fn ensure() -> Option<PathBuf> {
     if serving(mount) {
         return Some(mount.to_owned());
     }
+    // One starter at a time across processes: two would stack two mounts.
+    let _lock = lock();
+    if serving(mount) {
+        return Some(mount.to_owned());
+    }
     match start(mount) {
         Ok(()) => Some(mount.to_owned()),
         Err(why) => {
@@ -52,6 +57,21 @@ pub fn ensure() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// An exclusive lock on `/run/sandlab/lxcfs.lock`, held until the file is dropped; `None`
+/// when it cannot be taken (then starting goes on unguarded).
+fn lock() -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all("/run/sandlab").ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/sandlab/lxcfs.lock")
+        .ok()?;
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(file)
 }
 
 /// Whether lxcfs is mounted at `mount` and answers.
