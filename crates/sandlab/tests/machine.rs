@@ -406,13 +406,8 @@ fn the_isolation_baseline_holds_in_a_machine() {
     assert!(text.contains("Disk quota exceeded"), "{text}");
     let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
     assert!(size <= 260, "wrote {size}M past a 256M quota");
-    // Pids: a fork bomb stays at the limit, read from the host.
+    // Pids: a fork bomb stays at the limit, read from the host while it runs.
     let id = boot(&data, &["--pids", "256"]);
-    let _ = exec(
-        &data,
-        &id,
-        "timeout 5 bash -c 'b(){ b|b& }; b; sleep 4' >/dev/null 2>&1; true",
-    );
     let cg = Path::new("/sys/fs/cgroup/pids/sandlab").join(&id);
     let cg = if cg.exists() {
         cg
@@ -421,13 +416,40 @@ fn the_isolation_baseline_holds_in_a_machine() {
     };
     let max = std::fs::read_to_string(cg.join("pids.max")).unwrap();
     assert_eq!(max.trim(), "256");
-    let events = std::fs::read_to_string(cg.join("pids.events")).unwrap_or_default();
-    let hits: u64 = events
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(hits > 0, "the fork bomb never hit the limit: {events}");
+    let mut bomb = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "sandbox",
+            "exec",
+            &id,
+            "--timeout",
+            "30s",
+            "--",
+            "bash",
+            "-c",
+        ])
+        .arg("b(){ b|b& }; b; sleep 25")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0u64;
+    let hit = wait_until(Duration::from_secs(30), || {
+        let read = |f: &str| std::fs::read_to_string(cg.join(f)).unwrap_or_default();
+        peak = peak.max(read("pids.current").trim().parse().unwrap_or(0));
+        read("pids.events")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            > 0
+    });
+    let _ = sandlab(&data, &["sandbox", "kill-processes", &id]);
+    let _ = bomb.kill();
+    let _ = bomb.wait();
+    assert!(hit, "the fork bomb never hit the limit (peak {peak})");
+    assert!(peak <= 256, "pids.current {peak} went past the limit");
     rm(&data, &id);
 }
 
