@@ -344,7 +344,7 @@ impl ContainerDriver {
         let mut config = config;
         // Honest views: lxcfs's /proc files, and as many CPUs as the limit rounds up to
         // (what `nproc` counts).
-        if let Some(mount) = crate::lxcfs::ensure() {
+        if let Some(mount) = crate::lxcfs::ensure(&mounted) {
             if let Some(list) = config["mounts"].as_array_mut() {
                 list.extend(crate::lxcfs::binds(&mount));
             }
@@ -706,8 +706,8 @@ fn cpuset_for(id: &SandboxId, cpus: f64) -> Option<String> {
 
 /// Whether connecting failed because nobody listens on the socket.
 fn is_refused(e: &sandlab_proto::Error) -> bool {
-    let text = format!("{e:?}");
-    text.contains("ConnectionRefused")
+    matches!(e, sandlab_proto::Error::Connect { source, .. }
+        if source.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
 /// Whether the image boots systemd (`/sbin/init` is there, as a file or a link, looked at

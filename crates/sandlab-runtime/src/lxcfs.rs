@@ -34,10 +34,11 @@ pub const FILES: &[(&str, &str)] = &[
 ];
 
 /// The lxcfs mount when it serves, starting lxcfs first if needed; `None` (with a
-/// warning, once per process) when it cannot be had.
-pub fn ensure() -> Option<PathBuf> {
+/// warning, once per process) when it cannot be had. `mounts` is the caller's fresh read
+/// of the mount table (a create has one already), looked at first.
+pub fn ensure(mounts: &MountInfo) -> Option<PathBuf> {
     let mount = Path::new(MOUNT);
-    if serving(mount) {
+    if serving_in(mounts, mount) {
         return Some(mount.to_owned());
     }
     // One starter at a time across processes: two would stack two mounts.
@@ -74,14 +75,18 @@ fn lock() -> Option<std::fs::File> {
     (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(file)
 }
 
-/// Whether lxcfs is mounted at `mount` and answers.
+/// Whether lxcfs is mounted at `mount` and answers, reading the mount table now.
 fn serving(mount: &Path) -> bool {
-    let mounted = MountInfo::read().is_ok_and(|m| {
-        m.entries()
-            .iter()
-            .any(|e| e.mount_point == mount && e.fs_type.starts_with("fuse.lxcfs"))
-    });
-    mounted && std::fs::metadata(mount.join("proc/meminfo")).is_ok()
+    MountInfo::read().is_ok_and(|m| serving_in(&m, mount))
+}
+
+/// Whether `mounts` has lxcfs at `mount`, and it answers.
+fn serving_in(mounts: &MountInfo, mount: &Path) -> bool {
+    mounts
+        .entries()
+        .iter()
+        .any(|e| e.mount_point == mount && e.fs_type.starts_with("fuse.lxcfs"))
+        && std::fs::metadata(mount.join("proc/meminfo")).is_ok()
 }
 
 fn start(mount: &Path) -> Result<(), String> {

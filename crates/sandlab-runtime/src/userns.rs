@@ -51,27 +51,67 @@ pub fn range_count(image: &IdMap) -> u32 {
 /// A forked child takes `owner` as its ids, unshares a user namespace and waits; this
 /// process (root) writes the maps and opens the namespace; then the child exits.
 pub fn make_userns(owner: (u32, u32), uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+    // SAFETY (the closure): raw system calls on our own ids only.
+    let child = fork_into(|| unsafe {
+        libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
+            && libc::syscall(libc::SYS_setresgid, owner.1, owner.1, owner.1) == 0
+            && libc::syscall(libc::SYS_setresuid, owner.0, owner.0, owner.0) == 0
+            && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) == 0
+    })?
+    .ok_or_else(|| {
+        Error::Host(format!(
+            "Cannot make a user namespace owned by host uid {}: the kernel refused (user.max_user_namespaces, or user namespaces disabled)",
+            owner.0
+        ))
+    })?;
+    for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let path = format!("/proc/{}/{file}", child.pid);
+        std::fs::write(&path, map).map_err(Error::io(&path))?;
+    }
+    child.namespace("user")
+}
+
+/// A network namespace owned by the user namespace `userns` (a machine's: root inside
+/// then holds CAP_NET_ADMIN over it, for Docker's bridges and iptables). A forked child
+/// joins `userns` and unshares the netns; this process opens it; then the child exits.
+pub fn make_netns_in(userns: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let userns = userns.as_raw_fd();
+    // SAFETY (the closure): setns and unshare on a descriptor the parent holds open.
+    let child = fork_into(|| unsafe {
+        libc::setns(userns, libc::CLONE_NEWUSER) == 0
+            && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNET) == 0
+    })?
+    .ok_or_else(|| {
+        Error::Host(
+            "Cannot make a network namespace inside a sandbox's user namespace: the kernel refused"
+                .into(),
+        )
+    })?;
+    child.namespace("net")
+}
+
+/// Forks a child that runs `enter` (raw system calls only: it runs between fork and
+/// exit, where no lock or allocator state another thread held may be touched), tells us
+/// whether it succeeded, and waits until the returned [`Child`] is dropped, so this
+/// process can open the namespaces it made. `None` when `enter` failed.
+fn fork_into(enter: impl Fn() -> bool) -> Result<Option<Child>> {
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
-    // SAFETY: the child runs only raw system calls (async-signal-safe) and `_exit`s; it
-    // touches no lock or allocator state another thread of ours may have held at fork.
+    // SAFETY: the child runs only `enter` and raw system calls (async-signal-safe) and
+    // `_exit`s.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(os_error("fork", "a user namespace"));
+        return Err(os_error("fork", "a namespace"));
     }
     if pid == 0 {
-        // SAFETY: raw system calls on our own descriptors and ids; see above.
+        // SAFETY: raw system calls on our own descriptors; see above.
         unsafe {
             // Our copies of the parent's ends: holding the write end of `go` would keep us
             // waiting for ever, with every descriptor of the parent (its listening socket
             // among them), should the parent die before it writes.
             libc::close(ready_r.as_raw_fd());
             libc::close(go_w.as_raw_fd());
-            let ok = libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
-                && libc::syscall(libc::SYS_setresgid, owner.1, owner.1, owner.1) == 0
-                && libc::syscall(libc::SYS_setresuid, owner.0, owner.0, owner.0) == 0
-                && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) == 0;
-            let byte: u8 = ok.into();
+            let byte: u8 = enter().into();
             libc::write(ready_w.as_raw_fd(), (&raw const byte).cast(), 1);
             // Wait for the parent's byte, or the end of file its death brings (a sibling
             // forked meanwhile may hold a copy of the write end, but exits the same way).
@@ -91,75 +131,23 @@ pub fn make_userns(owner: (u32, u32), uid_map: &str, gid_map: &str) -> Result<Ow
     let mut byte = 0u8;
     // SAFETY: reading one byte into a local.
     let n = unsafe { libc::read(ready_r.as_raw_fd(), (&raw mut byte).cast(), 1) };
-    if n != 1 || byte != 1 {
-        return Err(Error::Host(format!(
-            "Cannot make a user namespace owned by host uid {}: the kernel refused (user.max_user_namespaces, or user namespaces disabled)",
-            owner.0
-        )));
-    }
-    for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, map).map_err(Error::io(&path))?;
-    }
-    let ns_path = format!("/proc/{pid}/ns/user");
-    let ns = std::fs::File::open(&ns_path).map_err(Error::io(&ns_path))?;
-    drop(child);
-    Ok(ns.into())
-}
-
-/// A network namespace owned by the user namespace `userns` (a machine's: root inside
-/// then holds CAP_NET_ADMIN over it, for Docker's bridges and iptables). A forked child
-/// joins `userns` and unshares the netns; this process opens it; then the child exits.
-pub fn make_netns_in(userns: BorrowedFd<'_>) -> Result<OwnedFd> {
-    let (ready_r, ready_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
-    let userns = userns.as_raw_fd();
-    // SAFETY: as in `make_userns`: raw system calls only, then `_exit`.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(os_error("fork", "a network namespace"));
-    }
-    if pid == 0 {
-        // SAFETY: raw system calls on our own descriptors; see above.
-        unsafe {
-            libc::close(ready_r.as_raw_fd());
-            libc::close(go_w.as_raw_fd());
-            let ok = libc::setns(userns, libc::CLONE_NEWUSER) == 0
-                && libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNET) == 0;
-            let byte: u8 = ok.into();
-            libc::write(ready_w.as_raw_fd(), (&raw const byte).cast(), 1);
-            let mut buf = 0u8;
-            while libc::read(go_r.as_raw_fd(), (&raw mut buf).cast(), 1) < 0
-                && *libc::__errno_location() == libc::EINTR
-            {}
-            libc::_exit(0);
-        }
-    }
-    drop(ready_w);
-    drop(go_r);
-    let child = Child {
-        pid,
-        go: Some(go_w),
-    };
-    let mut byte = 0u8;
-    // SAFETY: reading one byte into a local.
-    let n = unsafe { libc::read(ready_r.as_raw_fd(), (&raw mut byte).cast(), 1) };
-    if n != 1 || byte != 1 {
-        return Err(Error::Host(
-            "Cannot make a network namespace inside a sandbox's user namespace: the kernel refused"
-                .into(),
-        ));
-    }
-    let ns_path = format!("/proc/{pid}/ns/net");
-    let ns = std::fs::File::open(&ns_path).map_err(Error::io(&ns_path))?;
-    drop(child);
-    Ok(ns.into())
+    Ok((n == 1 && byte == 1).then_some(child))
 }
 
 /// The forked helper: dropping it tells it to exit and reaps it.
 struct Child {
     pid: libc::pid_t,
     go: Option<OwnedFd>,
+}
+
+impl Child {
+    /// Opens the child's namespace of `kind` (`user`, `net`), then lets it exit.
+    fn namespace(self, kind: &str) -> Result<OwnedFd> {
+        let path = format!("/proc/{}/ns/{kind}", self.pid);
+        let ns = std::fs::File::open(&path).map_err(Error::io(&path))?;
+        drop(self);
+        Ok(ns.into())
+    }
 }
 
 impl Drop for Child {

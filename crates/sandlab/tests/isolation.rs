@@ -97,12 +97,7 @@ fn fork_bomb_stays_at_the_pids_limit() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let cg = std::path::Path::new("/sys/fs/cgroup/pids/sandlab").join(&id);
-    let cg = if cg.exists() {
-        cg
-    } else {
-        std::path::Path::new("/sys/fs/cgroup/sandlab").join(&id)
-    };
+    let cg = pids_cgroup(&id);
     let max: u64 = std::fs::read_to_string(cg.join("pids.max"))
         .unwrap()
         .trim()

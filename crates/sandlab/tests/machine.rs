@@ -408,12 +408,7 @@ fn the_isolation_baseline_holds_in_a_machine() {
     assert!(size <= 260, "wrote {size}M past a 256M quota");
     // Pids: a fork bomb stays at the limit, read from the host while it runs.
     let id = boot(&data, &["--pids", "256"]);
-    let cg = Path::new("/sys/fs/cgroup/pids/sandlab").join(&id);
-    let cg = if cg.exists() {
-        cg
-    } else {
-        Path::new("/sys/fs/cgroup/sandlab").join(&id)
-    };
+    let cg = pids_cgroup(&id);
     let max = std::fs::read_to_string(cg.join("pids.max")).unwrap();
     assert_eq!(max.trim(), "256");
     let mut bomb = std::process::Command::new(env!("CARGO_BIN_EXE_sandlab"))

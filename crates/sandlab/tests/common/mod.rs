@@ -141,6 +141,16 @@ pub fn leftovers(data: &Path, id: &str) -> Vec<String> {
     found
 }
 
+/// The sandbox's cgroup that holds its pids limit: v1's pids hierarchy, else v2's.
+pub fn pids_cgroup(id: &str) -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup/pids/sandlab").join(id);
+    if v1.exists() {
+        v1
+    } else {
+        Path::new("/sys/fs/cgroup/sandlab").join(id)
+    }
+}
+
 /// Host processes whose uid is in the sandbox range and whose cgroup names `id`.
 pub fn processes_of(id: &str) -> Vec<u32> {
     let mut pids = Vec::new();
