@@ -18,7 +18,7 @@ serve_start() {
   shift
   port=$(free_port)
   base="http://127.0.0.1:$port"
-  SANDLAB_PUBLIC_URL="$base" "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" "$@" \
+  SANDLAB_PROXY_LISTEN="${SANDLAB_PROXY_LISTEN:-127.0.0.1:0}" SANDLAB_PUBLIC_URL="$base" "$SANDLAB" --data-dir "$DATA" serve --listen "127.0.0.1:$port" "$@" \
     >"$log" 2>&1 &
   server=$!
 }

@@ -81,13 +81,31 @@ export interface ExecBlock {
   node: string;
 }
 
+export type TabKind = 'terminal' | 'service' | 'editor' | 'website';
+
+/** A tab the lab declares (a lab without `tabs:` gets a terminal per node). */
+export interface Tab {
+  kind: TabKind;
+  /** The node of a terminal, service or editor tab. */
+  node: string | null;
+  /** A service tab's port. */
+  port: number | null;
+  /** A service tab's path, or the folder an editor tab shows. */
+  path: string | null;
+  /** A website tab's address. */
+  url: string | null;
+  title: string;
+}
+
 export interface LabDetail extends LabSummary {
   /** Rendered, sanitised HTML. `{exec}` blocks and `::task{id=…}` markers are elements
-   * carrying `data-exec="<id>"` and `data-task="<id>"`. */
+   * carrying `data-exec="<id>"` and `data-task="<id>"`; port links are
+   * `a.sandlab-port` with `data-node`, `data-port` and `data-path` (or `data-select`). */
   html: string;
   playground: NodeView[];
   task_list: TaskView[];
   exec_blocks: ExecBlock[];
+  tabs: Tab[];
 }
 
 export type TaskState = 'pending' | 'blocked' | 'running' | 'done' | 'failed';
@@ -182,6 +200,37 @@ export interface ExecResult {
   status: string;
 }
 
+/** A TCP port listening inside a sandbox. */
+export interface PortView {
+  port: number;
+  /** The address it listens on (`0.0.0.0`, `127.0.0.1`, `::`). */
+  address: string;
+}
+
+/** A one-time sign-in link to a port, on the proxy's origin. */
+export interface PortOpen {
+  url: string;
+  expires_at_ms: number;
+}
+
+/** A public link to a port of a sandbox, until it expires. */
+export interface Share {
+  id: string;
+  port: number;
+  /** Where the link lands. */
+  path: string;
+  /** The link itself: only in the answer that made it (the server keeps no copy). */
+  url: string | null;
+  expires_at_ms: number;
+  created_at_ms: number;
+}
+
+/** A file fetched for saving: its bytes and the name the server gave it. */
+export interface Download {
+  blob: Blob;
+  name: string;
+}
+
 /** A failed request: `message` is one sentence that can be shown as it is. */
 export class ApiError extends Error {
   constructor(
@@ -210,28 +259,74 @@ export function cookie(name: string): string | null {
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-async function request(method: string, path: string, body?: BodyInit, contentType?: string): Promise<Response> {
+const unreachable = () => new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.');
+
+function headersFor(method: string, contentType?: string): Record<string, string> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (contentType) headers['content-type'] = contentType;
   if (UNSAFE.has(method)) headers['x-csrf-token'] = cookie('sandlab_csrf') ?? '';
-  let resp: Response;
+  return headers;
+}
+
+/** The error of a failed answer: the server's `{error: {code, message}}`, or a generic
+ * sentence when the body is not that. A 401 also tells the app the login ended. */
+function failure(path: string, status: number, statusText: string, body: string): ApiError {
+  let code = 'http_' + status;
+  let message = `The server answered ${status} ${statusText || ''}`.trim() + '.';
   try {
-    resp = await fetch(`/api/v1${path}`, { method, headers, body, credentials: 'same-origin' });
-  } catch {
-    throw new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.');
-  }
-  if (resp.ok) return resp;
-  let code = 'http_' + resp.status;
-  let message = `The server answered ${resp.status} ${resp.statusText || ''}`.trim() + '.';
-  try {
-    const e = (await resp.json()) as { error?: { code?: string; message?: string } };
+    const e = JSON.parse(body) as { error?: { code?: string; message?: string } };
     if (e.error?.code) code = e.error.code;
     if (e.error?.message) message = e.error.message;
   } catch {
     /* not JSON: keep the generic sentence */
   }
-  if (resp.status === 401 && path !== '/auth/login') onUnauthorized();
-  throw new ApiError(resp.status, code, message);
+  if (status === 401 && path !== '/auth/login') onUnauthorized();
+  return new ApiError(status, code, message);
+}
+
+async function request(method: string, path: string, body?: BodyInit, contentType?: string): Promise<Response> {
+  let resp: Response;
+  try {
+    resp = await fetch(`/api/v1${path}`, { method, headers: headersFor(method, contentType), body, credentials: 'same-origin' });
+  } catch {
+    throw unreachable();
+  }
+  if (resp.ok) return resp;
+  throw failure(path, resp.status, resp.statusText, await resp.text().catch(() => ''));
+}
+
+/** The file name of a `Content-Disposition: attachment; filename="…"` header, or null. */
+export function attachmentName(header: string | null): string | null {
+  const m = /filename="([^"]*)"/.exec(header ?? '') ?? /filename=([^;\s]+)/.exec(header ?? '');
+  return m && m[1] ? m[1] : null;
+}
+
+async function download(path: string, fallbackName: string): Promise<Download> {
+  const resp = await request('GET', path);
+  const blob = await resp.blob().catch(() => {
+    throw unreachable();
+  });
+  return { blob, name: attachmentName(resp.headers.get('content-disposition')) ?? fallbackName };
+}
+
+/** PUT of raw bytes with upload progress (fetch reports none). Rejects with an `ApiError`,
+ * or a `DOMException` named `AbortError` when `signal` aborts it. */
+function putWithProgress(path: string, body: Blob, onProgress?: (sent: number, total: number) => void, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', `/api/v1${path}`);
+    for (const [k, v] of Object.entries(headersFor('PUT', 'application/octet-stream'))) xhr.setRequestHeader(k, v);
+    if (onProgress) xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : body.size);
+    xhr.onload = () =>
+      xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(failure(path, xhr.status, xhr.statusText, xhr.responseText));
+    xhr.onerror = () => reject(unreachable());
+    xhr.onabort = () => reject(new DOMException('The upload was cancelled.', 'AbortError'));
+    if (signal) {
+      if (signal.aborted) return reject(new DOMException('The upload was cancelled.', 'AbortError'));
+      signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    }
+    xhr.send(body);
+  });
 }
 
 async function json<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -290,6 +385,25 @@ export const api = {
     const blob = new Blob([body as Uint8Array<ArrayBuffer>]);
     await request('PUT', `/sandboxes/${enc(id)}/files?path=${enc(path)}`, blob, 'application/octet-stream');
   },
+  /** Uploads `file` to `path` (replacing a file there), reporting the bytes sent. */
+  uploadFile: (id: string, path: string, file: Blob, onProgress?: (sent: number, total: number) => void, signal?: AbortSignal) =>
+    putWithProgress(`/sandboxes/${enc(id)}/files?path=${enc(path)}`, file, onProgress, signal),
+  /** A file of the sandbox, for saving. */
+  downloadFile: (id: string, path: string) =>
+    download(`/sandboxes/${enc(id)}/files?path=${enc(path)}`, path.split('/').pop() || 'file'),
+  /** A folder of the sandbox as a `.tar.gz` archive, for saving. */
+  downloadArchive: (id: string, path: string) =>
+    download(`/sandboxes/${enc(id)}/archive?path=${enc(path)}`, `${path.split('/').filter(Boolean).pop() ?? 'root'}.tar.gz`),
+  /** The TCP ports listening inside the sandbox now. */
+  ports: (id: string) => json<ListOf<PortView>>('GET', `/sandboxes/${enc(id)}/ports`),
+  /** A fresh one-time link that signs in to the proxy and lands on `path` of `port`. */
+  openPort: (id: string, port: number, path?: string | null) =>
+    json<PortOpen>('POST', `/sandboxes/${enc(id)}/ports/${port}/open`, path ? { path } : {}),
+  /** A public link to `port` for `ttl` (e.g. "1h"). */
+  createShare: (id: string, port: number, ttl: string, path?: string | null) =>
+    json<Share>('POST', `/sandboxes/${enc(id)}/ports/${port}/shares`, path ? { ttl, path } : { ttl }),
+  shares: (id: string) => json<ListOf<Share>>('GET', `/sandboxes/${enc(id)}/shares`),
+  deleteShare: (id: string, share: string) => json<void>('DELETE', `/sandboxes/${enc(id)}/shares/${enc(share)}`),
   /** The WebSocket URL of a sandbox's named terminal. */
   terminalUrl: (id: string, name: string) => {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -307,7 +421,7 @@ export const api = {
     try {
       resp = await fetch('/metrics', { credentials: 'same-origin' });
     } catch {
-      throw new ApiError(0, 'network', 'The server could not be reached; check the connection and try again.');
+      throw unreachable();
     }
     if (!resp.ok) throw new ApiError(resp.status, 'metrics', `The metrics could not be read (HTTP ${resp.status}).`);
     return resp.text();

@@ -20,7 +20,7 @@ use crate::agent::Agent;
 use crate::log::{chain, log};
 pub use crate::outbound::Outbound;
 use crate::window::Window;
-use crate::{exec, files};
+use crate::{exec, files, ports};
 
 /// Host input for a running operation.
 #[derive(Debug)]
@@ -393,6 +393,8 @@ impl Connection {
                             files::remove(ctx, path, recursive).await
                         }
                         Request::Mkdir { path, parents } => files::mkdir(ctx, path, parents).await,
+                        Request::Connect { port } => ports::connect(ctx, port, input).await,
+                        Request::ListPorts => ports::list(ctx).await,
                         Request::Ping | Request::Stats | Request::Shutdown => {}
                     }
                 });

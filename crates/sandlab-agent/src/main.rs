@@ -34,6 +34,7 @@ mod files;
 mod listener;
 mod log;
 mod outbound;
+mod ports;
 mod pty;
 mod pump;
 mod reaper;

@@ -23,6 +23,17 @@
 //!       disk: 2G
 //!       network: egress                  # none (default) | egress
 //!       profile: machine                 # standard (default) | machine (systemd, Docker)
+//! tabs:                                  # at most 20; default: a terminal per node
+//!   - kind: terminal                     # terminal | service | editor | website
+//!     node: node01                       # default: the first node (not for website)
+//!   - kind: service                      # a port of a node, through the proxy
+//!     port: 80                           # required, 1..65535
+//!     path: /                            # a URL path (default /)
+//!     title: Website                     # default "Port 80" (one node), "node01:80"
+//!   - kind: editor                       # file tree and editor
+//!     path: /srv/www                     # an absolute directory (default /root)
+//!   - kind: website                      # an external page
+//!     url: https://nginx.org/en/docs/    # http(s); title default: its host
 //! tasks:                                 # id ([a-z0-9_]+) → task, in the order to show
 //!   prepare:
 //!     init: true                         # runs once at start, before the terminal opens
@@ -42,18 +53,24 @@
 //!     solve: echo hello > /srv/www/index.html
 //! ---
 //! Markdown. ```` ```bash {exec} ```` blocks get a run button; a line
-//! `::task{id=write_page}` shows that task's live status.
+//! `::task{id=write_page}` shows that task's live status. [The page](port:80) opens port
+//! 80 of the first node in a service tab (`port:NODE:PORT/path`, `port:select`), and
+//! ![a picture](assets/nginx.png) shows a file of the lab's `assets/` directory.
 //! ```
 //!
 //! Sizes take `K/M/G` suffixes and durations `ms/s/m/h`, parsed by `sandlab-core` like
 //! everywhere else in Sandlab. `needs` must name tasks and form no cycle; init tasks may
 //! only need init tasks; `hint`, `solve` and `interval` belong to checked tasks only.
+//! Each tab kind takes only its own fields. A relative link or image in the text or a
+//! hint must name a file under `assets/` (served at `/api/v1/labs/{slug}/assets/...`,
+//! [`ASSETS_DIR`]); [`load_lab`] checks that the file exists.
 //!
 //! # Problems
 //!
 //! [`parse_index`] and [`load_lab`] return every [`Problem`] at once, each with its file
 //! and line, in line order: unknown keys, wrong types, bad values, dangling references,
-//! cycles, missing images, out-of-range limits, malformed task markers. They never panic,
+//! cycles, missing images, out-of-range limits, malformed task markers, port links to
+//! unknown nodes, references outside `assets/`. They never panic,
 //! whatever the input, and hostile input is bounded: `index.md` is capped at
 //! [`MAX_INDEX_BYTES`], the YAML loader caps nesting (32) and alias expansion (20 000
 //! values, 4 MiB of text), and the rendered text may nest at most [`MAX_HTML_DEPTH`] deep
@@ -63,18 +80,22 @@
 //!
 //! `index.md` → `frontmatter` (split) → `yaml` (a positioned tree) → `raw` (serde
 //! structs, through `de`, a deserializer that records problems and goes on) → `validate`
-//! and `playground` (defaults, rules, references) with `dag` (order, cycles) → [`Lab`].
-//! The body goes through `markdown` (comrak, then ammonia).
+//! and `playground` and `tabs` (defaults, rules, references) with `dag` (order,
+//! cycles) → [`Lab`]. The body and hints go through `markdown` (comrak, with `links`
+//! for port links and assets), then `sanitize` (ammonia).
 
 mod dag;
 mod de;
 mod frontmatter;
 pub mod import;
+mod links;
 mod markdown;
 mod model;
 mod playground;
 mod problem;
 mod raw;
+mod sanitize;
+mod tabs;
 mod validate;
 mod yaml;
 
@@ -82,16 +103,20 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+pub use links::ASSETS_DIR;
 pub use markdown::MAX_HTML_DEPTH;
 pub use model::{
-    ExecBlock, Lab, LabKind, Node, Playground, Task, TaskId, TaskIdError, TaskRef, MAX_TASK_ID,
+    ExecBlock, Lab, LabKind, Node, Playground, Tab, TabKind, Task, TaskId, TaskIdError, TaskRef,
+    MAX_TASK_ID,
 };
 pub use playground::{DEFAULT_IMAGE, DEFAULT_NODE, MAX_NODES, TTL_RANGE};
 pub use problem::Problem;
+pub use tabs::{DEFAULT_EDITOR_PATH, MAX_TABS};
 pub use validate::{
     CHECK_RANGE, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_USER, MAX_TAGS, MAX_TASKS,
 };
 
+use crate::links::LinkContext;
 use crate::problem::{Diags, Pos};
 
 /// Largest `index.md` accepted.
@@ -100,7 +125,8 @@ pub const MAX_INDEX_BYTES: usize = 1 << 20;
 /// Loads the lab in `dir` (its slug is the directory's name) from `dir/index.md`.
 ///
 /// `images`, when given, answers whether an image exists; each node's image is checked
-/// with it. Pass `None` to skip that check (e.g. when no image store is at hand).
+/// with it. Pass `None` to skip that check (e.g. when no image store is at hand). Every
+/// asset the text references must exist in `dir/assets/`.
 pub fn load_lab(dir: &Path, images: Option<&dyn Fn(&str) -> bool>) -> Result<Lab, Vec<Problem>> {
     let path = dir.join("index.md");
     let slug = dir
@@ -108,7 +134,7 @@ pub fn load_lab(dir: &Path, images: Option<&dyn Fn(&str) -> bool>) -> Result<Lab
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let text = read_capped(&path).map_err(|message| vec![Problem::whole_file(&path, message)])?;
-    parse_index(&slug, &text, &path, images)
+    parse(&slug, &text, &path, images, Some(dir))
 }
 
 fn read_capped(path: &Path) -> Result<String, String> {
@@ -131,17 +157,34 @@ fn too_large() -> String {
 }
 
 /// Parses and validates one lab's `index.md` from `text`; `path` is used in problems only.
-/// Pure: reads no files.
+/// Pure: reads no files, so it checks that asset references stay in `assets/` but not
+/// that the files they name exist ([`load_lab`] does).
 pub fn parse_index(
     slug: &str,
     text: &str,
     path: &Path,
     images: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<Lab, Vec<Problem>> {
+    parse(slug, text, path, images, None)
+}
+
+/// [`parse_index`]; with `dir`, asset references must name files in `dir/assets/`.
+fn parse(
+    slug: &str,
+    text: &str,
+    path: &Path,
+    images: Option<&dyn Fn(&str) -> bool>,
+    dir: Option<&Path>,
+) -> Result<Lab, Vec<Problem>> {
     if text.len() > MAX_INDEX_BYTES {
         return Err(vec![Problem::whole_file(path, too_large())]);
     }
     let mut diags = Diags::default();
+    let links = LinkContext {
+        slug,
+        dir,
+        nodes: None,
+    };
     if !validate::is_slug(slug) {
         let shown: String = slug.chars().take(80).collect();
         diags.push(
@@ -175,10 +218,15 @@ pub fn parse_index(
             };
             let root = root.unwrap_or(empty);
             de::from_node::<raw::RawLab>(&root, &mut diags)
-                .map(|raw| validate::header(raw, root.pos, images, &mut diags))
+                .map(|raw| validate::header(raw, root.pos, images, links, &mut diags))
         }
     };
-    let body = markdown::render(split.body, split.body_line, &mut diags);
+    let names = header.as_ref().map(|h| h.playground.node_names());
+    let body_links = LinkContext {
+        nodes: names.as_deref(),
+        ..links
+    };
+    let body = markdown::render(split.body, split.body_line, &body_links, &mut diags);
 
     if let Some(h) = &header {
         for r in &body.task_refs {
@@ -213,6 +261,7 @@ pub fn parse_index(
             tags: h.tags,
             draft: h.draft,
             playground: h.playground,
+            tabs: h.tabs,
             tasks: h.tasks,
             body: split.body.to_owned(),
             html: body.html,

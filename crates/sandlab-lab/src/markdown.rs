@@ -1,4 +1,4 @@
-//! The lab body: Markdown to sanitised HTML, with Sandlab's two additions.
+//! The lab body: Markdown to sanitised HTML, with Sandlab's additions.
 //!
 //! - A fenced code block whose info string holds `{exec}` (```` ```bash {exec} ````) is a
 //!   command the learner can run with one click. It becomes
@@ -7,26 +7,22 @@
 //! - A line `::task{id=ID}` marks where task ID's live status shows. It becomes
 //!   `<div class="sandlab-task" data-task="ID"></div>` and a [`TaskRef`]. It may stand in
 //!   a paragraph of its own or on its own line inside one.
+//! - Links to `port:...` open a sandbox's port; relative references must name files in the
+//!   lab's `assets/` and are rewritten to the URL the server serves them at. Both are
+//!   [`crate::links`]'s.
 //!
 //! comrak renders GitHub-flavoured Markdown (tables, strikethrough, autolinks) and lets raw
-//! HTML through; ammonia then removes everything that could run script (`<script>`,
-//! `on*=` handlers, `javascript:` and `data:` URLs, `<iframe>`, `style`, ...). The only
-//! attributes it keeps beyond its defaults are ours, and only in their exact form:
-//! `data-exec` on `<pre>`, `class="language-…"` on `<code>`, and `class="sandlab-task"`
-//! with `data-task` (a task id) on `<div>`. A `data-exec` survives only on the blocks this
-//! module made: they carry a random per-render nonce before the id, which the sanitiser
-//! checks and strips, so raw HTML in a lab cannot fake a run button whose command differs
-//! from the text it shows.
-
-use std::borrow::Cow;
-use std::cell::RefCell;
-use std::sync::LazyLock;
+//! HTML through; [`crate::sanitize`] then removes everything that could run script
+//! (`<script>`, `on*=` handlers, `javascript:` and `data:` URLs, `<iframe>`, `style`, ...)
+//! and keeps Sandlab's own attributes only on the elements this module made.
 
 use comrak::nodes::{AstNode, NodeHtmlBlock, NodeValue};
 use comrak::{Arena, Options};
 
+use crate::links::{self, LinkContext};
 use crate::model::{ExecBlock, TaskId, TaskRef};
 use crate::problem::{Diags, Pos};
+use crate::sanitize::{self, is_language};
 
 /// Deepest nesting of elements the rendered body or a hint may have.
 pub const MAX_HTML_DEPTH: usize = 100;
@@ -39,21 +35,39 @@ pub(crate) struct Rendered {
     pub task_refs: Vec<TaskRef>,
 }
 
-/// Renders `body`, whose first line is file line `first_line`.
-pub(crate) fn render(body: &str, first_line: usize, diags: &mut Diags) -> Rendered {
+/// Renders `body`, whose first line is file line `first_line`, its links checked
+/// against `ctx`.
+pub(crate) fn render(
+    body: &str,
+    first_line: usize,
+    ctx: &LinkContext<'_>,
+    diags: &mut Diags,
+) -> Rendered {
     let arena = Arena::new();
     let options = options();
     let root = comrak::parse_document(&arena, body, &options);
-    let nonce = format!("x{:016x}-", rand::random::<u64>());
+    let nonce = nonce();
     let exec_blocks = mark_exec_blocks(root, first_line, &nonce, diags);
     let task_refs = mark_task_refs(&arena, root, first_line, diags);
-    EXEC_NONCE.with(|n| *n.borrow_mut() = nonce);
-    let html = to_safe_html(root, &options);
-    EXEC_NONCE.with(|n| n.borrow_mut().clear());
-    let html = html.unwrap_or_else(|message| {
-        diags.push(Pos::line(first_line), message);
-        String::new()
-    });
+    links::mark_links(&arena, root, first_line, ctx, &nonce, diags);
+    let html = match to_safe_html(root, &options, &nonce, ctx) {
+        Ok((html, refused)) => {
+            for (value, message) in refused {
+                // Raw HTML has no positions: the first line holding the value is a good
+                // guess, else the whole file.
+                let line = body
+                    .lines()
+                    .position(|l| l.contains(value.as_str()))
+                    .map_or(0, |i| file_line(first_line, i + 1));
+                diags.push(Pos::line(line), message);
+            }
+            html
+        }
+        Err(message) => {
+            diags.push(Pos::line(first_line), message);
+            String::new()
+        }
+    };
     Rendered {
         html,
         exec_blocks,
@@ -61,12 +75,39 @@ pub(crate) fn render(body: &str, first_line: usize, diags: &mut Diags) -> Render
     }
 }
 
-/// Renders a short piece of Markdown (a hint) without Sandlab's additions.
-pub(crate) fn render_fragment(markdown: &str) -> Result<String, String> {
+/// Renders a short piece of Markdown (a hint): links as in the body, no run buttons or
+/// task markers. `Err` holds every problem, without positions.
+pub(crate) fn render_fragment(
+    markdown: &str,
+    ctx: &LinkContext<'_>,
+) -> Result<String, Vec<String>> {
     let arena = Arena::new();
     let options = options();
     let root = comrak::parse_document(&arena, markdown, &options);
-    to_safe_html(root, &options)
+    let nonce = nonce();
+    let mut diags = Diags::default();
+    links::mark_links(&arena, root, 1, ctx, &nonce, &mut diags);
+    let mut problems: Vec<String> = diags
+        .into_problems(std::path::Path::new(""))
+        .into_iter()
+        .map(|p| p.message)
+        .collect();
+    match to_safe_html(root, &options, &nonce, ctx) {
+        Ok((html, refused)) if problems.is_empty() && refused.is_empty() => Ok(html),
+        Ok((_, refused)) => {
+            problems.extend(refused.into_iter().map(|(_, m)| m));
+            Err(problems)
+        }
+        Err(message) => {
+            problems.push(message);
+            Err(problems)
+        }
+    }
+}
+
+/// A fresh random prefix for the attributes of the elements one render makes.
+fn nonce() -> String {
+    format!("x{:016x}-", rand::random::<u64>())
 }
 
 fn options() -> Options<'static> {
@@ -79,7 +120,14 @@ fn options() -> Options<'static> {
     options
 }
 
-fn to_safe_html<'a>(root: &'a AstNode<'a>, options: &Options<'_>) -> Result<String, String> {
+/// The sanitised HTML and the raw HTML references refused; `Err` when the text nests too
+/// deeply to sanitise.
+fn to_safe_html<'a>(
+    root: &'a AstNode<'a>,
+    options: &Options<'_>,
+    nonce: &str,
+    ctx: &LinkContext<'_>,
+) -> Result<(String, Vec<(String, String)>), String> {
     let mut html = String::new();
     // Writing into a String cannot fail.
     let _ = comrak::format_html(root, options, &mut html);
@@ -88,7 +136,7 @@ fn to_safe_html<'a>(root: &'a AstNode<'a>, options: &Options<'_>) -> Result<Stri
             "the text nests deeper than {MAX_HTML_DEPTH} levels (quotes, lists or HTML tags)"
         ));
     }
-    Ok(SANITIZER.clean(&html).to_string())
+    Ok(sanitize::clean(&html, nonce, ctx))
 }
 
 /// Elements that never have a closing tag.
@@ -129,50 +177,7 @@ fn html_depth(html: &str) -> usize {
     deepest
 }
 
-thread_local! {
-    /// The nonce of the render in progress on this thread (empty: no run blocks).
-    static EXEC_NONCE: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-/// `data-exec="<nonce><id>"` of a block we made → `<id>`; anything else is dropped.
-fn exec_id(value: &str) -> Option<String> {
-    EXEC_NONCE.with(|n| {
-        let nonce = n.borrow();
-        let id = value
-            .strip_prefix(nonce.as_str())
-            .filter(|_| !nonce.is_empty())?;
-        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
-    })
-}
-
-static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
-    let mut b = ammonia::Builder::default();
-    b.add_tag_attributes("pre", &["data-exec"])
-        .add_tag_attributes("code", &["class"])
-        .add_tag_attributes("div", &["class", "data-task"])
-        .attribute_filter(|element, attribute, value| {
-            if (element, attribute) == ("pre", "data-exec") {
-                return exec_id(value).map(Cow::Owned);
-            }
-            let keep = match (element, attribute) {
-                ("code", "class") => value.strip_prefix("language-").is_some_and(is_language),
-                ("div", "class") => value == "sandlab-task",
-                ("div", "data-task") => TaskId::new(value).is_ok(),
-                _ => true,
-            };
-            keep.then_some(Cow::Borrowed(value))
-        });
-    b
-});
-
-fn is_language(lang: &str) -> bool {
-    (1..=32).contains(&lang.len())
-        && lang
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'#' | b'-'))
-}
-
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -187,7 +192,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn file_line(first_line: usize, body_line: usize) -> usize {
+pub(crate) fn file_line(first_line: usize, body_line: usize) -> usize {
     first_line + body_line.saturating_sub(1)
 }
 

@@ -112,6 +112,9 @@ pub struct Lab {
     /// Not published: only authors and admins see it (to preview it) and start it.
     pub draft: bool,
     pub playground: Playground,
+    /// The tabs the lab page opens next to the text, in order: `tabs:` as written with
+    /// its defaults filled in, else one terminal per node.
+    pub tabs: Vec<Tab>,
     /// Every task, init tasks first, each after all of its `needs`; otherwise in the
     /// order written.
     pub tasks: Vec<Task>,
@@ -150,6 +153,59 @@ pub struct Node {
     /// Memory, CPUs, pids, disk and network as written or defaulted, within
     /// `sandlab-core`'s bounds. Its lifetime is the playground's `ttl`.
     pub limits: Limits,
+}
+
+/// What a [`Tab`] shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(
+    rename_all = "lowercase",
+    expecting = "`terminal`, `service`, `editor` or `website`"
+)]
+pub enum TabKind {
+    /// A shell on a node.
+    Terminal,
+    /// A port of a node, over HTTP, through the control plane's proxy.
+    Service,
+    /// A file tree and an editor rooted at a directory of a node.
+    Editor,
+    /// An external web page.
+    Website,
+}
+
+impl fmt::Display for TabKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TabKind::Terminal => "terminal",
+            TabKind::Service => "service",
+            TabKind::Editor => "editor",
+            TabKind::Website => "website",
+        })
+    }
+}
+
+/// One tab of the lab page, defaults resolved. Which fields are set depends on `kind`:
+///
+/// | kind | `node` | `port` | `path` | `url` |
+/// |---|---|---|---|---|
+/// | terminal | yes | | | |
+/// | service | yes | yes | a URL path, `/` by default | |
+/// | editor | yes | | a directory, `/root` by default | |
+/// | website | | | | yes |
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tab {
+    pub kind: TabKind,
+    /// A playground node (the first one unless the tab names another).
+    pub node: Option<String>,
+    pub port: Option<u16>,
+    /// Service: the URL path to open (starts with `/`, may carry a query). Editor: the
+    /// absolute directory the file tree is rooted at.
+    pub path: Option<String>,
+    /// Website: an `http://` or `https://` URL.
+    pub url: Option<String>,
+    /// As written, else: terminal → the node's name; service → "Port 80" when the
+    /// playground has one node, "node02:8080" when it has several; editor → "Editor";
+    /// website → the URL's host.
+    pub title: String,
 }
 
 /// One task: an init step, or a check the learner makes pass.

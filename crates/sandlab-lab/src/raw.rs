@@ -14,7 +14,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::de::Spanned;
-use crate::LabKind;
+use crate::{LabKind, TabKind};
 
 type Field<T> = Option<Spanned<T>>;
 type List<T> = Option<Spanned<Vec<Spanned<T>>>>;
@@ -23,7 +23,7 @@ type List<T> = Option<Spanned<Vec<Spanned<T>>>>;
 #[serde(
     rename = "front matter",
     deny_unknown_fields,
-    expecting = "a mapping of title, description, kind, tags, draft, playground and tasks"
+    expecting = "a mapping of title, description, kind, tags, draft, playground, tabs and tasks"
 )]
 pub(crate) struct RawLab {
     pub title: Field<String>,
@@ -32,6 +32,7 @@ pub(crate) struct RawLab {
     pub tags: List<String>,
     pub draft: Field<bool>,
     pub playground: Field<RawPlayground>,
+    pub tabs: List<RawTab>,
     pub tasks: Field<Entries<RawTask>>,
 }
 
@@ -61,6 +62,21 @@ pub(crate) struct RawNode {
     pub disk: Field<String>,
     pub network: Field<String>,
     pub profile: Field<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    rename = "tab",
+    deny_unknown_fields,
+    expecting = "a tab: a mapping of kind, node, port, path, url and title"
+)]
+pub(crate) struct RawTab {
+    pub kind: Field<TabKind>,
+    pub node: Field<String>,
+    pub port: Field<String>,
+    pub path: Field<String>,
+    pub url: Field<String>,
+    pub title: Field<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,11 +12,13 @@ use sandlab_core::parse_duration;
 
 use crate::dag;
 use crate::de::Spanned;
+use crate::links::LinkContext;
 use crate::markdown;
-use crate::model::{LabKind, Playground, Task, TaskId};
+use crate::model::{LabKind, Playground, Tab, Task, TaskId};
 use crate::playground::playground;
 use crate::problem::{Diags, Pos};
 use crate::raw::{Entries, RawLab, RawTask};
+use crate::tabs::tabs;
 
 /// Most tasks one lab may have.
 pub const MAX_TASKS: usize = 200;
@@ -49,11 +51,19 @@ pub(crate) struct Header {
     pub tags: Vec<String>,
     pub draft: bool,
     pub playground: Playground,
+    pub tabs: Vec<Tab>,
     pub tasks: Vec<Task>,
 }
 
-/// Validates the front matter `raw`, which starts at `at`.
-pub(crate) fn header(raw: RawLab, at: Pos, images: ImageCheck<'_>, diags: &mut Diags) -> Header {
+/// Validates the front matter `raw`, which starts at `at`; hints' links are checked
+/// against `links` and the playground's nodes.
+pub(crate) fn header(
+    raw: RawLab,
+    at: Pos,
+    images: ImageCheck<'_>,
+    links: LinkContext<'_>,
+    diags: &mut Diags,
+) -> Header {
     let title = match raw.title {
         None => {
             diags.push(at, "the front matter has no title");
@@ -79,7 +89,13 @@ pub(crate) fn header(raw: RawLab, at: Pos, images: ImageCheck<'_>, diags: &mut D
     let draft = field(raw.draft).is_some_and(|(_, d)| d);
     let tags = tags(raw.tags, diags);
     let playground = playground(raw.playground, at, images, diags);
-    let tasks = tasks(raw.tasks, &playground, diags);
+    let tabs = tabs(raw.tabs, &playground, diags);
+    let nodes = playground.node_names();
+    let links = LinkContext {
+        nodes: Some(&nodes),
+        ..links
+    };
+    let tasks = tasks(raw.tasks, &playground, &links, diags);
     Header {
         title,
         description,
@@ -87,6 +103,7 @@ pub(crate) fn header(raw: RawLab, at: Pos, images: ImageCheck<'_>, diags: &mut D
         tags,
         draft,
         playground,
+        tabs,
         tasks,
     }
 }
@@ -130,7 +147,12 @@ struct Draft {
     machine: Option<(Pos, String)>,
 }
 
-fn tasks(raw: Option<Spanned<Entries<RawTask>>>, pg: &Playground, diags: &mut Diags) -> Vec<Task> {
+fn tasks(
+    raw: Option<Spanned<Entries<RawTask>>>,
+    pg: &Playground,
+    links: &LinkContext<'_>,
+    diags: &mut Diags,
+) -> Vec<Task> {
     let Some((pos, Entries(entries))) = field(raw) else {
         return Vec::new();
     };
@@ -148,7 +170,7 @@ fn tasks(raw: Option<Spanned<Entries<RawTask>>>, pg: &Playground, diags: &mut Di
         .collect();
     let mut drafts: Vec<Draft> = entries
         .into_iter()
-        .filter_map(|(key, value)| draft(key, value, diags))
+        .filter_map(|(key, value)| draft(key, value, links, diags))
         .collect();
 
     let index: HashMap<String, usize> = drafts
@@ -257,7 +279,12 @@ fn report_cycle(cycle: &[usize], drafts: &[Draft], diags: &mut Diags) {
 
 /// One task on its own: id, commands, user, durations. `needs` and `machine` are
 /// resolved once every task and node is known.
-fn draft(key: Spanned<String>, value: Spanned<RawTask>, diags: &mut Diags) -> Option<Draft> {
+fn draft(
+    key: Spanned<String>,
+    value: Spanned<RawTask>,
+    links: &LinkContext<'_>,
+    diags: &mut Diags,
+) -> Option<Draft> {
     let pos = key.pos;
     let id = match TaskId::new(key.value.as_deref()?) {
         Ok(id) => id,
@@ -303,9 +330,13 @@ fn draft(key: Spanned<String>, value: Spanned<RawTask>, diags: &mut Diags) -> Op
     }
     let (mut hint, mut hint_html) = (None, None);
     if let Some((pos, h)) = field(raw.hint) {
-        match markdown::render_fragment(&h) {
+        match markdown::render_fragment(&h, links) {
             Ok(html) => hint_html = Some(html),
-            Err(e) => diags.push(pos, format!("hint: {e}")),
+            Err(problems) => {
+                for p in problems {
+                    diags.push(pos, format!("hint: {p}"));
+                }
+            }
         }
         hint = Some(h);
     }

@@ -161,7 +161,7 @@ fn gfm_tables_strikethrough_and_autolinks() {
 #[test]
 fn script_handlers_and_javascript_urls_are_removed() {
     let (_, lab) = body(
-        "<script>alert(1)</script>\n\n<img src=\"x.png\" onerror=\"alert(2)\">\n\n\
+        "<script>alert(1)</script>\n\n<img src=\"assets/x.png\" onerror=\"alert(2)\">\n\n\
          [click](javascript:alert(3)) <a href=\"JaVaScRiPt:alert(4)\">x</a>\n\n\
          <div onclick=\"alert(5)\" style=\"color:red\" class=\"evil\" data-task=\"x\">hi</div>\n\n\
          <iframe src=\"https://evil\"></iframe><svg onload=alert(6)></svg>\n\n\
@@ -187,7 +187,10 @@ fn script_handlers_and_javascript_urls_are_removed() {
     }
     // What is safe stays: the image, the link text, our allowed data attribute (only in
     // its exact form), and <details>.
-    assert!(html.contains("<img src=\"x.png\">"), "{html}");
+    assert!(
+        html.contains("<img src=\"/api/v1/labs/lab/assets/x.png\">"),
+        "{html}"
+    );
     assert!(html.contains("click"));
     assert!(html.contains("<div data-task=\"x\">hi</div>"), "{html}");
     assert!(html.contains("<pre>p</pre>"), "{html}");
@@ -199,11 +202,11 @@ fn script_handlers_and_javascript_urls_are_removed() {
 
 #[test]
 fn hints_are_rendered_and_sanitised() {
-    let text = "---\ntitle: T\ntasks:\n  a:\n    run: x\n    hint: \"**Look** <img src=x onerror=alert(1)>\"\n---\n";
+    let text = "---\ntitle: T\ntasks:\n  a:\n    run: x\n    hint: \"**Look** <img src=assets/x onerror=alert(1)>\"\n---\n";
     let lab = lab(text);
     assert_eq!(
         lab.tasks[0].hint_html.as_deref(),
-        Some("<p><strong>Look</strong> <img src=\"x\"></p>\n")
+        Some("<p><strong>Look</strong> <img src=\"/api/v1/labs/lab/assets/x\"></p>\n")
     );
 }
 

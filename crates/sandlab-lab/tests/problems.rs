@@ -50,8 +50,8 @@ fn front_matter_that_is_not_a_mapping() {
         problems(text),
         [at(
             2,
-            "expected a mapping of title, description, kind, tags, draft, playground and \
-             tasks, found a sequence"
+            "expected a mapping of title, description, kind, tags, draft, playground, tabs \
+             and tasks, found a sequence"
         )]
     );
 }

@@ -81,14 +81,15 @@ pub use auth::{AuthToken, TokenError};
 pub use bytes;
 pub use client::{
     AgentClient, AgentStream, ExecEvent, ExecEvents, ExecInput, ExecOutput, ExecRequest,
-    ExecSession,
+    ExecSession, PortStream,
 };
 pub use error::{CloseCause, Error, Result};
-pub use messages::{AgentStats, DirEntry, ErrorCode, ExitStatus, FileKind, TtySize};
+pub use messages::{AgentStats, DirEntry, ErrorCode, ExitStatus, FileKind, ListeningPort, TtySize};
 
 /// `major << 16 | minor`. Peers with a different major refuse each other.
-/// 1.1 added the host's token to [`messages::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1 << 16 | 1;
+/// 1.1 added the host's token to [`messages::Hello`]; 1.2 the `Connect` and `ListPorts`
+/// requests (the port proxy).
+pub const PROTOCOL_VERSION: u32 = 1 << 16 | 2;
 
 /// The major half of a protocol version.
 pub const fn protocol_major(version: u32) -> u32 {

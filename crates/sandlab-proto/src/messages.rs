@@ -55,6 +55,15 @@ pub enum Request {
     Remove { path: String, recursive: bool },
     /// Replied with `Ok`.
     Mkdir { path: String, parents: bool },
+    /// Opens a TCP connection to `port` on the sandbox's loopback (or on the address the
+    /// port listens on, when it listens on one address only). Replied with `Connected`
+    /// (or `Error`, `connection_refused` when nothing listens), then `Data` both ways,
+    /// each within the receiver's window; the host's `Eof` shuts the connection's write
+    /// side; the agent's `Ok` ends the stream once the peer closed its side. Since 1.2.
+    Connect { port: u16 },
+    /// Replied with `Ports`: the TCP ports listening in the sandbox's network namespace.
+    /// Since 1.2.
+    ListPorts,
 }
 
 /// The wire form of an exec request.
@@ -96,12 +105,39 @@ pub enum Control {
 pub enum Reply {
     Ok,
     Pong,
-    Stats { stats: AgentStats },
-    Started { pid: u32 },
-    Exit { status: ExitStatus },
-    Entries { entries: Vec<DirEntry> },
-    Entry { entry: DirEntry },
-    Error { code: ErrorCode, message: String },
+    Stats {
+        stats: AgentStats,
+    },
+    Started {
+        pid: u32,
+    },
+    Exit {
+        status: ExitStatus,
+    },
+    Entries {
+        entries: Vec<DirEntry>,
+    },
+    Entry {
+        entry: DirEntry,
+    },
+    /// A `Connect` stream reached its port.
+    Connected,
+    Ports {
+        ports: Vec<ListeningPort>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A TCP socket in the LISTEN state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ListeningPort {
+    pub port: u16,
+    /// The address it is bound to, as written by `std::net::IpAddr` (`0.0.0.0`, `::`,
+    /// `127.0.0.1`, ...).
+    pub address: String,
 }
 
 impl Reply {
@@ -216,6 +252,9 @@ pub enum ErrorCode {
     NoSpace,
     /// The arguments and environment of a program are over the kernel's limit (E2BIG).
     ArgumentsTooLong,
+    /// Nothing listens on the port a `Connect` named (ECONNREFUSED), or it did not
+    /// answer in time.
+    ConnectionRefused,
     Io,
     #[serde(other)]
     Other,

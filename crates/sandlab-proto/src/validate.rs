@@ -35,6 +35,8 @@ pub enum ValidationError {
     FileTooLarge(u64),
     #[error("File mode {0:#o} has bits outside 0o7777.")]
     BadMode(u32),
+    #[error("The port must be between 1 and 65535.")]
+    BadPort,
 }
 
 /// Checks a path given to a file operation: absolute, no NUL, bounded length.
@@ -118,7 +120,11 @@ pub fn check_control(ctl: &Control) -> Result<(), ValidationError> {
 /// Checks any request.
 pub fn check_request(req: &Request) -> Result<(), ValidationError> {
     match req {
-        Request::Ping | Request::Stats | Request::Shutdown => Ok(()),
+        Request::Ping | Request::Stats | Request::Shutdown | Request::ListPorts => Ok(()),
+        Request::Connect { port } => match port {
+            0 => Err(ValidationError::BadPort),
+            _ => Ok(()),
+        },
         Request::Exec(exec) => check_exec(exec),
         Request::ReadFile { path, max } => {
             check_path(path)?;

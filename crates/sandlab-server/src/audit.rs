@@ -69,6 +69,17 @@ pub enum AuditEvent<'a> {
         session: &'a str,
         lab: &'a str,
     },
+    /// A public link to a port of a sandbox.
+    PortShare {
+        sandbox: &'a SandboxId,
+        port: u16,
+        share: &'a str,
+        expires_at_ms: i64,
+    },
+    PortUnshare {
+        sandbox: &'a SandboxId,
+        share: &'a str,
+    },
 }
 
 impl AuditEvent<'_> {
@@ -88,6 +99,8 @@ impl AuditEvent<'_> {
             E::SandboxExec { .. } | E::CodeExecute { .. } => actions::SANDBOX_EXEC,
             E::SandboxExpire { .. } => actions::SANDBOX_EXPIRE,
             E::LabSessionStart { .. } => actions::LAB_SESSION_START,
+            E::PortShare { .. } => actions::PORT_SHARE,
+            E::PortUnshare { .. } => actions::PORT_UNSHARE,
         }
     }
 
@@ -102,7 +115,9 @@ impl AuditEvent<'_> {
             E::SandboxCreate { sandbox, .. }
             | E::SandboxDelete { sandbox }
             | E::SandboxExec { sandbox, .. }
-            | E::SandboxExpire { sandbox } => Some(sandbox.as_str()),
+            | E::SandboxExpire { sandbox }
+            | E::PortShare { sandbox, .. }
+            | E::PortUnshare { sandbox, .. } => Some(sandbox.as_str()),
             E::CodeExecute { .. } => None,
             E::LabSessionStart { session, .. } => Some(session),
         }
@@ -129,6 +144,13 @@ impl AuditEvent<'_> {
             E::SandboxExec { cmd, .. } => json!({"cmd": cmd}),
             E::CodeExecute { language, files } => json!({"language": language, "files": files}),
             E::LabSessionStart { lab, .. } => json!({"lab": lab}),
+            E::PortShare {
+                port,
+                share,
+                expires_at_ms,
+                ..
+            } => json!({"port": port, "share": share, "expires_at_ms": expires_at_ms}),
+            E::PortUnshare { share, .. } => json!({"share": share}),
             E::Logout { .. }
             | E::TokenDelete { .. }
             | E::SandboxDelete { .. }

@@ -24,6 +24,36 @@ where
     }
 }
 
+/// As [`JsonBody`], but an empty body (no fields to give) is `T::default()`.
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonOrEmpty<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (!req.headers().contains_key(axum::http::header::CONTENT_TYPE)
+                && !req
+                    .headers()
+                    .contains_key(axum::http::header::TRANSFER_ENCODING)
+                && !req
+                    .headers()
+                    .contains_key(axum::http::header::CONTENT_LENGTH));
+        if empty {
+            return Ok(JsonOrEmpty(T::default()));
+        }
+        let JsonBody(v) = JsonBody::<T>::from_request(req, state).await?;
+        Ok(JsonOrEmpty(v))
+    }
+}
+
 /// `Query<T>` answering 400 `invalid_query`.
 pub struct QueryParams<T>(pub T);
 

@@ -27,6 +27,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+pub mod port_proxy;
 pub mod proxies;
 pub mod quota;
 pub mod ratelimit;
@@ -41,6 +42,6 @@ pub mod tls;
 pub mod web;
 
 pub use config::{ConfigError, PoolProfile, PoolSection, ServerConfig, ServerFlags, ServerSection};
-pub use routes::app;
+pub use routes::{app, proxy_app};
 pub use server::{LocalImages, Server, ServerError, ServerParts};
 pub use state::AppState;

@@ -38,6 +38,8 @@ pub const EXECUTE: &str = "sandlab_execute_total";
 pub const HTTP_CONNECTIONS: &str = "sandlab_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "sandlab_http_connections_refused_total";
 pub const STREAMS_REFUSED: &str = "sandlab_streams_refused_total";
+/// Requests to the port proxy, by outcome (`forwarded`, or the error code answered).
+pub const PROXY_REQUESTS: &str = "sandlab_proxy_requests_total";
 
 /// Buckets in seconds: from 100 µs (a pool claim) to 30 s (a slow cold create).
 const BUCKETS: &[f64] = &[
@@ -71,6 +73,10 @@ pub fn handle() -> Option<PrometheusHandle> {
                         "Time to claim a warm sandbox"
                     );
                     metrics::describe_gauge!(TERMINALS_OPEN, "Open terminals");
+                    metrics::describe_counter!(
+                        PROXY_REQUESTS,
+                        "Requests to the port proxy, by outcome"
+                    );
                     Some(h)
                 }
                 Err(e) => {

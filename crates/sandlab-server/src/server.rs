@@ -38,6 +38,8 @@ use crate::terminal::TerminalOptions;
 pub enum ServerError {
     #[error("Cannot serve TLS: {0}")]
     Tls(String),
+    #[error("Cannot listen on {0} for the port proxy (server.proxy_listen)")]
+    ProxyListen(String, #[source] std::io::Error),
     #[error("Cannot look for existing users")]
     Users(#[source] sandlab_store::Error),
     #[error("Cannot create the first admin (SANDLAB_ADMIN_PASSWORD)")]
@@ -172,6 +174,16 @@ impl Server {
             limits.total =
                 crate::listener::connections_for(crate::listener::raise_open_files_limit());
         }
+        let proxy = bind_proxy(&state).await?;
+        let proxy_serving = proxy.map(|listener| {
+            tokio::spawn(crate::listener::serve(
+                listener,
+                crate::proxy_app(state.clone()),
+                limits.clone(),
+                token.clone(),
+                tls.clone(),
+            ))
+        });
         let http = crate::listener::serve(
             listener,
             crate::app(state.clone()),
@@ -192,6 +204,9 @@ impl Server {
             if let Err(e) = serving.await {
                 tracing::warn!(error = %e, "server task failed");
             }
+            if let Some(proxy) = proxy_serving {
+                let _ = proxy.await;
+            }
             sockets.wait().await;
             Ok(())
         };
@@ -203,6 +218,43 @@ impl Server {
             }
         }
     }
+}
+
+/// Binds the port proxy's listener (`server.proxy_listen`). One derived from the main
+/// port that cannot be bound, or whose origin cannot be derived, leaves the path form off
+/// with a note; a configured one that cannot be bound stops start-up.
+async fn bind_proxy(state: &AppState) -> Result<Option<TcpListener>> {
+    let settings = state.proxy().settings().clone();
+    let Some(addr) = settings.listen else {
+        return Ok(None);
+    };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if settings.listen_explicit => {
+            return Err(ServerError::ProxyListen(addr.to_string(), e));
+        }
+        Err(e) => {
+            eprintln!("sandlab: port proxy: cannot listen on {addr} ({e}); set server.proxy_listen to open ports in the browser");
+            return Ok(None);
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    match state.proxy().bound(bound) {
+        Some(origin) => eprintln!(
+            "sandlab: port proxy on {bound} (browsers use {origin}/{{sandbox}}/{{port}}/)"
+        ),
+        None if settings.base_domain.is_some() => {
+            eprintln!(
+                "sandlab: port proxy on {bound} (hosts {{port}}-{{sandbox}}.{})",
+                settings.base_domain.as_deref().unwrap_or("")
+            );
+        }
+        None => {
+            eprintln!("sandlab: port proxy: the public URL is not a loopback address, so set server.proxy_url (a host name other than the UI's) or server.base_domain to open ports in the browser");
+            return Ok(None);
+        }
+    }
+    Ok(Some(listener))
 }
 
 /// Creates the `admin` user on a database without users: with `SANDLAB_ADMIN_PASSWORD`,

@@ -44,6 +44,7 @@ struct Inner {
     creates: RateLimiter,
     /// Event streams and terminals per user.
     streams: crate::caps::StreamCaps,
+    proxy: crate::port_proxy::PortProxy,
 }
 
 impl AppState {
@@ -66,6 +67,7 @@ impl AppState {
                 login_failures: RateLimiter::new(config.login_rate),
                 creates: RateLimiter::new(config.create_rate),
                 streams: crate::caps::StreamCaps::new(config.max_streams_per_user),
+                proxy: crate::port_proxy::PortProxy::new(config.proxy.clone(), &config.public_url),
                 lab_sessions: Arc::new(LabSessions::new(sandboxes.clone(), store.clone())),
                 config,
                 store,
@@ -79,6 +81,11 @@ impl AppState {
                 sockets: TaskTracker::new(),
             }),
         }
+    }
+
+    /// The port proxy: its settings, origin and per-sandbox bounds.
+    pub fn proxy(&self) -> &crate::port_proxy::PortProxy {
+        &self.inner.proxy
     }
 
     pub fn config(&self) -> &ServerConfig {

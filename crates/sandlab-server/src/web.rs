@@ -29,9 +29,11 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
+/// Frames: a lab's service tabs show a sandbox's port from the proxy's origin, website tabs
+/// any page; both are other origins, isolated from this one by the browser.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    img-src 'self' data: https:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+    frame-src http: https:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Longest path below the web root that is looked up at all.
 const MAX_PATH: usize = 256;

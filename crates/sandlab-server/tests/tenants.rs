@@ -53,7 +53,7 @@ fn valid_request(
             Some(Body::from("overwritten")),
             Some("application/octet-stream"),
         ),
-        (p, "GET") if p.ends_with("/dir") => ("?path=/tmp", None, None),
+        (p, "GET") if p.ends_with("/dir") || p.ends_with("/archive") => ("?path=/tmp", None, None),
         (p, "PATCH") if p.starts_with("/api/v1/users/") => (
             "",
             json_body(json!({ "role": "admin", "disabled": true, "password": "taken over!" })),
@@ -114,7 +114,11 @@ async fn another_learner_can_reach_nothing_of_alices_by_id() {
         } else {
             continue;
         };
-        let concrete = path.replace("{id}", id).replace("{task}", "first");
+        let concrete = path
+            .replace("{id}", id)
+            .replace("{task}", "first")
+            .replace("{port}", "8000")
+            .replace("{share}", "pg-aaaaaaaaaaaaaaaa");
         for method in ops.as_object().unwrap().keys() {
             let Ok(method) = method.to_uppercase().parse::<Method>() else {
                 continue;

@@ -107,8 +107,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{
     actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
-    LabSessionState, LoginSession, NewUser, Role, SessionNode, User, UserUpdate,
-    MAX_AUDIT_DETAIL_BYTES, MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_SESSIONS_PER_USER,
+    LabSessionState, LoginSession, NewPortGrant, NewUser, PortGrant, PortGrantKind, Role,
+    SessionNode, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES, MAX_AUDIT_TARGET_CHARS,
+    MAX_LEASE_FIELD_BYTES, MAX_PORT_GRANT_TTL, MAX_SESSIONS_PER_USER, MAX_SHARES_PER_SANDBOX,
     MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
 };
 pub use page::{Page, PageRequest};

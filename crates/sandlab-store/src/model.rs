@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -263,6 +264,8 @@ pub mod actions {
     pub const SANDBOX_EXEC: &str = "sandbox.exec";
     pub const SANDBOX_EXPIRE: &str = "sandbox.expire";
     pub const LAB_SESSION_START: &str = "lab.session_start";
+    pub const PORT_SHARE: &str = "port.share";
+    pub const PORT_UNSHARE: &str = "port.unshare";
 }
 
 const USERNAME_RULE: &str =
@@ -480,4 +483,67 @@ mod tests {
             let _ = validate_token_name(&s);
         }
     }
+}
+
+/// Most unexpired share links one sandbox may have.
+pub const MAX_SHARES_PER_SANDBOX: u64 = 50;
+/// Longest a port grant may last.
+pub const MAX_PORT_GRANT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a [`PortGrant`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortGrantKind {
+    /// A one-time sign-in to the proxy's origin, taken by its first use.
+    Code,
+    /// The proxy-origin cookie of a signed-in user.
+    Session,
+    /// A public link to one port.
+    Share,
+}
+
+impl PortGrantKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortGrantKind::Code => "code",
+            PortGrantKind::Session => "session",
+            PortGrantKind::Share => "share",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PortGrantKind> {
+        Some(match s {
+            "code" => PortGrantKind::Code,
+            "session" => PortGrantKind::Session,
+            "share" => PortGrantKind::Share,
+            _ => return None,
+        })
+    }
+}
+
+/// Access to one port of one sandbox through the port proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortGrant {
+    /// `pg-` + 16 base32 characters; a share's id in the API.
+    pub id: String,
+    pub kind: PortGrantKind,
+    pub sandbox: String,
+    pub port: u16,
+    /// Code and session: the user signed in. Share: its creator.
+    pub user_id: Option<String>,
+    /// Where a code lands or a share opens: an absolute URL path.
+    pub path: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A grant to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPortGrant {
+    pub kind: PortGrantKind,
+    pub sandbox: String,
+    pub port: u16,
+    pub user_id: Option<String>,
+    pub path: String,
+    pub ttl: Duration,
 }

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use sandlab_core::{LeaseStore, RecordStore, SandboxId, SandboxRecord};
 
 use crate::error::Result;
-use crate::model::{ApiToken, AuditEntry, LabSession, LoginSession, NewUser, User, UserUpdate};
+use crate::model::{
+    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewUser, PortGrant, User,
+    UserUpdate,
+};
 use crate::page::{Page, PageRequest};
 
 /// The control plane's store. Every method is one atomic step: it either happens whole or
@@ -81,6 +84,23 @@ pub trait Store: RecordStore + LeaseStore {
     async fn delete_session(&self, secret: &str) -> Result<()>;
     /// Deletes expired sessions; returns how many.
     async fn delete_expired_sessions(&self) -> Result<u64>;
+
+    // ----- port proxy grants
+
+    /// Creates a grant lasting `ttl` (at most [`crate::MAX_PORT_GRANT_TTL`]); returns it
+    /// with its secret, which is not stored. `Invalid` for a port of 0, a path that is not
+    /// absolute or a zero TTL; `Conflict` for a share past
+    /// [`crate::MAX_SHARES_PER_SANDBOX`]. Expired grants are deleted on the way.
+    async fn create_port_grant(&self, new: NewPortGrant) -> Result<(PortGrant, String)>;
+    /// Takes an unexpired one-time code: it is deleted, and returned if it was there.
+    async fn redeem_port_code(&self, secret: &str) -> Result<Option<PortGrant>>;
+    /// The unexpired session or share a secret belongs to; `None` also when the user it
+    /// names is disabled or gone.
+    async fn authenticate_port_grant(&self, secret: &str) -> Result<Option<PortGrant>>;
+    /// A sandbox's unexpired share links, oldest first.
+    async fn list_port_shares(&self, sandbox: &str) -> Result<Vec<PortGrant>>;
+    /// Revokes a share of `sandbox`; `NotFound` if it has no such share.
+    async fn delete_port_share(&self, sandbox: &str, id: &str) -> Result<()>;
 
     // ----- sandboxes (written through `RecordStore`, read here for the API)
 

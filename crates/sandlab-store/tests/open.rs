@@ -22,7 +22,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 6);
+    assert_eq!(latest, 7);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -56,6 +56,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
             "lab_sessions",
             "leases",
             "login_sessions",
+            "port_grants",
             "sandboxes",
             "users"
         ]
@@ -405,7 +406,7 @@ async fn a_schema_4_database_is_upgraded() {
     conn.close().await.unwrap();
 
     let store = db.open().await;
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 7);
     let recs = store.list().await.unwrap();
     let drivers: Vec<&str> = recs.iter().map(|r| r.driver.as_str()).collect();
     assert_eq!(drivers, ["container", "container", "container", "vm"]);

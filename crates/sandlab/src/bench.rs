@@ -36,6 +36,9 @@ pub enum BenchCommand {
     Terminal(crate::bench_serve::TerminalArgs),
     /// Many idle sandboxes: host memory per sandbox beyond its processes; parallel delete.
     Density(crate::bench_serve::DensityArgs),
+    /// Port proxy: a small page and a 100 MiB download through the proxy vs straight from
+    /// inside the sandbox's network namespace.
+    Proxy(crate::bench_serve::ProxyArgs),
     /// Sandboxes and lab sessions in a loop while the server is SIGKILLed every few
     /// minutes; then nothing may leak and nothing acknowledged may be lost.
     Soak(crate::bench_serve::SoakArgs),
@@ -104,6 +107,7 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pool(args) => return crate::bench_serve::pool(cfg, args).await,
         BenchCommand::Terminal(args) => return crate::bench_serve::terminal(cfg, args).await,
         BenchCommand::Density(args) => return crate::bench_serve::density(cfg, args).await,
+        BenchCommand::Proxy(args) => return crate::bench_serve::proxy(cfg, args).await,
         BenchCommand::Soak(args) => return crate::bench_serve::soak(cfg, args).await,
     };
     let driver = ContainerDriver::new(cfg.runtime.clone())?;

@@ -1,12 +1,17 @@
-// The playground's file tree: folders of a sandbox listed lazily (GET …/dir?path=) as
-// they are expanded, starting at a root such as /root; files open on click. A refresh
-// button lists the expanded folders again, and "New file" asks for a name and opens an
-// empty buffer at that path (created on the first save).
-import { useEffect, useRef, useState } from 'preact/hooks';
+// The file tree of the playground and of a lab's editor tabs: folders of a sandbox listed
+// lazily (GET …/dir?path=) as they are expanded, starting at a root such as /root; files
+// open on click. A refresh button lists the expanded folders again, and "New file" asks
+// for a name and opens an empty buffer at that path (created on the first save).
+// Files both ways: "Upload" (or a drop onto the tree, or onto a folder in it) sends files
+// into the folder last clicked (components/Uploads.tsx); "Download" saves the entry last
+// clicked, a folder as a .tar.gz archive.
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 
 import { api, errorText, type DirEntry } from '../api';
 import { bytes } from '../format';
+import { saveBlob } from '../lib/transfer';
 import { ErrorMessage } from './ui';
+import { UploadList, useUploads, type Picked } from './Uploads';
 import './FileTree.css';
 
 type Listing = { state: 'loading' } | { state: 'ok'; items: DirEntry[] } | { state: 'error'; message: string };
@@ -72,6 +77,18 @@ export function FileTree(props: FileTreeProps) {
   const [name, setName] = useState('');
   const [nameError, setNameError] = useState<string | null>(null);
   const nameInput = useRef<HTMLInputElement>(null);
+  const nameId = useId();
+  /** What "Download" saves: the entry last clicked, else the root folder. */
+  const [picked, setPicked] = useState<{ path: string; dir: boolean }>({ path: root, dir: true });
+  const [downloading, setDownloading] = useState(false);
+  const [transferError, setTransferError] = useState<string | null>(null);
+  /** The folder a drag in progress would upload into. */
+  const [dropInto, setDropInto] = useState<string | null>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const uploads = useUploads(props.sandbox, (dir) => {
+    setExpanded((s) => (s.has(dir) ? s : new Set(s).add(dir)));
+    list(dir);
+  });
 
   const list = async (path: string) => {
     setDirs((m) => {
@@ -110,6 +127,7 @@ export function FileTree(props: FileTreeProps) {
 
   const toggle = (path: string) => {
     setCwd(path);
+    setPicked({ path, dir: true });
     const open = expanded.has(path);
     const next = new Set(expanded);
     if (open) next.delete(path);
@@ -179,7 +197,12 @@ export function FileTree(props: FileTreeProps) {
                 aria-current={props.selected === p ? 'true' : undefined}
                 disabled={!openable || props.disabled}
                 title={`${p} (${describe(e)})`}
-                onClick={() => (isDir ? toggle(p) : props.onOpen(p, e))}
+                onClick={() => {
+                  if (isDir) return toggle(p);
+                  setCwd(path);
+                  setPicked({ path: p, dir: false });
+                  props.onOpen(p, e);
+                }}
               >
                 <span class="ft-icon" aria-hidden="true">
                   {icon(e, open)}
@@ -194,35 +217,141 @@ export function FileTree(props: FileTreeProps) {
     );
   };
 
+  const download = async () => {
+    setDownloading(true);
+    setTransferError(null);
+    try {
+      const got = picked.dir ? await api.downloadArchive(props.sandbox, picked.path) : await api.downloadFile(props.sandbox, picked.path);
+      saveBlob(got.blob, got.name);
+    } catch (e) {
+      setTransferError(`${picked.path} could not be downloaded: ${errorText(e)}`);
+    } finally {
+      setDownloading(false);
+    }
+  };
+
+  /** The folder a drop at `target` goes into: the folder (or the file's folder) under the
+   * pointer, else the folder last clicked. */
+  const dropTarget = (target: EventTarget | null): string => {
+    const entry = (target as Element | null)?.closest?.<HTMLElement>('[data-testid="file-entry"]');
+    const p = entry?.dataset.path;
+    if (!p) return cwd;
+    return entry.dataset.kind === 'dir' ? p : parentOf(p);
+  };
+  const carriesFiles = (e: DragEvent) => !props.disabled && !!e.dataTransfer?.types.includes('Files');
+  const onDragOver = (e: DragEvent) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer!.dropEffect = 'copy';
+    const into = dropTarget(e.target);
+    if (into !== dropInto) setDropInto(into);
+  };
+  const onDragLeave = (e: DragEvent) => {
+    if (!(e.currentTarget as Element).contains(e.relatedTarget as Node | null)) setDropInto(null);
+  };
+  const onDrop = (e: DragEvent) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    setDropInto(null);
+    const dt = e.dataTransfer!;
+    const dropped: Picked[] = [];
+    // A dropped folder arrives as a File that cannot be read: its entry tells.
+    const items = Array.from(dt.items ?? []).filter((i) => i.kind === 'file');
+    if (items.length) {
+      for (const item of items) {
+        const file = item.getAsFile();
+        if (file) dropped.push({ file, folder: !!item.webkitGetAsEntry?.()?.isDirectory });
+      }
+    } else for (const file of Array.from(dt.files)) dropped.push({ file });
+    if (dropped.length) uploads.add(dropped, dropTarget(e.target));
+  };
+
   return (
-    <nav class="file-tree" data-testid="file-tree" aria-label="Files in the sandbox">
+    <nav
+      class={`file-tree${dropInto ? ' ft-dropping' : ''}`}
+      data-testid="file-tree"
+      aria-label="Files in the sandbox"
+      onDragOver={onDragOver}
+      onDragLeave={onDragLeave}
+      onDrop={onDrop}
+    >
       <div class="ft-head">
         <span class="ft-root" title={root}>
           {root}
         </span>
-        <button
-          type="button"
-          class="ghost small"
-          onClick={() => {
-            setAsking(!asking);
-            setNameError(null);
-          }}
-          aria-expanded={asking}
-          disabled={props.disabled}
-          data-testid="new-file"
-        >
-          New file
-        </button>
         <button type="button" class="ghost small" onClick={refresh} aria-label="Refresh the file list" title="Refresh" data-testid="refresh-files" disabled={props.disabled}>
           ↻
         </button>
       </div>
+      <div class="ft-actions">
+        {dropInto ? (
+          <span class="ft-drop-note" data-testid="drop-note">
+            Drop to upload into {dropInto}
+          </span>
+        ) : (
+          <>
+            <button
+              type="button"
+              class="ghost small"
+              onClick={() => {
+                setAsking(!asking);
+                setNameError(null);
+              }}
+              aria-expanded={asking}
+              disabled={props.disabled}
+              data-testid="new-file"
+            >
+              New file
+            </button>
+            <button
+              type="button"
+              class="ghost small"
+              onClick={() => fileInput.current?.click()}
+              disabled={props.disabled}
+              data-testid="upload"
+              title={`Upload files into ${cwd} (or drop them onto the tree); up to 64 MiB each`}
+            >
+              Upload
+            </button>
+            <button
+              type="button"
+              class="ghost small"
+              onClick={download}
+              disabled={props.disabled || downloading}
+              data-testid="download"
+              data-path={picked.path}
+              title={picked.dir ? `Download ${picked.path} as a .tar.gz archive` : `Download ${picked.path}`}
+            >
+              {downloading ? 'Downloading…' : 'Download'}
+            </button>
+          </>
+        )}
+        <input
+          ref={fileInput}
+          type="file"
+          multiple
+          hidden
+          data-testid="upload-input"
+          onChange={(e) => {
+            const input = e.currentTarget as HTMLInputElement;
+            const files = Array.from(input.files ?? []);
+            input.value = '';
+            if (files.length) uploads.add(files.map((file) => ({ file })), cwd);
+          }}
+        />
+      </div>
+      {transferError && (
+        <div class="ft-note ft-error" role="alert">
+          {transferError}
+        </div>
+      )}
+      <UploadList items={uploads.items} announce={uploads.announce} onClear={uploads.clear} />
       {asking && (
         <form class="ft-new" onSubmit={submitName}>
-          <label for="ft-new-name">New file in {cwd}</label>
+          <label for={nameId}>New file in {cwd}</label>
           <div class="row">
             <input
-              id="ft-new-name"
+              id={nameId}
               ref={nameInput}
               value={name}
               placeholder="notes.txt"

@@ -1,12 +1,15 @@
 // The lab's text: the server's sanitised HTML, enhanced in place with DOM APIs only:
 // a Run and a Copy button on every `{exec}` block (`pre[data-exec]` that shows the lab's
-// command for that block; see verifiedExecBlock) and the live state
-// of every inline `::task` marker (`div.sandlab-task[data-task]`).
+// command for that block; see verifiedExecBlock), the live state
+// of every inline `::task` marker (`div.sandlab-task[data-task]`), and port links
+// (`a.sandlab-port` with `data-node`, `data-port`, `data-path`, or `data-select` for the
+// list of detected ports) that open the port in a tab instead of following `href`.
 import { render } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
 
 import type { ExecBlock, TaskState } from '../api';
 import { taskName } from '../format';
+import { validPort } from '../lib/tabs';
 import { copyText } from './Terminal';
 import { TASK_STATE_TEXT, TaskIcon } from './TaskIcon';
 import './LabText.css';
@@ -20,12 +23,33 @@ export interface LabTextProps {
   onRun: ((command: string, node: string) => void) | null;
   /** Whether the lab has several nodes (then each button names its node). */
   multiNode: boolean;
+  /** Opens a port link's port in a tab; null while the machines are not ready. */
+  onPort: ((link: PortLink) => void) | null;
+}
+
+/** A port link of the text: a port of a node (the first node when it names none), or
+ * "let the learner choose one of the detected ports". */
+export type PortLink = { select: true } | { select: false; node: string | null; port: number; path: string | null };
+
+function portLink(a: HTMLElement): PortLink | null {
+  if (a.hasAttribute('data-select')) return { select: true };
+  const port = Number(a.dataset.port);
+  if (!validPort(port)) return null;
+  return { select: false, node: a.dataset.node || null, port, path: a.dataset.path || null };
+}
+
+function portTitle(link: PortLink, multiNode: boolean): string {
+  if (link.select) return 'Choose one of the ports listening in your machines';
+  const of = link.node && multiNode ? ` of ${link.node}` : '';
+  return `Open port ${link.port}${of}${link.path ? ` at ${link.path}` : ''} in a tab`;
 }
 
 export function LabText(props: LabTextProps) {
   const ref = useRef<HTMLDivElement>(null);
   const onRun = useRef(props.onRun);
   onRun.current = props.onRun;
+  const onPort = useRef(props.onPort);
+  onPort.current = props.onPort;
 
   // Buttons on the exec blocks, once per text. Run types the lab's own command, never
   // the block's text, and only where the block shows exactly that command.
@@ -77,6 +101,30 @@ export function LabText(props: LabTextProps) {
     });
   }, [props.html, props.execBlocks, !!props.onRun]);
 
+  // Port links say what they open, and are off while the machines are not ready.
+  useEffect(() => {
+    ref.current!.querySelectorAll<HTMLAnchorElement>('a.sandlab-port').forEach((a) => {
+      const link = portLink(a);
+      // The author's own title, if the link has one, is kept.
+      a.dataset.ownTitle ??= a.title;
+      if (!props.onPort || !link) {
+        a.setAttribute('aria-disabled', 'true');
+        a.title = link ? 'The machines are not ready yet' : 'This link names no valid port';
+        return;
+      }
+      a.removeAttribute('aria-disabled');
+      a.title = a.dataset.ownTitle || portTitle(link, props.multiNode);
+    });
+  }, [props.html, !!props.onPort, props.multiNode]);
+
+  const onClick = (e: MouseEvent) => {
+    const a = (e.target as Element | null)?.closest?.<HTMLElement>('a.sandlab-port');
+    if (!a || !ref.current!.contains(a)) return;
+    e.preventDefault(); // its href is "#"
+    const link = portLink(a);
+    if (link) onPort.current?.(link);
+  };
+
   // The inline task markers show the live state.
   useEffect(() => {
     const els = Array.from(ref.current!.querySelectorAll<HTMLElement>('.sandlab-task[data-task]'));
@@ -92,7 +140,7 @@ export function LabText(props: LabTextProps) {
     return () => root.querySelectorAll<HTMLElement>('.sandlab-task[data-task]').forEach((el) => render(null, el));
   }, [props.html]);
 
-  return <div ref={ref} class="lab-text" data-testid="lab-text" dangerouslySetInnerHTML={{ __html: props.html }} />;
+  return <div ref={ref} class="lab-text" data-testid="lab-text" onClick={onClick} dangerouslySetInnerHTML={{ __html: props.html }} />;
 }
 
 /** The exec block `pre` stands for: its `data-exec` must be the id of one of the lab's

@@ -1,16 +1,18 @@
-// A running lab: the lab text with its task checklist on the left, a terminal per node on
-// the right (stacked below ~900 px). Task and session states arrive live over SSE; the
-// timer counts down the session's time; the session can be extended or stopped.
+// A running lab: the lab text with its task checklist on the left, the lab's tabs on the
+// right (a terminal per node unless the lab says otherwise; services, editors, websites;
+// components/tabs/Workbench.tsx), stacked below ~900 px. Task and session states arrive
+// live over SSE; the timer counts down the session's time; the session can be extended or
+// stopped. The nodes' listening ports are polled while the page shows (for the "+" menu).
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
 import { api, ApiError, errorText, type LabDetail, type SessionState, type SessionView, type TaskState, type User } from '../api';
-import { LabText } from '../components/LabText';
-import { NodeTabs } from '../components/NodeTabs';
+import { LabText, type PortLink } from '../components/LabText';
+import { usePorts } from '../components/ports/usePorts';
 import { SessionTimer } from '../components/SessionTimer';
 import { Split } from '../components/Split';
+import { Workbench, type WorkbenchControl } from '../components/tabs/Workbench';
 import { TaskIcon } from '../components/TaskIcon';
 import { TaskList, type HintState } from '../components/TaskList';
-import { Terminal, type TerminalHandle } from '../components/Terminal';
 import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
 import { taskName } from '../format';
 import { startLabSession } from '../lib/session';
@@ -44,14 +46,11 @@ export function SessionPage(props: { id: string; user: User }) {
   const [states, setStates] = useState<Record<string, TaskState>>({});
   const [deadline, setDeadline] = useState(0);
   const [hints, setHints] = useState<Record<string, HintState>>({});
-  const [activeNode, setActiveNode] = useState('');
   const [announce, setAnnounce] = useState('');
   const [actionError, setActionError] = useState('');
   const [extending, setExtending] = useState(false);
   const [restarting, setRestarting] = useState(false);
-  const [, setHandleVersion] = useState(0);
-  const handles = useRef(new Map<string, TerminalHandle>());
-  const focusedOnce = useRef(false);
+  const bench = useRef<WorkbenchControl | null>(null);
   const statesRef = useRef(states);
   const liveRef = useRef(live);
   liveRef.current = live;
@@ -90,7 +89,6 @@ export function SessionPage(props: { id: string; user: User }) {
       .session(id)
       .then(async (s) => {
         apply(s, true);
-        setActiveNode((n) => n || s.nodes[0]?.name || '');
         const l = await api.lab(s.lab);
         setLab(l);
         document.title = `${l.title} · Sandlab`;
@@ -179,6 +177,9 @@ export function SessionPage(props: { id: string; user: User }) {
     later(resync, 5000);
   }, [resync, later]);
 
+  const ready = !!session && live.state === 'ready';
+  const ports = usePorts(ready ? session.nodes.map((n) => n.sandbox) : []);
+
   const checked = useMemo(() => (lab ? lab.task_list.filter((t) => !t.init) : []), [lab]);
   const initTasks = useMemo(() => (lab ? lab.task_list.filter((t) => t.init) : []), [lab]);
   const allDone = checked.length > 0 && checked.every((t) => states[t.id] === 'done');
@@ -249,17 +250,11 @@ export function SessionPage(props: { id: string; user: User }) {
   if (!session || !lab) return <Spinner label="Opening the lab" />;
 
   const ended = live.state === 'ended';
-  // Run types into the block's own node, switching to its tab.
-  const onRun =
-    live.state === 'ready' && handles.current.size > 0
-      ? (cmd: string, node: string) => {
-          const h = handles.current.get(node);
-          if (!h) return;
-          setActiveNode(node);
-          h.send(cmd.replace(/\r?\n/g, '\r') + '\r');
-          h.focus();
-        }
-      : null;
+  // Run types into the block's own node, switching to its terminal tab.
+  const onRun = ready ? (cmd: string, node: string) => bench.current?.run(cmd, node) : null;
+  const onPort = ready
+    ? (link: PortLink) => (link.select ? bench.current?.pickPort() : bench.current?.openPort(link.node, link.port, link.path))
+    : null;
 
   return (
     <main class="session-page">
@@ -347,34 +342,22 @@ export function SessionPage(props: { id: string; user: User }) {
             execBlocks={lab.exec_blocks}
             states={states}
             onRun={onRun}
+            onPort={onPort}
             multiNode={session.nodes.length > 1}
           />
         </section>
-        <section class="session-term" aria-label="Terminals">
-          {live.state === 'ready' && (
-            <>
-              <NodeTabs nodes={session.nodes.map((n) => n.name)} active={activeNode} onSelect={setActiveNode} />
-              <div class="term-stack" id="term-panel" role="tabpanel" aria-label={`Terminal of ${activeNode}`}>
-                {session.nodes.map((n) => (
-                  <Terminal
-                    key={n.sandbox}
-                    sandbox={n.sandbox}
-                    node={n.name}
-                    active={n.name === activeNode}
-                    onHandle={(h) => {
-                      if (h) handles.current.set(n.name, h);
-                      else handles.current.delete(n.name);
-                      // The learner types at once: the first terminal takes the focus.
-                      if (h && n.name === activeNode && !focusedOnce.current) {
-                        focusedOnce.current = true;
-                        h.focus();
-                      }
-                      setHandleVersion((v) => v + 1);
-                    }}
-                  />
-                ))}
-              </div>
-            </>
+        <section class="session-term" aria-label="Machines">
+          {ready && (
+            <Workbench
+              key={id}
+              storeAs={id}
+              nodes={session.nodes}
+              initial={lab.tabs}
+              ports={ports}
+              control={bench}
+              editors
+              label="Tabs"
+            />
           )}
           {live.state === 'starting' && (
             <div class="term-placeholder" role="status" aria-live="polite">

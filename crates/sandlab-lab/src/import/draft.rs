@@ -7,7 +7,7 @@
 //! each check.
 
 use super::notes::Notes;
-use crate::MAX_TASK_ID;
+use crate::{TabKind, MAX_TABS, MAX_TASK_ID};
 
 /// Init tasks (set-up scripts) may take this long; installing packages is common there.
 pub(crate) const INIT_TIMEOUT: &str = "5m";
@@ -20,6 +20,8 @@ pub(crate) struct Draft {
     /// A playground ttl, already checked to be in range.
     pub ttl: Option<String>,
     pub nodes: Vec<DraftNode>,
+    /// Empty: no `tabs:`, a terminal per node.
+    pub tabs: Vec<DraftTab>,
     pub tasks: Vec<DraftTask>,
     pub body: String,
     /// How many `::task` markers `body` holds.
@@ -32,6 +34,17 @@ pub(crate) struct Draft {
 pub(crate) struct DraftNode {
     pub name: String,
     pub image: String,
+}
+
+/// A tab, its values already valid for the native format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DraftTab {
+    pub kind: TabKind,
+    pub node: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,9 +101,21 @@ impl Draft {
         self.body.push('\n');
     }
 
+    /// Adds `tab` unless the draft has it already; `false` when it is full.
+    pub fn add_tab(&mut self, tab: DraftTab) -> bool {
+        if self.tabs.contains(&tab) {
+            return true;
+        }
+        if self.tabs.len() == MAX_TABS {
+            return false;
+        }
+        self.tabs.push(tab);
+        true
+    }
+
     pub fn section(&mut self, s: Section) {
         if let Some(h) = &s.heading {
-            self.push_text(&format!("## {}", one_line(h)));
+            self.push_text(&format!("## {}", heading(h)));
         }
         self.push_text(&s.text);
         for script in s.inits {
@@ -217,6 +242,22 @@ pub(crate) fn set_description(
     Some(text.to_owned())
 }
 
+/// A step's title as a heading's text: on one line, and plain text (the characters that
+/// could start a link, an image, HTML or emphasis escaped).
+fn heading(title: &str) -> String {
+    let mut out = String::new();
+    for c in one_line(title).chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '~' | '#' | '|' | '!'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `text` on one line, its runs of white space made single spaces.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -289,5 +330,13 @@ mod tests {
         assert_eq!(needs("c"), ["a", "a2"]);
         assert_eq!(d.markers, 3);
         assert!(d.body.contains("::task{id=a}\n\n::task{id=a2}\n"));
+    }
+
+    #[test]
+    fn headings_are_plain_text() {
+        assert_eq!(
+            heading("Use <b>[x](y.png)</b> & C# *now*\n!"),
+            "Use \\<b\\>\\[x\\](y.png)\\</b\\> \\& C\\# \\*now\\* \\!"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! with `\n` escapes when it holds a character a block scalar cannot carry. Task ids and
 //! the ttl are written plain: the draft made them safe.
 
-use super::draft::{Draft, DraftTask};
+use super::draft::{Draft, DraftTab, DraftTask};
 
 pub(crate) fn index_md(d: &Draft) -> String {
     let mut y = String::from("---\n");
@@ -30,6 +30,12 @@ pub(crate) fn index_md(d: &Draft) -> String {
         // Killercoda and Instruqt machines are online, and most content installs packages.
         y.push_str("      network: egress\n");
     }
+    if !d.tabs.is_empty() {
+        y.push_str("tabs:\n");
+        for t in &d.tabs {
+            tab(&mut y, t);
+        }
+    }
     if !d.tasks.is_empty() {
         y.push_str("tasks:\n");
         for t in &d.tasks {
@@ -39,6 +45,24 @@ pub(crate) fn index_md(d: &Draft) -> String {
     y.push_str("---\n");
     y.push_str(&d.body);
     y
+}
+
+fn tab(y: &mut String, t: &DraftTab) {
+    y.push_str(&format!("  - kind: {}\n", t.kind));
+    let fields = [
+        ("node", &t.node),
+        ("path", &t.path),
+        ("url", &t.url),
+        ("title", &t.title),
+    ];
+    for (key, value) in fields {
+        if let Some(v) = value {
+            y.push_str(&format!("    {key}: {}\n", quoted(v)));
+        }
+    }
+    if let Some(port) = t.port {
+        y.push_str(&format!("    port: {port}\n"));
+    }
 }
 
 fn task(y: &mut String, t: &DraftTask) {

@@ -15,7 +15,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::assets::AssetPlan;
 use super::draft::{self, Draft, DraftNode, Script, Section};
+use super::links::Refs;
 use super::notes::Notes;
 use super::source::Source;
 use super::text::{self, Flavor};
@@ -90,6 +92,10 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
     let mut notes = Notes::default();
     unknown(&index.other, "", &mut notes);
     let mut draft = Draft::new(nodes(index.backend, &mut notes));
+    let mut refs = Refs {
+        assets: AssetPlan::new(src, &mut notes)?,
+        nodes: draft.nodes.iter().map(|n| n.name.clone()).collect(),
+    };
     let fallback = src
         .root()
         .file_name()
@@ -104,7 +110,14 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
     if let Some(whole) =
         draft::set_description(&mut draft, index.description.as_deref(), INDEX, &mut notes)
     {
-        let md = text::body(src, &whole, Flavor::Killercoda, INDEX, &mut notes)?;
+        let md = text::body(
+            src,
+            &whole,
+            Flavor::Killercoda,
+            INDEX,
+            &mut refs,
+            &mut notes,
+        )?;
         draft.push_text(&md);
     }
 
@@ -139,13 +152,12 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
         )
         .chain(details.finish.map(|s| (Part::Finish, s)));
     for (part, s) in parts {
-        step(src, &mut draft, &mut notes, part, s)?;
+        step(src, &mut draft, &mut refs, &mut notes, part, s)?;
     }
-    let assets = src.plan_assets("assets", &mut notes)?;
     Ok(Converted {
         draft,
         notes,
-        assets,
+        assets: refs.assets.into_assets(),
     })
 }
 
@@ -224,7 +236,14 @@ fn nodes(backend: Option<Backend>, notes: &mut Notes) -> Vec<DraftNode> {
         .collect()
 }
 
-fn step(src: &Source, draft: &mut Draft, notes: &mut Notes, part: Part, s: Step) -> Result<()> {
+fn step(
+    src: &Source,
+    draft: &mut Draft,
+    refs: &mut Refs,
+    notes: &mut Notes,
+    part: Part,
+    s: Step,
+) -> Result<()> {
     let (label, id, heading) = match part {
         Part::Intro => ("the intro".to_owned(), "intro".to_owned(), s.title.clone()),
         Part::Step(n) => (
@@ -240,7 +259,7 @@ fn step(src: &Source, draft: &mut Draft, notes: &mut Notes, part: Part, s: Step)
     };
     unknown(&s.other, &format!("{label}: "), notes);
     let text = match &s.text {
-        Some(name) => markdown(src, name, &format!("{label}'s text"), notes)?,
+        Some(name) => markdown(src, name, &format!("{label}'s text"), refs, notes)?,
         None => {
             notes.add(INDEX, format!("{label} has no text"));
             String::new()
@@ -278,7 +297,13 @@ fn step(src: &Source, draft: &mut Draft, notes: &mut Notes, part: Part, s: Step)
     if let Some(name) = &s.verify {
         if let Some(body) = script_file(src, name, &label, "verify", notes)? {
             let hint = match &s.answer {
-                Some(answer) => Some(markdown(src, answer, &format!("{label}'s answer"), notes)?),
+                Some(answer) => Some(markdown(
+                    src,
+                    answer,
+                    &format!("{label}'s answer"),
+                    refs,
+                    notes,
+                )?),
                 None => None,
             };
             section.checks.push(Script {
@@ -312,10 +337,16 @@ fn step(src: &Source, draft: &mut Draft, notes: &mut Notes, part: Part, s: Step)
 }
 
 /// Reads and converts the Markdown file `name` (named by `what` in index.json).
-fn markdown(src: &Source, name: &str, what: &str, notes: &mut Notes) -> Result<String> {
+fn markdown(
+    src: &Source,
+    name: &str,
+    what: &str,
+    refs: &mut Refs,
+    notes: &mut Notes,
+) -> Result<String> {
     let rel = src.resolve(name, INDEX, what)?;
     let raw = src.read(&rel)?;
-    text::body(src, &raw, Flavor::Killercoda, &rel, notes)
+    text::body(src, &raw, Flavor::Killercoda, &rel, refs, notes)
 }
 
 /// Reads the script `name`; `None` (with a note) when it is empty.

@@ -13,11 +13,17 @@
 //! - `solve-<host>` → the `solve` of that host's check; Killercoda's `answer` → the
 //!   `hint` of the step's check.
 //! - `backend.imageid`; `config.yml` hosts → playground nodes, all running `debian`.
-//! - `{{exec}}` / `{{copy}}` → ```` ```bash {exec} ```` run buttons / plain code.
-//! - `assets/` → copied to the lab's `assets/`.
+//! - `{{exec}}` / `{{copy}}`; Instruqt's ```` ```bash,run ```` → ```` ```bash {exec} ````
+//!   run buttons / plain code.
+//! - Killercoda's `{{TRAFFIC_HOSTn_PORT}}` and `{{TRAFFIC_SELECTOR}}` → `port:` links.
+//! - Instruqt's challenge `tabs:` (terminal, service, code, website) → the lab's `tabs:`,
+//!   the union over the challenges.
+//! - `assets/`, and every other file of the source the text references (images) →
+//!   copied to the lab's `assets/`, the text pointed there.
 //!
-//! Everything else (`foreground` scripts, `cleanup-*` scripts, Instruqt tabs, keys the
-//! importer does not know, the image mapping itself) is listed per source file in
+//! Everything else (`foreground` scripts, `cleanup-*` scripts, tabs Sandlab has no kind
+//! for and tab options, references to no file, keys the importer does not know, the
+//! image mapping itself) is listed per source file in
 //! [`Notes`], printed by the CLI and written to `IMPORT_NOTES.md` next to `index.md`.
 //! Scripts keep their text: see `script` for how `#!/bin/bash` scripts run under
 //! Sandlab's `sh -c`.
@@ -34,14 +40,18 @@
 //! [`crate::load_lab`]; a problem at either point is a bug in the importer, reported as
 //! [`ImportError::Invalid`].
 
+mod assets;
 mod draft;
 mod emit;
 mod instruqt;
 mod killercoda;
+mod links;
 mod notes;
+mod scan;
 mod script;
 mod source;
 mod text;
+mod traffic;
 mod tree;
 
 use std::fmt;
@@ -51,8 +61,9 @@ use std::path::{Path, PathBuf};
 
 pub use notes::Notes;
 
+use self::assets::Asset;
 use self::draft::Draft;
-use self::source::{Asset, Source};
+use self::source::Source;
 use crate::{Lab, Problem, MAX_INDEX_BYTES, MAX_TASKS};
 
 /// Largest source file (index.json, track.yml, a step's text, a script) read.

@@ -11,8 +11,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use super::assets::AssetPlan;
 use super::notes::Notes;
-use super::{ImportError, Result, MAX_ASSETS, MAX_ASSETS_BYTES, MAX_ASSET_BYTES, MAX_FILE_BYTES};
+use super::{ImportError, Result, MAX_ASSETS, MAX_FILE_BYTES};
 
 /// Most entries read from one directory of the source.
 pub(crate) const MAX_DIR_ENTRIES: usize = 1000;
@@ -23,13 +24,6 @@ const MAX_ASSET_DEPTH: usize = 16;
 pub(crate) struct Source {
     root: PathBuf,
     canonical: PathBuf,
-}
-
-/// One file of `assets/` to copy: from the source, to a path relative to the lab.
-#[derive(Debug)]
-pub(crate) struct Asset {
-    pub from: PathBuf,
-    pub to: PathBuf,
 }
 
 impl Source {
@@ -192,22 +186,17 @@ impl Source {
 
     /// Plans copying directory `rel` (when present) to the same place in the lab: regular
     /// files only, within the asset limits; what is left out is noted.
-    pub fn plan_assets(&self, rel: &str, notes: &mut Notes) -> Result<Vec<Asset>> {
+    pub fn plan_assets(&self, rel: &str, plan: &mut AssetPlan, notes: &mut Notes) -> Result<()> {
         let top = self.show(rel);
         match fs::symlink_metadata(&top) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(ImportError::read(&top, e)),
             Ok(m) if !m.is_dir() => {
                 notes.add(rel, "not copied: it is not a directory (a symbolic link?)");
-                return Ok(Vec::new());
+                return Ok(());
             }
             Ok(_) => {}
         }
-        let mut plan = Planner {
-            out: Vec::new(),
-            bytes: 0,
-            full: false,
-        };
         let mut stack = vec![(PathBuf::from(rel), 0)];
         while let Some((dir, depth)) = stack.pop() {
             let shown = dir.to_string_lossy().into_owned();
@@ -238,36 +227,6 @@ impl Source {
                 }
             }
         }
-        Ok(plan.out)
-    }
-}
-
-struct Planner {
-    out: Vec<Asset>,
-    bytes: u64,
-    full: bool,
-}
-
-impl Planner {
-    fn add(&mut self, from: PathBuf, to: PathBuf, len: u64, shown: &str, notes: &mut Notes) {
-        if len > MAX_ASSET_BYTES {
-            let mib = MAX_ASSET_BYTES >> 20;
-            notes.add(shown, format!("not copied: larger than {mib} MiB"));
-        } else if self.out.len() == MAX_ASSETS || self.bytes + len > MAX_ASSETS_BYTES {
-            if !self.full {
-                let mib = MAX_ASSETS_BYTES >> 20;
-                notes.add(
-                    shown,
-                    format!(
-                        "not copied, nor any asset after it: the assets exceed {MAX_ASSETS} \
-                         files or {mib} MiB"
-                    ),
-                );
-                self.full = true;
-            }
-        } else {
-            self.bytes += len;
-            self.out.push(Asset { from, to });
-        }
+        Ok(())
     }
 }

@@ -8,6 +8,9 @@
 //! - `{{copy}}` is dropped (the code stays, as a plain code block or inline code); any
 //!   other marker is dropped with a note.
 //!
+//! Instruqt's run blocks: a fence opened by ```` ```bash,run ```` becomes a run-button block
+//! (```` ```bash {exec} ````); other options after the comma (`nocopy`) are dropped.
+//!
 //! For every source: a `{exec}` the source wrote itself is removed (only markers make run
 //! buttons); a line that reads as a `::task` marker gets a zero-width space so it stays
 //! text; a fence left open at the end of a file is closed there, so it cannot swallow
@@ -16,6 +19,7 @@
 
 use std::path::Path;
 
+use super::links::{self, Refs};
 use super::notes::Notes;
 use super::source::Source;
 use super::{ImportError, Result};
@@ -35,6 +39,8 @@ struct Open {
     at: usize,
     line: usize,
     has_content: bool,
+    /// Instruqt's `,run`: a run button once the block has a command.
+    run: bool,
 }
 
 /// One exec block waiting for the end of its paragraph.
@@ -77,11 +83,18 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
         if let Some((indent, fence, info)) = opening(line) {
             flush(&mut out, &mut queued);
             let words: Vec<&str> = info.split_whitespace().collect();
-            let kept: Vec<&str> = words.iter().copied().filter(|w| *w != "{exec}").collect();
-            out.push(if kept.len() == words.len() {
-                line.to_owned()
-            } else {
+            let mut kept: Vec<&str> = words.iter().copied().filter(|w| *w != "{exec}").collect();
+            let mut run = false;
+            let options = kept.first().and_then(|w| w.split_once(','));
+            if let (Flavor::Instruqt, Some((lang, options))) = (flavor, options) {
+                run = options.split(',').any(|o| o == "run");
+                kept[0] = lang;
+            }
+            let changed = kept.len() != words.len() || kept.first() != words.first();
+            out.push(if changed {
                 format!("{indent}{fence}{}", kept.join(" "))
+            } else {
+                line.to_owned()
             });
             open = Some(Open {
                 indent: indent.to_owned(),
@@ -93,6 +106,7 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
                 at: out.len() - 1,
                 line: n,
                 has_content: false,
+                run,
             });
             continue;
         }
@@ -120,6 +134,7 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
     }
     if let Some(f) = open {
         let line = f.line;
+        instruqt_run(&mut out, &f);
         out.push(format!("{}{}", f.indent, f.fence));
         note(
             line,
@@ -132,7 +147,7 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
 }
 
 /// An opening fence: its indentation, fence and info string.
-fn opening(line: &str) -> Option<(&str, &str, &str)> {
+pub(super) fn opening(line: &str) -> Option<(&str, &str, &str)> {
     let t = line.trim_start_matches([' ', '\t']);
     let indent = &line[..line.len() - t.len()];
     let ch = t.chars().next().filter(|c| matches!(c, '`' | '~'))?;
@@ -167,6 +182,7 @@ fn close(
     n: usize,
     note: &mut impl FnMut(usize, String),
 ) {
+    instruqt_run(out, &f);
     if !marker.is_empty() {
         let (kind, options) = split_marker(marker);
         match kind.as_str() {
@@ -186,6 +202,14 @@ fn close(
         }
     }
     out.push(format!("{}{}", f.indent, f.fence));
+}
+
+/// Gives a closed Instruqt `,run` block with a command its run button.
+fn instruqt_run(out: &mut [String], f: &Open) {
+    if f.run && f.has_content {
+        let lang = exec_language(f.lang.as_deref());
+        out[f.at] = format!("{}{}{lang} {{exec}}", f.indent, f.fence);
+    }
 }
 
 /// `{{exec interrupt}}` → ("exec", "interrupt").
@@ -273,12 +297,12 @@ fn inline(
     }
 }
 
-fn backticks(bytes: &[u8]) -> usize {
+pub(super) fn backticks(bytes: &[u8]) -> usize {
     bytes.iter().take_while(|&&b| b == b'`').count()
 }
 
 /// The start of the next run of exactly `len` backticks at or after `from`.
-fn find_run(bytes: &[u8], mut from: usize, len: usize) -> Option<usize> {
+pub(super) fn find_run(bytes: &[u8], mut from: usize, len: usize) -> Option<usize> {
     while from < bytes.len() {
         if bytes[from] == b'`' {
             let run = backticks(&bytes[from..]);
@@ -318,26 +342,38 @@ fn flush(out: &mut Vec<String>, queued: &mut Vec<Queued>) {
     }
 }
 
-/// Converts `source`, the text of (or in) source file `rel`, and checks the result.
+/// Converts `source`, the text of (or in) source file `rel`, its links resolved with
+/// `refs`, and checks the result. Links are rewritten before the conversion, so that
+/// notes have the source's lines, and once more after it, in case taking out a marker
+/// made a link of what was code.
 pub(crate) fn body(
     src: &Source,
     source: &str,
     flavor: Flavor,
     rel: &str,
+    refs: &mut Refs,
     notes: &mut Notes,
 ) -> Result<String> {
-    let md = convert(source, flavor, rel, notes);
-    check(&md).map_err(|m| ImportError::at(src.show(rel), m))?;
+    let linked = links::rewrite(src, source, (flavor, true), rel, refs, notes);
+    let md = convert(&linked, flavor, rel, notes);
+    let md = links::rewrite(src, &md, (flavor, false), rel, refs, &mut Notes::default());
+    check(&md, Some(&refs.nodes)).map_err(|m| ImportError::at(src.show(rel), m))?;
     Ok(md)
 }
 
 /// Renders `markdown` alone, followed by a probe marker: `Err` says what in it would break
-/// the lab (too deep, an unclosed HTML block swallowing the probe, a stray task marker).
-pub(crate) fn check(markdown: &str) -> Result<(), String> {
+/// the lab (too deep, an unclosed HTML block swallowing the probe, a stray task marker, a
+/// reference outside `assets/`, a port link to a node not in `nodes`).
+pub(crate) fn check(markdown: &str, nodes: Option<&[String]>) -> Result<(), String> {
     const PROBE: &str = "sandlab_import_probe";
     let text = format!("{markdown}\n\n::task{{id={PROBE}}}\n");
     let mut diags = Diags::default();
-    let rendered = crate::markdown::render(&text, 1, &mut diags);
+    let links = crate::links::LinkContext {
+        slug: "lab",
+        dir: None,
+        nodes,
+    };
+    let rendered = crate::markdown::render(&text, 1, &links, &mut diags);
     if let Some(p) = diags.into_problems(Path::new("")).into_iter().next() {
         return Err(p.message);
     }
@@ -397,13 +433,36 @@ mod tests {
     }
 
     #[test]
+    fn instruqt_run_blocks() {
+        let mut notes = Notes::default();
+        let text = "```bash,run\nls\n```\n```sh,nocopy,run\npwd\n```\n```bash,run\n```\n```yaml,nocopy\nk: v\n```";
+        let out = convert(text, Flavor::Instruqt, "a.md", &mut notes);
+        assert_eq!(
+            out,
+            "```bash {exec}\nls\n```\n```bash {exec}\npwd\n```\n```bash\n```\n```yaml\nk: v\n```"
+        );
+        // Killercoda has no such option: the info string stays.
+        let out = convert(
+            "```bash,run\nls\n```",
+            Flavor::Killercoda,
+            "a.md",
+            &mut notes,
+        );
+        assert_eq!(out, "```bash,run\nls\n```");
+    }
+
+    #[test]
     fn guards() {
         let (out, notes) = kc("::task{id=x}\n```sh\nopen");
         assert_eq!(out, "\u{200b}::task{id=x}\n```sh\nopen\n```");
         assert_eq!(notes.len(), 2);
-        assert!(check(&out).is_ok());
-        assert!(check("<!-- never closed\n\ntext").is_err());
-        assert!(check(&"> ".repeat(200)).is_err());
-        assert!(check("&#32;::task{id=y}").is_err());
+        assert!(check(&out, None).is_ok());
+        assert!(check("<!-- never closed\n\ntext", None).is_err());
+        assert!(check(&"> ".repeat(200), None).is_err());
+        assert!(check("&#32;::task{id=y}", None).is_err());
+        assert!(check("![x](img.png)", None).is_err());
+        let nodes = ["web".to_owned()];
+        assert!(check("[x](port:web:80)", Some(&nodes)).is_ok());
+        assert!(check("[x](port:db:80)", Some(&nodes)).is_err());
     }
 }

@@ -37,6 +37,8 @@ pub(crate) enum Expect {
     List,
     /// One terminal reply and nothing else.
     Single,
+    /// `Connected`, then data, then `Ok` (or `Error` at any time).
+    Tunnel { connected: bool },
 }
 
 struct Slot {
@@ -261,6 +263,7 @@ impl Conn {
                 let ok = match slot.expect {
                     Expect::Exec { started } => started,
                     Expect::Read => kind == FrameKind::Data,
+                    Expect::Tunnel { connected } => connected && kind == FrameKind::Data,
                     _ => false,
                 };
                 if !ok {
@@ -283,10 +286,19 @@ impl Conn {
                         false
                     }
                     (Reply::Exit { .. }, Expect::Exec { started: true }) => true,
+                    (Reply::Connected, Expect::Tunnel { connected: false }) => {
+                        slot.expect = Expect::Tunnel { connected: true };
+                        false
+                    }
+                    (Reply::Ok, Expect::Tunnel { connected: true }) => true,
                     (Reply::Entries { .. }, Expect::List) => false,
                     (Reply::Ok, Expect::Read | Expect::List) => true,
                     (
-                        Reply::Ok | Reply::Pong | Reply::Stats { .. } | Reply::Entry { .. },
+                        Reply::Ok
+                        | Reply::Pong
+                        | Reply::Stats { .. }
+                        | Reply::Entry { .. }
+                        | Reply::Ports { .. },
                         Expect::Single,
                     ) => true,
                     _ => {

@@ -3,6 +3,7 @@
 mod conn;
 mod exec;
 mod transport;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,10 +17,11 @@ use self::conn::{Conn, Expect, Inbound, Opened};
 pub use self::exec::{ExecEvent, ExecEvents, ExecInput, ExecOutput, ExecRequest, ExecSession};
 pub use self::transport::AgentStream;
 use self::transport::{Dial, Tcp, UnixPath};
+pub use self::tunnel::PortStream;
 use crate::auth::AuthToken;
 use crate::error::{CloseCause, Error, Result};
 use crate::frame::{Frame, FrameKind};
-use crate::messages::{AgentStats, DirEntry, Reply, Request};
+use crate::messages::{AgentStats, DirEntry, ListeningPort, Reply, Request};
 use crate::validate::check_request;
 use crate::{DATA_CHUNK, HANDSHAKE_TIMEOUT, MAX_DIR_ENTRIES, MAX_FILE_SIZE};
 
@@ -238,6 +240,20 @@ impl AgentClient {
     }
 
     /// Lists a directory (entries are not followed when they are symlinks).
+    /// Opens a TCP connection to `port` inside the sandbox (the agent connects on the
+    /// sandbox's loopback); `Error::Agent` with `ConnectionRefused` when nothing listens.
+    pub async fn connect_port(&self, port: u16) -> Result<PortStream> {
+        tunnel::open(self.inner.clone(), port).await
+    }
+
+    /// The TCP ports listening inside the sandbox, sorted.
+    pub async fn list_ports(&self) -> Result<Vec<ListeningPort>> {
+        match self.single(Request::ListPorts).await? {
+            Reply::Ports { ports } => Ok(ports),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     pub async fn list_dir(&self, path: &str) -> Result<Vec<DirEntry>> {
         let mut stream = self.open(Request::ListDir { path: path.into() }, Expect::List, false)?;
         let mut all = Vec::new();
@@ -413,5 +429,8 @@ impl Drop for Stream {
 }
 
 fn is_terminal(reply: &Reply) -> bool {
-    !matches!(reply, Reply::Started { .. } | Reply::Entries { .. })
+    !matches!(
+        reply,
+        Reply::Started { .. } | Reply::Entries { .. } | Reply::Connected
+    )
 }

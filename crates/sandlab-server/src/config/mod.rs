@@ -48,6 +48,13 @@ pub struct ServerSection {
     /// PEM certificate chain and private key: `serve` speaks HTTPS itself.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub proxy_listen: Option<String>,
+    pub proxy_url: Option<String>,
+    pub base_domain: Option<String>,
+    pub proxy_timeout: Option<String>,
+    pub proxy_max_body: Option<String>,
+    pub proxy_per_sandbox: Option<usize>,
+    pub proxy_rate: Option<u32>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub max_streams_per_user: Option<usize>,
@@ -148,6 +155,8 @@ pub struct ServerConfig {
     /// HTTPS: the PEM certificate chain and private key (both or neither).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The port proxy (`server.proxy_*`, `server.base_domain`).
+    pub proxy: crate::port_proxy::ProxySettings,
 }
 
 impl ServerConfig {
@@ -195,6 +204,10 @@ impl Default for ServerConfig {
             metrics_token: None,
             tls_cert: None,
             tls_key: None,
+            proxy: crate::port_proxy::ProxySettings {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
+                ..crate::port_proxy::ProxySettings::default()
+            },
         }
     }
 }
@@ -278,6 +291,111 @@ where
         Some(Ok(s)) => *out = s.trim().parse().map_err(|e| bad(key, var, e))?,
         Some(Err(v)) => *out = v,
         None => {}
+    }
+    Ok(())
+}
+
+/// `server.proxy_listen` (an address, or `off`; by default the main listener's port + 1),
+/// `server.proxy_url`, `server.base_domain` and the proxy's bounds. The proxy's host may
+/// never be the UI's: cookies are per host, not per port.
+fn proxy_settings(s: &ServerSection, env: Env, c: &mut ServerConfig) -> Result<(), ConfigError> {
+    use crate::port_proxy::{split_origin, valid_domain};
+    let p = &mut c.proxy;
+    let (_, ui_host, _) = split_origin(&c.public_url).unwrap_or(("http", "", None));
+    let ui_host = ui_host.to_ascii_lowercase();
+    p.listen = match pick(env, "SANDLAB_PROXY_LISTEN", &s.proxy_listen) {
+        Some(v) => {
+            let v = v.unwrap_or_else(|s| s);
+            p.listen_explicit = true;
+            if v.trim() == "off" {
+                None
+            } else {
+                Some(v.trim().parse().map_err(|_| {
+                    bad(
+                        "proxy_listen",
+                        "SANDLAB_PROXY_LISTEN",
+                        format!("\"{v}\" is not an address like 127.0.0.1:8081, nor off"),
+                    )
+                })?)
+            }
+        }
+        None => {
+            p.listen_explicit = false;
+            let port = match c.listen.port() {
+                0 => 0,
+                n => n.checked_add(1).unwrap_or(0),
+            };
+            Some(SocketAddr::new(c.listen.ip(), port))
+        }
+    };
+    if let Some(v) = pick(env, "SANDLAB_PROXY_URL", &s.proxy_url) {
+        let url = v.unwrap_or_else(|s| s).trim_end_matches('/').to_owned();
+        let Some((scheme, host, _)) =
+            split_origin(&url).filter(|(s, _, _)| matches!(*s, "http" | "https"))
+        else {
+            return Err(bad(
+                "proxy_url",
+                "SANDLAB_PROXY_URL",
+                format!("\"{url}\" is not an origin like https://ports.example.com"),
+            ));
+        };
+        let _ = scheme;
+        if host.eq_ignore_ascii_case(&ui_host) {
+            return Err(bad(
+                "proxy_url",
+                "SANDLAB_PROXY_URL",
+                format!("its host {host} is the UI's (public_url): cookies are shared between ports of one host, so a sandbox's pages would reach the UI's; use another host name"),
+            ));
+        }
+        p.url = Some(url);
+    }
+    if let Some(v) = pick(env, "SANDLAB_BASE_DOMAIN", &s.base_domain) {
+        let domain = v
+            .unwrap_or_else(|s| s)
+            .trim()
+            .trim_matches('.')
+            .to_ascii_lowercase();
+        if !valid_domain(&domain) {
+            return Err(bad(
+                "base_domain",
+                "SANDLAB_BASE_DOMAIN",
+                format!("\"{domain}\" is not a domain like ports.example.com"),
+            ));
+        }
+        p.base_domain = Some(domain);
+    }
+    duration(
+        env,
+        "proxy_timeout",
+        "SANDLAB_PROXY_TIMEOUT",
+        &s.proxy_timeout,
+        &mut p.timeout,
+    )?;
+    size(
+        env,
+        "proxy_max_body",
+        "SANDLAB_PROXY_MAX_BODY",
+        &s.proxy_max_body,
+        &mut p.max_body,
+    )?;
+    number(
+        env,
+        "proxy_per_sandbox",
+        "SANDLAB_PROXY_PER_SANDBOX",
+        &s.proxy_per_sandbox,
+        &mut p.per_sandbox,
+    )?;
+    number(
+        env,
+        "proxy_rate",
+        "SANDLAB_PROXY_RATE",
+        &s.proxy_rate,
+        &mut p.rate,
+    )?;
+    if p.timeout < Duration::from_secs(1) || p.per_sandbox == 0 || p.rate == 0 {
+        return Err(ConfigError(
+            "server.proxy_timeout must be at least 1s, and server.proxy_per_sandbox and server.proxy_rate at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -576,6 +694,7 @@ impl ServerConfig {
             &s.execute_network,
             &mut c.execute.network,
         )?;
+        proxy_settings(s, env, &mut c)?;
         c.check()?;
         for (i, p) in pools.iter().enumerate() {
             c.pools.push(pool_profile(i, p, &c)?);

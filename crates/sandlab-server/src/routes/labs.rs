@@ -115,6 +115,22 @@ pub struct LabDetail {
     pub playground: Vec<NodeView>,
     pub task_list: Vec<TaskView>,
     pub exec_blocks: Vec<ExecBlockView>,
+    /// The lab page's tabs in order (one terminal per node when the lab declares none).
+    pub tabs: Vec<TabView>,
+}
+
+/// One tab of the lab page (`tabs:` in the lab's front matter).
+#[derive(Serialize, ToSchema)]
+pub struct TabView {
+    /// `terminal`, `service` (a port of a node through the proxy), `editor` (files of a
+    /// node from `path`) or `website` (`url`).
+    #[schema(example = "service")]
+    pub kind: String,
+    pub node: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub title: String,
 }
 
 fn summary(l: &Lab, progress: &Progress) -> LabSummary {
@@ -256,6 +272,18 @@ pub async fn get_lab(
                 language: b.language.clone(),
                 command: b.command.clone(),
                 node: b.node.clone(),
+            })
+            .collect(),
+        tabs: lab
+            .tabs
+            .iter()
+            .map(|t| TabView {
+                kind: t.kind.to_string(),
+                node: t.node.clone(),
+                port: t.port,
+                path: t.path.clone(),
+                url: t.url.clone(),
+                title: t.title.clone(),
             })
             .collect(),
     }))

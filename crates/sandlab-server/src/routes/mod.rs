@@ -10,9 +10,11 @@
 mod account;
 mod code_exec;
 mod images;
+mod lab_assets;
 mod lab_sessions;
 mod labs;
 mod ops;
+mod ports;
 mod sandbox_exec;
 mod sandboxes;
 mod terminal;
@@ -30,9 +32,11 @@ use utoipa::IntoParams;
 pub use self::account::*;
 pub use self::code_exec::*;
 pub use self::images::*;
+pub use self::lab_assets::*;
 pub use self::lab_sessions::*;
 pub use self::labs::*;
 pub use self::ops::*;
+pub use self::ports::*;
 pub use self::sandbox_exec::*;
 pub use self::sandboxes::*;
 pub use self::terminal::*;
@@ -62,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .route("/labs/sync", post(sync_labs))
         .route("/lab-problems", get(list_lab_problems))
         .route("/labs/{slug}", get(get_lab))
+        .route("/labs/{slug}/assets/{*path}", get(lab_asset))
         .route("/labs/{slug}/sessions", post(start_session))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session).delete(delete_session))
@@ -75,6 +80,15 @@ pub fn app(state: AppState) -> Router {
         .route("/sandboxes/{id}/exec", post(exec_sandbox))
         .route("/sandboxes/{id}/processes/kill", post(kill_processes))
         .route("/sandboxes/{id}/terminal", get(terminal))
+        .route("/sandboxes/{id}/ports", get(list_ports))
+        .route("/sandboxes/{id}/ports/{port}/open", post(open_port))
+        .route("/sandboxes/{id}/ports/{port}/shares", post(share_port))
+        .route("/sandboxes/{id}/shares", get(list_shares))
+        .route(
+            "/sandboxes/{id}/shares/{share}",
+            axum::routing::delete(delete_share),
+        )
+        .route("/sandboxes/{id}/archive", get(download_archive))
         .route("/execute", post(execute_code))
         .route("/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(max_body))
@@ -87,6 +101,18 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .fallback(web_ui)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::port_proxy::by_host,
+        ))
+        .layer(middleware::from_fn(count_requests))
+        .with_state(state)
+}
+
+/// The port proxy's own listener (`server.proxy_listen`): every request is a sandbox's.
+pub fn proxy_app(state: AppState) -> Router {
+    Router::new()
+        .fallback(crate::port_proxy::listener_app)
         .layer(middleware::from_fn(count_requests))
         .with_state(state)
 }

@@ -66,7 +66,7 @@ pub struct ExecResult {
     pub status: String,
 }
 
-fn running(rec: &SandboxRecord) -> ApiResult<()> {
+pub(crate) fn running(rec: &SandboxRecord) -> ApiResult<()> {
     if rec.state != SandboxState::Running {
         return Err(ApiError::conflict(format!(
             "The sandbox is {}, not running.",

@@ -27,6 +27,7 @@
 mod audit;
 mod labs;
 mod leases;
+mod port_grants;
 mod sandboxes;
 mod sessions;
 mod tokens;
@@ -109,6 +110,11 @@ pub const CASES: &[Case] = cases![
     sessions::sessions_authenticate_until_they_expire,
     sessions::logout_and_cleanup_of_expired_sessions,
     sessions::bad_ttls_unknown_users_and_the_per_user_cap,
+    port_grants::a_code_is_redeemed_once_before_it_expires,
+    port_grants::sessions_and_shares_authenticate_until_they_expire,
+    port_grants::a_disabled_users_grants_stop_working,
+    port_grants::shares_are_listed_revoked_and_capped,
+    port_grants::bad_grants_are_invalid,
     sandboxes::records_round_trip_through_the_record_store,
     sandboxes::records_list_oldest_first,
     sandboxes::users_see_only_their_own_and_admins_see_all,

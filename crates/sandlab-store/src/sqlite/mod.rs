@@ -32,6 +32,7 @@
 mod audit;
 mod labs;
 mod leases;
+mod port_grants;
 mod sandboxes;
 mod sessions;
 mod tokens;
@@ -52,7 +53,10 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::model::{ApiToken, AuditEntry, LabSession, LoginSession, NewUser, User, UserUpdate};
+use crate::model::{
+    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewUser, PortGrant, User,
+    UserUpdate,
+};
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
 
@@ -372,6 +376,22 @@ impl Store for SqliteStore {
     }
     async fn delete_expired_sessions(&self) -> Result<u64> {
         sessions::delete_expired(self).await
+    }
+
+    async fn create_port_grant(&self, new: NewPortGrant) -> Result<(PortGrant, String)> {
+        port_grants::create(self, new).await
+    }
+    async fn redeem_port_code(&self, secret: &str) -> Result<Option<PortGrant>> {
+        port_grants::redeem_code(self, secret).await
+    }
+    async fn authenticate_port_grant(&self, secret: &str) -> Result<Option<PortGrant>> {
+        port_grants::authenticate(self, secret).await
+    }
+    async fn list_port_shares(&self, sandbox: &str) -> Result<Vec<PortGrant>> {
+        port_grants::list_shares(self, sandbox).await
+    }
+    async fn delete_port_share(&self, sandbox: &str, id: &str) -> Result<()> {
+        port_grants::delete_share(self, sandbox, id).await
     }
 
     async fn get_sandbox(&self, id: &SandboxId, owner: Option<&str>) -> Result<SandboxRecord> {

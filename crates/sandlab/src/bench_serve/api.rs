@@ -55,6 +55,45 @@ impl Server {
         req.send().await
     }
 
+    /// `PUT /sandboxes/{id}/files?path=`: writes a file into the sandbox.
+    pub(super) async fn put_file(&self, id: &str, path: &str, data: &[u8]) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}/api/v1/sandboxes/{id}/files", self.base))
+            .query(&[("path", path)])
+            .bearer_auth(&self.token)
+            .body(data.to_vec())
+            .send()
+            .await?;
+        if resp.status() != 204 {
+            bail!(
+                "writing {path} answered {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// The proxy's URL of `port` of sandbox `id`, once the port listens (within 30 s).
+    pub(super) async fn port_url(&self, id: &str, port: u16) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = json_of(self.get(&format!("/sandboxes/{id}/ports")).await?, 200).await?;
+            let found = list["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|p| p["port"] == port))
+                .and_then(|p| p["url"].as_str().map(str::to_owned));
+            if let Some(url) = found {
+                return Ok(url);
+            }
+            if Instant::now() > deadline {
+                bail!("port {port} did not listen in {id} within 30 s (or the proxy is off)");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `POST /sandboxes`: the new id and the time from request to the 201's body.
     pub(super) async fn create(&self, body: &Value) -> anyhow::Result<(String, Duration)> {
         let start = Instant::now();

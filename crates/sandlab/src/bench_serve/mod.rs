@@ -20,6 +20,7 @@ mod api;
 mod density;
 mod memory;
 mod pool;
+mod proxy;
 mod server;
 mod soak;
 mod terminal;
@@ -53,6 +54,13 @@ pub struct TerminalArgs {
 pub use soak::SoakArgs;
 
 #[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Requests timed one after another, each way.
+    #[arg(short, long, default_value_t = 2000)]
+    n: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct DensityArgs {
     /// Idle sandboxes to start.
     #[arg(short, long, default_value_t = 200)]
@@ -76,6 +84,13 @@ pub async fn pool(cfg: &Config, args: PoolArgs) -> anyhow::Result<()> {
 pub async fn terminal(cfg: &Config, args: TerminalArgs) -> anyhow::Result<()> {
     let srv = Server::start(cfg, false).await?;
     let result = interruptible(terminal::terminal_bench(&srv, args.n, args.mib)).await;
+    srv.stop().await;
+    result
+}
+
+pub async fn proxy(cfg: &Config, args: ProxyArgs) -> anyhow::Result<()> {
+    let srv = Server::start(cfg, false).await?;
+    let result = interruptible(proxy::proxy_bench(&srv, args.n)).await;
     srv.stop().await;
     result
 }

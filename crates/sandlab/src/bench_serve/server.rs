@@ -280,6 +280,8 @@ fn spawn(cfg: &Config, dir: &Path, listen: SocketAddr, base: &str) -> anyhow::Re
         .env("SANDLAB_PUBLIC_URL", base)
         .env("SANDLAB_MAX_SANDBOXES_PER_USER", "100000")
         .env("SANDLAB_CREATE_RATE", "100000")
+        .env("SANDLAB_PROXY_LISTEN", "127.0.0.1:0")
+        .env("SANDLAB_PROXY_RATE", "100000000")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -35,6 +35,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every server setting a developer's environment might set; the tests choose their own.
 const SERVER_VARS: &[&str] = &[
     "SANDLAB_LISTEN",
+    "SANDLAB_PROXY_LISTEN",
+    "SANDLAB_PROXY_URL",
+    "SANDLAB_BASE_DOMAIN",
     "SANDLAB_PUBLIC_URL",
     "SANDLAB_LABS",
     "SANDLAB_SESSION_TTL",
@@ -135,6 +138,16 @@ impl Server {
             .current_dir(self.dir.path());
         for var in SERVER_VARS {
             cmd.env_remove(var);
+        }
+        let config_text = self
+            .config
+            .as_ref()
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .unwrap_or_default();
+        if !config_text.contains("proxy_listen") {
+            // The default (the main port + 1) could take a port another test's server
+            // picked; any free port will do.
+            cmd.env("SANDLAB_PROXY_LISTEN", "127.0.0.1:0");
         }
         cmd.env("SANDLAB_PUBLIC_URL", self.base())
             // Only used on a database without users.
@@ -447,6 +460,11 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The bearer token (an API token of this client's user).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// A request with the bearer token.

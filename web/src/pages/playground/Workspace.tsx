@@ -1,14 +1,22 @@
 // /playground/:id: one sandbox with a file tree, an editor and a terminal side by side,
-// its time left (extendable) and a stop button.
+// its time left (extendable) and a stop button. The ports listening inside are listed as
+// they appear (polled every 2 s), each opened in a tab beside the terminal or shared.
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import { ApiError, api, errorText, type Sandbox, type User } from '../../api';
-import { Terminal } from '../../components/Terminal';
+import { ApiError, api, errorText, type Sandbox, type Tab, type User } from '../../api';
+import { FilePanes } from '../../components/FilePanes';
+import { PortList } from '../../components/ports/PortList';
+import { ShareDialog } from '../../components/ports/ShareDialog';
+import { usePorts } from '../../components/ports/usePorts';
+import { Workbench, type WorkbenchControl } from '../../components/tabs/Workbench';
 import { ConfirmButton, ErrorMessage, Spinner } from '../../components/ui';
 import { clock, duration } from '../../format';
 import { useNow } from '../../hooks';
 import { navigate } from '../../router';
-import { FilePanes } from './Files';
+
+/** The playground's one node, as the workbench names it. */
+const NODE = 'playground';
+const TERMINAL: Tab[] = [{ kind: 'terminal', node: NODE, port: null, path: null, url: null, title: 'Terminal' }];
 
 type Loaded = { state: 'loading' } | { state: 'error'; message: string; status: number } | { state: 'ok'; sb: Sandbox; deadline: number };
 
@@ -40,6 +48,8 @@ export function Workspace(props: { id: string; user: User }) {
   const [actionNote, setActionNote] = useState<string | null>(null);
   const [extending, setExtending] = useState(false);
   const [ownerName, setOwnerName] = useState<string | null>(null);
+  const [sharing, setSharing] = useState<number | null>(null);
+  const bench = useRef<WorkbenchControl | null>(null);
   const now = useNow();
   // Answers of GET (polls) and POST extend may cross: only the latest request's is applied.
   const seq = useRef(0);
@@ -86,6 +96,7 @@ export function Workspace(props: { id: string; user: User }) {
   // owner's `main` terminal (attaching it would displace the owner).
   const sb = loaded.state === 'ok' ? loaded.sb : null;
   const foreign = sb !== null && sb.owner !== props.user.id;
+  const ports = usePorts(sb && !expired ? [id] : []);
   useEffect(() => {
     if (!foreign || !sb?.owner || props.user.role !== 'admin') return;
     const owner = sb.owner;
@@ -210,12 +221,30 @@ export function Workspace(props: { id: string; user: User }) {
         </div>
       )}
 
+      {!expired && (
+        <section class="pg-ports" aria-label="Ports">
+          <h2 class="pg-ports-title">Ports</h2>
+          <PortList ports={ports[id]} onOpen={(p) => bench.current?.openPort(NODE, p)} onShare={setSharing} />
+        </section>
+      )}
+      {sharing !== null && <ShareDialog sandbox={id} port={sharing} what={`port ${sharing}`} onClose={() => setSharing(null)} />}
+
       <div class="pg-work">
         <FilePanes sandbox={id} gone={!!expired} />
-        <section class="pg-pane pg-term-pane" aria-label="Terminal">
-          <div class="pg-term">
-            <Terminal sandbox={id} name={foreign ? 'admin' : 'main'} node="playground" active />
-          </div>
+        <section class="pg-pane pg-term-pane" aria-label="Terminal and ports">
+          <Workbench
+            // Kept per user: an admin's tabs must not bring back the owner's terminal.
+            storeAs={`${id}.${props.user.id}`}
+            nodes={[{ name: NODE, sandbox: id }]}
+            initial={TERMINAL}
+            ports={ports}
+            control={bench}
+            // Someone else's sandbox: a shell of one's own, never the owner's `main`.
+            terminalName={foreign ? 'admin' : 'main'}
+            terminalTitle={() => 'Terminal'}
+            editors={false}
+            label="Tabs"
+          />
         </section>
       </div>
     </main>

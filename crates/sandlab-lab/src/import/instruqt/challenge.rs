@@ -1,6 +1,7 @@
 //! One Instruqt challenge: its assignment and its scripts.
 
 use super::super::draft::{Draft, Script, Section};
+use super::super::links::Refs;
 use super::super::notes::Notes;
 use super::super::source::Source;
 use super::super::text::{self, Flavor};
@@ -27,6 +28,7 @@ pub(super) fn import(
     src: &Source,
     draft: &mut Draft,
     hosts: &Hosts,
+    refs: &mut Refs,
     notes: &mut Notes,
     n: usize,
     ch: Challenge<'_>,
@@ -51,7 +53,7 @@ pub(super) fn import(
             format!("type {kind:?}: imported as a challenge with its text; answers are not mapped"),
         );
     }
-    tabs(meta, &rel, notes);
+    super::tabs::tabs(meta, &rel, hosts, draft, notes);
 
     let mut pieces: Vec<String> = text(get(meta, "teaser"))
         .map(str::to_owned)
@@ -80,7 +82,7 @@ pub(super) fn import(
         ..Section::default()
     };
     for piece in pieces.iter().filter(|p| !p.trim().is_empty()) {
-        let md = text::body(src, piece, Flavor::Instruqt, &rel, notes)?;
+        let md = text::body(src, piece, Flavor::Instruqt, &rel, refs, notes)?;
         section.text.push_str(md.trim_matches('\n'));
         section.text.push_str("\n\n");
     }
@@ -116,25 +118,6 @@ fn assignment(
         }
     }
     Ok((TRACK.to_owned(), None, String::new()))
-}
-
-/// Notes each tab: Sandlab shows its own terminal instead.
-fn tabs(meta: Option<&Node>, rel: &str, notes: &mut Notes) {
-    for tab in items(get(meta, "tabs")) {
-        let field = |k| text(get(Some(tab), k));
-        let title = field("title").unwrap_or("(untitled)");
-        let kind = field("type").unwrap_or("(no type)");
-        let target = field("hostname")
-            .or_else(|| field("url"))
-            .map(|t| format!(" on {t}"))
-            .unwrap_or_default();
-        notes.add(
-            rel,
-            format!(
-                "tab {title:?} ({kind}{target}) is not mapped; Sandlab shows a terminal per node"
-            ),
-        );
-    }
 }
 
 /// The challenge's scripts: setup → init tasks, check (+ solve) → checks, cleanup noted.

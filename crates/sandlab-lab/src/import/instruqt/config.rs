@@ -37,6 +37,11 @@ impl Hosts {
         first.to_owned()
     }
 
+    /// The node of Instruqt host `host`, when the track has that host.
+    pub fn get(&self, host: &str) -> Option<&str> {
+        self.by_host.get(host).map(String::as_str)
+    }
+
     /// Whether the playground has one node (task ids then leave the host out).
     pub fn single(&self) -> bool {
         self.nodes.len() == 1

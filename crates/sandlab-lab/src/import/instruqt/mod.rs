@@ -15,8 +15,11 @@
 
 mod challenge;
 mod config;
+mod tabs;
 
+use super::assets::AssetPlan;
 use super::draft::{self, Draft, Script, Section};
+use super::links::Refs;
 use super::notes::Notes;
 use super::source::Source;
 use super::text::{self, Flavor};
@@ -74,6 +77,10 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
     let named = script_hosts(src, &challenges)?;
     let hosts = config::hosts(src, &named, &mut notes)?;
     let mut draft = Draft::new(hosts.nodes.clone());
+    let mut refs = Refs {
+        assets: AssetPlan::new(src, &mut notes)?,
+        nodes: hosts.nodes.iter().map(|n| n.name.clone()).collect(),
+    };
     let fallback = src
         .root()
         .file_name()
@@ -89,11 +96,11 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
     let description = text(get(track, "description"));
     let cut = draft::set_description(&mut draft, teaser.or(description), TRACK, &mut notes);
     if let Some(whole) = cut.filter(|_| teaser.is_some()) {
-        let md = text::body(src, &whole, Flavor::Instruqt, TRACK, &mut notes)?;
+        let md = text::body(src, &whole, Flavor::Instruqt, TRACK, &mut refs, &mut notes)?;
         draft.push_text(&md);
     }
     if let Some(d) = description {
-        let md = text::body(src, d, Flavor::Instruqt, TRACK, &mut notes)?;
+        let md = text::body(src, d, Flavor::Instruqt, TRACK, &mut refs, &mut notes)?;
         draft.push_text(&md);
     }
     tags(&mut draft, track, &mut notes);
@@ -101,13 +108,12 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
 
     track_scripts(src, &mut draft, &hosts, &mut notes)?;
     for (i, ch) in challenges.into_iter().enumerate() {
-        challenge::import(src, &mut draft, &hosts, &mut notes, i + 1, ch)?;
+        challenge::import(src, &mut draft, &hosts, &mut refs, &mut notes, i + 1, ch)?;
     }
-    let assets = src.plan_assets("assets", &mut notes)?;
     Ok(Converted {
         draft,
         notes,
-        assets,
+        assets: refs.assets.into_assets(),
     })
 }
 

@@ -1,17 +1,18 @@
-// The playground's file panes: the tree and the editor, with open / new / save.
+// The file panes of the playground and of a lab's editor tabs: the tree and the editor,
+// with open / new / save (styles: pages/Playground.css).
 //
 // Every opened document has a key; a file read or a save that finishes after another
 // document was opened is dropped (it must not replace or mark the new one), a newer click
 // wins over an older read still on the way, and one save runs at a time.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 
-import { api, ApiError, errorText, type DirEntry } from '../../api';
-import type { EditorHandle } from '../../components/Editor';
-import { FileTree } from '../../components/FileTree';
-import { LazyEditor } from '../../components/LazyEditor';
-import { ErrorMessage } from '../../components/ui';
-import { bytes } from '../../format';
-import { languageOf } from '../../lib/language';
+import { api, ApiError, errorText, type DirEntry } from '../api';
+import { bytes } from '../format';
+import { languageOf } from '../lib/language';
+import type { EditorHandle } from './Editor';
+import { FileTree } from './FileTree';
+import { LazyEditor } from './LazyEditor';
+import { ErrorMessage } from './ui';
 
 /** The editor opens text files up to this size. */
 export const MAX_EDIT_BYTES = 1 << 20;
@@ -53,9 +54,24 @@ async function kindAt(id: string, p: string): Promise<DirEntry['kind'] | 'missin
   }
 }
 
-/** The tree and editor panes of sandbox `sandbox`; `gone` once the sandbox no longer exists. */
-export function FilePanes(props: { sandbox: string; gone: boolean }) {
+export interface FilePanesProps {
+  sandbox: string;
+  /** The sandbox no longer exists. */
+  gone: boolean;
+  /** The folder the tree shows (default `/root`). */
+  root?: string;
+  /** Whether these panes are on screen (default true): only those answer Ctrl+S. */
+  active?: boolean;
+}
+
+/** The tree and editor panes of sandbox `sandbox`. */
+export function FilePanes(props: FilePanesProps) {
   const id = props.sandbox;
+  const uid = useId();
+  const pathId = `${uid}-path`;
+  const statusId = `${uid}-status`;
+  const active = useRef(props.active ?? true);
+  active.current = props.active ?? true;
   const [doc, setDocState] = useState<Doc>(() => freshDoc('', '', true));
   const [path, setPath] = useState('');
   const [editorDirty, setEditorDirty] = useState(false);
@@ -206,8 +222,8 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
   // Ctrl/Cmd+S anywhere on the page (the editor handles it itself when focused).
   useEffect(() => {
     const h = (e: KeyboardEvent) => {
-      if (e.defaultPrevented || !(e.ctrlKey || e.metaKey) || e.altKey || e.key.toLowerCase() !== 's') return;
-      if ((e.target as Element | null)?.closest?.('.pg-term')) return; // Ctrl+S belongs to the shell there
+      if (!active.current || e.defaultPrevented || !(e.ctrlKey || e.metaKey) || e.altKey || e.key.toLowerCase() !== 's') return;
+      if ((e.target as Element | null)?.closest?.('.term')) return; // Ctrl+S belongs to the shell there
       e.preventDefault();
       saveRef.current();
     };
@@ -233,6 +249,7 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
       <section class="pg-pane pg-tree" aria-label="Files">
         <FileTree
           sandbox={id}
+          root={props.root}
           selected={doc.savedPath || null}
           onOpen={(p, e) => request(p, false, e)}
           onNewFile={(p) => request(p, true)}
@@ -243,21 +260,21 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
 
       <section class="pg-pane pg-editor" aria-label="Editor">
         <div class="pg-bar">
-          <label for="pg-path" class="pg-path-label">
+          <label for={pathId} class="pg-path-label">
             File
           </label>
           <span class={`pg-dirty${dirty ? ' on' : ''}`} title={dirty ? 'Unsaved changes' : undefined} aria-hidden="true">
             ●
           </span>
           <input
-            id="pg-path"
+            id={pathId}
             class="pg-path"
             data-testid="file-path"
             value={path}
             placeholder="/root/notes.txt"
             spellcheck={false}
             autocomplete="off"
-            aria-describedby="pg-save-status"
+            aria-describedby={statusId}
             onInput={(e) => setPath((e.target as HTMLInputElement).value)}
             onKeyDown={(e) => {
               if (e.key === 'Enter') {
@@ -272,7 +289,7 @@ export function FilePanes(props: { sandbox: string; gone: boolean }) {
         </div>
         <div class="pg-status-line">
           <span
-            id="pg-save-status"
+            id={statusId}
             data-testid="save-status"
             class={`pg-save-status ${save.state === 'error' ? 'bad' : save.state === 'saved' && !dirty ? 'ok' : ''}`}
             role="status"
