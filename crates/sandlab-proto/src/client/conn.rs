@@ -63,6 +63,8 @@ pub(crate) struct Conn {
     next_id: AtomicU32,
     tasks: Mutex<Vec<AbortHandle>>,
     pub(crate) agent_version: String,
+    /// The protocol version the agent's hello named.
+    pub(crate) agent_protocol: u32,
 }
 
 /// A freshly opened stream.
@@ -99,6 +101,7 @@ impl Conn {
             next_id: AtomicU32::new(1),
             tasks: Mutex::new(Vec::new()),
             agent_version: hello.version.chars().take(128).collect(),
+            agent_protocol: hello.protocol,
         });
         let reader = tokio::spawn(read_loop(conn.clone(), rd, buf));
         let writer = tokio::spawn(write_loop(conn.clone(), wr, out_rx));

@@ -243,11 +243,28 @@ impl AgentClient {
     /// Opens a TCP connection to `port` inside the sandbox (the agent connects on the
     /// sandbox's loopback); `Error::Agent` with `ConnectionRefused` when nothing listens.
     pub async fn connect_port(&self, port: u16) -> Result<PortStream> {
+        self.needs_minor(2)?;
         tunnel::open(self.inner.clone(), port).await
+    }
+
+    /// Refuses, without asking, an operation an agent of an older minor version lacks (it
+    /// would close the connection on a request it cannot parse).
+    fn needs_minor(&self, minor: u32) -> Result<()> {
+        if self.inner.conn.agent_protocol & 0xffff >= minor {
+            return Ok(());
+        }
+        Err(agent_error(
+            crate::ErrorCode::InvalidRequest,
+            format!(
+                "The sandbox's agent speaks protocol {:#x}, older than this operation needs; a sandbox started since the upgrade has it.",
+                self.inner.conn.agent_protocol
+            ),
+        ))
     }
 
     /// The TCP ports listening inside the sandbox, sorted.
     pub async fn list_ports(&self) -> Result<Vec<ListeningPort>> {
+        self.needs_minor(2)?;
         match self.single(Request::ListPorts).await? {
             Reply::Ports { ports } => Ok(ports),
             other => Err(self.unexpected(other)),
