@@ -139,8 +139,13 @@ fn killercoda_checks_and_init_tasks() {
     assert_eq!(node.image, "debian");
 
     let init: Vec<_> = lab.init_tasks().map(|t| t.id.as_str()).collect();
-    assert_eq!(init, ["intro_setup", "step1_setup", "step3_setup"]);
-    assert!(needs(lab, "intro_setup").is_empty());
+    // details.assets are placed first.
+    assert_eq!(
+        init,
+        ["assets", "intro_setup", "step1_setup", "step3_setup"]
+    );
+    assert!(needs(lab, "assets").is_empty());
+    assert_eq!(needs(lab, "intro_setup"), ["assets"]);
     assert_eq!(needs(lab, "step1_setup"), ["intro_setup"]);
     assert_eq!(needs(lab, "step3_setup"), ["step1_setup"]);
     assert!(task(lab, "step1_setup")
@@ -161,16 +166,24 @@ fn killercoda_checks_and_init_tasks() {
         assert_eq!(t.machine, "ubuntu");
         assert_eq!(t.solve, None);
     }
-    // A bash script runs under bash, its text unchanged.
+    // A bash script runs under bash from a file, its text unchanged.
     let step1 = &task(lab, "step1_check").run;
     assert!(
-        step1.starts_with("/bin/bash <<'SANDLAB_SCRIPT'\n"),
+        step1.contains("<<'SANDLAB_SCRIPT'\n#!/bin/bash\n[[ -d /root/project ]]\nSANDLAB_SCRIPT\n"),
         "{step1}"
     );
-    assert!(step1.contains("\n[[ -d /root/project ]]\n"), "{step1}");
-    assert_eq!(
-        task(lab, "step2_check").run,
-        "grep -q 'port: 8080' /root/project/app.conf\n"
+    assert!(
+        step1.ends_with("\n/bin/bash \"$f\" </dev/null\n"),
+        "{step1}"
+    );
+    // Without #!, under bash too, as Killercoda runs it.
+    let step2 = &task(lab, "step2_check").run;
+    assert!(
+        step2.contains(
+            "<<'SANDLAB_SCRIPT'\ngrep -q 'port: 8080' /root/project/app.conf\nSANDLAB_SCRIPT\n\
+             /bin/bash \"$f\" </dev/null\n"
+        ),
+        "{step2}"
     );
     let hint = task(lab, "step2_check").hint.as_deref().unwrap();
     assert!(hint.contains("echo 'port: 8080'"), "{hint}");
@@ -217,7 +230,7 @@ fn killercoda_notes_and_assets() {
     let index = imp.notes.of("index.json");
     assert_noted(
         index,
-        "foreground script \"step1/foreground.sh\" is not mapped",
+        "dropped: step 1: its foreground script \"step1/foreground.sh\"",
     );
     assert_noted(
         index,
@@ -225,11 +238,14 @@ fn killercoda_notes_and_assets() {
     );
     assert_noted(index, "difficulty (\"beginner\"): not mapped");
     assert_noted(index, "interface: not mapped");
-    assert_noted(index, "details.assets");
     assert_noted(imp.notes.of("step2/text.md"), "line 14: {{exec interrupt}}");
 
     let written = fs::read_to_string(dest.join(NOTES_FILE)).unwrap();
     assert!(written.contains("## `index.json`"), "{written}");
+    assert!(
+        written.contains("**Not everything is in the lab:** 1 note below starts with"),
+        "{written}"
+    );
     assert!(written.contains("foreground.sh"), "{written}");
 
     assert_eq!(imp.assets, 2);
@@ -295,10 +311,16 @@ fn instruqt_checks_solves_and_init_tasks() {
     assert_eq!(
         init,
         [
+            "instruqt_bootstrap_server",
+            "instruqt_bootstrap_client",
             "track_setup_server",
             "first_setup_server",
             "second_setup_client"
         ]
+    );
+    assert_eq!(
+        needs(lab, "track_setup_server"),
+        ["instruqt_bootstrap_client"]
     );
     assert_eq!(needs(lab, "first_setup_server"), ["track_setup_server"]);
     assert_eq!(needs(lab, "second_setup_client"), ["first_setup_server"]);
@@ -333,8 +355,11 @@ fn instruqt_checks_solves_and_init_tasks() {
 fn instruqt_notes() {
     let (_root, dest, imp) = imported(Format::Instruqt, &fixture("instruqt/basic"));
     let notes = &imp.notes;
-    assert_noted(notes.of("01-first/cleanup-server"), "not mapped");
-    assert_noted(notes.of("02-second/cleanup-client"), "not mapped");
+    assert_noted(
+        notes.of("01-first/cleanup-server"),
+        "dropped: Sandlab runs no script when a learner leaves a step",
+    );
+    assert_noted(notes.of("02-second/cleanup-client"), "dropped: ");
     let first = notes.of("01-first/assignment.md");
     assert!(
         !first.iter().any(|n| n.contains("tab")),
@@ -555,7 +580,12 @@ fn hostile_text_still_makes_a_valid_lab() {
     let imp = import(Format::Killercoda, &src, &dest).unwrap_or_else(|e| panic!("{e}"));
     let lab = imp.lab;
     assert_eq!(lab.title, "Quotes \" and: colons # and newlines");
-    assert_eq!(task(&lab, "step1_check").run, script);
+    // Killercoda runs scripts without #! under bash: the text is kept, in a here-document.
+    let run = &task(&lab, "step1_check").run;
+    assert!(
+        run.contains(&format!("<<'SANDLAB_SCRIPT'\n{script}SANDLAB_SCRIPT\n")),
+        "{run}"
+    );
     assert!(lab.body.contains("## A B\n"));
     assert!(lab.body.contains("\u{200b}::task{id=a}"));
     assert_eq!(lab.task_refs.len(), 2);
@@ -604,7 +634,7 @@ fn instruqt_without_config_uses_the_script_hosts() {
         import(Format::Instruqt, &src, &root.path().join("lab")).unwrap_or_else(|e| panic!("{e}"));
     let lab = imp.lab;
     assert_eq!(lab.playground.nodes[0].name, "web-1");
-    assert_eq!(ids(&lab), ["only_check"]);
+    assert_eq!(ids(&lab), ["instruqt_bootstrap", "only_check"]);
     assert_eq!(task(&lab, "only_check").machine, "web-1");
     assert!(
         lab.body.contains("## only\n\nNo front matter here."),
@@ -630,6 +660,9 @@ fn fragments() -> impl Strategy<Value = String> {
         Just("<pre>"),
         Just("> "),
         Just("- "),
+        Just("2. ```bash"),
+        Just("   ```{{exec}}"),
+        Just("`docker run \\\n  nginx`{{execute}}"),
         Just("#!/bin/bash"),
         Just("SANDLAB_SCRIPT"),
         Just("---"),
@@ -679,9 +712,12 @@ proptest! {
         );
         match import(Format::Killercoda, &src, &root.path().join("lab")) {
             Ok(imp) => {
-                if !script.trim().is_empty() {
-                    prop_assert_eq!(imp.lab.checked_tasks().count(), 2);
-                }
+                // A script of comments and blank lines checks nothing and is dropped.
+                let runs = script
+                    .lines()
+                    .map(str::trim)
+                    .any(|l| !l.is_empty() && !l.starts_with('#'));
+                prop_assert_eq!(imp.lab.checked_tasks().count(), if runs { 2 } else { 0 });
             }
             Err(ImportError::Invalid(problems)) => {
                 prop_assert!(false, "invalid output: {problems:?}");

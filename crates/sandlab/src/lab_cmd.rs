@@ -76,7 +76,12 @@ fn import_lab(from: ImportFrom, src: &Path, dest: &Path) -> anyhow::Result<u8> {
     };
     if !imported.notes.is_empty() {
         let notes_file = dest.join(import::NOTES_FILE);
-        println!("not mapped (also in {}):", notes_file.display());
+        let dropped = imported.notes.dropped_count();
+        let what = match dropped {
+            0 => "notes, nothing dropped".to_owned(),
+            n => format!("notes, {n} of them about something dropped"),
+        };
+        println!("{what} (also in {}):", notes_file.display());
         for (file, notes) in imported.notes.files() {
             println!("  {file}");
             for note in notes {

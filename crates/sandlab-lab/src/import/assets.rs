@@ -52,13 +52,13 @@ impl AssetPlan {
     ) -> bool {
         if len > MAX_ASSET_BYTES {
             let mib = MAX_ASSET_BYTES >> 20;
-            notes.add(shown, format!("not copied: larger than {mib} MiB"));
+            notes.dropped(shown, format!("not copied: larger than {mib} MiB"));
             return false;
         }
         if self.out.len() == MAX_ASSETS || self.bytes + len > MAX_ASSETS_BYTES {
             if !self.full {
                 let mib = MAX_ASSETS_BYTES >> 20;
-                notes.add(
+                notes.dropped(
                     shown,
                     format!(
                         "not copied, nor any asset after it: the assets exceed {MAX_ASSETS} \

@@ -211,9 +211,11 @@ pub(crate) fn set_title(
         }
     };
     if title.chars().count() > MAX_TITLE {
-        notes.add(
+        notes.dropped(
             file,
-            format!("the title is cut to the {MAX_TITLE} characters a lab's title may have"),
+            format!(
+                "the title's end: it is cut to the {MAX_TITLE} characters a lab's title may have"
+            ),
         );
     }
     d.title = truncate(&title, MAX_TITLE);

@@ -10,7 +10,9 @@
 //!
 //! Katacoda's older names are understood too: `courseData` for `background`, `code` for
 //! `foreground`, `{{execute}}` for `{{exec}}`. Scripts run on the first node, as
-//! Killercoda runs them on its first host.
+//! Killercoda runs them on its first host, under bash when they have no `#!` line (see
+//! [`super::script`]). The files `details.assets` lists are put into the machines by init
+//! tasks that run first (see [`super::uploads`]).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -21,10 +23,12 @@ use super::links::Refs;
 use super::notes::Notes;
 use super::source::Source;
 use super::text::{self, Flavor};
-use super::{script, Converted, ImportError, Result, MAX_STEPS};
+use super::{script, uploads, Converted, ImportError, Result, MAX_STEPS};
 use crate::DEFAULT_NODE;
 
 const INDEX: &str = "index.json";
+/// What Killercoda runs a script without a `#!` line with.
+const KILLERCODA_SHELL: &str = "/bin/bash";
 
 #[derive(Deserialize)]
 #[serde(expecting = "a Killercoda index.json object")]
@@ -123,12 +127,12 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
 
     let details = index.details.unwrap_or_default();
     unknown(&details.other, "details.", &mut notes);
-    if details.assets.is_some() {
-        notes.add(
-            INDEX,
-            "details.assets: the files are copied to the lab's assets/ directory, not into \
-             the machines; add init tasks that create what the scenario needs",
-        );
+    if let Some(assets) = &details.assets {
+        let inits = uploads::init_scripts(src, assets, &refs.nodes, &mut notes)?;
+        draft.section(Section {
+            inits,
+            ..Section::default()
+        });
     }
     let steps = details.steps.unwrap_or_default();
     if steps.len() > MAX_STEPS {
@@ -222,11 +226,6 @@ fn nodes(backend: Option<Backend>, notes: &mut Notes) -> Vec<DraftNode> {
             None => format!("no backend.imageid: one node {list} running \"debian\""),
         },
     );
-    notes.add(
-        INDEX,
-        "Killercoda's machines reach the Internet; Sandlab's nodes do not unless a node \
-         sets `network: egress`",
-    );
     names
         .iter()
         .map(|n| DraftNode {
@@ -276,7 +275,7 @@ fn step(
         ..Section::default()
     };
     if let Some(name) = &s.background {
-        if let Some(body) = script_file(src, name, &label, "background", notes)? {
+        if let Some((rel, body)) = script_file(src, name, &label, "background", notes)? {
             if part != Part::Intro {
                 notes.add(
                     INDEX,
@@ -288,14 +287,14 @@ fn step(
             }
             section.inits.push(Script {
                 id: format!("{id}_setup"),
-                run: script::command(&body),
+                run: script::command(&body, &rel, Some(KILLERCODA_SHELL)),
                 machine: machine.clone(),
                 ..Script::default()
             });
         }
     }
     if let Some(name) = &s.verify {
-        if let Some(body) = script_file(src, name, &label, "verify", notes)? {
+        if let Some((rel, body)) = script_file(src, name, &label, "verify", notes)? {
             let hint = match &s.answer {
                 Some(answer) => Some(markdown(
                     src,
@@ -308,27 +307,25 @@ fn step(
             };
             section.checks.push(Script {
                 id: format!("{id}_check"),
-                run: script::command(&body),
+                run: script::command(&body, &rel, Some(KILLERCODA_SHELL)),
                 machine,
                 hint: hint.filter(|h| !h.trim().is_empty()),
                 solve: None,
             });
         }
     }
-    if s.verify.is_none() && s.answer.is_some() {
-        notes.add(
+    if s.answer.is_some() && section.checks.is_empty() {
+        notes.dropped(
             INDEX,
-            format!(
-                "{label}: its answer is not mapped (it becomes a hint only for a verify script)"
-            ),
+            format!("{label}: its answer (it becomes the hint of a verify script's check only)"),
         );
     }
     if let Some(name) = &s.foreground {
-        notes.add(
+        notes.dropped(
             INDEX,
             format!(
-                "{label}: its foreground script {name:?} is not mapped; Sandlab runs nothing in \
-                 the learner's terminal by itself"
+                "{label}: its foreground script {name:?}; Sandlab runs nothing in the learner's \
+                 terminal by itself"
             ),
         );
     }
@@ -349,19 +346,20 @@ fn markdown(
     text::body(src, &raw, Flavor::Killercoda, &rel, refs, notes)
 }
 
-/// Reads the script `name`; `None` (with a note) when it is empty.
+/// Reads the script `name`, as (its path, its text); `None` (noted as dropped) when it
+/// does nothing.
 fn script_file(
     src: &Source,
     name: &str,
     label: &str,
     field: &str,
     notes: &mut Notes,
-) -> Result<Option<String>> {
+) -> Result<Option<(String, String)>> {
     let rel = src.resolve(name, INDEX, &format!("{label}'s {field} script"))?;
     let body = src.read(&rel)?;
-    if body.trim().is_empty() {
-        notes.add(&rel, format!("empty, so {label} gets no {field} task"));
+    if let Some(why) = script::does_nothing(&body) {
+        notes.dropped(&rel, format!("{why}, so {label} gets no {field} task"));
         return Ok(None);
     }
-    Ok(Some(body))
+    Ok(Some((rel, body)))
 }

@@ -49,6 +49,13 @@ impl At<'_> {
         let line = self.line;
         self.notes.add(self.file, format!("line {line}: {text}"));
     }
+
+    /// Notes that something of the line is left out.
+    pub(super) fn dropped(&mut self, text: String) {
+        let line = self.line;
+        self.notes
+            .dropped(self.file, format!("line {line}: {text}"));
+    }
 }
 
 /// Rewrites the links of `text`, source file `file`; `placeholders`: Killercoda's
@@ -156,7 +163,7 @@ fn target(value: &str, html: bool, at: &mut At<'_>) -> Option<String> {
             Err(_) => false,
         };
         if !ok {
-            at.note(format!(
+            at.dropped(format!(
                 "the port link {v:?} is not valid here and is dropped"
             ));
         }

@@ -12,21 +12,30 @@
 //!   5m), each `needs` the one before.
 //! - `solve-<host>` → the `solve` of that host's check; Killercoda's `answer` → the
 //!   `hint` of the step's check.
-//! - `backend.imageid`; `config.yml` hosts → playground nodes, all running `debian`.
-//! - `{{exec}}` / `{{copy}}`; Instruqt's ```` ```bash,run ```` → ```` ```bash {exec} ````
-//!   run buttons / plain code.
+//! - `backend.imageid`; `config.yml` hosts → playground nodes, all running `debian`, with
+//!   `network: egress` (the source's machines are online).
+//! - Killercoda's `details.assets` → init tasks, before every other, that write the files
+//!   into the machines (see `uploads`).
+//! - Instruqt's hosts → an init task per node, before every other, that makes the
+//!   bootstrap marker and the `set-workdir` and `agent variable` commands (see
+//!   `instruqt::shims`).
+//! - `{{exec}}` / `{{copy}}` (after a fence, or after inline code, which may go on over
+//!   lines); Instruqt's ```` ```bash,run ```` → ```` ```bash {exec} ```` run buttons /
+//!   plain code, also when the fence opens a list item (```` 2. ```bash ````).
 //! - Killercoda's `{{TRAFFIC_HOSTn_PORT}}` and `{{TRAFFIC_SELECTOR}}` → `port:` links.
 //! - Instruqt's challenge `tabs:` (terminal, service, code, website) → the lab's `tabs:`,
 //!   the union over the challenges.
 //! - `assets/`, and every other file of the source the text references (images) →
 //!   copied to the lab's `assets/`, the text pointed there.
 //!
-//! Everything else (`foreground` scripts, `cleanup-*` scripts, tabs Sandlab has no kind
-//! for and tab options, references to no file, keys the importer does not know, the
-//! image mapping itself) is listed per source file in
-//! [`Notes`], printed by the CLI and written to `IMPORT_NOTES.md` next to `index.md`.
-//! Scripts keep their text: see `script` for how `#!/bin/bash` scripts run under
-//! Sandlab's `sh -c`.
+//! Everything else (`foreground` scripts, `cleanup-*` scripts, scripts that are empty or
+//! only comments, tabs Sandlab has no kind for and tab options, references to no file,
+//! keys the importer does not know, the image mapping itself, set-up that runs at the
+//! start instead of when its step opens) is listed per source file in [`Notes`], printed
+//! by the CLI and written to `IMPORT_NOTES.md` next to `index.md`; a note that says
+//! something of the source is not in the lab starts with [`DROPPED`], and the file's
+//! first paragraph says whether any does. Scripts keep their text: see `script` for how
+//! they run under Sandlab's `sh -c` (their interpreter, stdin from `/dev/null`).
 //!
 //! # Hostile input
 //!
@@ -34,15 +43,19 @@
 //! inside the source directory (no absolute paths, no `..`, no symbolic link leading
 //! out), files are capped at [`MAX_FILE_BYTES`], directories at 1000 entries, steps and
 //! challenges at [`MAX_STEPS`], assets at [`MAX_ASSET_BYTES`] each and
-//! [`MAX_ASSETS`] / [`MAX_ASSETS_BYTES`] in all. `DEST` must be new or empty; nothing is
+//! [`MAX_ASSETS`] / [`MAX_ASSETS_BYTES`] in all, files placed into machines at 64 KiB
+//! each and 200 files / 256 KiB in all (`uploads`), so that `index.md` stays in bounds.
+//! `DEST` must be new or empty (its missing parents are made); nothing is
 //! written anywhere else, and nothing at all until the lab is built and has passed
 //! [`crate::parse_index`] in memory. After writing, the lab is loaded back with
 //! [`crate::load_lab`]; a problem at either point is a bug in the importer, reported as
 //! [`ImportError::Invalid`].
 
 mod assets;
+mod base64;
 mod draft;
 mod emit;
+mod inline;
 mod instruqt;
 mod killercoda;
 mod links;
@@ -53,13 +66,14 @@ mod source;
 mod text;
 mod traffic;
 mod tree;
+mod uploads;
 
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub use notes::Notes;
+pub use notes::{Notes, DROPPED};
 
 use self::assets::Asset;
 use self::draft::Draft;

@@ -2,7 +2,8 @@
 //! the importer: fences, HTML blocks, code spans, link targets, reference definitions and
 //! HTML attributes. Pure functions over text; [`super::links`] decides what to change.
 
-use super::text::{backticks, find_run, Flavor};
+use super::inline::{backticks, find_run};
+use super::text::Flavor;
 
 /// How an HTML block ends: at a line holding a marker (`</pre>`, `-->`), or before a
 /// blank line.
@@ -64,6 +65,30 @@ pub(super) fn html_block(line: &str) -> Option<HtmlEnd> {
     match raw.iter().find(|(n, _)| *n == name) {
         Some((_, end)) if !closing => Some(HtmlEnd::Marker(end)),
         _ => BLOCK_TAGS.contains(&name).then_some(HtmlEnd::Blank),
+    }
+}
+
+/// The length of what starts `line` before a list item's content: indentation, then any
+/// list markers (`-`, `*`, `+`, `1.`, `1)`), each with the spaces after it
+/// (`"2. ```bash"` → 3, `"  - 1. x"` → 7); the indentation alone when there is no marker.
+pub(super) fn item_prefix(line: &str) -> usize {
+    let mut at = line.len() - line.trim_start_matches([' ', '\t']).len();
+    loop {
+        let rest = &line[at..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let marker = if rest.starts_with(['-', '*', '+']) {
+            1
+        } else if (1..=9).contains(&digits) && rest[digits..].starts_with(['.', ')']) {
+            digits + 1
+        } else {
+            return at;
+        };
+        let after = &rest[marker..];
+        let spaces = after.len() - after.trim_start_matches(' ').len();
+        if !(1..=4).contains(&spaces) || after.len() == spaces {
+            return at;
+        }
+        at += marker + spaces;
     }
 }
 
@@ -296,6 +321,17 @@ mod tests {
             assert_eq!(html_block(not), None, "{not}");
         }
         assert_eq!(HtmlEnd::Marker("</pre>").open_after("x</PRE>"), None);
+    }
+
+    #[test]
+    fn item_prefixes() {
+        assert_eq!(item_prefix("2. ```bash"), 3);
+        assert_eq!(item_prefix("  - 1) ```"), 7);
+        assert_eq!(item_prefix("   ```"), 3);
+        assert_eq!(item_prefix("-     ```"), 0, "five spaces: indented code");
+        for not in ["**bold**", "-x", "1.5 litres", "- ", "1234567890. x"] {
+            assert_eq!(item_prefix(not), 0, "{not}");
+        }
     }
 
     #[test]

@@ -106,22 +106,13 @@ impl Source {
     /// Reads `rel` (already checked by [`Source::resolve`] or listed from a directory).
     pub fn read(&self, rel: &str) -> Result<String> {
         let path = self.show(rel);
-        let meta = fs::metadata(&path).map_err(|e| ImportError::read(&path, e))?;
-        if !meta.is_file() {
-            return Err(ImportError::at(&path, "is not a regular file"));
-        }
-        let file = fs::File::open(&path).map_err(|e| ImportError::read(&path, e))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| ImportError::read(&path, e))?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
+        let Some(bytes) = self.read_bytes(rel, MAX_FILE_BYTES)? else {
             let mib = MAX_FILE_BYTES >> 20;
             return Err(ImportError::at(
                 &path,
                 format!("is larger than {mib} MiB, the most an imported file may be"),
             ));
-        }
+        };
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             ImportError::at(
@@ -131,6 +122,22 @@ impl Source {
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         Ok(text.replace("\r\n", "\n"))
+    }
+
+    /// The bytes of regular file `rel` (already checked), or `None` when it has more than
+    /// `max`.
+    pub fn read_bytes(&self, rel: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.show(rel);
+        let meta = fs::metadata(&path).map_err(|e| ImportError::read(&path, e))?;
+        if !meta.is_file() {
+            return Err(ImportError::at(&path, "is not a regular file"));
+        }
+        let file = fs::File::open(&path).map_err(|e| ImportError::read(&path, e))?;
+        let mut bytes = Vec::new();
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ImportError::read(&path, e))?;
+        Ok((bytes.len() as u64 <= max).then_some(bytes))
     }
 
     /// Reads `rel` when the source has it as a regular file inside the source directory.
@@ -192,7 +199,7 @@ impl Source {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(ImportError::read(&top, e)),
             Ok(m) if !m.is_dir() => {
-                notes.add(rel, "not copied: it is not a directory (a symbolic link?)");
+                notes.dropped(rel, "not copied: it is not a directory (a symbolic link?)");
                 return Ok(());
             }
             Ok(_) => {}
@@ -201,7 +208,7 @@ impl Source {
         while let Some((dir, depth)) = stack.pop() {
             let shown = dir.to_string_lossy().into_owned();
             if depth > MAX_ASSET_DEPTH {
-                notes.add(
+                notes.dropped(
                     &shown,
                     format!("not copied: nested deeper than {MAX_ASSET_DEPTH} directories"),
                 );
@@ -221,7 +228,7 @@ impl Source {
                 if meta.is_dir() {
                     stack.push((to, depth + 1));
                 } else if !meta.is_file() {
-                    notes.add(&shown, "not copied: not a regular file (a symbolic link?)");
+                    notes.dropped(&shown, "not copied: not a regular file (a symbolic link?)");
                 } else {
                     plan.add(self.root.join(&to), to, meta.len(), &shown, notes);
                 }

@@ -3,13 +3,18 @@
 //! Killercoda's click markers:
 //! - a fence closed by ```` ```{{exec}} ```` becomes a run-button block: its opening fence
 //!   gets `{exec}` (and `bash` when it named no language or `plain`);
-//! - `` `cmd`{{exec}} `` alone on its line becomes such a block; inside a sentence the
-//!   inline code stays and the block follows the paragraph;
+//! - inline code followed by `{{exec}}` becomes a run-button block too (see
+//!   [`super::inline`]);
 //! - `{{copy}}` is dropped (the code stays, as a plain code block or inline code); any
 //!   other marker is dropped with a note.
 //!
 //! Instruqt's run blocks: a fence opened by ```` ```bash,run ```` becomes a run-button block
 //! (```` ```bash {exec} ````); other options after the comma (`nocopy`) are dropped.
+//!
+//! A fence may open a list item (```` 2. ```bash ````): the block belongs to the item, its
+//! other lines indented as the item's content. A line of the block that is indented less
+//! (which would end the item, and leave the rest of the text to a stray fence) is indented
+//! to the item's content.
 //!
 //! For every source: a `{exec}` the source wrote itself is removed (only markers make run
 //! buttons); a line that reads as a `::task` marker gets a zero-width space so it stays
@@ -19,8 +24,10 @@
 
 use std::path::Path;
 
+use super::inline::{self, Queued};
 use super::links::{self, Refs};
 use super::notes::Notes;
+use super::scan::item_prefix;
 use super::source::Source;
 use super::{ImportError, Result};
 use crate::problem::Diags;
@@ -32,6 +39,9 @@ pub(crate) enum Flavor {
 }
 
 struct Open {
+    /// What precedes the fence on its opening line: indentation and any list markers.
+    prefix: String,
+    /// The indentation of the block's other lines: `prefix` as white space.
     indent: String,
     fence: String,
     lang: Option<String>,
@@ -43,33 +53,38 @@ struct Open {
     run: bool,
 }
 
-/// One exec block waiting for the end of its paragraph.
-struct Queued {
-    indent: String,
-    command: String,
-}
-
 /// Converts `source`, the text of `file`, noting there what could not be mapped.
 pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Notes) -> String {
+    let lines: Vec<&str> = source.split('\n').collect();
     let mut out: Vec<String> = Vec::new();
     let mut open: Option<Open> = None;
     let mut queued: Vec<Queued> = Vec::new();
-    let mut note = |n: usize, text: String| notes.add(file, format!("line {n}: {text}"));
-    for (i, line) in source.split('\n').enumerate() {
-        let n = i + 1;
+    let mut note = |n: usize, text: String, dropped: bool| {
+        let text = format!("line {n}: {text}");
+        if dropped {
+            notes.dropped(file, text);
+        } else {
+            notes.add(file, text);
+        }
+    };
+    let mut i = 0;
+    while i < lines.len() {
+        let (n, line) = (i + 1, lines[i]);
+        i += 1;
         if flavor == Flavor::Instruqt && line.contains("[[") && line.contains("Instruqt-") {
             note(
                 n,
                 "an Instruqt template (`[[ Instruqt-... ]]`) is kept as written; Sandlab does \
                  not fill it in"
                     .into(),
+                false,
             );
         }
         if let Some(f) = open.as_mut() {
             match closing(line, f, flavor) {
                 None => {
                     f.has_content |= !line.trim().is_empty();
-                    out.push(line.to_owned());
+                    out.push(in_item(line, f));
                 }
                 Some(marker) => {
                     let marker = marker.to_owned();
@@ -80,34 +95,9 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
             }
             continue;
         }
-        if let Some((indent, fence, info)) = opening(line) {
+        if let Some((prefix, fence, info)) = opening(line) {
             flush(&mut out, &mut queued);
-            let words: Vec<&str> = info.split_whitespace().collect();
-            let mut kept: Vec<&str> = words.iter().copied().filter(|w| *w != "{exec}").collect();
-            let mut run = false;
-            let options = kept.first().and_then(|w| w.split_once(','));
-            if let (Flavor::Instruqt, Some((lang, options))) = (flavor, options) {
-                run = options.split(',').any(|o| o == "run");
-                kept[0] = lang;
-            }
-            let changed = kept.len() != words.len() || kept.first() != words.first();
-            out.push(if changed {
-                format!("{indent}{fence}{}", kept.join(" "))
-            } else {
-                line.to_owned()
-            });
-            open = Some(Open {
-                indent: indent.to_owned(),
-                fence: fence.to_owned(),
-                lang: kept
-                    .first()
-                    .filter(|w| !w.starts_with('{'))
-                    .map(|w| (*w).to_owned()),
-                at: out.len() - 1,
-                line: n,
-                has_content: false,
-                run,
-            });
+            open = Some(open_fence(&mut out, line, (prefix, fence, info), n, flavor));
             continue;
         }
         if line.trim().is_empty() {
@@ -115,19 +105,22 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
             out.push(line.to_owned());
             continue;
         }
-        let mut line = line.to_owned();
-        let rest = line.trim_start();
-        if rest.starts_with("::task") {
-            let at = line.len() - rest.len();
-            line.insert(at, '\u{200b}');
-            note(
-                n,
-                "this line reads like a Sandlab task marker; a zero-width space keeps it text"
-                    .into(),
-            );
+        if starts_item(line) {
+            flush(&mut out, &mut queued);
+        }
+        let mut line = guard(line, n, &mut note);
+        if flavor == Flavor::Killercoda {
+            // Inline code that goes on over lines, then a marker: one piece.
+            if let Some(end) = inline::span_end(&lines, i - 1) {
+                for (k, next) in lines.iter().enumerate().take(end + 1).skip(i) {
+                    line.push('\n');
+                    line.push_str(&guard(next, k + 1, &mut note));
+                }
+                i = end + 1;
+            }
         }
         if flavor == Flavor::Killercoda && line.contains("{{") {
-            out.extend(inline(&line, n, &mut queued, &mut note));
+            out.extend(inline::markers(&line, n, &mut queued, &mut note));
         } else {
             out.push(line);
         }
@@ -140,16 +133,93 @@ pub(crate) fn convert(source: &str, flavor: Flavor, file: &str, notes: &mut Note
             line,
             "the code block opened here is never closed; it is closed at the end of the file"
                 .into(),
+            false,
         );
     }
     flush(&mut out, &mut queued);
     out.join("\n")
 }
 
-/// An opening fence: its indentation, fence and info string.
+/// Writes the opening fence `line` (its parts given), without a `{exec}` of its own and
+/// with Instruqt's options taken out; the block it opens.
+fn open_fence(
+    out: &mut Vec<String>,
+    line: &str,
+    (prefix, fence, info): (&str, &str, &str),
+    n: usize,
+    flavor: Flavor,
+) -> Open {
+    let words: Vec<&str> = info.split_whitespace().collect();
+    let mut kept: Vec<&str> = words.iter().copied().filter(|w| *w != "{exec}").collect();
+    let mut run = false;
+    let options = kept.first().and_then(|w| w.split_once(','));
+    if let (Flavor::Instruqt, Some((lang, options))) = (flavor, options) {
+        run = options.split(',').any(|o| o == "run");
+        kept[0] = lang;
+    }
+    let changed = kept.len() != words.len() || kept.first() != words.first();
+    out.push(if changed {
+        format!("{prefix}{fence}{}", kept.join(" "))
+    } else {
+        line.to_owned()
+    });
+    Open {
+        prefix: prefix.to_owned(),
+        indent: white(prefix),
+        fence: fence.to_owned(),
+        lang: kept
+            .first()
+            .filter(|w| !w.starts_with('{'))
+            .map(|w| (*w).to_owned()),
+        at: out.len() - 1,
+        line: n,
+        has_content: false,
+        run,
+    }
+}
+
+/// `prefix` as white space: tabs kept, every other character a space.
+pub(super) fn white(prefix: &str) -> String {
+    prefix
+        .chars()
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect()
+}
+
+/// Whether `line` starts a list item.
+fn starts_item(line: &str) -> bool {
+    line[..item_prefix(line)].trim() != ""
+}
+
+/// A line of block `f`: when `f` opened a list item, indented at least as its content.
+fn in_item(line: &str, f: &Open) -> String {
+    let have = line.len() - line.trim_start_matches(' ').len();
+    if f.prefix == f.indent || line.trim().is_empty() || have >= f.indent.len() {
+        return line.to_owned();
+    }
+    format!("{}{line}", " ".repeat(f.indent.len() - have))
+}
+
+/// `line` with a zero-width space before a `::task` it starts with (noted).
+fn guard(line: &str, n: usize, note: &mut impl FnMut(usize, String, bool)) -> String {
+    let mut line = line.to_owned();
+    let rest = line.trim_start();
+    if rest.starts_with("::task") {
+        let at = line.len() - rest.len();
+        line.insert(at, '\u{200b}');
+        note(
+            n,
+            "this line reads like a Sandlab task marker; a zero-width space keeps it text".into(),
+            false,
+        );
+    }
+    line
+}
+
+/// An opening fence: what precedes it (indentation and any list markers), the fence and
+/// its info string.
 pub(super) fn opening(line: &str) -> Option<(&str, &str, &str)> {
-    let t = line.trim_start_matches([' ', '\t']);
-    let indent = &line[..line.len() - t.len()];
+    let (prefix, t) = line.split_at(item_prefix(line));
     let ch = t.chars().next().filter(|c| matches!(c, '`' | '~'))?;
     let len = t.len() - t.trim_start_matches(ch).len();
     if len < 3 {
@@ -159,7 +229,7 @@ pub(super) fn opening(line: &str) -> Option<(&str, &str, &str)> {
     if ch == '`' && info.contains('`') {
         return None;
     }
-    Some((indent, &t[..len], info))
+    Some((prefix, &t[..len], info))
 }
 
 /// `Some(marker)` when `line` closes `f` (`marker` empty, or Killercoda's `{{...}}`).
@@ -180,25 +250,30 @@ fn close(
     f: Open,
     marker: &str,
     n: usize,
-    note: &mut impl FnMut(usize, String),
+    note: &mut impl FnMut(usize, String, bool),
 ) {
     instruqt_run(out, &f);
     if !marker.is_empty() {
-        let (kind, options) = split_marker(marker);
+        let (kind, options) = inline::split_marker(marker);
         match kind.as_str() {
             "exec" | "execute" if f.has_content => {
                 let lang = exec_language(f.lang.as_deref());
-                out[f.at] = format!("{}{}{lang} {{exec}}", f.indent, f.fence);
+                out[f.at] = format!("{}{}{lang} {{exec}}", f.prefix, f.fence);
             }
-            "exec" | "execute" => note(n, format!("{marker} on an empty code block is dropped")),
+            "exec" | "execute" => note(
+                n,
+                format!("{marker} on an empty code block is dropped"),
+                false,
+            ),
             "copy" => {}
             _ => note(
                 n,
                 format!("the marker {marker} is not mapped and was dropped"),
+                true,
             ),
         }
         if matches!(kind.as_str(), "exec" | "execute") && !options.is_empty() {
-            note(n, unmapped_options(marker, &options));
+            note(n, inline::unmapped_options(marker, &options), false);
         }
     }
     out.push(format!("{}{}", f.indent, f.fence));
@@ -208,22 +283,8 @@ fn close(
 fn instruqt_run(out: &mut [String], f: &Open) {
     if f.run && f.has_content {
         let lang = exec_language(f.lang.as_deref());
-        out[f.at] = format!("{}{}{lang} {{exec}}", f.indent, f.fence);
+        out[f.at] = format!("{}{}{lang} {{exec}}", f.prefix, f.fence);
     }
-}
-
-/// `{{exec interrupt}}` → ("exec", "interrupt").
-fn split_marker(marker: &str) -> (String, String) {
-    let inner = marker.trim_start_matches('{').trim_end_matches('}').trim();
-    let (kind, options) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
-    (kind.to_ascii_lowercase(), options.trim().to_owned())
-}
-
-fn unmapped_options(marker: &str, options: &str) -> String {
-    format!(
-        "{marker}: the option {options:?} is not mapped; the run button only types the \
-         command into the terminal"
-    )
 }
 
 fn exec_language(lang: Option<&str>) -> &str {
@@ -233,112 +294,10 @@ fn exec_language(lang: Option<&str>) -> &str {
     }
 }
 
-/// A line outside code with Killercoda's inline markers: the lines to write instead.
-fn inline(
-    line: &str,
-    n: usize,
-    queued: &mut Vec<Queued>,
-    note: &mut impl FnMut(usize, String),
-) -> Vec<String> {
-    let bytes = line.as_bytes();
-    let indent = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
-    let (mut out, mut last, mut i) = (String::new(), 0, 0);
-    let mut alone = None;
-    while i < bytes.len() {
-        if bytes[i] != b'`' {
-            i += 1;
-            continue;
-        }
-        let run = backticks(&bytes[i..]);
-        let Some(close) = find_run(bytes, i + run, run) else {
-            i += run;
-            continue;
-        };
-        let end = close + run;
-        let Some(marker_len) = line[end..]
-            .strip_prefix("{{")
-            .and_then(|a| a.find("}}"))
-            .map(|k| k + 4)
-        else {
-            i = end;
-            continue;
-        };
-        let marker = &line[end..end + marker_len];
-        let code = code_text(&line[i + run..close]);
-        out.push_str(&line[last..end]);
-        let (kind, options) = split_marker(marker);
-        match kind.as_str() {
-            "exec" | "execute" if code.trim().is_empty() => {
-                note(n, format!("{marker} on empty inline code is dropped"))
-            }
-            "exec" | "execute" if line.trim() == &line[i..end + marker_len] => {
-                alone = Some(code.to_owned())
-            }
-            "exec" | "execute" => queued.push(Queued {
-                indent: indent.to_owned(),
-                command: code.to_owned(),
-            }),
-            "copy" => {}
-            _ => note(
-                n,
-                format!("the marker {marker} is not mapped and was dropped"),
-            ),
-        }
-        if matches!(kind.as_str(), "exec" | "execute") && !options.is_empty() {
-            note(n, unmapped_options(marker, &options));
-        }
-        i = end + marker_len;
-        last = i;
-    }
-    out.push_str(&line[last..]);
-    match alone {
-        Some(command) => exec_block(indent, &command),
-        None => vec![out],
-    }
-}
-
-pub(super) fn backticks(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|&&b| b == b'`').count()
-}
-
-/// The start of the next run of exactly `len` backticks at or after `from`.
-pub(super) fn find_run(bytes: &[u8], mut from: usize, len: usize) -> Option<usize> {
-    while from < bytes.len() {
-        if bytes[from] == b'`' {
-            let run = backticks(&bytes[from..]);
-            if run == len {
-                return Some(from);
-            }
-            from += run;
-        } else {
-            from += 1;
-        }
-    }
-    None
-}
-
-/// An inline code span's text: one space stripped from each end when both have one.
-fn code_text(inner: &str) -> &str {
-    match inner.strip_prefix(' ').and_then(|s| s.strip_suffix(' ')) {
-        Some(s) if !s.trim().is_empty() => s,
-        _ => inner,
-    }
-}
-
-fn exec_block(indent: &str, command: &str) -> Vec<String> {
-    let longest = command.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat((longest + 1).max(3));
-    vec![
-        format!("{indent}{fence}bash {{exec}}"),
-        format!("{indent}{command}"),
-        format!("{indent}{fence}"),
-    ]
-}
-
 fn flush(out: &mut Vec<String>, queued: &mut Vec<Queued>) {
     for q in queued.drain(..) {
         out.push(String::new());
-        out.extend(exec_block(&q.indent, &q.command));
+        out.extend(inline::exec_block(&q.indent, &q.indent, &q.command));
     }
 }
 
@@ -417,6 +376,22 @@ mod tests {
         let (out, notes) = kc("```\n```{{exec}}\n```go {exec}\nx\n```{{open}}\n");
         assert_eq!(out, "```\n```\n```go\nx\n```\n");
         assert_eq!(notes.len(), 2, "{notes:?}");
+    }
+
+    #[test]
+    fn fences_in_list_items() {
+        let (out, notes) = kc("2. ```bash\n   ls\n   ```{{exec}}\nafter");
+        assert_eq!(out, "2. ```bash {exec}\n   ls\n   ```\nafter");
+        assert!(notes.is_empty());
+        // Lines indented less than the item's content are indented to it; a block never
+        // closed is closed at the item's indentation.
+        let (out, _) = kc("- ```\nx\n  y");
+        assert_eq!(out, "- ```\n  x\n  y\n  ```");
+        let (out, _) = kc("1. `ls`{{exec}}\n2. Run `pwd`{{exec}} now\n3. next");
+        assert_eq!(
+            out,
+            "1. ```bash {exec}\n   ls\n   ```\n2. Run `pwd` now\n\n   ```bash {exec}\n   pwd\n   ```\n3. next"
+        );
     }
 
     #[test]

@@ -109,11 +109,11 @@ pub(super) fn traffic(
         {
             match url {
                 Ok(url) => out.push_str(&url),
-                Err(why) => at.note(format!("{}; the link goes nowhere", unmapped(&why))),
+                Err(why) => at.dropped(format!("{}; the link goes nowhere", unmapped(&why))),
             }
             i = after + path_len;
         } else if in_tag(prefix) {
-            at.note(format!(
+            at.dropped(format!(
                 "{written} in an HTML attribute is not mapped (write a Markdown link); it is removed"
             ));
             i = after + path_len;

@@ -48,9 +48,9 @@ pub(super) fn import(
         notes.add(&rel, format!("not mapped: {}", unknown.join(", ")));
     }
     if let Some(kind) = text(get(meta, "type")).filter(|t| *t != "challenge") {
-        notes.add(
+        notes.dropped(
             &rel,
-            format!("type {kind:?}: imported as a challenge with its text; answers are not mapped"),
+            format!("type {kind:?}: its answers (it is imported as a challenge with its text)"),
         );
     }
     super::tabs::tabs(meta, &rel, hosts, draft, notes);
@@ -65,10 +65,10 @@ pub(super) fn import(
             text(get(Some(note), "contents")),
         ) {
             (Some("text") | None, Some(contents)) => pieces.push(contents.to_owned()),
-            (kind, _) => notes.add(
+            (kind, _) => notes.dropped(
                 &rel,
                 format!(
-                    "line {}: a {} note is not mapped",
+                    "line {}: a {} note",
                     tree::line(note),
                     kind.unwrap_or("(untyped)")
                 ),
@@ -87,7 +87,12 @@ pub(super) fn import(
         section.text.push_str("\n\n");
     }
     if let Some(dir) = &ch.dir {
-        scripts(src, dir, &slug, hosts, notes, &mut section)?;
+        let scripts = Scripts {
+            dir,
+            slug: &slug,
+            n,
+        };
+        scripts.import(src, hosts, notes, &mut section)?;
     }
     draft.section(section);
     Ok(())
@@ -120,73 +125,107 @@ fn assignment(
     Ok((TRACK.to_owned(), None, String::new()))
 }
 
-/// The challenge's scripts: setup → init tasks, check (+ solve) → checks, cleanup noted.
-fn scripts(
-    src: &Source,
-    dir: &str,
-    slug: &str,
-    hosts: &Hosts,
-    notes: &mut Notes,
-    section: &mut Section,
-) -> Result<()> {
-    let files = src.list(dir)?;
-    let id = |kind: &str, host: &str| {
-        if hosts.single() {
-            format!("{slug}_{kind}")
-        } else {
-            format!("{slug}_{kind}_{host}")
-        }
-    };
-    for (kind, host, rel) in ordered(&files, dir, hosts) {
-        let Some(body) = script_file(src, &rel, notes)? else {
-            continue;
-        };
-        let machine = hosts.node(host, &rel, notes);
-        match kind {
-            "setup" => section.inits.push(Script {
-                id: id("setup", host),
-                run: script::command(&body),
-                machine,
-                ..Script::default()
-            }),
-            "check" => {
-                let solve_rel = format!("{dir}/solve-{host}");
-                let solve = if files
-                    .iter()
-                    .any(|(f, d)| *f == format!("solve-{host}") && !d)
-                {
-                    script_file(src, &solve_rel, notes)?.map(|s| script::command(&s))
-                } else {
-                    None
-                };
-                section.checks.push(Script {
-                    id: id("check", host),
-                    run: script::command(&body),
-                    machine,
-                    hint: None,
-                    solve,
-                });
+/// A challenge's scripts: its directory, slug and place in the track.
+struct Scripts<'a> {
+    dir: &'a str,
+    slug: &'a str,
+    n: usize,
+}
+
+impl Scripts<'_> {
+    /// setup → init tasks, check (+ solve) → checks, the others noted.
+    fn import(
+        &self,
+        src: &Source,
+        hosts: &Hosts,
+        notes: &mut Notes,
+        section: &mut Section,
+    ) -> Result<()> {
+        let files = src.list(self.dir)?;
+        let has = |name: String| files.iter().any(|(f, d)| *f == name && !d);
+        for (kind, host, rel) in ordered(&files, self.dir, hosts) {
+            let solve_rel = format!("{}/solve-{host}", self.dir);
+            let dropped = match kind {
+                "setup" | "check" => None,
+                // Read with its check.
+                "solve" if has(format!("check-{host}")) => continue,
+                "solve" => Some("there is no check script on this host for it to solve"),
+                _ => Some("Sandlab runs no script when a learner leaves a step"),
+            };
+            if let Some(why) = dropped {
+                notes.dropped(&rel, why);
+                continue;
             }
-            "solve" if !files.iter().any(|(f, _)| *f == format!("check-{host}")) => notes.add(
-                &rel,
-                "not mapped: there is no check script on this host for it to solve",
-            ),
-            "solve" => {}
-            _ => notes.add(
-                &rel,
-                "not mapped: Sandlab runs no script when a learner leaves a step",
-            ),
+            let Some(body) = script_file(src, &rel, kind, notes)? else {
+                if kind == "check" && has(format!("solve-{host}")) {
+                    notes.dropped(
+                        &solve_rel,
+                        "its check is dropped, so it has nothing to solve",
+                    );
+                }
+                continue;
+            };
+            let machine = hosts.node(host, &rel, notes);
+            let shell = hosts.shell(host);
+            let run = script::command(&body, &rel, shell);
+            if kind == "setup" {
+                self.note_setup(&rel, notes);
+                let id = self.id("setup", host, hosts);
+                section.inits.push(Script {
+                    id,
+                    run,
+                    machine,
+                    ..Script::default()
+                });
+                continue;
+            }
+            let solve = if has(format!("solve-{host}")) {
+                script_file(src, &solve_rel, "solve", notes)?
+                    .map(|s| script::command(&s, &solve_rel, shell))
+            } else {
+                None
+            };
+            section.checks.push(Script {
+                id: self.id("check", host, hosts),
+                run,
+                machine,
+                hint: None,
+                solve,
+            });
         }
+        for (name, is_dir) in &files {
+            if name != ASSIGNMENT && (*is_dir || script_name(name).is_none()) {
+                notes.add(
+                    &format!("{}/{name}", self.dir),
+                    "not mapped: not a file Instruqt runs or shows",
+                );
+            }
+        }
+        Ok(())
     }
-    for (name, is_dir) in &files {
-        if name != ASSIGNMENT && (*is_dir || script_name(name).is_none()) {
+
+    /// Says when setup script `rel` runs, when that is not when Instruqt runs it.
+    fn note_setup(&self, rel: &str, notes: &mut Notes) {
+        let n = self.n;
+        if n > 1 {
             notes.add(
-                &format!("{dir}/{name}"),
-                "not mapped: not a file Instruqt runs or shows",
+                rel,
+                format!(
+                    "runs once when the session starts, after the set-up before it, not when \
+                     challenge {n} opens: a lab's set-up tasks cannot wait for a step (a script \
+                     that expects the earlier challenges to be done may fail)"
+                ),
             );
         }
     }
-    Ok(())
+
+    fn id(&self, kind: &str, host: &str, hosts: &Hosts) -> String {
+        if hosts.single() {
+            format!("{}_{kind}", self.slug)
+        } else {
+            format!("{}_{kind}_{host}", self.slug)
+        }
+    }
 }
 
 /// The scripts among `files` as (kind, host, path), hosts in node order, then the others.
@@ -211,12 +250,24 @@ pub(super) fn ordered<'f>(
     out
 }
 
-/// Reads a script; `None` (with a note) when it is empty.
-pub(super) fn script_file(src: &Source, rel: &str, notes: &mut Notes) -> Result<Option<String>> {
+/// Reads a script of `kind` (setup, check, ...); `None` (noted as dropped) when it does
+/// nothing.
+pub(super) fn script_file(
+    src: &Source,
+    rel: &str,
+    kind: &str,
+    notes: &mut Notes,
+) -> Result<Option<String>> {
     let rel = src.resolve(rel, rel, "script")?;
     let body = src.read(&rel)?;
-    if body.trim().is_empty() {
-        notes.add(&rel, "empty, so it is not mapped");
+    if let Some(why) = script::does_nothing(&body) {
+        let effect = match kind {
+            "check" => "the challenge gets no check task (on Instruqt, this check always passes)",
+            "solve" => "its check gets no solve, and `sandlab lab test` says so",
+            "setup" => "there is no set-up task for it",
+            _ => "it is not mapped",
+        };
+        notes.dropped(&rel, format!("{why}, so {effect}"));
         return Ok(None);
     }
     Ok(Some(body))

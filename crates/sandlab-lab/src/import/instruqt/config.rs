@@ -6,14 +6,14 @@ use super::super::draft::DraftNode;
 use super::super::notes::Notes;
 use super::super::source::Source;
 use super::super::tree::{self, entries, get, items, text};
-use super::super::{ImportError, Result};
+use super::super::{script, ImportError, Result};
 use crate::playground::is_hostname;
 use crate::{DEFAULT_IMAGE, DEFAULT_NODE, MAX_NODES};
 
 pub(super) const CONFIG: &str = "config.yml";
 
 /// Keys of a host that the import maps.
-const HOST_KEYS: [&str; 2] = ["name", "image"];
+const HOST_KEYS: [&str; 3] = ["name", "image", "shell"];
 
 /// The nodes, and the node each Instruqt host name runs on.
 pub(super) struct Hosts {
@@ -21,6 +21,8 @@ pub(super) struct Hosts {
     by_host: HashMap<String, String>,
     /// Instruqt host names in the order of the nodes.
     pub order: Vec<String>,
+    /// A host's `shell`, which runs its scripts that have no `#!` line.
+    shells: HashMap<String, String>,
 }
 
 impl Hosts {
@@ -40,6 +42,11 @@ impl Hosts {
     /// The node of Instruqt host `host`, when the track has that host.
     pub fn get(&self, host: &str) -> Option<&str> {
         self.by_host.get(host).map(String::as_str)
+    }
+
+    /// The shell host `host` names for its scripts without a `#!` line (`None`: `sh`).
+    pub fn shell(&self, host: &str) -> Option<&str> {
+        self.shells.get(host).map(String::as_str)
     }
 
     /// Whether the playground has one node (task ids then leave the host out).
@@ -98,6 +105,7 @@ pub(super) fn hosts(src: &Source, named: &[String], notes: &mut Notes) -> Result
         nodes: Vec::new(),
         by_host: HashMap::new(),
         order: Vec::new(),
+        shells: HashMap::new(),
     };
     let shown = src.show(CONFIG);
     let Some(yaml) = src.read_optional(CONFIG)? else {
@@ -140,11 +148,6 @@ pub(super) fn hosts(src: &Source, named: &[String], notes: &mut Notes) -> Result
         );
         hosts.add(DEFAULT_NODE, CONFIG, notes);
     }
-    notes.add(
-        CONFIG,
-        "Instruqt's hosts reach the Internet; Sandlab's nodes do not unless a node sets \
-         `network: egress`",
-    );
     check_count(&hosts, &shown)?;
     Ok(hosts)
 }
@@ -166,6 +169,17 @@ fn add_host(
     let image = text(get(Some(host), "image")).unwrap_or("(none)");
     let unknown = tree::unknown_keys(Some(host), &HOST_KEYS);
     hosts.add(name, CONFIG, notes);
+    if let Some(shell) = text(get(Some(host), "shell")).map(str::trim) {
+        if script::is_safe(shell) {
+            hosts.shells.insert(name.to_owned(), shell.to_owned());
+        } else {
+            let note = format!(
+                "host {name:?}: shell {shell:?} is not a command line Sandlab runs; its \
+                 scripts without #! run with sh"
+            );
+            notes.add(CONFIG, note);
+        }
+    }
     let node = hosts
         .nodes
         .last()

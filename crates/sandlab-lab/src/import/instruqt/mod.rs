@@ -12,9 +12,16 @@
 //! sometimes with their whole assignment inline), else in the order of their directories
 //! (`NN-slug`). Task ids are `<slug>_setup` and `<slug>_check`, with `_<host>` added when
 //! the track has several hosts.
+//!
+//! Every node first gets an init task that makes what Instruqt's hosts have (the bootstrap
+//! marker, `set-workdir`, `agent variable`: see [`shims`]). Scripts without a `#!` line run
+//! under their host's `shell` from `config.yml`. A challenge's setup scripts become init
+//! tasks, which run when the session starts: a lab cannot run set-up when a step opens, so
+//! the notes say so for every challenge after the first.
 
 mod challenge;
 mod config;
+mod shims;
 mod tabs;
 
 use super::assets::AssetPlan;
@@ -106,6 +113,7 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
     tags(&mut draft, track, &mut notes);
     ttl(&mut draft, track, &mut notes);
 
+    bootstrap(&mut draft, &hosts, &mut notes);
     track_scripts(src, &mut draft, &hosts, &mut notes)?;
     for (i, ch) in challenges.into_iter().enumerate() {
         challenge::import(src, &mut draft, &hosts, &mut refs, &mut notes, i + 1, ch)?;
@@ -135,10 +143,7 @@ fn challenges<'t>(
         let slug = text(get(Some(item), "slug")).or_else(|| text(Some(item)));
         let Some(slug) = slug else {
             let line = tree::line(item);
-            notes.add(
-                TRACK,
-                format!("line {line}: a challenge without a slug is skipped"),
-            );
+            notes.dropped(TRACK, format!("line {line}: a challenge without a slug"));
             continue;
         };
         let dir = dirs
@@ -146,9 +151,9 @@ fn challenges<'t>(
             .position(|d| d == slug || numbered(d).is_some_and(|(_, s)| s == slug))
             .map(|i| dirs.remove(i));
         if dir.is_none() && get(Some(item), "assignment").is_none() {
-            notes.add(
+            notes.dropped(
                 TRACK,
-                format!("challenge {slug:?} has no directory and no assignment; skipped"),
+                format!("challenge {slug:?}, which has no directory and no assignment"),
             );
             continue;
         }
@@ -226,15 +231,9 @@ fn tags(draft: &mut Draft, track: Option<&Node>, notes: &mut Notes) {
         let Some(t) = text(Some(tag)) else { continue };
         let t = draft::one_line(t);
         if draft.tags.len() == MAX_TAGS {
-            notes.add(
-                TRACK,
-                format!("tag {t:?} is left out: a lab has at most {MAX_TAGS}"),
-            );
+            notes.dropped(TRACK, format!("tag {t:?}: a lab has at most {MAX_TAGS}"));
         } else if t.is_empty() || t.chars().count() > 32 {
-            notes.add(
-                TRACK,
-                format!("tag {t:?} is left out: a tag is 1 to 32 characters"),
-            );
+            notes.dropped(TRACK, format!("tag {t:?}: a tag is 1 to 32 characters"));
         } else {
             draft.tags.push(t);
         }
@@ -263,6 +262,30 @@ fn ttl(draft: &mut Draft, track: Option<&Node>, notes: &mut Notes) {
     }
 }
 
+/// An init task per node, before every other: what Instruqt's hosts have (see [`shims`]).
+fn bootstrap(draft: &mut Draft, hosts: &config::Hosts, notes: &mut Notes) {
+    let inits = hosts
+        .order
+        .iter()
+        .zip(&hosts.nodes)
+        .map(|(host, node)| Script {
+            id: if hosts.single() {
+                "instruqt_bootstrap".to_owned()
+            } else {
+                format!("instruqt_bootstrap_{host}")
+            },
+            run: shims::bootstrap(""),
+            machine: node.name.clone(),
+            ..Script::default()
+        })
+        .collect();
+    draft.section(Section {
+        inits,
+        ..Section::default()
+    });
+    shims::note(notes);
+}
+
 /// `track_scripts/`: setup scripts run first, as init tasks; the others are noted.
 fn track_scripts(
     src: &Source,
@@ -278,7 +301,7 @@ fn track_scripts(
     for (kind, host, rel) in challenge::ordered(&files, TRACK_SCRIPTS, hosts) {
         match kind {
             "setup" => {
-                let Some(body) = challenge::script_file(src, &rel, notes)? else {
+                let Some(body) = challenge::script_file(src, &rel, kind, notes)? else {
                     continue;
                 };
                 let id = if hosts.single() {
@@ -288,16 +311,13 @@ fn track_scripts(
                 };
                 section.inits.push(Script {
                     id,
-                    run: script::command(&body),
+                    run: script::command(&body, &rel, hosts.shell(host)),
                     machine: hosts.node(host, &rel, notes),
                     ..Script::default()
                 });
             }
-            "cleanup" => notes.add(
-                &rel,
-                "not mapped: Sandlab removes the machines when a session ends",
-            ),
-            _ => notes.add(&rel, "not mapped: a track runs only setup scripts"),
+            "cleanup" => notes.dropped(&rel, "Sandlab removes the machines when a session ends"),
+            _ => notes.dropped(&rel, "a track runs only setup scripts"),
         }
     }
     for (name, is_dir) in &files {

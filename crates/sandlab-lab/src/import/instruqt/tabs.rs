@@ -47,7 +47,7 @@ pub(super) fn tabs(
         let mapped = match map(tab, kind, hosts) {
             Ok(mapped) => mapped,
             Err(why) => {
-                notes.add(rel, format!("{shown} is not mapped: {why}"));
+                notes.dropped(rel, format!("{shown} is not mapped: {why}"));
                 continue;
             }
         };
@@ -59,7 +59,7 @@ pub(super) fn tabs(
             notes.add(rel, format!("{shown}: not mapped: {}", unknown.join(", ")));
         }
         if !draft.add_tab(mapped.0) {
-            notes.add(
+            notes.dropped(
                 rel,
                 format!("{shown} is left out: a lab has at most {MAX_TABS} tabs"),
             );
