@@ -154,14 +154,27 @@ fn a_port_opens_for_its_owner_and_no_one_else() {
         format!("/{id}/{PORT}"),
         "{seen}"
     );
-    // The bearer token is not passed on either.
-    let (_, _, body) = get(
-        &web,
-        &format!("{url}headers"),
-        &[("authorization", &bearer(&owner))],
-    );
-    let seen: Value = serde_json::from_str(&body).expect("headers as JSON");
+    // The bearer token is not passed on either. One caller's requests reuse a connection
+    // inside the sandbox; another caller (the cookie's grant) never gets that one.
+    let peer = |headers: &[(&str, &str)]| -> (Value, String) {
+        let (_, _, body) = get(&web, &format!("{url}headers"), headers);
+        let seen: Value = serde_json::from_str(&body).expect("headers as JSON");
+        let peer = seen["_peer"].as_str().unwrap_or_default().to_owned();
+        (seen, peer)
+    };
+    let token = bearer(&owner);
+    let (seen, first) = peer(&[("authorization", &token)]);
     assert!(seen.get("authorization").is_none(), "{seen}");
+    let (_, second) = peer(&[("authorization", &token)]);
+    assert_eq!(
+        first, second,
+        "the owner's second request reuses the connection"
+    );
+    let (_, by_cookie) = peer(&[("cookie", &pair)]);
+    assert_ne!(
+        by_cookie, first,
+        "another principal got the owner's connection"
+    );
     // The cookie is for this port only.
     let (status, _, _) = get(&web, &format!("{origin}/{id}/8001/"), &[("cookie", &pair)]);
     assert_eq!(status, StatusCode::FORBIDDEN);

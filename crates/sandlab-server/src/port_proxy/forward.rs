@@ -5,8 +5,9 @@
 //! The request the sandbox sees is rebuilt by hyper's client, never passed through byte
 //! for byte: framing headers (`Content-Length`, `Transfer-Encoding`) and hop-by-hop
 //! headers are dropped and set anew from the body, so a request that smuggles a second one
-//! in conflicting framing reaches the sandbox as one request or not at all. Each request
-//! has a connection of its own, so nothing one client sends can land in another's.
+//! in conflicting framing reaches the sandbox as one request or not at all. A connection
+//! inside the sandbox is reused only for the same caller (user or share grant) whose last
+//! answer ended cleanly, so nothing one client sends can land on another's connection.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -84,7 +85,7 @@ pub(super) async fn forward(
     state: AppState,
     target: Target,
     mut req: Request,
-    strip_authorization: bool,
+    principal: super::Principal,
     client: Option<String>,
 ) -> Response {
     let proxy = state.proxy();
@@ -117,68 +118,17 @@ pub(super) async fn forward(
     let upgrade = is_upgrade(req.headers());
     let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-    // The sandbox's side: a connection to the port, made by its agent.
-    let agent = match state.sandboxes().agent(&target.sandbox).await {
-        Ok(a) => a,
-        Err(_) => {
-            return refuse(
-                StatusCode::NOT_FOUND,
-                "sandbox_unavailable",
-                "The sandbox is not running (it ended, or is still starting).",
-            )
-        }
+    // The sandbox's side: an idle connection of this caller to the port, or a new one made
+    // by the sandbox's agent. A switch of protocols takes its connection for good.
+    let key = (target.sandbox.clone(), target.port, principal.key.clone());
+    let reused = if upgrade { None } else { proxy.idle.take(&key) };
+    let mut sender = match reused {
+        Some(s) => s,
+        None => match connect(&state, &target, settings.timeout).await {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        },
     };
-    let stream = match tokio::time::timeout(settings.timeout, agent.connect_port(target.port)).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(sandlab_proto::Error::Agent {
-            code: ErrorCode::ConnectionRefused,
-            ..
-        })) => {
-            return refuse(
-                StatusCode::BAD_GATEWAY,
-                "port_closed",
-                format!(
-                    "Nothing listens on port {} in the sandbox (yet).",
-                    target.port
-                ),
-            )
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, sandbox = %target.sandbox, "proxy connect failed");
-            return refuse(
-                StatusCode::BAD_GATEWAY,
-                "port_unreachable",
-                format!("Port {} of the sandbox could not be reached.", target.port),
-            );
-        }
-        Err(_) => {
-            return refuse(
-                StatusCode::GATEWAY_TIMEOUT,
-                "port_timeout",
-                format!(
-                    "Port {} of the sandbox did not accept a connection in time.",
-                    target.port
-                ),
-            )
-        }
-    };
-    let (mut sender, conn) = match hyper::client::conn::http1::Builder::new()
-        .handshake::<_, Body>(TokioIo::new(stream))
-        .await
-    {
-        Ok(pair) => pair,
-        Err(_) => {
-            return refuse(
-                StatusCode::BAD_GATEWAY,
-                "port_unreachable",
-                "The sandbox's connection failed.",
-            )
-        }
-    };
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
 
     // The request as the sandbox sees it.
     let (mut parts, body) = req.into_parts();
@@ -199,7 +149,7 @@ pub(super) async fn forward(
     if let Some(kept) = kept {
         parts.headers.insert(COOKIE, kept);
     }
-    if strip_authorization {
+    if principal.strip_authorization {
         parts.headers.remove(AUTHORIZATION);
     }
     if upgrade {
@@ -331,7 +281,9 @@ pub(super) async fn forward(
     }
     let body = Held {
         inner: resp.into_body(),
-        _held: (place, sender),
+        ended: false,
+        back: Some((proxy.idle.clone(), key, sender)),
+        _place: place,
     };
     let mut out = Response::new(Body::new(body));
     *out.status_mut() = status;
@@ -387,13 +339,143 @@ fn rewrite_location(headers: &mut HeaderMap, target: &Target, origin: Option<&st
     }
 }
 
-/// A response body that holds the request's place and its connection until it ends.
-struct Held<T> {
-    inner: Incoming,
-    _held: T,
+/// A connection to a port, ready for a request.
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+/// Whose idle connection: sandbox, port, principal.
+type IdleKey = (sandlab_core::SandboxId, u16, String);
+
+/// Most idle connections kept per key, and in all.
+const IDLE_PER_KEY: usize = 4;
+const IDLE_TOTAL: usize = 1024;
+/// An idle connection older than this is closed rather than reused.
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Upstream connections whose last answer ended cleanly, for the next request of the same
+/// caller to the same port (each new one costs a stream, a connection inside the sandbox
+/// and, for many servers, a thread).
+#[derive(Default)]
+pub(super) struct Idle {
+    map: std::sync::Mutex<std::collections::HashMap<IdleKey, Vec<(Sender, std::time::Instant)>>>,
 }
 
-impl<T: Unpin> HttpBody for Held<T> {
+impl Idle {
+    fn take(&self, key: &IdleKey) -> Option<Sender> {
+        use futures::FutureExt;
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let list = map.get_mut(key)?;
+        while let Some((mut s, at)) = list.pop() {
+            if at.elapsed() < IDLE_FOR
+                && !s.is_closed()
+                && matches!(s.ready().now_or_never(), Some(Ok(())))
+            {
+                return Some(s);
+            }
+        }
+        map.remove(key);
+        None
+    }
+
+    fn put(&self, key: IdleKey, sender: Sender) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= IDLE_TOTAL {
+            map.retain(|_, l| l.iter().any(|(_, at)| at.elapsed() < IDLE_FOR));
+            if map.len() >= IDLE_TOTAL {
+                return;
+            }
+        }
+        let list = map.entry(key).or_default();
+        if list.len() < IDLE_PER_KEY {
+            list.push((sender, std::time::Instant::now()));
+        }
+    }
+}
+
+/// A new connection to `target`'s port through the sandbox's agent, HTTP/1.1 on it.
+async fn connect(
+    state: &AppState,
+    target: &Target,
+    timeout: std::time::Duration,
+) -> Result<Sender, Response> {
+    let agent = match state.sandboxes().agent(&target.sandbox).await {
+        Ok(a) => a,
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                "sandbox_unavailable",
+                "The sandbox is not running (it ended, or is still starting).",
+            ))
+        }
+    };
+    let stream = match tokio::time::timeout(timeout, agent.connect_port(target.port)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(sandlab_proto::Error::Agent {
+            code: ErrorCode::ConnectionRefused,
+            ..
+        })) => {
+            return Err(refuse(
+                StatusCode::BAD_GATEWAY,
+                "port_closed",
+                format!(
+                    "Nothing listens on port {} in the sandbox (yet).",
+                    target.port
+                ),
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, sandbox = %target.sandbox, "proxy connect failed");
+            return Err(refuse(
+                StatusCode::BAD_GATEWAY,
+                "port_unreachable",
+                format!("Port {} of the sandbox could not be reached.", target.port),
+            ));
+        }
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::GATEWAY_TIMEOUT,
+                "port_timeout",
+                format!(
+                    "Port {} of the sandbox did not accept a connection in time.",
+                    target.port
+                ),
+            ))
+        }
+    };
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, Body>(TokioIo::new(stream))
+        .await
+        .map_err(|_| {
+            refuse(
+                StatusCode::BAD_GATEWAY,
+                "port_unreachable",
+                "The sandbox's connection failed.",
+            )
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// A response body that holds the request's place until it ends, and gives its connection
+/// back for reuse when it ended cleanly.
+struct Held {
+    inner: Incoming,
+    ended: bool,
+    back: Option<(std::sync::Arc<Idle>, IdleKey, Sender)>,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // hyper stops polling a body that says it ended, so that counts too.
+        let ended = self.ended || self.inner.is_end_stream();
+        if let (true, Some((idle, key, sender))) = (ended, self.back.take()) {
+            idle.put(key, sender);
+        }
+    }
+}
+
+impl HttpBody for Held {
     type Data = bytes::Bytes;
     type Error = hyper::Error;
 
@@ -401,7 +483,11 @@ impl<T: Unpin> HttpBody for Held<T> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -209,6 +209,7 @@ pub struct PortProxy {
     inflight: Mutex<HashMap<SandboxId, Arc<Semaphore>>>,
     rate: RateLimiter,
     grants: Mutex<HashMap<String, (Option<PortGrant>, Instant)>>,
+    idle: Arc<forward::Idle>,
 }
 
 impl PortProxy {
@@ -222,6 +223,7 @@ impl PortProxy {
             inflight: Mutex::new(HashMap::new()),
             rate: RateLimiter::new(settings.rate),
             grants: Mutex::new(HashMap::new()),
+            idle: Arc::default(),
             settings,
         };
         if let Some(url) = &proxy.settings.url {
@@ -462,15 +464,15 @@ async fn handle(state: AppState, target: Target, req: Request) -> Response {
         drop(req);
         return own_path(&state, &target, &query).await;
     }
-    let strip_authorization = match authorize(&state, &target, req.headers()).await {
-        Ok(strip) => strip,
+    let principal = match authorize(&state, &target, req.headers()).await {
+        Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    forward::forward(state, target, req, strip_authorization, client).await
+    forward::forward(state, target, req, principal, client).await
 }
 
 /// `…/__sandlab/auth?code=` and `…/__sandlab/share?token=`.
@@ -554,14 +556,21 @@ fn set_cookie(resp: &mut Response, cookie: &str) {
     }
 }
 
+/// Who a proxied request is from, once authorized.
+pub(crate) struct Principal {
+    /// `user:<id>` or `grant:<id>`: upstream connections are reused for one principal only.
+    pub key: String,
+    /// The `Authorization` header was our bearer token and must not go on.
+    pub strip_authorization: bool,
+}
+
 /// Whether the caller may reach `target`: a proxy cookie granting that port, or the API
-/// token of the sandbox's owner or an admin. `Ok(true)`: the `Authorization` header was
-/// ours and must not go on.
+/// token of the sandbox's owner or an admin.
 async fn authorize(
     state: &AppState,
     target: &Target,
     headers: &HeaderMap,
-) -> Result<bool, ApiError> {
+) -> Result<Principal, ApiError> {
     let proxy = state.proxy();
     if let Some(token) = headers
         .get(AUTHORIZATION)
@@ -575,14 +584,20 @@ async fn authorize(
         };
         let owner = (user.role != Role::Admin).then_some(user.id.as_str());
         return match state.store().get_sandbox(&target.sandbox, owner).await {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Principal {
+                key: format!("user:{}", user.id),
+                strip_authorization: true,
+            }),
             Err(_) => Err(ApiError::not_found("sandbox")),
         };
     }
     for secret in cookies(headers, PROXY_COOKIE) {
         if let Some(g) = proxy.grant(state, secret).await {
             if g.sandbox == target.sandbox.as_str() && g.port == target.port {
-                return Ok(false);
+                return Ok(Principal {
+                    key: format!("grant:{}", g.id),
+                    strip_authorization: false,
+                });
             }
         }
     }

@@ -53,7 +53,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path
         if path.startswith("/headers"):
-            body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+            seen = {k.lower(): v for k, v in self.headers.items()}
+            seen["_peer"] = str(self.client_address[1])
+            body = json.dumps(seen).encode()
             self.reply(200, body, "application/json")
         elif path.startswith("/slow"):
             time.sleep(2)
