@@ -23,7 +23,8 @@
 //! (`…/__sandlab/auth?code=…`) the proxy exchanges for an HttpOnly cookie scoped to that
 //! port's origin (and path, on the path form). A share link (`…/__sandlab/share?token=…`)
 //! makes one port public until it expires or is revoked. Grants live in the store
-//! (`port_grants`); checks are cached for [`GRANT_CACHE`].
+//! (`port_grants`); checks of grants and of bearer tokens are cached for [`GRANT_CACHE`]
+//! (two store queries per request halved the requests a sandbox could serve).
 //!
 //! # Bounds
 //!
@@ -209,6 +210,8 @@ pub struct PortProxy {
     inflight: Mutex<HashMap<SandboxId, Arc<Semaphore>>>,
     rate: RateLimiter,
     grants: Mutex<HashMap<String, (Option<PortGrant>, Instant)>>,
+    /// Bearer tokens found to open a sandbox: (token hash, sandbox) → user, when checked.
+    bearers: Mutex<HashMap<(String, SandboxId), (String, Instant)>>,
     idle: Arc<forward::Idle>,
 }
 
@@ -223,6 +226,7 @@ impl PortProxy {
             inflight: Mutex::new(HashMap::new()),
             rate: RateLimiter::new(settings.rate),
             grants: Mutex::new(HashMap::new()),
+            bearers: Mutex::new(HashMap::new()),
             idle: Arc::default(),
             settings,
         };
@@ -351,6 +355,22 @@ impl PortProxy {
             }
         };
         grant.filter(|g| g.expires_at_ms > sandlab_runtime::manager::now_ms() as i64)
+    }
+
+    /// The user a bearer token opened this sandbox as, if checked within [`GRANT_CACHE`].
+    fn bearer_cached(&self, key: &(String, SandboxId)) -> Option<String> {
+        let map = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < GRANT_CACHE)
+            .map(|(user, _)| user.clone())
+    }
+
+    fn remember_bearer(&self, key: (String, SandboxId), user: &str) {
+        let mut map = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= GRANT_CACHE_KEYS {
+            map.clear();
+        }
+        map.insert(key, (user.to_owned(), Instant::now()));
     }
 
     /// Forgets cached checks (a share was revoked).
@@ -579,15 +599,28 @@ async fn authorize(
         .map(str::trim)
         .filter(|t| t.starts_with(sandlab_store::TOKEN_PREFIX))
     {
+        let key = (
+            hex::encode(Sha256::digest(token.as_bytes())),
+            target.sandbox.clone(),
+        );
+        if let Some(user) = proxy.bearer_cached(&key) {
+            return Ok(Principal {
+                key: format!("user:{user}"),
+                strip_authorization: true,
+            });
+        }
         let Ok(Some((user, _))) = state.store().authenticate_token(token).await else {
             return Err(ApiError::unauthorized("The API token is not valid."));
         };
         let owner = (user.role != Role::Admin).then_some(user.id.as_str());
         return match state.store().get_sandbox(&target.sandbox, owner).await {
-            Ok(_) => Ok(Principal {
-                key: format!("user:{}", user.id),
-                strip_authorization: true,
-            }),
+            Ok(_) => {
+                proxy.remember_bearer(key, &user.id);
+                Ok(Principal {
+                    key: format!("user:{}", user.id),
+                    strip_authorization: true,
+                })
+            }
             Err(_) => Err(ApiError::not_found("sandbox")),
         };
     }
