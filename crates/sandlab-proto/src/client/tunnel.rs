@@ -2,9 +2,11 @@
 //! carried over the agent link: the port proxy's way in, without routing the host into
 //! the sandbox's network.
 //!
-//! [`PortStream`] is one end of an in-memory pipe; two tasks move bytes between its other
-//! end and the agent stream, each direction within the receiver's window, so a side that
-//! stops reading stops the other (memory stays bounded by the windows and the pipe).
+//! [`PortStream`] reads straight from the stream's inbound queue, giving the agent its
+//! credit back as each chunk is consumed; its writes go through an in-memory pipe to a task
+//! that sends them within the agent's credit. Each direction stays within the receiver's
+//! window, so a side that stops reading stops the other (memory stays bounded by the
+//! windows and the pipe).
 
 use std::io;
 use std::pin::Pin;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::task::JoinHandle;
 
 use super::conn::{Expect, Inbound};
@@ -29,15 +31,20 @@ const PIPE: usize = 64 * 1024;
 /// server; shutting down the write side sends it end of file; dropping it resets the
 /// stream, and the agent closes the connection.
 pub struct PortStream {
-    io: DuplexStream,
-    tasks: [JoinHandle<()>; 2],
+    stream: Stream,
+    /// The chunk being read, and its length when it arrived (granted back once consumed).
+    chunk: Bytes,
+    chunk_len: usize,
+    /// The server closed its side (the agent's `Ok`), or the stream failed.
+    eof: bool,
+    failed: Option<io::ErrorKind>,
+    writes: tokio::io::WriteHalf<DuplexStream>,
+    up: JoinHandle<()>,
 }
 
 impl Drop for PortStream {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.up.abort();
     }
 }
 
@@ -53,7 +60,42 @@ impl AsyncRead for PortStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let me = &mut *self;
+        loop {
+            if !me.chunk.is_empty() {
+                let n = me.chunk.len().min(buf.remaining());
+                buf.put_slice(&me.chunk.split_to(n));
+                if me.chunk.is_empty() {
+                    me.stream.grant(me.chunk_len);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(kind) = me.failed {
+                return Poll::Ready(Err(io::Error::from(kind)));
+            }
+            if me.eof {
+                return Poll::Ready(Ok(()));
+            }
+            match me.stream.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Inbound::Stdout(bytes))) => {
+                    me.chunk_len = bytes.len();
+                    me.chunk = bytes;
+                }
+                Poll::Ready(Some(Inbound::Reply(Reply::Ok))) => {
+                    me.stream.done = true;
+                    me.eof = true;
+                }
+                Poll::Ready(Some(_)) => {
+                    me.stream.done = true;
+                    me.failed = Some(io::ErrorKind::ConnectionReset);
+                }
+                Poll::Ready(None) => {
+                    me.stream.done = true;
+                    me.failed = Some(io::ErrorKind::ConnectionAborted);
+                }
+            }
+        }
     }
 }
 
@@ -63,15 +105,15 @@ impl AsyncWrite for PortStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        Pin::new(&mut self.writes).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        Pin::new(&mut self.writes).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        Pin::new(&mut self.writes).poll_shutdown(cx)
     }
 }
 
@@ -91,11 +133,11 @@ pub(super) async fn open(inner: Arc<Inner>, port: u16) -> Result<PortStream> {
         _ => return Err(Error::StreamClosed),
     }
     let (ours, theirs) = tokio::io::duplex(PIPE);
-    let (rd, wr) = tokio::io::split(theirs);
+    let (_, writes) = tokio::io::split(ours);
     let credit = stream.credit.clone().ok_or(Error::StreamClosed)?;
     let id = stream.id;
     let up = tokio::spawn(async move {
-        let mut rd = rd;
+        let mut rd = theirs;
         let mut buf = vec![0u8; DATA_CHUNK];
         loop {
             let n = match rd.read(&mut buf).await {
@@ -113,28 +155,13 @@ pub(super) async fn open(inner: Arc<Inner>, port: u16) -> Result<PortStream> {
         }
         let _ = inner.conn.send(Frame::empty(FrameKind::Eof, id));
     });
-    let down = tokio::spawn(async move {
-        let mut wr = wr;
-        loop {
-            match stream.recv().await {
-                Ok(Inbound::Stdout(bytes)) => {
-                    if wr.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                    stream.grant(bytes.len());
-                }
-                Ok(Inbound::Reply(Reply::Ok)) => {
-                    let _ = wr.shutdown().await;
-                    // Keep the stream (and so the agent's connection) until the caller
-                    // is done writing: the task is aborted when the PortStream drops.
-                    std::future::pending::<()>().await;
-                }
-                _ => break,
-            }
-        }
-    });
     Ok(PortStream {
-        io: ours,
-        tasks: [up, down],
+        stream,
+        chunk: Bytes::new(),
+        chunk_len: 0,
+        eof: false,
+        failed: None,
+        writes,
+        up,
     })
 }
