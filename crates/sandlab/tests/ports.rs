@@ -493,3 +493,99 @@ fn a_hostile_or_slow_sandbox_cannot_tie_up_the_server() {
     );
     assert!(server.admin.call(Method::GET, "/healthz", None).status == StatusCode::OK);
 }
+
+#[test]
+fn a_directory_downloads_as_a_tar_gz() {
+    let data = data_dir();
+    let server = Server::start(&data);
+    let owner = server.add_user("learner");
+    let other = server.add_user("learner");
+    let sb = owner.create(json!({}));
+    let id = sb["id"].as_str().expect("id").to_owned();
+    let r = owner.sh(
+        &id,
+        "mkdir -p /srv/site/css /srv/site/empty && echo '<h1>hi</h1>' > /srv/site/index.html \
+         && printf 'body{}' > /srv/site/css/a.css && chmod 600 /srv/site/css/a.css \
+         && ln -s /etc/shadow /srv/site/shadow-link && mkfifo /srv/site/pipe",
+    );
+    assert_eq!(r["exit_code"], 0, "{r}");
+
+    let resp = owner.call(
+        Method::GET,
+        &format!("/api/v1/sandboxes/{id}/archive?path=/srv/site"),
+        None,
+    );
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("site.tar.gz");
+    std::fs::write(&file, &resp.bytes).unwrap();
+    let listed = std::process::Command::new("tar")
+        .args(["-tzvf"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listing = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "site/",
+            "site/css/",
+            "site/empty/",
+            "site/index.html",
+            "site/css/a.css"
+        ],
+        "{listing}"
+    );
+    assert!(
+        listing.contains("-rw-------"),
+        "the file's mode is kept: {listing}"
+    );
+    let extracted = std::process::Command::new("tar")
+        .args(["-xzf"])
+        .arg(&file)
+        .arg("-C")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(extracted.success());
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("site/index.html")).unwrap(),
+        "<h1>hi</h1>\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("site/css/a.css")).unwrap(),
+        "body{}"
+    );
+
+    // A file is not a directory; another user finds nothing.
+    let r = owner.call(
+        Method::GET,
+        &format!("/api/v1/sandboxes/{id}/archive?path=/srv/site/index.html"),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "not_a_directory".to_owned())
+    );
+    let r = other.call(
+        Method::GET,
+        &format!("/api/v1/sandboxes/{id}/archive?path=/srv/site"),
+        None,
+    );
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = owner.call(
+        Method::GET,
+        &format!("/api/v1/sandboxes/{id}/archive?path=/srv/../etc"),
+        None,
+    );
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
