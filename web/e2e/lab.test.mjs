@@ -105,6 +105,15 @@ e2e('lab flow: sign in, start a lab, solve a task in the terminal, reload', { ti
     },
     { timeout: 5_000, message: 'the lab text above a full-width terminal at 768 px' },
   );
+  // The text has room: at least half of the first screen shows lab text, not the task list
+  // (the walkthrough saw three lines under the task list at 768x1024).
+  await page.setViewportSize({ width: 768, height: 1024 });
+  const textRoom = await page.evaluate(() => {
+    const text = document.querySelector('[data-testid="lab-text"]').getBoundingClientRect();
+    const pane = document.querySelector('section.session-text').getBoundingClientRect();
+    return Math.min(text.bottom, pane.bottom, window.innerHeight) - Math.max(text.top, pane.top, 0);
+  });
+  assert.ok(textRoom >= 1024 * 0.3, `the lab text shows ${Math.round(textRoom)} px of a 1024 px screen`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `no sideways scrolling at 768 px (the page is ${overflow}px wider than the window)`);
   await shot('tablet');
