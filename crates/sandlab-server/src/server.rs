@@ -175,11 +175,20 @@ impl Server {
                 crate::listener::connections_for(crate::listener::raise_open_files_limit());
         }
         let proxy = bind_proxy(&state).await?;
-        let proxy_serving = proxy.map(|listener| {
+        // One budget of connections for both listeners: the proxy's takes a quarter.
+        let proxy_limits = proxy.as_ref().map(|_| {
+            let share = (limits.total / 4).max(1);
+            limits.total = limits.total.saturating_sub(share).max(1);
+            crate::listener::ConnectionLimits {
+                total: share,
+                ..limits.clone()
+            }
+        });
+        let proxy_serving = proxy.zip(proxy_limits).map(|(listener, proxy_limits)| {
             tokio::spawn(crate::listener::serve(
                 listener,
                 crate::proxy_app(state.clone()),
-                limits.clone(),
+                proxy_limits,
                 token.clone(),
                 tls.clone(),
             ))

@@ -102,6 +102,36 @@ async fn assets_are_served_confined_and_never_as_pages() {
             "{path}"
         );
     }
+    // A lab whose `assets` is itself a symlink (to the host's root, or to another lab)
+    // serves nothing at all.
+    for (name, target) in [("rooted", "/"), ("borrowed", "../pictures")] {
+        let other = labs.path().join(name);
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("index.md"), INDEX.replace("Pictures", name)).unwrap();
+        symlink(target, other.join("assets")).unwrap();
+        let mut loaded = sandlab_lab::load_lab(&lab, None).unwrap();
+        loaded.slug = name.to_owned();
+        h.state.set_labs(vec![loaded]);
+        for path in [
+            "etc/passwd",
+            "index.md",
+            "assets/diagram.png",
+            "diagram.png",
+        ] {
+            let r = h
+                .get(&format!("/api/v1/labs/{name}/assets/{path}"), &learner)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{name}/{path}: {}",
+                r.text()
+            );
+        }
+    }
+    let loaded = sandlab_lab::load_lab(&lab, None).unwrap();
+    h.state.set_labs(vec![loaded]);
+
     // An unknown lab, and no anonymous access.
     let r = h
         .get("/api/v1/labs/nope/assets/diagram.png", &learner)

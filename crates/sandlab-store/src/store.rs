@@ -92,8 +92,14 @@ pub trait Store: RecordStore + LeaseStore {
     /// absolute or a zero TTL; `Conflict` for a share past
     /// [`crate::MAX_SHARES_PER_SANDBOX`]. Expired grants are deleted on the way.
     async fn create_port_grant(&self, new: NewPortGrant) -> Result<(PortGrant, String)>;
-    /// Takes an unexpired one-time code: it is deleted, and returned if it was there.
-    async fn redeem_port_code(&self, secret: &str) -> Result<Option<PortGrant>>;
+    /// Takes an unexpired one-time code for `port` of `sandbox`: it is deleted, and
+    /// returned if it was there. A code for another port is left alone (and not returned).
+    async fn redeem_port_code(
+        &self,
+        secret: &str,
+        sandbox: &str,
+        port: u16,
+    ) -> Result<Option<PortGrant>>;
     /// The unexpired session or share a secret belongs to; `None` also when the user it
     /// names is disabled or gone.
     async fn authenticate_port_grant(&self, secret: &str) -> Result<Option<PortGrant>>;

@@ -170,11 +170,50 @@ fn a_port_opens_for_its_owner_and_no_one_else() {
         first, second,
         "the owner's second request reuses the connection"
     );
+    // The same user signed in by cookie (another tab) may share it; a share link may not.
     let (_, by_cookie) = peer(&[("cookie", &pair)]);
-    assert_ne!(
-        by_cookie, first,
-        "another principal got the owner's connection"
+    assert_eq!(by_cookie, first, "the owner's tabs share a connection");
+    let share = owner.call(
+        Method::POST,
+        &format!("/api/v1/sandboxes/{id}/ports/{PORT}/shares"),
+        Some(&json!({"ttl": "5m"})),
     );
+    let link = share.json()["url"].as_str().expect("share url").to_owned();
+    let (_, headers, _) = get(&web, &link, &[]);
+    let shared = headers[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (_, by_share) = peer(&[("cookie", &shared)]);
+    assert!(!by_share.is_empty());
+    assert_ne!(
+        by_share, first,
+        "a share link's visitor got the owner's connection"
+    );
+    // A page of another site (fetch metadata) cannot use the cookie; a navigation can.
+    let (status, _, _) = get(
+        &web,
+        &format!("{url}headers"),
+        &[
+            ("cookie", &pair),
+            ("sec-fetch-site", "same-site"),
+            ("sec-fetch-mode", "cors"),
+        ],
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = get(
+        &web,
+        &format!("{url}headers"),
+        &[
+            ("cookie", &pair),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+        ],
+    );
+    assert_eq!(status, StatusCode::OK);
     // The cookie is for this port only.
     let (status, _, _) = get(&web, &format!("{origin}/{id}/8001/"), &[("cookie", &pair)]);
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -277,6 +316,41 @@ fn a_share_link_opens_one_port_until_it_expires_or_is_revoked() {
     // Revoking ends it at once.
     let long_link = long["url"].as_str().unwrap().to_owned();
     assert_eq!(open(&long_link).0, StatusCode::OK);
+    // A WebSocket opened through the link, from the port's own page.
+    let (_, headers, _) = get(&web, &long_link, &[]);
+    let pair = headers[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let origin = long_link
+        .split(&format!("/{id}/"))
+        .next()
+        .unwrap()
+        .to_owned();
+    let ws_url = format!("{}/{id}/{PORT}/ws", origin.replacen("http://", "ws://", 1));
+    let mut req =
+        tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str()).unwrap();
+    req.headers_mut().insert("cookie", pair.parse().unwrap());
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (mut ws, _) = tungstenite::connect(req).expect("a WebSocket through the share link");
+    ws.send(tungstenite::Message::text("still here")).unwrap();
+    assert_eq!(
+        ws.read().unwrap().into_text().unwrap().as_str(),
+        "still here"
+    );
+    // Another site's page cannot open one with the same cookie.
+    let mut req =
+        tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str()).unwrap();
+    req.headers_mut().insert("cookie", pair.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert!(
+        tungstenite::connect(req).is_err(),
+        "a WebSocket from another origin was let in"
+    );
     let r = owner.call(
         Method::DELETE,
         &format!(
@@ -287,6 +361,29 @@ fn a_share_link_opens_one_port_until_it_expires_or_is_revoked() {
     );
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(open(&long_link).0, StatusCode::FORBIDDEN);
+    // The open WebSocket ends too, within the proxy's re-check (5 s) and its cache (5 s).
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        if Instant::now() > deadline {
+            break false;
+        }
+        let _ = ws.send(tungstenite::Message::text("ping"));
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_)) => break true,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break true,
+        }
+    };
+    assert!(ended, "the WebSocket outlived its revoked share link");
     // Bad requests get one clear sentence.
     for (body, code) in [
         (json!({"ttl": "forever"}), "invalid"),

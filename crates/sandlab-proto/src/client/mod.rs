@@ -239,7 +239,6 @@ impl AgentClient {
         }
     }
 
-    /// Lists a directory (entries are not followed when they are symlinks).
     /// Opens a TCP connection to `port` inside the sandbox (the agent connects on the
     /// sandbox's loopback); `Error::Agent` with `ConnectionRefused` when nothing listens.
     pub async fn connect_port(&self, port: u16) -> Result<PortStream> {
@@ -271,6 +270,7 @@ impl AgentClient {
         }
     }
 
+    /// Lists a directory (entries are not followed when they are symlinks).
     pub async fn list_dir(&self, path: &str) -> Result<Vec<DirEntry>> {
         let mut stream = self.open(Request::ListDir { path: path.into() }, Expect::List, false)?;
         let mut all = Vec::new();

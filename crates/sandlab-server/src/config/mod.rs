@@ -340,11 +340,11 @@ fn proxy_settings(s: &ServerSection, env: Env, c: &mut ServerConfig) -> Result<(
             ));
         };
         let _ = scheme;
-        if host.eq_ignore_ascii_case(&ui_host) {
+        if related_hosts(host, &ui_host) {
             return Err(bad(
                 "proxy_url",
                 "SANDLAB_PROXY_URL",
-                format!("its host {host} is the UI's (public_url): cookies are shared between ports of one host, so a sandbox's pages would reach the UI's; use another host name"),
+                format!("its host {host} is the UI's ({ui_host}), or one of them is under the other: cookies reach between them, so a sandbox's pages would reach the UI's; use another host name, best under another domain"),
             ));
         }
         p.url = Some(url);
@@ -360,6 +360,13 @@ fn proxy_settings(s: &ServerSection, env: Env, c: &mut ServerConfig) -> Result<(
                 "base_domain",
                 "SANDLAB_BASE_DOMAIN",
                 format!("\"{domain}\" is not a domain like ports.example.com"),
+            ));
+        }
+        if related_hosts(&domain, &ui_host) {
+            return Err(bad(
+                "base_domain",
+                "SANDLAB_BASE_DOMAIN",
+                format!("\"{domain}\" is the UI's host ({ui_host}) or one of them is under the other: a sandbox's pages could set cookies the UI takes; use a domain of its own, best another registrable domain"),
             ));
         }
         p.base_domain = Some(domain);
@@ -392,12 +399,35 @@ fn proxy_settings(s: &ServerSection, env: Env, c: &mut ServerConfig) -> Result<(
         &s.proxy_rate,
         &mut p.rate,
     )?;
-    if p.timeout < Duration::from_secs(1) || p.per_sandbox == 0 || p.rate == 0 {
-        return Err(ConfigError(
-            "server.proxy_timeout must be at least 1s, and server.proxy_per_sandbox and server.proxy_rate at least 1".into(),
+    if p.timeout < Duration::from_secs(1) {
+        return Err(bad(
+            "proxy_timeout",
+            "SANDLAB_PROXY_TIMEOUT",
+            "it must be at least 1s",
+        ));
+    }
+    if p.per_sandbox == 0 {
+        return Err(bad(
+            "proxy_per_sandbox",
+            "SANDLAB_PROXY_PER_SANDBOX",
+            "it must be at least 1",
+        ));
+    }
+    if p.rate == 0 {
+        return Err(bad(
+            "proxy_rate",
+            "SANDLAB_PROXY_RATE",
+            "it must be at least 1 per minute",
         ));
     }
     Ok(())
+}
+
+/// Whether two host names are the same or one is under the other (cookies set by one may
+/// then reach the other).
+fn related_hosts(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
 }
 
 impl ServerConfig {

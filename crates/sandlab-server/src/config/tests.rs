@@ -229,3 +229,48 @@ fn several_lab_directories_from_the_flag_the_environment_or_the_file() {
     let parsed: ServerSection = toml::from_str("labs = \"/one\"").unwrap();
     assert_eq!(parsed.labs, Some(OneOrMany::One("/one".into())));
 }
+
+#[test]
+fn the_port_proxy_is_never_on_the_uis_host() {
+    let resolve = |pairs: &[(&str, &str)]| {
+        ServerConfig::resolve(
+            &ServerSection::default(),
+            &[],
+            &ServerFlags::default(),
+            &env(pairs),
+        )
+    };
+    // Defaults: a listener next to the main one, its origin derived once bound.
+    let c = resolve(&[]).unwrap();
+    assert_eq!(c.proxy.listen.unwrap().to_string(), "127.0.0.1:8081");
+    assert!(!c.proxy.listen_explicit && c.proxy.url.is_none() && c.proxy.base_domain.is_none());
+    assert!(resolve(&[("SANDLAB_PROXY_LISTEN", "off")])
+        .unwrap()
+        .proxy
+        .listen
+        .is_none());
+    let ui = ("SANDLAB_PUBLIC_URL", "https://labs.example.com");
+    for (var, value) in [
+        ("SANDLAB_PROXY_URL", "https://labs.example.com:8443"),
+        ("SANDLAB_PROXY_URL", "https://ports.labs.example.com"),
+        ("SANDLAB_PROXY_URL", "https://example.com"),
+        ("SANDLAB_PROXY_URL", "ftp://ports.example.net"),
+        ("SANDLAB_BASE_DOMAIN", "labs.example.com"),
+        ("SANDLAB_BASE_DOMAIN", "example.com"),
+        ("SANDLAB_BASE_DOMAIN", "p.labs.example.com"),
+        ("SANDLAB_BASE_DOMAIN", "not a domain"),
+        ("SANDLAB_PROXY_LISTEN", "everywhere"),
+        ("SANDLAB_PROXY_TIMEOUT", "0s"),
+    ] {
+        let e = resolve(&[ui, (var, value)]).unwrap_err().to_string();
+        assert!(e.contains(var), "{var}={value}: {e}");
+    }
+    let c = resolve(&[
+        ui,
+        ("SANDLAB_PROXY_URL", "https://ports.example.net/"),
+        ("SANDLAB_BASE_DOMAIN", "Ports.Example.NET"),
+    ])
+    .unwrap();
+    assert_eq!(c.proxy.url.as_deref(), Some("https://ports.example.net"));
+    assert_eq!(c.proxy.base_domain.as_deref(), Some("ports.example.net"));
+}

@@ -266,13 +266,29 @@ pub(super) async fn forward(
             );
         };
         let on_upstream = hyper::upgrade::on(&mut resp);
+        let proof = principal.proof;
         tokio::spawn(async move {
             let _place = place;
             let (Ok(client), Ok(upstream)) = tokio::join!(on_client, on_upstream) else {
                 return;
             };
             let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
-            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+            // The right to the port is checked again while the socket stays open: a share
+            // revoked or expired, a token deleted, a user disabled end it.
+            let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+            tokio::pin!(copy);
+            let mut every = tokio::time::interval(RECHECK);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = &mut copy => break,
+                    _ = every.tick() => {
+                        if !proof.still_opens(&state, &target).await {
+                            break;
+                        }
+                    }
+                }
+            }
         });
         let mut out = Response::new(Body::empty());
         *out.status_mut() = status;
@@ -299,15 +315,16 @@ fn keep_foreign_set_cookies(headers: &mut HeaderMap) {
         .get_all(SET_COOKIE)
         .iter()
         .filter(|v| {
-            let name = v
-                .to_str()
-                .ok()
-                .and_then(|s| s.split('=').next())
-                .map(str::trim)
-                .unwrap_or("");
+            // The name is the bytes before `=`, whatever else the value holds (a non-ASCII
+            // byte later must not hide it); a cookie without `=` is dropped.
+            let bytes = v.as_bytes();
+            let Some(eq) = bytes.iter().position(|b| *b == b'=') else {
+                return false;
+            };
+            let name = bytes[..eq].trim_ascii();
             !OUR_COOKIES
                 .iter()
-                .any(|ours| ours.eq_ignore_ascii_case(name))
+                .any(|ours| ours.as_bytes().eq_ignore_ascii_case(name))
         })
         .cloned()
         .collect();
@@ -315,6 +332,9 @@ fn keep_foreign_set_cookies(headers: &mut HeaderMap) {
     for v in kept {
         headers.append(SET_COOKIE, v);
     }
+    // `Clear-Site-Data: "cookies"` clears the whole registrable domain, which may be the
+    // UI's.
+    headers.remove(HeaderName::from_static("clear-site-data"));
 }
 
 /// On the path form, a redirect to `/x` (or to the proxy's origin) means `/x` of the
@@ -346,6 +366,10 @@ type IdleKey = (sandlab_core::SandboxId, u16, String);
 
 /// Most idle connections kept per key, and in all.
 const IDLE_PER_KEY: usize = 4;
+/// Most idle connections kept for one sandbox (its agent serves 1024 streams at most).
+const IDLE_PER_SANDBOX: usize = 16;
+/// How often an open WebSocket's right to its port is checked again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 const IDLE_TOTAL: usize = 1024;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
@@ -377,11 +401,19 @@ impl Idle {
 
     fn put(&self, key: IdleKey, sender: Sender) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= IDLE_TOTAL {
-            map.retain(|_, l| l.iter().any(|(_, at)| at.elapsed() < IDLE_FOR));
-            if map.len() >= IDLE_TOTAL {
-                return;
-            }
+        // Old connections go first, wherever they are: each holds a stream of its
+        // sandbox's agent and a connection inside it.
+        for list in map.values_mut() {
+            list.retain(|(_, at)| at.elapsed() < IDLE_FOR);
+        }
+        map.retain(|_, l| !l.is_empty());
+        let of_sandbox: usize = map
+            .iter()
+            .filter(|(k, _)| k.0 == key.0)
+            .map(|(_, l)| l.len())
+            .sum();
+        if map.len() >= IDLE_TOTAL || of_sandbox >= IDLE_PER_SANDBOX {
+            return;
         }
         let list = map.entry(key).or_default();
         if list.len() < IDLE_PER_KEY {
@@ -543,7 +575,15 @@ mod tests {
         ] {
             h.append(SET_COOKIE, c.parse().unwrap());
         }
+        // A byte that is not ASCII later in the value must not hide the name.
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_bytes(b"sandlab_proxy=; Max-Age=0; Path=/sb-x/80/; x=\xe9").unwrap(),
+        );
+        h.append(SET_COOKIE, "no-equals-sign".parse().unwrap());
+        h.insert("clear-site-data", "\"cookies\"".parse().unwrap());
         keep_foreign_set_cookies(&mut h);
+        assert!(!h.contains_key("clear-site-data"));
         let left: Vec<_> = h
             .get_all(SET_COOKIE)
             .iter()

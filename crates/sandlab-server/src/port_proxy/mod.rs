@@ -65,6 +65,10 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// How long a grant checked against the store is trusted before it is checked again.
 const GRANT_CACHE: Duration = Duration::from_secs(5);
+/// Sign-ins and refused requests one client address may make per minute.
+const REFUSALS_PER_MINUTE: u32 = 600;
+/// Most `sandlab_proxy` cookies of one request that are checked.
+const COOKIES_TRIED: usize = 4;
 /// Most cached grant checks.
 const GRANT_CACHE_KEYS: usize = 10_000;
 /// Cookies of Sandlab's own that never reach a sandbox.
@@ -212,6 +216,8 @@ pub struct PortProxy {
     grants: Mutex<HashMap<String, (Option<PortGrant>, Instant)>>,
     /// Bearer tokens found to open a sandbox: (token hash, sandbox) → user, when checked.
     bearers: Mutex<HashMap<(String, SandboxId), (String, Instant)>>,
+    /// Sign-ins and refused requests per client address.
+    refusals: RateLimiter,
     idle: Arc<forward::Idle>,
 }
 
@@ -227,6 +233,7 @@ impl PortProxy {
             rate: RateLimiter::new(settings.rate),
             grants: Mutex::new(HashMap::new()),
             bearers: Mutex::new(HashMap::new()),
+            refusals: RateLimiter::new(REFUSALS_PER_MINUTE),
             idle: Arc::default(),
             settings,
         };
@@ -298,6 +305,35 @@ impl PortProxy {
             prefix: String::new(),
             rest: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
         })
+    }
+
+    /// Whether the request's `Host` is the base domain or a name under it.
+    fn under_base_domain(&self, headers: &HeaderMap) -> bool {
+        let (Some(domain), Some(host)) = (
+            self.settings.base_domain.as_deref(),
+            headers.get(HOST).and_then(|h| h.to_str().ok()),
+        ) else {
+            return false;
+        };
+        let host = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
+        host == domain || host.ends_with(&format!(".{domain}"))
+    }
+
+    /// Whether the port's origin is one a browser keeps `Secure` cookies for: https, or
+    /// loopback (http://localhost and 127.0.0.1 count as secure contexts).
+    fn secure_origin(&self, target: &Target) -> bool {
+        let origin = if target.prefix.is_empty() {
+            None
+        } else {
+            self.path_origin.get()
+        };
+        match origin.and_then(|o| split_origin(o)) {
+            Some((scheme, host, _)) => scheme == "https" || loopback_twin(host).is_some(),
+            None => self.scheme == "https",
+        }
     }
 
     /// The port a path-form request names.
@@ -391,11 +427,7 @@ impl PortProxy {
         // In a tab of the UI the port's page is a frame of another site: only a
         // `SameSite=None` cookie (which must be `Secure`; browsers allow that on https and
         // on loopback) is sent with its requests. Partitioned: kept per embedding site.
-        let loopback =
-            self.path_origin.get().is_some_and(|o| {
-                split_origin(o).is_some_and(|(_, h, _)| loopback_twin(h).is_some())
-            }) && self.settings.base_domain.is_none();
-        let same_site = if self.scheme == "https" || loopback {
+        let same_site = if self.secure_origin(target) {
             "Secure; SameSite=None; Partitioned"
         } else {
             "SameSite=Lax"
@@ -420,10 +452,22 @@ pub fn landing_path(path: &str) -> bool {
 /// On the main listener: a request for a proxied host goes to the proxy, anything else
 /// to the app.
 pub async fn by_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match state.proxy().target_from_host(req.headers(), req.uri()) {
+    let proxy = state.proxy();
+    match proxy.target_from_host(req.headers(), req.uri()) {
         Some(target) => handle(state, target, req).await,
+        // Another name under the proxy's domain is not the UI: never serve it there.
+        None if proxy.under_base_domain(req.headers()) => not_a_port(),
         None => next.run(req).await,
     }
+}
+
+fn not_a_port() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "This is Sandlab's port proxy: hosts look like {port}-{sandbox}.<domain>.",
+    )
+    .into_response()
 }
 
 /// The proxy listener: the host form, else the path form, else (a page's absolute link
@@ -479,19 +523,37 @@ fn redirect(status: StatusCode, location: &str) -> Response {
 
 /// One request for one port: the proxy's own paths, then the caller's right, then on.
 async fn handle(state: AppState, target: Target, req: Request) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let addr = client.clone().unwrap_or_default();
+    // Sign-ins and refusals cost store queries: bounded per client address.
+    let limited = || {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many sign-ins or refused requests to the port proxy from this address; wait a minute.",
+        )
+        .into_response()
+    };
     if target.rest.starts_with(RESERVED) {
+        if state.proxy().refusals.check(&addr).is_err() {
+            return limited();
+        }
         let query = req.uri().query().unwrap_or("").to_owned();
         drop(req);
         return own_path(&state, &target, &query).await;
     }
     let principal = match authorize(&state, &target, req.headers()).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            if state.proxy().refusals.check(&addr).is_err() {
+                return limited();
+            }
+            return e.into_response();
+        }
     };
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
     forward::forward(state, target, req, principal, client).await
 }
 
@@ -511,10 +573,14 @@ async fn own_path(state: &AppState, target: &Target, query: &str) -> Response {
             let Some(code) = param("code") else {
                 return refused("The sign-in link has no code; open the port again from Sandlab.");
             };
-            let grant = match state.store().redeem_port_code(&code).await {
+            let grant = match state
+                .store()
+                .redeem_port_code(&code, target.sandbox.as_str(), target.port)
+                .await
+            {
                 Ok(Some(g)) => g,
                 Ok(None) => {
-                    return refused("This sign-in link was used already or has expired; open the port again from Sandlab.")
+                    return refused("This sign-in link was used already, has expired or is for another port; open the port again from Sandlab.")
                 }
                 Err(e) => return ApiError::from(e).into_response(),
             };
@@ -582,6 +648,55 @@ pub(crate) struct Principal {
     pub key: String,
     /// The `Authorization` header was our bearer token and must not go on.
     pub strip_authorization: bool,
+    /// What to check again while a WebSocket stays open.
+    pub proof: Proof,
+}
+
+/// What let a request in.
+pub(crate) enum Proof {
+    Bearer(String),
+    Grant(String),
+}
+
+impl Proof {
+    /// Whether it still opens `target` (a share revoked or expired, a token deleted, a
+    /// user disabled: no longer), within the caches' few seconds.
+    pub(crate) async fn still_opens(&self, state: &AppState, target: &Target) -> bool {
+        match self {
+            Proof::Grant(secret) => state
+                .proxy()
+                .grant(state, secret)
+                .await
+                .is_some_and(|g| g.sandbox == target.sandbox.as_str() && g.port == target.port),
+            Proof::Bearer(token) => {
+                let Ok(Some((user, _))) = state.store().authenticate_token(token).await else {
+                    return false;
+                };
+                let owner = (user.role != Role::Admin).then_some(user.id.as_str());
+                state
+                    .store()
+                    .get_sandbox(&target.sandbox, owner)
+                    .await
+                    .is_ok()
+            }
+        }
+    }
+}
+
+/// A browser request another site's page made (not a navigation): on the host form every
+/// port is its own origin but all are one site, so without this a page of one sandbox
+/// could use the visitor's sign-in to another. Fetch metadata says which; a WebSocket must
+/// come from the port's own origin.
+fn from_another_page(headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross = matches!(header("sec-fetch-site"), Some("cross-site" | "same-site"))
+        && header("sec-fetch-mode") != Some("navigate");
+    let foreign_socket = headers.contains_key(axum::http::header::UPGRADE)
+        && match (header("origin"), header("host")) {
+            (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
+            _ => false,
+        };
+    cross || foreign_socket
 }
 
 /// Whether the caller may reach `target`: a proxy cookie granting that port, or the API
@@ -607,6 +722,7 @@ async fn authorize(
             return Ok(Principal {
                 key: format!("user:{user}"),
                 strip_authorization: true,
+                proof: Proof::Bearer(token.to_owned()),
             });
         }
         let Ok(Some((user, _))) = state.store().authenticate_token(token).await else {
@@ -619,17 +735,31 @@ async fn authorize(
                 Ok(Principal {
                     key: format!("user:{}", user.id),
                     strip_authorization: true,
+                    proof: Proof::Bearer(token.to_owned()),
                 })
             }
             Err(_) => Err(ApiError::not_found("sandbox")),
         };
     }
-    for secret in cookies(headers, PROXY_COOKIE) {
+    if from_another_page(headers) {
+        return Err(ApiError::forbidden(
+            "proxy_forbidden",
+            "A page of another site may not use this port's sign-in; open the port itself.",
+        ));
+    }
+    for secret in cookies(headers, PROXY_COOKIE).take(COOKIES_TRIED) {
         if let Some(g) = proxy.grant(state, secret).await {
             if g.sandbox == target.sandbox.as_str() && g.port == target.port {
+                // A signed-in user's connections are theirs whichever tab made them; a
+                // share link's are the link's.
+                let key = match (&g.kind, &g.user_id) {
+                    (PortGrantKind::Session, Some(user)) => format!("user:{user}"),
+                    _ => format!("grant:{}", g.id),
+                };
                 return Ok(Principal {
-                    key: format!("grant:{}", g.id),
+                    key,
                     strip_authorization: false,
+                    proof: Proof::Grant(secret.to_owned()),
                 });
             }
         }
@@ -818,6 +948,50 @@ mod tests {
         let mut only_ours = HeaderMap::new();
         only_ours.insert(COOKIE, "sandlab_proxy=p".parse().unwrap());
         assert!(foreign_cookies(&only_ours).is_none());
+    }
+
+    #[test]
+    fn pages_of_other_sites_cannot_ride_a_sign_in() {
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        // Another port's page fetching this one (same site, not a navigation): refused.
+        assert!(from_another_page(&h(&[
+            ("sec-fetch-site", "same-site"),
+            ("sec-fetch-mode", "cors")
+        ])));
+        assert!(from_another_page(&h(&[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors")
+        ])));
+        // A navigation (the UI's frame, a link) and the page's own requests: allowed.
+        assert!(!from_another_page(&h(&[
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate")
+        ])));
+        assert!(!from_another_page(&h(&[
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "cors")
+        ])));
+        assert!(!from_another_page(&h(&[])));
+        // A WebSocket from another origin: refused; from its own: allowed.
+        let ws = |origin: &str| {
+            h(&[
+                ("upgrade", "websocket"),
+                ("host", "80-sb-aaaaaaaaaaaa.p.example"),
+                ("origin", origin),
+            ])
+        };
+        assert!(from_another_page(&ws(
+            "https://81-sb-aaaaaaaaaaaa.p.example"
+        )));
+        assert!(!from_another_page(&ws(
+            "https://80-sb-aaaaaaaaaaaa.p.example"
+        )));
     }
 
     #[test]

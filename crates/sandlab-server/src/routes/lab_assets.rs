@@ -57,15 +57,15 @@ pub fn content_type(name: &str) -> (&'static str, bool) {
     }
 }
 
-/// The directory a lab was loaded from: the first lab directory that has it, as the
-/// catalogue takes the first lab of a slug.
-fn lab_dir(state: &AppState, slug: &str) -> Option<PathBuf> {
+/// The lab directory (of the configured ones) a lab was loaded from: the first that has
+/// it, as the catalogue takes the first lab of a slug. Only the configured directory is
+/// trusted: everything below it is opened confined to it.
+fn labs_root(state: &AppState, slug: &str) -> Option<PathBuf> {
     state
         .config()
         .lab_dirs()
         .into_iter()
-        .map(|d| d.join(slug))
-        .find(|d| d.join("index.md").is_file())
+        .find(|d| d.join(slug).join("index.md").is_file())
 }
 
 /// A file of a lab's `assets/` directory.
@@ -95,13 +95,34 @@ pub async fn lab_asset(
     {
         return Err(bad());
     }
-    let dir = lab_dir(&state, &slug).ok_or_else(bad)?.join("assets");
+    let root = labs_root(&state, &slug).ok_or_else(bad)?;
+    // Opened below the configured labs directory, never through a symlinked lab or
+    // `assets` (a Git-sourced lab may commit `assets -> /`), then confined to `assets/`.
     let rel = path.clone();
+    let slug = slug.clone();
     let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
         use sandlab_image::confined;
-        let root = confined::open_root(&dir)?;
-        let fd =
-            confined::open_in_root(root.as_fd(), std::path::Path::new(&rel), libc::O_RDONLY, 0)?;
+        let root = confined::open_root(&root)?;
+        // The lab and its `assets` must be directories themselves, not symlinks (which,
+        // resolved inside the labs directory, could name another lab's files).
+        for dir in [slug.as_str(), &format!("{slug}/assets")] {
+            let st = confined::lstat_in_root(root.as_fd(), std::path::Path::new(dir))?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+            }
+        }
+        let assets = confined::open_in_root(
+            root.as_fd(),
+            std::path::Path::new(&format!("{slug}/assets")),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?;
+        let fd = confined::open_in_root(
+            assets.as_fd(),
+            std::path::Path::new(&rel),
+            libc::O_RDONLY,
+            0,
+        )?;
         let mut file = std::fs::File::from(fd);
         let meta = file.metadata()?;
         if !meta.is_file() {

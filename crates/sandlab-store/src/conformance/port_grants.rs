@@ -33,18 +33,41 @@ pub(super) async fn a_code_is_redeemed_once_before_it_expires(c: Ctx) {
         .await
         .unwrap()
         .is_none());
-    let got = store.redeem_port_code(&secret).await.unwrap().unwrap();
+    // Another port or sandbox does not take it.
+    assert!(store
+        .redeem_port_code(&secret, "sb-aaaaaaaaaaaa", 8081)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .redeem_port_code(&secret, "sb-bbbbbbbbbbbb", 8080)
+        .await
+        .unwrap()
+        .is_none());
+    let got = store
+        .redeem_port_code(&secret, "sb-aaaaaaaaaaaa", 8080)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got, g);
-    assert!(store.redeem_port_code(&secret).await.unwrap().is_none());
+    assert!(store
+        .redeem_port_code(&secret, "sb-aaaaaaaaaaaa", 8080)
+        .await
+        .unwrap()
+        .is_none());
 
     let (_, late) = store
         .create_port_grant(grant(PortGrantKind::Code, Some(&u.id), 60))
         .await
         .unwrap();
     c.clock.advance_ms(60_000);
-    assert!(store.redeem_port_code(&late).await.unwrap().is_none());
     assert!(store
-        .redeem_port_code("not-a-secret")
+        .redeem_port_code(&late, "sb-aaaaaaaaaaaa", 8080)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .redeem_port_code("not-a-secret", "sb-aaaaaaaaaaaa", 8080)
         .await
         .unwrap()
         .is_none());
@@ -70,7 +93,11 @@ pub(super) async fn sessions_and_shares_authenticate_until_they_expire(c: Ctx) {
         Some(sh.clone())
     );
     // Neither is a code.
-    assert!(store.redeem_port_code(&session).await.unwrap().is_none());
+    assert!(store
+        .redeem_port_code(&session, "sb-aaaaaaaaaaaa", 8080)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         store.authenticate_port_grant(&session).await.unwrap(),
         Some(s)

@@ -381,8 +381,13 @@ impl Store for SqliteStore {
     async fn create_port_grant(&self, new: NewPortGrant) -> Result<(PortGrant, String)> {
         port_grants::create(self, new).await
     }
-    async fn redeem_port_code(&self, secret: &str) -> Result<Option<PortGrant>> {
-        port_grants::redeem_code(self, secret).await
+    async fn redeem_port_code(
+        &self,
+        secret: &str,
+        sandbox: &str,
+        port: u16,
+    ) -> Result<Option<PortGrant>> {
+        port_grants::redeem_code(self, secret, sandbox, port).await
     }
     async fn authenticate_port_grant(&self, secret: &str) -> Result<Option<PortGrant>> {
         port_grants::authenticate(self, secret).await

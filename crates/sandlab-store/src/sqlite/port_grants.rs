@@ -110,16 +110,24 @@ pub(super) async fn create(s: &SqliteStore, new: NewPortGrant) -> Result<(PortGr
     Ok((grant, secret))
 }
 
-pub(super) async fn redeem_code(s: &SqliteStore, secret: &str) -> Result<Option<PortGrant>> {
+pub(super) async fn redeem_code(
+    s: &SqliteStore,
+    secret: &str,
+    sandbox: &str,
+    port: u16,
+) -> Result<Option<PortGrant>> {
     if !is_session_shaped(secret) {
         return Ok(None);
     }
     // One statement: of two uses racing, one deletes the row and the other finds none.
     let row: Option<Row> = sqlx::query_as(
-        "DELETE FROM port_grants AS g WHERE secret_hash = ? AND kind = 'code' \
+        "DELETE FROM port_grants AS g \
+         WHERE secret_hash = ? AND kind = 'code' AND sandbox = ? AND port = ? \
          RETURNING id, kind, sandbox, port, user_id, path, created_at, expires_at",
     )
     .bind(hash_secret(secret))
+    .bind(sandbox)
+    .bind(i64::from(port))
     .fetch_optional(&s.writer)
     .await?;
     match row {
