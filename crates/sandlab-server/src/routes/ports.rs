@@ -33,6 +33,10 @@ const DEFAULT_SHARE_TTL: Duration = Duration::from_secs(3600);
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 /// Most files and directories one archive may hold.
 const MAX_ARCHIVE_ENTRIES: usize = 100_000;
+/// Archives made at once on this server.
+const MAX_ARCHIVES: usize = 4;
+static ARCHIVES: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_ARCHIVES)));
 
 /// A TCP port listening inside a sandbox.
 #[derive(Serialize, ToSchema)]
@@ -258,7 +262,6 @@ struct Entry {
     name: String,
     path: String,
     dir: bool,
-    size: u64,
     mode: u32,
     mtime: i64,
 }
@@ -302,7 +305,6 @@ async fn walk(agent: &AgentClient, root: &str, max_file: u64) -> ApiResult<Vec<E
                 dir: e.kind == FileKind::Dir,
                 name,
                 path: full,
-                size: e.size,
                 mode: e.mode,
                 mtime: e.mtime,
             });
@@ -332,6 +334,14 @@ pub async fn download_archive(
     check_path(&q.path)?;
     let rec = load(&state, &caller, &id).await?;
     running(&rec)?;
+    // Each archive holds a file of up to `max_file_size` and a compressor at a time.
+    let place = ARCHIVES.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("{MAX_ARCHIVES} archives are being made already; try again in a moment."),
+        )
+    })?;
     let agent = state.sandboxes().agent(&rec.id).await?;
     let root = agent.stat(&q.path).await?;
     if root.kind != FileKind::Dir {
@@ -352,6 +362,7 @@ pub async fn download_archive(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let prefix = base.clone();
     tokio::spawn(async move {
+        let _place = place;
         if let Err(e) = write_archive(&agent, &prefix, entries, max_file, &tx).await {
             let _ = tx.send(Err(e)).await;
         }
@@ -423,10 +434,15 @@ async fn write_archive(
                 .read_file(&e.path, max_file)
                 .await
                 .map_err(|err| std::io::Error::other(format!("{}: {err}", e.path)))?;
-            let _ = e.size;
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(data.len() as u64);
-            tar.append_data(&mut h, &name, data.as_slice())?;
+            // Compressing up to a whole file is CPU work: off the runtime's threads.
+            tar = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                tar.append_data(&mut h, &name, data.as_slice())?;
+                Ok(tar)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
         }
         let chunk = std::mem::take(tar.get_mut().get_mut());
         if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
