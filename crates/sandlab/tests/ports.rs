@@ -35,7 +35,12 @@ fn browser() -> reqwest::blocking::Client {
 /// Starts the test app on `PORT` in a new sandbox of `api`'s user, and waits until the
 /// ports list shows it.
 fn sandbox_with_app(api: &Client) -> (String, String) {
-    let sb = api.create(json!({}));
+    sandbox_of(api, json!({}))
+}
+
+/// As [`sandbox_with_app`], for a sandbox made from `body`.
+fn sandbox_of(api: &Client, body: Value) -> (String, String) {
+    let sb = api.create(body);
     let id = sb["id"].as_str().expect("id").to_owned();
     let w = api.put_file(&id, "/srv/app.py", APP.as_bytes());
     assert_eq!(w.status, StatusCode::NO_CONTENT, "{}", w.text());
@@ -81,6 +86,12 @@ fn get(
     let status = resp.status();
     let headers = resp.headers().clone();
     (status, headers, resp.text().unwrap_or_default())
+}
+
+/// `name=value` of the `Set-Cookie` an answer carries, to send back as a `Cookie`.
+fn cookie_pair(headers: &reqwest::header::HeaderMap) -> String {
+    let set = headers[SET_COOKIE].to_str().expect("an ASCII Set-Cookie");
+    set.split(';').next().unwrap_or_default().to_owned()
 }
 
 fn bearer(api: &Client) -> String {
@@ -136,7 +147,7 @@ fn a_port_opens_for_its_owner_and_no_one_else() {
         cookie.contains("HttpOnly") && cookie.contains(&format!("Path=/{id}/{PORT}/")),
         "{cookie}"
     );
-    let pair = cookie.split(';').next().unwrap().to_owned();
+    let pair = cookie_pair(&headers);
     let (status, _, _) = get(&web, &sign_in, &[]);
     assert_eq!(status, StatusCode::FORBIDDEN, "a sign-in link works once");
 
@@ -180,13 +191,7 @@ fn a_port_opens_for_its_owner_and_no_one_else() {
     );
     let link = share.json()["url"].as_str().expect("share url").to_owned();
     let (_, headers, _) = get(&web, &link, &[]);
-    let shared = headers[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let shared = cookie_pair(&headers);
     let (_, by_share) = peer(&[("cookie", &shared)]);
     assert!(!by_share.is_empty());
     assert_ne!(
@@ -272,13 +277,7 @@ fn a_share_link_opens_one_port_until_it_expires_or_is_revoked() {
         if status != StatusCode::SEE_OTHER {
             return (status, body);
         }
-        let pair = headers[SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let pair = cookie_pair(&headers);
         let origin = link.split(&format!("/{id}/")).next().unwrap();
         let (status, _, body) = get(
             &web,
@@ -318,13 +317,7 @@ fn a_share_link_opens_one_port_until_it_expires_or_is_revoked() {
     assert_eq!(open(&long_link).0, StatusCode::OK);
     // A WebSocket opened through the link, from the port's own page.
     let (_, headers, _) = get(&web, &long_link, &[]);
-    let pair = headers[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pair = cookie_pair(&headers);
     let origin = long_link
         .split(&format!("/{id}/"))
         .next()
@@ -685,4 +678,25 @@ fn a_directory_downloads_as_a_tar_gz() {
         None,
     );
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn a_port_of_a_machine_opens_the_same_way() {
+    // In a machine the agent runs beside systemd (started with `runc exec` into the
+    // sandbox's network namespace): it must reach the machine's own servers, not the host's.
+    let data = data_dir();
+    let server = Server::start(&data);
+    let api = &server.admin;
+    let (id, url) = sandbox_of(api, json!({"profile": "machine", "image": "machine"}));
+    let web = browser();
+    let (status, _, body) = get(&web, &url, &[("authorization", &bearer(api))]);
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "hello from the sandbox\n")
+    );
+    let r = api.sh(&id, "tail -n 1 /tmp/requests.log");
+    assert_eq!(r["stdout"], "GET / HTTP/1.1\n", "{r}");
+    let other = server.add_user("learner");
+    let (status, _, _) = get(&web, &url, &[("authorization", &bearer(&other))]);
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -6,7 +6,7 @@
 //! paragraph is taken off the lines after the first. `{{copy}}` is dropped; any other
 //! marker is dropped with a note.
 
-use super::scan::{code_spans, item_prefix};
+use super::scan::{code_spans, item_prefix, unclosed_code};
 use super::text::{opening, white};
 
 /// Most lines one piece of inline code may go on over.
@@ -92,7 +92,7 @@ pub(super) fn markers(
 /// When line `at` of `lines` opens inline code that a later line of the same paragraph
 /// closes, right before a marker (`{{...}}`): the index of that later line.
 pub(super) fn span_end(lines: &[&str], at: usize) -> Option<usize> {
-    let start = unclosed(lines[at])?;
+    let start = unclosed_code(lines[at])?;
     let mut text = lines[at].to_owned();
     for (j, line) in lines.iter().enumerate().skip(at + 1).take(MAX_SPAN_LINES) {
         let new_item = line[..item_prefix(line)].trim() != "";
@@ -103,24 +103,6 @@ pub(super) fn span_end(lines: &[&str], at: usize) -> Option<usize> {
         text.push_str(line);
         if let Some(&(_, end)) = code_spans(&text).iter().find(|(s, _)| *s == start) {
             return text[end..].starts_with("{{").then_some(j);
-        }
-    }
-    None
-}
-
-/// Where the first run of backticks that `line` does not close starts.
-fn unclosed(line: &str) -> Option<usize> {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'`' {
-            i += 1;
-            continue;
-        }
-        let run = backticks(&bytes[i..]);
-        match find_run(bytes, i + run, run) {
-            Some(close) => i = close + run,
-            None => return Some(i),
         }
     }
     None

@@ -104,8 +104,20 @@ pub(super) fn closes(line: &str, ch: char, len: usize, flavor: Flavor) -> bool {
 
 /// The byte ranges of the code spans of `line`, backticks included.
 pub(super) fn code_spans(line: &str) -> Vec<(usize, usize)> {
+    scan_code(line).0
+}
+
+/// Where the first run of backticks that `line` does not close starts.
+pub(super) fn unclosed_code(line: &str) -> Option<usize> {
+    scan_code(line).1
+}
+
+/// One pass over `line`'s backtick runs: the code spans they close, and where the first
+/// run that nothing closes starts.
+fn scan_code(line: &str) -> (Vec<(usize, usize)>, Option<usize>) {
     let bytes = line.as_bytes();
     let mut spans = Vec::new();
+    let mut open = None;
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'`' {
@@ -118,10 +130,13 @@ pub(super) fn code_spans(line: &str) -> Vec<(usize, usize)> {
                 spans.push((i, close + run));
                 i = close + run;
             }
-            None => i += run,
+            None => {
+                open.get_or_insert(i);
+                i += run;
+            }
         }
     }
-    spans
+    (spans, open)
 }
 
 /// Whether `prefix` ends inside an HTML tag (`<img src="` ...).

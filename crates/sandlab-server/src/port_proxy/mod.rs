@@ -148,6 +148,45 @@ pub fn valid_domain(domain: &str) -> bool {
         })
 }
 
+/// Results of store checks, trusted for [`GRANT_CACHE`]; at most [`GRANT_CACHE_KEYS`]
+/// (past it, all are dropped and checked again).
+struct Checked<K, V> {
+    map: Mutex<HashMap<K, (V, Instant)>>,
+}
+
+impl<K, V> Default for Checked<K, V> {
+    fn default() -> Self {
+        Checked {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Checked<K, V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (V, Instant)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let map = self.lock();
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < GRANT_CACHE)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut map = self.lock();
+        if map.len() >= GRANT_CACHE_KEYS {
+            map.clear();
+        }
+        map.insert(key, (value, Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
 /// The loopback name a browser keeps cookies apart from: `127.0.0.1` ↔ `localhost`.
 pub fn loopback_twin(host: &str) -> Option<&'static str> {
     match host {
@@ -213,9 +252,10 @@ pub struct PortProxy {
     path_origin: OnceLock<String>,
     inflight: Mutex<HashMap<SandboxId, Arc<Semaphore>>>,
     rate: RateLimiter,
-    grants: Mutex<HashMap<String, (Option<PortGrant>, Instant)>>,
-    /// Bearer tokens found to open a sandbox: (token hash, sandbox) → user, when checked.
-    bearers: Mutex<HashMap<(String, SandboxId), (String, Instant)>>,
+    /// Grant checks by the secret's hash (a miss is cached too).
+    grants: Checked<String, Option<PortGrant>>,
+    /// Bearer tokens found to open a sandbox: (token hash, sandbox) → user.
+    bearers: Checked<(String, SandboxId), String>,
     /// Sign-ins and refused requests per client address.
     refusals: RateLimiter,
     idle: Arc<forward::Idle>,
@@ -231,8 +271,8 @@ impl PortProxy {
             path_origin: OnceLock::new(),
             inflight: Mutex::new(HashMap::new()),
             rate: RateLimiter::new(settings.rate),
-            grants: Mutex::new(HashMap::new()),
-            bearers: Mutex::new(HashMap::new()),
+            grants: Checked::default(),
+            bearers: Checked::default(),
             refusals: RateLimiter::new(REFUSALS_PER_MINUTE),
             idle: Arc::default(),
             settings,
@@ -366,14 +406,7 @@ impl PortProxy {
     /// The grant behind a presented secret, from the cache or the store.
     async fn grant(&self, state: &AppState, secret: &str) -> Option<PortGrant> {
         let key = hex::encode(Sha256::digest(secret.as_bytes()));
-        let now = Instant::now();
-        let cached = {
-            let map = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&key)
-                .filter(|(_, at)| now.duration_since(*at) < GRANT_CACHE)
-                .map(|(g, _)| g.clone())
-        };
-        let grant = match cached {
+        let grant = match self.grants.get(&key) {
             Some(g) => g,
             None => {
                 let g = state
@@ -382,39 +415,16 @@ impl PortProxy {
                     .await
                     .ok()
                     .flatten();
-                let mut map = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-                if map.len() >= GRANT_CACHE_KEYS {
-                    map.clear();
-                }
-                map.insert(key, (g.clone(), now));
+                self.grants.put(key, g.clone());
                 g
             }
         };
         grant.filter(|g| g.expires_at_ms > sandlab_runtime::manager::now_ms() as i64)
     }
 
-    /// The user a bearer token opened this sandbox as, if checked within [`GRANT_CACHE`].
-    fn bearer_cached(&self, key: &(String, SandboxId)) -> Option<String> {
-        let map = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .filter(|(_, at)| at.elapsed() < GRANT_CACHE)
-            .map(|(user, _)| user.clone())
-    }
-
-    fn remember_bearer(&self, key: (String, SandboxId), user: &str) {
-        let mut map = self.bearers.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= GRANT_CACHE_KEYS {
-            map.clear();
-        }
-        map.insert(key, (user.to_owned(), Instant::now()));
-    }
-
     /// Forgets cached checks (a share was revoked).
     pub fn forget_grants(&self) {
-        self.grants
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.grants.clear();
     }
 
     /// The cookie that signs a browser in to `target`'s origin.
@@ -718,7 +728,7 @@ async fn authorize(
             hex::encode(Sha256::digest(token.as_bytes())),
             target.sandbox.clone(),
         );
-        if let Some(user) = proxy.bearer_cached(&key) {
+        if let Some(user) = proxy.bearers.get(&key) {
             return Ok(Principal {
                 key: format!("user:{user}"),
                 strip_authorization: true,
@@ -731,7 +741,7 @@ async fn authorize(
         let owner = (user.role != Role::Admin).then_some(user.id.as_str());
         return match state.store().get_sandbox(&target.sandbox, owner).await {
             Ok(_) => {
-                proxy.remember_bearer(key, &user.id);
+                proxy.bearers.put(key, user.id.clone());
                 Ok(Principal {
                     key: format!("user:{}", user.id),
                     strip_authorization: true,
