@@ -2,6 +2,9 @@
 //! binary: every file as bytes, and a gzip copy of each text file, in a table that
 //! `src/web.rs` serves. Without `web/dist` the table is empty and the server answers
 //! browser pages with a sentence saying how to build the UI.
+//!
+//! It also lists the repository's `languages/*.toml` (the built-in languages of code
+//! execution) into `languages.rs`, so a new language is a new file and nothing else.
 
 use std::fs;
 use std::io::Write;
@@ -55,6 +58,31 @@ fn main() {
     }
     table.push_str("];\n");
     fs::write(out.join("web_assets.rs"), table).expect("write web_assets.rs");
+    embed_toml_dir(&manifest.join("../../languages"), &out.join("languages.rs"));
+}
+
+/// Writes `BUILT_IN: &[(file name, text)]` for every `*.toml` in `dir`, sorted by name.
+fn embed_toml_dir(dir: &Path, out: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut table = String::from("pub(crate) const BUILT_IN: &[(&str, &str)] = &[\n");
+    for name in names {
+        let path = dir.join(&name).canonicalize().expect("a listed file");
+        table.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    table.push_str("];\n");
+    fs::write(out, table).expect("write the embedded table");
 }
 
 /// Relative paths of the files to embed; source maps stay out of the binary.

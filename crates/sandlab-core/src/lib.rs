@@ -22,4 +22,4 @@ pub use record::{
     Holder, HolderError, Lease, LeaseStore, NetworkInfo, RecordStore, SandboxRecord, StoreError,
     StoreResult, DEFAULT_TTL,
 };
-pub use units::{parse_duration, parse_size, ByteSize, UnitError};
+pub use units::{parse_duration, parse_size, rfc3339_millis, ByteSize, UnitError};

@@ -301,28 +301,15 @@ fn run_mmdebstrap(argv: &[OsString], suite: &str, progress: &dyn Progress) -> Re
     }
 }
 
-/// Now as RFC 3339 UTC (`2024-05-01T12:00:00Z`), without a date crate.
+/// Now as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
 fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut s = sandlab_core::rfc3339_millis(ms);
+    // Whole seconds, as the OCI config has always said.
+    s.replace_range(19..23, "");
+    s
 }
 
 #[cfg(test)]

@@ -14,11 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// The recipes shipped in the repository's `images/`.
-const BUILT_IN: &[(&str, &str)] = &[
-    ("debian.toml", include_str!("../../../images/debian.toml")),
-    ("machine.toml", include_str!("../../../images/machine.toml")),
-];
+// The recipes shipped in the repository's `images/` (`BUILT_IN`, listed by build.rs).
+include!(concat!(env!("OUT_DIR"), "/recipes.rs"));
 
 /// The environment variable naming a directory of extra recipes (`NAME.toml`).
 pub const RECIPES_ENV: &str = "SANDLAB_IMAGE_RECIPES";

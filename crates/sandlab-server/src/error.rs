@@ -366,6 +366,18 @@ impl From<CodeExecError> for ApiError {
             CodeExecError::UnknownLanguage { .. } => {
                 ApiError::bad_request("unknown_language", e.to_string())
             }
+            CodeExecError::NotBuilt { .. } => {
+                ApiError::bad_request("language_not_built", e.to_string())
+            }
+            CodeExecError::Busy(crate::code_exec::Busy::Caller) => {
+                ApiError::too_many("rate_limited", e.to_string())
+            }
+            CodeExecError::Busy(crate::code_exec::Busy::Queue) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", e.to_string())
+            }
+            CodeExecError::Lost => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "agent_lost", e.to_string())
+            }
             CodeExecError::Sandbox(s) => s.into(),
             CodeExecError::Agent(a) => a.into(),
         }

@@ -15,6 +15,7 @@
 //! | `sandlab_terminals_open` | gauge | |
 //! | `sandlab_exec_total` | counter | `status` |
 //! | `sandlab_execute_total` | counter | `status` (per step of `/execute`) |
+//! | `sandlab_execute_queued` | gauge | (code execution jobs running or waiting) |
 //! | `sandlab_http_connections` | gauge | open HTTP connections |
 //! | `sandlab_http_connections_refused_total` | counter | `reason` = `per_address` |
 //! | `sandlab_streams_refused_total` | counter | `kind` = `events` or `terminal` (per-user cap) |
@@ -35,6 +36,7 @@ pub const POOL_REFILL_FAILURES: &str = "sandlab_pool_refill_failures_total";
 pub const TERMINALS_OPEN: &str = "sandlab_terminals_open";
 pub const EXEC: &str = "sandlab_exec_total";
 pub const EXECUTE: &str = "sandlab_execute_total";
+pub const EXECUTE_QUEUED: &str = "sandlab_execute_queued";
 pub const HTTP_CONNECTIONS: &str = "sandlab_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "sandlab_http_connections_refused_total";
 pub const STREAMS_REFUSED: &str = "sandlab_streams_refused_total";

@@ -21,7 +21,7 @@ use crate::routes;
         routes::list_images,
         routes::list_ports, routes::open_port, routes::share_port, routes::list_shares, routes::delete_share,
         routes::download_archive,
-        routes::terminal, routes::execute_code,
+        routes::terminal, routes::execute_code, routes::list_runtimes, routes::execute_connect,
         routes::healthz, routes::readyz, routes::metrics_text, routes::openapi_json,
     ),
     modifiers(&Security, &Links),
@@ -34,7 +34,7 @@ use crate::routes;
         (name = "sandboxes", description = "Raw sandboxes: create, exec, terminal"),
         (name = "files", description = "Files inside a sandbox"),
         (name = "ports", description = "Ports listening in a sandbox, opened through the port proxy; share links"),
-        (name = "execute", description = "Code execution in a fresh sandbox"),
+        (name = "execute", description = "Code execution in a fresh sandbox; Piston v2 and Judge0 CE compatible routes live outside /api/v1 (docs/guide/code-execution.md)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

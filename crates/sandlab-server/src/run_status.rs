@@ -2,7 +2,7 @@
 //! and for code execution (SPEC section 8), so the two never disagree on what a timeout
 //! or a memory kill is.
 
-use sandlab_proto::ExecOutput;
+use sandlab_proto::ExitStatus;
 
 /// The verdict on one finished process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,13 +26,12 @@ pub struct HostView {
 impl RunStatus {
     /// Timeouts first (a wall or CPU limit also ends in a kill), then a memory kill, then
     /// cut output, then the exit code.
-    pub fn of(out: &ExecOutput, host: HostView) -> RunStatus {
-        let exit = &out.exit;
+    pub fn of(exit: &ExitStatus, truncated: bool, host: HostView) -> RunStatus {
         if exit.timed_out || exit.signal == Some(libc::SIGXCPU) || host.cpu_exceeded {
             RunStatus::Timeout
         } else if exit.signal == Some(libc::SIGKILL) && host.oom_killed {
             RunStatus::MemoryLimit
-        } else if out.truncated {
+        } else if truncated {
             RunStatus::OutputLimit
         } else if exit.code == Some(0) {
             RunStatus::Ok

@@ -27,6 +27,7 @@ use sandlab_store::{NewUser, PageRequest, Role, Store};
 use tokio::net::TcpListener;
 
 use crate::catalogue::Loader;
+use crate::code_exec::{Engine, Languages};
 use crate::config::ServerConfig;
 use crate::images::ImageCatalog;
 use crate::sandboxes::Sandboxes;
@@ -96,10 +97,21 @@ impl Server {
         first_admin(store.as_ref()).await?;
         let manager = SandboxManager::new(drivers, store.clone().records(), store.clone().leases())
             .map_err(ServerError::Manager)?;
+        let (languages, problems) = Languages::load(Some(&config.languages));
+        for p in problems {
+            tracing::warn!(problem = %p, "skipping a language file");
+        }
+        // Each language image that is here gets a warm pool of its default shape.
+        let mut pools = config.pools.clone();
+        for p in Engine::pool_profiles(&languages, images.as_ref(), &config.execute) {
+            if !pools.iter().any(|q| q.name == p.name) {
+                pools.push(p);
+            }
+        }
         let sandboxes = Arc::new(Sandboxes::new(
             Arc::new(manager),
             store.clone(),
-            config.pools.clone(),
+            pools,
             TerminalOptions {
                 scrollback_bytes: config.scrollback,
                 max_per_sandbox: config.terminals_per_sandbox,
@@ -107,7 +119,7 @@ impl Server {
             },
         ));
         Ok(Server {
-            state: AppState::new(config, store, sandboxes, images),
+            state: AppState::new(config, store, sandboxes, images, languages),
             local_images,
         })
     }
@@ -358,6 +370,14 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         state.shutdown().clone(),
     );
     state.sandboxes().spawn_background(state.shutdown().clone());
+    let resumed = until_ok("resuming code execution submissions", || {
+        crate::code_exec::submissions::recover(state.execute())
+    })
+    .await;
+    if resumed > 0 {
+        eprintln!("sandlab: {resumed} unfinished code execution submissions run again");
+    }
+    crate::code_exec::submissions::spawn_expiry(state.execute().clone(), state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");
     Ok(())

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{self, AuditEvent};
-use crate::code_exec::Languages;
+use crate::code_exec::{Engine, Languages};
 use crate::config::ServerConfig;
 use crate::images::ImageCatalog;
 use crate::lab_sessions::LabSessions;
@@ -31,7 +31,7 @@ struct Inner {
     labs: RwLock<Arc<Vec<Lab>>>,
     /// What kept labs out of the catalogue at its last load (for authors and admins).
     lab_problems: RwLock<Arc<Vec<sandlab_lab::Problem>>>,
-    languages: Languages,
+    execute: Arc<Engine>,
     ready: AtomicBool,
     shutdown: CancellationToken,
     /// WebSocket tasks, which outlive their HTTP request: shutdown waits for their 1001.
@@ -53,13 +53,16 @@ impl AppState {
         store: Arc<dyn Store>,
         sandboxes: Arc<Sandboxes>,
         images: Arc<dyn ImageCatalog>,
+        languages: Languages,
     ) -> Self {
         // Install the metrics recorder before the first request is counted.
         let _ = crate::metrics::handle();
-        let (languages, problems) = Languages::load(Some(&config.languages));
-        for p in problems {
-            tracing::warn!(problem = %p, "skipping a language file");
-        }
+        let execute = Engine::new(
+            sandboxes.clone(),
+            languages,
+            images.clone(),
+            config.execute.clone(),
+        );
         AppState {
             inner: Arc::new(Inner {
                 login_by_addr: RateLimiter::new(config.login_rate),
@@ -75,7 +78,7 @@ impl AppState {
                 images,
                 labs: RwLock::new(Arc::new(Vec::new())),
                 lab_problems: RwLock::new(Arc::new(Vec::new())),
-                languages,
+                execute,
                 ready: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
                 sockets: TaskTracker::new(),
@@ -142,8 +145,9 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(problems);
     }
 
-    pub fn languages(&self) -> &Languages {
-        &self.inner.languages
+    /// The code execution engine every execution route shares.
+    pub fn execute(&self) -> &Arc<Engine> {
+        &self.inner.execute
     }
 
     pub fn is_ready(&self) -> bool {

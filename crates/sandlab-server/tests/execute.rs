@@ -114,8 +114,12 @@ async fn bad_requests_are_400() {
     let (h, _work) = harness().await;
     let cases = [
         (
-            json!({"language": "cobol", "files": [{"content": ""}]}),
+            json!({"language": "no-such-language", "files": [{"content": ""}]}),
             "unknown_language",
+        ),
+        (
+            json!({"language": "cobol", "files": [{"content": ""}]}),
+            "language_not_built",
         ),
         (
             json!({"language": "python", "version": "2", "files": [{"content": ""}]}),
@@ -140,7 +144,7 @@ async fn bad_requests_are_400() {
         ),
         (
             json!({"language": "c", "files": [{"content": ""}]}),
-            "unknown_image",
+            "language_not_built",
         ),
     ];
     for (body, code) in cases {

@@ -48,6 +48,8 @@ fn every_route_is_documented() {
         ("/api/v1/images", &["get"]),
         ("/api/v1/sandboxes/{id}/terminal", &["get"]),
         ("/api/v1/execute", &["post"]),
+        ("/api/v1/execute/connect", &["get"]),
+        ("/api/v1/runtimes", &["get"]),
         ("/api/v1/openapi.json", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),

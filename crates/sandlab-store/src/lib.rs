@@ -21,6 +21,7 @@
 //! | `audit_log` | `id` (autoincrement), `at`, `actor`, `action`, `target`, `detail` (JSON ≤ 4 KiB) | append-only, enforced by triggers |
 //! | `lab_sessions` | `id`, `owner`, `lab`, `state`, `reason`, `nodes` (JSON), `created_at`, `deadline` | `owner` without a foreign key, like `sandboxes.owner` |
 //! | `lab_progress`, `lab_hints` | `user_id`, `lab`, `task`, `done_at` / `revealed_at` | one row per user, lab and task |
+//! | `submissions` | a [`Submission`]: `token`, `owner`, `state`, `request`, `result`, `created_at`, `finished_at` | `token` is the caller's UUID; `owner` without a foreign key; JSON texts opaque to the store |
 //!
 //! Migration `0005` replaced the sandbox columns `creator_pid` and `owner_pid` by `creator`
 //! and `owner_process` (old rows get none: a bare pid cannot name a process across reboots
@@ -107,9 +108,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use model::{
     actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
-    LabSessionState, LoginSession, NewPortGrant, NewUser, PortGrant, PortGrantKind, Role,
-    SessionNode, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES, MAX_AUDIT_TARGET_CHARS,
-    MAX_LEASE_FIELD_BYTES, MAX_PORT_GRANT_TTL, MAX_SESSIONS_PER_USER, MAX_SHARES_PER_SANDBOX,
+    LabSessionState, LoginSession, NewPortGrant, NewSubmission, NewUser, PortGrant, PortGrantKind,
+    Role, SessionNode, Submission, SubmissionState, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES,
+    MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_PORT_GRANT_TTL, MAX_SESSIONS_PER_USER,
+    MAX_SHARES_PER_SANDBOX, MAX_SUBMISSION_OWNER_BYTES, MAX_SUBMISSION_REQUEST_BYTES,
     MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
 };
 pub use page::{Page, PageRequest};

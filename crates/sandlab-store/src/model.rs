@@ -459,6 +459,38 @@ mod tests {
         assert!(!format!("{s:?}").contains("abc"));
     }
 
+    #[test]
+    fn submission_states_keep_their_stored_words() {
+        for (state, word) in [
+            (SubmissionState::Queued, "queued"),
+            (SubmissionState::Running, "running"),
+            (SubmissionState::Done, "done"),
+        ] {
+            assert_eq!(state.as_str(), word);
+            assert_eq!(SubmissionState::parse(word), Some(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), word);
+        }
+        assert_eq!(SubmissionState::parse("Done"), None);
+    }
+
+    #[test]
+    fn submission_tokens_are_hyphenated_lower_case_uuids() {
+        assert!(is_submission_token("0b5e2d4c-1f2a-4e5b-9c3d-112233445566"));
+        for bad in [
+            "",
+            "0B5E2D4C-1F2A-4E5B-9C3D-112233445566",
+            "0b5e2d4c1f2a4e5b9c3d112233445566",
+            "{0b5e2d4c-1f2a-4e5b-9c3d-112233445566}",
+            "0b5e2d4c-1f2a-4e5b-9c3d-11223344556",
+            "0b5e2d4c-1f2a-4e5b-9c3d-1122334455667",
+            "0b5e2d4c-1f2a-4e5b-9c3d_112233445566",
+            "0b5e2d4g-1f2a-4e5b-9c3d-112233445566",
+            "0b5e2d4c-1f2a-4e5b-9c3d-11223344556é",
+        ] {
+            assert!(!is_submission_token(bad), "{bad:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn username_validation_never_panics(s in any::<String>()) {
@@ -546,4 +578,101 @@ pub struct NewPortGrant {
     pub user_id: Option<String>,
     pub path: String,
     pub ttl: Duration,
+}
+
+/// Largest submission request, in bytes of JSON text.
+pub const MAX_SUBMISSION_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Longest submission owner, in bytes.
+pub const MAX_SUBMISSION_OWNER_BYTES: usize = 256;
+
+/// Where a submission is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionState {
+    /// Stored, waiting for a worker.
+    Queued,
+    /// Taken by a worker ([`crate::Store::start_submission`]).
+    Running,
+    /// Its result is stored ([`crate::Store::finish_submission`]).
+    Done,
+}
+
+impl SubmissionState {
+    /// The stored word: `queued`, `running` or `done`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionState::Queued => "queued",
+            SubmissionState::Running => "running",
+            SubmissionState::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SubmissionState> {
+        Some(match s {
+            "queued" => SubmissionState::Queued,
+            "running" => SubmissionState::Running,
+            "done" => SubmissionState::Done,
+            _ => return None,
+        })
+    }
+}
+
+/// A code-execution submission of the Judge0-compatible API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// A UUID v4 in its hyphenated lower-case text form (the caller makes it).
+    pub token: String,
+    /// The user id, or "anonymous".
+    pub owner: String,
+    pub state: SubmissionState,
+    /// The request as JSON text; opaque to the store (at most
+    /// [`MAX_SUBMISSION_REQUEST_BYTES`]; larger is `Invalid`).
+    pub request: String,
+    /// The result as JSON text once done.
+    pub result: Option<String>,
+    pub created_at_ms: i64,
+    /// When it became done.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A submission to create, as [`SubmissionState::Queued`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubmission {
+    /// A UUID in its hyphenated lower-case text form (`Invalid` otherwise).
+    pub token: String,
+    /// The user id, or "anonymous": 1 to [`MAX_SUBMISSION_OWNER_BYTES`] bytes.
+    pub owner: String,
+    /// JSON text of at most [`MAX_SUBMISSION_REQUEST_BYTES`].
+    pub request: String,
+}
+
+/// Whether `token` is a UUID in its hyphenated lower-case text form
+/// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lower-case hex digits).
+pub(crate) fn is_submission_token(token: &str) -> bool {
+    token.len() == 36
+        && token.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        })
+}
+
+/// Checks a submission to create: its token's form, its owner and its request's size.
+pub(crate) fn validate_new_submission(new: &NewSubmission) -> Result<()> {
+    if !is_submission_token(&new.token) {
+        return Err(Error::Invalid(format!(
+            "A submission token is a UUID in hyphenated lower-case form, not {:?}",
+            truncate_chars(&new.token, 64)
+        )));
+    }
+    if new.owner.is_empty() || new.owner.len() > MAX_SUBMISSION_OWNER_BYTES {
+        return Err(Error::Invalid(format!(
+            "A submission owner is 1 to {MAX_SUBMISSION_OWNER_BYTES} bytes"
+        )));
+    }
+    if new.request.len() > MAX_SUBMISSION_REQUEST_BYTES {
+        return Err(Error::Invalid(format!(
+            "A submission request is at most {MAX_SUBMISSION_REQUEST_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }

@@ -8,8 +8,8 @@ use sandlab_core::{LeaseStore, RecordStore, SandboxId, SandboxRecord};
 
 use crate::error::Result;
 use crate::model::{
-    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewUser, PortGrant, User,
-    UserUpdate,
+    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewSubmission, NewUser,
+    PortGrant, Submission, User, UserUpdate,
 };
 use crate::page::{Page, PageRequest};
 
@@ -107,6 +107,32 @@ pub trait Store: RecordStore + LeaseStore {
     async fn list_port_shares(&self, sandbox: &str) -> Result<Vec<PortGrant>>;
     /// Revokes a share of `sandbox`; `NotFound` if it has no such share.
     async fn delete_port_share(&self, sandbox: &str, id: &str) -> Result<()>;
+
+    // ----- code-execution submissions (the Judge0-compatible API)
+
+    /// Creates all of `new` as `Queued`, created now, in one transaction (all or none).
+    /// `Conflict` if a token exists (or is given twice); `Invalid` for a token that is not
+    /// a hyphenated lower-case UUID, an owner that is empty or over
+    /// [`crate::MAX_SUBMISSION_OWNER_BYTES`], or a request over
+    /// [`crate::MAX_SUBMISSION_REQUEST_BYTES`]. Returns them in the order of `new`.
+    async fn create_submissions(&self, new: &[NewSubmission]) -> Result<Vec<Submission>>;
+    /// The submissions with these tokens that exist, in the order of `tokens` (missing ones
+    /// left out).
+    async fn get_submissions(&self, tokens: &[String]) -> Result<Vec<Submission>>;
+    /// Queued → Running. `false` when it is not queued (already taken, done, or gone): of
+    /// two workers racing for one submission, one gets `true`.
+    async fn start_submission(&self, token: &str) -> Result<bool>;
+    /// Queued or Running → Done with `result` (JSON text, opaque to the store) and
+    /// `finished_at` now. `false` when it is already done or gone.
+    async fn finish_submission(&self, token: &str, result: &str) -> Result<bool>;
+    /// Every submission not done (queued or running), oldest first: what a restart must run
+    /// again.
+    async fn unfinished_submissions(&self) -> Result<Vec<Submission>>;
+    /// Deletes one, in any state; `owner` Some(x) deletes only when it is x's. `false` when
+    /// nothing was deleted.
+    async fn delete_submission(&self, token: &str, owner: Option<&str>) -> Result<bool>;
+    /// Deletes done submissions that finished before `before_ms`; returns how many.
+    async fn expire_submissions(&self, before_ms: i64) -> Result<u64>;
 
     // ----- sandboxes (written through `RecordStore`, read here for the API)
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use sandlab_store::{Error, NewUser, Role, SqliteStore, Store};
+use sandlab_store::{Error, NewSubmission, NewUser, Role, SqliteStore, Store};
 
 /// A small tmpfs mounted for the test, unmounted when dropped.
 struct SmallDisk {
@@ -62,6 +62,14 @@ fn user(name: &str) -> NewUser {
     }
 }
 
+fn submission(n: u32) -> NewSubmission {
+    NewSubmission {
+        token: format!("0b5e2d4c-1f2a-4e5b-9c3d-{n:012x}"),
+        owner: "anonymous".into(),
+        request: r#"{"source_code":"print(1)"}"#.into(),
+    }
+}
+
 #[tokio::test]
 async fn a_full_disk_fails_writes_without_poisoning_the_database() {
     let disk = SmallDisk::mount("4m");
@@ -85,6 +93,10 @@ async fn a_full_disk_fails_writes_without_poisoning_the_database() {
         store.create_user(user("bob")).await,
         Err(Error::Full(_))
     ));
+    assert!(matches!(
+        store.create_submissions(&[submission(1)]).await,
+        Err(Error::Full(_))
+    ));
     assert!(matches!(store.check_writable().await, Err(Error::Full(_))));
     // Reads still work.
     assert_eq!(store.get_user(&alice.id).await.unwrap().username, "alice");
@@ -97,6 +109,10 @@ async fn a_full_disk_fails_writes_without_poisoning_the_database() {
         .await
         .unwrap();
     store.create_user(user("carol")).await.unwrap();
+    // The refused batch left nothing; the same token goes in now.
+    assert!(store.unfinished_submissions().await.unwrap().is_empty());
+    store.create_submissions(&[submission(1)]).await.unwrap();
+    assert!(store.start_submission(&submission(1).token).await.unwrap());
     store.close().await;
 }
 

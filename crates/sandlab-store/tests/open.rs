@@ -12,7 +12,10 @@ use sandlab_core::{
     ByteSize, Lease, LeaseStore, Limits, NetworkMode, RecordStore, SandboxRecord, SandboxState,
 };
 use sandlab_store::conformance::holder;
-use sandlab_store::{actions, PageRequest, Role, SqliteOptions, SqliteStore, Store, Synchronous};
+use sandlab_store::{
+    actions, NewSubmission, PageRequest, Role, SqliteOptions, SqliteStore, Store, Submission,
+    Synchronous,
+};
 use sqlx::Row;
 
 #[tokio::test]
@@ -22,7 +25,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 7);
+    assert_eq!(latest, 8);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -58,6 +61,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
             "login_sessions",
             "port_grants",
             "sandboxes",
+            "submissions",
             "users"
         ]
     );
@@ -139,6 +143,7 @@ struct Written {
     cookie: String,
     rec: SandboxRecord,
     lease: Lease,
+    submissions: Vec<Submission>,
 }
 
 /// Writes through every table, then checks it all after a restart.
@@ -172,12 +177,32 @@ async fn write_everything(store: &SqliteStore) -> Written {
         )
         .await
         .unwrap();
+    // One left queued, one running and one done: a restart runs the first two again.
+    let new = |n: u32| NewSubmission {
+        token: format!("0b5e2d4c-1f2a-4e5b-9c3d-{n:012x}"),
+        owner: u.id.clone(),
+        request: format!(r#"{{"source_code":"print({n})"}}"#),
+    };
+    store
+        .create_submissions(&[new(1), new(2), new(3)])
+        .await
+        .unwrap();
+    assert!(store.start_submission(&new(2).token).await.unwrap());
+    assert!(store.start_submission(&new(3).token).await.unwrap());
+    assert!(store
+        .finish_submission(&new(3).token, r#"{"stdout":"3\n"}"#)
+        .await
+        .unwrap());
+    let tokens: Vec<String> = (1..=3).map(|n| new(n).token).collect();
+    let submissions = store.get_submissions(&tokens).await.unwrap();
+    assert_eq!(submissions.len(), 3);
     Written {
         user_id: u.id,
         token,
         cookie,
         rec,
         lease,
+        submissions,
     }
 }
 
@@ -188,6 +213,7 @@ async fn check_everything(store: &SqliteStore, w: &Written) {
         cookie,
         rec,
         lease,
+        submissions,
     } = w;
     assert_eq!(store.get_user(user_id).await.unwrap().username, "keeper");
     assert!(store
@@ -208,6 +234,12 @@ async fn check_everything(store: &SqliteStore, w: &Written) {
     let audit = store.list_audit(PageRequest::default()).await.unwrap();
     assert_eq!(audit.items.len(), 1);
     assert_eq!(audit.items[0].action, "sandbox.create");
+    let tokens: Vec<String> = submissions.iter().map(|s| s.token.clone()).collect();
+    assert_eq!(&store.get_submissions(&tokens).await.unwrap(), submissions);
+    assert_eq!(
+        store.unfinished_submissions().await.unwrap(),
+        submissions[..2]
+    );
 }
 
 #[tokio::test]
@@ -406,7 +438,10 @@ async fn a_schema_4_database_is_upgraded() {
     conn.close().await.unwrap();
 
     let store = db.open().await;
-    assert_eq!(store.schema_version().await.unwrap(), 7);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        SqliteStore::latest_schema_version()
+    );
     let recs = store.list().await.unwrap();
     let drivers: Vec<&str> = recs.iter().map(|r| r.driver.as_str()).collect();
     assert_eq!(drivers, ["container", "container", "container", "vm"]);

@@ -13,10 +13,19 @@ use crate::config::Config;
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
     /// Build an image from Debian's package archive (mmdebstrap): the recipe NAME
-    /// (`images/NAME.toml`: built in are `debian` and `machine`; more in
+    /// (`images/NAME.toml`: built in are `debian`, `machine` and the `lang-*` images of
+    /// code execution; more in
     /// `$SANDLAB_IMAGE_RECIPES`), or, with --include, an ad-hoc Debian image.
+    ///
+    /// With --languages, builds the images the named code execution languages run in
+    /// (`all` for every language in `languages/`), each once, in order.
     Build {
-        name: String,
+        /// The recipe or image name (not with --languages).
+        #[arg(required_unless_present = "languages", conflicts_with = "languages")]
+        name: Option<String>,
+        /// Languages whose images to build, comma separated, or `all`.
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
         /// Debian suite of an ad-hoc image (with --include).
         #[arg(long)]
         suite: Option<String>,
@@ -122,63 +131,20 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
         ImageCommand::Build {
             name,
+            languages,
             suite,
             include,
             force,
         } => {
-            let dir = recipe::dir_from_env();
-            let recipe = if include.is_empty() {
-                let Some(recipe) = recipe::find(&name, dir.as_deref())? else {
-                    let known: Vec<String> = recipe::all(dir.as_deref())?
-                        .into_iter()
-                        .map(|r| r.name)
-                        .collect();
+            let Some(name) = name else {
+                if suite.is_some() || !include.is_empty() {
                     anyhow::bail!(
-                        "There is no image recipe named {name:?} (known: {}); add images/{name}.toml to ${}, or build an ad-hoc Debian image with --include PKG,PKG",
-                        known.join(", "),
-                        recipe::RECIPES_ENV
-                    );
-                };
-                if suite.is_some() {
-                    anyhow::bail!(
-                        "--suite goes with --include; the recipe {name:?} names its own suite"
+                        "--languages builds recipes; --suite and --include go with a name"
                     );
                 }
-                Some(recipe)
-            } else {
-                None
+                return build_for_languages(cfg, &store, &languages, force);
             };
-            if let Some(r) = &recipe {
-                let current = store.list()?.into_iter().find(|i| i.name == r.name);
-                if !force && current.as_ref().is_some_and(|i| i.source == r.source()) {
-                    println!(
-                        "{} is up to date with its recipe ({}); --force builds it again",
-                        r.name,
-                        r.digest()
-                    );
-                    return Ok(());
-                }
-            }
-            let bar = Bar::new();
-            let started = std::time::Instant::now();
-            let info = match &recipe {
-                Some(r) => store.build_recipe(r, &bar),
-                None => store.build_debian(
-                    &name,
-                    suite.as_deref().unwrap_or("bookworm"),
-                    &include,
-                    &bar,
-                ),
-            };
-            bar.finish();
-            let info = info?;
-            println!(
-                "built {} {} ({} MiB) in {:.0?}",
-                info.name,
-                info.digest,
-                info.size >> 20,
-                started.elapsed()
-            );
+            build_one(&store, &name, suite, include, force)?;
         }
         ImageCommand::Import { file, name } => {
             let bar = Bar::new();
@@ -267,4 +233,115 @@ pub async fn create_building_image(
         }
         other => Ok(other?),
     }
+}
+
+/// Builds the recipe `name`, or with `include` an ad-hoc Debian image; a recipe's image
+/// that is up to date is left alone unless `force`.
+fn build_one(
+    store: &ImageStore,
+    name: &str,
+    suite: Option<String>,
+    include: Vec<String>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let dir = recipe::dir_from_env();
+    let recipe = if include.is_empty() {
+        let Some(recipe) = recipe::find(name, dir.as_deref())? else {
+            let known: Vec<String> = recipe::all(dir.as_deref())?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            anyhow::bail!(
+                "There is no image recipe named {name:?} (known: {}); add images/{name}.toml to ${}, or build an ad-hoc Debian image with --include PKG,PKG",
+                known.join(", "),
+                recipe::RECIPES_ENV
+            );
+        };
+        if suite.is_some() {
+            anyhow::bail!("--suite goes with --include; the recipe {name:?} names its own suite");
+        }
+        Some(recipe)
+    } else {
+        None
+    };
+    if let Some(r) = &recipe {
+        let current = store.list()?.into_iter().find(|i| i.name == r.name);
+        if !force && current.as_ref().is_some_and(|i| i.source == r.source()) {
+            println!(
+                "{} is up to date with its recipe ({}); --force builds it again",
+                r.name,
+                r.digest()
+            );
+            return Ok(());
+        }
+    }
+    let bar = Bar::new();
+    let started = std::time::Instant::now();
+    let info = match &recipe {
+        Some(r) => store.build_recipe(r, &bar),
+        None => store.build_debian(
+            name,
+            suite.as_deref().unwrap_or("bookworm"),
+            &include,
+            &bar,
+        ),
+    };
+    bar.finish();
+    let info = info?;
+    println!(
+        "built {} {} ({} MiB) in {:.0?}",
+        info.name,
+        info.digest,
+        info.size >> 20,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Builds the images the code execution `languages` (or `all`) need, each once.
+fn build_for_languages(
+    cfg: &Config,
+    store: &ImageStore,
+    languages: &[String],
+    force: bool,
+) -> anyhow::Result<()> {
+    let dir = cfg
+        .server
+        .languages
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("languages"));
+    let (langs, problems) = sandlab_server::code_exec::Languages::load(Some(&dir));
+    for p in problems {
+        eprintln!("sandlab: skipping a language file: {p}");
+    }
+    let mut images: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |image: &str, lang: &str| match images.iter_mut().find(|(i, _)| i == image) {
+        Some((_, names)) => names.push(lang.to_owned()),
+        None => images.push((image.to_owned(), vec![lang.to_owned()])),
+    };
+    for wanted in languages.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
+        if wanted == "all" {
+            for l in langs.all() {
+                add(&l.image, &l.name);
+            }
+            continue;
+        }
+        let Some(l) = langs.find(wanted, None) else {
+            let known: Vec<&str> = langs.all().map(|l| l.name.as_str()).collect();
+            anyhow::bail!(
+                "There is no language {wanted:?} (known: {}, or all)",
+                known.join(", ")
+            );
+        };
+        add(&l.image, &l.name);
+    }
+    if images.is_empty() {
+        anyhow::bail!("--languages needs at least one language name, or all");
+    }
+    let total = images.len();
+    for (i, (image, names)) in images.iter().enumerate() {
+        println!("[{}/{total}] {image} (for {})", i + 1, names.join(", "));
+        build_one(store, image, None, Vec::new(), force)?;
+    }
+    Ok(())
 }

@@ -12,21 +12,25 @@
 //! [`CodeExecError`]; `routes/code_exec.rs` turns it into HTTP.
 
 mod check;
+pub mod engine;
+pub mod judge0;
 pub mod languages;
+pub mod piston;
+pub mod socket;
+pub mod submissions;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use sandlab_core::{ByteSize, Limits, NetworkMode, SandboxId};
-use sandlab_proto::{AgentClient, ExecRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use self::check::valid_file_name;
-use self::check::{check, Checked};
+use self::check::check;
+pub use self::check::{split_words, valid_file_name};
+pub use self::engine::{
+    Busy, Engine, ExecuteOptions, Job, Outcome, Stage, StepLimits, StepOutcome,
+};
 pub use self::languages::{Language, Languages};
-use crate::run_status::{HostView, RunStatus};
-use crate::sandboxes::{NewSandbox, SandboxError, Sandboxes};
+use crate::sandboxes::SandboxError;
 
 /// Why a request could not be run (a run that fails is a result, not an error).
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,21 @@ pub enum CodeExecError {
     Sandbox(#[from] SandboxError),
     #[error("The execution sandbox's agent failed")]
     Agent(#[from] sandlab_proto::Error),
+    #[error("The language {language:?} needs the image {image:?}, which is not built on this server (`sandlab image build --languages {language}`).")]
+    NotBuilt { language: String, image: String },
+    #[error("The execution sandbox stopped answering.")]
+    Lost,
+    #[error("{}", match .0 {
+        Busy::Caller => "You have as many code executions running or waiting as one caller may; wait for one to finish.",
+        Busy::Queue => "The code execution queue is full; try again in a moment.",
+    })]
+    Busy(Busy),
+}
+
+impl From<Busy> for CodeExecError {
+    fn from(b: Busy) -> CodeExecError {
+        CodeExecError::Busy(b)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CodeExecError>;
@@ -78,15 +97,21 @@ pub struct SourceFile {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteLimits {
-    /// Wall-clock time per step, 1..=60000 (default 5000).
+    /// Wall-clock time of the run step, 1..=60000 (default 5000).
     #[schema(minimum = 1, maximum = 60000)]
     pub wall_ms: Option<u64>,
-    /// CPU time per step, 1..=60000 (default 3000).
+    /// CPU time of the run step, 1..=60000 (default 3000).
     #[schema(minimum = 1, maximum = 60000)]
     pub cpu_ms: Option<u64>,
     /// Memory with a K/M/G suffix, 16M..4G (default 256M).
     #[schema(example = "256M")]
     pub memory: Option<String>,
+    /// Wall-clock time of the compile step, 1..=120000 (default the language's, else 10000).
+    #[schema(minimum = 1, maximum = 120000)]
+    pub compile_wall_ms: Option<u64>,
+    /// CPU time of the compile step, 1..=120000 (default the language's, else 10000).
+    #[schema(minimum = 1, maximum = 120000)]
+    pub compile_cpu_ms: Option<u64>,
     /// Most processes, 8..=1024 (default 64).
     #[schema(minimum = 8, maximum = 1024)]
     pub pids: Option<u32>,
@@ -119,220 +144,62 @@ pub struct ExecuteResponse {
     pub run: RunResult,
 }
 
-/// How the server runs code.
-#[derive(Debug, Clone)]
-pub struct ExecuteOptions {
-    /// Whether execution sandboxes get egress (`server.execute_network`, default off).
-    pub network: bool,
-    /// Where the files go inside the sandbox.
-    pub workdir: String,
-}
-
-impl Default for ExecuteOptions {
-    fn default() -> Self {
-        ExecuteOptions {
-            network: false,
-            workdir: "/code".into(),
-        }
-    }
-}
-
-/// `template` with `{file}` replaced and `{args}` expanded.
-fn command(template: &[String], file: &str, args: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for part in template {
-        if part == "{args}" {
-            out.extend(args.iter().cloned());
-        } else {
-            out.push(part.replace("{file}", file));
-        }
-    }
-    out
-}
-
-/// Runs one request end to end.
+/// Runs a native request end to end for `owner`.
 pub async fn execute(
-    sandboxes: &Arc<Sandboxes>,
-    langs: &Languages,
+    engine: &Arc<Engine>,
     owner: &str,
-    quota: u64,
-    opts: &ExecuteOptions,
     req: ExecuteRequest,
 ) -> Result<ExecuteResponse> {
-    let lang = langs
-        .find(&req.language, req.version.as_deref())
-        .ok_or_else(|| CodeExecError::UnknownLanguage {
-            language: req.language.clone(),
-            version: req.version.clone(),
-        })?
+    let lang = engine
+        .resolve(&req.language, req.version.as_deref())?
         .clone();
-    let (files, limits) = check(&req, &lang)?;
-    let steps = if lang.compile.is_some() { 2 } else { 1 };
-    let sandbox_limits = Limits {
-        memory: limits.memory,
-        cpus: 1.0,
-        pids: limits.pids,
-        disk: ByteSize::mib(256),
-        network: if opts.network {
-            NetworkMode::Egress
-        } else {
-            NetworkMode::None
-        },
-        profile: Default::default(),
+    let job = check(&req, lang, engine.options().network)?;
+    let ticket = engine.admit(owner)?;
+    let (name, version) = (job.lang.name.clone(), job.lang.version.clone());
+    let has_compile = job.lang.compile.is_some();
+    let out = engine.run(ticket, job, None).await?;
+    let compile = out.compile.as_ref().map(RunResult::from);
+    let run = match (&out.run, &compile) {
+        (Some(r), _) => RunResult::from(r),
+        (None, Some(c)) => RunResult::not_run(&c.status),
+        (None, None) => unreachable!("a job without a compile step runs"),
     };
-    let rec = sandboxes
-        .create(NewSandbox {
-            image: lang.image.clone(),
-            limits: sandbox_limits,
-            ttl: limits.wall * steps + Duration::from_secs(60),
-            owner: owner.to_owned(),
-            quota,
-            hostname: Some(crate::sandboxes::API_HOSTNAME.to_owned()),
-            playground: None,
-        })
-        .await?;
-    let result = run_in(
-        sandboxes,
-        &rec.id,
-        &lang,
-        &req,
-        &files,
-        limits,
-        &opts.workdir,
-    )
-    .await;
-    if let Err(e) = sandboxes.remove_detached(&rec.id).await {
-        tracing::warn!(sandbox.id = %rec.id, error = %sandlab_core::error_chain(&e), "could not remove an execution sandbox");
-    }
-    let (compile, run) = result?;
+    debug_assert!(has_compile || compile.is_none());
     Ok(ExecuteResponse {
-        language: lang.name,
-        version: lang.version,
+        language: name,
+        version,
         compile,
         run,
     })
 }
 
-async fn run_in(
-    sandboxes: &Sandboxes,
-    id: &SandboxId,
-    lang: &Language,
-    req: &ExecuteRequest,
-    files: &[(String, Vec<u8>)],
-    limits: Checked,
-    workdir: &str,
-) -> Result<(Option<RunResult>, RunResult)> {
-    let agent = sandboxes.agent(id).await?;
-    agent.mkdir(workdir, true).await?;
-    for (name, content) in files {
-        agent
-            .write_file(&format!("{workdir}/{name}"), content, 0o644, false)
-            .await?;
-    }
-    let entry = &files[0].0;
-    let compile = match &lang.compile {
-        Some(c) => Some(
-            step(
-                sandboxes,
-                id,
-                &agent,
-                command(c, entry, &[]),
-                None,
-                limits,
-                workdir,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    if let Some(c) = compile.as_ref().filter(|c| c.status != "ok") {
-        let skipped = RunResult {
+impl RunResult {
+    /// The run step of a job whose compile step failed.
+    fn not_run(compile_status: &str) -> RunResult {
+        RunResult {
             status: "runtime_error".into(),
             exit_code: None,
             signal: None,
             stdout: String::new(),
-            stderr: format!("Not run: the compile step ended with {}.", c.status),
+            stderr: format!("Not run: the compile step ended with {compile_status}."),
             wall_ms: 0,
             cpu_ms: 0,
             memory_peak_bytes: 0,
-        };
-        return Ok((compile, skipped));
+        }
     }
-    let argv = command(&lang.run, entry, &req.args);
-    let stdin = Some(req.stdin.as_bytes().to_vec());
-    let run = step(sandboxes, id, &agent, argv, stdin, limits, workdir).await?;
-    Ok((compile, run))
 }
 
-/// Runs `argv` under the limits and classifies the outcome.
-async fn step(
-    sandboxes: &Sandboxes,
-    id: &SandboxId,
-    agent: &AgentClient,
-    argv: Vec<String>,
-    stdin: Option<Vec<u8>>,
-    limits: Checked,
-    workdir: &str,
-) -> Result<RunResult> {
-    let manager = sandboxes.manager();
-    let before = manager.stats(id).await.unwrap_or_default();
-    // RLIMIT_CPU counts whole seconds: round up, and judge the exact figure from the cgroup.
-    let cpu_secs = limits.cpu_ms.div_ceil(1000).max(1);
-    let mut wrapped = vec![
-        "/bin/sh".to_owned(),
-        "-c".to_owned(),
-        format!("ulimit -t {cpu_secs}; exec \"$@\""),
-        "sh".to_owned(),
-    ];
-    wrapped.extend(argv);
-    let req = ExecRequest {
-        argv: wrapped,
-        cwd: Some(workdir.into()),
-        timeout: Some(limits.wall),
-        stdin: stdin.is_some(),
-        ..ExecRequest::default()
-    };
-    let started = Instant::now();
-    let out = agent.exec_collect(req, stdin, limits.output).await?;
-    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let after = manager.stats(id).await.unwrap_or_default();
-    let cpu_ms = after.cpu_usage_ns.saturating_sub(before.cpu_usage_ns) / 1_000_000;
-    let status = RunStatus::of(
-        &out,
-        HostView {
-            oom_killed: after.oom_kills > before.oom_kills,
-            cpu_exceeded: cpu_ms > limits.cpu_ms,
-        },
-    )
-    .as_str();
-    metrics::counter!(crate::metrics::EXECUTE, "status" => status).increment(1);
-    Ok(RunResult {
-        status: status.into(),
-        exit_code: out.exit.code,
-        signal: out.exit.signal,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        wall_ms,
-        cpu_ms,
-        memory_peak_bytes: after.memory_peak_bytes,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_expand() {
-        let t = vec![
-            "python3".to_owned(),
-            "{file}".to_owned(),
-            "{args}".to_owned(),
-        ];
-        assert_eq!(
-            command(&t, "a.py", &["x".into(), "y z".into()]),
-            ["python3", "a.py", "x", "y z"]
-        );
-        assert_eq!(command(&t, "a.py", &[]), ["python3", "a.py"]);
+impl From<&StepOutcome> for RunResult {
+    fn from(o: &StepOutcome) -> RunResult {
+        RunResult {
+            status: o.status.as_str().into(),
+            exit_code: o.exit_code,
+            signal: o.signal,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            wall_ms: o.wall_ms,
+            cpu_ms: o.cpu_ms,
+            memory_peak_bytes: o.memory_peak_bytes,
+        }
     }
 }

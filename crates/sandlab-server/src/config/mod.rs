@@ -41,6 +41,12 @@ pub struct ServerSection {
     pub shutdown_grace: Option<String>,
     pub languages: Option<PathBuf>,
     pub execute_network: Option<bool>,
+    pub execute_concurrency: Option<usize>,
+    pub execute_queue: Option<usize>,
+    pub execute_per_user: Option<usize>,
+    pub execute_pool: Option<usize>,
+    pub execute_anonymous: Option<bool>,
+    pub execute_keep: Option<String>,
     pub web_dir: Option<PathBuf>,
     pub header_timeout: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -224,6 +230,70 @@ fn bad(key: &str, var: &str, detail: impl std::fmt::Display) -> ConfigError {
 }
 
 /// The value of `key`: the variable when set, else the file's.
+/// `execute_*`: the code execution engine's bounds, pool and anonymous access.
+fn execute_settings(
+    s: &ServerSection,
+    env: Env,
+    e: &mut crate::code_exec::ExecuteOptions,
+) -> Result<(), ConfigError> {
+    let x = |k: &str, v: &str| ConfigError(format!("{k} is invalid: {v}"));
+    number(
+        env,
+        "execute_concurrency",
+        "SANDLAB_EXECUTE_CONCURRENCY",
+        &s.execute_concurrency,
+        &mut e.concurrency,
+    )?;
+    if !(1..=1024).contains(&e.concurrency) {
+        return Err(x("execute_concurrency", "it must be from 1 to 1024"));
+    }
+    number(
+        env,
+        "execute_queue",
+        "SANDLAB_EXECUTE_QUEUE",
+        &s.execute_queue,
+        &mut e.queue,
+    )?;
+    if e.queue > 100_000 {
+        return Err(x("execute_queue", "it must be at most 100000"));
+    }
+    number(
+        env,
+        "execute_per_user",
+        "SANDLAB_EXECUTE_PER_USER",
+        &s.execute_per_user,
+        &mut e.per_user,
+    )?;
+    if e.per_user == 0 {
+        return Err(x("execute_per_user", "it must be at least 1"));
+    }
+    number(
+        env,
+        "execute_pool",
+        "SANDLAB_EXECUTE_POOL",
+        &s.execute_pool,
+        &mut e.pool,
+    )?;
+    if e.pool > 64 {
+        return Err(x("execute_pool", "it must be at most 64"));
+    }
+    number(
+        env,
+        "execute_anonymous",
+        "SANDLAB_EXECUTE_ANONYMOUS",
+        &s.execute_anonymous,
+        &mut e.anonymous,
+    )?;
+    duration(
+        env,
+        "execute_keep",
+        "SANDLAB_EXECUTE_KEEP",
+        &s.execute_keep,
+        &mut e.keep,
+    )?;
+    Ok(())
+}
+
 fn pick<T: Clone>(env: Env, var: &str, file: &Option<T>) -> Option<Result<String, T>> {
     match env(var) {
         Some(v) => Some(Ok(v)),
@@ -724,6 +794,7 @@ impl ServerConfig {
             &s.execute_network,
             &mut c.execute.network,
         )?;
+        execute_settings(s, env, &mut c.execute)?;
         proxy_settings(s, env, &mut c)?;
         c.check()?;
         for (i, p) in pools.iter().enumerate() {

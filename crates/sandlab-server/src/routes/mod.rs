@@ -9,6 +9,7 @@
 
 mod account;
 mod code_exec;
+mod compat;
 mod images;
 mod lab_assets;
 mod lab_sessions;
@@ -31,6 +32,7 @@ use utoipa::IntoParams;
 
 pub use self::account::*;
 pub use self::code_exec::*;
+pub use self::compat::*;
 pub use self::images::*;
 pub use self::lab_assets::*;
 pub use self::lab_sessions::*;
@@ -90,12 +92,37 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/sandboxes/{id}/archive", get(download_archive))
         .route("/execute", post(execute_code))
+        .route("/runtimes", get(list_runtimes))
+        .route("/execute/connect", get(execute_connect))
         .route("/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(max_body))
         .merge(files)
         .fallback(api_not_found);
+    // The code execution APIs of Piston and Judge0, at the paths their clients call.
+    let compat = Router::new()
+        .route("/api/v2/runtimes", get(piston_runtimes))
+        .route("/api/v2/execute", post(piston_execute))
+        .route("/api/v2/connect", get(piston_connect))
+        .route("/submissions", post(judge0_create))
+        .route(
+            "/submissions/batch",
+            post(judge0_create_batch).get(judge0_get_batch),
+        )
+        .route(
+            "/submissions/{token}",
+            get(judge0_get).delete(judge0_delete),
+        )
+        .route("/languages", get(judge0_languages))
+        .route("/languages/all", get(judge0_languages_all))
+        .route("/languages/{id}", get(judge0_language))
+        .route("/statuses", get(judge0_statuses))
+        .route("/config_info", get(judge0_config_info))
+        .route("/about", get(judge0_about))
+        .route("/version", get(judge0_version))
+        .layer(DefaultBodyLimit::max(max_body));
     Router::new()
         .nest("/api/v1", api)
+        .merge(compat)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -149,7 +149,8 @@ pub async fn exec_sandbox(
         ooms_before
     };
     let status = RunStatus::of(
-        &out,
+        &out.exit,
+        out.truncated,
         HostView {
             oom_killed: ooms_after > ooms_before,
             cpu_exceeded: false,

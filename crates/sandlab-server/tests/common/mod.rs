@@ -74,14 +74,18 @@ impl Harness {
         let db = db.map_or_else(|| dir.path().join("sandlab.db"), Path::to_owned);
         let store = Arc::new(SqliteStore::open(&db).await.unwrap());
         // Before the build, which would otherwise make an admin with a generated password.
-        let admin = store
-            .create_user(NewUser {
-                username: "admin".into(),
-                password: PASSWORD.into(),
-                role: Role::Admin,
-            })
-            .await
-            .unwrap();
+        // A database opened again (a restart) has its admin already.
+        let admin = match store.get_user_by_name("admin").await {
+            Ok(admin) => admin,
+            Err(_) => store
+                .create_user(NewUser {
+                    username: "admin".into(),
+                    password: PASSWORD.into(),
+                    role: Role::Admin,
+                })
+                .await
+                .unwrap(),
+        };
         let (_, admin_token) = store.create_token(&admin.id, "test").await.unwrap();
         let driver = Arc::new(ProcessDriver::new(agent_bin(), dir.path().to_owned()));
         let labs = dir.path().join("labs");
@@ -90,6 +94,8 @@ impl Harness {
             labs,
             ..ServerConfig::default()
         };
+        // No warm execution sandboxes unless a test asks: tests count what runs.
+        config.execute.pool = 0;
         tune(&mut config);
         let server = Server::build(ServerParts {
             config,

@@ -30,6 +30,7 @@ mod leases;
 mod port_grants;
 mod sandboxes;
 mod sessions;
+mod submissions;
 mod tokens;
 mod users;
 
@@ -54,9 +55,9 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Opens the stores the suite runs on.
 #[async_trait]
 pub trait Harness: Send + Sync + 'static {
-    /// A fresh, empty store (no users, records, leases or log entries) whose time is
-    /// `clock`. Whatever must outlive the store (a temporary directory, a database to drop)
-    /// is the harness's to keep.
+    /// A fresh, empty store (no users, records, leases, submissions or log entries) whose
+    /// time is `clock`. Whatever must outlive the store (a temporary directory, a database
+    /// to drop) is the harness's to keep.
     async fn open(&self, clock: Arc<ManualClock>) -> Arc<dyn Store>;
 }
 
@@ -115,6 +116,15 @@ pub const CASES: &[Case] = cases![
     port_grants::a_disabled_users_grants_stop_working,
     port_grants::shares_are_listed_revoked_and_capped,
     port_grants::bad_grants_are_invalid,
+    submissions::created_submissions_read_back_in_the_order_asked,
+    submissions::a_batch_is_created_whole_or_not_at_all,
+    submissions::start_takes_only_a_queued_submission,
+    submissions::one_of_eight_concurrent_starters_wins,
+    submissions::finish_from_queued_or_running_and_only_once,
+    submissions::unfinished_are_the_queued_and_running_oldest_first,
+    submissions::delete_is_the_owners_or_an_admins,
+    submissions::expiry_removes_only_done_ones_finished_before_the_cut,
+    submissions::bad_submissions_are_invalid,
     sandboxes::records_round_trip_through_the_record_store,
     sandboxes::records_list_oldest_first,
     sandboxes::users_see_only_their_own_and_admins_see_all,

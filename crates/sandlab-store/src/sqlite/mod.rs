@@ -35,6 +35,7 @@ mod leases;
 mod port_grants;
 mod sandboxes;
 mod sessions;
+mod submissions;
 mod tokens;
 mod users;
 
@@ -54,8 +55,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewUser, PortGrant, User,
-    UserUpdate,
+    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewSubmission, NewUser,
+    PortGrant, Submission, User, UserUpdate,
 };
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
@@ -397,6 +398,28 @@ impl Store for SqliteStore {
     }
     async fn delete_port_share(&self, sandbox: &str, id: &str) -> Result<()> {
         port_grants::delete_share(self, sandbox, id).await
+    }
+
+    async fn create_submissions(&self, new: &[NewSubmission]) -> Result<Vec<Submission>> {
+        submissions::create(self, new).await
+    }
+    async fn get_submissions(&self, tokens: &[String]) -> Result<Vec<Submission>> {
+        submissions::get(self, tokens).await
+    }
+    async fn start_submission(&self, token: &str) -> Result<bool> {
+        submissions::start(self, token).await
+    }
+    async fn finish_submission(&self, token: &str, result: &str) -> Result<bool> {
+        submissions::finish(self, token, result).await
+    }
+    async fn unfinished_submissions(&self) -> Result<Vec<Submission>> {
+        submissions::unfinished(self).await
+    }
+    async fn delete_submission(&self, token: &str, owner: Option<&str>) -> Result<bool> {
+        submissions::delete(self, token, owner).await
+    }
+    async fn expire_submissions(&self, before_ms: i64) -> Result<u64> {
+        submissions::expire(self, before_ms).await
     }
 
     async fn get_sandbox(&self, id: &SandboxId, owner: Option<&str>) -> Result<SandboxRecord> {
