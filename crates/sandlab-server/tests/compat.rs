@@ -511,3 +511,166 @@ async fn a_restart_runs_unfinished_submissions_again() {
     assert_eq!(v["status_id"], 3, "{v}");
     assert_eq!(v["stdout"], "again\n");
 }
+
+mod interactive {
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn serve(h: &Harness) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = h.app();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("127.0.0.1:{}", addr.port())
+    }
+
+    async fn next_json(ws: &mut Ws) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
+                .await
+                .expect("a message within 15 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Some(Ok(Message::Close(f))) => {
+                    return json!({"closed": f.map(|f| u16::from(f.code))})
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until a message of `kind`; returns it and the stdout seen before it.
+    async fn until(ws: &mut Ws, kind: &str) -> (Value, String) {
+        let mut out = String::new();
+        loop {
+            let v = next_json(ws).await;
+            if v["type"] == kind || (kind == "closed" && v.get("closed").is_some()) {
+                return (v, out);
+            }
+            if v["type"] == "data" && v["stream"] == "stdout" {
+                out.push_str(v["data"].as_str().unwrap());
+            }
+            assert!(v.get("closed").is_none(), "closed before {kind}: {v}");
+        }
+    }
+
+    #[tokio::test]
+    async fn output_streams_while_stdin_is_written() {
+        let (h, _w, _l) = harness(true, None).await;
+        let addr = serve(&h).await;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v2/connect"))
+            .await
+            .unwrap();
+        let init = json!({"type": "init", "language": "hostbash", "version": "*",
+            "files": [{"content": "while read -r line; do echo \"got $line\"; done; echo bye >&2"}]});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .unwrap();
+        let (rt, _) = until(&mut ws, "runtime").await;
+        assert_eq!(rt["language"], "hostbash");
+        let (stage, _) = until(&mut ws, "stage").await;
+        assert_eq!(stage["stage"], "run");
+        // Each answer comes back before the next line is sent: the program runs live.
+        for word in ["one", "two"] {
+            let line = json!({"type": "data", "stream": "stdin", "data": format!("{word}\n")});
+            ws.send(Message::Text(line.to_string().into()))
+                .await
+                .unwrap();
+            let mut seen = String::new();
+            while !seen.contains(&format!("got {word}\n")) {
+                let v = next_json(&mut ws).await;
+                assert_eq!(v["type"], "data", "{v}");
+                seen.push_str(v["data"].as_str().unwrap());
+            }
+        }
+        ws.send(Message::Text(json!({"type": "eof"}).to_string().into()))
+            .await
+            .unwrap();
+        let (exit, _) = until(&mut ws, "exit").await;
+        assert_eq!(
+            (exit["stage"].as_str(), exit["code"].as_i64()),
+            (Some("run"), Some(0)),
+            "{exit}"
+        );
+        let (closed, _) = until(&mut ws, "closed").await;
+        assert_eq!(closed["closed"], u16::from(CloseCode::from(4999)));
+        assert!(h.driver.running_ids().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signal_stops_it_and_bad_starts_are_errors() {
+        let (h, _w, _l) = harness(true, None).await;
+        let addr = serve(&h).await;
+        let url = format!("ws://{addr}/api/v2/connect");
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let init = json!({"type": "init", "language": "hostbash", "version": "*", "run_timeout": 30000,
+            "files": [{"content": "echo started; sleep 25"}]});
+        ws.send(Message::Text(init.to_string().into()))
+            .await
+            .unwrap();
+        let (_, out) = until(&mut ws, "data").await;
+        let _ = out;
+        ws.send(Message::Text(
+            json!({"type": "signal", "signal": "SIGKILL"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let (exit, _) = until(&mut ws, "exit").await;
+        assert_eq!(exit["signal"], "SIGKILL", "{exit}");
+
+        // Something other than init first; an unknown language.
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        ws.send(Message::Text(
+            json!({"type": "data", "stream": "stdin", "data": "x"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let (err, _) = until(&mut ws, "error").await;
+        assert_eq!(err["message"], "Not yet Initialized");
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        ws.send(Message::Text(
+            json!({"type": "init", "language": "nope", "version": "*", "files": []})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+        let (err, _) = until(&mut ws, "error").await;
+        assert!(err["message"].as_str().unwrap().contains("nope"), "{err}");
+        // A page on another site may not open one with a visitor's cookie: the native
+        // route answers 403 for a foreign Origin.
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{addr}/api/v1/execute/connect"),
+            )
+            .unwrap();
+        req.headers_mut()
+            .insert("origin", "http://evil.example".parse().unwrap());
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", h.admin_token).parse().unwrap(),
+        );
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 403)
+            }
+            other => panic!("a foreign Origin was let in: {:?}", other.map(|_| ())),
+        }
+        assert!(h.driver.running_ids().is_empty());
+    }
+}

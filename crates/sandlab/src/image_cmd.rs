@@ -279,12 +279,7 @@ fn build_one(
     let started = std::time::Instant::now();
     let info = match &recipe {
         Some(r) => store.build_recipe(r, &bar),
-        None => store.build_debian(
-            name,
-            suite.as_deref().unwrap_or("bookworm"),
-            &include,
-            &bar,
-        ),
+        None => store.build_debian(name, suite.as_deref().unwrap_or("bookworm"), &include, &bar),
     };
     bar.finish();
     let info = info?;

@@ -40,6 +40,8 @@ const SERVER_VARS: &[&str] = &[
     "SANDLAB_BASE_DOMAIN",
     "SANDLAB_PUBLIC_URL",
     "SANDLAB_LABS",
+    "SANDLAB_EXECUTE_POOL",
+    "SANDLAB_EXECUTE_ANONYMOUS",
     "SANDLAB_SESSION_TTL",
     "SANDLAB_MAX_SANDBOXES_PER_USER",
     "SANDLAB_LOGIN_RATE",
@@ -148,6 +150,11 @@ impl Server {
             // The default (the main port + 1) could take a port another test's server
             // picked; any free port will do.
             cmd.env("SANDLAB_PROXY_LISTEN", "127.0.0.1:0");
+        }
+        if !config_text.contains("execute_pool") {
+            // Warm execution sandboxes for every language image would be load and
+            // sandboxes other tests count; the tests that want them say so.
+            cmd.env("SANDLAB_EXECUTE_POOL", "0");
         }
         cmd.env("SANDLAB_PUBLIC_URL", self.base())
             // Only used on a database without users.
