@@ -85,6 +85,13 @@ if ! sandlab image ls 2>/dev/null | awk 'NR>1{print $1}' | grep -qx debian; then
   sandlab image build debian
 fi
 
+# Code execution's default languages: python, bash and perl run in debian; C and C++ in
+# lang-c, JavaScript and TypeScript in lang-node, Java in lang-jvm. The rest are one
+# command away (see docs/languages.md).
+echo "==> building the images of the default code execution languages (python, c, c++, javascript, typescript, java)"
+sandlab image build --languages python,c,c++,javascript,typescript,java
+echo "==> more languages (Go, Rust, Ruby, Haskell, C#, ... 36 in all):  sandlab image build --languages all"
+
 echo "==> ready: try  sandlab run -- bash -c 'echo hello; id -u'"
 if [ "${1:-}" = "--run" ]; then
   echo "==> open http://127.0.0.1:8080 and sign in as admin (the one-time password is printed below on the first start)"

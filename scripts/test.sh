@@ -43,6 +43,9 @@ for image in debian machine; do
   $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build "$image"
 done
 
+echo "==> the code execution language images (images/lang-*.toml, every language in languages/)"
+$SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build --languages all
+
 echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
 status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1
@@ -50,6 +53,9 @@ grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary
 
 echo "==> fuzzing: every target for a fixed number of runs from fuzz/corpus (scripts/fuzz.sh)"
 scripts/fuzz.sh || status=1
+
+echo "==> the real Piston and Judge0 clients (npm piston-client, PyPI judge0) against a live sandlab serve"
+SANDLAB="$SANDLAB" scripts/compat.sh || status=1
 
 echo "==> sandlab lab test labs (every demo lab: init, then each check fails, solve, passes)"
 $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1

@@ -119,7 +119,7 @@ async fn piston_execute_answers_in_pistons_shape() {
     assert_eq!(v["run"]["status"], "TO", "{v}");
     assert_eq!(v["run"]["signal"], "SIGKILL", "{v}");
     assert!(
-        h.driver.running_ids().is_empty(),
+        h.all_removed().await,
         "a sandbox was left behind"
     );
 }
@@ -350,7 +350,7 @@ async fn judge0_submissions_wait_poll_and_verdicts() {
         assert!(e[key].is_array(), "{key}: {e}");
     }
     assert!(
-        h.driver.running_ids().is_empty(),
+        h.all_removed().await,
         "a sandbox was left behind"
     );
 }
@@ -605,7 +605,7 @@ mod interactive {
         );
         let (closed, _) = until(&mut ws, "closed").await;
         assert_eq!(closed["closed"], u16::from(CloseCode::from(4999)));
-        assert!(h.driver.running_ids().is_empty());
+        assert!(h.all_removed().await);
     }
 
     #[tokio::test]
@@ -671,6 +671,6 @@ mod interactive {
             }
             other => panic!("a foreign Origin was let in: {:?}", other.map(|_| ())),
         }
-        assert!(h.driver.running_ids().is_empty());
+        assert!(h.all_removed().await);
     }
 }

@@ -34,6 +34,9 @@ pub enum BenchCommand {
     Pool(crate::bench_serve::PoolArgs),
     /// Terminal WebSocket: keystroke echo round trip, `cat` throughput, server memory.
     Terminal(crate::bench_serve::TerminalArgs),
+    /// Code execution: Python and C hello world through `POST /api/v1/execute`, one at a
+    /// time and at concurrency 1, 4 and 16, beside `sandlab run` and the bare host.
+    Execute(crate::bench_serve::ExecuteArgs),
     /// Many idle sandboxes: host memory per sandbox beyond its processes; parallel delete.
     Density(crate::bench_serve::DensityArgs),
     /// Port proxy: a small page and a 100 MiB download through the proxy vs straight from
@@ -107,6 +110,7 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pool(args) => return crate::bench_serve::pool(cfg, args).await,
         BenchCommand::Terminal(args) => return crate::bench_serve::terminal(cfg, args).await,
         BenchCommand::Density(args) => return crate::bench_serve::density(cfg, args).await,
+        BenchCommand::Execute(args) => return crate::bench_serve::execute(cfg, args).await,
         BenchCommand::Proxy(args) => return crate::bench_serve::proxy(cfg, args).await,
         BenchCommand::Soak(args) => return crate::bench_serve::soak(cfg, args).await,
     };

@@ -368,13 +368,14 @@ impl Engine {
         job: Job,
         interactive: Option<Interactive>,
     ) -> Result<Outcome> {
-        let _slot = self
+        let slot = self
             .admission
             .slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| CodeExecError::Invalid("The server is shutting down.".into()))?;
+        let queued = Instant::now();
         let steps = u32::from(job.lang.compile.is_some());
         let ttl = job.compile.wall * steps + job.run.wall * job.runs.max(1) + GRACE * 6;
         let rec = self
@@ -389,11 +390,25 @@ impl Engine {
                 playground: None,
             })
             .await?;
+        let created = queued.elapsed();
         let result = self.run_in(&rec.id, &job, interactive).await;
-        if let Err(e) = self.sandboxes.remove_detached(&rec.id).await {
-            tracing::warn!(sandbox.id = %rec.id, error = %sandlab_core::error_chain(&e), "could not remove an execution sandbox");
-        }
-        drop(ticket);
+        tracing::debug!(
+            sandbox.id = %rec.id,
+            language = %job.lang.name,
+            create_ms = created.as_secs_f64() * 1e3,
+            total_ms = queued.elapsed().as_secs_f64() * 1e3,
+            "code execution job ran"
+        );
+        // The answer need not wait for the removal, but the queue place and the slot do:
+        // sandboxes being removed count against the bounds like running ones.
+        let sandboxes = self.sandboxes.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sandboxes.remove(&rec.id).await {
+                tracing::warn!(sandbox.id = %rec.id, error = %sandlab_core::error_chain(&e), "could not remove an execution sandbox");
+            }
+            drop(slot);
+            drop(ticket);
+        });
         result
     }
 
@@ -407,7 +422,9 @@ impl Engine {
             Some(i) => (Some(i.events), Some(i.input)),
             None => (None, None),
         };
+        let started = Instant::now();
         let agent = self.sandboxes.agent(id).await?;
+        let connected = started.elapsed();
         let workdir = &self.opts.workdir;
         agent.mkdir(workdir, true).await?;
         for (name, content) in &job.files {
@@ -415,6 +432,12 @@ impl Engine {
                 .write_file(&format!("{workdir}/{name}"), content, 0o644, false)
                 .await?;
         }
+        tracing::debug!(
+            sandbox.id = %id,
+            agent_ms = connected.as_secs_f64() * 1e3,
+            files_ms = started.elapsed().as_secs_f64() * 1e3,
+            "code execution job's files written"
+        );
         let names: Vec<String> = job.files.iter().map(|(n, _)| n.clone()).collect();
         let compile = match &job.lang.compile {
             Some(template) => {
@@ -515,6 +538,7 @@ impl Engine {
         .map_err(|_| CodeExecError::Lost)??;
         let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let after = manager.stats(id).await.unwrap_or_default();
+        tracing::debug!(sandbox.id = %id, stage = stage.as_str(), wall_ms, "code execution step ended");
         let cpu_ms = after.cpu_usage_ns.saturating_sub(before.cpu_usage_ns) / 1_000_000;
         let exit = collected.exit.unwrap_or(ExitStatus {
             code: None,

@@ -569,15 +569,16 @@ pub async fn judge0_get_batch(
     Json(json!({ "submissions": list })).into_response()
 }
 
-/// The Judge0 languages this server runs now, primary ids only.
+/// The Judge0 languages this server runs now, under every id each answers to (Judge0
+/// CE lists C as 48, 49 and 50; clients check the list before they submit).
 fn judge0_languages_of(state: &AppState) -> Vec<(u32, &crate::code_exec::Language)> {
     let mut list: Vec<(u32, &crate::code_exec::Language)> = state
         .execute()
         .available()
         .into_iter()
-        .filter_map(|l| l.judge0.first().map(|id| (*id, l)))
+        .flat_map(|l| l.judge0.iter().map(move |id| (*id, l)))
         .collect();
-    list.sort_by_key(|(_, l)| judge0::language_name(l));
+    list.sort_by_key(|(id, l)| (judge0::language_name(l), *id));
     list
 }
 

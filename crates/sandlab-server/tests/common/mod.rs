@@ -116,6 +116,18 @@ impl Harness {
         }
     }
 
+    /// Whether every sandbox is gone within 10 s (code execution removes its sandboxes
+    /// after it answers).
+    pub async fn all_removed(&self) -> bool {
+        for _ in 0..200 {
+            if self.driver.running_ids().is_empty() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     pub fn app(&self) -> Router {
         sandlab_server::app(self.state.clone())
     }

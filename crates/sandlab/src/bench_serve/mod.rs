@@ -18,6 +18,7 @@
 
 mod api;
 mod density;
+mod execute;
 mod memory;
 mod pool;
 mod proxy;
@@ -61,6 +62,13 @@ pub struct ProxyArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExecuteArgs {
+    /// Requests per row (sequential rows and each concurrency).
+    #[arg(short, long, default_value_t = 100)]
+    n: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct DensityArgs {
     /// Idle sandboxes to start.
     #[arg(short, long, default_value_t = 200)]
@@ -100,6 +108,10 @@ pub async fn density(cfg: &Config, args: DensityArgs) -> anyhow::Result<()> {
     let result = interruptible(density::density_bench(&srv, args.n)).await;
     srv.stop().await;
     result
+}
+
+pub async fn execute(cfg: &Config, args: ExecuteArgs) -> anyhow::Result<()> {
+    interruptible(execute::execute_bench(cfg, args.n)).await
 }
 
 /// Runs `fut` unless SIGINT or SIGTERM comes first, so the caller still cleans up.

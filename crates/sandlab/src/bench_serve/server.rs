@@ -36,10 +36,22 @@ pub(super) struct Server {
 
 impl Server {
     pub(super) async fn start(cfg: &Config, pool: bool) -> anyhow::Result<Server> {
+        Server::start_with(cfg, pool, toml::Table::new()).await
+    }
+
+    /// As [`Server::start`], with `server` keys set in the `[server]` section.
+    pub(super) async fn start_with(
+        cfg: &Config,
+        pool: bool,
+        server: toml::Table,
+    ) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new()
             .prefix("sandlab-bench-")
             .tempdir()?;
-        std::fs::write(dir.path().join("sandlab.toml"), bench_config(cfg, pool)?)?;
+        std::fs::write(
+            dir.path().join("sandlab.toml"),
+            bench_config(cfg, pool, server)?,
+        )?;
         std::fs::create_dir(dir.path().join("labs"))?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let base = format!("http://{listen}");
@@ -300,12 +312,20 @@ fn spawn(cfg: &Config, dir: &Path, listen: SocketAddr, base: &str) -> anyhow::Re
 }
 
 /// The user's config without its pools and data directory, plus the bench pool.
-fn bench_config(cfg: &Config, pool: bool) -> anyhow::Result<String> {
+fn bench_config(cfg: &Config, pool: bool, server: toml::Table) -> anyhow::Result<String> {
     let mut table = match &cfg.file {
         Some(p) => toml::from_str::<toml::Table>(&std::fs::read_to_string(p)?)
             .with_context(|| format!("cannot read {}", p.display()))?,
         None => toml::Table::new(),
     };
+    if !server.is_empty() {
+        let section = table
+            .entry("server")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = section {
+            t.extend(server);
+        }
+    }
     table.remove("pool");
     table.remove("data_dir");
     if pool {
