@@ -118,10 +118,7 @@ async fn piston_execute_answers_in_pistons_shape() {
         .json();
     assert_eq!(v["run"]["status"], "TO", "{v}");
     assert_eq!(v["run"]["signal"], "SIGKILL", "{v}");
-    assert!(
-        h.all_removed().await,
-        "a sandbox was left behind"
-    );
+    assert!(h.all_removed().await, "a sandbox was left behind");
 }
 
 #[tokio::test]
@@ -349,10 +346,7 @@ async fn judge0_submissions_wait_poll_and_verdicts() {
     for key in ["language_id", "source_code", "cpu_time_limit"] {
         assert!(e[key].is_array(), "{key}: {e}");
     }
-    assert!(
-        h.all_removed().await,
-        "a sandbox was left behind"
-    );
+    assert!(h.all_removed().await, "a sandbox was left behind");
 }
 
 #[tokio::test]

@@ -47,10 +47,7 @@ async fn python_runs_with_stdin_and_args() {
     assert_eq!(v["run"]["status"], "ok", "{v}");
     assert_eq!(v["run"]["stdout"], "HELLO ['a', 'b c']\n");
     assert_eq!(v["run"]["exit_code"], 0);
-    assert!(
-        h.all_removed().await,
-        "the sandbox was not removed"
-    );
+    assert!(h.all_removed().await, "the sandbox was not removed");
 }
 
 #[tokio::test]
