@@ -378,6 +378,9 @@ impl From<CodeExecError> for ApiError {
             CodeExecError::Lost => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "agent_lost", e.to_string())
             }
+            CodeExecError::Task(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
             CodeExecError::Sandbox(s) => s.into(),
             CodeExecError::Agent(a) => a.into(),
         }

@@ -362,8 +362,23 @@ impl Engine {
     }
 
     /// Runs `job` for the ticket's owner once a slot is free.
+    ///
+    /// The job runs in a task of its own: a client that hangs up does not cancel it half
+    /// way (its sandbox is removed as always).
     pub async fn run(
         self: &Arc<Self>,
+        ticket: Ticket,
+        job: Job,
+        interactive: Option<Interactive>,
+    ) -> Result<Outcome> {
+        let me = self.clone();
+        tokio::spawn(async move { me.run_owned(ticket, job, interactive).await })
+            .await
+            .map_err(|e| CodeExecError::Task(e.to_string()))?
+    }
+
+    async fn run_owned(
+        self: Arc<Self>,
         ticket: Ticket,
         job: Job,
         interactive: Option<Interactive>,

@@ -51,6 +51,8 @@ pub enum CodeExecError {
     NotBuilt { language: String, image: String },
     #[error("The execution sandbox stopped answering.")]
     Lost,
+    #[error("The execution failed: {0}.")]
+    Task(String),
     #[error("{}", match .0 {
         Busy::Caller => "You have as many code executions running or waiting as one caller may; wait for one to finish.",
         Busy::Queue => "The code execution queue is full; try again in a moment.",

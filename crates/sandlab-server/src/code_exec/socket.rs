@@ -35,7 +35,12 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
 
 async fn fail(mut socket: WebSocket, code: u16, message: &str) {
     send(&mut socket, json!({"type": "error", "message": message})).await;
-    close(socket, code, message.get(..120).unwrap_or(message)).await;
+    // A close frame's reason is at most 123 bytes: cut at a character boundary.
+    let mut end = message.len().min(120);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    close(socket, code, &message[..end]).await;
 }
 
 /// Text of `bytes` with an incomplete UTF-8 sequence at the end kept in `carry` for the
