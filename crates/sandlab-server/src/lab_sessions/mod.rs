@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use sandlab_core::{SandboxId, SandboxState};
 use sandlab_lab::Lab;
 use sandlab_runtime::manager::now_ms;
@@ -169,8 +170,8 @@ impl LabSessions {
         Ok(live)
     }
 
-    /// Makes every node of `lab` for `record`, storing the record after each, with `ttl`
-    /// left. On a failure the nodes made so far are removed and the record is stored as
+    /// Makes every node of `lab` for `record`, side by side, storing the record as each
+    /// comes up, with `ttl` left. On a failure the nodes made so far are removed and the record is stored as
     /// failed with the reason.
     async fn make_nodes(
         &self,
@@ -186,10 +187,14 @@ impl LabSessions {
         // The session id's random part names the playground's network.
         let playground =
             sandlab_runtime::Playground::named_after(&record.id, lab.playground.node_names());
-        for node in &lab.playground.nodes {
-            let created = self
-                .sandboxes
-                .create(NewSandbox {
+        // The nodes start side by side (a three-node lab takes about as long as one);
+        // the record is stored as each one comes up.
+        let mut starting: FuturesUnordered<_> = lab
+            .playground
+            .nodes
+            .iter()
+            .map(|node| {
+                let new = NewSandbox {
                     image: node.image.clone(),
                     limits: share.cut(node.limits.clone()),
                     ttl,
@@ -197,8 +202,12 @@ impl LabSessions {
                     quota,
                     hostname: Some(node.name.clone()),
                     playground: Some(playground.clone()),
-                })
-                .await;
+                };
+                async move { (node, self.sandboxes.create(new).await) }
+            })
+            .collect();
+        let mut failed = None;
+        while let Some((node, created)) = starting.next().await {
             match created {
                 Ok(rec) => {
                     record.nodes.push(SessionNode {
@@ -209,24 +218,32 @@ impl LabSessions {
                     self.store.put_lab_session(record).await?;
                 }
                 Err(e) => {
-                    // Undo the nodes made so far; the session is kept as failed.
-                    for id in nodes.values() {
-                        let _ = self.sandboxes.remove_detached(id).await;
-                    }
-                    record.state = LabSessionState::Failed;
-                    record.reason = Some(format!(
-                        "Node {} could not start: {}",
-                        node.name,
-                        e.public_message()
-                    ));
-                    self.store.put_lab_session(record).await?;
-                    return Err(LabSessionError::NodeStart {
-                        node: node.name.clone(),
-                        source: e,
-                    });
+                    failed.get_or_insert((node, e));
                 }
             }
         }
+        if let Some((node, e)) = failed {
+            // Undo the nodes made; the session is kept as failed.
+            for id in nodes.values() {
+                let _ = self.sandboxes.remove_detached(id).await;
+            }
+            record.state = LabSessionState::Failed;
+            record.reason = Some(format!(
+                "Node {} could not start: {}",
+                node.name,
+                e.public_message()
+            ));
+            self.store.put_lab_session(record).await?;
+            return Err(LabSessionError::NodeStart {
+                node: node.name.clone(),
+                source: e,
+            });
+        }
+        // In the lab's order, whatever order they came up in.
+        record
+            .nodes
+            .sort_by_key(|n| lab.playground.nodes.iter().position(|p| p.name == n.name));
+        self.store.put_lab_session(record).await?;
         Ok(nodes)
     }
 
