@@ -668,3 +668,64 @@ mod interactive {
         assert!(h.all_removed().await);
     }
 }
+
+#[tokio::test]
+async fn another_sites_pages_cannot_run_code_here() {
+    // With anonymous access on (a trusted network), a page on another site must not use
+    // its visitors' browsers to run code: a "simple" cross-site POST carries an Origin.
+    let (h, _w, _l) = harness(true, None).await;
+    let evil = [
+        ("origin", "https://evil.example"),
+        ("content-type", "text/plain"),
+    ];
+    let body = json!({"language_id": 1046, "source_code": "echo pwned"}).to_string();
+    let r = raw(&h, Method::POST, "/submissions?wait=true", &evil, &body).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    let p = json!({"language": "hostbash", "version": "*", "files": [{"content": "echo pwned"}]});
+    let r = raw(&h, Method::POST, "/api/v2/execute", &evil, &p.to_string()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    // Our own pages may.
+    let own = [("origin", "http://127.0.0.1:8080")];
+    let r = raw(&h, Method::POST, "/api/v2/execute", &own, &p.to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn judge0_bounds() {
+    let (h, _w, _l) = harness(true, None).await;
+    let r = raw(
+        &h,
+        Method::POST,
+        "/submissions",
+        &[],
+        &json!({"language_id": 1046.5, "source_code": "true"}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.json()["language_id"].is_array());
+    let r = raw(&h, Method::POST, "/submissions", &[], &json!({"language_id": 1046, "source_code": "true", "number_of_runs": 20, "wall_time_limit": 60}).to_string()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.json()["number_of_runs"].is_array());
+    let r = raw(
+        &h,
+        Method::POST,
+        "/submissions?wait=true",
+        &[],
+        &json!({"language_id": 1046, "source_code": "echo x"}).to_string(),
+    )
+    .await;
+    let t = r.json()["token"].as_str().unwrap().to_owned();
+    let r = raw(
+        &h,
+        Method::GET,
+        &format!("/submissions/batch?tokens={t},{t}"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a token named twice is refused"
+    );
+}

@@ -133,6 +133,9 @@ pub trait Store: RecordStore + LeaseStore {
     async fn delete_submission(&self, token: &str, owner: Option<&str>) -> Result<bool>;
     /// Deletes done submissions that finished before `before_ms`; returns how many.
     async fn expire_submissions(&self, before_ms: i64) -> Result<u64>;
+    /// How many submissions `owner` has stored, in any state, and their bytes (request
+    /// and result texts): what a per-owner bound counts.
+    async fn submission_usage(&self, owner: &str) -> Result<(u64, u64)>;
 
     // ----- sandboxes (written through `RecordStore`, read here for the API)
 

@@ -239,6 +239,8 @@ impl Drop for Ticket {
 /// The engine; one per server, shared by every execution route.
 pub struct Engine {
     sandboxes: Arc<Sandboxes>,
+    /// When this engine (this process) started, in the store's milliseconds.
+    started_ms: i64,
     languages: Languages,
     images: Arc<dyn ImageCatalog>,
     opts: ExecuteOptions,
@@ -254,6 +256,7 @@ impl Engine {
     ) -> Arc<Engine> {
         Arc::new(Engine {
             sandboxes,
+            started_ms: i64::try_from(sandlab_runtime::manager::now_ms()).unwrap_or(i64::MAX),
             languages,
             images,
             admission: Admission {
@@ -269,6 +272,11 @@ impl Engine {
 
     pub fn languages(&self) -> &Languages {
         &self.languages
+    }
+
+    /// When this process's engine started (what it submitted itself is newer).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
     }
 
     pub fn store(&self) -> &Arc<dyn sandlab_store::Store> {

@@ -29,6 +29,14 @@ pub const VERSION: &str = "1.13.1";
 const OUTPUT: usize = 1 << 20;
 /// Most submissions in one batch.
 pub const MAX_BATCH: usize = 20;
+/// Longest source, stdin and expected output, in bytes.
+const MAX_TEXT: usize = 1 << 20;
+/// Most wall-clock seconds all runs of one submission may take together.
+const MAX_TOTAL_WALL: f64 = 120.0;
+/// Most submissions, and bytes of them, one owner may have stored; past either a new one
+/// is refused until old ones are deleted or expire.
+pub const MAX_STORED: u64 = 10_000;
+pub const MAX_STORED_BYTES: u64 = 256 << 20;
 
 /// Defaults and maxima, reported by `/config_info`.
 pub const CPU_TIME_LIMIT: f64 = 5.0;
@@ -215,7 +223,14 @@ pub fn check(
         0.0,
         f64::from(u32::MAX),
         &mut errors,
-    ) as u32;
+    );
+    if language_id.fract() != 0.0 {
+        errors
+            .entry("language_id")
+            .or_default()
+            .push("must be an integer".into());
+    }
+    let language_id = language_id as u32;
     if body.language_id.is_none() {
         errors
             .entry("language_id")
@@ -297,6 +312,24 @@ pub fn check(
         f64::from(MAX_NUMBER_OF_RUNS),
         &mut errors,
     ) as u32;
+    for (key, text) in [
+        ("source_code", &source_code),
+        ("stdin", &stdin),
+        ("expected_output", &expected_output),
+    ] {
+        // Stored as base64: three bytes in four characters.
+        if text.as_ref().is_some_and(|t| t.len() / 4 * 3 > MAX_TEXT) {
+            errors
+                .entry(key)
+                .or_default()
+                .push("is longer than 1 MiB".into());
+        }
+    }
+    if f64::from(number_of_runs) * wall_time_limit > MAX_TOTAL_WALL {
+        errors.entry("number_of_runs").or_default().push(format!(
+            "times wall_time_limit must be at most {MAX_TOTAL_WALL} seconds"
+        ));
+    }
     for (key, on) in [
         (
             "enable_per_process_and_thread_time_limit",
@@ -516,7 +549,7 @@ pub fn result(s: &Stored, out: &Outcome) -> StoredResult {
                 } else {
                     &run.stdout
                 };
-                if trim(&want) == trim(got) {
+                if normalized(&want) == normalized(got) {
                     (3, None)
                 } else {
                     (4, None)
@@ -530,12 +563,12 @@ pub fn result(s: &Stored, out: &Outcome) -> StoredResult {
     r
 }
 
-/// Judge0 compares outputs with leading and trailing whitespace removed.
-fn trim(b: &[u8]) -> &[u8] {
-    let ws = |c: &u8| c.is_ascii_whitespace() || *c == 0;
-    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
-    &b[start..end]
+/// Output as Judge0 compares it: each line without its trailing white space, then the
+/// whole without trailing white space (leading white space counts).
+fn normalized(b: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(b);
+    let lines: Vec<&str> = text.split('\n').map(str::trim_end).collect();
+    lines.join("\n").trim_end().as_bytes().to_vec()
 }
 
 /// The result of an internal failure.
@@ -821,8 +854,9 @@ mod tests {
     }
 
     #[test]
-    fn outputs_compare_trimmed() {
-        assert_eq!(trim(b"  hi \n\n"), b"hi");
-        assert_eq!(trim(b"\n"), b"");
+    fn outputs_compare_as_judge0_does() {
+        assert_eq!(normalized(b"1 \n2\n"), normalized(b"1\n2"));
+        assert_ne!(normalized(b"   x"), normalized(b"x"));
+        assert_eq!(normalized(b"a\r\n\n\n"), b"a");
     }
 }

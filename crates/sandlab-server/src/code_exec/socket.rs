@@ -16,12 +16,21 @@ use crate::state::AppState;
 
 /// How long a client has to send `init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest message a client may send (an init holds the files: 1 MiB of source, in
+/// JSON).
+pub const MAX_MESSAGE: usize = 3 << 20;
+/// stdin messages held for the program (each at most `MAX_MESSAGE`, and stdin messages
+/// in practice lines); past it the socket is not read until the program takes some.
+const INPUT_QUEUE: usize = 8;
+/// How long one message to the client may take; a client that does not read is gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn send(socket: &mut WebSocket, v: Value) -> bool {
-    socket
-        .send(Message::Text(v.to_string().into()))
-        .await
-        .is_ok()
+    let sending = socket.send(Message::Text(v.to_string().into()));
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, sending).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
@@ -152,7 +161,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState, caller: ExecCaller) {
         return;
     }
     let (events_tx, mut events) = mpsc::channel::<Event>(64);
-    let (input, input_rx) = mpsc::channel::<Input>(64);
+    let (input, input_rx) = mpsc::channel::<Input>(INPUT_QUEUE);
     let mut run = tokio::spawn({
         let engine = engine.clone();
         async move {
@@ -173,23 +182,25 @@ pub async fn serve(mut socket: WebSocket, state: AppState, caller: ExecCaller) {
     let shutdown = state.shutdown().clone();
     let result = loop {
         tokio::select! {
-            ev = events.recv() => match ev {
-                Some(Event::Stage(s)) => {
-                    send(&mut socket, json!({"type": "stage", "stage": s.as_str()})).await;
+            ev = events.recv() => {
+                let msg = match ev {
+                    Some(Event::Stage(s)) => json!({"type": "stage", "stage": s.as_str()}),
+                    Some(Event::Stdout(b)) => {
+                        json!({"type": "data", "stream": "stdout", "data": utf8_chunk(&mut out_carry, &b)})
+                    }
+                    Some(Event::Stderr(b)) => {
+                        json!({"type": "data", "stream": "stderr", "data": utf8_chunk(&mut err_carry, &b)})
+                    }
+                    Some(Event::Exit(stage, o)) => exit_json(stage.as_str(), &o),
+                    None => break (&mut run).await,
+                };
+                // A client that does not read within the send timeout is gone: the
+                // program ends, and what is left of its output is dropped.
+                if !client_gone && !send(&mut socket, msg).await {
+                    client_gone = true;
+                    let _ = input.send(Input::Signal(libc::SIGKILL)).await;
                 }
-                Some(Event::Stdout(b)) => {
-                    let data = utf8_chunk(&mut out_carry, &b);
-                    send(&mut socket, json!({"type": "data", "stream": "stdout", "data": data})).await;
-                }
-                Some(Event::Stderr(b)) => {
-                    let data = utf8_chunk(&mut err_carry, &b);
-                    send(&mut socket, json!({"type": "data", "stream": "stderr", "data": data})).await;
-                }
-                Some(Event::Exit(stage, o)) => {
-                    send(&mut socket, exit_json(stage.as_str(), &o)).await;
-                }
-                None => break (&mut run).await,
-            },
+            }
             msg = socket.recv(), if !client_gone => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
@@ -231,7 +242,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState, caller: ExecCaller) {
                 // The program's stdin is gone (it finished): later input has nowhere to go.
                 let _ = sent;
             }
-            () = shutdown.cancelled() => {
+            () = shutdown.cancelled(), if !client_gone => {
                 let _ = input.send(Input::Signal(libc::SIGKILL)).await;
                 client_gone = true;
             }

@@ -39,11 +39,9 @@ pub async fn submit(
             let engine = engine.clone();
             tokio::spawn(async move {
                 match engine.store().start_submission(&token).await {
-                    Ok(true) => run(&engine, &token, &stored, ticket).await,
                     Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(token, error = %e, "could not start a submission; a restart runs it");
-                    }
+                    // Marked or not, it was acknowledged: it runs.
+                    Ok(true) | Err(_) => run(&engine, &token, &stored, ticket).await,
                 }
             })
         })
@@ -66,7 +64,7 @@ async fn run(engine: &Arc<Engine>, token: &str, stored: &Stored, ticket: Ticket)
         match engine.store().finish_submission(token, &text).await {
             Ok(_) => return,
             Err(e) => {
-                tracing::warn!(token, attempt, error = %e, "could not store a submission's result");
+                tracing::warn!(attempt, error = %e, "could not store a submission's result");
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
         }
@@ -74,9 +72,12 @@ async fn run(engine: &Arc<Engine>, token: &str, stored: &Stored, ticket: Ticket)
 }
 
 /// Runs again every submission a previous process stored and did not finish (they were
-/// acknowledged with a token, so they may not be lost), whatever the queue's length.
+/// acknowledged with a token, so they may not be lost), whatever the queue's length. Those
+/// made since this process started are its own and already running.
 pub async fn recover(engine: &Arc<Engine>) -> Result<usize, sandlab_store::Error> {
-    let unfinished = engine.store().unfinished_submissions().await?;
+    let started = engine.started_ms();
+    let mut unfinished = engine.store().unfinished_submissions().await?;
+    unfinished.retain(|s| s.created_at_ms < started);
     let n = unfinished.len();
     for sub in unfinished {
         let engine = engine.clone();

@@ -50,6 +50,14 @@ impl FromRequestParts<AppState> for ExecAuth {
 }
 
 async fn exec_caller(parts: &mut Parts, state: &AppState) -> Result<ExecCaller, String> {
+    // Programs send no Origin; a browser always does on a cross-site request. A page on
+    // another site must not run code here through its visitors' browsers, which could
+    // reach a server on their network (anonymous access) or carry its cookie.
+    if parts.headers.contains_key(axum::http::header::ORIGIN)
+        && !auth::origin_allowed(state, &parts.headers)
+    {
+        return Err("Requests from another site's pages are not accepted here.".into());
+    }
     // Judge0's clients send their key in X-Auth-Token: read it as a bearer token.
     if !parts
         .headers
@@ -230,7 +238,7 @@ type Admitted = (String, judge0::Stored, crate::code_exec::engine::Ticket);
 
 /// Checks one body and takes a queue place for it: `Ok` with what to submit, or the
 /// 422 field errors as JSON.
-fn admit_one(
+async fn admit_one(
     state: &AppState,
     caller: &ExecCaller,
     body: Value,
@@ -258,6 +266,17 @@ fn admit_one(
             "language with id {} needs the image {}, which is not built on this server",
             stored.language_id, lang.image
         )] })));
+    }
+    let (count, bytes) = state
+        .store()
+        .submission_usage(&caller.owner)
+        .await
+        .map_err(|e| Box::new(judge0_store(e)))?;
+    if count >= judge0::MAX_STORED || bytes >= judge0::MAX_STORED_BYTES {
+        return Err(Box::new(judge0_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "You have as many submissions stored as one caller may; delete some (DELETE /submissions/{token}) or wait for them to expire.",
+        )));
     }
     let ticket = engine
         .admit(&caller.owner)
@@ -290,7 +309,7 @@ pub async fn judge0_create(
             )
         }
     };
-    let (token, stored, ticket) = match admit_one(&state, &caller, body, base64) {
+    let (token, stored, ticket) = match admit_one(&state, &caller, body, base64).await {
         Ok(Ok(x)) => x,
         Ok(Err(errors)) => return (StatusCode::UNPROCESSABLE_ENTITY, Json(errors)).into_response(),
         Err(resp) => return *resp,
@@ -485,7 +504,7 @@ pub async fn judge0_create_batch(
     let mut answers: Vec<Value> = Vec::new();
     let mut accepted = Vec::new();
     for item in items {
-        match admit_one(&state, &caller, item, base64) {
+        match admit_one(&state, &caller, item, base64).await {
             Ok(Ok((token, stored, ticket))) => {
                 answers.push(json!({ "token": token }));
                 accepted.push((token, stored, ticket));
@@ -536,6 +555,12 @@ pub async fn judge0_get_batch(
                 .collect()
         })
         .unwrap_or_default();
+    let mut unique = tokens.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != tokens.len() {
+        return judge0_error(StatusCode::BAD_REQUEST, "tokens names a submission twice");
+    }
     if tokens.is_empty() || tokens.len() > judge0::MAX_BATCH {
         return judge0_error(
             StatusCode::BAD_REQUEST,
@@ -767,10 +792,12 @@ pub fn upgrade(
         .open(&caller.owner)
         .map_err(|e| ApiError::too_many("too_many_streams", e.to_string()))?;
     let sockets = state.sockets().clone();
-    Ok(ws.max_message_size(4 << 20).on_upgrade(move |socket| {
-        sockets.track_future(async move {
-            crate::code_exec::socket::serve(socket, state, caller).await;
-            drop(place);
-        })
-    }))
+    Ok(ws
+        .max_message_size(crate::code_exec::socket::MAX_MESSAGE)
+        .on_upgrade(move |socket| {
+            sockets.track_future(async move {
+                crate::code_exec::socket::serve(socket, state, caller).await;
+                drop(place);
+            })
+        }))
 }

@@ -125,6 +125,7 @@ pub const CASES: &[Case] = cases![
     submissions::delete_is_the_owners_or_an_admins,
     submissions::expiry_removes_only_done_ones_finished_before_the_cut,
     submissions::bad_submissions_are_invalid,
+    submissions::usage_counts_an_owners_submissions_and_bytes,
     sandboxes::records_round_trip_through_the_record_store,
     sandboxes::records_list_oldest_first,
     sandboxes::users_see_only_their_own_and_admins_see_all,

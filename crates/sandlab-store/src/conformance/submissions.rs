@@ -354,3 +354,28 @@ pub(super) async fn bad_submissions_are_invalid(c: Ctx) {
     assert_eq!(got[0].request.len(), MAX_SUBMISSION_REQUEST_BYTES);
     assert_eq!(got.len(), 3);
 }
+
+pub(super) async fn usage_counts_an_owners_submissions_and_bytes(c: Ctx) {
+    let store = c.store.as_ref();
+    assert_eq!(store.submission_usage("usr-u").await.unwrap(), (0, 0));
+    store
+        .create_submissions(&[new(40, "usr-u"), new(41, "usr-u"), new(42, "usr-v")])
+        .await
+        .unwrap();
+    let requests = (new(40, "usr-u").request.len() + new(41, "usr-u").request.len()) as u64;
+    let (n, before) = store.submission_usage("usr-u").await.unwrap();
+    assert_eq!(n, 2);
+    assert!(
+        (requests..requests + 8).contains(&before),
+        "{before} for {requests}"
+    );
+    assert!(store
+        .finish_submission(&token(40), "{\"status_id\":3}")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.submission_usage("usr-u").await.unwrap(),
+        (2, before + 15)
+    );
+    assert_eq!(store.submission_usage("usr-v").await.unwrap().0, 1);
+}

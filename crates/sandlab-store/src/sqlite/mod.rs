@@ -421,6 +421,9 @@ impl Store for SqliteStore {
     async fn expire_submissions(&self, before_ms: i64) -> Result<u64> {
         submissions::expire(self, before_ms).await
     }
+    async fn submission_usage(&self, owner: &str) -> Result<(u64, u64)> {
+        submissions::usage(self, owner).await
+    }
 
     async fn get_sandbox(&self, id: &SandboxId, owner: Option<&str>) -> Result<SandboxRecord> {
         sandboxes::get_for(self, id, owner).await

@@ -150,3 +150,14 @@ pub(super) async fn expire(s: &SqliteStore, before_ms: i64) -> Result<u64> {
         .await?;
     Ok(done.rows_affected())
 }
+
+pub(super) async fn usage(s: &SqliteStore, owner: &str) -> Result<(u64, u64)> {
+    let (n, bytes): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(request) + COALESCE(LENGTH(result), 0)), 0) \
+         FROM submissions WHERE owner = ?",
+    )
+    .bind(owner)
+    .fetch_one(&s.reader)
+    .await?;
+    Ok((n.max(0) as u64, bytes.max(0) as u64))
+}
