@@ -217,11 +217,16 @@ impl Cgroups {
             kill_all(dir);
         }
         let empty = || dirs.iter().all(|d| procs_in_tree(d).is_empty());
-        for _ in 0..1000 {
+        let (start, mut pause) = (
+            std::time::Instant::now(),
+            std::time::Duration::from_micros(50),
+        );
+        while start.elapsed() < std::time::Duration::from_secs(2) {
             if empty() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(2));
         }
         tracing::warn!(sandbox.id = %id, "processes survived SIGKILL for 2s");
     }
@@ -331,7 +336,10 @@ fn kill_all(dir: &Path) {
     if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
         return;
     }
-    for _ in 0..50 {
+    // Killed processes leave the cgroup within microseconds to a few milliseconds: look
+    // again soon, then less often (no fixed sleep on the way out of every sandbox).
+    let mut pause = std::time::Duration::from_micros(50);
+    for _ in 0..100 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
         let pids: Vec<i32> = procs
             .lines()
@@ -347,7 +355,8 @@ fn kill_all(dir: &Path) {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -423,13 +432,15 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     let mut last = Ok(());
-    for _ in 0..100 {
+    let mut pause = std::time::Duration::from_micros(50);
+    for _ in 0..120 {
         last = std::fs::remove_dir(dir);
         match &last {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(10));
             }
             Err(_) => break,
         }

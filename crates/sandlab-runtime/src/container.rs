@@ -755,7 +755,8 @@ fn reap(pids: &[i32]) {
         .iter()
         .map(|p| nix::unistd::Pid::from_raw(*p))
         .collect();
-    for _ in 0..5000 {
+    let (start, mut pause) = (std::time::Instant::now(), Duration::from_micros(50));
+    while start.elapsed() < Duration::from_secs(10) {
         // Reaped, or not our child (someone else reaps it): either way, done here.
         left.retain(|pid| {
             matches!(
@@ -766,7 +767,8 @@ fn reap(pids: &[i32]) {
         if left.is_empty() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(2));
     }
 }
 
