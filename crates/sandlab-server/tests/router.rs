@@ -808,9 +808,17 @@ async fn the_reaper_removes_expired_sandboxes() {
         (h.get(&url, &h.admin_token).await.status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
-    assert!(h.driver.running_ids().is_empty());
-    let audit = h.store.list_audit(Default::default()).await.unwrap();
-    assert!(audit.items.iter().any(|e| e.action == "sandbox.expire"));
+    assert!(h.all_removed().await);
+    // The audit entry follows the removal.
+    wait_until("the expiry is audited", Duration::from_secs(10), || async {
+        let audit = h.store.list_audit(Default::default()).await.unwrap();
+        audit
+            .items
+            .iter()
+            .any(|e| e.action == "sandbox.expire")
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
