@@ -15,6 +15,9 @@ CREATE TABLE submissions (
     -- request over 4 MiB.
     request     TEXT    NOT NULL,
     result      TEXT,
+    -- Bytes of request and result, kept by the store so a per-owner bound is counted
+    -- from the index below instead of reading every text.
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
     created_at  INTEGER NOT NULL,
     finished_at INTEGER,
     -- A result and a finish time exactly when done.
@@ -26,3 +29,5 @@ CREATE TABLE submissions (
 CREATE INDEX submissions_unfinished ON submissions (created_at) WHERE state <> 'done';
 -- Expiry of done submissions.
 CREATE INDEX submissions_by_finished ON submissions (finished_at) WHERE state = 'done';
+-- An owner's count and bytes (`submission_usage`), from the index alone.
+CREATE INDEX submissions_by_owner ON submissions (owner, bytes);

@@ -60,8 +60,8 @@ async fn rows_whose_state_result_and_finish_disagree_are_refused() {
     let mut raw = db.raw().await;
     let insert = |state: &'static str, result: Option<&'static str>, finished: Option<i64>| {
         sqlx::query(
-            "INSERT INTO submissions (token, owner, state, request, result, created_at, \
-             finished_at) VALUES (lower(hex(randomblob(16))), 'anonymous', ?, '{}', ?, 1, ?)",
+            "INSERT INTO submissions (token, owner, state, request, result, bytes, created_at, \
+             finished_at) VALUES (lower(hex(randomblob(16))), 'anonymous', ?, '{}', ?, 2, 1, ?)",
         )
         .bind(state)
         .bind(result)
@@ -94,8 +94,8 @@ async fn rows_whose_state_result_and_finish_disagree_are_refused() {
     }
     // STRICT: a time is an integer.
     assert!(sqlx::query(
-        "INSERT INTO submissions (token, owner, state, request, created_at) \
-         VALUES ('t', 'anonymous', 'queued', '{}', 'soon')"
+        "INSERT INTO submissions (token, owner, state, request, bytes, created_at) \
+         VALUES ('t', 'anonymous', 'queued', '{}', 2, 'soon')"
     )
     .execute(&mut raw)
     .await

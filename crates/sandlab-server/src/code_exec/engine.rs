@@ -243,9 +243,14 @@ pub struct Engine {
     started_ms: i64,
     languages: Languages,
     images: Arc<dyn ImageCatalog>,
+    /// The image names last read and when: every request asks, the list rarely changes.
+    image_names: Mutex<Option<(Instant, Arc<Vec<String>>)>>,
     opts: ExecuteOptions,
     admission: Admission,
 }
+
+/// How long a read of the image list serves requests.
+const IMAGE_NAMES_FRESH: Duration = Duration::from_secs(2);
 
 impl Engine {
     pub fn new(
@@ -259,6 +264,7 @@ impl Engine {
             started_ms: i64::try_from(sandlab_runtime::manager::now_ms()).unwrap_or(i64::MAX),
             languages,
             images,
+            image_names: Mutex::new(None),
             admission: Admission {
                 slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
                 inside: AtomicUsize::new(0),
@@ -306,14 +312,22 @@ impl Engine {
         self.image_names().contains(&lang.image)
     }
 
-    fn image_names(&self) -> Vec<String> {
-        match self.images.list() {
-            Ok(list) => list.into_iter().map(|i| i.name).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list images for code execution");
-                Vec::new()
+    fn image_names(&self) -> Arc<Vec<String>> {
+        let mut cached = self.image_names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, names)) = cached.as_ref() {
+            if at.elapsed() < IMAGE_NAMES_FRESH {
+                return names.clone();
             }
         }
+        let names = match self.images.list() {
+            Ok(list) => Arc::new(list.into_iter().map(|i| i.name).collect::<Vec<_>>()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list images for code execution");
+                return Arc::new(Vec::new());
+            }
+        };
+        *cached = Some((Instant::now(), names.clone()));
+        names
     }
 
     /// The language called `name` in `version`, if this server can run it.

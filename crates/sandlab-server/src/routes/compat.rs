@@ -362,6 +362,40 @@ pub async fn judge0_create(
     }
 }
 
+/// The one submission a GET or DELETE names, if the caller may see it, with the fields
+/// asked for; else the Judge0 error to answer.
+async fn one_submission(
+    state: &AppState,
+    auth: ExecAuth,
+    token: &str,
+    q: &HashMap<String, String>,
+) -> Result<(sandlab_store::Submission, Vec<&'static str>), Response> {
+    let caller = auth
+        .0
+        .map_err(|m| judge0_error(StatusCode::UNAUTHORIZED, m))?;
+    let fields = judge0::fields(q.get("fields").map(String::as_str))
+        .map_err(|m| judge0_error(StatusCode::BAD_REQUEST, m))?;
+    let missing = || {
+        judge0_error(
+            StatusCode::NOT_FOUND,
+            "There is no submission with this token.",
+        )
+    };
+    if !judge0::valid_token(token) {
+        return Err(missing());
+    }
+    let owner = (!caller.admin).then_some(caller.owner.as_str());
+    let token = token.to_owned();
+    match submissions::visible(state.store(), std::slice::from_ref(&token), owner).await {
+        Ok(mut v) => v
+            .pop()
+            .flatten()
+            .map(|sub| (sub, fields))
+            .ok_or_else(missing),
+        Err(e) => Err(judge0_store(e)),
+    }
+}
+
 /// Judge0's `GET /submissions/{token}`.
 pub async fn judge0_get(
     State(state): State<AppState>,
@@ -369,32 +403,11 @@ pub async fn judge0_get(
     Path(token): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let caller = match auth.0 {
-        Ok(c) => c,
-        Err(m) => return judge0_error(StatusCode::UNAUTHORIZED, m),
-    };
-    let fields = match judge0::fields(q.get("fields").map(String::as_str)) {
-        Ok(f) => f,
-        Err(m) => return judge0_error(StatusCode::BAD_REQUEST, m),
-    };
-    if !judge0::valid_token(&token) {
-        return judge0_error(
-            StatusCode::NOT_FOUND,
-            "There is no submission with this token.",
-        );
-    }
-    let owner = (!caller.admin).then_some(caller.owner.as_str());
-    match submissions::visible(state.store(), std::slice::from_ref(&token), owner).await {
-        Ok(mut v) => match v.pop().flatten() {
-            Some(sub) => {
-                Json(render(&state, &sub, &fields, flag(&q, "base64_encoded"))).into_response()
-            }
-            None => judge0_error(
-                StatusCode::NOT_FOUND,
-                "There is no submission with this token.",
-            ),
-        },
-        Err(e) => judge0_store(e),
+    match one_submission(&state, auth, &token, &q).await {
+        Ok((sub, fields)) => {
+            Json(render(&state, &sub, &fields, flag(&q, "base64_encoded"))).into_response()
+        }
+        Err(resp) => resp,
     }
 }
 
@@ -405,32 +418,9 @@ pub async fn judge0_delete(
     Path(token): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let caller = match auth.0 {
-        Ok(c) => c,
-        Err(m) => return judge0_error(StatusCode::UNAUTHORIZED, m),
-    };
-    let fields = match judge0::fields(q.get("fields").map(String::as_str)) {
-        Ok(f) => f,
-        Err(m) => return judge0_error(StatusCode::BAD_REQUEST, m),
-    };
-    if !judge0::valid_token(&token) {
-        return judge0_error(
-            StatusCode::NOT_FOUND,
-            "There is no submission with this token.",
-        );
-    }
-    let owner = (!caller.admin).then_some(caller.owner.as_str());
-    let sub = match submissions::visible(state.store(), std::slice::from_ref(&token), owner).await {
-        Ok(mut v) => match v.pop().flatten() {
-            Some(s) => s,
-            None => {
-                return judge0_error(
-                    StatusCode::NOT_FOUND,
-                    "There is no submission with this token.",
-                )
-            }
-        },
-        Err(e) => return judge0_store(e),
+    let (sub, fields) = match one_submission(&state, auth, &token, &q).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
     };
     if sub.state != sandlab_store::SubmissionState::Done {
         return judge0_error(

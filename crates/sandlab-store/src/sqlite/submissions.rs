@@ -51,12 +51,13 @@ pub(super) async fn create(s: &SqliteStore, new: &[NewSubmission]) -> Result<Vec
     let mut created = Vec::with_capacity(new.len());
     for n in new {
         sqlx::query(
-            "INSERT INTO submissions (token, owner, state, request, result, created_at, \
-             finished_at) VALUES (?, ?, 'queued', ?, NULL, ?, NULL)",
+            "INSERT INTO submissions (token, owner, state, request, result, bytes, created_at, \
+             finished_at) VALUES (?, ?, 'queued', ?, NULL, ?, ?, NULL)",
         )
         .bind(&n.token)
         .bind(&n.owner)
         .bind(&n.request)
+        .bind(n.request.len() as i64)
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -111,10 +112,11 @@ pub(super) async fn start(s: &SqliteStore, token: &str) -> Result<bool> {
 
 pub(super) async fn finish(s: &SqliteStore, token: &str, result: &str) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE submissions SET state = 'done', result = ?, finished_at = ? \
+        "UPDATE submissions SET state = 'done', result = ?, bytes = bytes + ?, finished_at = ? \
          WHERE token = ? AND state IN ('queued', 'running')",
     )
     .bind(result)
+    .bind(result.len() as i64)
     .bind(s.now())
     .bind(token)
     .execute(&s.writer)
@@ -152,12 +154,10 @@ pub(super) async fn expire(s: &SqliteStore, before_ms: i64) -> Result<u64> {
 }
 
 pub(super) async fn usage(s: &SqliteStore, owner: &str) -> Result<(u64, u64)> {
-    let (n, bytes): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(LENGTH(request) + COALESCE(LENGTH(result), 0)), 0) \
-         FROM submissions WHERE owner = ?",
-    )
-    .bind(owner)
-    .fetch_one(&s.reader)
-    .await?;
+    let (n, bytes): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM submissions WHERE owner = ?")
+            .bind(owner)
+            .fetch_one(&s.reader)
+            .await?;
     Ok((n.max(0) as u64, bytes.max(0) as u64))
 }
