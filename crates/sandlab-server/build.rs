@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+include!("../build-support/embed_toml.rs");
+
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let web = manifest.join("../../web");
@@ -59,30 +61,6 @@ fn main() {
     table.push_str("];\n");
     fs::write(out.join("web_assets.rs"), table).expect("write web_assets.rs");
     embed_toml_dir(&manifest.join("../../languages"), &out.join("languages.rs"));
-}
-
-/// Writes `BUILT_IN: &[(file name, text)]` for every `*.toml` in `dir`, sorted by name.
-fn embed_toml_dir(dir: &Path, out: &Path) {
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".toml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    let mut table = String::from("pub(crate) const BUILT_IN: &[(&str, &str)] = &[\n");
-    for name in names {
-        let path = dir.join(&name).canonicalize().expect("a listed file");
-        table.push_str(&format!(
-            "    ({name:?}, include_str!({:?})),\n",
-            path.display().to_string()
-        ));
-    }
-    table.push_str("];\n");
-    fs::write(out, table).expect("write the embedded table");
 }
 
 /// Relative paths of the files to embed; source maps stay out of the binary.
