@@ -51,6 +51,15 @@ status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1
 grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
 
+# The runtime matrix: the run above used the default runtime (native, in-process, for
+# standard sandboxes); every isolation, attack and leak test runs again on runc.
+echo "==> the isolation, attack and leak tests again on runc (SANDLAB_RUNTIME=runc)"
+SANDLAB_RUNTIME=runc cargo test -p sandlab --quiet --no-fail-fast \
+  --test isolation --test runtime_cves --test fork_bomb --test syscall_abi --test egress \
+  --test own_ids --test host_budgets --test lifecycle --test views --test execute_hostile \
+  -- --test-threads=2 2>&1 | tee .data/test-runc.log || status=1
+grep -E "^test result:" .data/test-runc.log | awk '{p+=$4; f+=$6} END {print "summary on runc: " p " passed, " f " failed"}'
+
 echo "==> fuzzing: every target for a fixed number of runs from fuzz/corpus (scripts/fuzz.sh)"
 scripts/fuzz.sh || status=1
 

@@ -31,6 +31,7 @@ mod conn;
 mod exec;
 mod fdio;
 mod files;
+mod launch;
 mod listener;
 mod log;
 mod outbound;
@@ -168,6 +169,9 @@ fn write_addr_file(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "--launch") {
+        return launch::main();
+    }
     // First of all: nothing inherited may leak into user processes.
     fdio::cloexec_from_3();
     let args = match parse_args(std::env::args_os().skip(1)) {

@@ -71,6 +71,7 @@ pub mod auth;
 mod client;
 mod error;
 pub mod frame;
+pub mod launch;
 pub mod messages;
 pub mod validate;
 

@@ -158,17 +158,8 @@ impl Cgroups {
     /// systemd's units, Docker's containers), all below the limits set here.
     pub fn delegate(&self, id: &SandboxId, owner: (u32, u32)) -> Result<()> {
         for h in &self.hierarchies {
-            let parent = h.mount.join(PARENT);
+            let parent = Self::parent_of(h)?;
             let dir = parent.join(id.as_str());
-            match std::fs::create_dir(&parent) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io(&parent)(e)),
-            }
-            if h.controllers.iter().any(|c| c == "cpuset") {
-                // A new v1 cpuset has no cpus or mems until given its parent's.
-                copy_cpuset(&h.mount, &parent);
-            }
             match std::fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -316,6 +307,176 @@ impl Cgroups {
             remove_tree(&dir).map_err(Error::io(&dir))?;
         }
         Ok(())
+    }
+}
+
+/// The prefix of a native-runtime seed's cgroup name (`seed-<12 random>`).
+pub const SEED_PREFIX: &str = "seed-";
+
+impl Cgroups {
+    /// The sandboxes' parent cgroup in hierarchy `h`, made when missing (a new v1 cpuset
+    /// has no cpus or mems until given its parent's).
+    fn parent_of(h: &Hierarchy) -> Result<PathBuf> {
+        let parent = h.mount.join(PARENT);
+        match std::fs::create_dir(&parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&parent)(e)),
+        }
+        if h.controllers.iter().any(|c| c == "cpuset") {
+            copy_cpuset(&h.mount, &parent);
+        }
+        Ok(parent)
+    }
+
+    /// The v2 hierarchy's directory of sandbox `id` (v2 or hybrid hosts).
+    pub fn v2_dir(&self, id: &SandboxId) -> Option<PathBuf> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.v2)
+            .map(|h| h.mount.join(PARENT).join(id.as_str()))
+    }
+
+    /// Makes a seed's cgroup, `name`, in every v1 hierarchy (none on a v2-only host,
+    /// where the init is cloned straight into its own cgroup).
+    pub fn make_seed(&self, name: &str) -> Result<()> {
+        for h in self.hierarchies.iter().filter(|h| !h.v2) {
+            let dir = Self::parent_of(h)?.join(name);
+            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                copy_cpuset(&h.mount.join(PARENT), &dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` into the seed cgroup `name` of every v1 hierarchy. The first
+    /// move into a cgroup waits for an RCU grace period (about 10 ms), which is why seeds
+    /// are placed ahead of time.
+    pub fn place_seed(&self, name: &str, pid: u32) -> Result<()> {
+        for h in self.hierarchies.iter().filter(|h| !h.v2) {
+            let procs = h.mount.join(PARENT).join(name).join("cgroup.procs");
+            std::fs::write(&procs, pid.to_string()).map_err(Error::io(&procs))?;
+        }
+        Ok(())
+    }
+
+    /// Gives seed `name`'s v1 cgroups to sandbox `id` (a rename: the seed stays in them)
+    /// and makes its v2 cgroup, empty, for its init to be cloned into.
+    pub fn claim_seed(&self, name: &str, id: &SandboxId) -> Result<()> {
+        for h in &self.hierarchies {
+            let parent = h.mount.join(PARENT);
+            let to = parent.join(id.as_str());
+            if h.v2 {
+                Self::parent_of(h)?;
+                if self.mode == CgroupMode::Unified {
+                    enable_controllers(&h.mount, &parent);
+                }
+                std::fs::create_dir(&to).map_err(Error::io(&to))?;
+            } else {
+                let from = parent.join(name);
+                std::fs::rename(&from, &to).map_err(Error::io(&from))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes seed cgroups no process is in (a seed whose server went away): `rmdir`
+    /// refuses the busy ones, which belong to a live server.
+    pub fn sweep_seeds(&self) {
+        for h in self.hierarchies.iter().filter(|h| !h.v2) {
+            let Ok(rd) = std::fs::read_dir(h.mount.join(PARENT)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(SEED_PREFIX) {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+    }
+
+    /// Removes seed `name`'s cgroups (after its process is gone).
+    pub fn remove_seed(&self, name: &str) {
+        for h in self.hierarchies.iter().filter(|h| !h.v2) {
+            let _ = remove_tree(&h.mount.join(PARENT).join(name));
+        }
+    }
+
+    /// Writes a sandbox's limits (an OCI `linux.resources` object: memory, swap, cpu
+    /// quota, period and cpus, pids, and the device rules, deny-all plus `allowed`) into
+    /// its cgroups, as the OCI runtime does for the sandboxes it starts.
+    pub fn apply_limits(
+        &self,
+        id: &SandboxId,
+        resources: &serde_json::Value,
+        allowed_devices: &[&str],
+    ) -> Result<()> {
+        let rel = Path::new(PARENT).join(id.as_str());
+        let num = |v: &serde_json::Value| v.as_i64().filter(|n| *n > 0);
+        let memory = num(&resources["memory"]["limit"]);
+        let swap = num(&resources["memory"]["swap"]);
+        let quota = num(&resources["cpu"]["quota"]);
+        let period = num(&resources["cpu"]["period"]).unwrap_or(100_000);
+        let cpus = resources["cpu"]["cpus"].as_str();
+        let pids = num(&resources["pids"]["limit"]);
+        let write = |dir: &Path, file: &str, value: String| -> Result<()> {
+            let path = dir.join(file);
+            std::fs::write(&path, value).map_err(Error::io(&path))
+        };
+        if let Some(root) = self.v2_controlling() {
+            let dir = root.join(&rel);
+            if let Some(m) = memory {
+                write(&dir, "memory.max", m.to_string())?;
+                if swap.is_some() {
+                    write(&dir, "memory.swap.max", "0".into())?;
+                }
+            }
+            if let Some(q) = quota {
+                write(&dir, "cpu.max", format!("{q} {period}"))?;
+            }
+            if let Some(p) = pids {
+                write(&dir, "pids.max", p.to_string())?;
+            }
+            if let Some(c) = cpus {
+                write(&dir, "cpuset.cpus", c.to_owned())?;
+            }
+            // Device access on v2 is an eBPF program; a user namespace can make no device
+            // nodes and mounts nothing with devices, so /dev holds only the bound ones.
+            return Ok(());
+        }
+        if let (Some(m), Some(dir)) = (memory, self.v1("memory").map(|d| d.join(&rel))) {
+            write(&dir, "memory.limit_in_bytes", m.to_string())?;
+            if let Some(s) = swap {
+                write(&dir, "memory.memsw.limit_in_bytes", s.to_string())?;
+            }
+        }
+        if let (Some(q), Some(dir)) = (quota, self.v1("cpu").map(|d| d.join(&rel))) {
+            write(&dir, "cpu.cfs_period_us", period.to_string())?;
+            write(&dir, "cpu.cfs_quota_us", q.to_string())?;
+        }
+        if let (Some(p), Some(dir)) = (pids, self.v1("pids").map(|d| d.join(&rel))) {
+            write(&dir, "pids.max", p.to_string())?;
+        }
+        if let (Some(c), Some(dir)) = (cpus, self.v1("cpuset").map(|d| d.join(&rel))) {
+            write(&dir, "cpuset.cpus", c.to_owned())?;
+        }
+        if let Some(dir) = self.v1("devices").map(|d| d.join(&rel)) {
+            write(&dir, "devices.deny", "a".into())?;
+            for rule in allowed_devices {
+                write(&dir, "devices.allow", (*rule).to_owned())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns on, for the sandboxes' parent, the v2 controllers their limits need.
+fn enable_controllers(root: &Path, parent: &Path) {
+    for dir in [root, parent] {
+        for controller in ["+cpu", "+cpuset", "+memory", "+pids"] {
+            let _ = std::fs::write(dir.join("cgroup.subtree_control"), controller);
+        }
     }
 }
 

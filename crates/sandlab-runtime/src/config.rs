@@ -6,13 +6,16 @@ use std::str::FromStr;
 use sandlab_image::IdMap;
 use serde::{Deserialize, Serialize};
 
-/// Which OCI runtime binary to use.
+/// Which runtime starts sandboxes: the native (in-process) one, or an OCI runtime binary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeChoice {
-    /// The first of runc, crun that works on this host.
+    /// The native runtime for standard sandboxes where the kernel allows it, and the
+    /// first of runc, crun that works on this host for the rest (machines).
     #[default]
     Auto,
+    /// The native runtime for standard sandboxes; machines still use an OCI runtime.
+    Native,
     Runc,
     Crun,
     Runsc,
@@ -23,11 +26,12 @@ impl FromStr for RuntimeChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "auto" => Ok(RuntimeChoice::Auto),
+            "native" => Ok(RuntimeChoice::Native),
             "runc" => Ok(RuntimeChoice::Runc),
             "crun" => Ok(RuntimeChoice::Crun),
             "runsc" => Ok(RuntimeChoice::Runsc),
             other => Err(format!(
-                "OCI runtime {other:?} is not one of auto, runc, crun, runsc"
+                "runtime {other:?} is not one of auto, native, runc, crun, runsc"
             )),
         }
     }
@@ -51,6 +55,9 @@ pub struct RuntimeConfig {
     /// Sandboxes may be made with the `machine` profile (systemd, Docker inside; a larger
     /// kernel surface, docs/machine-profile.md). On by default; an operator can turn it off.
     pub allow_machine: bool,
+    /// How many native-runtime launchers are kept ready, each already in cgroups of its
+    /// own (see `native`).
+    pub native_seeds: usize,
 }
 
 impl RuntimeConfig {
@@ -64,6 +71,7 @@ impl RuntimeConfig {
             agent_path: None,
             allow_32bit: false,
             allow_machine: true,
+            native_seeds: 4,
         }
     }
 }

@@ -19,7 +19,7 @@ use sandlab_proto::AgentClient;
 use tokio::sync::OnceCell;
 
 use crate::cgroups::Cgroups;
-use crate::config::RuntimeConfig;
+use crate::config::{RuntimeChoice, RuntimeConfig};
 use crate::error::{Error, Result};
 use crate::mounts::{self, MountInfo};
 use crate::network::{self, slot_addrs, PrivateNet};
@@ -55,6 +55,8 @@ pub struct ContainerDriver {
     layout: Layout,
     pub(crate) images: ImageStore,
     pub(crate) oci: OciRuntime,
+    /// The native runtime, for standard sandboxes (`None`: the OCI runtime starts all).
+    native: Option<std::sync::Arc<crate::native::Native>>,
     pub(crate) cgroups: Cgroups,
     volumes: VolumePool,
     slots: Slots,
@@ -97,7 +99,12 @@ impl ContainerDriver {
             .map_err(Error::io(&sandboxes))?;
         let mounts = MountInfo::read()?;
         let cgroups = Cgroups::from_mounts(&mounts)?;
-        let oci = OciRuntime::detect(cfg.runtime, cgroups.mode)?;
+        let native_wanted = matches!(cfg.runtime, RuntimeChoice::Auto | RuntimeChoice::Native);
+        let oci_choice = match cfg.runtime {
+            RuntimeChoice::Native => RuntimeChoice::Auto,
+            other => other,
+        };
+        let oci = OciRuntime::detect(oci_choice, cgroups.mode)?;
         let volumes = VolumePool::open(
             &mounts,
             &layout.volumes_image(),
@@ -108,7 +115,22 @@ impl ContainerDriver {
         let images = ImageStore::open(&cfg.data_dir, cfg.idmap)?;
         let uid_ranges = own_ranges_work(&layout, &cfg.idmap)
             .then(|| Slots::uid_ranges(&cfg.data_dir, userns::range_count(&cfg.idmap)));
+        let native = match (native_wanted, crate::native::unsupported()) {
+            (false, _) => None,
+            (true, None) => Some(std::sync::Arc::new(crate::native::Native::new(
+                agent.clone(),
+                cgroups.clone(),
+                cfg.native_seeds,
+                &cfg.data_dir,
+            ))),
+            (true, Some(why)) if cfg.runtime == RuntimeChoice::Auto => {
+                tracing::info!("standard sandboxes use {}: {why}", oci.name());
+                None
+            }
+            (true, Some(why)) => return Err(Error::NoRuntime(why)),
+        };
         Ok(ContainerDriver {
+            native,
             slots: Slots::egress(&cfg.data_dir),
             uid_ranges,
             cfg,
@@ -128,9 +150,27 @@ impl ContainerDriver {
         &self.images
     }
 
-    /// The OCI runtime's name (`runc`, `crun`, `runsc`), for people.
+    /// The name of the runtime that starts standard sandboxes (`native`, `runc`, `crun`,
+    /// `runsc`), for people.
     pub fn runtime_name(&self) -> &str {
-        self.oci.name()
+        match self.native {
+            Some(_) => "native",
+            None => self.oci.name(),
+        }
+    }
+
+    /// Starts preparing the native runtime's launchers now rather than at the first
+    /// create: a server keeps a pool (`pool`), a command that creates one sandbox
+    /// prepares one while it opens its database.
+    pub fn warm_up(&self, pool: bool) {
+        if let Some(native) = &self.native {
+            native.start_seeding(pool);
+        }
+    }
+
+    /// Whether the OCI runtime (not the native one) started sandbox `id`: it keeps state.
+    fn oci_started(&self, id: &SandboxId) -> bool {
+        self.oci.root.join(id.as_str()).exists()
     }
 
     /// The host pid of the sandbox's init process (the agent), while it runs.
@@ -281,7 +321,8 @@ impl ContainerDriver {
             // sees the image in use (removal unmounts everything under the directory).
             mounts::mount_overlay(&lower, &upper, &volume.join("work"), &rootfs)?;
         }
-        if ranged.is_some() {
+        let native = self.native.as_ref().filter(|_| !machine);
+        if ranged.is_some() || native.is_some() {
             let file = dir.join(USERNS_FILE);
             if !mounted.is_mount_point(&file) {
                 let ns = userns::sandbox_userns(&ids)?;
@@ -362,6 +403,23 @@ impl ContainerDriver {
         std::fs::write(&config_path, text).map_err(Error::io(&config_path))?;
 
         step("config");
+        if let Some(native) = native {
+            let paths = crate::native::Paths {
+                agent_socket: self.layout.agent_socket(id),
+                netns: Layout::netns(id),
+                userns: dir.join(USERNS_FILE),
+                rootfs: self.layout.rootfs(id),
+                nofile: spec::open_files_per_process(spec.limits.pids),
+            };
+            let (native, sandbox) = (native.clone(), id.clone());
+            let pid = tokio::task::spawn_blocking(move || native.start(&sandbox, &config, &paths))
+                .await
+                .map_err(|e| Error::Host(format!("The launch task failed: {e}")))??;
+            let pidfile = self.layout.bundle(id).join(INIT_PID_FILE);
+            std::fs::write(&pidfile, pid.to_string()).map_err(Error::io(&pidfile))?;
+            step("runtime");
+            return Ok(info);
+        }
         let sock = self.layout.agent_socket(id);
         let _ = std::fs::remove_file(&sock);
         let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(Error::io(&sock))?;
@@ -576,7 +634,14 @@ impl Driver for ContainerDriver {
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<()> {
-        self.oci.kill(id.as_str()).await
+        if self.oci_started(id) {
+            return self.oci.kill(id.as_str()).await;
+        }
+        let cgroups = self.cgroups.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || cgroups.kill(&id))
+            .await
+            .map_err(|e| Error::Host(format!("The kill task failed: {e}")))
     }
 
     async fn remove(&self, id: &SandboxId) -> Result<()> {
@@ -598,7 +663,9 @@ impl Driver for ContainerDriver {
         ours.extend(init);
         self.cgroups.kill(id);
         reap(&ours);
-        self.oci.delete(id.as_str()).await?;
+        if self.oci_started(id) {
+            self.oci.delete(id.as_str()).await?;
+        }
         let dir = self.layout.sandbox_dir(id);
         let mut mounted = MountInfo::read()?.under(&dir);
         mounted.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));

@@ -38,12 +38,14 @@ pub mod lease;
 mod lxcfs;
 pub mod manager;
 mod mounts;
+mod native;
 mod netns;
 mod network;
 mod ocirt;
 mod paths;
 pub mod process;
 mod seccomp;
+mod seccomp_bpf;
 mod slots;
 mod spec;
 #[cfg(feature = "testing")]

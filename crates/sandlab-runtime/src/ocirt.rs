@@ -66,7 +66,7 @@ impl OciRuntime {
     /// Picks the runtime for `choice` on a host whose cgroups are in `mode`.
     pub fn detect(choice: RuntimeChoice, mode: CgroupMode) -> Result<OciRuntime> {
         let candidates: &[RuntimeKind] = match choice {
-            RuntimeChoice::Auto => &[RuntimeKind::Runc, RuntimeKind::Crun],
+            RuntimeChoice::Auto | RuntimeChoice::Native => &[RuntimeKind::Runc, RuntimeKind::Crun],
             RuntimeChoice::Runc => &[RuntimeKind::Runc],
             RuntimeChoice::Crun => &[RuntimeKind::Crun],
             RuntimeChoice::Runsc => &[RuntimeKind::Runsc],

@@ -76,8 +76,9 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/kernel/tracing",
 ];
 
-/// Every capability Linux 6.x defines: a machine holds them all, within its own user
-/// namespace only (the kernel checks each against the namespace that owns the object).
+/// Every capability Linux 6.x defines, in the kernel's order (position = number, which
+/// the native runtime relies on): a machine holds them all, within its own user namespace
+/// only (the kernel checks each against the namespace that owns the object).
 pub const MACHINE_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",

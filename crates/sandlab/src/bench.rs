@@ -131,35 +131,52 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
     let (runc, root) = baseline.oci_runtime();
     let result = measure(n, &cfg.runtime.data_dir, &image, runc, root, &dir);
     baseline.remove(&dir)?;
-    let (mut ours, mut base) = result?;
-    ours.sort();
-    base.sort();
-    let row = |name: &str, s: &Series| {
-        println!(
-            "{:<36} {:>9.1?} {:>9.1?} {:>11.1?} {:>9.1?}",
-            name,
-            percentile(&s.first, 0.5),
-            percentile(&s.first, 0.99),
-            percentile(&s.total, 0.5),
-            percentile(&s.total, 0.99)
-        )
-    };
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let mut columns = result?;
+    for c in &mut columns {
+        c.series.sort();
+        c.cpu.sort();
+    }
     println!("cold start, {n} runs each, alternating, image {image}; command `echo ready`");
     println!(
-        "{:<36} {:>9} {:>9} {:>11} {:>9}",
-        "", "first p50", "p99", "exit p50", "p99"
+        "{:<44} {:>9} {:>9} {:>11} {:>9} {:>11}",
+        "", "first p50", "p99", "exit p50", "p99", "CPU p50"
     );
-    row(
-        &format!("bare {} run (same bundle)", driver_name(runc)),
-        &base,
-    );
-    row("sandlab run -- echo ready", &ours);
+    for c in &columns {
+        println!(
+            "{:<44} {:>9.1?} {:>9.1?} {:>11.1?} {:>9.1?} {:>11.1?}",
+            c.name,
+            percentile(&c.series.first, 0.5),
+            percentile(&c.series.first, 0.99),
+            percentile(&c.series.total, 0.5),
+            percentile(&c.series.total, 0.99),
+            percentile(&c.cpu, 0.5),
+        );
+    }
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let p50 = |i: usize| percentile(&columns[i].series.first, 0.5);
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    // Columns: 0 bare OCI runtime, 1 sandlab on it, 2 sandlab native, 3 the unshare floor.
     println!(
-        "ratio to first output: p50 {:.2}  p99 {:.2}  (SPEC target <= 1.30); to exit incl. teardown: p50 {:.2}",
-        ratio(percentile(&ours.first, 0.5), percentile(&base.first, 0.5)),
-        ratio(percentile(&ours.first, 0.99), percentile(&base.first, 0.99)),
-        ratio(percentile(&ours.total, 0.5), percentile(&base.total, 0.5)),
+        "sandlab on {} / bare {}: first output p50 {:.2}, p99 {:.2} (SPEC target <= 1.30)",
+        driver_name(runc),
+        driver_name(runc),
+        ratio(p50(1), p50(0)),
+        ratio(
+            percentile(&columns[1].series.first, 0.99),
+            percentile(&columns[0].series.first, 0.99)
+        ),
+    );
+    let native = p50(2);
+    println!(
+        "native: first output p50 {:.1?} (target <= 15 ms: {}), {:.2}x the floor (target <= 3: {}), {:.2}x bare {}; CPU per start p50 {:.1?} (target <= 8 ms: {})",
+        native,
+        verdict(native <= Duration::from_millis(15)),
+        ratio(native, p50(3)),
+        verdict(ratio(native, p50(3)) <= 3.0),
+        ratio(native, p50(0)),
+        driver_name(runc),
+        percentile(&columns[2].cpu, 0.5),
+        verdict(percentile(&columns[2].cpu, 0.5) <= Duration::from_millis(8)),
     );
     Ok(())
 }
@@ -257,6 +274,29 @@ fn driver_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// One column of `bench start`: a way to run `echo ready`, and what it took.
+struct Column {
+    name: String,
+    series: Series,
+    /// CPU time of the command and everything it waited for, per run.
+    cpu: Vec<Duration>,
+}
+
+/// CPU time (user + system) of this process's waited-for children so far.
+fn children_cpu() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    usage.map_or(Duration::ZERO, |u| {
+        let t = |tv: nix::sys::time::TimeVal| {
+            Duration::from_secs(tv.tv_sec().max(0) as u64)
+                + Duration::from_micros(tv.tv_usec().max(0) as u64)
+        };
+        t(u.user_time()) + t(u.system_time())
+    })
+}
+
+/// Runs the four columns one after another, `n` rounds: the bare OCI runtime on the
+/// baseline bundle, `sandlab run` on that runtime, `sandlab run` on the native runtime,
+/// and the floor: `unshare` of the same namespaces into the same root.
 fn measure(
     n: usize,
     data_dir: &Path,
@@ -264,27 +304,59 @@ fn measure(
     runc: &Path,
     root: &Path,
     bundle: &Path,
-) -> anyhow::Result<(Series, Series)> {
-    let mut ours = Series::new(n);
-    let mut base = Series::new(n);
+) -> anyhow::Result<Vec<Column>> {
+    let oci = driver_name(runc);
+    let mut columns: Vec<Column> = [
+        format!("bare {oci} run (same bundle)"),
+        format!("sandlab run on {oci}"),
+        "sandlab run on native".to_owned(),
+        "floor: unshare -Urpfmiun --cgroup, chroot".to_owned(),
+    ]
+    .into_iter()
+    .map(|name| Column {
+        name,
+        series: Series::new(n),
+        cpu: Vec::with_capacity(n),
+    })
+    .collect();
+    let sandlab = |runtime: &str| {
+        let mut cmd = Command::new(self_exe());
+        cmd.env("SANDLAB_RUNTIME", runtime)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["run", "--image", image, "--", "echo", "ready"])
+            .stdin(Stdio::null());
+        cmd
+    };
     for i in 0..n {
-        let name = format!("bench-{}-{i}", std::process::id());
-        base.push(timed(
-            Command::new(runc)
-                .arg("--root")
-                .arg(root)
-                .args(["run", "--bundle"])
-                .arg(bundle)
-                .arg(&name)
-                .stdin(Stdio::null()),
-        )?);
-        ours.push(timed(
-            Command::new(self_exe())
-                .arg("--data-dir")
-                .arg(data_dir)
-                .args(["run", "--image", image, "--", "echo", "ready"])
-                .stdin(Stdio::null()),
-        )?);
+        for (c, column) in columns.iter_mut().enumerate() {
+            let mut cmd = match c {
+                0 => {
+                    let mut cmd = Command::new(runc);
+                    cmd.arg("--root")
+                        .arg(root)
+                        .args(["run", "--bundle"])
+                        .arg(bundle)
+                        .arg(format!("bench-{}-{i}", std::process::id()))
+                        .stdin(Stdio::null());
+                    cmd
+                }
+                1 => sandlab(&oci),
+                2 => sandlab("native"),
+                _ => {
+                    let mut cmd = Command::new("unshare");
+                    cmd.args(["--user", "--map-root-user", "--pid", "--fork", "--mount"])
+                        .args(["--ipc", "--uts", "--net", "--cgroup", "--root"])
+                        .arg(bundle.join("rootfs"))
+                        .args(["/bin/echo", "ready"])
+                        .stdin(Stdio::null());
+                    cmd
+                }
+            };
+            let before = children_cpu();
+            column.series.push(timed(&mut cmd)?);
+            column.cpu.push(children_cpu().saturating_sub(before));
+        }
     }
-    Ok((ours, base))
+    Ok(columns)
 }

@@ -261,7 +261,7 @@ pub async fn test(cfg: &Config, dirs: &[PathBuf], keep: bool) -> anyhow::Result<
             problems.len()
         );
     }
-    let mgr = crate::sandbox_cmd::manager(cfg).await?;
+    let mgr = crate::sandbox_cmd::manager(cfg, crate::drivers::Use::Serve).await?;
     mgr.reconcile().await?;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let b = ProgressBar::new(labs.len() as u64);

@@ -145,8 +145,8 @@ pub enum SandboxCommand {
 
 /// The runtime over the shared store: the CLI and `sandlab serve` keep sandbox records in
 /// the same database, so each sees (and reconciles) the other's sandboxes correctly.
-pub async fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
-    let drivers = crate::drivers::from_config(cfg)?;
+pub async fn manager(cfg: &Config, usage: crate::drivers::Use) -> anyhow::Result<SandboxManager> {
+    let drivers = crate::drivers::from_config(cfg, usage)?;
     let store = crate::store::open(cfg).await?;
     Ok(SandboxManager::new(
         drivers,
@@ -156,7 +156,7 @@ pub async fn manager(cfg: &Config) -> anyhow::Result<SandboxManager> {
 }
 
 pub async fn run(cfg: &Config, args: RunArgs) -> anyhow::Result<u8> {
-    let mgr = manager(cfg).await?;
+    let mgr = manager(cfg, crate::drivers::Use::Create).await?;
     tracing::debug!("runtime ready");
     let ttl = args
         .timeout
@@ -210,7 +210,11 @@ async fn exec_attached(
 }
 
 pub async fn sandbox(cfg: &Config, cmd: SandboxCommand) -> anyhow::Result<u8> {
-    let mgr = manager(cfg).await?;
+    let usage = match cmd {
+        SandboxCommand::Create { .. } => crate::drivers::Use::Create,
+        _ => crate::drivers::Use::Manage,
+    };
+    let mgr = manager(cfg, usage).await?;
     match cmd {
         SandboxCommand::Create {
             limits,

@@ -47,7 +47,7 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     let listen = config.listen;
     let store = crate::store::open(cfg).await?;
-    let drivers = crate::drivers::from_config(cfg)?;
+    let drivers = crate::drivers::from_config(cfg, crate::drivers::Use::Serve)?;
     let images = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
     let server = Server::build(ServerParts {
         config,

@@ -189,8 +189,17 @@ fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
             ours.then(|| v["id"].as_str().unwrap().to_owned())
         })
         .collect();
+    // A killed command's native seed exits when its socket closes; its cgroups stay
+    // until the next command sweeps them.
+    std::thread::sleep(Duration::from_millis(200));
+    let seeds = empty_seed_cgroups();
     let out = sandlab(&data, &["sandbox", "ls"]);
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    let kept: Vec<_> = empty_seed_cgroups()
+        .into_iter()
+        .filter(|s| seeds.contains(s))
+        .collect();
+    assert!(kept.is_empty(), "seed cgroups outlived the sweep: {kept:?}");
     for id in &ids {
         assert_eq!(
             leftovers(&data, id),

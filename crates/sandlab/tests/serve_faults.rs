@@ -20,7 +20,10 @@ use serde_json::{json, Value};
 /// the answer.
 const KILL_DELAYS_MS: &[u64] = &[0, 5, 10, 20, 30, 40, 50, 75, 100, 200, 400];
 
-const POOL_CONFIG: &str = "[[pool]]\nname = \"default\"\nsize = 3\n";
+/// Large enough that a refill lasts a while even when sandboxes start in milliseconds
+/// (the kills below must land during one).
+const POOL_SIZE: usize = 12;
+const POOL_CONFIG: &str = "[[pool]]\nname = \"default\"\nsize = 12\n";
 const POOL_OWNER: &str = "pool:default";
 const POOL_READY: (&str, &str) = ("sandlab_pool_ready", "profile=\"default\"");
 
@@ -227,11 +230,11 @@ fn kill9_during_pool_refill_leaks_nothing() {
     );
     server.restart();
     let full = wait_until(Duration::from_secs(60), || {
-        server.metric(POOL_READY.0, POOL_READY.1) == Some(3.0)
+        server.metric(POOL_READY.0, POOL_READY.1) == Some(POOL_SIZE as f64)
     });
     assert!(
         full,
-        "the pool did not refill to 3 ({:?}); log:\n{}",
+        "the pool did not refill to {POOL_SIZE} ({:?}); log:\n{}",
         server.metric(POOL_READY.0, POOL_READY.1),
         server.log()
     );
@@ -245,7 +248,7 @@ fn kill9_during_pool_refill_leaks_nothing() {
         .collect();
     assert_eq!(
         (running.len(), pool.len()),
-        (3, 3),
+        (POOL_SIZE, POOL_SIZE),
         "the pool's records: {pool:#?}"
     );
     for id in &running {

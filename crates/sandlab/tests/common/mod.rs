@@ -86,14 +86,43 @@ pub fn rm(data: &Path, id: &str) {
     assert_eq!(out.code(), 0, "rm failed: {}", out.stderr_text());
 }
 
-/// Host pid of the sandbox's init (the agent), from the OCI runtime's state.
+/// Host pid of the sandbox's init (the agent), as whichever runtime started it noted it
+/// in the sandbox's directory.
 pub fn init_pid(id: &str) -> u32 {
-    let out = Command::new("runc")
-        .args(["--root", "/run/sandlab/runc", "state", id])
-        .output()
-        .expect("runc state");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runc state json");
-    v["pid"].as_u64().expect("pid") as u32
+    let file = data_dir().join("sandboxes").join(id).join("init.pid");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    text.trim().parse().expect("a pid in init.pid")
+}
+
+/// The native runtime's seed cgroups (`/sandlab/seed-…` in each v1 hierarchy) that hold
+/// no process: what a killed command leaves until the next driver sweeps it.
+pub fn empty_seed_cgroups() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for e in std::fs::read_dir(h.path().join("sandlab"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let empty = std::fs::read_to_string(e.path().join("cgroup.procs"))
+                .is_ok_and(|p| p.trim().is_empty());
+            if e.file_name().to_string_lossy().starts_with("seed-") && empty {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// The runtime these tests run sandboxes with (`SANDLAB_RUNTIME`, `auto` by default):
+/// the isolation tests run once per runtime (scripts/test.sh).
+pub fn runtime() -> String {
+    std::env::var("SANDLAB_RUNTIME").unwrap_or_else(|_| "auto".into())
 }
 
 /// Every host-side trace of a sandbox that still exists, described.
