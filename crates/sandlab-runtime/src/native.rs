@@ -113,6 +113,11 @@ impl Native {
     /// to come (a command). The first create starts a kept pool if nothing did.
     pub fn start_seeding(&self, keep: bool) {
         self.started.call_once(|| {
+            if !keep {
+                // Counted before the thread runs, so a create that comes first waits for
+                // this seed instead of making a second one.
+                self.seeds.state.lock().expect("seed lock").making += 1;
+            }
             let pool = Arc::downgrade(&self.seeds);
             let spawned = std::thread::Builder::new()
                 .name("sandlab-seeds".into())
@@ -121,6 +126,9 @@ impl Native {
                     false => SeedPool::make_one(pool),
                 });
             if let Err(e) = spawned {
+                if !keep {
+                    self.seeds.state.lock().expect("seed lock").making -= 1;
+                }
                 tracing::warn!(error = %e, "cannot start the seed thread; every create makes its own seed");
             }
         });
@@ -214,9 +222,11 @@ impl Native {
         resources: &Value,
         mut plan: LaunchPlan,
     ) -> Result<u32> {
+        let t = std::time::Instant::now();
         self.cgroups.claim_seed(&seed.name, id)?;
         seed.claimed = true;
         self.cgroups.apply_limits(id, resources, ALLOWED_DEVICES)?;
+        let placed = t.elapsed();
         plan.cgroup_v2 = self.cgroups.v2_dir(id);
         let body = serde_json::to_vec(&plan)
             .map_err(|e| Error::Host(format!("Cannot encode the launch plan: {e}")))?;
@@ -230,6 +240,7 @@ impl Native {
             .set_read_timeout(Some(LAUNCH_TIMEOUT))
             .map_err(lost)?;
         let (mut init, mut helpers, mut error) = (None, Vec::new(), None);
+        let mut cloned = Duration::ZERO;
         for line in BufReader::new(&seed.ctl).lines() {
             let line = line.map_err(|e| {
                 Error::Host(format!(
@@ -239,20 +250,33 @@ impl Native {
             })?;
             match line.split_once(' ') {
                 Some(("pid", n)) => helpers.extend(n.parse::<i32>().ok()),
-                Some(("init", n)) => init = n.parse::<u32>().ok(),
+                Some(("init", n)) => {
+                    init = n.parse::<u32>().ok();
+                    cloned = t.elapsed();
+                }
                 Some(("error", msg)) => error = Some(msg.to_owned()),
                 _ => error = Some(format!("the launcher said {line:?}")),
             }
         }
-        // The helper processes are our children (they were cloned as the seed's
-        // siblings) and have exited or are about to.
-        for pid in helpers {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        }
+        tracing::debug!(sandbox.id = %id, placed_us = placed.as_micros() as u64, cloned_us = cloned.as_micros() as u64, executed_us = t.elapsed().as_micros() as u64, "native launch steps");
+        // The helper processes are our children (cloned as the seed's siblings): at end
+        // of file they have exited; after a timeout one may hang, and dies here.
+        let reap = |pid: i32| {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        };
+        helpers.into_iter().for_each(reap);
         match (error, init) {
-            (Some(msg), _) => Err(Error::Host(format!(
-                "The sandbox's init could not start: {msg}"
-            ))),
+            (Some(msg), init) => {
+                // An init that failed is our child too: not left a zombie.
+                if let Some(pid) = init.and_then(|p| i32::try_from(p).ok()) {
+                    reap(pid);
+                }
+                Err(Error::Host(format!(
+                    "The sandbox's init could not start: {msg}"
+                )))
+            }
             (None, Some(pid)) => Ok(pid),
             (None, None) => Err(Error::Host(
                 "The native runtime's launcher exited without starting the sandbox's init".into(),
@@ -351,13 +375,11 @@ struct Seed {
 }
 
 impl Seed {
-    /// Reaps the launcher (it exits once it has answered, or on end of file) and removes
-    /// its cgroups unless a sandbox took them.
+    /// Reaps the launcher (it has exited once it answered; one that hangs is killed:
+    /// what it cloned is not its child) and removes its cgroups unless a sandbox took them.
     fn finish(mut self) {
         let _ = self.ctl.shutdown(std::net::Shutdown::Both);
-        if !self.claimed {
-            let _ = self.child.kill();
-        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.claimed {
             self.cgroups.remove_seed(&self.name);
@@ -416,10 +438,9 @@ impl SeedPool {
         }
     }
 
-    /// Makes one seed for the pool, if it is still wanted.
+    /// Makes the one seed `start_seeding` counted as being made.
     fn make_one(pool: Weak<SeedPool>) {
         let Some(this) = pool.upgrade() else { return };
-        this.state.lock().expect("seed lock").making += 1;
         let made = this.make();
         let mut state = this.state.lock().expect("seed lock");
         state.making -= 1;
