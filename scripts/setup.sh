@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(libseccomp-dev runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static docker-registry skopeo lxcfs
-          ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv tmux)
+          ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv tmux postgresql)
 # The web UI is built with Node.js and npm (apt's when the machine has none; see below for
 # the version). The browser tests drive Debian's Chromium.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

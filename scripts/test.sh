@@ -46,6 +46,12 @@ done
 echo "==> the code execution language images (images/lang-*.toml, every language in languages/)"
 $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build --languages all
 
+echo "==> a private PostgreSQL server for the store's conformance tests (scripts/postgres.sh)"
+# Stopped on every exit, a failure included: no server is left running.
+trap 'scripts/postgres.sh stop || true' EXIT
+SANDLAB_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
+export SANDLAB_TEST_POSTGRES_URL
+
 echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
 status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1

@@ -28,13 +28,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The disk under the database is full (SQLITE_FULL): nothing can be written until
+    /// The disk under the database is full (SQLITE_FULL, PostgreSQL's 53100): nothing can be written until
     /// space is freed; the next write after that works.
     #[error("The database's disk is full")]
     Full(#[source] sqlx::Error),
-    /// The database cannot be written for another reason (read-only, an I/O error).
+    /// The database cannot be written for another reason (read-only, an I/O error, a
+    /// PostgreSQL server that is down or unreachable).
     #[error("The database cannot be written")]
     Unavailable(#[source] sqlx::Error),
+    /// The PostgreSQL server named by the URL could not be reached or refused the login.
+    #[error("Cannot connect to the PostgreSQL server")]
+    Connect(#[source] sqlx::Error),
     #[error("Database error")]
     Database(#[source] sqlx::Error),
     #[error("Database migration failed")]
@@ -49,8 +53,39 @@ const SQLITE_IOERR: i32 = 10;
 const SQLITE_READONLY: i32 = 8;
 const SQLITE_CANTOPEN: i32 = 14;
 
+/// PostgreSQL's SQLSTATE for a full disk.
+const PG_DISK_FULL: &str = "53100";
+
+/// PostgreSQL's SQLSTATEs for a database that cannot be written now: a read-only
+/// transaction (a standby), a server shutting down or starting, a system or I/O error, a
+/// lost connection.
+fn pg_unavailable(code: &str) -> bool {
+    code == "25006" || code.starts_with("57P") || code.starts_with("58") || code.starts_with("08")
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if let Some(code) = e
+            .as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+            .map(|d| d.code().to_owned())
+        {
+            return match code.as_str() {
+                PG_DISK_FULL => Error::Full(e),
+                // SQLite stores a NUL inside text; PostgreSQL refuses it (in text: 22021, in
+                // jsonb as \u0000: 22P05). It comes from a request, so it is the caller's error.
+                "22021" | "22P05" => Error::Invalid(
+                    "A text value holds a NUL character (\\0), which the database cannot store"
+                        .into(),
+                ),
+                c if pg_unavailable(c) => Error::Unavailable(e),
+                _ => Error::Database(e),
+            };
+        }
+        if matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) {
+            // No answer from the database (a server that is down or unreachable).
+            return Error::Unavailable(e);
+        }
         let primary = e
             .as_database_error()
             .and_then(|d| d.code())

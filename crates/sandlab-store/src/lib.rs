@@ -1,8 +1,10 @@
 //! The control plane's store: users, API tokens, browser login sessions, sandbox records,
 //! leases, lab sessions and progress, and the audit log.
 //!
-//! HTTP handlers reach it through the [`Store`] trait, so a Postgres implementation can
-//! follow without touching them; [`SqliteStore`] is the first implementation. The same
+//! HTTP handlers reach it through the [`Store`] trait, which has two implementations:
+//! [`SqliteStore`] (one file, the default) and [`PostgresStore`] (a PostgreSQL database
+//! that several control planes can share). [`open`] takes a database URL (`sqlite://<path>`
+//! or `postgres://…`, see [`DatabaseUrl`]) and returns the one it names. The same
 //! object is the runtime's [`RecordStore`] and [`LeaseStore`] (both defined in
 //! `sandlab-core`, so this crate does not depend on the runtime): the `SandboxManager`
 //! writes the records the API lists (see [`Store::records`]) and takes its leases here
@@ -10,6 +12,12 @@
 //! runs every method against any implementation; a new store passes it before it is used.
 //!
 //! # Schema (`migrations/`, applied in order on open)
+//!
+//! PostgreSQL's schema is `migrations-postgres/`: the same numbered steps with the same
+//! meaning in its dialect (`bigint` times, `boolean` flags, a unique index on
+//! `lower(username)` for SQLite's `NOCASE`, an identity `seq` where SQLite orders by
+//! `rowid`, plpgsql triggers for the append-only audit log, `TRUNCATE` included). See
+//! [`postgres`] for how it is migrated and locked.
 //!
 //! | table | columns | notes |
 //! |---|---|---|
@@ -77,8 +85,8 @@
 //!   is for (a holder that died never releases).
 //!
 //! "Now" is the store's [`Clock`]. Every process on one SQLite file runs on one host and so
-//! reads one clock; a store shared by several hosts must take its time from one place
-//! (its database server) to keep that property.
+//! reads one clock; [`PostgresStore`], shared by several hosts, takes its time from the
+//! database server (`clock_timestamp()`) to keep that property.
 //!
 //! [`LeaseStore`]: sandlab_core::LeaseStore
 //! [`SandboxRecord`]: sandlab_core::SandboxRecord
@@ -100,6 +108,7 @@ mod error;
 mod model;
 mod page;
 pub mod password;
+pub mod postgres;
 mod secret;
 pub mod sqlite;
 mod store;
@@ -115,9 +124,48 @@ pub use model::{
     MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
 };
 pub use page::{Page, PageRequest};
+pub use postgres::{PostgresOptions, PostgresStore};
 /// [`Store`]'s record supertrait, for callers that hold a [`SqliteStore`] and call
 /// `put`/`get`/`list`/`delete` on it (the CLI's tests do).
 pub use sandlab_core::RecordStore;
 pub use secret::TOKEN_PREFIX;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::Store;
+
+/// Which store a database URL names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://<path>`: the SQLite file at `<path>` (`sqlite:///var/lib/sandlab/x.db`).
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed on to [`PostgresStore::open`] whole.
+    Postgres(String),
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = Error;
+
+    fn from_str(url: &str) -> Result<DatabaseUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if !path.is_empty() && !path.contains('?') {
+                return Ok(DatabaseUrl::Sqlite(path.into()));
+            }
+        }
+        // Never echo the URL: it may carry a password.
+        Err(Error::Invalid(
+            "The database URL must be sqlite://<path of the file> or postgres://user@host/database"
+                .into(),
+        ))
+    }
+}
+
+/// Opens the store a database URL names (see [`DatabaseUrl`]) and brings its schema up to
+/// date.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(match url.parse::<DatabaseUrl>()? {
+        DatabaseUrl::Sqlite(path) => std::sync::Arc::new(SqliteStore::open(&path).await?),
+        DatabaseUrl::Postgres(url) => std::sync::Arc::new(PostgresStore::open(&url).await?),
+    })
+}

@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, Profile, SandboxId};
 use sandlab_proto::ExecRequest;
 use sandlab_runtime::manager::{CreateRequest, SandboxManager};
-use sandlab_store::Store;
 
 use crate::config::Config;
 use crate::stdio;

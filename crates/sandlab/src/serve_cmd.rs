@@ -51,7 +51,7 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let images = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
     let server = Server::build(ServerParts {
         config,
-        store: crate::store::as_dyn(store),
+        store,
         drivers,
         images: Arc::new(images.clone()),
         local_images: Some(LocalImages {

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use clap::Subcommand;
-use sandlab_store::{NewUser, PageRequest, Role, Store, UserUpdate};
+use sandlab_store::{NewUser, PageRequest, Role, UserUpdate};
 
 use crate::config::Config;
 

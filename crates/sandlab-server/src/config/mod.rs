@@ -19,6 +19,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     pub listen: Option<String>,
+    /// Where the store is: `sqlite://<path>` or `postgres://…` (`SANDLAB_DATABASE_URL`).
+    /// Read by the `sandlab` binary when it opens the store (every command, not only
+    /// `serve`); unset is SQLite in the data dir.
+    pub database_url: Option<String>,
     pub public_url: Option<String>,
     /// One directory of labs, or a list of them.
     pub labs: Option<OneOrMany>,

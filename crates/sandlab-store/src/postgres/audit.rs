@@ -1,0 +1,82 @@
+//! The audit log: append-only (the table's triggers refuse UPDATE, DELETE and TRUNCATE).
+
+use super::PostgresStore;
+use crate::error::{Error, Result};
+use crate::model::{
+    bounded_detail, truncate_chars, validate_action, AuditEntry, MAX_AUDIT_TARGET_CHARS,
+};
+use crate::page::{decode_seq, encode_seq, Page, PageRequest};
+
+const CURSOR_KIND: &str = "audit";
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: Option<String>,
+    action: String,
+    target: Option<String>,
+    detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = Error;
+    fn try_from(r: AuditRow) -> Result<AuditEntry> {
+        let detail = serde_json::from_str(&r.detail)
+            .map_err(|_| Error::Corrupt(format!("audit entry {} has invalid JSON", r.id)))?;
+        Ok(AuditEntry {
+            id: r.id,
+            at_ms: r.at,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            detail,
+        })
+    }
+}
+
+pub(super) async fn append(
+    s: &PostgresStore,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: &serde_json::Value,
+) -> Result<i64> {
+    validate_action(action)?;
+    let now = s.now(&s.pool).await?;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO audit_log (at, actor, action, target, detail) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(now)
+    .bind(actor.map(|a| truncate_chars(a, MAX_AUDIT_TARGET_CHARS)))
+    .bind(action)
+    .bind(target.map(|t| truncate_chars(t, MAX_AUDIT_TARGET_CHARS)))
+    .bind(bounded_detail(detail))
+    .fetch_one(&s.pool)
+    .await?;
+    Ok(id)
+}
+
+pub(super) async fn list(s: &PostgresStore, page: PageRequest) -> Result<Page<AuditEntry>> {
+    let limit = page.clamped_limit();
+    let after = match &page.cursor {
+        Some(c) => decode_seq(CURSOR_KIND, c)?,
+        None => 0,
+    };
+    let rows: Vec<AuditRow> = sqlx::query_as(
+        "SELECT id, at, actor, action, target, detail FROM audit_log \
+         WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&s.pool)
+    .await?;
+    let entries = rows
+        .into_iter()
+        .map(AuditEntry::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(entries, limit, |e| {
+        encode_seq(CURSOR_KIND, e.id)
+    }))
+}

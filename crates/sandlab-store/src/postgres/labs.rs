@@ -1,0 +1,164 @@
+//! Lab sessions and per-user lab progress.
+
+use super::PostgresStore;
+use crate::error::{Error, Result};
+use crate::model::{LabSession, LabSessionState, SessionNode};
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    owner: String,
+    lab: String,
+    state: String,
+    reason: Option<String>,
+    nodes: String,
+    created_at: i64,
+    deadline: i64,
+}
+
+const COLUMNS: &str = "id, owner, lab, state, reason, nodes, created_at, deadline";
+
+impl TryFrom<Row> for LabSession {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<LabSession> {
+        let nodes: Vec<SessionNode> = serde_json::from_str(&r.nodes)
+            .map_err(|_| Error::Corrupt(format!("lab session {} has invalid nodes", r.id)))?;
+        let state: LabSessionState = r.state.parse().map_err(|_| {
+            Error::Corrupt(format!(
+                "lab session {} has the unknown state {:?}",
+                r.id, r.state
+            ))
+        })?;
+        Ok(LabSession {
+            id: r.id,
+            owner: r.owner,
+            lab: r.lab,
+            state,
+            reason: r.reason,
+            nodes,
+            created_at_ms: r.created_at,
+            deadline_ms: r.deadline,
+        })
+    }
+}
+
+pub(super) async fn put(s: &PostgresStore, session: &LabSession) -> Result<()> {
+    let nodes = serde_json::to_string(&session.nodes)
+        .map_err(|e| Error::Corrupt(format!("lab session nodes: {e}")))?;
+    sqlx::query(
+        "INSERT INTO lab_sessions (id, owner, lab, state, reason, nodes, created_at, deadline) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+         nodes = excluded.nodes, deadline = excluded.deadline",
+    )
+    .bind(&session.id)
+    .bind(&session.owner)
+    .bind(&session.lab)
+    .bind(session.state.as_str())
+    .bind(&session.reason)
+    .bind(nodes)
+    .bind(session.created_at_ms)
+    .bind(session.deadline_ms)
+    .execute(&s.pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get(s: &PostgresStore, id: &str, owner: Option<&str>) -> Result<LabSession> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM lab_sessions WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
+    ))
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&s.pool)
+    .await?;
+    row.ok_or(Error::NotFound("lab session"))?.try_into()
+}
+
+pub(super) async fn list(s: &PostgresStore, owner: Option<&str>) -> Result<Vec<LabSession>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM lab_sessions WHERE ($1::text IS NULL OR owner = $1) \
+         ORDER BY created_at, id COLLATE \"C\" LIMIT 10000"
+    ))
+    .bind(owner)
+    .fetch_all(&s.pool)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
+pub(super) async fn delete(s: &PostgresStore, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM lab_sessions WHERE id = $1")
+        .bind(id)
+        .execute(&s.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn mark_done(s: &PostgresStore, user: &str, lab: &str, task: &str) -> Result<()> {
+    let now = s.now(&s.pool).await?;
+    sqlx::query(
+        "INSERT INTO lab_progress (user_id, lab, task, done_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(lab)
+    .bind(task)
+    .bind(now)
+    .execute(&s.pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn done(s: &PostgresStore, user: &str, lab: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT task FROM lab_progress WHERE user_id = $1 AND lab = $2 \
+         ORDER BY done_at, task COLLATE \"C\"",
+    )
+    .bind(user)
+    .bind(lab)
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
+pub(super) async fn all_done(s: &PostgresStore, user: &str) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT lab, task FROM lab_progress WHERE user_id = $1 \
+         ORDER BY lab COLLATE \"C\", done_at, task COLLATE \"C\"",
+    )
+    .bind(user)
+    .fetch_all(&s.pool)
+    .await?)
+}
+
+pub(super) async fn reveal_hint(
+    s: &PostgresStore,
+    user: &str,
+    lab: &str,
+    task: &str,
+) -> Result<()> {
+    let now = s.now(&s.pool).await?;
+    sqlx::query(
+        "INSERT INTO lab_hints (user_id, lab, task, revealed_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(lab)
+    .bind(task)
+    .bind(now)
+    .execute(&s.pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn hints(s: &PostgresStore, user: &str, lab: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT task FROM lab_hints WHERE user_id = $1 AND lab = $2 \
+         ORDER BY revealed_at, task COLLATE \"C\"",
+    )
+    .bind(user)
+    .bind(lab)
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}

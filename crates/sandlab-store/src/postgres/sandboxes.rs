@@ -1,0 +1,229 @@
+//! Sandbox records: the [`RecordStore`] on the `sandboxes` table, and the owner-scoped
+//! reads the API needs.
+
+use async_trait::async_trait;
+use sandlab_core::{
+    Holder, Limits, NetworkInfo, RecordStore, SandboxId, SandboxRecord, SandboxState, StoreError,
+    StoreResult,
+};
+
+use super::{count, xact_lock, PostgresStore, LOCK_OWNERS};
+use crate::error::{Error, Result};
+use crate::page::{decode_keyset, encode_keyset, Page, PageRequest};
+
+const COLUMNS: &str = "id, state, reason, owner, image, limits, hostname, driver, ipv4, ipv6, \
+                       created_at, deadline, creator, owner_process";
+const CURSOR_KIND: &str = "sandboxes";
+/// The states in which a sandbox holds host resources, for quotas.
+const LIVE_STATES: &str = "('creating', 'running', 'stopping')";
+
+#[derive(sqlx::FromRow)]
+struct SandboxRow {
+    id: String,
+    state: String,
+    reason: Option<String>,
+    owner: Option<String>,
+    image: String,
+    limits: String,
+    hostname: Option<String>,
+    driver: String,
+    ipv4: Option<String>,
+    ipv6: Option<String>,
+    created_at: i64,
+    deadline: i64,
+    creator: Option<String>,
+    owner_process: Option<String>,
+}
+
+fn corrupt(id: &str, what: &str) -> Error {
+    Error::Corrupt(format!("sandbox {id} has an invalid {what}"))
+}
+
+/// An optional holder column as a [`Holder`].
+fn opt_holder(v: Option<String>, id: &str, what: &str) -> Result<Option<Holder>> {
+    v.map(|s| s.parse().map_err(|_| corrupt(id, what)))
+        .transpose()
+}
+
+fn parse_state(s: &str, id: &str) -> Result<SandboxState> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| corrupt(id, "state"))
+}
+
+/// Unix milliseconds as stored: `bigint` is signed, and a time past `i64::MAX` is stored
+/// as `i64::MAX`.
+fn ms_to_db(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+impl TryFrom<SandboxRow> for SandboxRecord {
+    type Error = Error;
+    fn try_from(r: SandboxRow) -> Result<SandboxRecord> {
+        let id: SandboxId = r.id.parse().map_err(|_| corrupt(&r.id, "id"))?;
+        let limits: Limits =
+            serde_json::from_str(&r.limits).map_err(|_| corrupt(&r.id, "limits"))?;
+        Ok(SandboxRecord {
+            state: parse_state(&r.state, &r.id)?,
+            limits,
+            reason: r.reason,
+            owner: r.owner,
+            image: r.image,
+            hostname: r.hostname,
+            driver: r.driver,
+            network: NetworkInfo {
+                ipv4: r.ipv4,
+                ipv6: r.ipv6,
+            },
+            created_at_ms: u64::try_from(r.created_at).map_err(|_| corrupt(&r.id, "time"))?,
+            deadline_ms: u64::try_from(r.deadline).map_err(|_| corrupt(&r.id, "deadline"))?,
+            creator: opt_holder(r.creator, &r.id, "creator")?,
+            owner_process: opt_holder(r.owner_process, &r.id, "owner process")?,
+            id,
+        })
+    }
+}
+
+async fn put(s: &PostgresStore, rec: &SandboxRecord) -> Result<()> {
+    let limits = serde_json::to_string(&rec.limits)
+        .map_err(|e| Error::Invalid(format!("The sandbox's limits do not serialise: {e}")))?;
+    let mut tx = s.begin().await?;
+    // Shared with every other write of a record; `delete_user` takes it exclusively to
+    // check that the user owns none.
+    xact_lock(&mut tx, LOCK_OWNERS, true).await?;
+    sqlx::query(&format!(
+        "INSERT INTO sandboxes ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+           owner = excluded.owner, image = excluded.image, limits = excluded.limits, \
+           hostname = excluded.hostname, driver = excluded.driver, \
+           ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, \
+           created_at = excluded.created_at, deadline = excluded.deadline, \
+           creator = excluded.creator, owner_process = excluded.owner_process"
+    ))
+    .bind(rec.id.as_str())
+    .bind(rec.state.to_string())
+    .bind(rec.reason.as_deref())
+    .bind(rec.owner.as_deref())
+    .bind(&rec.image)
+    .bind(limits)
+    .bind(rec.hostname.as_deref())
+    .bind(&rec.driver)
+    .bind(rec.network.ipv4.as_deref())
+    .bind(rec.network.ipv6.as_deref())
+    .bind(ms_to_db(rec.created_at_ms))
+    .bind(ms_to_db(rec.deadline_ms))
+    .bind(rec.creator.as_ref().map(Holder::to_string))
+    .bind(rec.owner_process.as_ref().map(Holder::to_string))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn get(s: &PostgresStore, id: &SandboxId) -> Result<Option<SandboxRecord>> {
+    let row: Option<SandboxRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM sandboxes WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&s.pool)
+            .await?;
+    row.map(SandboxRecord::try_from).transpose()
+}
+
+/// Every record, oldest first. A record that cannot be read is skipped with a warning
+/// rather than hiding all the others from reconciliation.
+async fn list_all(s: &PostgresStore) -> Result<Vec<SandboxRecord>> {
+    let rows: Vec<SandboxRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sandboxes ORDER BY created_at, id COLLATE \"C\""
+    ))
+    .fetch_all(&s.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        match SandboxRecord::try_from(row) {
+            Ok(rec) => out.push(rec),
+            Err(e) => tracing::warn!(error = %e, "skipping unreadable sandbox record"),
+        }
+    }
+    Ok(out)
+}
+
+async fn delete(s: &PostgresStore, id: &SandboxId) -> Result<()> {
+    sqlx::query("DELETE FROM sandboxes WHERE id = $1")
+        .bind(id.as_str())
+        .execute(&s.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn get_for(
+    s: &PostgresStore,
+    id: &SandboxId,
+    owner: Option<&str>,
+) -> Result<SandboxRecord> {
+    match get(s, id).await? {
+        Some(rec) if owner.is_none() || rec.owner.as_deref() == owner => Ok(rec),
+        _ => Err(Error::NotFound("sandbox")),
+    }
+}
+
+pub(super) async fn list_page(
+    s: &PostgresStore,
+    owner: Option<&str>,
+    page: PageRequest,
+) -> Result<Page<SandboxRecord>> {
+    let limit = page.clamped_limit();
+    let (at, after) = match &page.cursor {
+        Some(c) => decode_keyset(CURSOR_KIND, c)?,
+        None => (i64::MIN, String::new()),
+    };
+    let rows: Vec<SandboxRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sandboxes \
+         WHERE ($1::text IS NULL OR owner = $1) \
+           AND (created_at, id COLLATE \"C\") > ($2, $3 COLLATE \"C\") \
+         ORDER BY created_at, id COLLATE \"C\" LIMIT $4"
+    ))
+    .bind(owner)
+    .bind(at)
+    .bind(&after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&s.pool)
+    .await?;
+    let recs = rows
+        .into_iter()
+        .map(SandboxRecord::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(recs, limit, |r| {
+        encode_keyset(CURSOR_KIND, ms_to_db(r.created_at_ms), r.id.as_str())
+    }))
+}
+
+pub(super) async fn count_live(s: &PostgresStore, owner: &str) -> Result<u64> {
+    let (n,): (i64,) = sqlx::query_as(&format!(
+        "SELECT COUNT(*) FROM sandboxes WHERE owner = $1 AND state IN {LIVE_STATES}"
+    ))
+    .bind(owner)
+    .fetch_one(&s.pool)
+    .await?;
+    Ok(count(n))
+}
+
+/// The runtime's record store. `put` returns once the record is committed. Failures carry
+/// this crate's [`Error`] as their source.
+#[async_trait]
+impl RecordStore for PostgresStore {
+    async fn put(&self, rec: &SandboxRecord) -> StoreResult<()> {
+        put(self, rec).await.map_err(StoreError::new)
+    }
+
+    async fn get(&self, id: &SandboxId) -> StoreResult<Option<SandboxRecord>> {
+        get(self, id).await.map_err(StoreError::new)
+    }
+
+    async fn list(&self) -> StoreResult<Vec<SandboxRecord>> {
+        list_all(self).await.map_err(StoreError::new)
+    }
+
+    async fn delete(&self, id: &SandboxId) -> StoreResult<()> {
+        delete(self, id).await.map_err(StoreError::new)
+    }
+}
