@@ -109,6 +109,7 @@ mod model;
 mod page;
 pub mod password;
 pub mod postgres;
+mod rows;
 mod secret;
 pub mod sqlite;
 mod store;

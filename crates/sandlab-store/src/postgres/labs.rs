@@ -2,45 +2,8 @@
 
 use super::PostgresStore;
 use crate::error::{Error, Result};
-use crate::model::{LabSession, LabSessionState, SessionNode};
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    owner: String,
-    lab: String,
-    state: String,
-    reason: Option<String>,
-    nodes: String,
-    created_at: i64,
-    deadline: i64,
-}
-
-const COLUMNS: &str = "id, owner, lab, state, reason, nodes, created_at, deadline";
-
-impl TryFrom<Row> for LabSession {
-    type Error = Error;
-    fn try_from(r: Row) -> Result<LabSession> {
-        let nodes: Vec<SessionNode> = serde_json::from_str(&r.nodes)
-            .map_err(|_| Error::Corrupt(format!("lab session {} has invalid nodes", r.id)))?;
-        let state: LabSessionState = r.state.parse().map_err(|_| {
-            Error::Corrupt(format!(
-                "lab session {} has the unknown state {:?}",
-                r.id, r.state
-            ))
-        })?;
-        Ok(LabSession {
-            id: r.id,
-            owner: r.owner,
-            lab: r.lab,
-            state,
-            reason: r.reason,
-            nodes,
-            created_at_ms: r.created_at,
-            deadline_ms: r.deadline,
-        })
-    }
-}
+use crate::model::LabSession;
+use crate::rows::labs::{Row, COLUMNS};
 
 pub(super) async fn put(s: &PostgresStore, session: &LabSession) -> Result<()> {
     let nodes = serde_json::to_string(&session.nodes)

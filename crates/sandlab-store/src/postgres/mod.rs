@@ -68,6 +68,7 @@ use crate::model::{
     PortGrant, Submission, User, UserUpdate,
 };
 use crate::page::{Page, PageRequest};
+use crate::rows::count;
 use crate::store::Store;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
@@ -207,11 +208,6 @@ async fn xact_lock(tx: &mut Transaction<'static, Postgres>, key: i32, shared: bo
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// A count from PostgreSQL (never negative) as `u64`.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 #[async_trait]

@@ -2,86 +2,14 @@
 //! reads the API needs.
 
 use async_trait::async_trait;
-use sandlab_core::{
-    Holder, Limits, NetworkInfo, RecordStore, SandboxId, SandboxRecord, SandboxState, StoreError,
-    StoreResult,
-};
+use sandlab_core::{Holder, RecordStore, SandboxId, SandboxRecord, StoreError, StoreResult};
 
 use super::{count, xact_lock, PostgresStore, LOCK_OWNERS};
 use crate::error::{Error, Result};
-use crate::page::{decode_keyset, encode_keyset, Page, PageRequest};
-
-const COLUMNS: &str = "id, state, reason, owner, image, limits, hostname, driver, ipv4, ipv6, \
-                       created_at, deadline, creator, owner_process";
-const CURSOR_KIND: &str = "sandboxes";
-/// The states in which a sandbox holds host resources, for quotas.
-const LIVE_STATES: &str = "('creating', 'running', 'stopping')";
-
-#[derive(sqlx::FromRow)]
-struct SandboxRow {
-    id: String,
-    state: String,
-    reason: Option<String>,
-    owner: Option<String>,
-    image: String,
-    limits: String,
-    hostname: Option<String>,
-    driver: String,
-    ipv4: Option<String>,
-    ipv6: Option<String>,
-    created_at: i64,
-    deadline: i64,
-    creator: Option<String>,
-    owner_process: Option<String>,
-}
-
-fn corrupt(id: &str, what: &str) -> Error {
-    Error::Corrupt(format!("sandbox {id} has an invalid {what}"))
-}
-
-/// An optional holder column as a [`Holder`].
-fn opt_holder(v: Option<String>, id: &str, what: &str) -> Result<Option<Holder>> {
-    v.map(|s| s.parse().map_err(|_| corrupt(id, what)))
-        .transpose()
-}
-
-fn parse_state(s: &str, id: &str) -> Result<SandboxState> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned()))
-        .map_err(|_| corrupt(id, "state"))
-}
-
-/// Unix milliseconds as stored: `bigint` is signed, and a time past `i64::MAX` is stored
-/// as `i64::MAX`.
-fn ms_to_db(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-impl TryFrom<SandboxRow> for SandboxRecord {
-    type Error = Error;
-    fn try_from(r: SandboxRow) -> Result<SandboxRecord> {
-        let id: SandboxId = r.id.parse().map_err(|_| corrupt(&r.id, "id"))?;
-        let limits: Limits =
-            serde_json::from_str(&r.limits).map_err(|_| corrupt(&r.id, "limits"))?;
-        Ok(SandboxRecord {
-            state: parse_state(&r.state, &r.id)?,
-            limits,
-            reason: r.reason,
-            owner: r.owner,
-            image: r.image,
-            hostname: r.hostname,
-            driver: r.driver,
-            network: NetworkInfo {
-                ipv4: r.ipv4,
-                ipv6: r.ipv6,
-            },
-            created_at_ms: u64::try_from(r.created_at).map_err(|_| corrupt(&r.id, "time"))?,
-            deadline_ms: u64::try_from(r.deadline).map_err(|_| corrupt(&r.id, "deadline"))?,
-            creator: opt_holder(r.creator, &r.id, "creator")?,
-            owner_process: opt_holder(r.owner_process, &r.id, "owner process")?,
-            id,
-        })
-    }
-}
+use crate::page::{Page, PageRequest};
+use crate::rows::sandboxes::{
+    ms_to_db, page_after, page_of, readable_records, SandboxRow, COLUMNS, LIVE_STATES,
+};
 
 async fn put(s: &PostgresStore, rec: &SandboxRecord) -> Result<()> {
     let limits = serde_json::to_string(&rec.limits)
@@ -137,14 +65,7 @@ async fn list_all(s: &PostgresStore) -> Result<Vec<SandboxRecord>> {
     ))
     .fetch_all(&s.pool)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        match SandboxRecord::try_from(row) {
-            Ok(rec) => out.push(rec),
-            Err(e) => tracing::warn!(error = %e, "skipping unreadable sandbox record"),
-        }
-    }
-    Ok(out)
+    Ok(readable_records(rows))
 }
 
 async fn delete(s: &PostgresStore, id: &SandboxId) -> Result<()> {
@@ -172,10 +93,7 @@ pub(super) async fn list_page(
     page: PageRequest,
 ) -> Result<Page<SandboxRecord>> {
     let limit = page.clamped_limit();
-    let (at, after) = match &page.cursor {
-        Some(c) => decode_keyset(CURSOR_KIND, c)?,
-        None => (i64::MIN, String::new()),
-    };
+    let (at, after) = page_after(&page)?;
     let rows: Vec<SandboxRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sandboxes \
          WHERE ($1::text IS NULL OR owner = $1) \
@@ -188,13 +106,7 @@ pub(super) async fn list_page(
     .bind(i64::from(limit) + 1)
     .fetch_all(&s.pool)
     .await?;
-    let recs = rows
-        .into_iter()
-        .map(SandboxRecord::try_from)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_rows(recs, limit, |r| {
-        encode_keyset(CURSOR_KIND, ms_to_db(r.created_at_ms), r.id.as_str())
-    }))
+    page_of(rows, limit)
 }
 
 pub(super) async fn count_live(s: &PostgresStore, owner: &str) -> Result<u64> {

@@ -4,40 +4,7 @@
 use super::PostgresStore;
 use crate::error::{Error, Result};
 use crate::model::{validate_new_submission, NewSubmission, Submission, SubmissionState};
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    token: String,
-    owner: String,
-    state: String,
-    request: String,
-    result: Option<String>,
-    created_at: i64,
-    finished_at: Option<i64>,
-}
-
-const COLUMNS: &str = "s.token, s.owner, s.state, s.request, s.result, s.created_at, s.finished_at";
-
-impl TryFrom<Row> for Submission {
-    type Error = Error;
-
-    fn try_from(r: Row) -> Result<Submission> {
-        Ok(Submission {
-            state: SubmissionState::parse(&r.state).ok_or_else(|| {
-                Error::Corrupt(format!(
-                    "submission {} has the unknown state {:?}",
-                    r.token, r.state
-                ))
-            })?,
-            token: r.token,
-            owner: r.owner,
-            request: r.request,
-            result: r.result,
-            created_at_ms: r.created_at,
-            finished_at_ms: r.finished_at,
-        })
-    }
-}
+use crate::rows::submissions::{Row, COLUMNS};
 
 /// A text's length in bytes as stored.
 fn bytes(text: &str) -> i64 {

@@ -1,39 +1,12 @@
 //! The audit log: append-only (the table's triggers refuse UPDATE and DELETE).
 
 use super::SqliteStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
     bounded_detail, truncate_chars, validate_action, AuditEntry, MAX_AUDIT_TARGET_CHARS,
 };
-use crate::page::{decode_seq, encode_seq, Page, PageRequest};
-
-const CURSOR_KIND: &str = "audit";
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: i64,
-    at: i64,
-    actor: Option<String>,
-    action: String,
-    target: Option<String>,
-    detail: String,
-}
-
-impl TryFrom<AuditRow> for AuditEntry {
-    type Error = Error;
-    fn try_from(r: AuditRow) -> Result<AuditEntry> {
-        let detail = serde_json::from_str(&r.detail)
-            .map_err(|_| Error::Corrupt(format!("audit entry {} has invalid JSON", r.id)))?;
-        Ok(AuditEntry {
-            id: r.id,
-            at_ms: r.at,
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            detail,
-        })
-    }
-}
+use crate::page::{Page, PageRequest};
+use crate::rows::audit::{page_after, page_of, AuditRow};
 
 pub(super) async fn append(
     s: &SqliteStore,
@@ -58,10 +31,7 @@ pub(super) async fn append(
 
 pub(super) async fn list(s: &SqliteStore, page: PageRequest) -> Result<Page<AuditEntry>> {
     let limit = page.clamped_limit();
-    let after = match &page.cursor {
-        Some(c) => decode_seq(CURSOR_KIND, c)?,
-        None => 0,
-    };
+    let after = page_after(&page)?;
     let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT id, at, actor, action, target, detail FROM audit_log \
          WHERE id > ? ORDER BY id LIMIT ?",
@@ -70,11 +40,5 @@ pub(super) async fn list(s: &SqliteStore, page: PageRequest) -> Result<Page<Audi
     .bind(i64::from(limit) + 1)
     .fetch_all(&s.reader)
     .await?;
-    let entries = rows
-        .into_iter()
-        .map(AuditEntry::try_from)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_rows(entries, limit, |e| {
-        encode_seq(CURSOR_KIND, e.id)
-    }))
+    page_of(rows, limit)
 }

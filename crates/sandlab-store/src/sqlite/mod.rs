@@ -59,6 +59,7 @@ use crate::model::{
     PortGrant, Submission, User, UserUpdate,
 };
 use crate::page::{Page, PageRequest};
+use crate::rows::count;
 use crate::store::Store;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -505,9 +506,4 @@ async fn lock_for_setup(db: &Path) -> Result<Flock<std::fs::File>> {
     })
     .await
     .map_err(Error::Task)?
-}
-
-/// A count from SQLite (never negative) as `u64`.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }

@@ -2,38 +2,20 @@
 
 use std::time::Duration;
 
-use super::tokens::USE_GRANULARITY_MS;
-use super::users::{UserRow, USER_COLUMNS};
 use super::SqliteStore;
 use crate::error::{Error, Result};
 use crate::model::{LoginSession, User, MAX_SESSIONS_PER_USER};
+use crate::rows::sessions::{checked_ttl_ms, AuthRow};
+use crate::rows::tokens::USE_GRANULARITY_MS;
+use crate::rows::users::USER_COLUMNS;
 use crate::secret::{hash_secret, is_session_shaped, new_session_secret};
-
-/// Longest session accepted.
-const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
-
-#[derive(sqlx::FromRow)]
-struct AuthRow {
-    session_id: String,
-    csrf_token: String,
-    session_created_at: i64,
-    expires_at: i64,
-    last_seen: i64,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
 
 pub(super) async fn create(
     s: &SqliteStore,
     user_id: &str,
     ttl: Duration,
 ) -> Result<(LoginSession, String)> {
-    if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(Error::Invalid(
-            "A session lasts more than zero and at most 366 days".into(),
-        ));
-    }
-    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let ttl_ms = checked_ttl_ms(ttl)?;
     let secret = new_session_secret();
     let now = s.now();
     let session = LoginSession {
@@ -100,18 +82,10 @@ pub(super) async fn authenticate(
         return Ok(None);
     };
     let now = s.now();
-    let user = User::try_from(row.user)?;
-    if user.disabled || row.expires_at <= now {
+    let (user, mut session) = row.into_parts()?;
+    if user.disabled || session.expires_at_ms <= now {
         return Ok(None);
     }
-    let mut session = LoginSession {
-        id: row.session_id,
-        user_id: user.id.clone(),
-        csrf_token: row.csrf_token,
-        created_at_ms: row.session_created_at,
-        expires_at_ms: row.expires_at,
-        last_seen_ms: row.last_seen,
-    };
     if now.saturating_sub(session.last_seen_ms) >= USE_GRANULARITY_MS {
         sqlx::query("UPDATE login_sessions SET last_seen = ? WHERE id = ?")
             .bind(now)

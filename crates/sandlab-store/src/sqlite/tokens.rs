@@ -1,43 +1,11 @@
 //! API tokens: only the SHA-256 of each secret is stored.
 
-use super::users::{UserRow, USER_COLUMNS};
 use super::{count, SqliteStore};
 use crate::error::{Error, Result};
 use crate::model::{validate_token_name, ApiToken, User, MAX_TOKENS_PER_USER};
+use crate::rows::tokens::{AuthRow, TokenRow, USE_GRANULARITY_MS};
+use crate::rows::users::USER_COLUMNS;
 use crate::secret::{hash_secret, is_token_shaped, new_token_secret, random_id};
-
-/// `last_used_at` is written at most this often per token, so a busy program does not turn
-/// every request into a write.
-pub(super) const USE_GRANULARITY_MS: i64 = 60_000;
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: String,
-    user_id: String,
-    name: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-}
-
-impl From<TokenRow> for ApiToken {
-    fn from(r: TokenRow) -> ApiToken {
-        ApiToken {
-            id: r.id,
-            user_id: r.user_id,
-            name: r.name,
-            created_at_ms: r.created_at,
-            last_used_at_ms: r.last_used_at,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct AuthRow {
-    token_id: String,
-    last_used_at: Option<i64>,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
 
 pub(super) async fn create(
     s: &SqliteStore,

@@ -4,47 +4,11 @@ use sqlx::{Executor, Sqlite};
 
 use super::{count, SqliteStore};
 use crate::error::{Error, Result};
-use crate::model::{normalize_username, NewUser, Role, User, UserUpdate};
-use crate::page::{decode_keyset, encode_keyset, Page, PageRequest};
+use crate::model::{normalize_username, NewUser, User, UserUpdate};
+use crate::page::{Page, PageRequest};
 use crate::password;
+use crate::rows::users::{is_enabled_admin, page_after, page_of, LoginRow, UserRow, USER_COLUMNS};
 use crate::secret::random_id;
-
-/// The columns [`UserRow`] reads, for queries on `users` aliased `u`.
-pub(super) const USER_COLUMNS: &str = "u.id, u.username, u.role, u.disabled, u.created_at";
-const CURSOR_KIND: &str = "users";
-
-#[derive(sqlx::FromRow)]
-pub(super) struct UserRow {
-    id: String,
-    username: String,
-    role: String,
-    disabled: bool,
-    created_at: i64,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = Error;
-    fn try_from(r: UserRow) -> Result<User> {
-        let role = r
-            .role
-            .parse::<Role>()
-            .map_err(|_| Error::Corrupt(format!("user {} has role {:?}", r.id, r.role)))?;
-        Ok(User {
-            id: r.id,
-            username: r.username,
-            role,
-            disabled: r.disabled,
-            created_at_ms: r.created_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct LoginRow {
-    #[sqlx(flatten)]
-    user: UserRow,
-    password_hash: String,
-}
 
 async fn fetch<'e, E: Executor<'e, Database = Sqlite>>(ex: E, id: &str) -> Result<User> {
     let row: Option<UserRow> = sqlx::query_as(&format!(
@@ -62,10 +26,6 @@ async fn enabled_admins<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result
             .fetch_one(ex)
             .await?;
     Ok(count(n))
-}
-
-fn is_enabled_admin(role: Role, disabled: bool) -> bool {
-    role == Role::Admin && !disabled
 }
 
 pub(super) async fn create(s: &SqliteStore, new: NewUser) -> Result<User> {
@@ -112,10 +72,7 @@ pub(super) async fn get_by_name(s: &SqliteStore, username: &str) -> Result<User>
 
 pub(super) async fn list(s: &SqliteStore, page: PageRequest) -> Result<Page<User>> {
     let limit = page.clamped_limit();
-    let (at, id) = match &page.cursor {
-        Some(c) => decode_keyset(CURSOR_KIND, c)?,
-        None => (i64::MIN, String::new()),
-    };
+    let (at, id) = page_after(&page)?;
     let rows: Vec<UserRow> = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE (u.created_at, u.id) > (?, ?) \
          ORDER BY u.created_at, u.id LIMIT ?"
@@ -125,13 +82,7 @@ pub(super) async fn list(s: &SqliteStore, page: PageRequest) -> Result<Page<User
     .bind(i64::from(limit) + 1)
     .fetch_all(&s.reader)
     .await?;
-    let users = rows
-        .into_iter()
-        .map(User::try_from)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_rows(users, limit, |u| {
-        encode_keyset(CURSOR_KIND, u.created_at_ms, &u.id)
-    }))
+    page_of(rows, limit)
 }
 
 pub(super) async fn update(s: &SqliteStore, id: &str, update: UserUpdate) -> Result<User> {
