@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A private PostgreSQL 15 server for the tests: its own cluster under .data/postgres, on a
-# private port (55432) with its unix socket in that directory, never the system cluster.
+# private port (55432, or a free one when that is taken) with its unix socket in that
+# directory, never the system cluster.
 #   scripts/postgres.sh start   initialise (once) and start it, create the `sandlab` database,
 #                               print the URL
-#   scripts/postgres.sh url     print the URL (postgres://sandlab@127.0.0.1:55432/sandlab)
+#   scripts/postgres.sh url     print the URL (postgres://sandlab@127.0.0.1:55432/sandlab, or
+#                               the port it moved to when 55432 was taken)
 #   scripts/postgres.sh stop    stop it (and succeed when it is not running)
 # The tests read the URL from SANDLAB_TEST_POSTGRES_URL:
 #   export SANDLAB_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
@@ -13,7 +15,6 @@ self=$(readlink -f "$0")
 cd "$(dirname "$self")/.."
 
 PGBIN=${SANDLAB_PG_BIN:-/usr/lib/postgresql/15/bin}
-PORT=${SANDLAB_PG_PORT:-55432}
 ROOT=$PWD/.data/postgres
 # The server runs as `postgres`, which must reach the directory (a checkout under /root is
 # out of its reach), and a unix socket path has at most 107 bytes: otherwise the cluster
@@ -22,7 +23,21 @@ if [ "$(id -u)" = 0 ] && { [ ${#ROOT} -gt 80 ] || ! runuser -u postgres -- test 
   ROOT=/tmp/sandlab-postgres-$(printf '%s' "$PWD" | cksum | cut -d' ' -f1)
 fi
 DATA=$ROOT/data
-URL="postgres://sandlab@127.0.0.1:$PORT/sandlab"
+# The port: SANDLAB_PG_PORT, else the one this cluster last started on (kept in $ROOT/port),
+# else 55432; `start` moves to a free one when that is taken by something else (another
+# checkout's server, say).
+PORT=${SANDLAB_PG_PORT:-$(cat "$ROOT/port" 2>/dev/null || echo 55432)}
+url() { echo "postgres://sandlab@127.0.0.1:$PORT/sandlab"; }
+
+# Whether something listens on 127.0.0.1:$1.
+port_taken() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
+}
+
+# A port the kernel says is free now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 # Runs a command as the `postgres` user (or as ourselves when we are that user).
 as_pg() {
@@ -48,6 +63,10 @@ start() {
     as_pg "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$ROOT/initdb.log"
   fi
   if ! as_pg "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    if [ -z "${SANDLAB_PG_PORT:-}" ] && port_taken "$PORT"; then
+      PORT=$(free_port)
+    fi
+    echo "$PORT" >"$ROOT/port"
     # fsync off: a crash of a test server loses nothing anyone needs, and tests go faster.
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 \
       -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
@@ -61,7 +80,7 @@ start() {
   if [ "$(as_pg "${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = 'sandlab'")" != 1 ]; then
     as_pg "${psql[@]}" -c "CREATE DATABASE sandlab OWNER sandlab"
   fi
-  echo "$URL"
+  url
 }
 
 stop() {
@@ -73,6 +92,6 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  url) echo "$URL" ;;
+  url) url ;;
   *) echo "usage: scripts/postgres.sh start|stop|url" >&2; exit 2 ;;
 esac
