@@ -22,7 +22,7 @@ struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuntimeSection {
-    /// auto | runc | crun | runsc
+    /// auto | native | runc | crun | runsc
     oci: Option<String>,
     /// Size of the sparse volume pool file, e.g. "200G".
     volume_pool_size: Option<String>,
@@ -32,7 +32,13 @@ struct RuntimeSection {
     allow_32bit: Option<bool>,
     /// Offer the `machine` profile (default true).
     machine: Option<bool>,
+    /// Native-runtime launchers `serve` keeps ready (default 4).
+    native_seeds: Option<usize>,
 }
+
+/// The most launchers `runtime.native_seeds` may keep ready (each holds a process and a
+/// set of cgroups).
+const MAX_NATIVE_SEEDS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,7 +74,18 @@ impl Config {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read config file {}", p.display()))?;
                 toml::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!("config file {} is invalid: {}", p.display(), e.message())
+                    // The message alone may not name the key (`invalid value: integer
+                    // `-1`, expected usize`): say which line it is.
+                    let at = e.span().map_or(String::new(), |span| {
+                        let line = text[..span.start.min(text.len())].matches('\n').count();
+                        let shown = text.lines().nth(line).unwrap_or("").trim();
+                        format!(" at line {} (`{shown}`)", line + 1)
+                    });
+                    anyhow::anyhow!(
+                        "config file {} is invalid{at}: {}",
+                        p.display(),
+                        e.message()
+                    )
                 })?
             }
             None => FileConfig::default(),
@@ -92,6 +109,12 @@ impl Config {
             rc.volume_pool_bytes = Some(bytes);
         }
         rc.agent_path = fc.runtime.agent;
+        if let Some(n) = fc.runtime.native_seeds {
+            if n > MAX_NATIVE_SEEDS {
+                bail!("runtime.native_seeds must be at most {MAX_NATIVE_SEEDS}, not {n}");
+            }
+            rc.native_seeds = n;
+        }
         rc.allow_32bit = match std::env::var("SANDLAB_ALLOW_32BIT").ok().as_deref() {
             Some("1" | "true") => true,
             Some("0" | "false" | "") => false,
@@ -136,5 +159,23 @@ mod tests {
         .unwrap();
         let err = Config::load(Some(&p), None).unwrap_err().to_string();
         assert!(err.contains("volume_pool_size"), "{err}");
+        std::fs::write(&p, "[runtime]\nnative_seeds = 65\n").unwrap();
+        let err = Config::load(Some(&p), None).unwrap_err().to_string();
+        assert!(err.contains("runtime.native_seeds"), "{err}");
+        std::fs::write(&p, "[runtime]\nnative_seeds = -1\n").unwrap();
+        let err = Config::load(Some(&p), None).unwrap_err().to_string();
+        assert!(err.contains("at line 2 (`native_seeds = -1`)"), "{err}");
+    }
+
+    #[test]
+    fn native_seeds_default_to_four_and_can_be_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sandlab.toml");
+        std::fs::write(&p, "").unwrap();
+        let cfg = Config::load(Some(&p), Some(dir.path().to_owned())).unwrap();
+        assert_eq!(cfg.runtime.native_seeds, 4);
+        std::fs::write(&p, "[runtime]\nnative_seeds = 0\n").unwrap();
+        let cfg = Config::load(Some(&p), Some(dir.path().to_owned())).unwrap();
+        assert_eq!(cfg.runtime.native_seeds, 0);
     }
 }
