@@ -113,6 +113,7 @@ mod rows;
 mod secret;
 pub mod sqlite;
 mod store;
+mod store_impl;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};

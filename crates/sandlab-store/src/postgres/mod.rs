@@ -1,4 +1,4 @@
-//! [`PostgresStore`]: the [`Store`] on a PostgreSQL server, through sqlx; several control
+//! [`PostgresStore`]: the [`Store`](crate::Store) on a PostgreSQL server, through sqlx; several control
 //! planes (replicas) can share one database.
 //!
 //! # Opening
@@ -56,20 +56,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sandlab_core::{LeaseStore, RecordStore, SandboxId, SandboxRecord};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::model::{
-    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewSubmission, NewUser,
-    PortGrant, Submission, User, UserUpdate,
-};
-use crate::page::{Page, PageRequest};
 use crate::rows::count;
-use crate::store::Store;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
 
@@ -106,7 +98,7 @@ impl Default for PostgresOptions {
     }
 }
 
-/// The [`Store`] on PostgreSQL. Cheap to clone (the pool is shared).
+/// The [`Store`](crate::Store) on PostgreSQL. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -210,168 +202,4 @@ async fn xact_lock(tx: &mut Transaction<'static, Postgres>, key: i32, shared: bo
     Ok(())
 }
 
-#[async_trait]
-impl Store for PostgresStore {
-    async fn check_writable(&self) -> Result<()> {
-        PostgresStore::check_writable(self).await
-    }
-
-    fn records(self: Arc<Self>) -> Arc<dyn RecordStore> {
-        self
-    }
-    fn leases(self: Arc<Self>) -> Arc<dyn LeaseStore> {
-        self
-    }
-
-    async fn create_user(&self, new: NewUser) -> Result<User> {
-        users::create(self, new).await
-    }
-    async fn get_user(&self, id: &str) -> Result<User> {
-        users::get(self, id).await
-    }
-    async fn get_user_by_name(&self, username: &str) -> Result<User> {
-        users::get_by_name(self, username).await
-    }
-    async fn list_users(&self, page: PageRequest) -> Result<Page<User>> {
-        users::list(self, page).await
-    }
-    async fn update_user(&self, id: &str, update: UserUpdate) -> Result<User> {
-        users::update(self, id, update).await
-    }
-    async fn delete_user(&self, id: &str) -> Result<()> {
-        users::delete(self, id).await
-    }
-    async fn count_admins(&self) -> Result<u64> {
-        users::count_admins(self).await
-    }
-    async fn verify_login(&self, username: &str, password: &str) -> Result<Option<User>> {
-        users::verify_login(self, username, password).await
-    }
-
-    async fn create_token(&self, user_id: &str, name: &str) -> Result<(ApiToken, String)> {
-        tokens::create(self, user_id, name).await
-    }
-    async fn list_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>> {
-        tokens::list(self, user_id).await
-    }
-    async fn delete_token(&self, user_id: &str, token_id: &str) -> Result<()> {
-        tokens::delete(self, user_id, token_id).await
-    }
-    async fn authenticate_token(&self, secret: &str) -> Result<Option<(User, String)>> {
-        tokens::authenticate(self, secret).await
-    }
-
-    async fn create_session(&self, user_id: &str, ttl: Duration) -> Result<(LoginSession, String)> {
-        sessions::create(self, user_id, ttl).await
-    }
-    async fn authenticate_session(&self, secret: &str) -> Result<Option<(User, LoginSession)>> {
-        sessions::authenticate(self, secret).await
-    }
-    async fn delete_session(&self, secret: &str) -> Result<()> {
-        sessions::delete(self, secret).await
-    }
-    async fn delete_expired_sessions(&self) -> Result<u64> {
-        sessions::delete_expired(self).await
-    }
-
-    async fn create_port_grant(&self, new: NewPortGrant) -> Result<(PortGrant, String)> {
-        port_grants::create(self, new).await
-    }
-    async fn redeem_port_code(
-        &self,
-        secret: &str,
-        sandbox: &str,
-        port: u16,
-    ) -> Result<Option<PortGrant>> {
-        port_grants::redeem_code(self, secret, sandbox, port).await
-    }
-    async fn authenticate_port_grant(&self, secret: &str) -> Result<Option<PortGrant>> {
-        port_grants::authenticate(self, secret).await
-    }
-    async fn list_port_shares(&self, sandbox: &str) -> Result<Vec<PortGrant>> {
-        port_grants::list_shares(self, sandbox).await
-    }
-    async fn delete_port_share(&self, sandbox: &str, id: &str) -> Result<()> {
-        port_grants::delete_share(self, sandbox, id).await
-    }
-
-    async fn create_submissions(&self, new: &[NewSubmission]) -> Result<Vec<Submission>> {
-        submissions::create(self, new).await
-    }
-    async fn get_submissions(&self, tokens: &[String]) -> Result<Vec<Submission>> {
-        submissions::get(self, tokens).await
-    }
-    async fn start_submission(&self, token: &str) -> Result<bool> {
-        submissions::start(self, token).await
-    }
-    async fn finish_submission(&self, token: &str, result: &str) -> Result<bool> {
-        submissions::finish(self, token, result).await
-    }
-    async fn unfinished_submissions(&self) -> Result<Vec<Submission>> {
-        submissions::unfinished(self).await
-    }
-    async fn delete_submission(&self, token: &str, owner: Option<&str>) -> Result<bool> {
-        submissions::delete(self, token, owner).await
-    }
-    async fn expire_submissions(&self, before_ms: i64) -> Result<u64> {
-        submissions::expire(self, before_ms).await
-    }
-    async fn submission_usage(&self, owner: &str) -> Result<(u64, u64)> {
-        submissions::usage(self, owner).await
-    }
-
-    async fn get_sandbox(&self, id: &SandboxId, owner: Option<&str>) -> Result<SandboxRecord> {
-        sandboxes::get_for(self, id, owner).await
-    }
-    async fn list_sandboxes(
-        &self,
-        owner: Option<&str>,
-        page: PageRequest,
-    ) -> Result<Page<SandboxRecord>> {
-        sandboxes::list_page(self, owner, page).await
-    }
-    async fn count_live_sandboxes(&self, owner: &str) -> Result<u64> {
-        sandboxes::count_live(self, owner).await
-    }
-
-    async fn put_lab_session(&self, session: &LabSession) -> Result<()> {
-        labs::put(self, session).await
-    }
-    async fn get_lab_session(&self, id: &str, owner: Option<&str>) -> Result<LabSession> {
-        labs::get(self, id, owner).await
-    }
-    async fn list_lab_sessions(&self, owner: Option<&str>) -> Result<Vec<LabSession>> {
-        labs::list(self, owner).await
-    }
-    async fn delete_lab_session(&self, id: &str) -> Result<()> {
-        labs::delete(self, id).await
-    }
-    async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()> {
-        labs::mark_done(self, user, lab, task).await
-    }
-    async fn done_tasks(&self, user: &str, lab: &str) -> Result<Vec<String>> {
-        labs::done(self, user, lab).await
-    }
-    async fn all_done_tasks(&self, user: &str) -> Result<Vec<(String, String)>> {
-        labs::all_done(self, user).await
-    }
-    async fn reveal_hint(&self, user: &str, lab: &str, task: &str) -> Result<()> {
-        labs::reveal_hint(self, user, lab, task).await
-    }
-    async fn revealed_hints(&self, user: &str, lab: &str) -> Result<Vec<String>> {
-        labs::hints(self, user, lab).await
-    }
-
-    async fn audit(
-        &self,
-        actor: Option<&str>,
-        action: &str,
-        target: Option<&str>,
-        detail: serde_json::Value,
-    ) -> Result<i64> {
-        audit::append(self, actor, action, target, &detail).await
-    }
-    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>> {
-        audit::list(self, page).await
-    }
-}
+crate::store_impl::delegate_store!(PostgresStore);

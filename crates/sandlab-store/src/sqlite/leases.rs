@@ -68,7 +68,7 @@ async fn get(s: &SqliteStore, name: &str) -> Result<Option<Lease>> {
     Ok(row.map(Lease::from))
 }
 
-/// Leases on this database's clock. Failures carry this crate's [`Error`] as their source.
+/// Leases on this database's clock. Failures carry this crate's [`Error`](crate::Error) as their source.
 #[async_trait]
 impl LeaseStore for SqliteStore {
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<Lease> {
