@@ -68,8 +68,9 @@ start() {
     fi
     echo "$PORT" >"$ROOT/port"
     # fsync off: a crash of a test server loses nothing anyone needs, and tests go faster.
+    # Autovacuum off: its workers would sit in the databases the tests drop.
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 \
-      -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+      -o "-p $PORT -k $DATA -c listen_addresses=127.0.0.1 -c fsync=off -c autovacuum=off -c max_connections=300" \
       start >/dev/null
   fi
   local psql=("$PGBIN/psql" -h "$DATA" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 -d postgres)
@@ -77,6 +78,9 @@ start() {
     # CREATEDB: the conformance tests make a database per case.
     as_pg "${psql[@]}" -c "CREATE ROLE sandlab LOGIN CREATEDB"
   fi
+  # The tests drop their databases WITH (FORCE), which must be allowed to end any backend
+  # still in them (an autovacuum worker of a cluster made before autovacuum was off).
+  as_pg "${psql[@]}" -c "SET client_min_messages = warning" -c "GRANT pg_signal_backend TO sandlab"
   if [ "$(as_pg "${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = 'sandlab'")" != 1 ]; then
     as_pg "${psql[@]}" -c "CREATE DATABASE sandlab OWNER sandlab"
   fi

@@ -310,8 +310,31 @@ impl Cgroups {
     }
 }
 
-/// The prefix of a native-runtime seed's cgroup name (`seed-<12 random>`).
+/// The prefix of a native-runtime seed's cgroup name (`seed-<pid>-<12 random>`, the pid
+/// of the process that made it; see [`seed_name`]).
 pub const SEED_PREFIX: &str = "seed-";
+
+/// A fresh seed cgroup name for this process: `seed-<our pid>-<12 random>`. The pid lets
+/// [`Cgroups::sweep_seeds`] in another process tell a seed whose maker died from one being
+/// made right now (empty until its launcher is placed).
+pub fn seed_name() -> String {
+    sandlab_core::random_id(&format!("{SEED_PREFIX}{}", std::process::id()), 12)
+}
+
+/// Whether the seed cgroup `name` may be swept: its maker (the pid in its name) is gone.
+/// A name without a pid (an older build's) counts as its maker's being gone.
+fn seed_orphaned(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(SEED_PREFIX) else {
+        return false;
+    };
+    match rest
+        .split_once('-')
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+    {
+        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
+    }
+}
 
 impl Cgroups {
     /// The sandboxes' parent cgroup in hierarchy `h`, made when missing (a new v1 cpuset
@@ -381,15 +404,16 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Removes seed cgroups no process is in (a seed whose server went away): `rmdir`
-    /// refuses the busy ones, which belong to a live server.
+    /// Removes the seed cgroups of processes that are gone (a server or command killed
+    /// with its seeds unused). A live process's seeds are left alone even while empty
+    /// (being made, not yet placed); `rmdir` refuses the busy ones anyway.
     pub fn sweep_seeds(&self) {
         for h in self.hierarchies.iter().filter(|h| !h.v2) {
             let Ok(rd) = std::fs::read_dir(h.mount.join(PARENT)) else {
                 continue;
             };
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(SEED_PREFIX) {
+                if seed_orphaned(&e.file_name().to_string_lossy()) {
                     let _ = std::fs::remove_dir(e.path());
                 }
             }
@@ -628,6 +652,26 @@ fn parse_key(text: &str, key: &str) -> u64 {
         .find(|(k, _)| *k == key)
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod seed_name_tests {
+    use super::*;
+
+    #[test]
+    fn only_seeds_of_dead_makers_are_orphans() {
+        let ours = seed_name();
+        assert!(
+            ours.starts_with(&format!("seed-{}-", std::process::id())),
+            "{ours}"
+        );
+        assert!(!seed_orphaned(&ours));
+        // A pid above pid_max is nobody's.
+        assert!(seed_orphaned("seed-4194305-abcdefghijkl"));
+        // An older build's name (no pid) is swept as before.
+        assert!(seed_orphaned("seed-abcdefghijkl"));
+        assert!(!seed_orphaned("sb-abcdefghijkl"));
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use sandlab_core::SandboxId;
 use sandlab_proto::launch::{LaunchPlan, Mount};
 use serde_json::Value;
 
-use crate::cgroups::{Cgroups, SEED_PREFIX};
+use crate::cgroups::Cgroups;
 use crate::error::{Error, Result};
 
 /// The host's device nodes every sandbox gets in its `/dev`.
@@ -484,7 +484,7 @@ impl SeedPool {
     }
 
     fn make(&self) -> Result<Seed> {
-        let name = sandlab_core::random_id(SEED_PREFIX.trim_end_matches('-'), 12);
+        let name = crate::cgroups::seed_name();
         self.cgroups.make_seed(&name)?;
         let (ours, theirs) = UnixStream::pair()
             .map_err(|e| Error::Host(format!("Cannot make a socket pair: {e}")))?;

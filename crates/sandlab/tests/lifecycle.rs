@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -214,6 +215,43 @@ fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
     eprintln!(
         "{} of 9 killed runs had written a record; all cleaned",
         ids.len()
+    );
+}
+
+/// The sweep of leftover seed cgroups removes those of processes that are gone, never
+/// those of a live process (a seed is empty between its cgroups being made and its
+/// launcher being placed; sweeping it then failed that process's create with "I/O error on
+/// …/seed-…/cgroup.procs", seen while `bench execute` ran commands beside a server).
+#[test]
+fn the_seed_sweep_spares_the_seeds_of_live_processes() {
+    if !matches!(runtime().as_str(), "auto" | "native") {
+        return;
+    }
+    let data = data_dir();
+    // Any command makes the driver, which makes the cgroup parents and sweeps.
+    let out = sandlab(&data, &["sandbox", "ls"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    let parent = Path::new("/sys/fs/cgroup/pids/sandlab");
+    assert!(parent.is_dir(), "no {}", parent.display());
+    // A live process's seed (ours), a dead one's (a pid above pid_max) and an older
+    // build's name without a pid.
+    let live = parent.join(format!("seed-{}-testlivexxxx", std::process::id()));
+    let dead = parent.join("seed-4194305-testdeadxxxx");
+    let legacy = parent.join("seed-testlegacyxx");
+    for dir in [&live, &dead, &legacy] {
+        std::fs::create_dir(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    }
+    let out = sandlab(&data, &["sandbox", "ls"]);
+    let (live_kept, dead_kept, legacy_kept) = (live.exists(), dead.exists(), legacy.exists());
+    for dir in [&live, &dead, &legacy] {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert_eq!(out.code(), 0, "{}", out.stderr_text());
+    assert!(live_kept, "the sweep removed a live process's seed");
+    assert!(!dead_kept, "the sweep kept a dead process's seed");
+    assert!(
+        !legacy_kept,
+        "the sweep kept a seed named by an older build"
     );
 }
 

@@ -95,8 +95,9 @@ pub fn init_pid(id: &str) -> u32 {
     text.trim().parse().expect("a pid in init.pid")
 }
 
-/// The native runtime's seed cgroups (`/sandlab/seed-…` in each v1 hierarchy) that hold
-/// no process: what a killed command leaves until the next driver sweeps it.
+/// The native runtime's seed cgroups (`/sandlab/seed-<pid>-…` in each v1 hierarchy) that
+/// hold no process and whose maker is gone: what a killed command leaves until the next
+/// driver sweeps it. A live process's seed being made (empty for a moment) is not one.
 pub fn empty_seed_cgroups() -> Vec<PathBuf> {
     let mut found = Vec::new();
     for h in std::fs::read_dir("/sys/fs/cgroup")
@@ -111,7 +112,13 @@ pub fn empty_seed_cgroups() -> Vec<PathBuf> {
         {
             let empty = std::fs::read_to_string(e.path().join("cgroup.procs"))
                 .is_ok_and(|p| p.trim().is_empty());
-            if e.file_name().to_string_lossy().starts_with("seed-") && empty {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let maker_alive = name
+                .strip_prefix("seed-")
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if name.starts_with("seed-") && empty && !maker_alive {
                 found.push(e.path());
             }
         }
