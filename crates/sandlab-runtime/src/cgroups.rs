@@ -323,7 +323,7 @@ pub fn seed_name() -> String {
 
 /// Whether the seed cgroup `name` may be swept: its maker (the pid in its name) is gone.
 /// A name without a pid (an older build's) counts as its maker's being gone.
-fn seed_orphaned(name: &str) -> bool {
+pub fn seed_orphaned(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(SEED_PREFIX) else {
         return false;
     };

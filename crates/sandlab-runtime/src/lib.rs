@@ -56,6 +56,8 @@ mod volume;
 use std::time::Duration;
 
 use async_trait::async_trait;
+/// Whether a native-runtime seed cgroup's maker is gone (what the sweep on start removes).
+pub use cgroups::seed_orphaned;
 pub use config::{RuntimeChoice, RuntimeConfig};
 pub use container::ContainerDriver;
 pub use error::{Error, Result};

@@ -112,13 +112,7 @@ pub fn empty_seed_cgroups() -> Vec<PathBuf> {
         {
             let empty = std::fs::read_to_string(e.path().join("cgroup.procs"))
                 .is_ok_and(|p| p.trim().is_empty());
-            let name = e.file_name().to_string_lossy().into_owned();
-            let maker_alive = name
-                .strip_prefix("seed-")
-                .and_then(|rest| rest.split_once('-'))
-                .and_then(|(pid, _)| pid.parse::<u32>().ok())
-                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if name.starts_with("seed-") && empty && !maker_alive {
+            if empty && sandlab_runtime::seed_orphaned(&e.file_name().to_string_lossy()) {
                 found.push(e.path());
             }
         }
