@@ -417,8 +417,20 @@ impl SandboxManager {
         report: &mut ReconcileReport,
     ) -> Result<()> {
         guard.ensure_held()?;
-        let busy = self.other_alive(&rec.creator).await? == Some(true)
-            || self.creating().contains(&rec.id);
+        // `rec` comes from a listing made before any of these checks: a create that
+        // finished (and whose creator exited) since then would look interrupted. Decide on
+        // a record read after the creator was seen dead; a dead creator writes no more.
+        let busy = loop {
+            let busy = self.other_alive(&rec.creator).await? == Some(true)
+                || self.creating().contains(&rec.id);
+            let Some(fresh) = self.records.get(&rec.id).await? else {
+                return Ok(());
+            };
+            if busy || fresh == rec {
+                break busy;
+            }
+            rec = fresh;
+        };
         match rec.state {
             SandboxState::Creating if busy => return Ok(()),
             SandboxState::Stopping | SandboxState::Removed => {

@@ -130,3 +130,83 @@ async fn a_container_sandbox_and_a_process_sandbox_live_side_by_side() {
         .unwrap_err();
     assert!(err.to_string().contains("kubernetes"), "{err}");
 }
+
+/// Records as a reconciliation listed them a moment ago: the listing shows `stale`, every
+/// other read the store's current state.
+struct StaleListing {
+    inner: Arc<dyn RecordStore>,
+    stale: std::sync::Mutex<Option<sandlab_core::SandboxRecord>>,
+}
+
+#[async_trait::async_trait]
+impl RecordStore for StaleListing {
+    async fn put(&self, rec: &sandlab_core::SandboxRecord) -> sandlab_core::StoreResult<()> {
+        self.inner.put(rec).await
+    }
+    async fn get(
+        &self,
+        id: &sandlab_core::SandboxId,
+    ) -> sandlab_core::StoreResult<Option<sandlab_core::SandboxRecord>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self) -> sandlab_core::StoreResult<Vec<sandlab_core::SandboxRecord>> {
+        let mut all = self.inner.list().await?;
+        if let Some(stale) = self.stale.lock().unwrap().take() {
+            all.retain(|r| r.id != stale.id);
+            all.push(stale);
+        }
+        Ok(all)
+    }
+    async fn delete(&self, id: &sandlab_core::SandboxId) -> sandlab_core::StoreResult<()> {
+        self.inner.delete(id).await
+    }
+}
+
+/// CI failure of 2026-12-06: a reconciliation listed a sandbox while another process was
+/// still creating it; by the time it looked, the create had finished and its process had
+/// exited, and the sandbox was marked failed "creation was interrupted" although it ran.
+/// The decision is made on the record as it is after the creator was seen dead.
+#[tokio::test]
+async fn a_create_that_finished_after_the_listing_is_not_taken_for_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&tmp.path().join("sandlab.db"))
+            .await
+            .unwrap(),
+    );
+    let process = Arc::new(ProcessDriver::new(agent_bin(), tmp.path().to_owned()));
+    let records = Arc::new(StaleListing {
+        inner: store.clone().records(),
+        stale: std::sync::Mutex::new(None),
+    });
+    let mgr = SandboxManager::new(
+        Drivers::one(process.clone()),
+        records.clone(),
+        store.clone().leases(),
+    )
+    .unwrap();
+    let sb = mgr
+        .create(CreateRequest {
+            image: "debian".into(),
+            ttl: Duration::from_secs(600),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    // What the listing saw: still creating, by a process of another host that has since
+    // gone (no liveness lease).
+    let mut stale = mgr.get(&sb.id).await.unwrap();
+    stale.state = SandboxState::Creating;
+    stale.creator = Some(sandlab_core::Holder::new("another-boot", 4242, 1).unwrap());
+    *records.stale.lock().unwrap() = Some(stale);
+
+    let report = mgr.reconcile().await.unwrap();
+    assert!(
+        records.stale.lock().unwrap().is_none(),
+        "the listing was not the stale one"
+    );
+    assert!(report.marked_failed.is_empty(), "{report:?}");
+    assert_eq!(mgr.get(&sb.id).await.unwrap().state, SandboxState::Running);
+    assert!(process.is_running(&sb.id).await.unwrap());
+    mgr.remove(&sb.id).await.unwrap();
+}
