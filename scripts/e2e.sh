@@ -47,7 +47,8 @@ ids=()
 
 # Do not serve a UI from disk: the test is of what ships in the binary.
 unset SANDLAB_WEB_DIR
-SANDLAB_LOGIN_RATE=1000 serve_start "$log" --labs "${SANDLAB_E2E_LABS:-labs}"
+# Sign-up by invite link: web/e2e/accounts.test.mjs signs a learner up with one.
+SANDLAB_SIGNUP=invite SANDLAB_LOGIN_RATE=1000 serve_start "$log" --labs "${SANDLAB_E2E_LABS:-labs}"
 
 cleanup() {
   local rc=$?

@@ -225,6 +225,48 @@ export interface Share {
   created_at_ms: number;
 }
 
+/** Who may create an account: anyone, holders of an invite link, or nobody. */
+export type SignupMode = 'open' | 'invite' | 'closed';
+
+/** What the sign-in and sign-up pages need to know before anyone signs in. */
+export interface AuthConfig {
+  signup: SignupMode;
+  providers: unknown[];
+}
+
+/** An invite link to sign up with a role, until it expires or is used up. */
+export interface Invite {
+  id: string;
+  role: Role;
+  expires_at_ms: number;
+  /** How many sign-ups it allows. */
+  uses: number;
+  /** How many it has had. */
+  used: number;
+  /** The admin who made it; null when made with `sandlab user invite`. */
+  created_by: string | null;
+  created_at_ms: number;
+  /** Only in the answer that made it (the server keeps no copy). */
+  token?: string;
+  /** `/signup?invite=<token>`, only in the answer that made it. */
+  url?: string;
+}
+
+export interface NewInvite {
+  role: Role;
+  /** e.g. "7d". */
+  expires_in: string;
+  uses: number;
+}
+
+/** A one-time link to set a new password, shown once. */
+export interface PasswordReset {
+  token: string;
+  /** `/reset?token=<token>`. */
+  url: string;
+  expires_at_ms: number;
+}
+
 /** A file fetched for saving: its bytes and the name the server gave it. */
 export interface Download {
   blob: Blob;
@@ -280,7 +322,8 @@ function failure(path: string, status: number, statusText: string, body: string)
   } catch {
     /* not JSON: keep the generic sentence */
   }
-  if (status === 401 && path !== '/auth/login') onUnauthorized();
+  // The signed-out pages' requests (a wrong password, a used-up invite) end no login.
+  if (status === 401 && !path.startsWith('/auth/')) onUnauthorized();
   return new ApiError(status, code, message);
 }
 
@@ -346,6 +389,13 @@ export const api = {
   login: (username: string, password: string) => json<LoginResponse>('POST', '/auth/login', { username, password }),
   logout: () => json<void>('POST', '/auth/logout'),
   me: () => json<User>('GET', '/me'),
+  authConfig: () => json<AuthConfig>('GET', '/auth/config'),
+  /** Creates an account and signs it in (the session cookie, as a login sets it). */
+  signup: (username: string, password: string, invite?: string) =>
+    json<User>('POST', '/auth/signup', invite ? { username, password, invite } : { username, password }),
+  changePassword: (current: string, next: string) => json<void>('POST', '/me/password', { current, new: next }),
+  /** Sets a new password with the token of a reset link (no login needed). */
+  completeReset: (token: string, password: string) => json<void>('POST', '/auth/reset', { token, password }),
 
   labs: () => json<ListOf<LabSummary>>('GET', '/labs'),
   /** Why labs are left out of the catalogue (authors and admins). */
@@ -414,6 +464,24 @@ export const api = {
   createUser: (username: string, password: string, role: Role) => json<User>('POST', '/users', { username, password, role }),
   updateUser: (id: string, patch: { role?: Role; disabled?: boolean; password?: string }) =>
     json<User>('PATCH', `/users/${enc(id)}`, patch),
+  /** A one-time link for the user to set a new password. */
+  passwordReset: (id: string) => json<PasswordReset>('POST', `/users/${enc(id)}/password-reset`),
+
+  /** Every invite, all pages of the listing. */
+  invites: async (): Promise<Invite[]> => {
+    const all: Invite[] = [];
+    let cursor: string | null = null;
+    // Bounded, should a server keep answering with a `next`.
+    for (let i = 0; i < 20; i++) {
+      const r: ListOf<Invite> = await json('GET', `/invites?limit=500${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+      all.push(...r.items);
+      cursor = r.next;
+      if (!cursor) break;
+    }
+    return all;
+  },
+  createInvite: (req: NewInvite) => json<Invite>('POST', '/invites', req),
+  deleteInvite: (id: string) => json<void>('DELETE', `/invites/${enc(id)}`),
 
   /** The Prometheus text of `/metrics` (outside `/api/v1`). */
   metrics: async (): Promise<string> => {

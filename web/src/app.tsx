@@ -1,17 +1,21 @@
 // The app shell: who is signed in, the header with navigation and the theme switch, and
-// the page for the current path. Every page gets the signed-in user.
+// the page for the current path. Every page gets the signed-in user, except the pages a
+// signed-out visitor opens from a link: sign-up (/signup) and password reset (/reset).
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 import { api, cookie, errorText, setUnauthorizedHandler, type User } from './api';
 import { ErrorMessage, Spinner } from './components/ui';
+import { Account } from './pages/Account';
 import { Admin } from './pages/Admin';
 import { Catalogue } from './pages/Catalogue';
 import { LabPage } from './pages/LabPage';
 import { Login } from './pages/Login';
 import { Playground } from './pages/Playground';
 import { Progress } from './pages/Progress';
+import { Reset } from './pages/Reset';
 import { SessionPage } from './pages/SessionPage';
+import { Signup } from './pages/Signup';
 import { match, navigate, usePath } from './router';
 import { currentTheme, setTheme, useTheme } from './theme';
 
@@ -46,12 +50,17 @@ export function App() {
         <ErrorMessage message={auth.message} retry={loadMe} />
       </main>
     );
+  const signedIn = (user: User) => setAuth({ state: 'in', user });
+  const bare = path.split('?')[0];
+  if (bare === '/signup')
+    return <Signup path={path} signedInAs={auth.state === 'in' ? auth.user.username : null} onSignedIn={signedIn} />;
+  if (bare === '/reset') return <Reset path={path} />;
   if (auth.state === 'out' || path.startsWith('/login')) {
     if (auth.state === 'in') {
       navigate('/', true);
       return null;
     }
-    return <Login onSignedIn={(user: User) => setAuth({ state: 'in', user })} />;
+    return <Login onSignedIn={signedIn} />;
   }
   const user = auth.user;
   const signOut = async () => {
@@ -75,6 +84,7 @@ function route(path: string, user: User) {
   if (p === '/playground') return <Playground user={user} />;
   if ((m = match('/playground/:id', p))) return <Playground key={m.id} sandbox={m.id} user={user} />;
   if (p === '/progress') return <Progress user={user} />;
+  if (p === '/account') return <Account key={user.id} user={user} />;
   if (p === '/admin') {
     if (user.role !== 'admin')
       return (
@@ -136,9 +146,16 @@ function Shell(props: { user: User; path: string; onSignOut: () => void; childre
           >
             {theme === 'dark' ? '☀' : '☾'}
           </button>
-          <span class="who" data-testid="whoami" title={`Signed in as ${props.user.username} (${props.user.role})`}>
+          <a
+            class="who"
+            href="/account"
+            data-testid="whoami"
+            aria-current={here('/account')}
+            aria-label={`${props.user.username}: your account`}
+            title={`Signed in as ${props.user.username} (${props.user.role}): your account`}
+          >
             {props.user.username}
-          </span>
+          </a>
           <button type="button" class="ghost" data-testid="sign-out" onClick={props.onSignOut}>
             Sign out
           </button>

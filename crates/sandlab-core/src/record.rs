@@ -179,6 +179,28 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn list(&self) -> StoreResult<Vec<SandboxRecord>>;
     /// Deletes the record; succeeds when there is none.
     async fn delete(&self, id: &SandboxId) -> StoreResult<()>;
+    /// Compare-and-swap: replaces the stored record `rec.id` with `rec` only while the
+    /// stored one has owner `owner` and state `state`; whether it did (`false` also when
+    /// there is none). Of several processes swapping the same record from the same owner
+    /// and state, one wins: the warm pool hands a sandbox to one claimer only, and a pool
+    /// sandbox being retired is never claimed.
+    ///
+    /// The default reads and then writes, which is atomic only within one process; a
+    /// store shared by several processes overrides it with one atomic step.
+    async fn put_if_owner(
+        &self,
+        rec: &SandboxRecord,
+        owner: Option<&str>,
+        state: SandboxState,
+    ) -> StoreResult<bool> {
+        match self.get(&rec.id).await? {
+            Some(old) if old.owner.as_deref() == owner && old.state == state => {
+                self.put(rec).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 /// A lease as the store holds it.

@@ -80,6 +80,37 @@ pub enum AuditEvent<'a> {
         sandbox: &'a SandboxId,
         share: &'a str,
     },
+    /// A user made their own account (`POST /auth/signup`), with an invitation or not.
+    Signup {
+        user: &'a str,
+        username: &'a str,
+        role: Role,
+        invite: Option<&'a str>,
+        addr: &'a str,
+    },
+    InviteCreate {
+        invite: &'a str,
+        role: Role,
+        uses: u32,
+        expires_at_ms: i64,
+    },
+    InviteDelete {
+        invite: &'a str,
+    },
+    /// A user changed their own password.
+    PasswordChange {
+        user: &'a str,
+    },
+    /// An admin made a password reset link for `user`.
+    PasswordResetCreate {
+        user: &'a str,
+        expires_at_ms: i64,
+    },
+    /// A reset link set `user`'s password.
+    PasswordReset {
+        user: &'a str,
+        addr: &'a str,
+    },
 }
 
 impl AuditEvent<'_> {
@@ -101,6 +132,12 @@ impl AuditEvent<'_> {
             E::LabSessionStart { .. } => actions::LAB_SESSION_START,
             E::PortShare { .. } => actions::PORT_SHARE,
             E::PortUnshare { .. } => actions::PORT_UNSHARE,
+            E::Signup { .. } => actions::AUTH_SIGNUP,
+            E::InviteCreate { .. } => actions::INVITE_CREATE,
+            E::InviteDelete { .. } => actions::INVITE_DELETE,
+            E::PasswordChange { .. } => actions::PASSWORD_CHANGE,
+            E::PasswordResetCreate { .. } => actions::PASSWORD_RESET_CREATE,
+            E::PasswordReset { .. } => actions::PASSWORD_RESET,
         }
     }
 
@@ -120,6 +157,11 @@ impl AuditEvent<'_> {
             | E::PortUnshare { sandbox, .. } => Some(sandbox.as_str()),
             E::CodeExecute { .. } => None,
             E::LabSessionStart { session, .. } => Some(session),
+            E::Signup { user, .. }
+            | E::PasswordChange { user }
+            | E::PasswordResetCreate { user, .. }
+            | E::PasswordReset { user, .. } => Some(user),
+            E::InviteCreate { invite, .. } | E::InviteDelete { invite } => Some(invite),
         }
     }
 
@@ -151,10 +193,27 @@ impl AuditEvent<'_> {
                 ..
             } => json!({"port": port, "share": share, "expires_at_ms": expires_at_ms}),
             E::PortUnshare { share, .. } => json!({"share": share}),
+            E::Signup {
+                username,
+                role,
+                invite,
+                addr,
+                ..
+            } => json!({"username": username, "role": role, "invite": invite, "addr": addr}),
+            E::InviteCreate {
+                role,
+                uses,
+                expires_at_ms,
+                ..
+            } => json!({"role": role, "uses": uses, "expires_at_ms": expires_at_ms}),
+            E::PasswordResetCreate { expires_at_ms, .. } => json!({"expires_at_ms": expires_at_ms}),
+            E::PasswordReset { addr, .. } => json!({"addr": addr}),
             E::Logout { .. }
             | E::TokenDelete { .. }
             | E::SandboxDelete { .. }
-            | E::SandboxExpire { .. } => Value::Null,
+            | E::SandboxExpire { .. }
+            | E::InviteDelete { .. }
+            | E::PasswordChange { .. } => Value::Null,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sandlab_lab::{Lab, Task};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,7 @@ pub struct InitFailed {
 }
 
 /// A task's state as the API shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
     Pending,
@@ -49,8 +49,33 @@ pub enum TaskState {
     Failed,
 }
 
+impl TaskState {
+    /// The word the API shows (and the store keeps).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Blocked => "blocked",
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+        }
+    }
+
+    /// The state a stored word names.
+    pub fn parse(word: &str) -> Option<TaskState> {
+        Some(match word {
+            "pending" => TaskState::Pending,
+            "blocked" => TaskState::Blocked,
+            "running" => TaskState::Running,
+            "done" => TaskState::Done,
+            "failed" => TaskState::Failed,
+            _ => return None,
+        })
+    }
+}
+
 /// One state change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskEvent {
     pub task: String,
     pub state: TaskState,

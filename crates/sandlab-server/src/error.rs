@@ -355,6 +355,8 @@ impl From<LabSessionError> for ApiError {
             }
             LabSessionError::Store(s) => s.into(),
             LabSessionError::UnknownSandbox(_) => ApiError::not_found("sandbox"),
+            e @ LabSessionError::NoAnswer => ApiError::unavailable(e.to_string()),
+            LabSessionError::Refused(why) => ApiError::conflict(why),
         }
     }
 }

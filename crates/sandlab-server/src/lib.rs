@@ -17,6 +17,7 @@ pub mod catalogue;
 pub mod checker;
 pub mod code_exec;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod extract;
 pub mod image_builds;

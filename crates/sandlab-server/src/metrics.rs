@@ -19,6 +19,7 @@
 //! | `sandlab_http_connections` | gauge | open HTTP connections |
 //! | `sandlab_http_connections_refused_total` | counter | `reason` = `per_address` |
 //! | `sandlab_streams_refused_total` | counter | `kind` = `events` or `terminal` (per-user cap) |
+//! | `sandlab_control_leader` | gauge | 1 while this replica holds the `control` lease, else 0 |
 
 use std::sync::OnceLock;
 
@@ -40,6 +41,8 @@ pub const EXECUTE_QUEUED: &str = "sandlab_execute_queued";
 pub const HTTP_CONNECTIONS: &str = "sandlab_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "sandlab_http_connections_refused_total";
 pub const STREAMS_REFUSED: &str = "sandlab_streams_refused_total";
+/// 1 while this replica leads (holds the store lease `control`), else 0.
+pub const CONTROL_LEADER: &str = "sandlab_control_leader";
 /// Requests to the port proxy, by outcome (`forwarded`, or the error code answered).
 pub const PROXY_REQUESTS: &str = "sandlab_proxy_requests_total";
 
@@ -75,6 +78,10 @@ pub fn handle() -> Option<PrometheusHandle> {
                         "Time to claim a warm sandbox"
                     );
                     metrics::describe_gauge!(TERMINALS_OPEN, "Open terminals");
+                    metrics::describe_gauge!(
+                        CONTROL_LEADER,
+                        "Whether this replica leads (reaper, reconciliation, adoption)"
+                    );
                     metrics::describe_counter!(
                         PROXY_REQUESTS,
                         "Requests to the port proxy, by outcome"

@@ -11,8 +11,10 @@ use crate::routes;
     info(title = "Sandlab API", description = "Sandboxes, exec, files, terminals and labs. Errors are `{\"error\": {\"code\", \"message\"}}`; lists are `{\"items\", \"next\"}`."),
     paths(
         routes::login, routes::logout, routes::me,
+        routes::auth_config, routes::signup, routes::reset_password, routes::change_password,
         routes::create_token, routes::list_tokens, routes::delete_token,
-        routes::create_user, routes::list_users, routes::update_user,
+        routes::create_user, routes::list_users, routes::update_user, routes::create_password_reset,
+        routes::create_invite, routes::list_invites, routes::delete_invite,
         routes::list_labs, routes::get_lab, routes::lab_asset, routes::list_lab_problems, routes::sync_labs,
         routes::start_session, routes::list_sessions, routes::get_session, routes::delete_session,
         routes::extend_session, routes::session_tasks, routes::reveal_hint, routes::session_events,
@@ -29,7 +31,7 @@ use crate::routes;
     tags(
         (name = "auth", description = "Browser sessions and the caller's account"),
         (name = "tokens", description = "API tokens for programs"),
-        (name = "users", description = "Accounts (admin only)"),
+        (name = "users", description = "Accounts, invitation links and password reset links (admin only)"),
         (name = "labs", description = "The lab catalogue and lab sessions"),
         (name = "sandboxes", description = "Raw sandboxes: create, exec, terminal"),
         (name = "files", description = "Files inside a sandbox"),
@@ -123,7 +125,13 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     ("/api/v1/tokens", "201", "id", &["delete_token"]),
-    ("/api/v1/users", "201", "id", &["update_user"]),
+    (
+        "/api/v1/users",
+        "201",
+        "id",
+        &["update_user", "create_password_reset"],
+    ),
+    ("/api/v1/invites", "201", "id", &["delete_invite"]),
 ];
 
 impl Modify for Links {

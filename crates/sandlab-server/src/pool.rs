@@ -3,11 +3,20 @@
 //!
 //! A pool sandbox is an ordinary sandbox record whose owner is [`Owner::Pool`] (stored as
 //! `pool:<profile>`); [`WarmPool::claim`] rewrites the owner, creation time and deadline
-//! in one store write, so a crash either leaves it in the pool (adopted again on restart,
-//! [`WarmPool::adopt`]) or with its new owner. [`WarmPool`] owns the in-memory queue of
-//! ready ids and the refill loop that tops it up ([`WarmPool::refill`]);
-//! [`crate::sandboxes::Sandboxes`] decides when to claim or adopt, and removes the pool
+//! in one compare-and-swap of the record ([`RecordStore::put_if_owner`] from
+//! `pool:<profile>` and `running`), so a crash either leaves it in the pool (adopted again,
+//! [`WarmPool::adopt`]) or with its new owner, and of several replicas claiming one
+//! sandbox exactly one gets it. A pool sandbox is retired the same way: swapped to
+//! `stopping` first, so nobody claims it while it goes.
+//!
+//! [`WarmPool`] owns each replica's in-memory queue of ready ids, made again from the
+//! records every 2 s ([`WarmPool::sync`], so every replica can claim what another
+//! started), and the refill loop of one profile ([`WarmPool::refill`]), which only the
+//! holder of the store lease `pool:<profile>` runs ([`crate::control`]).
+//! [`crate::sandboxes::Sandboxes`] decides when to claim or adopt, and retires the pool
 //! sandboxes that cannot be used.
+//!
+//! [`RecordStore::put_if_owner`]: sandlab_core::RecordStore::put_if_owner
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -152,11 +161,13 @@ impl WarmPool {
         id
     }
 
-    /// Adds a started sandbox to `profile`'s queue.
+    /// Adds a started sandbox to `profile`'s queue (once).
     pub fn push(&self, profile: &str, id: SandboxId) {
         let mut map = self.lock();
         let q = map.entry(profile.to_owned()).or_default();
-        q.push_back(id);
+        if !q.contains(&id) {
+            q.push_back(id);
+        }
         metrics::gauge!(m::POOL_READY, "profile" => profile.to_owned()).set(q.len() as f64);
     }
 
@@ -189,14 +200,56 @@ impl WarmPool {
             .collect()
     }
 
-    /// Keeps every profile at its size until `shutdown`: creates what is missing, backs off
-    /// after failures, and otherwise sleeps until a sandbox is taken.
-    pub async fn refill(&self, manager: &SandboxManager, shutdown: CancellationToken) {
+    /// Makes each queue the ready pool sandboxes of its profile among `records` (running,
+    /// owned by the profile, fitting it), keeping the order of those it had: what other
+    /// replicas started comes in, what they claimed or retired goes. Wakes the refill when
+    /// a queue shrank.
+    pub fn sync(&self, records: &[SandboxRecord]) {
+        let mut shrank = false;
+        {
+            let mut map = self.lock();
+            for p in &self.profiles {
+                let ready: Vec<&SandboxId> = records
+                    .iter()
+                    .filter(|r| {
+                        r.state == SandboxState::Running
+                            && Owner::of(r).is_some_and(|o| o.pool_profile() == Some(&p.name))
+                            && r.image == p.image
+                            && r.limits == p.limits
+                    })
+                    .map(|r| &r.id)
+                    .collect();
+                let q = map.entry(p.name.clone()).or_default();
+                let before = q.len();
+                q.retain(|id| ready.contains(&id));
+                shrank |= q.len() < before;
+                for id in ready {
+                    if !q.contains(id) {
+                        q.push_back(id.clone());
+                    }
+                }
+                metrics::gauge!(m::POOL_READY, "profile" => p.name.clone()).set(q.len() as f64);
+            }
+        }
+        if shrank {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Keeps `profile` at its size until `stop`: creates what is missing, backs off after
+    /// failures, and otherwise sleeps until a sandbox is taken. Run by the holder of the
+    /// profile's lease only.
+    pub async fn refill(&self, manager: &SandboxManager, profile: &str, stop: CancellationToken) {
+        let shutdown = stop;
         let mut backoff = Duration::from_millis(500);
         loop {
             let wake = self.wake.notified();
             let mut failed = false;
-            for (profile, _) in self.deficits() {
+            for (profile, _) in self
+                .deficits()
+                .into_iter()
+                .filter(|(p, _)| p.name == profile)
+            {
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -219,7 +272,7 @@ impl WarmPool {
                 continue;
             }
             backoff = Duration::from_millis(500);
-            if !self.deficits().is_empty() {
+            if self.deficits().iter().any(|(p, _)| p.name == profile) {
                 continue;
             }
             tokio::select! {
@@ -229,8 +282,10 @@ impl WarmPool {
         }
     }
 
-    /// Hands pool sandbox `id` of `profile` to `owner` with `ttl` from now: one store write
-    /// of owner, creation time and deadline. The new record.
+    /// Hands pool sandbox `id` of `profile` to `owner` with `ttl` from now: one
+    /// compare-and-swap of owner, creation time and deadline, which fails with
+    /// [`ClaimError::Taken`] when another replica claimed or retired it first. The new
+    /// record.
     pub async fn claim(
         &self,
         store: &dyn Store,
@@ -251,21 +306,42 @@ impl WarmPool {
         if !manager.is_running(id).await? {
             return Err(ClaimError::Dead);
         }
+        let pool_owner = rec.owner.clone();
         let now = now_ms();
         rec.owner = Some(Owner::User(owner.to_owned()).to_string());
         rec.created_at_ms = now;
         rec.deadline_ms = now.saturating_add(ttl.as_millis() as u64);
-        store.put(&rec).await?;
+        if !store
+            .put_if_owner(&rec, pool_owner.as_deref(), SandboxState::Running)
+            .await?
+        {
+            let now = store.get(id).await?.ok_or(ClaimError::Gone)?;
+            return Err(ClaimError::Taken {
+                state: now.state,
+                owner: now.owner,
+            });
+        }
         Ok(rec)
     }
 
-    /// Takes a sandbox of `profile` that survived a restart back into the pool if it still
-    /// fits the profile and the pool wants it; `false`: nobody will claim it.
+    /// Takes a running sandbox of `profile` (one that survived a restart, or that the
+    /// profile's previous lease holder started) into the pool if it still fits the profile
+    /// and the pool wants it; `false`: nobody will claim it.
     pub fn adopt(&self, profile: &str, rec: &SandboxRecord) -> bool {
         let fits = self.fits(profile, &rec.image, &rec.limits);
-        let wanted = self
-            .profile(profile)
-            .is_some_and(|p| self.ready(profile) < p.size);
+        let size = self.profile(profile).map_or(0, |p| p.size);
+        let place = self
+            .lock()
+            .get(profile)
+            .and_then(|q| q.iter().position(|x| *x == rec.id));
+        // Beyond the size (two lease holders overlapped, or the size shrank): not wanted.
+        let wanted = match place {
+            Some(i) => i < size,
+            None => self.ready(profile) < size,
+        };
+        if !wanted && place.is_some() {
+            self.remove(&rec.id);
+        }
         if rec.state == SandboxState::Running && fits && wanted {
             self.push(profile, rec.id.clone());
             return true;

@@ -15,6 +15,13 @@
 //! (a request, an expired deadline, a pool top-up, a dead init process) and tells the
 //! in-memory owners when a sandbox goes. Its methods return [`SandboxError`]; `routes/`
 //! turns that into HTTP.
+//!
+//! Any replica of several on one store serves any sandbox (its agent is reached through
+//! the host, whoever created it). What must run once runs where [`crate::control`] says:
+//! the reaper, the health sweep and reconciliation on the leader ([`Sandboxes::run_leader`],
+//! [`Sandboxes::reconcile`]), a pool profile's refill on the holder of its lease
+//! ([`Sandboxes::run_pool`]); every replica follows the records every 2 s
+//! ([`Sandboxes::sync`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agents::Agents;
 use crate::config::PoolProfile;
 use crate::metrics as m;
-use crate::pool::{Owner, WarmPool};
+use crate::pool::{ClaimError, Owner, WarmPool};
 use crate::quota::Quota;
 use crate::reaper::{self, Deadlines};
 use crate::terminal::{TerminalHub, TerminalOptions};
@@ -105,6 +112,8 @@ pub struct Sandboxes {
     deadlines: Deadlines,
     agents: Agents,
     terminals: Arc<TerminalHub>,
+    /// When this replica last finished a reconciliation.
+    reconciled: std::sync::Mutex<Option<Instant>>,
 }
 
 /// The hostname of a sandbox made through the API (and of the warm pool's) when the request
@@ -144,6 +153,7 @@ impl Sandboxes {
             deadlines: Deadlines::default(),
             agents: Agents::new(manager.clone()),
             terminals: Arc::new(TerminalHub::new(terminals)),
+            reconciled: std::sync::Mutex::new(None),
             manager,
             store,
         }
@@ -169,39 +179,79 @@ impl Sandboxes {
         &self.deadlines
     }
 
-    /// Reconciles host and store, adopts surviving pool sandboxes, and takes over the
-    /// deadlines of running ones. Runs before the server reports ready.
+    /// Reconciles host and store and follows the records' deadlines and pool sandboxes.
+    /// Runs before the server reports ready.
     pub async fn recover(&self) -> Result<ReconcileReport> {
-        let report = self.manager.reconcile().await?;
-        let now = now_ms();
-        for rec in self.manager.list().await? {
-            if rec.state == SandboxState::Creating {
-                // Reconciliation left it alone: its creator (another process) still runs.
-                continue;
-            }
-            if let Some(Owner::Pool(profile)) = Owner::of(&rec) {
-                if !self.pool.adopt(&profile, &rec) {
-                    // A failed create, a changed profile or a smaller pool: nobody will
-                    // claim it, so it goes, record and all.
-                    self.remove_quietly(&rec.id).await;
-                }
-                continue;
-            }
-            // A failed sandbox's record goes at its deadline too.
-            if matches!(rec.state, SandboxState::Running | SandboxState::Failed) {
-                let left = Duration::from_millis(rec.deadline_ms.saturating_sub(now));
-                self.deadlines.track(&rec.id, left);
-            }
-        }
+        let report = self.reconcile().await?;
+        self.sync(&self.manager.list().await?);
         self.update_live().await;
         Ok(report)
     }
 
-    /// Runs the reaper, the health sweep and the pool refill until `shutdown`.
-    pub fn spawn_background(self: &Arc<Self>, shutdown: CancellationToken) {
-        tokio::spawn(reaper::run(self.clone(), shutdown.clone()));
+    /// Reconciles host and store ([`SandboxManager::reconcile`]) and notes when.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let report = self.manager.reconcile().await?;
+        *self.reconciled.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        Ok(report)
+    }
+
+    /// How long ago this replica last finished a reconciliation.
+    pub fn since_reconciled(&self) -> Option<Duration> {
+        self.reconciled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| at.elapsed())
+    }
+
+    /// Follows the records as they are in the store (every replica, every 2 s): the
+    /// deadlines of user sandboxes (a new one, or one moved by another replica, is
+    /// tracked; one whose record went is forgotten) and the pool's ready queues.
+    pub fn sync(&self, records: &[SandboxRecord]) {
+        let now = now_ms();
+        for rec in records {
+            let pooled = Owner::of(rec).is_some_and(|o| o.pool_profile().is_some());
+            // A failed sandbox's record goes at its deadline too.
+            if !pooled && matches!(rec.state, SandboxState::Running | SandboxState::Failed) {
+                let left = Duration::from_millis(rec.deadline_ms.saturating_sub(now));
+                self.deadlines.follow(&rec.id, left, rec.deadline_ms);
+            }
+        }
+        let ids: std::collections::HashSet<SandboxId> =
+            records.iter().map(|r| r.id.clone()).collect();
+        self.deadlines.retain(&ids);
+        self.pool.sync(records);
+    }
+
+    /// Whether `id`, whose tracked deadline passed, goes now. Its record is read again: one
+    /// whose deadline moved since it was tracked from `tracked` (extended on another
+    /// replica) and lies ahead is tracked again instead; a pool sandbox is the pool's.
+    pub async fn still_expired(&self, id: &SandboxId, tracked: Option<u64>) -> bool {
+        let rec = match self.store.get(id).await {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "cannot read an expired sandbox's record; trying again");
+                self.deadlines.track(id, Duration::from_secs(5));
+                return false;
+            }
+        };
+        if Owner::of(&rec).is_some_and(|o| o.pool_profile().is_some()) {
+            return false;
+        }
+        let now = now_ms();
+        let moved = tracked.is_none_or(|t| t != rec.deadline_ms);
+        if moved && rec.deadline_ms > now {
+            let left = Duration::from_millis(rec.deadline_ms - now);
+            self.deadlines.track_record(id, left, rec.deadline_ms);
+            return false;
+        }
+        true
+    }
+
+    /// The leader's share of the work until `stop`: the reaper and the health sweep.
+    pub fn run_leader(self: &Arc<Self>, stop: CancellationToken) {
+        tokio::spawn(reaper::run(self.clone(), stop.clone()));
         let me = self.clone();
-        let stop = shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEALTH_INTERVAL);
             loop {
@@ -211,14 +261,60 @@ impl Sandboxes {
                 }
             }
         });
-        if !self.pool.profiles().is_empty() {
-            let me = self.clone();
-            tokio::spawn(async move { me.pool.refill(&me.manager, shutdown).await });
+    }
+
+    /// The holder of `profile`'s lease: adopts the profile's sandboxes in the store (those
+    /// that do not fit, or are over its size, are retired), then keeps it full until
+    /// `stop`.
+    pub async fn run_pool(self: &Arc<Self>, profile: &str, stop: CancellationToken) {
+        match self.manager.list().await {
+            Ok(records) => {
+                self.pool.sync(&records);
+                for rec in records {
+                    if Owner::of(&rec).is_none_or(|o| o.pool_profile() != Some(profile)) {
+                        continue;
+                    }
+                    let usable =
+                        rec.state == SandboxState::Running && self.pool.adopt(profile, &rec);
+                    // A failed create, a changed profile or a smaller pool: nobody will
+                    // claim it, so it goes, record and all. One being made is left to its
+                    // maker (or to reconciliation, when that died).
+                    if !usable && matches!(rec.state, SandboxState::Running | SandboxState::Failed)
+                    {
+                        self.retire(&rec).await;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(pool.profile = %profile, error = %sandlab_core::error_chain(&e), "cannot list the pool's sandboxes");
+            }
+        }
+        self.pool.refill(&self.manager, profile, stop).await;
+    }
+
+    /// Removes pool sandbox `rec` unless another replica claimed it first: its record is
+    /// swapped to `stopping` (from the pool owner and the state it has), then removed.
+    async fn retire(&self, rec: &SandboxRecord) {
+        let mut stopping = rec.clone();
+        stopping.state = SandboxState::Stopping;
+        match self
+            .store
+            .put_if_owner(&stopping, rec.owner.as_deref(), rec.state)
+            .await
+        {
+            Ok(true) => self.remove_quietly(&rec.id).await,
+            Ok(false) => {
+                self.pool.remove(&rec.id);
+            }
+            Err(e) => {
+                tracing::warn!(sandbox.id = %rec.id, error = %sandlab_core::error_chain(&e), "cannot retire a pool sandbox");
+            }
         }
     }
 
     /// Marks running sandboxes whose init process died as `failed` (and frees their host
-    /// resources), so nobody is shown a dead sandbox as running until its deadline.
+    /// resources), so nobody is shown a dead sandbox as running until its deadline. The
+    /// leader's: it looks at every sandbox it follows.
     async fn sweep(&self) {
         let mut ids = self.deadlines.ids();
         ids.extend(self.pool.all_ready());
@@ -234,7 +330,7 @@ impl Sandboxes {
                 tracing::warn!(sandbox.id = %id, "the sandbox's init process is gone");
                 if Owner::of(&rec).is_some_and(|o| o.pool_profile().is_some()) {
                     // Nobody owns it yet: replace it rather than keep a failed record.
-                    self.remove_quietly(&id).await;
+                    self.retire(&rec).await;
                     continue;
                 }
                 self.forget(&id);
@@ -296,7 +392,7 @@ impl Sandboxes {
                     .await;
                 match claimed {
                     Ok(rec) => {
-                        self.deadlines.track(&id, req.ttl);
+                        self.deadlines.track_record(&id, req.ttl, rec.deadline_ms);
                         let secs = start.elapsed().as_secs_f64();
                         metrics::histogram!(m::POOL_CLAIM_SECONDS, "profile" => name.clone())
                             .record(secs);
@@ -305,9 +401,13 @@ impl Sandboxes {
                         self.update_live().await;
                         return Ok(rec);
                     }
+                    // Another replica claimed (or retired) it first, or it is gone.
+                    Err(ClaimError::Taken { .. } | ClaimError::Gone) => {}
                     Err(e) => {
                         tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "dropping a warm sandbox that cannot be claimed");
-                        self.remove_quietly(&id).await;
+                        if let Ok(Some(rec)) = self.store.get(&id).await {
+                            self.retire(&rec).await;
+                        }
                     }
                 }
             }
@@ -336,7 +436,8 @@ impl Sandboxes {
                 return Err(e.into());
             }
         };
-        self.deadlines.track(&rec.id, req.ttl);
+        self.deadlines
+            .track_record(&rec.id, req.ttl, rec.deadline_ms);
         metrics::histogram!(m::CREATE_SECONDS, "source" => "cold")
             .record(start.elapsed().as_secs_f64());
         metrics::counter!(m::CREATED, "source" => "cold").increment(1);
@@ -402,9 +503,23 @@ impl Sandboxes {
         if rec.state != SandboxState::Running {
             return Err(SandboxError::NotRunning(rec.state));
         }
+        let old = rec.clone();
         rec.deadline_ms = now_ms().saturating_add(ttl.as_millis() as u64);
-        self.store.put(&rec).await?;
-        self.deadlines.track(&rec.id, ttl);
+        // Only while it still runs as it was read: a removal under way (`stopping`) or a
+        // failure on another replica is not undone by an extend.
+        if !self
+            .store
+            .put_if_owner(&rec, old.owner.as_deref(), SandboxState::Running)
+            .await?
+        {
+            let now = self
+                .store
+                .get(&rec.id)
+                .await?
+                .map_or(SandboxState::Removed, |r| r.state);
+            return Err(SandboxError::NotRunning(now));
+        }
+        self.deadlines.track_record(&rec.id, ttl, rec.deadline_ms);
         Ok(rec)
     }
 

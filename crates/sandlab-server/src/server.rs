@@ -369,14 +369,12 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         state.config().labs_sync_interval,
         state.shutdown().clone(),
     );
-    state.sandboxes().spawn_background(state.shutdown().clone());
-    let resumed = until_ok("resuming code execution submissions", || {
-        crate::code_exec::submissions::recover(state.execute())
-    })
-    .await;
-    if resumed > 0 {
-        eprintln!("sandlab: {resumed} unfinished code execution submissions run again");
-    }
+    // The reaper, reconciliation, pool refills and the adoption of what a dead replica
+    // ran (submissions included) go to the holders of the store leases (control.rs).
+    state
+        .lab_sessions()
+        .serve_commands(state.shutdown().clone());
+    crate::control::spawn(state.clone());
     crate::code_exec::submissions::spawn_expiry(state.execute().clone(), state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");

@@ -480,6 +480,7 @@ async fn a_restart_runs_unfinished_submissions_again() {
                 token: token.clone(),
                 owner: "anonymous".into(),
                 request: stored.to_string(),
+                runner: None,
             }])
             .await
             .unwrap();

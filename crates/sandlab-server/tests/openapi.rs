@@ -15,11 +15,18 @@ fn every_route_is_documented() {
     let expected: &[(&str, &[&str])] = &[
         ("/api/v1/auth/login", &["post"]),
         ("/api/v1/auth/logout", &["post"]),
+        ("/api/v1/auth/config", &["get"]),
+        ("/api/v1/auth/signup", &["post"]),
+        ("/api/v1/auth/reset", &["post"]),
         ("/api/v1/me", &["get"]),
+        ("/api/v1/me/password", &["post"]),
         ("/api/v1/tokens", &["get", "post"]),
         ("/api/v1/tokens/{id}", &["delete"]),
         ("/api/v1/users", &["get", "post"]),
         ("/api/v1/users/{id}", &["patch"]),
+        ("/api/v1/users/{id}/password-reset", &["post"]),
+        ("/api/v1/invites", &["get", "post"]),
+        ("/api/v1/invites/{id}", &["delete"]),
         ("/api/v1/labs", &["get"]),
         ("/api/v1/labs/{slug}", &["get"]),
         ("/api/v1/labs/{slug}/assets/{path}", &["get"]),
@@ -93,7 +100,8 @@ fn creates_link_to_the_operations_on_what_they_made() {
         ("/api/v1/sandboxes", 8),
         ("/api/v1/labs/{slug}/sessions", 4),
         ("/api/v1/tokens", 1),
-        ("/api/v1/users", 1),
+        ("/api/v1/users", 2),
+        ("/api/v1/invites", 1),
     ] {
         let links = doc["paths"][path]["post"]["responses"]["201"]["links"]
             .as_object()

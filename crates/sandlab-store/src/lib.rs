@@ -23,6 +23,7 @@
 //! |---|---|---|
 //! | `users` | `id`, `username`, `password_hash`, `role`, `disabled`, `created_at` | username unique without regard to case; argon2id PHC string |
 //! | `api_tokens` | `id`, `user_id` → users (cascade), `name`, `token_hash`, `created_at`, `last_used_at` | only the SHA-256 of the secret |
+//! | `invites`, `password_resets` | see [`links`]: `token_hash` = SHA-256 of the link's secret, role, uses and expiry / one row per user | migration `0009` |
 //! | `login_sessions` | `id` = SHA-256 of the cookie secret, `user_id` → users (cascade), `csrf_token`, `created_at`, `expires_at`, `last_seen` | |
 //! | `sandboxes` | a [`SandboxRecord`]: `id`, `state`, `reason`, `owner`, `image`, `limits` (JSON), `hostname`, `driver`, `ipv4`, `ipv6`, `created_at`, `deadline`, `creator`, `owner_process` | `owner` is a user id without a foreign key (below); `creator` and `owner_process` are `Holder` strings (`<boot id>/<pid>/<start ticks>`) |
 //! | `leases` | `name`, `holder`, `expires_at` | one row per name; a row past `expires_at` is free (below) |
@@ -101,10 +102,12 @@
 //! bits, so a single SHA-256 is enough to store them: only the hash is kept and a stolen
 //! database does not let anyone log in. Such a secret is returned once, when it is made.
 
+pub mod bus;
 mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod links;
 mod model;
 mod page;
 pub mod password;
@@ -115,8 +118,11 @@ pub mod sqlite;
 mod store;
 mod store_impl;
 
+pub use bus::{Notice, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use links::{Invite, LinkRefusal, NewInvite, PasswordReset};
+pub use model::SessionTask;
 pub use model::{
     actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
     LabSessionState, LoginSession, NewPortGrant, NewSubmission, NewUser, PortGrant, PortGrantKind,

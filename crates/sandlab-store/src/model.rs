@@ -176,8 +176,9 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-/// A learner's running playground of one lab. The checker's live task states are in the
-/// server's memory; what was done is kept with [`crate::Store::mark_task_done`].
+/// A learner's running playground of one lab. The checker runs on one control plane, the
+/// session's `runner`, which keeps `tasks` current here so every replica can show them;
+/// what was done is kept with [`crate::Store::mark_task_done`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LabSession {
     /// `ls-` + 12 base32 characters.
@@ -189,6 +190,20 @@ pub struct LabSession {
     pub nodes: Vec<SessionNode>,
     pub created_at_ms: i64,
     pub deadline_ms: i64,
+    /// The process running the session's checker (a `Holder` string); `None` for none yet.
+    /// Written by [`crate::Store::put_lab_session`] and moved by
+    /// [`crate::Store::take_lab_session`].
+    pub runner: Option<String>,
+    /// The tasks' states as the runner last stored them, in the lab's order.
+    pub tasks: Vec<SessionTask>,
+}
+
+/// One task of a stored lab session; `state` is the server's word for it (`pending`,
+/// `done`, ...), opaque to the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTask {
+    pub id: String,
+    pub state: String,
 }
 
 /// Where a lab session is in its life; stored (and shown by the API) as the lowercase
@@ -266,6 +281,12 @@ pub mod actions {
     pub const LAB_SESSION_START: &str = "lab.session_start";
     pub const PORT_SHARE: &str = "port.share";
     pub const PORT_UNSHARE: &str = "port.unshare";
+    pub const AUTH_SIGNUP: &str = "auth.signup";
+    pub const INVITE_CREATE: &str = "invite.create";
+    pub const INVITE_DELETE: &str = "invite.delete";
+    pub const PASSWORD_CHANGE: &str = "password.change";
+    pub const PASSWORD_RESET_CREATE: &str = "password.reset_create";
+    pub const PASSWORD_RESET: &str = "password.reset";
 }
 
 const USERNAME_RULE: &str =
@@ -624,6 +645,9 @@ pub struct Submission {
     pub token: String,
     /// The user id, or "anonymous".
     pub owner: String,
+    /// The process running it (a `Holder` string), moved by
+    /// [`crate::Store::take_submission`]; `None` for none.
+    pub runner: Option<String>,
     pub state: SubmissionState,
     /// The request as JSON text; opaque to the store (at most
     /// [`MAX_SUBMISSION_REQUEST_BYTES`]; larger is `Invalid`).
@@ -644,6 +668,8 @@ pub struct NewSubmission {
     pub owner: String,
     /// JSON text of at most [`MAX_SUBMISSION_REQUEST_BYTES`].
     pub request: String,
+    /// The process that will run it (a `Holder` string).
+    pub runner: Option<String>,
 }
 
 /// Whether `token` is a UUID in its hyphenated lower-case text form

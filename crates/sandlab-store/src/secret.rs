@@ -48,6 +48,16 @@ pub(crate) fn is_session_shaped(s: &str) -> bool {
     is_hex64(s)
 }
 
+/// A new one-time link secret (an invitation, a password reset): `prefix` + 64 hex digits.
+pub(crate) fn new_link_secret(prefix: &str) -> String {
+    format!("{prefix}{}", random_hex::<SECRET_BYTES>())
+}
+
+/// Whether `s` has the shape of a link secret made with `prefix`.
+pub(crate) fn is_link_shaped(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(is_hex64)
+}
+
 /// SHA-256 of `secret`, lowercase hex: what the store keeps.
 pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))

@@ -85,6 +85,54 @@ pub trait Store: RecordStore + LeaseStore {
     /// Deletes expired sessions; returns how many.
     async fn delete_expired_sessions(&self) -> Result<u64>;
 
+    // ----- sign-up invitations and passwords (see [`crate::links`])
+
+    /// Creates an invitation; returns it with its secret (`inv_` + 64 hex digits), which is
+    /// not stored. `Invalid` for uses outside 1..=[`crate::links::MAX_INVITE_USES`] or a ttl
+    /// that is zero or over [`crate::links::MAX_INVITE_TTL`]; `NotFound` for an unknown
+    /// creator.
+    async fn create_invite(&self, new: crate::links::NewInvite) -> Result<(crate::Invite, String)>;
+    /// Every invitation (expired and used-up ones too), oldest first.
+    async fn list_invites(&self, page: PageRequest) -> Result<Page<crate::Invite>>;
+    /// Deletes an invitation; `NotFound` if there is none.
+    async fn delete_invite(&self, id: &str) -> Result<()>;
+    /// Signs up with an invitation: in one transaction, spends one of its uses and creates
+    /// an enabled user with its role. `Ok(Err(why))` when the invitation cannot be used
+    /// (nothing changes); `Invalid` for a bad username or password, `Conflict` for a taken
+    /// username (no use spent). Of concurrent redemptions, no more succeed than uses remain.
+    async fn redeem_invite(
+        &self,
+        secret: &str,
+        username: &str,
+        password: String,
+    ) -> Result<std::result::Result<(User, crate::Invite), crate::LinkRefusal>>;
+    /// Creates a password reset for an enabled user, valid for
+    /// [`crate::links::PASSWORD_RESET_TTL`], voiding the user's older one; returns it with its
+    /// secret (`rst_` + 64 hex digits), which is not stored. `NotFound` for an unknown user
+    /// or creator, `Invalid` for a disabled user.
+    async fn create_password_reset(
+        &self,
+        user_id: &str,
+        created_by: Option<&str>,
+    ) -> Result<(crate::PasswordReset, String)>;
+    /// Uses a reset once: sets the user's password and ends all their login sessions.
+    /// `Ok(Err(why))` for an unknown, expired or used link or a disabled user (nothing
+    /// changes); `Invalid` for a password that breaks the rule.
+    async fn redeem_password_reset(
+        &self,
+        secret: &str,
+        password: String,
+    ) -> Result<std::result::Result<User, crate::LinkRefusal>>;
+    /// Sets a user's password and ends their login sessions except `keep_session` (a
+    /// [`LoginSession`] id). `NotFound` for an unknown user, `Invalid` for a password that
+    /// breaks the rule.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        password: String,
+        keep_session: Option<&str>,
+    ) -> Result<()>;
+
     // ----- port proxy grants
 
     /// Creates a grant lasting `ttl` (at most [`crate::MAX_PORT_GRANT_TTL`]); returns it
@@ -136,6 +184,10 @@ pub trait Store: RecordStore + LeaseStore {
     /// How many submissions `owner` has stored, in any state, and their bytes (request
     /// and result texts): what a per-owner bound counts.
     async fn submission_usage(&self, owner: &str) -> Result<(u64, u64)>;
+    /// Compare-and-swap of an unfinished submission's runner: sets it to `to` only while
+    /// it is `from` (`None`: no runner); whether it did. Of several replicas adopting the
+    /// submissions of one that died, one gets each.
+    async fn take_submission(&self, token: &str, from: Option<&str>, to: &str) -> Result<bool>;
 
     // ----- sandboxes (written through `RecordStore`, read here for the API)
 
@@ -159,6 +211,9 @@ pub trait Store: RecordStore + LeaseStore {
     /// Lab sessions oldest first; only `owner`'s when given.
     async fn list_lab_sessions(&self, owner: Option<&str>) -> Result<Vec<LabSession>>;
     async fn delete_lab_session(&self, id: &str) -> Result<()>;
+    /// Compare-and-swap of a session's runner: sets it to `to` only while it is `from`
+    /// (`None`: no runner); whether it did. `false` also for an unknown session.
+    async fn take_lab_session(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool>;
     /// Records that `user` did checked task `task` of `lab` (idempotent).
     async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()>;
     /// The checked tasks of `lab` that `user` has done, in the order they were done.
@@ -185,4 +240,13 @@ pub trait Store: RecordStore + LeaseStore {
     ) -> Result<i64>;
     /// Entries oldest first.
     async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>>;
+
+    // ----- the store bus (see [`crate::bus`])
+
+    /// Sends `payload` on `topic` to every subscription that exists now, in any process
+    /// sharing this store. `Invalid` for a topic of 0 or over [`crate::bus::MAX_TOPIC_BYTES`]
+    /// bytes or a payload over [`crate::bus::MAX_PAYLOAD_BYTES`].
+    async fn publish(&self, topic: &str, payload: &str) -> Result<()>;
+    /// Notices on `topic` published from when this returns.
+    async fn subscribe(&self, topic: &str) -> Result<crate::bus::Subscription>;
 }

@@ -1,7 +1,7 @@
 //! The [`Store`](crate::Store) impl both backends share: every method calls the function
 //! of the same name in the backend's own modules (`users`, `tokens`, `sessions`,
-//! `port_grants`, `submissions`, `sandboxes`, `labs`, `audit`), which hold the SQL of
-//! their dialect. Written once, so a new method is added in one place and the two stores
+//! `invites`, `resets`, `port_grants`, `submissions`, `sandboxes`, `labs`, `audit`), which
+//! hold the SQL of their dialect. Written once, so a new method is added in one place and the two stores
 //! cannot drift apart in what calls what.
 
 /// `impl Store for $ty`, invoked in the backend's `mod.rs` (where its modules are in
@@ -113,6 +113,59 @@ macro_rules! delegate_store {
                 sessions::delete_expired(self).await
             }
 
+            async fn create_invite(
+                &self,
+                new: $crate::links::NewInvite,
+            ) -> $crate::error::Result<($crate::links::Invite, String)> {
+                invites::create(self, new).await
+            }
+            async fn list_invites(
+                &self,
+                page: $crate::page::PageRequest,
+            ) -> $crate::error::Result<$crate::page::Page<$crate::links::Invite>> {
+                invites::list(self, page).await
+            }
+            async fn delete_invite(&self, id: &str) -> $crate::error::Result<()> {
+                invites::delete(self, id).await
+            }
+            async fn redeem_invite(
+                &self,
+                secret: &str,
+                username: &str,
+                password: String,
+            ) -> $crate::error::Result<
+                std::result::Result<
+                    ($crate::model::User, $crate::links::Invite),
+                    $crate::links::LinkRefusal,
+                >,
+            > {
+                invites::redeem(self, secret, username, password).await
+            }
+            async fn create_password_reset(
+                &self,
+                user_id: &str,
+                created_by: Option<&str>,
+            ) -> $crate::error::Result<($crate::links::PasswordReset, String)> {
+                resets::create(self, user_id, created_by).await
+            }
+            async fn redeem_password_reset(
+                &self,
+                secret: &str,
+                password: String,
+            ) -> $crate::error::Result<
+                std::result::Result<$crate::model::User, $crate::links::LinkRefusal>,
+            > {
+                resets::redeem(self, secret, password).await
+            }
+            async fn change_password(
+                &self,
+                user_id: &str,
+                password: String,
+                keep_session: Option<&str>,
+            ) -> $crate::error::Result<()> {
+                resets::change_password(self, user_id, password, keep_session).await
+            }
+
             async fn create_port_grant(
                 &self,
                 new: $crate::model::NewPortGrant,
@@ -187,6 +240,14 @@ macro_rules! delegate_store {
             async fn submission_usage(&self, owner: &str) -> $crate::error::Result<(u64, u64)> {
                 submissions::usage(self, owner).await
             }
+            async fn take_submission(
+                &self,
+                token: &str,
+                from: Option<&str>,
+                to: &str,
+            ) -> $crate::error::Result<bool> {
+                submissions::take(self, token, from, to).await
+            }
 
             async fn get_sandbox(
                 &self,
@@ -227,6 +288,14 @@ macro_rules! delegate_store {
             }
             async fn delete_lab_session(&self, id: &str) -> $crate::error::Result<()> {
                 labs::delete(self, id).await
+            }
+            async fn take_lab_session(
+                &self,
+                id: &str,
+                from: Option<&str>,
+                to: &str,
+            ) -> $crate::error::Result<bool> {
+                labs::take(self, id, from, to).await
             }
             async fn mark_task_done(
                 &self,
@@ -279,6 +348,16 @@ macro_rules! delegate_store {
                 page: $crate::page::PageRequest,
             ) -> $crate::error::Result<$crate::page::Page<$crate::model::AuditEntry>> {
                 audit::list(self, page).await
+            }
+
+            async fn publish(&self, topic: &str, payload: &str) -> $crate::error::Result<()> {
+                bus::publish(self, topic, payload).await
+            }
+            async fn subscribe(
+                &self,
+                topic: &str,
+            ) -> $crate::error::Result<$crate::bus::Subscription> {
+                bus::subscribe(self, topic).await
             }
         }
     };

@@ -67,6 +67,7 @@ fn submission(n: u32) -> NewSubmission {
         token: format!("0b5e2d4c-1f2a-4e5b-9c3d-{n:012x}"),
         owner: "anonymous".into(),
         request: r#"{"source_code":"print(1)"}"#.into(),
+        runner: None,
     }
 }
 

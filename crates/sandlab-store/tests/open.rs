@@ -25,7 +25,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 8);
+    assert_eq!(latest, 12);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -54,11 +54,14 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
         [
             "api_tokens",
             "audit_log",
+            "invites",
             "lab_hints",
             "lab_progress",
             "lab_sessions",
             "leases",
             "login_sessions",
+            "notices",
+            "password_resets",
             "port_grants",
             "sandboxes",
             "submissions",
@@ -182,6 +185,7 @@ async fn write_everything(store: &SqliteStore) -> Written {
         token: format!("0b5e2d4c-1f2a-4e5b-9c3d-{n:012x}"),
         owner: u.id.clone(),
         request: format!(r#"{{"source_code":"print({n})"}}"#),
+        runner: None,
     };
     store
         .create_submissions(&[new(1), new(2), new(3)])

@@ -16,6 +16,7 @@ fn new(n: u32) -> NewSubmission {
         token: format!("0b5e2d4c-1f2a-4e5b-9c3d-{n:012x}"),
         owner: "anonymous".into(),
         request: "{}".into(),
+        runner: None,
     }
 }
 

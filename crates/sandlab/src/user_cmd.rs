@@ -1,11 +1,12 @@
-//! `sandlab user add|ls|set`: accounts for operators, straight on the database (the server
-//! may be running; SQLite serialises the writes).
+//! `sandlab user add|ls|set|invite|reset`: accounts for operators, straight on the database
+//! (the server may be running; SQLite serialises the writes).
 
 use std::io::Read;
 
 use anyhow::Context;
 use clap::Subcommand;
-use sandlab_store::{NewUser, PageRequest, Role, UserUpdate};
+use sandlab_store::links::parse_invite_ttl;
+use sandlab_store::{actions, NewInvite, NewUser, PageRequest, Role, Store, UserUpdate};
 
 use crate::config::Config;
 
@@ -34,6 +35,25 @@ pub enum UserCommand {
         enable: bool,
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Make an invitation link to sign up (for `server.signup = "invite"` or "open"); prints
+    /// its secret and the sign-up page's path, shown this once.
+    Invite {
+        /// The role of those who sign up with it: learner, author or admin.
+        #[arg(long, default_value = "learner")]
+        role: String,
+        /// How long it stays valid: up to 90d, e.g. 7d, 12h or 30m.
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// How many sign-ups it allows (1 to 1000).
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
+    /// Make a one-time link (valid 24 hours) with which NAME sets a new password; prints the
+    /// reset page's path, shown this once. An older link for NAME stops working.
+    Reset {
+        /// The user's username.
+        name: String,
     },
 }
 
@@ -120,6 +140,57 @@ pub async fn run(cfg: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 user.username, user.id, user.role, user.disabled
             );
         }
+        UserCommand::Invite {
+            role,
+            expires,
+            uses,
+        } => invite(store.as_ref(), &role, &expires, uses).await?,
+        UserCommand::Reset { name } => reset(store.as_ref(), &name).await?,
     }
+    Ok(())
+}
+
+async fn invite(store: &dyn Store, role: &str, expires: &str, uses: u32) -> anyhow::Result<()> {
+    let new = NewInvite {
+        role: parse_role(role)?,
+        ttl: parse_invite_ttl(expires).map_err(|e| anyhow::anyhow!("--expires: {e}"))?,
+        uses,
+        created_by: None,
+    };
+    let (invite, secret) = store.create_invite(new).await?;
+    let detail = serde_json::json!({
+        "role": invite.role, "uses": invite.uses,
+        "expires_at_ms": invite.expires_at_ms, "via": "cli",
+    });
+    store
+        .audit(None, actions::INVITE_CREATE, Some(&invite.id), detail)
+        .await?;
+    let s = if invite.uses == 1 { "" } else { "s" };
+    println!(
+        "invitation {} for {} sign-up{s} as {}, until {}",
+        invite.id,
+        invite.uses,
+        invite.role,
+        sandlab_core::rfc3339_millis(invite.expires_at_ms)
+    );
+    println!("token: {secret}");
+    println!("url: {}", sandlab_server::routes::invite_path(&secret));
+    Ok(())
+}
+
+async fn reset(store: &dyn Store, name: &str) -> anyhow::Result<()> {
+    let user = store.get_user_by_name(name).await?;
+    let (reset, secret) = store.create_password_reset(&user.id, None).await?;
+    let detail = serde_json::json!({"expires_at_ms": reset.expires_at_ms, "via": "cli"});
+    store
+        .audit(None, actions::PASSWORD_RESET_CREATE, Some(&user.id), detail)
+        .await?;
+    println!(
+        "password reset link for {} ({}), until {}",
+        user.username,
+        user.id,
+        sandlab_core::rfc3339_millis(reset.expires_at_ms)
+    );
+    println!("url: {}", sandlab_server::routes::reset_path(&secret));
     Ok(())
 }

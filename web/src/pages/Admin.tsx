@@ -1,5 +1,5 @@
 // The admin view: live lab sessions, live sandboxes and users (refreshed every 5 s while
-// the tab is visible), and two charts drawn from the server's /metrics: sandbox create
+// the tab is visible), invite links to sign up with, and two charts drawn from the server's /metrics: sandbox create
 // latency (p50/p99 per poll interval, from histogram bucket deltas) and live sandboxes.
 import type { ComponentChildren } from 'preact';
 import { useRef, useState } from 'preact/hooks';
@@ -10,6 +10,7 @@ import { ConfirmButton, ErrorMessage, Spinner } from '../components/ui';
 import { ago, clock } from '../format';
 import { useNow, useVisiblePoll } from '../hooks';
 import { formatSeconds, parsePrometheus, pollValues, pushPoint, type Point, type Sample } from '../lib/metrics';
+import { Invites } from './admin/Invites';
 import { Users } from './admin/Users';
 import './Admin.css';
 
@@ -238,6 +239,7 @@ export function Admin(props: { user: User }) {
       </LiveTable>
 
       <Users me={props.user} users={users} error={errors.users} reload={refresh} />
+      <Invites users={users} />
     </main>
   );
 }

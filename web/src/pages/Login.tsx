@@ -1,5 +1,6 @@
 // The sign-in page: username and password, the server's sentence on failure (wrong
-// password, too many attempts), then the page the user came for.
+// password, too many attempts), then the page the user came for. When the server lets
+// anyone sign up (GET /auth/config), a link to the sign-up page.
 import { useEffect, useRef, useState } from 'preact/hooks';
 
 import { api, errorText, type User } from '../api';
@@ -14,7 +15,7 @@ function nextPath(): string {
     const next = queryParam(location.pathname + location.search, 'next');
     if (!next) return '/';
     const url = new URL(next, location.origin);
-    if (url.origin !== location.origin || /^\/(login|api)(\/|$)/.test(url.pathname)) return '/';
+    if (url.origin !== location.origin || /^\/(login|signup|reset|api)(\/|$)/.test(url.pathname)) return '/';
     return url.pathname + url.search;
   } catch {
     return '/';
@@ -26,12 +27,19 @@ export function Login(props: { onSignedIn: (user: User) => void }) {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
+  const [signupOpen, setSignupOpen] = useState(false);
   const userRef = useRef<HTMLInputElement>(null);
   const passRef = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
     document.title = 'Sign in · Sandlab';
     userRef.current?.focus();
+    // Only open sign-up gets a link: an invite carries its own, and a server that cannot
+    // say is taken as closed.
+    api
+      .authConfig()
+      .then((c) => setSignupOpen(c.signup === 'open'))
+      .catch(() => {});
   }, []);
 
   const submit = async (e: Event) => {
@@ -100,6 +108,14 @@ export function Login(props: { onSignedIn: (user: User) => void }) {
         <button type="submit" data-testid="login-submit" disabled={busy} class="login-submit">
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
+        {signupOpen && (
+          <p class="login-alt">
+            New here?{' '}
+            <a href="/signup" data-testid="signup-link">
+              Create an account
+            </a>
+          </p>
+        )}
       </form>
     </main>
   );

@@ -239,8 +239,6 @@ impl Drop for Ticket {
 /// The engine; one per server, shared by every execution route.
 pub struct Engine {
     sandboxes: Arc<Sandboxes>,
-    /// When this engine (this process) started, in the store's milliseconds.
-    started_ms: i64,
     languages: Languages,
     images: Arc<dyn ImageCatalog>,
     /// The image names last read and when: every request asks, the list rarely changes.
@@ -261,7 +259,6 @@ impl Engine {
     ) -> Arc<Engine> {
         Arc::new(Engine {
             sandboxes,
-            started_ms: i64::try_from(sandlab_runtime::manager::now_ms()).unwrap_or(i64::MAX),
             languages,
             images,
             image_names: Mutex::new(None),
@@ -280,13 +277,13 @@ impl Engine {
         &self.languages
     }
 
-    /// When this process's engine started (what it submitted itself is newer).
-    pub fn started_ms(&self) -> i64 {
-        self.started_ms
-    }
-
     pub fn store(&self) -> &Arc<dyn sandlab_store::Store> {
         self.sandboxes.store()
+    }
+
+    /// This replica, as the submissions it runs name their runner.
+    pub fn runner(&self) -> String {
+        self.sandboxes.manager().holder().to_string()
     }
 
     pub fn options(&self) -> &ExecuteOptions {

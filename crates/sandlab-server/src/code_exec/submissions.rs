@@ -1,7 +1,11 @@
 //! Judge0 submissions over time: stored as queued before anything runs, run on the
 //! engine in a task of their own (a client that hangs up does not cancel one), their
-//! result stored when they end, every unfinished one run again after a restart, and
-//! finished ones deleted after `execute_keep`.
+//! result stored when they end, and finished ones deleted after `execute_keep`.
+//!
+//! A submission names the replica running it (`runner`, this process's holder). One whose
+//! runner died (a restart, a `kill -9`, a replica gone) is taken over by the leader
+//! ([`adopt`], run by [`crate::control`]): one compare-and-swap of the runner, so of
+//! several replicas one runs it again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +28,14 @@ pub async fn submit(
     items: Vec<(String, Stored, Ticket)>,
 ) -> Result<Vec<JoinHandle<()>>, sandlab_store::Error> {
     let store = engine.store();
+    let runner = engine.runner();
     let new: Vec<NewSubmission> = items
         .iter()
         .map(|(token, stored, _)| NewSubmission {
             token: token.clone(),
             owner: owner.to_owned(),
             request: serde_json::to_string(stored).expect("plain data serializes"),
+            runner: Some(runner.clone()),
         })
         .collect();
     store.create_submissions(&new).await?;
@@ -71,15 +77,37 @@ async fn run(engine: &Arc<Engine>, token: &str, stored: &Stored, ticket: Ticket)
     }
 }
 
-/// Runs again every submission a previous process stored and did not finish (they were
-/// acknowledged with a token, so they may not be lost), whatever the queue's length. Those
-/// made since this process started are its own and already running.
-pub async fn recover(engine: &Arc<Engine>) -> Result<usize, sandlab_store::Error> {
-    let started = engine.started_ms();
-    let mut unfinished = engine.store().unfinished_submissions().await?;
-    unfinished.retain(|s| s.created_at_ms < started);
-    let n = unfinished.len();
-    for sub in unfinished {
+/// Whether the replica `runner` names still runs (a name that is no holder: no).
+async fn runner_alive(engine: &Engine, runner: &str) -> Result<bool, sandlab_runtime::Error> {
+    match runner.parse::<sandlab_core::Holder>() {
+        Ok(h) => sandlab_runtime::process::alive(&h, engine.store().as_ref()).await,
+        Err(_) => Ok(false),
+    }
+}
+
+/// Takes over, as `me`, every unfinished submission whose runner is gone (or that has
+/// none) and runs it again (they were acknowledged with a token, so they may not be lost),
+/// whatever the queue's length; returns how many. Each is taken with one compare-and-swap
+/// of its runner, so of several replicas adopting at once one runs it.
+pub async fn adopt(engine: &Arc<Engine>, me: &str) -> Result<usize, sandlab_store::Error> {
+    let mut taken = Vec::new();
+    for sub in engine.store().unfinished_submissions().await? {
+        if let Some(runner) = sub.runner.as_deref() {
+            // A runner that cannot be looked at now is taken as alive: next round.
+            if runner == me || runner_alive(engine, runner).await.unwrap_or(true) {
+                continue;
+            }
+        }
+        if engine
+            .store()
+            .take_submission(&sub.token, sub.runner.as_deref(), me)
+            .await?
+        {
+            taken.push(sub);
+        }
+    }
+    let n = taken.len();
+    for sub in taken {
         let engine = engine.clone();
         tokio::spawn(async move {
             let Submission {

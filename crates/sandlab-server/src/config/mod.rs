@@ -14,6 +14,9 @@ use std::time::Duration;
 use sandlab_core::{parse_duration, parse_size, ByteSize, Limits, NetworkMode};
 use serde::Deserialize;
 
+mod signup;
+pub use signup::SignupMode;
+
 /// `[server]` as written in `sandlab.toml`; every field optional.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +36,8 @@ pub struct ServerSection {
     pub session_ttl: Option<String>,
     pub max_sandboxes_per_user: Option<u64>,
     pub login_rate: Option<u32>,
+    /// `closed` (default), `invite` or `open` (`SANDLAB_SIGNUP`).
+    pub signup: Option<String>,
     pub create_rate: Option<u32>,
     pub default_ttl: Option<String>,
     pub max_ttl: Option<String>,
@@ -133,6 +138,8 @@ pub struct ServerConfig {
     pub max_sandboxes_per_user: u64,
     /// Login attempts per minute per client address and per username.
     pub login_rate: u32,
+    /// Who may sign up without an admin (`POST /api/v1/auth/signup`).
+    pub signup: SignupMode,
     /// Sandbox creations per minute per user.
     pub create_rate: u32,
     pub default_ttl: Duration,
@@ -190,6 +197,7 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_sandboxes_per_user: 5,
             login_rate: 10,
+            signup: SignupMode::Closed,
             create_rate: 30,
             default_ttl: Duration::from_secs(3600),
             max_ttl: Duration::from_secs(8 * 3600),
@@ -622,6 +630,10 @@ impl ServerConfig {
             &s.login_rate,
             &mut c.login_rate,
         )?;
+        if let Some(v) = pick(env, "SANDLAB_SIGNUP", &s.signup) {
+            let v = v.unwrap_or_else(|s| s);
+            c.signup = v.parse().map_err(|e| bad("signup", "SANDLAB_SIGNUP", e))?;
+        }
         number(
             env,
             "create_rate",

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use sandlab_core::SandboxId;
 use sandlab_lab::Lab;
 use sandlab_proto::ExecRequest;
-use sandlab_store::{LabSession, LabSessionState};
-use serde::Serialize;
+use sandlab_store::{LabSession, LabSessionState, SessionTask};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::sandboxes::Sandboxes;
 const CHECK_OUTPUT: usize = 4096;
 
 /// Something a session's event stream reports.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SessionEvent {
     Task(TaskEvent),
@@ -49,6 +49,21 @@ impl Live {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The record with the checker's task states, as the store keeps it for every replica.
+    pub fn stored(&self) -> LabSession {
+        let mut rec = self.record();
+        rec.tasks = self
+            .checker
+            .states()
+            .into_iter()
+            .map(|(id, state)| SessionTask {
+                id,
+                state: state.as_str().to_owned(),
+            })
+            .collect();
+        rec
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {

@@ -13,8 +13,20 @@
 //! The session's deadline is on the monotonic clock while the server runs; at the
 //! deadline (or on delete) the checker stops, the sandboxes are removed and the session is
 //! `ended`.
+//!
+//! # Several replicas
+//!
+//! A session runs on one replica, its `runner` (stored with it): the checker, the deadline
+//! and the event stream live there. The runner keeps the stored record current (state and
+//! every task's state) and publishes each event on the store bus topic
+//! `lab-session:<id>`, so any replica shows the session and streams its events. What
+//! changes a running session (extend, end) is sent to the runner on the topic
+//! `lab-session-cmd` and answered on `reply:<request>` (`remote.rs`). When a runner dies,
+//! the leader takes its sessions over ([`LabSessions::adopt`], one compare-and-swap of
+//! the runner) and resumes them as a restart would.
 
 mod live;
+mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::live::NodeRunner;
 pub use self::live::{Live, SessionEvent};
+pub use self::remote::events_topic;
 use crate::checker::{Checker, TaskState};
 use crate::sandboxes::{NewSandbox, SandboxError, Sandboxes};
 
@@ -49,6 +62,12 @@ pub enum LabSessionError {
     /// The session names a sandbox id that is not one.
     #[error("The session's node sandbox {0:?} is not a sandbox id")]
     UnknownSandbox(String),
+    /// The replica running the session did not answer a command in time.
+    #[error("The server running this session did not answer; try again in a few seconds.")]
+    NoAnswer,
+    /// The replica running the session refused a command; its reason.
+    #[error("{0}")]
+    Refused(String),
     #[error("The store failed")]
     Store(#[from] sandlab_store::Error),
 }
@@ -73,6 +92,8 @@ pub struct LabSessions {
     sandboxes: Arc<Sandboxes>,
     store: Arc<dyn Store>,
     live: Mutex<HashMap<String, Arc<Live>>>,
+    /// This replica, as sessions name their runner.
+    me: String,
 }
 
 fn new_id() -> String {
@@ -82,6 +103,7 @@ fn new_id() -> String {
 impl LabSessions {
     pub fn new(sandboxes: Arc<Sandboxes>, store: Arc<dyn Store>) -> LabSessions {
         LabSessions {
+            me: sandboxes.manager().holder().to_string(),
             sandboxes,
             store,
             live: Mutex::new(HashMap::new()),
@@ -115,15 +137,29 @@ impl LabSessions {
         live
     }
 
-    /// `owner`'s running sessions by lab slug (the newest when there are several).
-    pub fn running_by_lab(&self, owner: &str) -> HashMap<String, String> {
+    /// The sessions not over (starting or ready) on any replica, oldest first; only
+    /// `owner`'s when given. Those this replica runs as they are now, the others as their
+    /// runners last stored them.
+    pub async fn active(&self, owner: Option<&str>) -> Result<Vec<LabSession>> {
+        let mut active = Vec::new();
+        for rec in self.store.list_lab_sessions(owner).await? {
+            let rec = self.get(&rec.id, None).map_or(rec, |l| l.stored());
+            if !rec.state.is_over() {
+                active.push(rec);
+            }
+        }
+        Ok(active)
+    }
+
+    /// `owner`'s active sessions by lab slug (the newest when there are several).
+    pub async fn active_by_lab(&self, owner: &str) -> Result<HashMap<String, String>> {
         // Oldest first, so a newer session of the same lab replaces an older one.
-        self.running(Some(owner))
+        Ok(self
+            .active(Some(owner))
+            .await?
             .into_iter()
-            .map(|l| l.record())
-            .filter(|r| r.state != LabSessionState::Ended)
             .map(|r| (r.lab, r.id))
-            .collect()
+            .collect())
     }
 
     /// Starts a session of `lab` for `owner`; returns once its sandboxes run (init tasks
@@ -151,6 +187,8 @@ impl LabSessions {
             nodes: Vec::new(),
             created_at_ms: now,
             deadline_ms: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+            runner: Some(self.me.clone()),
+            tasks: Vec::new(),
         };
         self.store.put_lab_session(&record).await?;
         let nodes = self.make_nodes(&lab, &mut record, quota, ttl).await?;
@@ -312,12 +350,14 @@ impl LabSessions {
         tokio::spawn(forward);
         if init {
             if let Err(failed) = live.checker.run_init(runner.as_ref()).await {
-                let rec = live.set_state(LabSessionState::Failed, Some(failed.to_string()));
-                self.store_quietly(&rec).await;
+                live.set_state(LabSessionState::Failed, Some(failed.to_string()));
+                self.save(&live).await;
+                self.publish_state(&live.record()).await;
                 return;
             }
-            let rec = live.set_state(LabSessionState::Ready, None);
-            self.store_quietly(&rec).await;
+            live.set_state(LabSessionState::Ready, None);
+            self.save(&live).await;
+            self.publish_state(&live.record()).await;
         }
         let watcher = {
             let (checker, cancel) = (live.checker.clone(), live.cancel.clone());
@@ -353,7 +393,11 @@ impl LabSessions {
                                 tracing::warn!(session = %rec.id, error = %e, "could not store progress");
                             }
                         }
-                        let _ = live.events.send(SessionEvent::Task(ev));
+                        let ev = SessionEvent::Task(ev);
+                        let _ = live.events.send(ev.clone());
+                        // Stored first: a replica that missed the notice reads it there.
+                        self.save(&live).await;
+                        self.publish(&rec.id, &ev).await;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -366,9 +410,9 @@ impl LabSessions {
     /// Ends a session: checks stop, sandboxes go, the record says `ended`.
     pub async fn end(&self, live: &Arc<Live>, reason: &str) {
         live.cancel.cancel();
-        let rec = live.set_state(LabSessionState::Ended, Some(reason.to_owned()));
-        self.lock().remove(&rec.id);
-        self.end_record(rec, reason).await;
+        live.set_state(LabSessionState::Ended, Some(reason.to_owned()));
+        self.lock().remove(&live.record().id);
+        self.end_record(live.stored(), reason).await;
     }
 
     async fn end_record(&self, mut rec: LabSession, reason: &str) {
@@ -382,6 +426,31 @@ impl LabSessions {
         rec.state = LabSessionState::Ended;
         rec.reason = Some(reason.to_owned());
         self.store_quietly(&rec).await;
+        self.publish_state(&rec).await;
+    }
+
+    /// Stores `live`'s record with its task states.
+    async fn save(&self, live: &Live) {
+        self.store_quietly(&live.stored()).await;
+    }
+
+    /// Publishes `ev` on the session's topic for the other replicas' event streams.
+    async fn publish(&self, session: &str, ev: &SessionEvent) {
+        let Ok(payload) = serde_json::to_string(ev) else {
+            return;
+        };
+        if let Err(e) = self.store.publish(&events_topic(session), &payload).await {
+            tracing::warn!(session = %session, error = %sandlab_core::error_chain(&e), "could not publish a session event");
+        }
+    }
+
+    /// Publishes `rec`'s state as a session event.
+    async fn publish_state(&self, rec: &LabSession) {
+        let ev = SessionEvent::Session {
+            state: rec.state,
+            reason: rec.reason.clone(),
+        };
+        self.publish(&rec.id, &ev).await;
     }
 
     /// Stores `rec` from a background task, where a failure can only be logged.
@@ -410,23 +479,63 @@ impl LabSessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .deadline_ms = rec.deadline_ms;
+        let rec = live.stored();
         self.store.put_lab_session(&rec).await?;
         Ok(rec)
     }
 
-    /// After a restart: sessions whose sandboxes all run resume checking (init is not run
-    /// again); sessions still being set up are set up again ([`Self::resume_setup`]); the
-    /// others end.
+    /// At start-up: takes over the sessions whose runner is gone (see [`Self::adopt`]).
     pub async fn recover(self: &Arc<Self>, labs: &[Lab]) -> Result<()> {
-        for rec in self.store.list_lab_sessions(None).await? {
-            if rec.state.is_over() {
+        self.adopt(labs).await.map(|_| ())
+    }
+
+    /// Whether the replica `runner` names still runs (a name that is no holder: no).
+    async fn runner_alive(&self, runner: &str) -> bool {
+        match runner.parse::<sandlab_core::Holder>() {
+            Ok(h) => sandlab_runtime::process::alive(&h, self.store.as_ref())
+                .await
+                .unwrap_or(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Takes over every session that is not over and whose runner died (or that has
+    /// none), each with one compare-and-swap of its runner, so of several replicas one
+    /// gets it; returns how many. Like a restart: sessions whose sandboxes all run resume
+    /// checking (init is not run again); sessions still being set up are set up again
+    /// ([`Self::resume_setup`]); the others end. A session of a lab this replica does not
+    /// have is left to one that has it, until its time is up.
+    pub async fn adopt(self: &Arc<Self>, labs: &[Lab]) -> Result<usize> {
+        let mut adopted = 0;
+        for mut rec in self.store.list_lab_sessions(None).await? {
+            if rec.state.is_over() || self.get(&rec.id, None).is_some() {
                 continue;
+            }
+            if let Some(runner) = rec.runner.as_deref() {
+                if runner == self.me || self.runner_alive(runner).await {
+                    continue;
+                }
             }
             let lab = labs
                 .iter()
                 .find(|l| l.slug == rec.lab)
                 .cloned()
                 .map(Arc::new);
+            let time_left = u64::try_from(rec.deadline_ms).unwrap_or(0) > now_ms();
+            if lab.is_none() && time_left {
+                continue;
+            }
+            let from = rec.runner.clone();
+            if !self
+                .store
+                .take_lab_session(&rec.id, from.as_deref(), &self.me)
+                .await?
+            {
+                continue;
+            }
+            tracing::info!(session = %rec.id, runner = ?from, "taking over a lab session whose server is gone");
+            rec.runner = Some(self.me.clone());
+            adopted += 1;
             let mut nodes = HashMap::new();
             for n in &rec.nodes {
                 let Ok(id) = n.sandbox.parse::<SandboxId>() else {
@@ -463,6 +572,7 @@ impl LabSessions {
             };
             let done = self.store.done_tasks(&rec.owner, &rec.lab).await?;
             let live = self.install(lab, rec, &done, left);
+            self.save(&live).await;
             let runner = Arc::new(NodeRunner {
                 sandboxes: self.sandboxes.clone(),
                 nodes,
@@ -470,6 +580,6 @@ impl LabSessions {
             let me = self.clone();
             tokio::spawn(async move { me.run(live, runner, false).await });
         }
-        Ok(())
+        Ok(adopted)
     }
 }

@@ -59,7 +59,7 @@ pub struct LoginResponse {
     pub expires_at_ms: i64,
 }
 
-fn rate_limited(wait: std::time::Duration) -> Response {
+pub(crate) fn rate_limited(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs().max(1);
     let mut resp = ApiError::too_many(
         "rate_limited",
@@ -296,3 +296,67 @@ pub async fn delete_token(
 
 /// Roles in the order the API documents them.
 pub const ROLES: [Role; 3] = [Role::Learner, Role::Author, Role::Admin];
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The password now.
+    pub current: String,
+    /// The new password: at least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new: String,
+}
+
+/// Changes the caller's password; ends their other login sessions (this one stays).
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePassword,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<ChangePassword>,
+) -> Response {
+    match change_password_inner(&state, &caller, req).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn change_password_inner(
+    state: &AppState,
+    caller: &Caller,
+    req: ChangePassword,
+) -> Result<(), Response> {
+    let user = &caller.user;
+    sandlab_store::password::validate_password(&req.new)
+        .map_err(|e| ApiError::from(e).into_response())?;
+    // Wrong guesses at the current password count like failed logins, per user.
+    let key = format!("{}\npassword", user.id);
+    state.login_failures().peek(&key).map_err(rate_limited)?;
+    let right = req.current.len() <= 1024
+        && state
+            .store()
+            .verify_login(&user.username, &req.current)
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?
+            .is_some();
+    if !right {
+        let _ = state.login_failures().check(&key);
+        return Err(
+            ApiError::forbidden("wrong_password", "The current password is wrong.").into_response(),
+        );
+    }
+    state.login_failures().forget(&key);
+    let keep = match &caller.via {
+        Via::Session(s) => Some(s.id.as_str()),
+        Via::Token { .. } => None,
+    };
+    state
+        .store()
+        .change_password(&user.id, req.new, keep)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let event = AuditEvent::PasswordChange { user: &user.id };
+    state.audit(Some(&user.id), event).await;
+    Ok(())
+}

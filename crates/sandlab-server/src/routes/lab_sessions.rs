@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use axum::Json;
 use futures::{Stream, StreamExt};
 use sandlab_store::{LabSession, LabSessionState};
@@ -77,12 +77,34 @@ async fn view(
                 state: s,
             })
             .collect(),
+        // Run by another replica: the task states it stored.
+        None if !rec.state.is_over() => {
+            let labs = state.labs();
+            let lab = labs.iter().find(|l| l.slug == rec.lab);
+            rec.tasks
+                .iter()
+                .filter_map(|t| {
+                    Some(TaskStatus {
+                        init: lab.and_then(|l| l.task(&t.id)).is_some_and(|t| t.init),
+                        hint_revealed: hints.contains(&t.id),
+                        state: TaskState::parse(&t.state)?,
+                        id: t.id.clone(),
+                    })
+                })
+                .collect()
+        }
         None => Vec::new(),
     };
+    let stored_left = || {
+        let deadline = u64::try_from(rec.deadline_ms).unwrap_or(0);
+        deadline.saturating_sub(sandlab_runtime::manager::now_ms())
+    };
     Ok(SessionView {
-        ttl_left_ms: live.map_or(0, |l| {
-            u64::try_from(l.time_left().as_millis()).unwrap_or(u64::MAX)
-        }),
+        ttl_left_ms: match live {
+            Some(l) => u64::try_from(l.time_left().as_millis()).unwrap_or(u64::MAX),
+            None if !rec.state.is_over() => stored_left(),
+            None => 0,
+        },
         id: rec.id,
         lab: rec.lab,
         owner: rec.owner,
@@ -153,20 +175,20 @@ pub async fn start_session(
         .find(|l| l.slug == slug && super::labs::visible_to(l, &caller))
         .cloned()
         .ok_or_else(|| ApiError::not_found("lab"))?;
-    // Starting a lab that is already running resumes it (a second tab, a double click).
+    // Starting a lab that is already running resumes it (a second tab, a double click),
+    // on whichever replica it runs.
     let running = state
         .lab_sessions()
-        .running(Some(&caller.user.id))
+        .active(Some(&caller.user.id))
+        .await?
         .into_iter()
         .rev()
-        .find(|l| {
-            let r = l.record();
-            !fresh && r.lab == slug && !r.state.is_over()
-        });
-    if let Some(live) = running {
+        .find(|r| !fresh && r.lab == slug);
+    if let Some(rec) = running {
+        let live = state.lab_sessions().get(&rec.id, None);
         return Ok((
             StatusCode::OK,
-            Json(view(&state, live.record(), Some(&live)).await?),
+            Json(view(&state, rec, live.as_ref()).await?),
         ));
     }
     let quota = admit_create(&state, &caller)?;
@@ -207,9 +229,9 @@ pub async fn list_sessions(
 ) -> ApiResult<Json<ListOf<SessionView>>> {
     let mut items = Vec::new();
     if q.active == Some(true) {
-        // The running sessions are all in memory: no scan of the stored history.
-        for live in state.lab_sessions().running(caller.owner_filter()) {
-            items.push(view(&state, live.record(), Some(&live)).await?);
+        for rec in state.lab_sessions().active(caller.owner_filter()).await? {
+            let live = state.lab_sessions().get(&rec.id, None);
+            items.push(view(&state, rec, live.as_ref()).await?);
         }
         return Ok(Json(ListOf { items, next: None }));
     }
@@ -247,13 +269,11 @@ pub async fn delete_session(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let (rec, live) = load(&state, &caller, &id).await?;
-    if let Some(live) = live {
-        state
-            .lab_sessions()
-            .end(&live, "The session was stopped.")
-            .await;
-    }
+    let (rec, _) = load(&state, &caller, &id).await?;
+    state
+        .lab_sessions()
+        .end_anywhere(&rec, "The session was stopped.")
+        .await?;
     state.store().delete_lab_session(&rec.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -277,11 +297,14 @@ pub async fn extend_session(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ExtendSession>,
 ) -> ApiResult<Json<SessionView>> {
-    let (_, live) = load(&state, &caller, &id).await?;
-    let live = live.ok_or_else(|| ApiError::conflict("The session has ended."))?;
+    let (rec, live) = load(&state, &caller, &id).await?;
+    if live.is_none() && rec.state.is_over() {
+        return Err(ApiError::conflict("The session has ended."));
+    }
     let ttl = ttl(&state, req.ttl.as_deref())?;
-    let rec = state.lab_sessions().extend(&live, ttl).await?;
-    Ok(Json(view(&state, rec, Some(&live)).await?))
+    let rec = state.lab_sessions().extend_anywhere(&rec, ttl).await?;
+    let live = state.lab_sessions().get(&rec.id, None);
+    Ok(Json(view(&state, rec, live.as_ref()).await?))
 }
 
 /// Task states of a session.
@@ -332,6 +355,9 @@ pub async fn reveal_hint(
     Ok(Json(Hint { task, html }))
 }
 
+/// A session's event stream, from this replica's checker or from the store bus.
+type EventStream = futures::stream::BoxStream<'static, Result<Event, Infallible>>;
+
 /// One Server-Sent Event of a session's stream.
 #[derive(Serialize, ToSchema)]
 pub struct SessionStreamEvent {
@@ -353,11 +379,20 @@ pub async fn session_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Sse<KeepAliveStream<EventStream>>> {
     let (rec, live) = load(&state, &caller, &id).await?;
     let place = state.streams().open(&caller.user.id).inspect_err(|_| {
         metrics::counter!(crate::metrics::STREAMS_REFUSED, "kind" => "events").increment(1);
     })?;
+    if live.is_none() && !rec.state.is_over() {
+        let stream = remote_events(state.clone(), rec.id.clone()).await?;
+        // The place is given back when the stream is dropped.
+        let stream = stream.map(move |ev| {
+            let _ = &place;
+            ev
+        });
+        return Ok(Sse::new(stream.boxed()).keep_alive(KeepAlive::default()));
+    }
     let mut first = vec![SessionEvent::Session {
         state: rec.state,
         reason: rec.reason.clone(),
@@ -401,7 +436,74 @@ pub async fn session_events(
         let _ = &place;
         ev
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream.boxed()).keep_alive(KeepAlive::default()))
+}
+
+/// The events of a session another replica runs: its stored state and tasks, then what
+/// its runner publishes on the session's bus topic (subscribed before the read, so nothing
+/// falls between); after a gap, the stored state and tasks again.
+async fn remote_events(
+    state: AppState,
+    id: String,
+) -> ApiResult<impl Stream<Item = Result<Event, Infallible>>> {
+    let sub = state
+        .store()
+        .subscribe(&crate::lab_sessions::events_topic(&id))
+        .await?;
+    let first = stored_events(&state, &id).await?;
+    let shutdown = state.shutdown().clone();
+    Ok(futures::stream::unfold(
+        (first.into_iter(), sub, state, id, shutdown, false),
+        |(mut first, mut sub, state, id, shutdown, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if let Some(ev) = first.next() {
+                    let end = ends(&ev);
+                    return Some((Ok(to_event(&ev)), (first, sub, state, id, shutdown, end)));
+                }
+                let notice = tokio::select! {
+                    n = sub.recv() => n?,
+                    _ = shutdown.cancelled() => return None,
+                };
+                match notice {
+                    sandlab_store::Notice::Message(text) => {
+                        let Ok(ev) = serde_json::from_str::<SessionEvent>(&text) else {
+                            continue;
+                        };
+                        let end = ends(&ev);
+                        return Some((Ok(to_event(&ev)), (first, sub, state, id, shutdown, end)));
+                    }
+                    sandlab_store::Notice::Gap => {
+                        let again = stored_events(&state, &id).await.ok()?;
+                        first = again.into_iter();
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// Whether `ev` is the last of a stream: the session ended or failed.
+fn ends(ev: &SessionEvent) -> bool {
+    matches!(ev, SessionEvent::Session { state, .. } if state.is_over())
+}
+
+/// The stored session as events: its state, then each task's.
+async fn stored_events(state: &AppState, id: &str) -> ApiResult<Vec<SessionEvent>> {
+    let rec = state.store().get_lab_session(id, None).await?;
+    let mut events = vec![SessionEvent::Session {
+        state: rec.state,
+        reason: rec.reason.clone(),
+    }];
+    events.extend(rec.tasks.iter().filter_map(|t| {
+        Some(SessionEvent::Task(crate::checker::TaskEvent {
+            task: t.id.clone(),
+            state: TaskState::parse(&t.state)?,
+        }))
+    }));
+    Ok(events)
 }
 
 fn to_event(ev: &SessionEvent) -> Event {

@@ -57,7 +57,7 @@ impl Progress {
         }
         Ok(Progress {
             done,
-            running: state.lab_sessions().running_by_lab(&caller.user.id),
+            running: state.lab_sessions().active_by_lab(&caller.user.id).await?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The router: every route of SPEC section 6 under `/api/v1`, and the operations routes.
 //!
-//! One file per group: `account` (login, logout, me, tokens), `users` (admin),
+//! One file per group: `account` (login, logout, me, tokens), `signup` (sign-up and
+//! password reset links, before signing in), `users` and `invites` (admin),
 //! `labs` (the catalogue), `lab_sessions` (a lab's playground, tasks, events),
 //! `sandboxes` (create, list, get, extend, delete), `sandbox_exec` (exec and files inside
 //! a sandbox), `terminal` (its WebSocket), `code_exec` (`POST /execute`), `images`, `ops`
@@ -11,6 +12,7 @@ mod account;
 mod code_exec;
 mod compat;
 mod images;
+mod invites;
 mod lab_assets;
 mod lab_sessions;
 mod labs;
@@ -18,6 +20,7 @@ mod ops;
 mod ports;
 mod sandbox_exec;
 mod sandboxes;
+mod signup;
 mod terminal;
 mod users;
 
@@ -34,6 +37,7 @@ pub use self::account::*;
 pub use self::code_exec::*;
 pub use self::compat::*;
 pub use self::images::*;
+pub use self::invites::*;
 pub use self::lab_assets::*;
 pub use self::lab_sessions::*;
 pub use self::labs::*;
@@ -41,6 +45,7 @@ pub use self::ops::*;
 pub use self::ports::*;
 pub use self::sandbox_exec::*;
 pub use self::sandboxes::*;
+pub use self::signup::*;
 pub use self::terminal::*;
 pub use self::users::*;
 use crate::error::ApiError;
@@ -58,11 +63,18 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
+        .route("/auth/config", get(auth_config))
+        .route("/auth/signup", post(signup))
+        .route("/auth/reset", post(reset_password))
         .route("/me", get(me))
+        .route("/me/password", post(change_password))
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", axum::routing::delete(delete_token))
         .route("/users", post(create_user).get(list_users))
         .route("/users/{id}", axum::routing::patch(update_user))
+        .route("/users/{id}/password-reset", post(create_password_reset))
+        .route("/invites", post(create_invite).get(list_invites))
+        .route("/invites/{id}", axum::routing::delete(delete_invite))
         .route("/images", get(list_images))
         .route("/labs", get(list_labs))
         .route("/labs/sync", post(sync_labs))

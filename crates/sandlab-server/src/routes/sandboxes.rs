@@ -227,15 +227,15 @@ async fn limits_and_ttl(
 /// stop: their running lab sessions by title, and how many other sandboxes (playgrounds,
 /// API sandboxes) they have.
 pub async fn quota_error(state: &AppState, caller: &Caller, quota: u64) -> ApiError {
-    let sessions = state.lab_sessions().running(Some(&caller.user.id));
+    let sessions = state
+        .lab_sessions()
+        .active(Some(&caller.user.id))
+        .await
+        .unwrap_or_default();
     let labs = state.labs();
     let mut in_sessions = 0;
     let mut titles = Vec::new();
-    for live in &sessions {
-        let r = live.record();
-        if r.state.is_over() {
-            continue;
-        }
+    for r in &sessions {
         in_sessions += r.nodes.len();
         let title = labs
             .iter()

@@ -1,10 +1,10 @@
-//! Accounts, for admins.
+//! Accounts, for admins: create, list, change, and password reset links.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sandlab_store::{NewUser, Role, UserUpdate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::AuditEvent;
@@ -127,4 +127,55 @@ pub async fn update_user(
     };
     state.audit(Some(&admin.user.id), event).await;
     Ok(Json(user.into()))
+}
+
+/// A new password reset link, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedReset {
+    /// The secret (stored only as a hash): the `token` of `POST /auth/reset`.
+    #[schema(example = "rst_0123...")]
+    pub token: String,
+    /// The reset page's path with the secret, relative to the site.
+    #[schema(example = "/reset?token=rst_0123...")]
+    pub url: String,
+    /// Unix time in milliseconds after which it no longer works (24 hours on).
+    pub expires_at_ms: i64,
+}
+
+/// Makes a one-time link (valid 24 hours) with which the user sets a new password; an
+/// older link of theirs stops working.
+#[utoipa::path(post, path = "/api/v1/users/{id}/password-reset", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 201, body = CreatedReset), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_password_reset(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<CreatedReset>)> {
+    if id.len() > 64 {
+        return Err(ApiError::not_found("user"));
+    }
+    let (reset, secret) = state
+        .store()
+        .create_password_reset(&id, Some(&admin.user.id))
+        .await?;
+    let event = AuditEvent::PasswordResetCreate {
+        user: &reset.user_id,
+        expires_at_ms: reset.expires_at_ms,
+    };
+    state.audit(Some(&admin.user.id), event).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedReset {
+            url: reset_path(&secret),
+            token: secret,
+            expires_at_ms: reset.expires_at_ms,
+        }),
+    ))
+}
+
+/// The reset page's path for a reset secret (hex, so nothing to escape).
+pub fn reset_path(secret: &str) -> String {
+    format!("/reset?token={secret}")
 }

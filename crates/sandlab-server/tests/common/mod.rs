@@ -56,6 +56,15 @@ pub struct Harness {
     pub _dir: TempDir,
 }
 
+/// A harness dropped is a server shut down: its background work (the leases, the leader's
+/// rounds) stops, as when a process ends, so a second harness on the same database (a
+/// restart) does not race the first.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.state.shutdown().cancel();
+    }
+}
+
 impl Harness {
     pub async fn new() -> Harness {
         Harness::with(|_| {}).await

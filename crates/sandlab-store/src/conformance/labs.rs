@@ -1,7 +1,7 @@
 //! Lab sessions and progress: owner scoping, updates, idempotent progress and hints.
 
 use super::Ctx;
-use crate::{Error, LabSession, LabSessionState, SessionNode};
+use crate::{Error, LabSession, LabSessionState, SessionNode, SessionTask};
 
 fn session(id: &str, owner: &str, created_at_ms: i64) -> LabSession {
     LabSession {
@@ -16,6 +16,8 @@ fn session(id: &str, owner: &str, created_at_ms: i64) -> LabSession {
         }],
         created_at_ms,
         deadline_ms: created_at_ms + 1,
+        runner: None,
+        tasks: Vec::new(),
     }
 }
 
@@ -29,8 +31,20 @@ pub(super) async fn lab_sessions_are_stored_updated_scoped_and_deleted(c: Ctx) {
     let three = session("ls-three", "usr-a", 2);
     store.put_lab_session(&three).await.unwrap();
 
-    // An update changes the state, reason, nodes and deadline, and nothing else.
+    // An update changes the state, reason, nodes, deadline, runner and tasks, and nothing
+    // else.
     s.state = LabSessionState::Failed;
+    s.runner = Some("boot/1/1".into());
+    s.tasks = vec![
+        SessionTask {
+            id: "b".into(),
+            state: "done".into(),
+        },
+        SessionTask {
+            id: "a".into(),
+            state: "pending".into(),
+        },
+    ];
     s.reason = Some("node01 did not start".into());
     s.deadline_ms = 99;
     s.nodes.push(SessionNode {
@@ -130,4 +144,53 @@ pub(super) async fn hints_are_idempotent_per_user_and_lab(c: Ctx) {
         .is_empty());
     // Hints are not progress.
     assert!(store.done_tasks("usr-a", "lab1").await.unwrap().is_empty());
+}
+
+pub(super) async fn a_sessions_runner_is_taken_by_one(c: Ctx) {
+    let store = c.store.as_ref();
+    store
+        .put_lab_session(&session("ls-one", "usr-a", 1))
+        .await
+        .unwrap();
+    assert!(!store
+        .take_lab_session("ls-one", Some("boot/1/1"), "boot/2/2")
+        .await
+        .unwrap());
+    assert!(store
+        .take_lab_session("ls-one", None, "boot/1/1")
+        .await
+        .unwrap());
+    assert!(!store
+        .take_lab_session("ls-one", None, "boot/2/2")
+        .await
+        .unwrap());
+    assert!(!store
+        .take_lab_session("ls-nope", None, "boot/2/2")
+        .await
+        .unwrap());
+    let wins = super::submissions::futures_join(8, |i| {
+        let store = c.store.clone();
+        async move {
+            store
+                .take_lab_session("ls-one", Some("boot/1/1"), &format!("boot/{i}/0"))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let runner = store
+        .get_lab_session("ls-one", None)
+        .await
+        .unwrap()
+        .runner
+        .unwrap();
+    assert!(
+        runner.starts_with("boot/") && runner.ends_with("/0"),
+        "{runner}"
+    );
+    // Everything else stays.
+    let mut want = session("ls-one", "usr-a", 1);
+    want.runner = Some(runner);
+    assert_eq!(store.get_lab_session("ls-one", None).await.unwrap(), want);
 }

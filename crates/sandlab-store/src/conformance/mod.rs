@@ -25,9 +25,12 @@
 //! [`LeaseStore`]: sandlab_core::LeaseStore
 
 mod audit;
+mod bus;
+mod invites;
 mod labs;
 mod leases;
 mod port_grants;
+mod resets;
 mod sandboxes;
 mod sessions;
 mod submissions;
@@ -111,6 +114,17 @@ pub const CASES: &[Case] = cases![
     sessions::sessions_authenticate_until_they_expire,
     sessions::logout_and_cleanup_of_expired_sessions,
     sessions::bad_ttls_unknown_users_and_the_per_user_cap,
+    invites::created_listed_and_deleted,
+    invites::a_redemption_creates_a_user_with_the_role_and_spends_a_use,
+    invites::expired_unknown_and_malformed_links_are_refused,
+    invites::bad_names_and_taken_usernames_spend_no_use,
+    invites::bad_invites_are_invalid,
+    invites::one_of_eight_concurrent_sign_ups_gets_a_one_use_invite,
+    resets::a_reset_sets_the_password_once_and_ends_sessions,
+    resets::a_newer_reset_voids_the_older_and_links_expire,
+    resets::disabled_and_unknown_users_get_no_reset,
+    resets::one_of_eight_concurrent_resets_uses_the_link,
+    resets::a_password_change_keeps_only_the_named_session,
     port_grants::a_code_is_redeemed_once_before_it_expires,
     port_grants::sessions_and_shares_authenticate_until_they_expire,
     port_grants::a_disabled_users_grants_stop_working,
@@ -126,14 +140,21 @@ pub const CASES: &[Case] = cases![
     submissions::expiry_removes_only_done_ones_finished_before_the_cut,
     submissions::bad_submissions_are_invalid,
     submissions::usage_counts_an_owners_submissions_and_bytes,
+    submissions::runners_are_stored_and_taken_by_one,
     sandboxes::records_round_trip_through_the_record_store,
     sandboxes::records_list_oldest_first,
     sandboxes::users_see_only_their_own_and_admins_see_all,
     sandboxes::live_sandboxes_count_towards_the_quota,
     sandboxes::records_hands_out_the_same_store,
+    sandboxes::put_if_owner_swaps_for_one_claimer_only,
     labs::lab_sessions_are_stored_updated_scoped_and_deleted,
     labs::progress_is_idempotent_and_in_the_order_done,
     labs::hints_are_idempotent_per_user_and_lab,
+    labs::a_sessions_runner_is_taken_by_one,
+    bus::notices_reach_the_subscribers_of_their_topic_in_order,
+    bus::only_notices_published_after_subscribing_arrive,
+    bus::a_subscriber_that_falls_behind_is_told_of_a_gap,
+    bus::bad_topics_and_payloads_are_invalid,
     audit::entries_append_and_list_in_order,
     audit::oversized_input_is_bounded_and_bad_actions_refused,
     audit::the_log_is_append_only_and_outlives_users,

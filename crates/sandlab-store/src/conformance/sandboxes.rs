@@ -168,3 +168,62 @@ pub(super) async fn records_hands_out_the_same_store(c: Ctx) {
     c.store.delete(&rec.id).await.unwrap();
     assert_eq!(records.get(&rec.id).await.unwrap(), None);
 }
+
+pub(super) async fn put_if_owner_swaps_for_one_claimer_only(c: Ctx) {
+    let store = c.store.as_ref();
+    let mut rec = record(Some("pool:small"), 1);
+    rec.state = SandboxState::Running;
+    rec.creator = None;
+    store.put(&rec).await.unwrap();
+    let mut claimed = rec.clone();
+    claimed.owner = Some("usr-a".into());
+    claimed.deadline_ms = 77;
+    // Not from another owner or state, nor for a record that is not there.
+    let swap = |r: &sandlab_core::SandboxRecord, owner: &str, state| {
+        let r = r.clone();
+        let owner = owner.to_owned();
+        let store = c.store.clone();
+        async move { store.put_if_owner(&r, Some(&owner), state).await.unwrap() }
+    };
+    assert!(!swap(&claimed, "pool:big", SandboxState::Running).await);
+    assert!(!swap(&claimed, "pool:small", SandboxState::Creating).await);
+    assert!(!store
+        .put_if_owner(&claimed, None, SandboxState::Running)
+        .await
+        .unwrap());
+    let mut ghost = claimed.clone();
+    ghost.id = SandboxId::generate();
+    assert!(!swap(&ghost, "pool:small", SandboxState::Running).await);
+    assert_eq!(store.get(&ghost.id).await.unwrap(), None);
+    assert_eq!(store.get(&rec.id).await.unwrap(), Some(rec.clone()));
+    // Of eight claimers at once, one gets it, whole.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let mut mine = claimed.clone();
+        mine.owner = Some(format!("usr-{i}"));
+        tasks.push(tokio::spawn(swap(
+            &mine,
+            "pool:small",
+            SandboxState::Running,
+        )));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    let now = store.get(&rec.id).await.unwrap().unwrap();
+    assert!(now.owner.as_deref().unwrap().starts_with("usr-"));
+    assert_eq!(now.deadline_ms, 77);
+    // A retirement (to stopping) keeps a later claim out.
+    let mut pooled = record(Some("pool:small"), 2);
+    pooled.state = SandboxState::Running;
+    store.put(&pooled).await.unwrap();
+    let mut stopping = pooled.clone();
+    stopping.state = SandboxState::Stopping;
+    assert!(swap(&stopping, "pool:small", SandboxState::Running).await);
+    let mut late = pooled.clone();
+    late.owner = Some("usr-a".into());
+    assert!(!swap(&late, "pool:small", SandboxState::Running).await);
+    assert_eq!(store.get(&pooled.id).await.unwrap(), Some(stopping));
+}

@@ -18,6 +18,7 @@ fn new(n: u32, owner: &str) -> NewSubmission {
         token: token(n),
         owner: owner.into(),
         request: format!(r#"{{"source_code":"print({n})","language_id":71}}"#),
+        runner: None,
     }
 }
 
@@ -38,6 +39,7 @@ pub(super) async fn created_submissions_read_back_in_the_order_asked(c: Ctx) {
             &Submission {
                 token: n.token.clone(),
                 owner: n.owner.clone(),
+                runner: None,
                 state: SubmissionState::Queued,
                 request: n.request.clone(),
                 result: None,
@@ -378,4 +380,75 @@ pub(super) async fn usage_counts_an_owners_submissions_and_bytes(c: Ctx) {
         (2, before + 15)
     );
     assert_eq!(store.submission_usage("usr-v").await.unwrap().0, 1);
+}
+
+pub(super) async fn runners_are_stored_and_taken_by_one(c: Ctx) {
+    let store = c.store.as_ref();
+    let mine = NewSubmission {
+        runner: Some("boot/1/1".into()),
+        ..new(1, "usr-a")
+    };
+    store
+        .create_submissions(&[mine, new(2, "usr-a")])
+        .await
+        .unwrap();
+    let got = store.get_submissions(&[token(1), token(2)]).await.unwrap();
+    assert_eq!(got[0].runner.as_deref(), Some("boot/1/1"));
+    assert_eq!(got[1].runner, None);
+    // Only from the runner it has now.
+    assert!(!store
+        .take_submission(&token(1), Some("boot/9/9"), "boot/2/2")
+        .await
+        .unwrap());
+    assert!(!store
+        .take_submission(&token(1), None, "boot/2/2")
+        .await
+        .unwrap());
+    assert!(store
+        .take_submission(&token(1), Some("boot/1/1"), "boot/2/2")
+        .await
+        .unwrap());
+    assert!(store
+        .take_submission(&token(2), None, "boot/2/2")
+        .await
+        .unwrap());
+    let got = store.get_submissions(&[token(1), token(2)]).await.unwrap();
+    assert!(got.iter().all(|s| s.runner.as_deref() == Some("boot/2/2")));
+    // A done submission or an unknown token is not taken.
+    store.finish_submission(&token(2), "{}").await.unwrap();
+    assert!(!store
+        .take_submission(&token(2), Some("boot/2/2"), "boot/3/3")
+        .await
+        .unwrap());
+    assert!(!store
+        .take_submission(&token(7), None, "boot/3/3")
+        .await
+        .unwrap());
+    // Of eight replicas adopting one submission at once, one gets it.
+    let wins = futures_join(8, |i| {
+        let store = c.store.clone();
+        async move {
+            store
+                .take_submission(&token(1), Some("boot/2/2"), &format!("boot/{i}/0"))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+}
+
+/// Runs `n` futures made by `f` at once; their outputs in order.
+pub(super) async fn futures_join<F, Fut, T>(n: usize, f: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
 }

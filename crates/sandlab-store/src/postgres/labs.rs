@@ -3,17 +3,16 @@
 use super::PostgresStore;
 use crate::error::{Error, Result};
 use crate::model::LabSession;
-use crate::rows::labs::{Row, COLUMNS};
+use crate::rows::labs::{json_columns, Row, COLUMNS};
 
 pub(super) async fn put(s: &PostgresStore, session: &LabSession) -> Result<()> {
-    let nodes = serde_json::to_string(&session.nodes)
-        .map_err(|e| Error::Corrupt(format!("lab session nodes: {e}")))?;
-    sqlx::query(
-        "INSERT INTO lab_sessions (id, owner, lab, state, reason, nodes, created_at, deadline) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    let (nodes, tasks) = json_columns(session)?;
+    sqlx::query(&format!(
+        "INSERT INTO lab_sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
-         nodes = excluded.nodes, deadline = excluded.deadline",
-    )
+         nodes = excluded.nodes, deadline = excluded.deadline, runner = excluded.runner, \
+         tasks = excluded.tasks"
+    ))
     .bind(&session.id)
     .bind(&session.owner)
     .bind(&session.lab)
@@ -22,9 +21,30 @@ pub(super) async fn put(s: &PostgresStore, session: &LabSession) -> Result<()> {
     .bind(nodes)
     .bind(session.created_at_ms)
     .bind(session.deadline_ms)
+    .bind(&session.runner)
+    .bind(tasks)
     .execute(&s.pool)
     .await?;
     Ok(())
+}
+
+pub(super) async fn take(
+    s: &PostgresStore,
+    id: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Result<bool> {
+    // One statement: of two takers, the second waits for the first's commit, re-checks
+    // `runner` on the new row and changes nothing.
+    let done = sqlx::query(
+        "UPDATE lab_sessions SET runner = $1 WHERE id = $2 AND runner IS NOT DISTINCT FROM $3",
+    )
+    .bind(to)
+    .bind(id)
+    .bind(from)
+    .execute(&s.pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub(super) async fn get(s: &PostgresStore, id: &str, owner: Option<&str>) -> Result<LabSession> {

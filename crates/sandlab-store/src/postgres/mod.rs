@@ -43,9 +43,12 @@
 //! set up.
 
 mod audit;
+mod bus;
+mod invites;
 mod labs;
 mod leases;
 mod port_grants;
+mod resets;
 mod sandboxes;
 mod sessions;
 mod submissions;
@@ -103,6 +106,8 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: PgPool,
     clock: Option<Arc<dyn Clock>>,
+    /// The store bus's fan-out in this process (`bus.rs`).
+    bus: Arc<crate::bus::Hub>,
 }
 
 impl PostgresStore {
@@ -138,6 +143,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             clock: opts.clock,
+            bus: Arc::default(),
         })
     }
 

@@ -2,7 +2,9 @@
 //! reads the API needs.
 
 use async_trait::async_trait;
-use sandlab_core::{Holder, RecordStore, SandboxId, SandboxRecord, StoreError, StoreResult};
+use sandlab_core::{
+    Holder, RecordStore, SandboxId, SandboxRecord, SandboxState, StoreError, StoreResult,
+};
 
 use super::{count, xact_lock, PostgresStore, LOCK_OWNERS};
 use crate::error::{Error, Result};
@@ -46,6 +48,47 @@ async fn put(s: &PostgresStore, rec: &SandboxRecord) -> Result<()> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// [`RecordStore::put_if_owner`]: one `UPDATE` whose `WHERE` is the comparison (a
+/// concurrent swap waits for the row and re-checks it), under the owners' shared lock like
+/// every record write.
+async fn put_if_owner(
+    s: &PostgresStore,
+    rec: &SandboxRecord,
+    owner: Option<&str>,
+    state: SandboxState,
+) -> Result<bool> {
+    let limits = serde_json::to_string(&rec.limits)
+        .map_err(|e| Error::Invalid(format!("The sandbox's limits do not serialise: {e}")))?;
+    let mut tx = s.begin().await?;
+    xact_lock(&mut tx, LOCK_OWNERS, true).await?;
+    let done = sqlx::query(
+        "UPDATE sandboxes SET state = $1, reason = $2, owner = $3, image = $4, limits = $5, \
+           hostname = $6, driver = $7, ipv4 = $8, ipv6 = $9, created_at = $10, deadline = $11, \
+           creator = $12, owner_process = $13 \
+         WHERE id = $14 AND owner IS NOT DISTINCT FROM $15 AND state = $16",
+    )
+    .bind(rec.state.to_string())
+    .bind(rec.reason.as_deref())
+    .bind(rec.owner.as_deref())
+    .bind(&rec.image)
+    .bind(limits)
+    .bind(rec.hostname.as_deref())
+    .bind(&rec.driver)
+    .bind(rec.network.ipv4.as_deref())
+    .bind(rec.network.ipv6.as_deref())
+    .bind(ms_to_db(rec.created_at_ms))
+    .bind(ms_to_db(rec.deadline_ms))
+    .bind(rec.creator.as_ref().map(Holder::to_string))
+    .bind(rec.owner_process.as_ref().map(Holder::to_string))
+    .bind(rec.id.as_str())
+    .bind(owner)
+    .bind(state.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
 }
 
 async fn get(s: &PostgresStore, id: &SandboxId) -> Result<Option<SandboxRecord>> {
@@ -137,5 +180,16 @@ impl RecordStore for PostgresStore {
 
     async fn delete(&self, id: &SandboxId) -> StoreResult<()> {
         delete(self, id).await.map_err(StoreError::new)
+    }
+
+    async fn put_if_owner(
+        &self,
+        rec: &SandboxRecord,
+        owner: Option<&str>,
+        state: SandboxState,
+    ) -> StoreResult<bool> {
+        put_if_owner(self, rec, owner, state)
+            .await
+            .map_err(StoreError::new)
     }
 }

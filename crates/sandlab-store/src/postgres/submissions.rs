@@ -24,13 +24,14 @@ pub(super) async fn create(s: &PostgresStore, new: &[NewSubmission]) -> Result<V
     for n in new {
         sqlx::query(
             "INSERT INTO submissions (token, owner, state, request, result, bytes, created_at, \
-             finished_at) VALUES ($1, $2, 'queued', $3, NULL, $4, $5, NULL)",
+             finished_at, runner) VALUES ($1, $2, 'queued', $3, NULL, $4, $5, NULL, $6)",
         )
         .bind(&n.token)
         .bind(&n.owner)
         .bind(&n.request)
         .bind(bytes(&n.request))
         .bind(now)
+        .bind(&n.runner)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -42,6 +43,7 @@ pub(super) async fn create(s: &PostgresStore, new: &[NewSubmission]) -> Result<V
         created.push(Submission {
             token: n.token.clone(),
             owner: n.owner.clone(),
+            runner: n.runner.clone(),
             state: SubmissionState::Queued,
             request: n.request.clone(),
             result: None,
@@ -76,6 +78,25 @@ pub(super) async fn start(s: &PostgresStore, token: &str) -> Result<bool> {
         "UPDATE submissions SET state = 'running' WHERE token = $1 AND state = 'queued'",
     )
     .bind(token)
+    .execute(&s.pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn take(
+    s: &PostgresStore,
+    token: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Result<bool> {
+    // One statement, re-checked on the new row by a concurrent taker (as `start`).
+    let done = sqlx::query(
+        "UPDATE submissions SET runner = $1 \
+         WHERE token = $2 AND runner IS NOT DISTINCT FROM $3 AND state <> 'done'",
+    )
+    .bind(to)
+    .bind(token)
+    .bind(from)
     .execute(&s.pool)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -12,10 +12,11 @@ pub(crate) struct Row {
     result: Option<String>,
     created_at: i64,
     finished_at: Option<i64>,
+    runner: Option<String>,
 }
 
 pub(crate) const COLUMNS: &str =
-    "s.token, s.owner, s.state, s.request, s.result, s.created_at, s.finished_at";
+    "s.token, s.owner, s.state, s.request, s.result, s.created_at, s.finished_at, s.runner";
 
 impl TryFrom<Row> for Submission {
     type Error = Error;
@@ -30,6 +31,7 @@ impl TryFrom<Row> for Submission {
             })?,
             token: r.token,
             owner: r.owner,
+            runner: r.runner,
             request: r.request,
             result: r.result,
             created_at_ms: r.created_at,

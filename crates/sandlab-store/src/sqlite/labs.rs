@@ -3,17 +3,16 @@
 use super::SqliteStore;
 use crate::error::{Error, Result};
 use crate::model::LabSession;
-use crate::rows::labs::{Row, COLUMNS};
+use crate::rows::labs::{json_columns, Row, COLUMNS};
 
 pub(super) async fn put(s: &SqliteStore, session: &LabSession) -> Result<()> {
-    let nodes = serde_json::to_string(&session.nodes)
-        .map_err(|e| Error::Corrupt(format!("lab session nodes: {e}")))?;
-    sqlx::query(
-        "INSERT INTO lab_sessions (id, owner, lab, state, reason, nodes, created_at, deadline) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+    let (nodes, tasks) = json_columns(session)?;
+    sqlx::query(&format!(
+        "INSERT INTO lab_sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
-         nodes = excluded.nodes, deadline = excluded.deadline",
-    )
+         nodes = excluded.nodes, deadline = excluded.deadline, runner = excluded.runner, \
+         tasks = excluded.tasks"
+    ))
     .bind(&session.id)
     .bind(&session.owner)
     .bind(&session.lab)
@@ -22,9 +21,21 @@ pub(super) async fn put(s: &SqliteStore, session: &LabSession) -> Result<()> {
     .bind(nodes)
     .bind(session.created_at_ms)
     .bind(session.deadline_ms)
+    .bind(&session.runner)
+    .bind(tasks)
     .execute(&s.writer)
     .await?;
     Ok(())
+}
+
+pub(super) async fn take(s: &SqliteStore, id: &str, from: Option<&str>, to: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE lab_sessions SET runner = ? WHERE id = ? AND runner IS ?")
+        .bind(to)
+        .bind(id)
+        .bind(from)
+        .execute(&s.writer)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub(super) async fn get(s: &SqliteStore, id: &str, owner: Option<&str>) -> Result<LabSession> {

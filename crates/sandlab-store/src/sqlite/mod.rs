@@ -30,9 +30,12 @@
 //!   keep those too.
 
 mod audit;
+mod bus;
+mod invites;
 mod labs;
 mod leases;
 mod port_grants;
+mod resets;
 mod sandboxes;
 mod sessions;
 mod submissions;
@@ -96,6 +99,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     clock: Arc<dyn Clock>,
+    /// The store bus's fan-out in this process (`bus.rs`).
+    bus: Arc<crate::bus::Hub>,
 }
 
 /// Makes the database file (created empty if missing) readable by root only: it holds
@@ -173,6 +178,7 @@ impl SqliteStore {
             writer,
             reader,
             clock: opts.clock,
+            bus: Arc::default(),
         })
     }
 
@@ -197,6 +203,7 @@ impl SqliteStore {
             writer: pool.clone(),
             reader: pool,
             clock,
+            bus: Arc::default(),
         })
     }
 

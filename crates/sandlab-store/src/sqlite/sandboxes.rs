@@ -49,6 +49,42 @@ async fn put(s: &SqliteStore, rec: &SandboxRecord) -> Result<()> {
     Ok(())
 }
 
+/// [`RecordStore::put_if_owner`]: one `UPDATE` whose `WHERE` is the comparison.
+async fn put_if_owner(
+    s: &SqliteStore,
+    rec: &SandboxRecord,
+    owner: Option<&str>,
+    state: SandboxState,
+) -> Result<bool> {
+    let limits = serde_json::to_string(&rec.limits)
+        .map_err(|e| Error::Invalid(format!("The sandbox's limits do not serialise: {e}")))?;
+    let done = sqlx::query(
+        "UPDATE sandboxes SET state = ?, reason = ?, owner = ?, image = ?, limits = ?, \
+           hostname = ?, driver = ?, ipv4 = ?, ipv6 = ?, created_at = ?, deadline = ?, \
+           creator = ?, owner_process = ? \
+         WHERE id = ? AND owner IS ? AND state = ?",
+    )
+    .bind(state_name(rec.state))
+    .bind(rec.reason.as_deref())
+    .bind(rec.owner.as_deref())
+    .bind(&rec.image)
+    .bind(limits)
+    .bind(rec.hostname.as_deref())
+    .bind(&rec.driver)
+    .bind(rec.network.ipv4.as_deref())
+    .bind(rec.network.ipv6.as_deref())
+    .bind(ms_to_db(rec.created_at_ms))
+    .bind(ms_to_db(rec.deadline_ms))
+    .bind(rec.creator.as_ref().map(Holder::to_string))
+    .bind(rec.owner_process.as_ref().map(Holder::to_string))
+    .bind(rec.id.as_str())
+    .bind(owner)
+    .bind(state_name(state))
+    .execute(&s.writer)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 async fn get(s: &SqliteStore, id: &SandboxId) -> Result<Option<SandboxRecord>> {
     let row: Option<SandboxRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM sandboxes WHERE id = ?"))
@@ -142,5 +178,16 @@ impl RecordStore for SqliteStore {
 
     async fn delete(&self, id: &SandboxId) -> StoreResult<()> {
         delete(self, id).await.map_err(StoreError::new)
+    }
+
+    async fn put_if_owner(
+        &self,
+        rec: &SandboxRecord,
+        owner: Option<&str>,
+        state: SandboxState,
+    ) -> StoreResult<bool> {
+        put_if_owner(self, rec, owner, state)
+            .await
+            .map_err(StoreError::new)
     }
 }

@@ -19,13 +19,14 @@ pub(super) async fn create(s: &SqliteStore, new: &[NewSubmission]) -> Result<Vec
     for n in new {
         sqlx::query(
             "INSERT INTO submissions (token, owner, state, request, result, bytes, created_at, \
-             finished_at) VALUES (?, ?, 'queued', ?, NULL, ?, ?, NULL)",
+             finished_at, runner) VALUES (?, ?, 'queued', ?, NULL, ?, ?, NULL, ?)",
         )
         .bind(&n.token)
         .bind(&n.owner)
         .bind(&n.request)
         .bind(n.request.len() as i64)
         .bind(now)
+        .bind(&n.runner)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -37,6 +38,7 @@ pub(super) async fn create(s: &SqliteStore, new: &[NewSubmission]) -> Result<Vec
         created.push(Submission {
             token: n.token.clone(),
             owner: n.owner.clone(),
+            runner: n.runner.clone(),
             state: SubmissionState::Queued,
             request: n.request.clone(),
             result: None,
@@ -72,6 +74,23 @@ pub(super) async fn start(s: &SqliteStore, token: &str) -> Result<bool> {
         "UPDATE submissions SET state = 'running' WHERE token = ? AND state = 'queued'",
     )
     .bind(token)
+    .execute(&s.writer)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn take(
+    s: &SqliteStore,
+    token: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE submissions SET runner = ? WHERE token = ? AND runner IS ? AND state <> 'done'",
+    )
+    .bind(to)
+    .bind(token)
+    .bind(from)
     .execute(&s.writer)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -58,8 +58,20 @@ const SERVER_VARS: &[&str] = &[
     "SANDLAB_DATA_DIR",
 ];
 
+/// What [`Server::start_with`] may change.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// `sandlab.toml`.
+    pub config: Option<String>,
+    /// Environment variables of the server and of the commands run for it (`sandlab user
+    /// add`, the clean-up), e.g. `SANDLAB_DATABASE_URL`.
+    pub env: Vec<(String, String)>,
+}
+
 pub struct Server {
     data: PathBuf,
+    /// Extra environment of the server and its commands.
+    env: Vec<(String, String)>,
     port: u16,
     /// Holds the labs dir, the config file and the log.
     dir: tempfile::TempDir,
@@ -79,6 +91,11 @@ impl Server {
         Server::launch(data, None, None)
     }
 
+    /// Starts a server with `opts`: a replica of others on one database, say.
+    pub fn start_with(data: &Path, opts: Options) -> Server {
+        Server::launch_with(data, opts, None)
+    }
+
     /// Starts a server with `config` as its `sandlab.toml`; no other server of these tests
     /// starts until this one is dropped.
     pub fn start_alone(data: &Path, config: &str) -> Server {
@@ -87,6 +104,15 @@ impl Server {
     }
 
     fn launch(data: &Path, config: Option<&str>, alone: Option<Flock<File>>) -> Server {
+        let opts = Options {
+            config: config.map(str::to_owned),
+            env: Vec::new(),
+        };
+        Server::launch_with(data, opts, alone)
+    }
+
+    fn launch_with(data: &Path, opts: Options, alone: Option<Flock<File>>) -> Server {
+        let config = opts.config.as_deref();
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("labs")).expect("labs dir");
         let config = config.map(|text| {
@@ -95,9 +121,10 @@ impl Server {
             p
         });
         let password = format!("pw-{:016x}", rand::random::<u64>());
-        let username = add_admin(data, &password);
+        let username = add_admin(data, &password, &opts.env);
         let mut server = Server {
             data: data.to_owned(),
+            env: opts.env.clone(),
             port: 0,
             dir,
             config,
@@ -163,6 +190,7 @@ impl Server {
                 "SANDLAB_LOG",
                 std::env::var("SANDLAB_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
@@ -323,6 +351,7 @@ impl Server {
         let sandlab = || {
             let mut c = Command::new(env!("CARGO_BIN_EXE_sandlab"));
             c.arg("--data-dir").arg(&self.data).stdin(Stdio::null());
+            c.envs(self.env.iter().map(|(k, v)| (k, v)));
             c
         };
         let Ok(out) = sandlab().args(["sandbox", "inspect"]).output() else {
@@ -392,9 +421,10 @@ fn free_port() -> u16 {
 }
 
 /// Creates an admin named `e2e-<random>` directly in the database; its name.
-fn add_admin(data: &Path, password: &str) -> String {
+fn add_admin(data: &Path, password: &str, env: &[(String, String)]) -> String {
     let name = format!("e2e-{:08x}", rand::random::<u32>());
     let mut child = Command::new(env!("CARGO_BIN_EXE_sandlab"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--data-dir")
         .arg(data)
         .args(["user", "add", &name, "--role", "admin", "--password-stdin"])
@@ -467,6 +497,14 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The same user's client for the server at `base` (another replica).
+    pub fn at(&self, base: &str) -> Client {
+        Client {
+            base: base.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// The bearer token (an API token of this client's user).

@@ -1,20 +1,14 @@
 // The admin page's users section: add an account, change a role, disable or enable, and
-// reset a password (a new one, made here and shown once; it ends the user's sessions).
+// make a password reset link (POST /users/{id}/password-reset; shown once, to hand on: the
+// user sets a new password with it on /reset).
 import { useState } from 'preact/hooks';
 
 import { api, errorText, type Role, type User } from '../../api';
+import { CopyLink } from '../../components/CopyLink';
 import { Empty, ErrorMessage, Spinner } from '../../components/ui';
+import { absoluteUrl, dateTime } from '../../lib/accounts';
 
 const ROLES: Role[] = ['learner', 'author', 'admin'];
-
-/** 20 characters from an alphabet without look-alikes (the server's own for first admins). */
-function newPassword(): string {
-  const alphabet = 'abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
-  const bytes = new Uint8Array(20);
-  crypto.getRandomValues(bytes);
-  // 256 % 56 leaves a bias of under 2% per character: no practical effect on 20 of them.
-  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
-}
 
 export function Users(props: { me: User; users: User[] | null; error?: string; reload: () => Promise<void> }) {
   const [error, setError] = useState<string | null>(null);
@@ -26,25 +20,17 @@ export function Users(props: { me: User; users: User[] | null; error?: string; r
   const [password, setPassword] = useState('');
   const [role, setRole] = useState<Role>('learner');
   const [adding, setAdding] = useState(false);
-  // The password just set for a user: shown once, until the next action.
-  const [reset, setReset] = useState<{ username: string; password: string } | null>(null);
-  // The user whose reset button was clicked once (a second click confirms).
-  const [confirming, setConfirming] = useState<string | null>(null);
+  // The reset link just made for a user: shown once, until the next action.
+  const [reset, setReset] = useState<{ username: string; url: string; expires: string } | null>(null);
 
   const resetPassword = async (u: User) => {
-    if (confirming !== u.id) {
-      setConfirming(u.id);
-      return;
-    }
-    setConfirming(null);
     setError(null);
     setDone(null);
     setReset(null);
     setBusy(u.id);
-    const password = newPassword();
     try {
-      await api.updateUser(u.id, { password });
-      setReset({ username: u.username, password });
+      const r = await api.passwordReset(u.id);
+      setReset({ username: u.username, url: absoluteUrl(r.url, location.origin), expires: dateTime(r.expires_at_ms) });
     } catch (e) {
       setError(errorText(e));
     } finally {
@@ -103,10 +89,12 @@ export function Users(props: { me: User; users: User[] | null; error?: string; r
         </p>
       )}
       {reset && (
-        <p class="admin-done" role="status" data-testid="reset-result">
-          New password for {reset.username}: <code data-testid="reset-password-value">{reset.password}</code>. It is shown
-          only now; give it to them (their sessions have ended, and they can sign in with it at once).
-        </p>
+        <CopyLink
+          label={`Password reset link for ${reset.username}`}
+          url={reset.url}
+          testid="reset-link"
+          note={`Shown only now: give it to ${reset.username}, who sets a new password with it once, until ${reset.expires}.`}
+        />
       )}
       <form class="card admin-add" onSubmit={add} aria-label="Add a user">
         <div class="field">
@@ -190,9 +178,10 @@ export function Users(props: { me: User; users: User[] | null; error?: string; r
                       class="small secondary"
                       data-testid="reset-password"
                       disabled={busy === u.id}
+                      aria-label={`Reset password for ${u.username}`}
                       onClick={() => resetPassword(u)}
                     >
-                      {confirming === u.id ? 'Click again to reset' : 'Reset password'}
+                      Reset password
                     </button>{' '}
                     <button
                       type="button"
