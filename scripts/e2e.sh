@@ -47,8 +47,21 @@ ids=()
 
 # Do not serve a UI from disk: the test is of what ships in the binary.
 unset SANDLAB_WEB_DIR
+# Single sign-on through a real OpenID provider (tests/oidc/provider.mjs, oidc-provider):
+# web/e2e/oidc.test.mjs signs in through its pages. Its port is chosen first, for the
+# server's config; it starts once the server's URL (its redirect URI) is known.
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  echo "==> npm ci (tests/oidc/)"
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+fi
+oidc_port=$(free_port)
+printf '[[auth.oidc]]\nname = "e2e"\ntitle = "Sign in with the test provider"\nissuer = "http://127.0.0.1:%s"\nclient_id = "sandlab"\nclient_secret = "sandlab-test-secret"\n' \
+  "$oidc_port" >"$OUT/sandlab.toml"
 # Sign-up by invite link: web/e2e/accounts.test.mjs signs a learner up with one.
-SANDLAB_SIGNUP=invite SANDLAB_LOGIN_RATE=1000 serve_start "$log" --labs "${SANDLAB_E2E_LABS:-labs}"
+SANDLAB_SIGNUP=invite SANDLAB_LOGIN_RATE=1000 serve_start "$log" --config "$OUT/sandlab.toml" --labs "${SANDLAB_E2E_LABS:-labs}"
+node tests/oidc/provider.mjs --port "$oidc_port" --redirect-uri "$base/api/v1/auth/oidc/e2e/callback" \
+  >"$OUT/oidc-provider.log" 2>&1 </dev/null &
+oidc=$!
 
 cleanup() {
   local rc=$?
@@ -75,6 +88,7 @@ cleanup() {
   fi
   kill -TERM "$server" 2>/dev/null
   wait "$server" 2>/dev/null
+  kill -TERM "$oidc" 2>/dev/null
   # Whatever is left of the test users' sandboxes (only theirs: the data dir is shared).
   if [ ${#ids[@]} -gt 0 ]; then
     "$SANDLAB" --data-dir "$DATA" sandbox inspect 2>/dev/null \

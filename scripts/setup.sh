@@ -44,6 +44,17 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   node --version
 fi
 
+# The single sign-on tests' OpenID provider (npm oidc-provider, tests/oidc/): its packages,
+# again only when its lock file changed.
+if [ "${1:-}" = "--deps" ]; then
+  want=$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat tests/oidc/node_modules/.sandlab-lock-sha256 2>/dev/null)" != "$want" ]; then
+    echo "==> installing the OpenID test provider's npm packages (tests/oidc/)"
+    (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+    echo "$want" >tests/oidc/node_modules/.sandlab-lock-sha256
+  fi
+fi
+
 # Rust: the workspace needs rust-version (Cargo.toml). A missing or older toolchain is
 # replaced by rustup's stable one in ~/.cargo (with rustfmt and clippy, which the tests use).
 RUST_MIN=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)

@@ -3,6 +3,7 @@
 // the CSRF header added on unsafe methods, and every failure turned into an `ApiError`
 // whose `message` is a sentence fit to show.
 import { rememberTaskTitles } from './format';
+import type { MemberProgress, NewOrg, Org, OrgMember, OrgPatch, OrgRole } from './lib/orgs';
 
 export type Role = 'learner' | 'author' | 'admin';
 
@@ -229,9 +230,18 @@ export interface Share {
 export type SignupMode = 'open' | 'invite' | 'closed';
 
 /** What the sign-in and sign-up pages need to know before anyone signs in. */
+export interface AuthProvider {
+  name: string;
+  /** The button's text. */
+  title: string;
+  /** Where the button goes; `?next=/path` lands there once signed in. */
+  start_url: string;
+}
+
 export interface AuthConfig {
   signup: SignupMode;
-  providers: unknown[];
+  /** Single sign-on providers (`[[auth.oidc]]`): a button each on the sign-in page. */
+  providers: AuthProvider[];
 }
 
 /** An invite link to sign up with a role, until it expires or is used up. */
@@ -482,6 +492,19 @@ export const api = {
   },
   createInvite: (req: NewInvite) => json<Invite>('POST', '/invites', req),
   deleteInvite: (id: string) => json<void>('DELETE', `/invites/${enc(id)}`),
+
+  // Organisations (types in lib/orgs.ts).
+  orgs: async (): Promise<Org[]> => (await json<ListOf<Org>>('GET', '/orgs')).items,
+  createOrg: (req: NewOrg) => json<Org>('POST', '/orgs', req),
+  updateOrg: (id: string, patch: OrgPatch) => json<Org>('PATCH', `/orgs/${enc(id)}`, patch),
+  deleteOrg: (id: string) => json<void>('DELETE', `/orgs/${enc(id)}`),
+  orgMembers: async (id: string): Promise<OrgMember[]> => (await json<ListOf<OrgMember>>('GET', `/orgs/${enc(id)}/members`)).items,
+  addOrgMember: (id: string, user: string, role: OrgRole) => json<OrgMember>('POST', `/orgs/${enc(id)}/members`, { user, role }),
+  updateOrgMember: (id: string, user: string, role: OrgRole) =>
+    json<OrgMember>('PATCH', `/orgs/${enc(id)}/members/${enc(user)}`, { role }),
+  removeOrgMember: (id: string, user: string) => json<void>('DELETE', `/orgs/${enc(id)}/members/${enc(user)}`),
+  orgProgress: async (id: string, lab?: string): Promise<MemberProgress[]> =>
+    (await json<ListOf<MemberProgress>>('GET', `/orgs/${enc(id)}/progress${lab ? `?lab=${enc(lab)}` : ''}`)).items,
 
   /** The Prometheus text of `/metrics` (outside `/api/v1`). */
   metrics: async (): Promise<string> => {

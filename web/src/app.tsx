@@ -6,11 +6,13 @@ import { useEffect, useState } from 'preact/hooks';
 
 import { api, cookie, errorText, setUnauthorizedHandler, type User } from './api';
 import { ErrorMessage, Spinner } from './components/ui';
+import { showsOrgs } from './lib/orgs';
 import { Account } from './pages/Account';
 import { Admin } from './pages/Admin';
 import { Catalogue } from './pages/Catalogue';
 import { LabPage } from './pages/LabPage';
 import { Login } from './pages/Login';
+import { Orgs } from './pages/Orgs';
 import { Playground } from './pages/Playground';
 import { Progress } from './pages/Progress';
 import { Reset } from './pages/Reset';
@@ -85,6 +87,7 @@ function route(path: string, user: User) {
   if ((m = match('/playground/:id', p))) return <Playground key={m.id} sandbox={m.id} user={user} />;
   if (p === '/progress') return <Progress user={user} />;
   if (p === '/account') return <Account key={user.id} user={user} />;
+  if (p === '/orgs') return <Orgs user={user} />;
   if (p === '/admin') {
     if (user.role !== 'admin')
       return (
@@ -106,6 +109,15 @@ function route(path: string, user: User) {
 
 function Shell(props: { user: User; path: string; onSignOut: () => void; children: ComponentChildren }) {
   const theme = useTheme();
+  // The Organisations link: for admins, and for owners and instructors of one.
+  const [orgsLink, setOrgsLink] = useState(props.user.role === 'admin');
+  useEffect(() => {
+    if (props.user.role === 'admin') return setOrgsLink(true);
+    api
+      .orgs()
+      .then((o) => setOrgsLink(showsOrgs(o, false)))
+      .catch(() => setOrgsLink(false));
+  }, [props.user.id]);
   const here = (prefix: string) =>
     (prefix === '/' ? props.path === '/' || props.path.startsWith('/labs') || props.path.startsWith('/sessions') : props.path.startsWith(prefix))
       ? 'page'
@@ -129,6 +141,11 @@ function Shell(props: { user: User; path: string; onSignOut: () => void; childre
           <a href="/progress" aria-current={here('/progress')}>
             My progress
           </a>
+          {orgsLink && (
+            <a href="/orgs" data-testid="nav-orgs" aria-current={here('/orgs')}>
+              Organisations
+            </a>
+          )}
           {props.user.role === 'admin' && (
             <a href="/admin" aria-current={here('/admin')}>
               Admin

@@ -12,6 +12,7 @@
 //! kind: tutorial                         # tutorial (default) | challenge
 //! tags: [linux, nginx]
 //! draft: true                            # not published: only authors and admins see it
+//! org: acme                              # only members of organisation `acme` (and admins)
 //! playground:
 //!   ttl: 30m                             # session lifetime, 1m..24h (default 1h)
 //!   nodes:                               # default: one node "node01" running "debian"
@@ -113,7 +114,7 @@ pub use playground::{DEFAULT_IMAGE, DEFAULT_NODE, MAX_NODES, TTL_RANGE};
 pub use problem::Problem;
 pub use tabs::{DEFAULT_EDITOR_PATH, MAX_TABS};
 pub use validate::{
-    CHECK_RANGE, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_USER, MAX_TAGS, MAX_TASKS,
+    is_org_slug, CHECK_RANGE, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, DEFAULT_USER, MAX_TAGS, MAX_TASKS,
 };
 
 use crate::links::LinkContext;
@@ -260,6 +261,7 @@ fn parse(
             kind: h.kind,
             tags: h.tags,
             draft: h.draft,
+            org: h.org,
             playground: h.playground,
             tabs: h.tabs,
             tasks: h.tasks,

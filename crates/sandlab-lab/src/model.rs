@@ -111,6 +111,10 @@ pub struct Lab {
     pub tags: Vec<String>,
     /// Not published: only authors and admins see it (to preview it) and start it.
     pub draft: bool,
+    /// The slug of the organisation the lab belongs to (`org:`): only that organisation's
+    /// members (and site admins) see and start it. The format checks its form only; the
+    /// server holds the organisations.
+    pub org: Option<String>,
     pub playground: Playground,
     /// The tabs the lab page opens next to the text, in order: `tabs:` as written with
     /// its defaults filled in, else one terminal per node.

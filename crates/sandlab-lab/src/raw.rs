@@ -23,7 +23,7 @@ type List<T> = Option<Spanned<Vec<Spanned<T>>>>;
 #[serde(
     rename = "front matter",
     deny_unknown_fields,
-    expecting = "a mapping of title, description, kind, tags, draft, playground, tabs and tasks"
+    expecting = "a mapping of title, description, kind, tags, draft, org, playground, tabs and tasks"
 )]
 pub(crate) struct RawLab {
     pub title: Field<String>,
@@ -31,6 +31,7 @@ pub(crate) struct RawLab {
     pub kind: Field<LabKind>,
     pub tags: List<String>,
     pub draft: Field<bool>,
+    pub org: Field<String>,
     pub playground: Field<RawPlayground>,
     pub tabs: List<RawTab>,
     pub tasks: Field<Entries<RawTask>>,

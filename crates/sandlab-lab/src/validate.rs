@@ -50,6 +50,7 @@ pub(crate) struct Header {
     pub kind: LabKind,
     pub tags: Vec<String>,
     pub draft: bool,
+    pub org: Option<String>,
     pub playground: Playground,
     pub tabs: Vec<Tab>,
     pub tasks: Vec<Task>,
@@ -87,6 +88,18 @@ pub(crate) fn header(
     });
     let kind = field(raw.kind).map(|(_, k)| k).unwrap_or_default();
     let draft = field(raw.draft).is_some_and(|(_, d)| d);
+    let org = field(raw.org).and_then(|(pos, o)| {
+        let o = o.trim().to_owned();
+        if is_org_slug(&o) {
+            Some(o)
+        } else {
+            diags.push(
+                pos,
+                "org must be an organisation's slug: 1 to 40 of a-z, 0-9 and -, starting with a letter or digit",
+            );
+            None
+        }
+    });
     let tags = tags(raw.tags, diags);
     let playground = playground(raw.playground, at, images, diags);
     let tabs = tabs(raw.tabs, &playground, diags);
@@ -102,10 +115,20 @@ pub(crate) fn header(
         kind,
         tags,
         draft,
+        org,
         playground,
         tabs,
         tasks,
     }
+}
+
+/// The form of an organisation's slug (the server's `sandlab_store::validate_org_slug`
+/// has the same rule).
+pub fn is_org_slug(s: &str) -> bool {
+    (1..=40).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
 }
 
 fn one_line(text: &str, what: &str, max: usize, pos: Pos, diags: &mut Diags) {

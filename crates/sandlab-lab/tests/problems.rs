@@ -50,8 +50,8 @@ fn front_matter_that_is_not_a_mapping() {
         problems(text),
         [at(
             2,
-            "expected a mapping of title, description, kind, tags, draft, playground, tabs \
-             and tasks, found a sequence"
+            "expected a mapping of title, description, kind, tags, draft, org, playground, \
+             tabs and tasks, found a sequence"
         )]
     );
 }
@@ -672,4 +672,19 @@ fn a_task_title_is_one_short_line() {
             "task \"write_page\" has a title that is empty, longer than one line or than 120 characters"
         )]
     );
+}
+
+#[test]
+fn org_must_be_a_slug() {
+    let text = "---\ntitle: T\norg: Acme Corp\n---\n";
+    assert_eq!(
+        problems(text),
+        [at(
+            3,
+            "org must be an organisation's slug: 1 to 40 of a-z, 0-9 and -, starting with a letter or digit"
+        )]
+    );
+    let lab = common::lab("---\ntitle: T\norg: acme\n---\n");
+    assert_eq!(lab.org.as_deref(), Some("acme"));
+    assert_eq!(common::lab("---\ntitle: T\n---\n").org, None);
 }

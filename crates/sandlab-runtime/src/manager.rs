@@ -309,6 +309,24 @@ impl SandboxManager {
         Self::unlock(guard, result).await
     }
 
+    /// [`Self::remove`] of a sandbox that expired with deadline `deadline_ms`, unless its
+    /// record's deadline moved since (an extend stored while this waited for the lease).
+    /// Whether it removed the sandbox.
+    pub async fn remove_with_deadline(&self, id: &SandboxId, deadline_ms: u64) -> Result<bool> {
+        let guard = self.lock().await?;
+        let result = async {
+            match self.records.get(id).await? {
+                Some(rec) if rec.deadline_ms == deadline_ms => {
+                    self.remove_locked(&guard, id).await?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+        .await;
+        Self::unlock(guard, result).await
+    }
+
     /// [`Self::remove`] for a caller that holds the lease.
     async fn remove_locked(&self, guard: &LeaseGuard, id: &SandboxId) -> Result<()> {
         let Some(mut rec) = self.records.get(id).await? else {

@@ -111,6 +111,55 @@ pub enum AuditEvent<'a> {
         user: &'a str,
         addr: &'a str,
     },
+    /// A sign-in through the single sign-on provider `provider` (its `[[auth.oidc]]` name).
+    SsoLogin {
+        user: &'a str,
+        provider: &'a str,
+        addr: &'a str,
+    },
+    /// An account made by a first sign-in through `provider`.
+    SsoSignup {
+        user: &'a str,
+        username: &'a str,
+        role: Role,
+        provider: &'a str,
+        addr: &'a str,
+    },
+    /// An identity at `provider` linked to `user`'s account by its verified email.
+    SsoLink {
+        user: &'a str,
+        provider: &'a str,
+        addr: &'a str,
+    },
+    /// A refused sign-in through `provider`, with the sentence the browser was shown.
+    SsoFailed {
+        provider: &'a str,
+        reason: &'a str,
+        addr: &'a str,
+    },
+    /// Organisations (`org`: the id; `detail`: what was set, as the API shows it).
+    OrgCreate {
+        org: &'a str,
+        slug: &'a str,
+    },
+    OrgUpdate {
+        org: &'a str,
+        detail: &'a Value,
+    },
+    OrgDelete {
+        org: &'a str,
+        slug: &'a str,
+    },
+    /// `user` added to `org` or their role changed.
+    OrgMemberSet {
+        org: &'a str,
+        user: &'a str,
+        role: &'a str,
+    },
+    OrgMemberRemove {
+        org: &'a str,
+        user: &'a str,
+    },
 }
 
 impl AuditEvent<'_> {
@@ -138,6 +187,15 @@ impl AuditEvent<'_> {
             E::PasswordChange { .. } => actions::PASSWORD_CHANGE,
             E::PasswordResetCreate { .. } => actions::PASSWORD_RESET_CREATE,
             E::PasswordReset { .. } => actions::PASSWORD_RESET,
+            E::SsoLogin { .. } => actions::AUTH_SSO_LOGIN,
+            E::SsoSignup { .. } => actions::AUTH_SSO_SIGNUP,
+            E::SsoLink { .. } => actions::AUTH_SSO_LINK,
+            E::SsoFailed { .. } => actions::AUTH_SSO_FAILED,
+            E::OrgCreate { .. } => actions::ORG_CREATE,
+            E::OrgUpdate { .. } => actions::ORG_UPDATE,
+            E::OrgDelete { .. } => actions::ORG_DELETE,
+            E::OrgMemberSet { .. } => actions::ORG_MEMBER_SET,
+            E::OrgMemberRemove { .. } => actions::ORG_MEMBER_REMOVE,
         }
     }
 
@@ -161,7 +219,16 @@ impl AuditEvent<'_> {
             | E::PasswordChange { user }
             | E::PasswordResetCreate { user, .. }
             | E::PasswordReset { user, .. } => Some(user),
+            E::SsoLogin { user, .. } | E::SsoSignup { user, .. } | E::SsoLink { user, .. } => {
+                Some(user)
+            }
+            E::SsoFailed { provider, .. } => Some(provider),
             E::InviteCreate { invite, .. } | E::InviteDelete { invite } => Some(invite),
+            E::OrgCreate { org, .. }
+            | E::OrgUpdate { org, .. }
+            | E::OrgDelete { org, .. }
+            | E::OrgMemberSet { org, .. }
+            | E::OrgMemberRemove { org, .. } => Some(org),
         }
     }
 
@@ -208,6 +275,21 @@ impl AuditEvent<'_> {
             } => json!({"role": role, "uses": uses, "expires_at_ms": expires_at_ms}),
             E::PasswordResetCreate { expires_at_ms, .. } => json!({"expires_at_ms": expires_at_ms}),
             E::PasswordReset { addr, .. } => json!({"addr": addr}),
+            E::SsoLogin { provider, addr, .. } | E::SsoLink { provider, addr, .. } => {
+                json!({"provider": provider, "addr": addr})
+            }
+            E::SsoSignup {
+                username,
+                role,
+                provider,
+                addr,
+                ..
+            } => json!({"username": username, "role": role, "provider": provider, "addr": addr}),
+            E::SsoFailed { reason, addr, .. } => json!({"reason": reason, "addr": addr}),
+            E::OrgCreate { slug, .. } | E::OrgDelete { slug, .. } => json!({"slug": slug}),
+            E::OrgUpdate { detail, .. } => detail.clone(),
+            E::OrgMemberSet { user, role, .. } => json!({"user": user, "role": role}),
+            E::OrgMemberRemove { user, .. } => json!({"user": user}),
             E::Logout { .. }
             | E::TokenDelete { .. }
             | E::SandboxDelete { .. }

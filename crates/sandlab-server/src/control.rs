@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandlab_core::{error_chain, Holder, LeaseStore};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -75,13 +76,53 @@ async fn sync(state: AppState) {
             Ok(records) => sandboxes.sync(&records),
             Err(e) => tracing::warn!(error = %error_chain(&e), "cannot read the sandbox records"),
         }
+        // Sessions this replica names as runner but does not run (a set-up that failed
+        // half way): only it can tell, so every replica sweeps its own.
+        if let Err(e) = state.lab_sessions().adopt(&state.labs(), false).await {
+            tracing::warn!(error = %error_chain(&e), "cannot take over this replica's own lab sessions");
+        }
     }
 }
 
-/// A lease this replica holds: the work it runs stops with `stop`.
+/// A lease this replica holds: the work it runs stops with `stop`, and stops by itself
+/// at `until` unless a renewal moves that on.
 struct Held {
     stop: CancellationToken,
-    renewed: Instant,
+    until: watch::Sender<Instant>,
+}
+
+/// How long a store call for a lease may take before it counts as failed; a slow store
+/// must not keep a holder working after its lease may have lapsed.
+const TRY_TIMEOUT: Duration = Duration::from_millis(2500);
+/// How long before its lease could lapse a holder stops its work, for the clock drift
+/// between this process and the store within one TTL.
+const MARGIN: Duration = Duration::from_millis(500);
+
+/// Until when, on this process's clock, a lease renewed by a call that started at `asked`
+/// is surely still this replica's: the store counted the TTL from later than that.
+fn held_until(asked: Instant) -> Instant {
+    asked + LEASE_TTL - MARGIN
+}
+
+/// Stops `stop` at the time `until` holds, unless it moves on first: the work of a lease
+/// ends before the lease can lapse, however long the renewing store call hangs.
+fn watchdog(name: String, stop: CancellationToken, mut until: watch::Receiver<Instant>) {
+    tokio::spawn(async move {
+        loop {
+            let at = *until.borrow_and_update();
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {
+                    if *until.borrow() <= Instant::now() {
+                        tracing::warn!(lease = %name, "could not renew a lease in time; stopping its work");
+                        halt(&name, &stop);
+                        return;
+                    }
+                }
+                changed = until.changed() => if changed.is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Tries for every lease every [`TRY_EVERY`], starting and stopping the work each guards.
@@ -108,39 +149,41 @@ async fn leases(state: AppState) {
             _ = shutdown.cancelled() => break,
         }
         for name in &names {
-            match try_lease(store.as_ref(), name, &me).await {
-                Ok(true) => match held.get_mut(name) {
-                    Some(h) => h.renewed = Instant::now(),
-                    None => {
+            let asked = Instant::now();
+            let got = tokio::time::timeout(TRY_TIMEOUT, try_lease(store.as_ref(), name, &me)).await;
+            match got {
+                Ok(Ok(true)) => match held.get(name) {
+                    // Renewed in time: the work goes on.
+                    Some(h) if !h.stop.is_cancelled() => {
+                        h.until.send_replace(held_until(asked));
+                    }
+                    // New, or renewed after the watchdog stopped the work: (re)start it.
+                    _ => {
                         let stop = shutdown.child_token();
+                        let (until, rx) = watch::channel(held_until(asked));
                         start(&state, name, stop.clone());
-                        let renewed = Instant::now();
-                        held.insert(name.clone(), Held { stop, renewed });
+                        watchdog(name.clone(), stop.clone(), rx);
+                        held.insert(name.clone(), Held { stop, until });
                     }
                 },
-                Ok(false) => {
+                Ok(Ok(false)) => {
                     if let Some(h) = held.remove(name) {
                         tracing::warn!(lease = %name, "another replica holds the lease now");
-                        stop(name, h);
+                        halt(name, &h.stop);
                     }
                 }
-                Err(e) => {
+                // The watchdog stops the work once the lease may have lapsed.
+                Ok(Err(e)) => {
                     tracing::warn!(lease = %name, error = %error_chain(&e), "cannot renew a lease");
-                    // Past its TTL unrenewed, another replica may hold it already.
-                    if held
-                        .get(name)
-                        .is_some_and(|h| h.renewed.elapsed() >= LEASE_TTL)
-                    {
-                        if let Some(h) = held.remove(name) {
-                            stop(name, h);
-                        }
-                    }
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %name, "renewing a lease took too long");
                 }
             }
         }
     }
     for (name, h) in held {
-        stop(&name, h);
+        halt(&name, &h.stop);
         if let Err(e) = store.release_lease(&name, &me).await {
             tracing::warn!(lease = %name, error = %error_chain(&e), "cannot give a lease up; it expires on its own");
         }
@@ -188,8 +231,9 @@ fn start(state: &AppState, name: &str, stop: CancellationToken) {
     }
 }
 
-fn stop(name: &str, held: Held) {
-    held.stop.cancel();
+/// Stops the work lease `name` guards.
+fn halt(name: &str, stop: &CancellationToken) {
+    stop.cancel();
     if name == CONTROL_LEASE {
         metrics::gauge!(m::CONTROL_LEADER).set(0.0);
     }
@@ -222,7 +266,7 @@ async fn lead(state: AppState, stop: CancellationToken) {
             return;
         }
         let labs = state.labs();
-        if let Err(e) = state.lab_sessions().adopt(&labs).await {
+        if let Err(e) = state.lab_sessions().adopt(&labs, true).await {
             tracing::warn!(error = %error_chain(&e), "cannot take over lab sessions");
         }
         match crate::code_exec::submissions::adopt(state.execute(), &me).await {
@@ -241,4 +285,34 @@ fn due(sandboxes: &Sandboxes) -> bool {
     sandboxes
         .since_reconciled()
         .is_none_or(|d| d >= RECONCILE_EVERY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A renewal that hangs must not keep a holder working past its lease: the watchdog
+    /// stops the work at the time the last renewal vouched for, and not before.
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_stops_the_work_when_renewals_stop_in_time() {
+        let stop = CancellationToken::new();
+        let (until, rx) = watch::channel(held_until(Instant::now()));
+        watchdog("pool:test".into(), stop.clone(), rx);
+        // Renewed every second for a while: the work goes on.
+        for _ in 0..10 {
+            tokio::time::sleep(TRY_EVERY).await;
+            until.send_replace(held_until(Instant::now()));
+            assert!(!stop.is_cancelled());
+        }
+        // Then no renewal: stopped within the lease, never after it.
+        let last = Instant::now();
+        tokio::time::sleep(LEASE_TTL - MARGIN - Duration::from_millis(10)).await;
+        assert!(!stop.is_cancelled(), "stopped before the lease could lapse");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            stop.is_cancelled(),
+            "still working past {:?}",
+            last.elapsed()
+        );
+    }
 }

@@ -259,6 +259,7 @@ fn answer_sandbox(e: &SandboxError) -> Option<ApiError> {
     use SandboxError as E;
     match e {
         E::QuotaExceeded { .. } => Some(ApiError::too_many("quota_exceeded", e.to_string())),
+        E::OrgFull { .. } => Some(ApiError::too_many("org_quota_exceeded", e.to_string())),
         E::NotRunning(_) => Some(ApiError::conflict(e.to_string())),
         E::OverHost { .. } => Some(ApiError::bad_request("over_host", e.to_string())),
         E::NoRoom(r) if r.is_disk() => Some(ApiError::new(

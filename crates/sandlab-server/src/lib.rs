@@ -26,7 +26,9 @@ pub mod lab_sessions;
 pub mod lab_sync;
 pub mod listener;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
+pub mod orgs;
 pub mod pool;
 pub mod port_proxy;
 pub mod proxies;
@@ -43,6 +45,7 @@ pub mod tls;
 pub mod web;
 
 pub use config::{ConfigError, PoolProfile, PoolSection, ServerConfig, ServerFlags, ServerSection};
+pub use oidc::AuthSection;
 pub use routes::{app, proxy_app};
 pub use server::{LocalImages, Server, ServerError, ServerParts};
 pub use state::AppState;

@@ -12,9 +12,13 @@ use crate::routes;
     paths(
         routes::login, routes::logout, routes::me,
         routes::auth_config, routes::signup, routes::reset_password, routes::change_password,
+        routes::oidc_start, routes::oidc_callback,
         routes::create_token, routes::list_tokens, routes::delete_token,
         routes::create_user, routes::list_users, routes::update_user, routes::create_password_reset,
         routes::create_invite, routes::list_invites, routes::delete_invite,
+        routes::list_orgs, routes::create_org, routes::get_org, routes::update_org, routes::delete_org,
+        routes::list_org_members, routes::add_org_member, routes::update_org_member, routes::remove_org_member,
+        routes::org_progress,
         routes::list_labs, routes::get_lab, routes::lab_asset, routes::list_lab_problems, routes::sync_labs,
         routes::start_session, routes::list_sessions, routes::get_session, routes::delete_session,
         routes::extend_session, routes::session_tasks, routes::reveal_hint, routes::session_events,
@@ -32,6 +36,7 @@ use crate::routes;
         (name = "auth", description = "Browser sessions and the caller's account"),
         (name = "tokens", description = "API tokens for programs"),
         (name = "users", description = "Accounts, invitation links and password reset links (admin only)"),
+        (name = "orgs", description = "Organisations: members with roles, per-sandbox caps, their own labs, members' progress"),
         (name = "labs", description = "The lab catalogue and lab sessions"),
         (name = "sandboxes", description = "Raw sandboxes: create, exec, terminal"),
         (name = "files", description = "Files inside a sandbox"),
@@ -132,6 +137,19 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
         &["update_user", "create_password_reset"],
     ),
     ("/api/v1/invites", "201", "id", &["delete_invite"]),
+    (
+        "/api/v1/orgs",
+        "201",
+        "id",
+        &[
+            "get_org",
+            "update_org",
+            "delete_org",
+            "list_org_members",
+            "add_org_member",
+            "org_progress",
+        ],
+    ),
 ];
 
 impl Modify for Links {

@@ -35,6 +35,9 @@ use crate::metrics as m;
 /// Pool sandboxes carry this deadline in their record, so that if the server never comes
 /// back, any reconciliation (`sandlab sandbox ls`) eventually removes them.
 const POOL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// A pool sandbox this close to its record's deadline is not handed out (it is retired
+/// instead): reconciliation removes it at that deadline, and must not race a claim.
+const CLAIM_MARGIN: Duration = Duration::from_secs(3600);
 /// Longest pause between two refill attempts after failures.
 const MAX_REFILL_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -95,6 +98,8 @@ pub enum ClaimError {
     },
     #[error("Its processes are gone")]
     Dead,
+    #[error("Its time in the pool is nearly up")]
+    Stale,
     #[error("Cannot read or write its record")]
     Store(#[from] StoreError),
     #[error("Cannot tell whether it runs")]
@@ -104,9 +109,15 @@ pub enum ClaimError {
 pub struct WarmPool {
     profiles: Vec<PoolProfile>,
     ready: Mutex<HashMap<String, VecDeque<SandboxId>>>,
+    /// When this replica pushed each of its recent sandboxes: a listing read before the
+    /// push does not have them yet, and [`Self::sync`] must not drop them for that.
+    pushed: Mutex<HashMap<SandboxId, std::time::Instant>>,
     /// Woken when a sandbox is taken, so the refill loop tops up.
     pub wake: Notify,
 }
+
+/// How long a sandbox this replica pushed stays in its queue without a listing showing it.
+const PUSH_GRACE: Duration = Duration::from_secs(10);
 
 impl WarmPool {
     pub fn new(profiles: Vec<PoolProfile>) -> WarmPool {
@@ -117,6 +128,7 @@ impl WarmPool {
         WarmPool {
             profiles,
             ready: Mutex::new(HashMap::new()),
+            pushed: Mutex::new(HashMap::new()),
             wake: Notify::new(),
         }
     }
@@ -163,6 +175,11 @@ impl WarmPool {
 
     /// Adds a started sandbox to `profile`'s queue (once).
     pub fn push(&self, profile: &str, id: SandboxId) {
+        {
+            let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            pushed.retain(|_, at| at.elapsed() < PUSH_GRACE);
+            pushed.insert(id.clone(), std::time::Instant::now());
+        }
         let mut map = self.lock();
         let q = map.entry(profile.to_owned()).or_default();
         if !q.contains(&id) {
@@ -207,6 +224,9 @@ impl WarmPool {
     pub fn sync(&self, records: &[SandboxRecord]) {
         let mut shrank = false;
         {
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            let recent =
+                |id: &SandboxId| pushed.get(id).is_some_and(|at| at.elapsed() < PUSH_GRACE);
             let mut map = self.lock();
             for p in &self.profiles {
                 let ready: Vec<&SandboxId> = records
@@ -221,7 +241,11 @@ impl WarmPool {
                     .collect();
                 let q = map.entry(p.name.clone()).or_default();
                 let before = q.len();
-                q.retain(|id| ready.contains(&id));
+                // A claim or retirement elsewhere shows as a record no longer ready; one
+                // missing altogether may just be newer than the listing.
+                q.retain(|id| {
+                    ready.contains(&id) || (recent(id) && !records.iter().any(|r| &r.id == id))
+                });
                 shrank |= q.len() < before;
                 for id in ready {
                     if !q.contains(id) {
@@ -303,11 +327,14 @@ impl WarmPool {
                 owner: rec.owner,
             });
         }
+        let now = now_ms();
+        if rec.deadline_ms < now.saturating_add(CLAIM_MARGIN.as_millis() as u64) {
+            return Err(ClaimError::Stale);
+        }
         if !manager.is_running(id).await? {
             return Err(ClaimError::Dead);
         }
         let pool_owner = rec.owner.clone();
-        let now = now_ms();
         rec.owner = Some(Owner::User(owner.to_owned()).to_string());
         rec.created_at_ms = now;
         rec.deadline_ms = now.saturating_add(ttl.as_millis() as u64);

@@ -35,13 +35,17 @@ pub async fn run(sandboxes: Arc<Sandboxes>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         };
         for (id, tracked) in expired {
-            if !sandboxes.still_expired(&id, tracked).await {
+            let Some(deadline) = sandboxes.still_expired(&id, tracked).await else {
                 continue;
-            }
+            };
             tracing::info!(sandbox.id = %id, "sandbox reached its deadline");
-            if let Err(e) = sandboxes.remove(&id).await {
-                tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not remove an expired sandbox");
-                continue;
+            match sandboxes.remove_expired(&id, deadline).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not remove an expired sandbox");
+                    continue;
+                }
             }
             metrics::counter!(m::EXPIRED).increment(1);
             let event = AuditEvent::SandboxExpire { sandbox: &id };

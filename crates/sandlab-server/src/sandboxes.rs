@@ -55,6 +55,11 @@ pub enum SandboxError {
         "You already have {live} of your {quota} sandboxes; delete one before creating another."
     )]
     QuotaExceeded { live: u64, quota: u64 },
+    /// The organisation the sandbox counts against has `live` of its `cap` sandboxes.
+    #[error(
+        "The organisation {org} already has {live} of its {cap} sandboxes; end one before starting another."
+    )]
+    OrgFull { org: String, live: u64, cap: u64 },
     /// A limit over the most one sandbox may have on this host (whatever the role).
     #[error(
         "The {what} asked for ({asked}) is over the {share} one sandbox may have on this host."
@@ -136,6 +141,8 @@ pub struct NewSandbox {
     pub hostname: Option<String>,
     /// The playground whose network to join (lab nodes).
     pub playground: Option<Playground>,
+    /// The organisation the sandbox counts against (its `max_sandboxes`, in the store).
+    pub org: Option<sandlab_store::Org>,
 }
 
 impl Sandboxes {
@@ -222,30 +229,44 @@ impl Sandboxes {
         self.pool.sync(records);
     }
 
-    /// Whether `id`, whose tracked deadline passed, goes now. Its record is read again: one
-    /// whose deadline moved since it was tracked from `tracked` (extended on another
-    /// replica) and lies ahead is tracked again instead; a pool sandbox is the pool's.
-    pub async fn still_expired(&self, id: &SandboxId, tracked: Option<u64>) -> bool {
+    /// Whether `id`, whose tracked deadline passed, goes now: `Some` of the record's
+    /// deadline it goes with. Its record is read again: one whose deadline moved since it
+    /// was tracked from `tracked` (extended on another replica) and lies ahead is tracked
+    /// again instead; a pool sandbox is the pool's.
+    pub async fn still_expired(&self, id: &SandboxId, tracked: Option<u64>) -> Option<u64> {
         let rec = match self.store.get(id).await {
             Ok(Some(rec)) => rec,
-            Ok(None) => return false,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "cannot read an expired sandbox's record; trying again");
                 self.deadlines.track(id, Duration::from_secs(5));
-                return false;
+                return None;
             }
         };
         if Owner::of(&rec).is_some_and(|o| o.pool_profile().is_some()) {
-            return false;
+            return None;
         }
         let now = now_ms();
         let moved = tracked.is_none_or(|t| t != rec.deadline_ms);
         if moved && rec.deadline_ms > now {
             let left = Duration::from_millis(rec.deadline_ms - now);
             self.deadlines.track_record(id, left, rec.deadline_ms);
-            return false;
+            return None;
         }
-        true
+        Some(rec.deadline_ms)
+    }
+
+    /// Removes `id`, which expired with deadline `deadline_ms`, unless its record's
+    /// deadline moved meanwhile (an extend on another replica, stored while this replica
+    /// waited for the removal lock): decided under that lock. Whether it went.
+    pub async fn remove_expired(&self, id: &SandboxId, deadline_ms: u64) -> Result<bool> {
+        if !self.manager.remove_with_deadline(id, deadline_ms).await? {
+            self.still_expired(id, Some(deadline_ms)).await;
+            return Ok(false);
+        }
+        self.forget(id);
+        self.update_live().await;
+        Ok(true)
     }
 
     /// The leader's share of the work until `stop`: the reaper and the health sweep.
@@ -360,9 +381,24 @@ impl Sandboxes {
         within_share(&req.limits, &self.capacity().await?.share())?;
         let id = SandboxId::generate();
         let reservation = self.quota.reserve(&req.owner, req.quota, &id).await?;
+        if let Some(org) = &req.org {
+            if let Err(full) = self.store.take_org_place(&org.id, &id).await? {
+                return Err(SandboxError::OrgFull {
+                    org: org.slug.clone(),
+                    live: full.live,
+                    cap: full.cap,
+                });
+            }
+        }
         let me = self.clone();
         let task = tokio::spawn(async move {
-            let result = me.create_reserved(&req, id).await;
+            let result = me.create_reserved(&req, id.clone()).await;
+            if result.is_err() && req.org.is_some() {
+                // A failed record (if any) counts against nobody either way.
+                if let Err(e) = me.store.release_org_place(&id).await {
+                    tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not free an organisation's place");
+                }
+            }
             drop(reservation);
             result
         });
@@ -372,6 +408,7 @@ impl Sandboxes {
     /// A create admitted by the quota; a cold one gets `id`, the id it was reserved under.
     async fn create_reserved(&self, req: &NewSandbox, id: SandboxId) -> Result<SandboxRecord> {
         let start = Instant::now();
+        let reserved = id.clone();
         let pooled = (req.hostname.as_deref().is_none_or(|h| h == API_HOSTNAME)
             && req.playground.is_none())
         .then(|| self.pool.matching(&req.image, &req.limits))
@@ -392,6 +429,13 @@ impl Sandboxes {
                     .await;
                 match claimed {
                     Ok(rec) => {
+                        if req.org.is_some() {
+                            // The organisation's place follows the sandbox claimed (if
+                            // this fails, the reserved place counts until it lapses).
+                            if let Err(e) = self.store.move_org_place(&reserved, &id).await {
+                                tracing::warn!(sandbox.id = %id, error = %sandlab_core::error_chain(&e), "could not move an organisation's place");
+                            }
+                        }
                         self.deadlines.track_record(&id, req.ttl, rec.deadline_ms);
                         let secs = start.elapsed().as_secs_f64();
                         metrics::histogram!(m::POOL_CLAIM_SECONDS, "profile" => name.clone())

@@ -45,6 +45,8 @@ struct Inner {
     /// Event streams and terminals per user.
     streams: crate::caps::StreamCaps,
     proxy: crate::port_proxy::PortProxy,
+    /// Single sign-on providers and their caches.
+    sso: crate::oidc::Sso,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
                 creates: RateLimiter::new(config.create_rate),
                 streams: crate::caps::StreamCaps::new(config.max_streams_per_user),
                 proxy: crate::port_proxy::PortProxy::new(config.proxy.clone(), &config.public_url),
+                sso: crate::oidc::Sso::new(&config.oidc),
                 lab_sessions: Arc::new(LabSessions::new(sandboxes.clone(), store.clone())),
                 config,
                 store,
@@ -89,6 +92,11 @@ impl AppState {
     /// The port proxy: its settings, origin and per-sandbox bounds.
     pub fn proxy(&self) -> &crate::port_proxy::PortProxy {
         &self.inner.proxy
+    }
+
+    /// The single sign-on providers.
+    pub fn sso(&self) -> &crate::oidc::Sso {
+        &self.inner.sso
     }
 
     pub fn config(&self) -> &ServerConfig {

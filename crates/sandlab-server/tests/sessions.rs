@@ -389,3 +389,64 @@ async fn a_fresh_start_checks_every_task_again_and_keeps_the_history() {
         "the history was lost"
     );
 }
+
+/// A stored session this replica names as its runner but does not run (its set-up failed
+/// or its request was dropped half way): no other replica would ever take it, since its
+/// runner lives. It is an orphan this replica takes over and ends, and a learner can
+/// delete it at once instead of waiting for an answer nobody sends.
+#[tokio::test]
+async fn a_session_this_replica_stopped_setting_up_is_taken_over_and_can_be_deleted() {
+    let h = Harness::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    h.state.set_labs(vec![lab(dir.path())]);
+    let alice = h.user("alice", Role::Learner).await;
+    let owner = h.get("/api/v1/me", &alice).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = h.state.sandboxes().manager().holder().to_string();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let orphan = |id: &str| sandlab_store::LabSession {
+        id: id.into(),
+        owner: owner.clone(),
+        lab: "test-lab".into(),
+        state: sandlab_store::LabSessionState::Ready,
+        reason: None,
+        nodes: vec![sandlab_store::SessionNode {
+            name: "node01".into(),
+            sandbox: "sb-gonegonegone".into(),
+        }],
+        created_at_ms: now,
+        deadline_ms: now + 600_000,
+        runner: Some(me.clone()),
+        tasks: Vec::new(),
+    };
+    let store = h.state.store();
+
+    store
+        .put_lab_session(&orphan("ls-orphanone01"))
+        .await
+        .unwrap();
+    // Asking the runner (this replica) would go unanswered: 503 after a wait.
+    let r = h.delete("/api/v1/sessions/ls-orphanone01", &alice).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+
+    store
+        .put_lab_session(&orphan("ls-orphantwo02"))
+        .await
+        .unwrap();
+    let labs = h.state.labs();
+    // Every replica sweeps its own orphans (the server's own sweep may get there first).
+    h.state.lab_sessions().adopt(&labs, false).await.unwrap();
+    let rec = store.get_lab_session("ls-orphantwo02", None).await.unwrap();
+    assert_eq!(rec.state, sandlab_store::LabSessionState::Ended, "{rec:?}");
+    assert_eq!(rec.runner.as_deref(), Some(me.as_str()));
+    // Nothing left to take.
+    assert_eq!(h.state.lab_sessions().adopt(&labs, true).await.unwrap(), 0);
+}

@@ -54,6 +54,21 @@ fn valid_request(
             Some("application/octet-stream"),
         ),
         (p, "GET") if p.ends_with("/dir") || p.ends_with("/archive") => ("?path=/tmp", None, None),
+        (p, "PATCH") if p.starts_with("/api/v1/orgs/{id}/members/") => (
+            "",
+            json_body(json!({ "role": "member" })),
+            Some("application/json"),
+        ),
+        (p, "PATCH") if p.starts_with("/api/v1/orgs/") => (
+            "",
+            json_body(json!({ "name": "Taken", "max_sandboxes": 1000 })),
+            Some("application/json"),
+        ),
+        (p, "POST") if p.ends_with("/members") => (
+            "",
+            json_body(json!({ "user": "bob", "role": "owner" })),
+            Some("application/json"),
+        ),
         (p, "PATCH") if p.starts_with("/api/v1/users/") => (
             "",
             json_body(json!({ "role": "admin", "disabled": true, "password": "taken over!" })),
@@ -99,6 +114,25 @@ async fn another_learner_can_reach_nothing_of_alices_by_id() {
         .unwrap()
         .to_owned();
 
+    // Alice owns an organisation Bob is not in (he has one of his own).
+    let org = h
+        .post("/api/v1/orgs", &h.admin_token, json!({ "slug": "alices" }))
+        .await;
+    assert_eq!(org.status, StatusCode::CREATED, "{}", org.text());
+    let org_id = org.json()["id"].as_str().unwrap().to_owned();
+    h.post("/api/v1/orgs", &h.admin_token, json!({ "slug": "bobs" }))
+        .await;
+    for (org, user) in [("alices", "alice"), ("bobs", "bob")] {
+        let r = h
+            .post(
+                &format!("/api/v1/orgs/{org}/members"),
+                &h.admin_token,
+                json!({ "user": user, "role": "owner" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+
     let marker = dir.path().join("ran-for-bob");
     let doc = h.get("/api/v1/openapi.json", &alice).await.json();
     let mut swept = 0;
@@ -111,12 +145,15 @@ async fn another_learner_can_reach_nothing_of_alices_by_id() {
             &token_id
         } else if path.starts_with("/api/v1/users/{id}") {
             &alice_id
+        } else if path.starts_with("/api/v1/orgs/{id}") {
+            &org_id
         } else {
             continue;
         };
         let concrete = path
             .replace("{id}", id)
             .replace("{task}", "first")
+            .replace("{user_id}", &alice_id)
             .replace("{port}", "8000")
             .replace("{share}", "pg-aaaaaaaaaaaaaaaa");
         for method in ops.as_object().unwrap().keys() {
@@ -174,6 +211,15 @@ async fn another_learner_can_reach_nothing_of_alices_by_id() {
         me.text()
     );
     assert_eq!(me.json()["role"], "learner", "{}", me.text());
+    let org = h.get(&format!("/api/v1/orgs/{org_id}"), &alice).await;
+    assert_eq!(
+        org.status,
+        StatusCode::OK,
+        "Alice's organisation is gone: {}",
+        org.text()
+    );
+    assert_eq!(org.json()["name"], "alices", "{}", org.text());
+    assert_eq!(org.json()["role"], "owner", "{}", org.text());
     // Nothing ran in Alice's sandbox on Bob's behalf (the test driver runs on the host).
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!marker.exists(), "a command ran for Bob");

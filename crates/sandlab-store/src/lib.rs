@@ -24,6 +24,8 @@
 //! | `users` | `id`, `username`, `password_hash`, `role`, `disabled`, `created_at` | username unique without regard to case; argon2id PHC string |
 //! | `api_tokens` | `id`, `user_id` → users (cascade), `name`, `token_hash`, `created_at`, `last_used_at` | only the SHA-256 of the secret |
 //! | `invites`, `password_resets` | see [`links`]: `token_hash` = SHA-256 of the link's secret, role, uses and expiry / one row per user | migration `0009` |
+//! | `identities`, `sso_logins` | see [`identities`]: (`provider`, `subject`) → `user_id` (cascade) with the provider's `email` / a sign-in awaiting its callback by the SHA-256 of its `state` | migration `0013` |
+//! | `orgs`, `org_members`, `org_places` | see [`orgs`]: slug, name and caps / (`org_id`, `user_id`) → role (cascade both ways) / `sandbox_id` → `org_id`, dropped with the sandbox's record by a trigger | migration `0014` |
 //! | `login_sessions` | `id` = SHA-256 of the cookie secret, `user_id` → users (cascade), `csrf_token`, `created_at`, `expires_at`, `last_seen` | |
 //! | `sandboxes` | a [`SandboxRecord`]: `id`, `state`, `reason`, `owner`, `image`, `limits` (JSON), `hostname`, `driver`, `ipv4`, `ipv6`, `created_at`, `deadline`, `creator`, `owner_process` | `owner` is a user id without a foreign key (below); `creator` and `owner_process` are `Holder` strings (`<boot id>/<pid>/<start ticks>`) |
 //! | `leases` | `name`, `holder`, `expires_at` | one row per name; a row past `expires_at` is free (below) |
@@ -107,8 +109,10 @@ mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod identities;
 pub mod links;
 mod model;
+pub mod orgs;
 mod page;
 pub mod password;
 pub mod postgres;
@@ -121,6 +125,7 @@ mod store_impl;
 pub use bus::{Notice, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use identities::{Identity, NewIdentity, NewSsoLogin, SsoLogin};
 pub use links::{Invite, LinkRefusal, NewInvite, PasswordReset};
 pub use model::SessionTask;
 pub use model::{
@@ -130,6 +135,9 @@ pub use model::{
     MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_PORT_GRANT_TTL, MAX_SESSIONS_PER_USER,
     MAX_SHARES_PER_SANDBOX, MAX_SUBMISSION_OWNER_BYTES, MAX_SUBMISSION_REQUEST_BYTES,
     MAX_TOKENS_PER_USER, MAX_TOKEN_NAME_CHARS, MAX_USERNAME_LEN,
+};
+pub use orgs::{
+    validate_org_slug, Membership, NewOrg, Org, OrgFull, OrgLimits, OrgMember, OrgRole, OrgUpdate,
 };
 pub use page::{Page, PageRequest};
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -287,6 +287,15 @@ pub mod actions {
     pub const PASSWORD_CHANGE: &str = "password.change";
     pub const PASSWORD_RESET_CREATE: &str = "password.reset_create";
     pub const PASSWORD_RESET: &str = "password.reset";
+    pub const AUTH_SSO_LOGIN: &str = "auth.sso_login";
+    pub const AUTH_SSO_SIGNUP: &str = "auth.sso_signup";
+    pub const AUTH_SSO_LINK: &str = "auth.sso_link";
+    pub const AUTH_SSO_FAILED: &str = "auth.sso_failed";
+    pub const ORG_CREATE: &str = "org.create";
+    pub const ORG_UPDATE: &str = "org.update";
+    pub const ORG_DELETE: &str = "org.delete";
+    pub const ORG_MEMBER_SET: &str = "org.member_set";
+    pub const ORG_MEMBER_REMOVE: &str = "org.member_remove";
 }
 
 const USERNAME_RULE: &str =

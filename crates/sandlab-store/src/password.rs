@@ -66,13 +66,18 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(Error::Hash)
 }
 
-/// Whether `password` matches the PHC string `phc`. A malformed hash or an over-long
-/// password is simply no match. Blocks like [`hash_password`].
+/// Whether `password` matches the PHC string `phc`. A malformed hash (an account made by
+/// single sign-on has none) or an over-long password is simply no match; a malformed hash
+/// costs the same work as a real one, so timing does not tell such accounts apart. Blocks
+/// like [`hash_password`].
 pub fn verify_password(password: &str, phc: &str) -> bool {
     if password.len() > MAX_PASSWORD_BYTES {
         return false;
     }
     let Ok(hash) = PasswordHash::new(phc) else {
+        if let Ok(dummy) = PasswordHash::new(dummy_hash()) {
+            let _ = argon2().verify_password(password.as_bytes(), &dummy);
+        }
         return false;
     };
     argon2().verify_password(password.as_bytes(), &hash).is_ok()

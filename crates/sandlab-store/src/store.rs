@@ -133,6 +133,38 @@ pub trait Store: RecordStore + LeaseStore {
         keep_session: Option<&str>,
     ) -> Result<()>;
 
+    // ----- single sign-on (see [`crate::identities`])
+
+    /// Remembers a sign-in sent to a provider under the SHA-256 of `state` until
+    /// `new.ttl` passes; deletes expired ones on the way. `Invalid` for a `state` under 16
+    /// bytes, a zero ttl or one over [`crate::identities::MAX_SSO_LOGIN_TTL`].
+    async fn begin_sso_login(&self, state: &str, new: crate::NewSsoLogin) -> Result<()>;
+    /// Takes the unexpired sign-in of `state`: it is deleted, and returned if it was there.
+    async fn take_sso_login(&self, state: &str) -> Result<Option<crate::SsoLogin>>;
+    /// The user `identity` is linked to, if any (enabled or not); records the sign-in and
+    /// the identity's email as the provider gives it now.
+    async fn sso_sign_in(&self, identity: crate::NewIdentity) -> Result<Option<User>>;
+    /// The oldest user with an identity whose email, verified by its provider, is `email`
+    /// (compared without regard to case).
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>>;
+    /// Links `identity` to a user. `NotFound` for an unknown user, `Conflict` when the
+    /// identity is linked already (to anyone) or the user has another identity at the same
+    /// provider (a different subject there is a different person).
+    async fn link_identity(
+        &self,
+        user_id: &str,
+        identity: crate::NewIdentity,
+    ) -> Result<crate::Identity>;
+    /// Creates an enabled user without a password, linked to `identity`, in one
+    /// transaction. `Invalid` for a bad username, `Conflict` when the username is taken or
+    /// the identity is linked already (nothing is created).
+    async fn create_sso_user(
+        &self,
+        identity: crate::NewIdentity,
+        username: &str,
+        role: crate::Role,
+    ) -> Result<(User, crate::Identity)>;
+
     // ----- port proxy grants
 
     /// Creates a grant lasting `ttl` (at most [`crate::MAX_PORT_GRANT_TTL`]); returns it
@@ -202,6 +234,56 @@ pub trait Store: RecordStore + LeaseStore {
     /// `owner`'s sandboxes that hold resources (creating, running, stopping): the quota.
     async fn count_live_sandboxes(&self, owner: &str) -> Result<u64>;
 
+    // ----- organisations (see [`crate::orgs`])
+
+    /// Creates an organisation. `Invalid` for a bad slug, name or cap; `Conflict` when the
+    /// slug is taken.
+    async fn create_org(&self, new: crate::orgs::NewOrg) -> Result<crate::orgs::Org>;
+    /// The organisation with this id (`org-…`) or slug; `NotFound` when there is none.
+    async fn get_org(&self, key: &str) -> Result<crate::orgs::Org>;
+    /// Every organisation, by slug.
+    async fn list_orgs(&self) -> Result<Vec<crate::orgs::Org>>;
+    /// Applies `update` to organisation `id` (or slug) and returns it as stored.
+    async fn update_org(
+        &self,
+        id: &str,
+        update: crate::orgs::OrgUpdate,
+    ) -> Result<crate::orgs::Org>;
+    /// Deletes an organisation with its memberships and places (its sandboxes live on,
+    /// counted against nobody). `NotFound` when there is none.
+    async fn delete_org(&self, id: &str) -> Result<()>;
+    /// Adds user `user_id` to organisation `org_id` (id or slug) with `role`, or changes
+    /// their role. `NotFound` for an unknown organisation or user.
+    async fn set_org_member(
+        &self,
+        org_id: &str,
+        user_id: &str,
+        role: crate::orgs::OrgRole,
+    ) -> Result<crate::orgs::OrgMember>;
+    /// Removes a member; `NotFound` when the user is not a member of organisation `org_id`.
+    async fn remove_org_member(&self, org_id: &str, user_id: &str) -> Result<()>;
+    /// The members of organisation `org_id`, by username.
+    async fn list_org_members(&self, org_id: &str) -> Result<Vec<crate::orgs::OrgMember>>;
+    /// The organisations `user_id` belongs to, with their role in each, by slug.
+    async fn user_orgs(&self, user_id: &str) -> Result<Vec<crate::orgs::Membership>>;
+    /// Counts sandbox `sandbox` (not created yet, or a warm one about to be claimed)
+    /// against organisation `org_id` (id or slug) if it has room: in one step, its live
+    /// places must be fewer than its `max_sandboxes`. `Ok(Err(full))` when they are not;
+    /// `NotFound` for an unknown organisation; `Conflict` when the sandbox has a place.
+    async fn take_org_place(
+        &self,
+        org_id: &str,
+        sandbox: &SandboxId,
+    ) -> Result<std::result::Result<(), crate::orgs::OrgFull>>;
+    /// Moves a place to another sandbox id (a warm sandbox claimed in its stead).
+    async fn move_org_place(&self, from: &SandboxId, to: &SandboxId) -> Result<()>;
+    /// Frees the place of a create that failed; succeeds when there is none.
+    async fn release_org_place(&self, sandbox: &SandboxId) -> Result<()>;
+    /// The id of the organisation sandbox `sandbox` counts against, if any.
+    async fn sandbox_org(&self, sandbox: &SandboxId) -> Result<Option<String>>;
+    /// How many places of organisation `org_id` count now.
+    async fn count_org_sandboxes(&self, org_id: &str) -> Result<u64>;
+
     // ----- lab sessions and progress
 
     /// Stores a lab session (insert or update of its state, reason, nodes and deadline).
@@ -210,6 +292,9 @@ pub trait Store: RecordStore + LeaseStore {
     async fn get_lab_session(&self, id: &str, owner: Option<&str>) -> Result<LabSession>;
     /// Lab sessions oldest first; only `owner`'s when given.
     async fn list_lab_sessions(&self, owner: Option<&str>) -> Result<Vec<LabSession>>;
+    /// The lab sessions not over (starting or ready), oldest first, all of them however
+    /// long the history is; only `owner`'s when given.
+    async fn open_lab_sessions(&self, owner: Option<&str>) -> Result<Vec<LabSession>>;
     async fn delete_lab_session(&self, id: &str) -> Result<()>;
     /// Compare-and-swap of a session's runner: sets it to `to` only while it is `from`
     /// (`None`: no runner); whether it did. `false` also for an unknown session.

@@ -166,6 +166,47 @@ macro_rules! delegate_store {
                 resets::change_password(self, user_id, password, keep_session).await
             }
 
+            async fn begin_sso_login(
+                &self,
+                state: &str,
+                new: $crate::identities::NewSsoLogin,
+            ) -> $crate::error::Result<()> {
+                identities::begin_sso_login(self, state, new).await
+            }
+            async fn take_sso_login(
+                &self,
+                state: &str,
+            ) -> $crate::error::Result<Option<$crate::identities::SsoLogin>> {
+                identities::take_sso_login(self, state).await
+            }
+            async fn sso_sign_in(
+                &self,
+                identity: $crate::identities::NewIdentity,
+            ) -> $crate::error::Result<Option<$crate::model::User>> {
+                identities::sso_sign_in(self, identity).await
+            }
+            async fn user_by_verified_email(
+                &self,
+                email: &str,
+            ) -> $crate::error::Result<Option<$crate::model::User>> {
+                identities::user_by_verified_email(self, email).await
+            }
+            async fn link_identity(
+                &self,
+                user_id: &str,
+                identity: $crate::identities::NewIdentity,
+            ) -> $crate::error::Result<$crate::identities::Identity> {
+                identities::link_identity(self, user_id, identity).await
+            }
+            async fn create_sso_user(
+                &self,
+                identity: $crate::identities::NewIdentity,
+                username: &str,
+                role: $crate::model::Role,
+            ) -> $crate::error::Result<($crate::model::User, $crate::identities::Identity)> {
+                identities::create_sso_user(self, identity, username, role).await
+            }
+
             async fn create_port_grant(
                 &self,
                 new: $crate::model::NewPortGrant,
@@ -267,6 +308,85 @@ macro_rules! delegate_store {
                 sandboxes::count_live(self, owner).await
             }
 
+            async fn create_org(
+                &self,
+                new: $crate::orgs::NewOrg,
+            ) -> $crate::error::Result<$crate::orgs::Org> {
+                orgs::create(self, new).await
+            }
+            async fn get_org(&self, key: &str) -> $crate::error::Result<$crate::orgs::Org> {
+                orgs::get(self, key).await
+            }
+            async fn list_orgs(&self) -> $crate::error::Result<Vec<$crate::orgs::Org>> {
+                orgs::list(self).await
+            }
+            async fn update_org(
+                &self,
+                id: &str,
+                update: $crate::orgs::OrgUpdate,
+            ) -> $crate::error::Result<$crate::orgs::Org> {
+                orgs::update(self, id, update).await
+            }
+            async fn delete_org(&self, id: &str) -> $crate::error::Result<()> {
+                orgs::delete(self, id).await
+            }
+            async fn set_org_member(
+                &self,
+                org_id: &str,
+                user_id: &str,
+                role: $crate::orgs::OrgRole,
+            ) -> $crate::error::Result<$crate::orgs::OrgMember> {
+                orgs::set_member(self, org_id, user_id, role).await
+            }
+            async fn remove_org_member(
+                &self,
+                org_id: &str,
+                user_id: &str,
+            ) -> $crate::error::Result<()> {
+                orgs::remove_member(self, org_id, user_id).await
+            }
+            async fn list_org_members(
+                &self,
+                org_id: &str,
+            ) -> $crate::error::Result<Vec<$crate::orgs::OrgMember>> {
+                orgs::members(self, org_id).await
+            }
+            async fn user_orgs(
+                &self,
+                user_id: &str,
+            ) -> $crate::error::Result<Vec<$crate::orgs::Membership>> {
+                orgs::of_user(self, user_id).await
+            }
+            async fn take_org_place(
+                &self,
+                org_id: &str,
+                sandbox: &sandlab_core::SandboxId,
+            ) -> $crate::error::Result<std::result::Result<(), $crate::orgs::OrgFull>> {
+                orgs::take_place(self, org_id, sandbox).await
+            }
+            async fn move_org_place(
+                &self,
+                from: &sandlab_core::SandboxId,
+                to: &sandlab_core::SandboxId,
+            ) -> $crate::error::Result<()> {
+                orgs::move_place(self, from, to).await
+            }
+            async fn release_org_place(
+                &self,
+                sandbox: &sandlab_core::SandboxId,
+            ) -> $crate::error::Result<()> {
+                orgs::release_place(self, sandbox).await
+            }
+            async fn sandbox_org(
+                &self,
+                sandbox: &sandlab_core::SandboxId,
+            ) -> $crate::error::Result<Option<String>> {
+                orgs::of_sandbox(self, sandbox).await
+            }
+            async fn count_org_sandboxes(&self, org_id: &str) -> $crate::error::Result<u64> {
+                orgs::count_live(self, org_id).await
+            }
+
             async fn put_lab_session(
                 &self,
                 session: &$crate::model::LabSession,
@@ -285,6 +405,12 @@ macro_rules! delegate_store {
                 owner: Option<&str>,
             ) -> $crate::error::Result<Vec<$crate::model::LabSession>> {
                 labs::list(self, owner).await
+            }
+            async fn open_lab_sessions(
+                &self,
+                owner: Option<&str>,
+            ) -> $crate::error::Result<Vec<$crate::model::LabSession>> {
+                labs::open(self, owner).await
             }
             async fn delete_lab_session(&self, id: &str) -> $crate::error::Result<()> {
                 labs::delete(self, id).await

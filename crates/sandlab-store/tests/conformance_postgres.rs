@@ -225,7 +225,7 @@ async fn replicas_opening_at_once_migrate_once() {
         stores.push(open.await.unwrap().expect("every replica opens"));
     }
     let latest = PostgresStore::latest_schema_version();
-    assert_eq!(latest, 12);
+    assert_eq!(latest, 15);
     for store in &stores {
         assert_eq!(store.schema_version().await.unwrap(), latest);
     }

@@ -25,7 +25,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
     let store = db.open().await;
     assert!(db.path.exists(), "the file and its directory are created");
     let latest = SqliteStore::latest_schema_version();
-    assert_eq!(latest, 12);
+    assert_eq!(latest, 15);
     assert_eq!(store.schema_version().await.unwrap(), latest);
     store.close().await;
 
@@ -54,6 +54,7 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
         [
             "api_tokens",
             "audit_log",
+            "identities",
             "invites",
             "lab_hints",
             "lab_progress",
@@ -61,9 +62,13 @@ async fn migrations_apply_on_a_fresh_file_and_are_idempotent() {
             "leases",
             "login_sessions",
             "notices",
+            "org_members",
+            "org_places",
+            "orgs",
             "password_resets",
             "port_grants",
             "sandboxes",
+            "sso_logins",
             "submissions",
             "users"
         ]

@@ -17,6 +17,9 @@ struct FileConfig {
     server: sandlab_server::ServerSection,
     #[serde(default)]
     pool: Vec<sandlab_server::PoolSection>,
+    /// `[[auth.oidc]]`: single sign-on providers.
+    #[serde(default)]
+    auth: sandlab_server::AuthSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +52,8 @@ pub struct Config {
     /// environment (`sandlab_server::ServerConfig::from_env`).
     pub server: sandlab_server::ServerSection,
     pub pools: Vec<sandlab_server::PoolSection>,
+    /// `[auth]` as written; `sandlab serve` resolves it (`sandlab_server::oidc::config::resolve`).
+    pub auth: sandlab_server::AuthSection,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -134,6 +139,7 @@ impl Config {
             file: path,
             server: fc.server,
             pools: fc.pool,
+            auth: fc.auth,
         })
     }
 }

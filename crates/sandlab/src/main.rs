@@ -9,6 +9,7 @@ mod drivers;
 mod image_cmd;
 mod lab_cmd;
 mod lab_test;
+mod org_cmd;
 mod sandbox_cmd;
 mod serve_cmd;
 mod stdio;
@@ -56,6 +57,9 @@ enum Command {
     /// Manage user accounts in the database.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// Manage organisations, their caps and their members in the database.
+    #[command(subcommand)]
+    Org(org_cmd::OrgCommand),
     /// Benchmarks measured against a baseline in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -167,6 +171,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Lab(cmd) => lab_cmd::run(&cfg, cmd).await,
         Command::Serve(args) => serve_cmd::run(&cfg, args).await.map(|()| 0),
         Command::User(cmd) => user_cmd::run(&cfg, cmd).await.map(|()| 0),
+        Command::Org(cmd) => org_cmd::run(&cfg, cmd).await.map(|()| 0),
         Command::Bench(cmd) => bench::run(&cfg, cmd).await.map(|()| 0),
     }
 }

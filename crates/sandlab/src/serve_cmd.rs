@@ -33,6 +33,8 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
         labs: args.labs,
     };
     let mut config = ServerConfig::from_env(&cfg.server, &cfg.pools, &flags)?;
+    config.oidc =
+        sandlab_server::oidc::config::resolve(&cfg.auth.oidc, &|k| std::env::var(k).ok())?;
     // A lab source that is a Git URL is served from its clone in the data dir.
     for dir in std::iter::once(&mut config.labs).chain(config.more_labs.iter_mut()) {
         let entry = dir.to_string_lossy().into_owned();

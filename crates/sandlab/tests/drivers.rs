@@ -131,6 +131,35 @@ async fn a_container_sandbox_and_a_process_sandbox_live_side_by_side() {
     assert!(err.to_string().contains("kubernetes"), "{err}");
 }
 
+/// A manager over the in-process test driver in `tmp`, with `records`, and one sandbox of
+/// it running for ten minutes.
+async fn process_sandbox(
+    tmp: &tempfile::TempDir,
+    records: Arc<dyn RecordStore>,
+    store: &Arc<SqliteStore>,
+) -> (
+    Arc<ProcessDriver>,
+    SandboxManager,
+    sandlab_core::SandboxRecord,
+) {
+    let process = Arc::new(ProcessDriver::new(agent_bin(), tmp.path().to_owned()));
+    let mgr = SandboxManager::new(
+        Drivers::one(process.clone()),
+        records,
+        store.clone().leases(),
+    )
+    .unwrap();
+    let sb = mgr
+        .create(CreateRequest {
+            image: "debian".into(),
+            ttl: Duration::from_secs(600),
+            ..CreateRequest::default()
+        })
+        .await
+        .unwrap();
+    (process, mgr, sb)
+}
+
 /// Records as a reconciliation listed them a moment ago: the listing shows `stale`, every
 /// other read the store's current state.
 struct StaleListing {
@@ -174,25 +203,11 @@ async fn a_create_that_finished_after_the_listing_is_not_taken_for_interrupted()
             .await
             .unwrap(),
     );
-    let process = Arc::new(ProcessDriver::new(agent_bin(), tmp.path().to_owned()));
     let records = Arc::new(StaleListing {
         inner: store.clone().records(),
         stale: std::sync::Mutex::new(None),
     });
-    let mgr = SandboxManager::new(
-        Drivers::one(process.clone()),
-        records.clone(),
-        store.clone().leases(),
-    )
-    .unwrap();
-    let sb = mgr
-        .create(CreateRequest {
-            image: "debian".into(),
-            ttl: Duration::from_secs(600),
-            ..CreateRequest::default()
-        })
-        .await
-        .unwrap();
+    let (process, mgr, sb) = process_sandbox(&tmp, records.clone(), &store).await;
     // What the listing saw: still creating, by a process of another host that has since
     // gone (no liveness lease).
     let mut stale = mgr.get(&sb.id).await.unwrap();
@@ -209,4 +224,33 @@ async fn a_create_that_finished_after_the_listing_is_not_taken_for_interrupted()
     assert_eq!(mgr.get(&sb.id).await.unwrap().state, SandboxState::Running);
     assert!(process.is_running(&sb.id).await.unwrap());
     mgr.remove(&sb.id).await.unwrap();
+}
+
+/// The reaper's removal is decided under the removal lock on the record's deadline: an
+/// extend stored while the reaper waited for that lock keeps the sandbox.
+#[tokio::test]
+async fn an_extend_stored_before_the_reapers_removal_keeps_the_sandbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&tmp.path().join("sandlab.db"))
+            .await
+            .unwrap(),
+    );
+    let (process, mgr, sb) = process_sandbox(&tmp, store.clone().records(), &store).await;
+    let expired_with = sb.deadline_ms;
+    let mut extended = mgr.get(&sb.id).await.unwrap();
+    extended.deadline_ms += 60_000;
+    store.put(&extended).await.unwrap();
+
+    assert!(!mgr
+        .remove_with_deadline(&sb.id, expired_with)
+        .await
+        .unwrap());
+    assert!(process.is_running(&sb.id).await.unwrap());
+    assert!(mgr
+        .remove_with_deadline(&sb.id, extended.deadline_ms)
+        .await
+        .unwrap());
+    assert!(!process.is_running(&sb.id).await.unwrap());
+    assert!(store.get(&sb.id).await.unwrap().is_none());
 }

@@ -1,9 +1,11 @@
 // The sign-in page: username and password, the server's sentence on failure (wrong
 // password, too many attempts), then the page the user came for. When the server lets
-// anyone sign up (GET /auth/config), a link to the sign-up page.
+// anyone sign up (GET /auth/config), a link to the sign-up page; a button per single
+// sign-on provider, and the sentence of a sign-in the provider sent back refused
+// (`/login?error=…`).
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import { api, errorText, type User } from '../api';
+import { api, errorText, type AuthProvider, type User } from '../api';
 import { ErrorMessage } from '../components/ui';
 import { navigate, queryParam } from '../router';
 import './Login.css';
@@ -26,8 +28,10 @@ export function Login(props: { onSignedIn: (user: User) => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  // A single sign-on refusal arrives as `?error=`.
+  const [error, setError] = useState(() => queryParam(location.pathname + location.search, 'error') ?? '');
   const [signupOpen, setSignupOpen] = useState(false);
+  const [providers, setProviders] = useState<AuthProvider[]>([]);
   const userRef = useRef<HTMLInputElement>(null);
   const passRef = useRef<HTMLInputElement>(null);
 
@@ -38,7 +42,10 @@ export function Login(props: { onSignedIn: (user: User) => void }) {
     // say is taken as closed.
     api
       .authConfig()
-      .then((c) => setSignupOpen(c.signup === 'open'))
+      .then((c) => {
+        setSignupOpen(c.signup === 'open');
+        setProviders(Array.isArray(c.providers) ? c.providers : []);
+      })
       .catch(() => {});
   }, []);
 
@@ -108,6 +115,21 @@ export function Login(props: { onSignedIn: (user: User) => void }) {
         <button type="submit" data-testid="login-submit" disabled={busy} class="login-submit">
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
+        {providers.length > 0 && (
+          <div class="login-providers" data-testid="login-providers">
+            <p class="muted login-or">or</p>
+            {providers.map((p) => (
+              <a
+                key={p.name}
+                class="button login-provider"
+                data-testid={`login-provider-${p.name}`}
+                href={`${p.start_url}?next=${encodeURIComponent(nextPath())}`}
+              >
+                {p.title}
+              </a>
+            ))}
+          </div>
+        )}
         {signupOpen && (
           <p class="login-alt">
             New here?{' '}

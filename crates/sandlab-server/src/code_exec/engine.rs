@@ -422,6 +422,7 @@ impl Engine {
                 quota: u64::MAX,
                 hostname: Some(API_HOSTNAME.to_owned()),
                 playground: None,
+                org: None,
             })
             .await?;
         let created = queued.elapsed();

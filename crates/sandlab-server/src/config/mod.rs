@@ -174,6 +174,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// The port proxy (`server.proxy_*`, `server.base_domain`).
     pub proxy: crate::port_proxy::ProxySettings,
+    /// Single sign-on providers (`[[auth.oidc]]`, resolved by [`crate::oidc::config::resolve`]).
+    pub oidc: Vec<crate::oidc::ProviderConfig>,
 }
 
 impl ServerConfig {
@@ -226,6 +228,7 @@ impl Default for ServerConfig {
                 listen: Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
                 ..crate::port_proxy::ProxySettings::default()
             },
+            oidc: Vec::new(),
         }
     }
 }

@@ -77,9 +77,13 @@ impl Live {
             .saturating_duration_since(Instant::now())
     }
 
+    /// Moves the session to `state`, unless it is over already (an end is final).
     pub(super) fn set_state(&self, state: LabSessionState, reason: Option<String>) -> LabSession {
         let rec = {
             let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
+            if r.state.is_over() {
+                return r.clone();
+            }
             r.state = state;
             r.reason = reason.clone();
             r.clone()

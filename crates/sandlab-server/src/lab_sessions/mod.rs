@@ -28,7 +28,7 @@
 mod live;
 mod remote;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,8 +92,42 @@ pub struct LabSessions {
     sandboxes: Arc<Sandboxes>,
     store: Arc<dyn Store>,
     live: Mutex<HashMap<String, Arc<Live>>>,
+    /// Sessions this replica is setting up (stored, not yet live): not orphans.
+    starting: Arc<Mutex<HashSet<String>>>,
     /// This replica, as sessions name their runner.
     me: String,
+}
+
+/// A session being set up here, from before its record is stored until it is live (or
+/// the set-up failed or was dropped: then the session is an orphan [`LabSessions::adopt`]
+/// takes over).
+struct Starting {
+    set: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Starting {
+    /// Marks `id` as being set up here; `None` when it is already (by another task of
+    /// this replica: only one may take a session over).
+    fn try_new(set: &Arc<Mutex<HashSet<String>>>, id: &str) -> Option<Starting> {
+        let fresh = set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned());
+        fresh.then(|| Starting {
+            set: set.clone(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 fn new_id() -> String {
@@ -107,6 +141,7 @@ impl LabSessions {
             sandboxes,
             store,
             live: Mutex::new(HashMap::new()),
+            starting: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -142,7 +177,7 @@ impl LabSessions {
     /// runners last stored them.
     pub async fn active(&self, owner: Option<&str>) -> Result<Vec<LabSession>> {
         let mut active = Vec::new();
-        for rec in self.store.list_lab_sessions(owner).await? {
+        for rec in self.store.open_lab_sessions(owner).await? {
             let rec = self.get(&rec.id, None).map_or(rec, |l| l.stored());
             if !rec.state.is_over() {
                 active.push(rec);
@@ -172,14 +207,50 @@ impl LabSessions {
         quota: u64,
         fresh: bool,
     ) -> Result<Arc<Live>> {
-        let ttl = lab.playground.ttl;
+        self.start_in(lab, owner, quota, fresh, None).await
+    }
+
+    /// [`Self::start`] with the nodes counted against organisation `org` and cut to its
+    /// caps (the session's lifetime too). Runs in a task of its own, so a client that
+    /// goes away cannot cut a set-up short half way (its nodes being made, unrecorded).
+    pub async fn start_in(
+        self: &Arc<Self>,
+        lab: Arc<Lab>,
+        owner: &str,
+        quota: u64,
+        fresh: bool,
+        org: Option<sandlab_store::Org>,
+    ) -> Result<Arc<Live>> {
+        let me = self.clone();
+        let owner = owner.to_owned();
+        tokio::spawn(async move { me.start_here(lab, &owner, quota, fresh, org).await })
+            .await
+            .map_err(|e| LabSessionError::Sandbox(SandboxError::Task("start a lab session", e)))?
+    }
+
+    async fn start_here(
+        self: &Arc<Self>,
+        lab: Arc<Lab>,
+        owner: &str,
+        quota: u64,
+        fresh: bool,
+        org: Option<sandlab_store::Org>,
+    ) -> Result<Arc<Live>> {
+        let ttl = crate::orgs::cap_ttl(lab.playground.ttl, org.as_ref());
         // The whole playground must fit before the first node is made: a start that runs
         // out of quota half way leaves a failed session behind.
         let nodes = u64::try_from(lab.playground.nodes.len()).unwrap_or(u64::MAX);
         self.sandboxes.check_quota(owner, quota, nodes).await?;
+        if let Some(org) = &org {
+            crate::orgs::check_room(self.store.as_ref(), org, nodes).await?;
+        }
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let id = new_id();
+        // Held until the session is live: dropped earlier (an error half way), it leaves
+        // an orphan to adopt.
+        let _starting = Starting::try_new(&self.starting, &id);
         let mut record = LabSession {
-            id: new_id(),
+            id,
             owner: owner.to_owned(),
             lab: lab.slug.clone(),
             state: LabSessionState::Starting,
@@ -191,7 +262,9 @@ impl LabSessions {
             tasks: Vec::new(),
         };
         self.store.put_lab_session(&record).await?;
-        let nodes = self.make_nodes(&lab, &mut record, quota, ttl).await?;
+        let nodes = self
+            .make_nodes(&lab, &mut record, quota, ttl, org.as_ref())
+            .await?;
         let done = if fresh {
             Vec::new()
         } else {
@@ -217,6 +290,7 @@ impl LabSessions {
         record: &mut LabSession,
         quota: u64,
         ttl: Duration,
+        org: Option<&sandlab_store::Org>,
     ) -> Result<HashMap<String, SandboxId>> {
         // A lab's limits are its author's, written for any host: on a host whose share for
         // one sandbox is smaller, the nodes get that share instead of not starting.
@@ -234,12 +308,13 @@ impl LabSessions {
             .map(|node| {
                 let new = NewSandbox {
                     image: node.image.clone(),
-                    limits: share.cut(node.limits.clone()),
+                    limits: crate::orgs::cut(share.cut(node.limits.clone()), org),
                     ttl,
                     owner: record.owner.clone(),
                     quota,
                     hostname: Some(node.name.clone()),
                     playground: Some(playground.clone()),
+                    org: org.cloned(),
                 };
                 async move { (node, self.sandboxes.create(new).await) }
             })
@@ -289,9 +364,25 @@ impl LabSessions {
     /// its init running when the server died) is set up again under its id: the nodes it
     /// had are removed (an init cut short cannot be trusted to run twice), fresh ones made,
     /// then init runs, in the background.
-    fn resume_setup(self: &Arc<Self>, lab: Arc<Lab>, mut record: LabSession, left: Duration) {
+    /// `starting` marks it as being set up here until it is live.
+    fn resume_setup(
+        self: &Arc<Self>,
+        lab: Arc<Lab>,
+        mut record: LabSession,
+        left: Duration,
+        starting: Starting,
+    ) {
         let me = self.clone();
         tokio::spawn(async move {
+            let _starting = starting;
+            // The organisation its nodes counted against counts the new ones too.
+            let org = match me.org_of(&record).await {
+                Ok(org) => org,
+                Err(e) => {
+                    tracing::warn!(session = %record.id, error = %sandlab_core::error_chain(&e), "could not read a session's organisation");
+                    None
+                }
+            };
             for n in std::mem::take(&mut record.nodes) {
                 if let Ok(id) = n.sandbox.parse::<SandboxId>() {
                     let _ = me.sandboxes.remove_detached(&id).await;
@@ -299,7 +390,10 @@ impl LabSessions {
             }
             me.store_quietly(&record).await;
             // The session was admitted before the restart; its owner's quota held then.
-            let nodes = match me.make_nodes(&lab, &mut record, u64::MAX, left).await {
+            let nodes = match me
+                .make_nodes(&lab, &mut record, u64::MAX, left, org.as_ref())
+                .await
+            {
                 Ok(nodes) => nodes,
                 Err(e) => {
                     tracing::warn!(session = %record.id, error = %sandlab_core::error_chain(&e), "could not set a session up again");
@@ -349,7 +443,12 @@ impl LabSessions {
         let forward = self.clone().forward_events(live.clone());
         tokio::spawn(forward);
         if init {
-            if let Err(failed) = live.checker.run_init(runner.as_ref()).await {
+            let init = live.checker.run_init(runner.as_ref()).await;
+            if live.cancel.is_cancelled() {
+                // Ended while init ran (its nodes may be why init failed).
+                return;
+            }
+            if let Err(failed) = init {
                 live.set_state(LabSessionState::Failed, Some(failed.to_string()));
                 self.save(&live).await;
                 self.publish_state(&live.record()).await;
@@ -411,8 +510,10 @@ impl LabSessions {
     pub async fn end(&self, live: &Arc<Live>, reason: &str) {
         live.cancel.cancel();
         live.set_state(LabSessionState::Ended, Some(reason.to_owned()));
-        self.lock().remove(&live.record().id);
+        // Live here until the record says ended: gone from here before that, it would
+        // look like an orphan of this replica to adopt.
         self.end_record(live.stored(), reason).await;
+        self.lock().remove(&live.record().id);
     }
 
     async fn end_record(&self, mut rec: LabSession, reason: &str) {
@@ -429,8 +530,12 @@ impl LabSessions {
         self.publish_state(&rec).await;
     }
 
-    /// Stores `live`'s record with its task states.
+    /// Stores `live`'s record with its task states, unless it ended (its end stores
+    /// the last record; a later save would bring back one that was deleted).
     async fn save(&self, live: &Live) {
+        if live.cancel.is_cancelled() {
+            return;
+        }
         self.store_quietly(&live.stored()).await;
     }
 
@@ -486,7 +591,40 @@ impl LabSessions {
 
     /// At start-up: takes over the sessions whose runner is gone (see [`Self::adopt`]).
     pub async fn recover(self: &Arc<Self>, labs: &[Lab]) -> Result<()> {
-        self.adopt(labs).await.map(|_| ())
+        self.adopt(labs, true).await.map(|_| ())
+    }
+
+    /// The organisation session `rec`'s nodes count against (that of its first node that
+    /// has one), if any.
+    pub async fn org_of(&self, rec: &LabSession) -> Result<Option<sandlab_store::Org>> {
+        for n in &rec.nodes {
+            let Ok(id) = n.sandbox.parse::<SandboxId>() else {
+                continue;
+            };
+            if let Some(org) = self.store.sandbox_org(&id).await? {
+                return match self.store.get_org(&org).await {
+                    Ok(org) => Ok(Some(org)),
+                    Err(sandlab_store::Error::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether nobody runs `rec` (not over, not live here): its runner died, or it has
+    /// none, or it is this replica, which is not setting it up (a set-up that failed or
+    /// was dropped half way).
+    async fn orphaned(&self, rec: &LabSession) -> bool {
+        match rec.runner.as_deref() {
+            Some(runner) if runner == self.me => !self
+                .starting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&rec.id),
+            Some(runner) => !self.runner_alive(runner).await,
+            None => true,
+        }
     }
 
     /// Whether the replica `runner` names still runs (a name that is no holder: no).
@@ -505,17 +643,22 @@ impl LabSessions {
     /// checking (init is not run again); sessions still being set up are set up again
     /// ([`Self::resume_setup`]); the others end. A session of a lab this replica does not
     /// have is left to one that has it, until its time is up.
-    pub async fn adopt(self: &Arc<Self>, labs: &[Lab]) -> Result<usize> {
+    ///
+    /// With `all` false only this replica's own orphans (every replica sweeps those; only
+    /// it can tell them from sessions it runs); the leader takes the others too.
+    pub async fn adopt(self: &Arc<Self>, labs: &[Lab], all: bool) -> Result<usize> {
         let mut adopted = 0;
-        for mut rec in self.store.list_lab_sessions(None).await? {
-            if rec.state.is_over() || self.get(&rec.id, None).is_some() {
+        for rec in self.store.open_lab_sessions(None).await? {
+            let mine = rec.runner.as_deref() == Some(self.me.as_str());
+            if (!all && !mine) || self.get(&rec.id, None).is_some() || !self.orphaned(&rec).await {
                 continue;
             }
-            if let Some(runner) = rec.runner.as_deref() {
-                if runner == self.me || self.runner_alive(runner).await {
-                    continue;
-                }
-            }
+            // One taker per session in this replica (an end of the same orphan, or the
+            // next round while this one still runs); the CAS below settles it between
+            // replicas.
+            let Some(starting) = Starting::try_new(&self.starting, &rec.id) else {
+                continue;
+            };
             let lab = labs
                 .iter()
                 .find(|l| l.slug == rec.lab)
@@ -531,6 +674,11 @@ impl LabSessions {
                 .take_lab_session(&rec.id, from.as_deref(), &self.me)
                 .await?
             {
+                continue;
+            }
+            // As it is now it is this replica's: it may have ended since it was listed.
+            let mut rec = self.store.get_lab_session(&rec.id, None).await?;
+            if rec.state.is_over() {
                 continue;
             }
             tracing::info!(session = %rec.id, runner = ?from, "taking over a lab session whose server is gone");
@@ -554,7 +702,7 @@ impl LabSessions {
             );
             if rec.state == LabSessionState::Starting {
                 match lab.filter(|_| !left.is_zero()) {
-                    Some(lab) => self.resume_setup(lab, rec, left),
+                    Some(lab) => self.resume_setup(lab, rec, left, starting),
                     None => {
                         let reason = "The server restarted while the session was being set up, and its lab or time is gone.";
                         self.end_record(rec, reason).await;

@@ -92,10 +92,13 @@ impl LabSessions {
             tracing::warn!("ignoring a session command that does not parse");
             return;
         };
+        let me = self.clone();
         let Some(live) = self.get(&cmd.session, None) else {
+            // Not running here; if it names this replica as its runner it is an orphan
+            // (a set-up that failed half way) nobody else would answer for.
+            tokio::spawn(async move { me.answer_for_orphan(cmd).await });
             return;
         };
-        let me = self.clone();
         tokio::spawn(async move {
             let error = me
                 .carry_out(&live, cmd.op)
@@ -107,6 +110,33 @@ impl LabSessions {
                 tracing::warn!(session = %cmd.session, error = %sandlab_core::error_chain(&e), "cannot answer a session command");
             }
         });
+    }
+
+    /// Answers `cmd` for a session that names this replica as runner but does not run
+    /// here: an end ends it, an extend is refused. Says nothing about other sessions.
+    async fn answer_for_orphan(&self, cmd: Command) {
+        let rec = match self.store.get_lab_session(&cmd.session, None).await {
+            Ok(rec) if rec.runner.as_deref() == Some(self.me.as_str()) => rec,
+            _ => return,
+        };
+        let error = match cmd.op {
+            Op::End { reason } => match self.end_orphan(&rec, &reason).await {
+                Ok(true) => None,
+                // Being set up here still, or taken by another task meanwhile.
+                Ok(false) => return,
+                Err(e) => Some(e.to_string()),
+            },
+            Op::Extend { .. } => {
+                if !self.orphaned(&rec).await {
+                    return;
+                }
+                Some("The session is not running; start it again.".to_owned())
+            }
+        };
+        let reply = serde_json::to_string(&Reply { error }).unwrap_or_default();
+        if let Err(e) = self.store.publish(&reply_topic(&cmd.id), &reply).await {
+            tracing::warn!(session = %cmd.session, error = %sandlab_core::error_chain(&e), "cannot answer a session command");
+        }
     }
 
     async fn carry_out(&self, live: &Arc<Live>, op: Op) -> Result<()> {
@@ -151,6 +181,29 @@ impl LabSessions {
         }
     }
 
+    /// Ends `rec` here if nobody runs it (its runner died, or its set-up here failed half
+    /// way) and no other taker gets it first; whether it did.
+    async fn end_orphan(&self, rec: &LabSession, reason: &str) -> Result<bool> {
+        if !self.orphaned(rec).await {
+            return Ok(false);
+        }
+        let Some(_taking) = super::Starting::try_new(&self.starting, &rec.id) else {
+            return Ok(false);
+        };
+        if !self
+            .store
+            .take_lab_session(&rec.id, rec.runner.as_deref(), &self.me)
+            .await?
+        {
+            return Ok(false);
+        }
+        let rec = self.store.get_lab_session(&rec.id, None).await?;
+        if !rec.state.is_over() {
+            self.end_record(rec, reason).await;
+        }
+        Ok(true)
+    }
+
     /// Extends session `rec` wherever it runs; the record as stored afterwards.
     pub async fn extend_anywhere(&self, rec: &LabSession, ttl: Duration) -> Result<LabSession> {
         if let Some(live) = self.get(&rec.id, None) {
@@ -168,6 +221,9 @@ impl LabSessions {
             return Ok(());
         }
         if rec.state.is_over() {
+            return Ok(());
+        }
+        if self.end_orphan(rec, reason).await? {
             return Ok(());
         }
         self.ask(

@@ -79,9 +79,10 @@ pub async fn lab_asset(
     Path((slug, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let labs = state.labs();
+    let orgs = crate::routes::caller_orgs(&state, &caller).await?;
     if !labs
         .iter()
-        .any(|l| l.slug == slug && visible_to(l, &caller))
+        .any(|l| l.slug == slug && visible_to(l, &caller, &orgs))
     {
         return Err(ApiError::not_found("lab"));
     }

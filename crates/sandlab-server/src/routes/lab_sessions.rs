@@ -152,6 +152,10 @@ pub struct StartQuery {
     /// Check every task again, even those the caller has done before (their progress stays
     /// as history); a fresh start never resumes a running session.
     pub fresh: Option<bool>,
+    /// The organisation (id or slug) the session's sandboxes count against; the caller
+    /// must belong to it. Default: the lab's own (`org:`), else the caller's only
+    /// organisation. Its caps cut the nodes' limits and the session's lifetime.
+    pub org: Option<String>,
 }
 
 /// Starts the lab's playground: its sandboxes run when this answers; init tasks go on
@@ -169,10 +173,11 @@ pub async fn start_session(
     QueryParams(q): QueryParams<StartQuery>,
 ) -> ApiResult<(StatusCode, Json<SessionView>)> {
     let fresh = q.fresh.unwrap_or(false);
+    let orgs = super::orgs::caller_orgs(&state, &caller).await?;
     let lab = state
         .labs()
         .iter()
-        .find(|l| l.slug == slug && super::labs::visible_to(l, &caller))
+        .find(|l| l.slug == slug && super::labs::visible_to(l, &caller, &orgs))
         .cloned()
         .ok_or_else(|| ApiError::not_found("lab"))?;
     // Starting a lab that is already running resumes it (a second tab, a double click),
@@ -191,10 +196,11 @@ pub async fn start_session(
             Json(view(&state, rec, live.as_ref()).await?),
         ));
     }
+    let org = super::orgs::charge(&state, &caller, q.org.as_deref(), lab.org.as_deref()).await?;
     let quota = admit_create(&state, &caller)?;
     let started = state
         .lab_sessions()
-        .start(Arc::new(lab), &caller.user.id, quota, fresh)
+        .start_in(Arc::new(lab), &caller.user.id, quota, fresh, org)
         .await;
     let live = match started {
         Err(e) if e.is_quota() => return Err(quota_error(&state, &caller, quota).await),
@@ -302,6 +308,16 @@ pub async fn extend_session(
         return Err(ApiError::conflict("The session has ended."));
     }
     let ttl = ttl(&state, req.ttl.as_deref())?;
+    // The organisation the session's nodes count against caps its lifetime, as it did
+    // at the start.
+    if let Some(org) = state.lab_sessions().org_of(&rec).await? {
+        let asked = crate::admission::Asked {
+            ttl: Some(ttl),
+            ..crate::admission::Asked::default()
+        };
+        crate::orgs::check_asked(&asked, &org)
+            .map_err(|e| ApiError::bad_request("over_limit", e.to_string()))?;
+    }
     let rec = state.lab_sessions().extend_anywhere(&rec, ttl).await?;
     let live = state.lab_sessions().get(&rec.id, None);
     Ok(Json(view(&state, rec, live.as_ref()).await?))

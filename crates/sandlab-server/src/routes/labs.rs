@@ -151,10 +151,12 @@ fn summary(l: &Lab, progress: &Progress) -> LabSummary {
     }
 }
 
-/// Whether `caller` may see and start `lab`: a draft is for authors and admins only (a
-/// learner gets 404, as for a lab that does not exist).
-pub fn visible_to(lab: &Lab, caller: &Caller) -> bool {
-    !lab.draft || caller.user.role != sandlab_store::Role::Learner
+/// Whether `caller`, a member of the organisations with slugs `orgs`
+/// ([`super::orgs::caller_orgs`]), may see and start `lab`: a draft is for authors and
+/// admins only, an organisation's lab for its members and admins (anyone else gets 404,
+/// as for a lab that does not exist).
+pub fn visible_to(lab: &Lab, caller: &Caller, orgs: &[String]) -> bool {
+    crate::orgs::lab_visible(lab, caller.user.role, orgs)
 }
 
 /// The lab catalogue.
@@ -166,10 +168,11 @@ pub async fn list_labs(
 ) -> ApiResult<Json<ListOf<LabSummary>>> {
     let labs = state.labs();
     let progress = Progress::load(&state, &caller).await?;
+    let orgs = super::orgs::caller_orgs(&state, &caller).await?;
     Ok(Json(ListOf {
         items: labs
             .iter()
-            .filter(|l| visible_to(l, &caller))
+            .filter(|l| visible_to(l, &caller, &orgs))
             .map(|l| summary(l, &progress))
             .collect(),
         next: None,
@@ -231,9 +234,10 @@ pub async fn get_lab(
     Path(slug): Path<String>,
 ) -> ApiResult<Json<LabDetail>> {
     let labs = state.labs();
+    let orgs = super::orgs::caller_orgs(&state, &caller).await?;
     let lab = labs
         .iter()
-        .find(|l| l.slug == slug && visible_to(l, &caller))
+        .find(|l| l.slug == slug && visible_to(l, &caller, &orgs))
         .ok_or_else(|| ApiError::not_found("lab"))?;
     let progress = Progress::load(&state, &caller).await?;
     Ok(Json(LabDetail {

@@ -16,7 +16,9 @@ mod invites;
 mod lab_assets;
 mod lab_sessions;
 mod labs;
+mod oidc;
 mod ops;
+mod orgs;
 mod ports;
 mod sandbox_exec;
 mod sandboxes;
@@ -41,7 +43,9 @@ pub use self::invites::*;
 pub use self::lab_assets::*;
 pub use self::lab_sessions::*;
 pub use self::labs::*;
+pub use self::oidc::*;
 pub use self::ops::*;
+pub use self::orgs::*;
 pub use self::ports::*;
 pub use self::sandbox_exec::*;
 pub use self::sandboxes::*;
@@ -66,6 +70,8 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/config", get(auth_config))
         .route("/auth/signup", post(signup))
         .route("/auth/reset", post(reset_password))
+        .route("/auth/oidc/{name}/start", get(oidc_start))
+        .route("/auth/oidc/{name}/callback", get(oidc_callback))
         .route("/me", get(me))
         .route("/me/password", post(change_password))
         .route("/tokens", post(create_token).get(list_tokens))
@@ -75,6 +81,20 @@ pub fn app(state: AppState) -> Router {
         .route("/users/{id}/password-reset", post(create_password_reset))
         .route("/invites", post(create_invite).get(list_invites))
         .route("/invites/{id}", axum::routing::delete(delete_invite))
+        .route("/orgs", post(create_org).get(list_orgs))
+        .route(
+            "/orgs/{id}",
+            get(get_org).patch(update_org).delete(delete_org),
+        )
+        .route(
+            "/orgs/{id}/members",
+            post(add_org_member).get(list_org_members),
+        )
+        .route(
+            "/orgs/{id}/members/{user_id}",
+            axum::routing::patch(update_org_member).delete(remove_org_member),
+        )
+        .route("/orgs/{id}/progress", get(org_progress))
         .route("/images", get(list_images))
         .route("/labs", get(list_labs))
         .route("/labs/sync", post(sync_labs))

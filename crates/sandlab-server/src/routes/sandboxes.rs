@@ -53,6 +53,11 @@ pub struct CreateSandbox {
     /// Time to live, e.g. `30m` (default and maximum set by the server).
     #[schema(example = "30m")]
     pub ttl: Option<String>,
+    /// The organisation (id or slug) the sandbox counts against; the caller must belong to
+    /// it. Default: the caller's only organisation, if they have exactly one. Its caps
+    /// bound the limits and TTL.
+    #[schema(example = "acme")]
+    pub org: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -172,6 +177,7 @@ async fn limits_and_ttl(
     state: &AppState,
     caller: &Caller,
     req: &CreateSandbox,
+    org: Option<&sandlab_store::Org>,
 ) -> ApiResult<(Limits, Duration)> {
     let size = |field, v: &Option<String>| -> ApiResult<Option<ByteSize>> {
         v.as_deref()
@@ -208,12 +214,16 @@ async fn limits_and_ttl(
         })
     };
     bounds(&named)?;
+    if let Some(org) = org {
+        crate::orgs::check_asked(&asked, org)
+            .map_err(|e| ApiError::bad_request("over_limit", e.to_string()))?;
+    }
     let role = caller.user.role;
     let share = state.sandboxes().share().await?;
     let cfg = state.config();
     let (limits, ttl) = admission::limits_for(
         role,
-        cfg.role_limits.of(role),
+        &crate::orgs::cap_role_limit(cfg.role_limits.of(role), org),
         &share,
         named,
         cfg.default_ttl,
@@ -303,7 +313,8 @@ pub async fn create_sandbox(
     caller: Caller,
     JsonBody(req): JsonBody<CreateSandbox>,
 ) -> ApiResult<(StatusCode, Json<SandboxView>)> {
-    let (limits, ttl) = limits_and_ttl(&state, &caller, &req).await?;
+    let org = super::orgs::charge(&state, &caller, req.org.as_deref(), None).await?;
+    let (limits, ttl) = limits_and_ttl(&state, &caller, &req, org.as_ref()).await?;
     let image = req
         .image
         .clone()
@@ -332,6 +343,7 @@ pub async fn create_sandbox(
             quota,
             hostname: Some(hostname),
             playground: None,
+            org,
         })
         .await;
     let rec = match created {
@@ -449,11 +461,24 @@ pub async fn extend_sandbox(
         ttl: Some(ttl(&state, req.ttl.as_deref())?),
         ..Asked::default()
     };
+    // The organisation the sandbox counts against caps its lifetime too.
+    let org = match state.store().sandbox_org(&rec.id).await? {
+        Some(id) => match state.store().get_org(&id).await {
+            Ok(org) => Some(org),
+            Err(sandlab_store::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if let Some(org) = &org {
+        crate::orgs::check_asked(&asked, org)
+            .map_err(|e| ApiError::bad_request("over_limit", e.to_string()))?;
+    }
     let cfg = state.config();
     let share = sandlab_runtime::capacity::Capacity::default().share();
     let (_, ttl) = admission::limits_for(
         role,
-        cfg.role_limits.of(role),
+        &crate::orgs::cap_role_limit(cfg.role_limits.of(role), org.as_ref()),
         &share,
         Limits::default(),
         cfg.default_ttl,

@@ -32,14 +32,22 @@ const MAX_LINK_SECRET: usize = 256;
 pub struct AuthConfig {
     /// `closed`, `invite` (only with an invitation link) or `open`.
     pub signup: SignupMode,
-    /// Single sign-on providers (none yet).
+    /// Single sign-on providers (`[[auth.oidc]]`), in the order configured.
     pub providers: Vec<AuthProvider>,
 }
 
 /// A single sign-on provider the login page offers.
 #[derive(Serialize, ToSchema)]
 pub struct AuthProvider {
+    /// Its `[[auth.oidc]]` name.
+    #[schema(example = "github")]
     pub name: String,
+    /// The button's text.
+    #[schema(example = "Sign in with GitHub")]
+    pub title: String,
+    /// Where the button goes (add `?next=/path` to land there).
+    #[schema(example = "/api/v1/auth/oidc/github/start")]
+    pub start_url: String,
 }
 
 /// Sign-in and sign-up options, for the login page.
@@ -48,7 +56,16 @@ pub struct AuthProvider {
 pub async fn auth_config(State(state): State<AppState>) -> Json<AuthConfig> {
     Json(AuthConfig {
         signup: state.config().signup,
-        providers: Vec::new(),
+        providers: state
+            .sso()
+            .providers()
+            .iter()
+            .map(|p| AuthProvider {
+                name: p.config.name.clone(),
+                title: p.config.title.clone(),
+                start_url: format!("/api/v1/auth/oidc/{}/start", p.config.name),
+            })
+            .collect(),
     })
 }
 

@@ -88,6 +88,16 @@ pub(super) async fn lab_sessions_are_stored_updated_scoped_and_deleted(c: Ctx) {
         .unwrap()
         .is_empty());
 
+    // Only those not over; s failed.
+    assert_eq!(
+        store.open_lab_sessions(None).await.unwrap(),
+        vec![three.clone(), two.clone()]
+    );
+    assert_eq!(
+        store.open_lab_sessions(Some("usr-b")).await.unwrap(),
+        vec![two.clone()]
+    );
+
     store.delete_lab_session("ls-one").await.unwrap();
     store.delete_lab_session("ls-one").await.unwrap();
     assert!(matches!(

@@ -26,9 +26,11 @@
 
 mod audit;
 mod bus;
+mod identities;
 mod invites;
 mod labs;
 mod leases;
+mod orgs;
 mod port_grants;
 mod resets;
 mod sandboxes;
@@ -125,6 +127,10 @@ pub const CASES: &[Case] = cases![
     resets::disabled_and_unknown_users_get_no_reset,
     resets::one_of_eight_concurrent_resets_uses_the_link,
     resets::a_password_change_keeps_only_the_named_session,
+    identities::a_sign_in_is_taken_once_before_it_expires,
+    identities::one_of_eight_concurrent_callbacks_takes_a_sign_in,
+    identities::a_user_made_by_a_sign_in_is_found_by_its_identity,
+    identities::identities_link_to_users_and_are_found_by_verified_email,
     port_grants::a_code_is_redeemed_once_before_it_expires,
     port_grants::sessions_and_shares_authenticate_until_they_expire,
     port_grants::a_disabled_users_grants_stop_working,
@@ -151,6 +157,11 @@ pub const CASES: &[Case] = cases![
     labs::progress_is_idempotent_and_in_the_order_done,
     labs::hints_are_idempotent_per_user_and_lab,
     labs::a_sessions_runner_is_taken_by_one,
+    orgs::created_found_by_id_or_slug_updated_and_deleted,
+    orgs::bad_slugs_names_caps_and_taken_slugs_are_refused,
+    orgs::members_have_one_role_per_org_and_go_with_either,
+    orgs::places_count_live_and_pending_sandboxes_up_to_the_cap,
+    orgs::sixteen_concurrent_takers_get_exactly_the_cap,
     bus::notices_reach_the_subscribers_of_their_topic_in_order,
     bus::only_notices_published_after_subscribing_arrive,
     bus::a_subscriber_that_falls_behind_is_told_of_a_gap,

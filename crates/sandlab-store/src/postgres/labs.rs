@@ -69,6 +69,17 @@ pub(super) async fn list(s: &PostgresStore, owner: Option<&str>) -> Result<Vec<L
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
+pub(super) async fn open(s: &PostgresStore, owner: Option<&str>) -> Result<Vec<LabSession>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM lab_sessions WHERE state IN ('starting', 'ready') \
+         AND ($1::text IS NULL OR owner = $1) ORDER BY created_at, id COLLATE \"C\""
+    ))
+    .bind(owner)
+    .fetch_all(&s.pool)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
 pub(super) async fn delete(s: &PostgresStore, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM lab_sessions WHERE id = $1")
         .bind(id)

@@ -44,9 +44,11 @@
 
 mod audit;
 mod bus;
+mod identities;
 mod invites;
 mod labs;
 mod leases;
+mod orgs;
 mod port_grants;
 mod resets;
 mod sandboxes;

@@ -4,9 +4,11 @@
 //! the two dialects spell them differently.
 
 pub(crate) mod audit;
+pub(crate) mod identities;
 pub(crate) mod invites;
 pub(crate) mod labs;
 pub(crate) mod leases;
+pub(crate) mod orgs;
 pub(crate) mod port_grants;
 pub(crate) mod resets;
 pub(crate) mod sandboxes;

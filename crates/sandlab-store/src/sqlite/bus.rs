@@ -79,10 +79,13 @@ async fn poll(s: SqliteStore, tx: tokio::sync::broadcast::Sender<Event>, mut las
                 continue;
             }
         };
-        if rows.first().is_some_and(|(seq, _, _)| *seq > last + 1) {
-            let _ = tx.send(Event::Gap);
-        }
         for (seq, topic, payload) in rows {
+            // A row pruned before it was read (anywhere in the batch: a row's time is
+            // taken before its insert waits for the write lock, so the pruning by time
+            // can leave a later row and take an earlier one).
+            if seq > last + 1 {
+                let _ = tx.send(Event::Gap);
+            }
             last = seq;
             let _ = tx.send(Event::Message(std::sync::Arc::new((topic, payload))));
         }

@@ -62,6 +62,18 @@ pub(super) async fn list(s: &SqliteStore, owner: Option<&str>) -> Result<Vec<Lab
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
+pub(super) async fn open(s: &SqliteStore, owner: Option<&str>) -> Result<Vec<LabSession>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM lab_sessions WHERE state IN ('starting', 'ready') \
+         AND (? IS NULL OR owner = ?) ORDER BY created_at, id"
+    ))
+    .bind(owner)
+    .bind(owner)
+    .fetch_all(&s.reader)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
 pub(super) async fn delete(s: &SqliteStore, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM lab_sessions WHERE id = ?")
         .bind(id)
