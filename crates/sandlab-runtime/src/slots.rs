@@ -136,16 +136,30 @@ impl Slots {
     }
 
     /// Frees the slot `sandbox_dir` notes, if its file still names `id` of this data dir.
+    /// Without a usable note (a create killed between linking its slot and writing the
+    /// note), every file in the slot directory that names `id` of this data dir goes: the
+    /// sandbox directory is about to be removed, and `sweep` would then keep the slot
+    /// only until the next start.
     pub fn free(&self, id: &SandboxId, sandbox_dir: &Path) -> Result<()> {
-        let Some(slot) = self.noted(sandbox_dir) else {
+        let names_us = |path: &Path| {
+            self.owner(path)
+                .is_some_and(|o| self.is_ours(&o) && &o.id == id)
+        };
+        if let Some(slot) = self.noted(sandbox_dir) {
+            let path = self.dir.join(slot.to_string());
+            if names_us(&path) {
+                remove_file(&path)?;
+            }
+            return Ok(());
+        }
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return Ok(());
         };
-        let path = self.dir.join(slot.to_string());
-        if self
-            .owner(&path)
-            .is_some_and(|o| self.is_ours(&o) && &o.id == id)
-        {
-            remove_file(&path)?;
+        for e in rd.flatten() {
+            let path = e.path();
+            if names_us(&path) {
+                remove_file(&path)?;
+            }
         }
         Ok(())
     }
@@ -300,6 +314,17 @@ mod tests {
         assert!(sa.used().unwrap().contains(&s3), "b swept a's slot");
         sa.sweep(&a.join("sandboxes"));
         assert_eq!(sa.used().unwrap(), [s2].into());
+        // A create killed after linking its slot, before its note: free finds the slot
+        // (and a half-done take's temp file) by scanning, and leaves others' slots alone.
+        let (id4, dir4) = sandbox(&a);
+        let s4 = sa.take(&id4, &dir4).unwrap();
+        std::fs::remove_file(dir4.join(SLOT_NOTE)).unwrap();
+        let tmp = sa.dir.join(format!("{TMP_PREFIX}{id4}"));
+        std::fs::write(&tmp, format!("{}\n{id4}\n", a.display())).unwrap();
+        assert!(sa.used().unwrap().contains(&s4));
+        sa.free(&id4, &dir4).unwrap();
+        assert_eq!(sa.used().unwrap(), [s2].into());
+        assert!(!tmp.exists(), "the temp file of a half-done take stays");
         // A data dir that no longer exists frees its slots on anyone's sweep.
         std::fs::remove_dir_all(&b).unwrap();
         sa.sweep(&a.join("sandboxes"));
