@@ -19,6 +19,9 @@ fi
 
 PACKAGES=(libseccomp-dev runc crun mmdebstrap nftables iproute2 btrfs-progs busybox-static docker-registry skopeo lxcfs
           ca-certificates curl pkg-config gcc libc6-dev python3 python3-venv tmux postgresql)
+# The Kubernetes driver's test cluster (scripts/kube.sh): a containerd of its own, the CNI
+# plugins for its pod network, openssl for its certificates.
+PACKAGES+=(containerd containernetworking-plugins openssl)
 # The web UI is built with Node.js and npm (apt's when the machine has none; see below for
 # the version). The browser tests drive Debian's Chromium.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

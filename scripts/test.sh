@@ -19,6 +19,19 @@ scripts/setup.sh --deps
 # A toolchain set-up installed with rustup lives in ~/.cargo.
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
+# The Kubernetes test cluster's components (etcd, kube-apiserver, kube-scheduler, kubelet,
+# kubectl) compile from the Go module proxy in the background while the web UI, the Rust
+# code and the images build: minutes cold, nothing when .data/kube/bin is current.
+mkdir -p .data
+setsid -w bash scripts/kube.sh build >.data/kube-build.log 2>&1 &
+kube_build=$!
+cleanup() {
+  kill -- -"$kube_build" 2>/dev/null || true
+  scripts/postgres.sh stop || true
+  scripts/kube.sh stop || true
+}
+trap cleanup EXIT
+
 echo "==> web UI: npm packages, type check, unit tests, build (embedded by cargo below)"
 scripts/build-web.sh --check
 
@@ -47,10 +60,21 @@ echo "==> the code execution language images (images/lang-*.toml, every language
 $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build --languages all
 
 echo "==> a private PostgreSQL server for the store's conformance tests (scripts/postgres.sh)"
-# Stopped on every exit, a failure included: no server is left running.
-trap 'scripts/postgres.sh stop || true' EXIT
+# Stopped on every exit, a failure included (cleanup): no server is left running.
 SANDLAB_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
 export SANDLAB_TEST_POSTGRES_URL
+
+echo "==> a one-node Kubernetes cluster for the Kubernetes driver's tests (scripts/kube.sh)"
+if ! wait "$kube_build"; then
+  cat .data/kube-build.log >&2
+  echo "the Kubernetes components did not build (log above)" >&2
+  exit 1
+fi
+grep -E "^kube.sh: built" .data/kube-build.log || true
+scripts/kube.sh images
+# Stopped on every exit (cleanup), with everything it made on this host.
+SANDLAB_TEST_KUBECONFIG=$(scripts/kube.sh start)
+export SANDLAB_TEST_KUBECONFIG
 
 echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
 status=0

@@ -61,6 +61,7 @@ use crate::reaper::Reaper;
 
 const USAGE: &str = "Usage: sandlab-agent [--listen PATH | --listen-tcp ADDR [--addr-file PATH]]
                      [--token-file PATH] [--handshake-timeout-ms MS] [--term-grace-ms MS]
+       sandlab-agent --copy-to PATH
 Without --listen or --listen-tcp, the listening socket is the inherited fd named by
 SANDLAB_AGENT_FD. With --token-file, every connection must present the token in that
 file; --listen-tcp requires it. --addr-file receives the bound TCP address.";
@@ -168,9 +169,42 @@ fn write_addr_file(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// `--copy-to PATH`: copies this executable to `PATH` (mode 0555), written aside and
+/// renamed into place. A Kubernetes Pod's init container runs it from the agent image to
+/// put the agent into a volume the sandbox's own image then starts it from.
+fn copy_to(path: &std::ffi::OsStr) -> ExitCode {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::Path::new(path);
+    let tmp = path.with_extension("tmp");
+    let done = std::fs::copy("/proc/self/exe", &tmp)
+        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555)))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "sandlab-agent: cannot copy the agent to {}: {e}",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "--launch") {
-        return launch::main();
+    let mut argv = std::env::args_os().skip(1);
+    match argv.next() {
+        Some(a) if a == "--launch" => return launch::main(),
+        Some(a) if a == "--copy-to" => {
+            return match (argv.next(), argv.next()) {
+                (Some(path), None) => copy_to(&path),
+                _ => {
+                    eprintln!("sandlab-agent: --copy-to takes one path and nothing else.");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
     }
     // First of all: nothing inherited may leak into user processes.
     fdio::cloexec_from_3();

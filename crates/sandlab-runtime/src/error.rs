@@ -57,6 +57,16 @@ pub enum Error {
     LeaseLost(String),
     #[error("Timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
+    /// The platform a driver runs sandboxes on refused or failed to start this one (a
+    /// Pod the cluster could not start); the message is one sentence saying why.
+    #[error("{0}")]
+    StartFailed(String),
+    /// Another process changed the object first (a pool claim that lost its race).
+    #[error("{0}")]
+    Conflict(String),
+    /// The platform a driver runs sandboxes on cannot be reached now (an API server down).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {

@@ -61,6 +61,7 @@ pub use cgroups::seed_orphaned;
 pub use config::{RuntimeChoice, RuntimeConfig};
 pub use container::ContainerDriver;
 pub use error::{Error, Result};
+pub use network::{BLOCKED_V4, BLOCKED_V6};
 use sandlab_core::{Limits, NetworkInfo, SandboxId};
 use sandlab_proto::AgentClient;
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,10 @@ pub struct SandboxSpec {
     /// a network of their own. How is the driver's business.
     #[serde(default)]
     pub playground: Option<Playground>,
+    /// The warm pool profile this sandbox is made for, if any: a driver that keeps pool
+    /// members apart (Kubernetes labels them) marks it, and [`Driver::claim`] unmarks it.
+    #[serde(default)]
+    pub pool: Option<String>,
 }
 
 /// The nodes of one playground (a lab session), named so that every driver can give them
@@ -194,6 +199,14 @@ pub trait Driver: Send + Sync + 'static {
             "The {} driver cannot kill a sandbox's processes",
             self.name()
         )))
+    }
+    /// Marks a warm pool member as claimed before its record changes hands, so that two
+    /// replicas never hand out one sandbox: fails with [`Error::Conflict`] when another
+    /// claimed it first. Drivers with nothing to mark (the record's compare-and-swap is
+    /// the claim) keep the default.
+    async fn claim(&self, id: &SandboxId) -> Result<()> {
+        let _ = id;
+        Ok(())
     }
     /// What the host has for one more sandbox; unknown fields skip their admission check.
     async fn capacity(&self) -> Result<capacity::Capacity> {

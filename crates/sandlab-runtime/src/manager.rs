@@ -60,6 +60,8 @@ pub struct CreateRequest {
     /// The sandbox's id, when the caller chose it first (e.g. to count it against a quota
     /// before its record exists); a new one when `None`.
     pub id: Option<SandboxId>,
+    /// The warm pool profile it is made for ([`SandboxSpec::pool`]).
+    pub pool: Option<String>,
 }
 
 impl Default for CreateRequest {
@@ -75,6 +77,7 @@ impl Default for CreateRequest {
             playground: None,
             driver: None,
             id: None,
+            pool: None,
         }
     }
 }
@@ -90,6 +93,9 @@ pub struct ReconcileReport {
     pub expired: Vec<SandboxId>,
     /// Sandboxes whose repair failed (logged); tried again on the next reconciliation.
     pub errors: Vec<SandboxId>,
+    /// Drivers that could not list their resources (an API server down): their sandboxes
+    /// were left as they are, to the next reconciliation.
+    pub unreachable_drivers: Vec<String>,
 }
 
 pub struct SandboxManager {
@@ -224,6 +230,12 @@ impl SandboxManager {
         }
     }
 
+    /// Marks the warm pool member `id` claimed where its driver keeps such marks
+    /// ([`Driver::claim`]).
+    pub async fn claim(&self, id: &SandboxId) -> Result<()> {
+        self.driver_of(id).await?.claim(id).await
+    }
+
     /// Resolves once `id`'s init process has exited.
     pub async fn wait_exited(&self, id: &SandboxId) -> Result<()> {
         self.driver_of(id).await?.wait_exited(id).await
@@ -252,6 +264,7 @@ impl SandboxManager {
             hostname: req.hostname.clone(),
             env: req.env.clone(),
             playground: req.playground.clone(),
+            pool: req.pool.clone(),
         };
         driver.validate(&spec).await?;
         let now = now_ms();
@@ -376,7 +389,17 @@ impl SandboxManager {
         // process creates a sandbox concurrently.
         let mut resources = Vec::new();
         for driver in self.drivers.iter() {
-            resources.push((driver.clone(), driver.host_resources().await?.ids));
+            match driver.host_resources().await {
+                Ok(res) => resources.push((driver.clone(), res.ids)),
+                // One driver that cannot list (its API server is down) must not stop the
+                // repair of the others; its own sandboxes wait for the next round, as if
+                // this process did not run that driver.
+                Err(e) if self.drivers.iter().count() > 1 => {
+                    tracing::warn!(driver = driver.name(), error = %error_chain(&e), "cannot list a driver's sandboxes; leaving them to the next reconciliation");
+                    report.unreachable_drivers.push(driver.name().to_owned());
+                }
+                Err(e) => return Err(e),
+            }
         }
         let records = self.records.list().await?;
         for (driver, ids) in &resources {

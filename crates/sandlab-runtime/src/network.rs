@@ -73,6 +73,36 @@ fn parse_nameservers(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// IPv4 destinations a sandbox with egress never reaches: this host's and every private
+/// network, loopback, link-local (cloud metadata at 169.254.169.254), CGNAT, benchmark,
+/// multicast and reserved ranges. Every driver blocks these (the container driver in
+/// nftables, the Kubernetes driver as NetworkPolicy exceptions).
+pub const BLOCKED_V4: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/3",
+];
+
+/// The IPv6 ranges of [`BLOCKED_V4`]'s kind: unspecified and loopback, v4-mapped, NAT64,
+/// discard, unique-local, link-local, site-local and multicast.
+pub const BLOCKED_V6: &[&str] = &[
+    "::/127",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "100::/64",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
 /// The whole `inet sandlab` table, replaced atomically.
 pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
     let dns4: Vec<String> = dns
@@ -93,28 +123,6 @@ pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
         };
         format!("  set {name} {{ type {ty}; flags interval;{body} }}\n")
     };
-    let private4 = [
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/3",
-    ];
-    let private6 = [
-        "::/127",
-        "::ffff:0:0/96",
-        "64:ff9b::/96",
-        "100::/64",
-        "fc00::/7",
-        "fe80::/10",
-        "fec0::/10",
-        "ff00::/8",
-    ];
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     format!(
         "table inet sandlab\ndelete table inet sandlab\ntable inet sandlab {{\n{}{}{}{}\
@@ -142,8 +150,8 @@ pub fn ruleset(prefix: [u8; 2], dns: &[IpAddr]) -> String {
   chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n\
     ip saddr {}.{}.0.0/16 oifname != \"sb-*\" masquerade\n\
     ip6 saddr {:x}:{:x}:{:x}::/48 oifname != \"sb-*\" masquerade\n  }}\n}}\n",
-        set("private4", "ipv4_addr", &own(&private4)),
-        set("private6", "ipv6_addr", &own(&private6)),
+        set("private4", "ipv4_addr", &own(BLOCKED_V4)),
+        set("private6", "ipv6_addr", &own(BLOCKED_V6)),
         set("dns4", "ipv4_addr", &dns4),
         set("dns6", "ipv6_addr", &dns6),
         prefix[0],

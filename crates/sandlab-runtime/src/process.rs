@@ -10,16 +10,34 @@ use sandlab_core::{Holder, LeaseStore};
 
 use crate::error::{Error, Result};
 
-/// This host's boot id (`/proc/sys/kernel/random/boot_id`), read once.
+/// The inode of the host's initial PID namespace (`PROC_PID_INIT_INO`), the same on
+/// every Linux.
+const INITIAL_PID_NS: u64 = 0xEFFF_FFFC;
+
+/// What names "this host" in a holder: the boot id (`/proc/sys/kernel/random/boot_id`),
+/// and, for a process in a PID namespace of its own (a replica in a Pod or a container),
+/// that namespace's inode too, read once. Two processes that see the same pids share it;
+/// replicas in two Pods on one node do not (each may be PID 1), so each counts the other
+/// as remote and looks at its liveness lease instead of at a pid that is not its.
 fn boot_id() -> Result<&'static str> {
     static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     BOOT.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .ok()
-            .map(|s| s.trim().to_owned())
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let boot = boot.trim().to_owned();
+        Some(match pid_namespace() {
+            Some(ns) if ns != INITIAL_PID_NS => format!("{boot}-n{ns}"),
+            _ => boot,
+        })
     })
     .as_deref()
     .ok_or_else(|| Error::Host("Cannot read /proc/sys/kernel/random/boot_id".into()))
+}
+
+/// The inode of this process's PID namespace (`/proc/self/ns/pid` is `pid:[INODE]`).
+fn pid_namespace() -> Option<u64> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// The state letter and start time (clock ticks since boot) of `pid`, from
@@ -92,6 +110,20 @@ pub async fn wait_exit(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_in_the_hosts_pid_namespace_is_named_by_the_boot_id_alone() {
+        // The tests run on the host: the holder's host part is the plain boot id, as in
+        // every record written before PID namespaces were told apart.
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        if pid_namespace() == Some(INITIAL_PID_NS) {
+            assert_eq!(boot_id().unwrap(), boot.trim());
+        } else {
+            assert!(boot_id()
+                .unwrap()
+                .starts_with(&format!("{}-n", boot.trim())));
+        }
+    }
 
     #[test]
     fn this_process_is_alive_and_a_reused_pid_is_not() {

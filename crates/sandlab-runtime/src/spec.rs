@@ -356,6 +356,7 @@ mod tests {
             hostname: None,
             env: vec!["A=1".into()],
             playground: None,
+            pool: None,
         };
         let cg = Cgroups::detect().unwrap();
         build(

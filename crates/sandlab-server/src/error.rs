@@ -194,6 +194,11 @@ fn answer_runtime(e: &sandlab_runtime::Error) -> Option<ApiError> {
         E::Agent(a) => return answer_proto(a),
         E::Store(s) => return answer_records(s),
         E::Invalid(m) => ApiError::bad_request("invalid", sentence(m.clone())),
+        E::StartFailed(m) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "start_failed", sentence(m.clone()))
+        }
+        E::Conflict(m) => ApiError::conflict(sentence(m.clone())),
+        E::Unavailable(m) => ApiError::unavailable(sentence(m.clone())),
         E::UnknownDriver(name) => ApiError::bad_request(
             "unknown_driver",
             format!("No sandbox driver named \"{name}\" is configured on this server."),

@@ -334,6 +334,19 @@ impl WarmPool {
         if !manager.is_running(id).await? {
             return Err(ClaimError::Dead);
         }
+        // A driver that marks pool members (Kubernetes relabels the Pod, guarded by its
+        // resourceVersion) is told first; losing that race is losing the claim.
+        match manager.claim(id).await {
+            Ok(()) => {}
+            Err(sandlab_runtime::Error::Conflict(_)) => {
+                let now = store.get(id).await?.ok_or(ClaimError::Gone)?;
+                return Err(ClaimError::Taken {
+                    state: now.state,
+                    owner: now.owner,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         let pool_owner = rec.owner.clone();
         rec.owner = Some(Owner::User(owner.to_owned()).to_string());
         rec.created_at_ms = now;
@@ -394,6 +407,7 @@ async fn create_member(
             ttl: POOL_RECORD_TTL,
             owner: Some(Owner::Pool(profile.name.clone()).to_string()),
             hostname: Some(crate::sandboxes::API_HOSTNAME.to_owned()),
+            pool: Some(profile.name.clone()),
             ..CreateRequest::default()
         })
         .await?;

@@ -122,6 +122,7 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         hostname: None,
         env: Vec::new(),
         playground: None,
+        pool: None,
     };
     let dir = cfg.runtime.data_dir.join("bench").join(spec.id.as_str());
     let baseline = sandlab_runtime::baseline::Baseline::new(&driver);

@@ -11,6 +11,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    /// The sandbox driver: `container` (this host, the default) or `kubernetes`.
+    driver: Option<String>,
+    /// `[kubernetes]`: where and how the Kubernetes driver makes Pods.
+    kubernetes: Option<sandlab_kube::Settings>,
     #[serde(default)]
     runtime: RuntimeSection,
     #[serde(default)]
@@ -43,9 +47,21 @@ struct RuntimeSection {
 /// set of cgroups).
 const MAX_NATIVE_SEEDS: usize = 64;
 
+/// Which driver runs sandboxes (`driver`, `SANDLAB_DRIVER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// Namespaces, cgroups and an OCI runtime on this host.
+    Container,
+    /// Pods through the Kubernetes API (`[kubernetes]`).
+    Kubernetes,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub runtime: RuntimeConfig,
+    pub driver: DriverChoice,
+    /// `[kubernetes]`, checked; present whenever `driver` is `kubernetes`.
+    pub kubernetes: Option<sandlab_kube::Settings>,
     /// The config file that was read, passed on to background helpers.
     pub file: Option<PathBuf>,
     /// `[server]` and `[[pool]]` as written; `sandlab serve` resolves them with the
@@ -134,8 +150,28 @@ impl Config {
             ),
             None => fc.runtime.machine.unwrap_or(true),
         };
+        let driver = match std::env::var("SANDLAB_DRIVER")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .or(fc.driver)
+            .as_deref()
+        {
+            None | Some("container") => DriverChoice::Container,
+            Some("kubernetes") => DriverChoice::Kubernetes,
+            Some(other) => {
+                bail!("driver (SANDLAB_DRIVER) must be container or kubernetes, not {other:?}")
+            }
+        };
+        if let Some(k) = &fc.kubernetes {
+            k.validate().map_err(|e| anyhow::anyhow!(e))?;
+        }
+        if driver == DriverChoice::Kubernetes && fc.kubernetes.is_none() {
+            bail!("driver is kubernetes but the config has no [kubernetes] section (at least kubernetes.agent_image and [kubernetes.images]).");
+        }
         Ok(Config {
             runtime: rc,
+            driver,
+            kubernetes: fc.kubernetes,
             file: path,
             server: fc.server,
             pools: fc.pool,
@@ -171,6 +207,27 @@ mod tests {
         std::fs::write(&p, "[runtime]\nnative_seeds = -1\n").unwrap();
         let err = Config::load(Some(&p), None).unwrap_err().to_string();
         assert!(err.contains("at line 2 (`native_seeds = -1`)"), "{err}");
+    }
+
+    #[test]
+    fn the_kubernetes_driver_needs_its_section_and_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sandlab.toml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Config::load(Some(&p), Some(dir.path().to_owned()))
+        };
+        assert_eq!(load("").unwrap().driver, DriverChoice::Container);
+        let err = load("driver = \"kubernetes\"\n").unwrap_err().to_string();
+        assert!(err.contains("[kubernetes]"), "{err}");
+        let err = load("driver = \"nomad\"\n").unwrap_err().to_string();
+        assert!(err.contains("driver"), "{err}");
+        let ok = "driver = \"kubernetes\"\n[kubernetes]\nnamespace = \"labs\"\nagent_image = \"reg/agent:1\"\n[kubernetes.images]\ndebian = \"reg/debian:12\"\n";
+        let cfg = load(ok).unwrap();
+        assert_eq!(cfg.driver, DriverChoice::Kubernetes);
+        assert_eq!(cfg.kubernetes.unwrap().namespace, "labs");
+        let err = load(&ok.replace("labs", "Labs!")).unwrap_err().to_string();
+        assert!(err.contains("kubernetes.namespace"), "{err}");
     }
 
     #[test]

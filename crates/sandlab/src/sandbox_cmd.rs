@@ -145,7 +145,7 @@ pub enum SandboxCommand {
 /// The runtime over the shared store: the CLI and `sandlab serve` keep sandbox records in
 /// the same database, so each sees (and reconciles) the other's sandboxes correctly.
 pub async fn manager(cfg: &Config, usage: crate::drivers::Use) -> anyhow::Result<SandboxManager> {
-    let drivers = crate::drivers::from_config(cfg, usage)?;
+    let drivers = crate::drivers::from_config(cfg, usage).await?;
     let store = crate::store::open(cfg).await?;
     Ok(SandboxManager::new(
         drivers,

@@ -49,17 +49,40 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     let listen = config.listen;
     let store = crate::store::open(cfg).await?;
-    let drivers = crate::drivers::from_config(cfg, crate::drivers::Use::Serve)?;
-    let images = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
+    let drivers = crate::drivers::from_config(cfg, crate::drivers::Use::Serve).await?;
+    // On Kubernetes the images are the container images `[kubernetes.images]` maps, and
+    // this host builds none.
+    let (images, local_images): (Arc<dyn sandlab_server::images::ImageCatalog>, _) =
+        match &cfg.kubernetes {
+            Some(k) if cfg.driver == crate::config::DriverChoice::Kubernetes => {
+                let listed = k
+                    .images
+                    .iter()
+                    .map(|(name, reference)| sandlab_image::ImageInfo {
+                        name: name.clone(),
+                        digest: String::new(),
+                        size: 0,
+                        created: 0,
+                        source: format!("kubernetes {reference}"),
+                    })
+                    .collect();
+                (Arc::new(sandlab_server::images::FixedImages(listed)), None)
+            }
+            _ => {
+                let images = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
+                let local = LocalImages {
+                    store: images.clone(),
+                    progress: Arc::new(crate::image_cmd::LogProgress),
+                };
+                (Arc::new(images), Some(local))
+            }
+        };
     let server = Server::build(ServerParts {
         config,
         store,
         drivers,
-        images: Arc::new(images.clone()),
-        local_images: Some(LocalImages {
-            store: images,
-            progress: Arc::new(crate::image_cmd::LogProgress),
-        }),
+        images,
+        local_images,
     })
     .await?;
     let listener = tokio::net::TcpListener::bind(listen)

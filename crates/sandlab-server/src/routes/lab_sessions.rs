@@ -165,7 +165,7 @@ pub struct StartQuery {
 #[utoipa::path(post, path = "/api/v1/labs/{slug}/sessions", tag = "labs",
     params(("slug" = String, Path, description = "Lab slug"), StartQuery),
     responses((status = 201, body = SessionView), (status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn start_session(
     State(state): State<AppState>,
     caller: Caller,

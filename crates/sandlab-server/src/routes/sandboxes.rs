@@ -307,7 +307,7 @@ pub fn admit_create(state: &AppState, caller: &Caller) -> ApiResult<u64> {
 #[utoipa::path(post, path = "/api/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
     responses((status = 201, body = SandboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, body = ErrorBody), (status = 507, body = ErrorBody)))]
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn create_sandbox(
     State(state): State<AppState>,
     caller: Caller,
