@@ -216,8 +216,9 @@ async fn watch(inner: std::sync::Weak<Inner>, pods: Api<Pod>, selector: String) 
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the watch of sandbox Pods failed; it starts again");
-                inner.cache.lock().expect("cache lock").synced = false;
+                // The watcher resumes from where it was, or lists again (`Init`) when
+                // that is too old: the cache stays as complete as it was.
+                tracing::warn!(error = %e, "the watch of sandbox Pods failed; it resumes");
                 drop(inner);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -235,7 +236,8 @@ fn api_error(doing: &str, ns: &str) -> impl Fn(kube::Error) -> Error {
         kube::Error::Api(status) => {
             let message = status.message.trim().trim_end_matches('.').to_owned();
             match status.code {
-                403 if message.contains("cannot") => Error::Unavailable(format!(
+                // The authorizer's own wording: `... cannot create resource "pods" ...`.
+                403 if message.contains("cannot ") && message.contains(" resource \"") => Error::Unavailable(format!(
                     "Kubernetes does not let Sandlab {doing} in namespace {ns} ({message}); give its service account the rights in deploy/kubernetes/rbac.yaml"
                 )),
                 // Admission: a quota, Pod Security, a webhook.
@@ -245,6 +247,11 @@ fn api_error(doing: &str, ns: &str) -> impl Fn(kube::Error) -> Error {
                 )),
                 409 => Error::Conflict(format!("Kubernetes could not {doing}: {message}")),
                 400 | 422 => Error::StartFailed(format!("Kubernetes refused to {doing}: {message}")),
+                // Throttled, or the API server (or etcd behind it) failing: try again later.
+                429 | 500..=599 => Error::Unavailable(format!(
+                    "Kubernetes could not {doing} now ({}): {message}",
+                    status.code
+                )),
                 code => Error::Host(format!("Kubernetes failed to {doing} ({code}): {message}")),
             }
         }
@@ -386,18 +393,24 @@ impl Inner {
         let mut last = None;
         let mut next_read = Instant::now() + Duration::from_secs(5);
         loop {
-            let pod = match self.cached(id) {
-                Some(p) if Instant::now() < next_read => p,
+            let (pod, read) = match self.cached(id) {
+                Some(p) if Instant::now() < next_read => (p, false),
                 // The watch has no complete picture, or has been quiet a while: read.
                 _ => {
                     next_read = Instant::now() + Duration::from_secs(5);
-                    self.read(id).await?
+                    (self.read(id).await?, true)
                 }
             };
             match pod.as_ref().map(pods::state) {
                 Some(PodState::Ready(ip)) => return Ok(ip),
                 Some(PodState::Failed(why)) => return Err(Error::StartFailed(why)),
                 Some(PodState::Starting(why)) => last = why.or(last),
+                // The watch may not have shown a new Pod yet; the API server knows.
+                None if read => {
+                    return Err(Error::StartFailed(
+                        "The sandbox's Pod was deleted while it started".into(),
+                    ))
+                }
                 None => {}
             }
             let wait = next_read.min(deadline);
@@ -699,6 +712,40 @@ impl Driver for KubeDriver {
         )
         .await
         .map_err(inner.err("list sandbox NetworkPolicies"))?;
+        // A playground's Service whose Pods are all gone (a removal that could no longer
+        // see which playground its Pod was in, a kill -9 before the Service went).
+        let services = timed(
+            "list playground Services",
+            inner.services.list_metadata(&params),
+        )
+        .await
+        .map_err(inner.err("list playground Services"))?;
+        let in_use: std::collections::BTreeSet<&String> = pods
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.labels.as_ref()?.get(objects::PLAYGROUND))
+            .collect();
+        for svc in &services.items {
+            let Some(pg) = svc
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(objects::PLAYGROUND))
+            else {
+                continue;
+            };
+            if !in_use.contains(pg) {
+                tracing::info!(playground = %pg, "removing a playground Service no Pod uses");
+                inner
+                    .delete(
+                        &inner.services,
+                        &objects::service_name(pg),
+                        "a playground's Service",
+                        0,
+                    )
+                    .await?;
+            }
+        }
         let metas = pods
             .items
             .iter()
@@ -727,10 +774,17 @@ impl Driver for KubeDriver {
             .iter()
             .filter(|e| e.name.parse::<u32>().is_ok_and(|pid| pid != 1))
             .count();
-        // kill(-1) reaches every process but the caller and PID 1.
-        let mut req = ExecRequest::new(["kill", "-9", "-1"]);
+        // kill(-1) reaches every process but the caller and PID 1; the shell's own
+        // `kill` needs no procps in the image.
+        let mut req = ExecRequest::new(["/bin/sh", "-c", "kill -9 -1"]);
         req.timeout = Some(Duration::from_secs(10));
-        agent.exec_collect(req, None, 4096).await?;
+        let out = agent.exec_collect(req, None, 4096).await?;
+        if out.exit.code != Some(0) {
+            return Err(Error::Host(format!(
+                "`kill -9 -1` in sandbox {id} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
         Ok(before)
     }
 
@@ -764,24 +818,45 @@ impl Driver for KubeDriver {
                 )));
             }
         }
-        let patch = serde_json::json!({
-            "metadata": {
-                "resourceVersion": pod.metadata.resource_version,
-                "labels": { objects::POOL: "claimed" },
-                "annotations": { objects::CLAIMED_AT: sandlab_runtime::manager::now_ms().to_string() },
+        // Guarded by the resourceVersion just read. A 409 may only mean the kubelet wrote
+        // the Pod's status since: read again, and claim while it is still `ready`.
+        let mut pod = pod;
+        for _ in 0..3 {
+            let patch = serde_json::json!({
+                "metadata": {
+                    "resourceVersion": pod.metadata.resource_version,
+                    "labels": { objects::POOL: "claimed" },
+                    "annotations": { objects::CLAIMED_AT: sandlab_runtime::manager::now_ms().to_string() },
+                }
+            });
+            let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+            match timed(
+                "claim a pool Pod",
+                inner.pods.patch(id.as_str(), &params, &patch),
+            )
+            .await
+            {
+                Ok(_) => return Ok(()),
+                Err(CallError::Api(kube::Error::Api(s))) if s.code == 409 => {}
+                Err(e) => return Err(inner.err("claim a pool Pod")(e)),
             }
-        });
-        match timed(
-            "claim a pool Pod",
-            inner
-                .pods
-                .patch(id.as_str(), &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(inner.err("claim a pool Pod")(e)),
+            pod = inner
+                .read(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(id.clone()))?;
+            let still_ready = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(objects::POOL))
+                .is_some_and(|v| v == "ready");
+            if !still_ready {
+                break;
+            }
         }
+        Err(Error::Conflict(format!(
+            "The pool Pod {id} was claimed by another process"
+        )))
     }
 }
 

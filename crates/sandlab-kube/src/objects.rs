@@ -211,8 +211,14 @@ pub fn pod(spec: &SandboxSpec, image: &str, settings: &Settings, who: &Identity)
     if let Some(sa) = set(&settings.service_account) {
         s.insert("serviceAccountName".into(), json!(sa));
     }
-    if !settings.node_selector.is_empty() {
-        s.insert("nodeSelector".into(), json!(settings.node_selector));
+    // The agent is built for x86_64: a mixed cluster must not put a sandbox elsewhere.
+    let mut nodes = settings.node_selector.clone();
+    nodes
+        .entry("kubernetes.io/arch".into())
+        .or_insert_with(|| "amd64".into());
+    s.insert("nodeSelector".into(), json!(nodes));
+    if !settings.tolerations.is_empty() {
+        s.insert("tolerations".into(), json!(settings.tolerations));
     }
     if !settings.image_pull_secrets.is_empty() {
         let secrets: Vec<Value> = settings
@@ -255,8 +261,9 @@ pub fn network_policy(
     owner: OwnerReference,
     who: &Identity,
 ) -> NetworkPolicy {
+    let cp_namespace = set(&settings.control_plane_namespace).unwrap_or(&settings.namespace);
     let control_plane = json!({
-        "namespaceSelector": {},
+        "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": cp_namespace } },
         "podSelector": { "matchLabels": { CONTROL_PLANE.0: CONTROL_PLANE.1 } },
     });
     let mut ingress = vec![json!({
@@ -464,6 +471,7 @@ mod tests {
         sp.pool = Some("small".into());
         let v = serde_json::to_value(pod(&sp, "x", &set, &who())).unwrap();
         assert!(v["spec"].get("hostUsers").is_none());
+        assert_eq!(v["spec"]["nodeSelector"]["kubernetes.io/arch"], "amd64");
         assert_eq!(v["metadata"]["labels"][POOL], "ready");
         assert_eq!(v["metadata"]["annotations"][POOL_PROFILE], "small");
     }

@@ -47,6 +47,12 @@ pub struct Settings {
     pub priority_class: Option<String>,
     /// The service account of sandbox Pods (its token is never mounted).
     pub service_account: Option<String>,
+    /// The namespace of the control plane's Pods, the only ones let in to the agent
+    /// port; unset: `namespace`.
+    pub control_plane_namespace: Option<String>,
+    /// Tolerations of sandbox Pods (e.g. for nodes tainted for sandboxes only), as
+    /// Kubernetes writes them: `{ key, operator, value, effect, tolerationSeconds }`.
+    pub tolerations: Vec<serde_json::Value>,
 }
 
 impl Default for Settings {
@@ -71,12 +77,19 @@ impl Default for Settings {
             cluster_domain: "cluster.local".into(),
             priority_class: None,
             service_account: None,
+            control_plane_namespace: None,
+            tolerations: Vec::new(),
         }
     }
 }
 
 /// Label keys this driver sets itself: `labels` may not name them.
-const OWN_LABEL_PREFIXES: &[&str] = &["sandlab.dev/", "app.kubernetes.io/managed-by"];
+const OWN_LABEL_PREFIXES: &[&str] = &[
+    "sandlab.dev/",
+    "app.kubernetes.io/managed-by",
+    // The control plane's mark: a sandbox carrying it would be let in to every agent.
+    "app.kubernetes.io/name",
+];
 
 impl Settings {
     /// Checks every value; the error is one sentence naming the key.
@@ -141,6 +154,16 @@ impl Settings {
                 }
             }
         }
+        if let Some(ns) = set(&self.control_plane_namespace) {
+            if !is_dns_label(ns) {
+                return Err(format!(
+                    "kubernetes.control_plane_namespace {ns:?} is not a DNS label."
+                ));
+            }
+        }
+        for (i, t) in self.tolerations.iter().enumerate() {
+            check_toleration(t).map_err(|why| format!("kubernetes.tolerations[{i}] {why}."))?;
+        }
         for (what, map) in [
             ("node_selector", &self.node_selector),
             ("labels", &self.labels),
@@ -191,6 +214,27 @@ impl Settings {
     pub fn image(&self, name: &str) -> Option<&str> {
         self.images.get(name).map(String::as_str)
     }
+}
+
+/// One toleration as Kubernetes accepts it; why not, as the end of a sentence.
+fn check_toleration(t: &serde_json::Value) -> Result<(), String> {
+    let map = t.as_object().ok_or("is not a table")?;
+    for (k, v) in map {
+        let ok = match k.as_str() {
+            "key" | "value" => v.as_str().is_some_and(|s| s.len() <= 316),
+            "operator" => matches!(v.as_str(), Some("Exists" | "Equal")),
+            "effect" => matches!(
+                v.as_str(),
+                Some("NoSchedule" | "PreferNoSchedule" | "NoExecute")
+            ),
+            "tolerationSeconds" => v.as_i64().is_some(),
+            _ => return Err(format!("has an unknown key {k:?}")),
+        };
+        if !ok {
+            return Err(format!("has an invalid {k}"));
+        }
+    }
+    Ok(())
 }
 
 /// An optional name, where an empty string means unset.
@@ -314,6 +358,19 @@ mod tests {
                 "Sandlab sets it",
             ),
             ("labels = { \"team\" = \"a b\" }", "kubernetes.labels"),
+            (
+                "labels = { \"app.kubernetes.io/name\" = \"sandlab\" }",
+                "Sandlab sets it",
+            ),
+            (
+                "control_plane_namespace = \"A\"",
+                "kubernetes.control_plane_namespace",
+            ),
+            (
+                "tolerations = [{ effect = \"Sometimes\" }]",
+                "kubernetes.tolerations[0]",
+            ),
+            ("tolerations = [{ colour = \"red\" }]", "unknown key"),
             (
                 "node_selector = { \"bad key!\" = \"a\" }",
                 "kubernetes.node_selector",

@@ -205,14 +205,20 @@ impl SandboxManager {
     /// The driver that runs `id`: with one driver registered, that one; else as its record
     /// says (remembered, so a sandbox's operations read its record once).
     pub async fn driver_of(&self, id: &SandboxId) -> Result<&Arc<dyn Driver>> {
-        if let Some(only) = self.drivers.only() {
-            return Ok(only);
-        }
         let known = self.routes().get(id).cloned();
         let name = match known {
             Some(name) => name,
-            None => self.get(id).await?.driver,
+            None => match self.get(id).await {
+                Ok(rec) => rec.driver,
+                // No record: the only driver, if there is one, answers for itself.
+                Err(Error::NotFound(_)) if self.drivers.only().is_some() => {
+                    return Ok(self.drivers.only().expect("checked"));
+                }
+                Err(e) => return Err(e),
+            },
         };
+        // A record of a driver this process does not run (the installation switched
+        // drivers) is not handed to another one.
         self.drivers.get(&name)
     }
 

@@ -676,12 +676,33 @@ fn after_a_crash_strays_go_and_a_cli_on_another_database_leaves_pods_alone() {
     stray["spec"]["nodeName"] = Value::Null;
     stray.as_object_mut().unwrap().remove("status");
     k.kubectl_stdin(&["-n", &k.ns, "create", "-f", "-"], &stray.to_string());
+    // And a playground's Service whose Pods are gone (a removal killed before it).
+    let mut labels = pod["metadata"]["labels"].clone();
+    let labels = labels.as_object_mut().unwrap();
+    labels.retain(|k, _| {
+        k == "app.kubernetes.io/managed-by"
+            || k == "sandlab.dev/instance"
+            || k == "sandlab.dev/store"
+    });
+    labels.insert("sandlab.dev/playground".into(), json!("zzzzzzzzzzzz"));
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "pg-zzzzzzzzzzzz", "labels": labels },
+        "spec": { "clusterIP": "None", "selector": { "sandlab.dev/playground": "zzzzzzzzzzzz" } },
+    });
+    k.kubectl_stdin(&["-n", &k.ns, "create", "-f", "-"], &service.to_string());
     s.restart();
     assert!(
         wait_until(Duration::from_secs(60), || k
             .get("pods", &format!("sandlab.dev/sandbox={stray_id}"))
             .is_empty()),
         "the stray Pod stayed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || k
+            .get("services", "sandlab.dev/playground=zzzzzzzzzzzz")
+            .is_empty()),
+        "the unused playground Service stayed"
     );
     let out = s.admin.sh(&kept, "echo adopted");
     assert!(str_of(&out, "stdout").contains("adopted"), "{out}");
