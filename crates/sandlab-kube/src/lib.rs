@@ -352,21 +352,28 @@ impl Inner {
         Ok(token)
     }
 
+    /// Makes `object` unless one of its name exists already.
+    async fn create_unless_exists<K>(&self, api: &Api<K>, object: &K, doing: &str) -> Result<()>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match timed(doing, api.create(&PostParams::default(), object)).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(()),
+            Err(e) => Err(self.err(doing)(e)),
+        }
+    }
+
     /// Makes the deny-all floor once per process (it may exist already).
     async fn ensure_floor(&self) -> Result<()> {
+        let floor = objects::floor(&self.who);
         self.floor
-            .get_or_try_init(|| async {
-                let floor = objects::floor(&self.who);
-                match timed(
-                    "make the deny-all NetworkPolicy",
-                    self.policies.create(&PostParams::default(), &floor),
-                )
-                .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(CallError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(()),
-                    Err(e) => Err(self.err("make the deny-all NetworkPolicy")(e)),
-                }
+            .get_or_try_init(|| {
+                self.create_unless_exists(&self.policies, &floor, "make the deny-all NetworkPolicy")
             })
             .await
             .map(|_| ())
@@ -375,16 +382,8 @@ impl Inner {
     /// Makes the playground's headless Service unless it exists.
     async fn ensure_service(&self, playground: &str) -> Result<()> {
         let svc = objects::service(playground, &self.who);
-        match timed(
-            "make a playground's Service",
-            self.services.create(&PostParams::default(), &svc),
-        )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(CallError::Api(kube::Error::Api(s))) if s.code == 409 => Ok(()),
-            Err(e) => Err(self.err("make a playground's Service")(e)),
-        }
+        self.create_unless_exists(&self.services, &svc, "make a playground's Service")
+            .await
     }
 
     /// Waits on the watch until the Pod is ready or failed, or `deadline`.

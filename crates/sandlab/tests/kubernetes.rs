@@ -130,6 +130,12 @@ impl Cluster {
         v["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// One object of the namespace, as JSON.
+    fn object(&self, kind: &str, name: &str) -> Value {
+        let json = self.kubectl_ok(&["-n", &self.ns, "get", kind, name, "-o", "json"]);
+        serde_json::from_str(&json).expect("kubectl json")
+    }
+
     /// Names of the sandbox objects of this instance (Pods, Secrets, policies, Services).
     fn leftovers(&self) -> Vec<String> {
         let mut names = Vec::new();
@@ -237,9 +243,7 @@ fn the_sandbox_api_runs_on_pods() {
     assert_eq!(sb["state"], "running", "{sb}");
 
     // The Pod as stored: hardened, limited, labelled; its Secret and policy are its own.
-    let pod: Value =
-        serde_json::from_str(&k.kubectl_ok(&["-n", &k.ns, "get", "pod", &id, "-o", "json"]))
-            .unwrap();
+    let pod: Value = k.object("pod", &id);
     let spec = &pod["spec"];
     assert_eq!(spec["automountServiceAccountToken"], false);
     assert_eq!(spec["enableServiceLinks"], false);
@@ -260,24 +264,13 @@ fn the_sandbox_api_runs_on_pods() {
         ("secret", format!("{id}-agent")),
         ("networkpolicy", id.clone()),
     ] {
-        let o: Value =
-            serde_json::from_str(&k.kubectl_ok(&["-n", &k.ns, "get", kind, &name, "-o", "json"]))
-                .unwrap();
+        let o: Value = k.object(kind, &name);
         assert_eq!(
             o["metadata"]["ownerReferences"][0]["uid"], pod["metadata"]["uid"],
             "{kind}"
         );
     }
-    let policy: Value = serde_json::from_str(&k.kubectl_ok(&[
-        "-n",
-        &k.ns,
-        "get",
-        "networkpolicy",
-        &id,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let policy: Value = k.object("networkpolicy", &id);
     assert!(
         policy["spec"]["egress"]
             .as_array()
@@ -412,9 +405,7 @@ fn the_warm_pool_is_labelled_pods_and_a_claim_relabels_one() {
         pooled.as_str(),
         "the create did not claim the pool Pod"
     );
-    let pod: Value =
-        serde_json::from_str(&k.kubectl_ok(&["-n", &k.ns, "get", "pod", &pooled, "-o", "json"]))
-            .unwrap();
+    let pod: Value = k.object("pod", &pooled);
     assert_eq!(
         pod["metadata"]["labels"]["sandlab.dev/pool"], "claimed",
         "{pod}"
@@ -486,32 +477,14 @@ fn a_two_node_lab_session_runs_on_pods_that_know_each_other() {
         );
         assert_eq!(p["spec"]["subdomain"], format!("pg-{playground}"));
     }
-    let svc: Value = serde_json::from_str(&k.kubectl_ok(&[
-        "-n",
-        &k.ns,
-        "get",
-        "service",
-        &format!("pg-{playground}"),
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let svc: Value = k.object("service", &format!("pg-{playground}"));
     assert_eq!(svc["spec"]["clusterIP"], "None");
     assert_eq!(
         svc["spec"]["selector"]["sandlab.dev/playground"],
         playground.as_str()
     );
     // Each node's policy lets the other in.
-    let policy: Value = serde_json::from_str(&k.kubectl_ok(&[
-        "-n",
-        &k.ns,
-        "get",
-        "networkpolicy",
-        &n1,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let policy: Value = k.object("networkpolicy", &n1);
     assert!(policy.to_string().contains(&playground), "{policy}");
     let hostnames: Vec<String> = [&n1, &n2]
         .iter()
@@ -595,16 +568,7 @@ fn the_service_account_and_the_agents_keep_to_their_own() {
     let a = s.admin.create(json!({"image": "debian"}));
     let b = s.admin.create(json!({"image": "debian"}));
     let ip_a = str_of(&a, "ipv4").to_owned();
-    let secret: Value = serde_json::from_str(&k.kubectl_ok(&[
-        "-n",
-        &k.ns,
-        "get",
-        "secret",
-        &format!("{}-agent", str_of(&b, "id")),
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let secret = k.object("secret", &format!("{}-agent", str_of(&b, "id")));
     use base64::Engine;
     let token_b = String::from_utf8(
         base64::engine::general_purpose::STANDARD
@@ -662,9 +626,7 @@ fn after_a_crash_strays_go_and_a_cli_on_another_database_leaves_pods_alone() {
     // A Pod of this instance and store with no record (a create killed after its Pod):
     // the next start removes it.
     s.kill9();
-    let pod: Value =
-        serde_json::from_str(&k.kubectl_ok(&["-n", &k.ns, "get", "pod", &kept, "-o", "json"]))
-            .unwrap();
+    let pod: Value = k.object("pod", &kept);
     let mut stray = pod.clone();
     let stray_id = "sb-strayaaaaaaa";
     stray["metadata"] = json!({
