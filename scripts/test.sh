@@ -11,6 +11,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 start=$(date +%s)
+# Each phase says when it began (seconds since the start), so a slow CI run shows where.
+phase() { echo "==> [$(( $(date +%s) - start ))s] $*"; }
 export CARGO_TERM_COLOR=never
 # CI builds once: incremental caches would only take disk (a run failed with ENOSPC).
 export CARGO_INCREMENTAL=0
@@ -32,17 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> web UI: npm packages, type check, unit tests, build (embedded by cargo below)"
+phase "web UI: npm packages, type check, unit tests, build (embedded by cargo below)"
 scripts/build-web.sh --check
 
-echo "==> format and lints"
+phase "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "==> documentation book (mdBook) with a check for broken links"
+phase "documentation book (mdBook) with a check for broken links"
 scripts/docs.sh
 
-echo "==> building the static agent and the debug binaries"
+phase "building the static agent and the debug binaries"
 scripts/build-agent.sh >/dev/null
 cargo build --workspace --quiet
 SANDLAB=target/debug/sandlab
@@ -52,19 +54,19 @@ SANDLAB=target/debug/sandlab
 export SANDLAB_TEST_DATA_DIR="${SANDLAB_TEST_DATA_DIR:-$PWD/.data/test}"
 mkdir -p "$SANDLAB_TEST_DATA_DIR"
 for image in debian machine; do
-  echo "==> the $image test image (images/$image.toml)"
+  phase "the $image test image (images/$image.toml)"
   $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build "$image"
 done
 
-echo "==> the code execution language images (images/lang-*.toml, every language in languages/)"
+phase "the code execution language images (images/lang-*.toml, every language in languages/)"
 $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build --languages all
 
-echo "==> a private PostgreSQL server for the store's conformance tests (scripts/postgres.sh)"
+phase "a private PostgreSQL server for the store's conformance tests (scripts/postgres.sh)"
 # Stopped on every exit, a failure included (cleanup): no server is left running.
 SANDLAB_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
 export SANDLAB_TEST_POSTGRES_URL
 
-echo "==> a one-node Kubernetes cluster for the Kubernetes driver's tests (scripts/kube.sh)"
+phase "a one-node Kubernetes cluster for the Kubernetes driver's tests (scripts/kube.sh)"
 if ! wait "$kube_build"; then
   cat .data/kube-build.log >&2
   echo "the Kubernetes components did not build (log above)" >&2
@@ -76,33 +78,33 @@ scripts/kube.sh images
 SANDLAB_TEST_KUBECONFIG=$(scripts/kube.sh start)
 export SANDLAB_TEST_KUBECONFIG
 
-echo "==> cargo test (unit, integration, isolation attacks, API end to end)"
+phase "cargo test (unit, integration, isolation attacks, API end to end)"
 status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 2>&1 | tee .data/test.log || status=1
 grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
 
 # The runtime matrix: the run above used the default runtime (native, in-process, for
 # standard sandboxes); every isolation, attack and leak test runs again on runc.
-echo "==> the isolation, attack and leak tests again on runc (SANDLAB_RUNTIME=runc)"
+phase "the isolation, attack and leak tests again on runc (SANDLAB_RUNTIME=runc)"
 SANDLAB_RUNTIME=runc cargo test -p sandlab --quiet --no-fail-fast \
   --test isolation --test runtime_cves --test fork_bomb --test syscall_abi --test egress \
   --test own_ids --test host_budgets --test lifecycle --test views --test execute_hostile \
   -- --test-threads=2 2>&1 | tee .data/test-runc.log || status=1
 grep -E "^test result:" .data/test-runc.log | awk '{p+=$4; f+=$6} END {print "summary on runc: " p " passed, " f " failed"}'
 
-echo "==> fuzzing: every target for a fixed number of runs from fuzz/corpus (scripts/fuzz.sh)"
+phase "fuzzing: every target for a fixed number of runs from fuzz/corpus (scripts/fuzz.sh)"
 scripts/fuzz.sh || status=1
 
-echo "==> the real Piston and Judge0 clients (npm piston-client, PyPI judge0) against a live sandlab serve"
+phase "the real Piston and Judge0 clients (npm piston-client, PyPI judge0) against a live sandlab serve"
 SANDLAB="$SANDLAB" scripts/compat.sh || status=1
 
-echo "==> sandlab lab test labs (every demo lab: init, then each check fails, solve, passes)"
+phase "sandlab lab test labs (every demo lab: init, then each check fails, solve, passes)"
 $SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1
 
-echo "==> schemathesis against a live sandlab serve (no 5xx, answers match the OpenAPI document)"
+phase "schemathesis against a live sandlab serve (no 5xx, answers match the OpenAPI document)"
 SANDLAB="$SANDLAB" scripts/schemathesis.sh || status=1
 
-echo "==> browser tests of the web UI (headless Chromium against a live sandlab serve)"
+phase "browser tests of the web UI (headless Chromium against a live sandlab serve)"
 SANDLAB="$SANDLAB" scripts/e2e.sh || status=1
 
 echo "==> done in $(( $(date +%s) - start ))s"
