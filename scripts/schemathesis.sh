@@ -81,5 +81,6 @@ rm -f "$jar"
   --header "Authorization: Bearer $token" \
   --exclude-path /api/v1/sandboxes/{id}/terminal \
   --max-examples "${ST_MAX_EXAMPLES:-25}" \
+  --workers 2 \
   --request-timeout 30 \
   --no-color

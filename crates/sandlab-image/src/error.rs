@@ -54,6 +54,7 @@ pub enum Error {
     #[error("Image {0} has no manifest for linux/{arch}", arch = crate::oci::host_arch())]
     NoMatchingPlatform(String),
 
+    #[cfg(feature = "registry")]
     #[error("Image reference \"{reference}\" is invalid")]
     InvalidReference {
         reference: String,
@@ -61,6 +62,7 @@ pub enum Error {
         source: oci_client::ParseError,
     },
 
+    #[cfg(feature = "registry")]
     #[error("Cannot pull {reference} from its registry")]
     Registry {
         reference: String,

@@ -27,6 +27,7 @@ mod error;
 mod import;
 mod mounts;
 mod oci;
+#[cfg(feature = "registry")]
 mod pull;
 pub mod recipe;
 mod store;
