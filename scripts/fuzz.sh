@@ -4,7 +4,15 @@
 # rustc's stable sanitizer-coverage passes instead of `cargo +nightly fuzz`. New inputs go
 # to a scratch copy, so the repo's corpus only changes when someone adds to it; a crash,
 # a leak or an input slower than 10 s fails the run and is kept in fuzz/artifacts/<target>.
+#
+#   scripts/fuzz.sh              build the targets, then run each
+#   scripts/fuzz.sh --build-only build them (test.sh does this in the background)
 set -euo pipefail
+case "${1:-}" in
+  "") build_only= ;;
+  --build-only) build_only=1 ;;
+  *) echo "usage: scripts/fuzz.sh [--build-only]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/../fuzz"
 runs="${FUZZ_RUNS:-20000}"
 export CARGO_TARGET_DIR="$PWD/target"
@@ -14,6 +22,7 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 # An explicit --target keeps RUSTFLAGS (the coverage passes) off build scripts.
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 cargo build --release --quiet --bins --target "$triple"
+[ -z "$build_only" ] || exit 0
 bin="target/$triple/release"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

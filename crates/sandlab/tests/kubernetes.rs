@@ -1,7 +1,9 @@
 //! Issue 15, item 3: the Kubernetes driver against a real cluster: etcd, kube-apiserver,
 //! kube-scheduler and a kubelet on containerd, built from source and started on this host
 //! by `scripts/kube.sh start` (which prints the admin kubeconfig `SANDLAB_TEST_KUBECONFIG`
-//! names). `scripts/test.sh` starts it before `cargo test` and stops it afterwards.
+//! names). `scripts/test.sh` runs these tests last, on their own: the cluster's components
+//! build in the background while everything else runs, and its kubelet, which watches
+//! every cgroup on the host, is not running while the other tests are.
 //!
 //! Each test gets a namespace of its own with the service account and Role of
 //! `deploy/kubernetes/rbac.yaml` (so the driver runs with exactly the rights an operator
@@ -224,528 +226,535 @@ impl Drop for Cluster {
     }
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
+/// Every test of this file, under one name `scripts/test.sh` can skip
+/// (`--skip on_the_test_cluster::`) in the run of everything else.
+mod on_the_test_cluster {
+    use super::*;
 
-#[test]
-fn the_sandbox_api_runs_on_pods() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let data = tempfile::tempdir().unwrap();
-    let s = k.serve(data.path(), "");
-    let client = &s.admin;
+    fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+        v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
+    }
 
-    let sb = client.create(json!({"image": "debian", "memory": "256M", "cpus": 0.5, "ttl": "10m"}));
-    let id = str_of(&sb, "id").to_owned();
-    assert_eq!(sb["state"], "running", "{sb}");
+    #[test]
+    fn the_sandbox_api_runs_on_pods() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let data = tempfile::tempdir().unwrap();
+        let s = k.serve(data.path(), "");
+        let client = &s.admin;
 
-    // The Pod as stored: hardened, limited, labelled; its Secret and policy are its own.
-    let pod: Value = k.object("pod", &id);
-    let spec = &pod["spec"];
-    assert_eq!(spec["automountServiceAccountToken"], false);
-    assert_eq!(spec["enableServiceLinks"], false);
-    assert_eq!(
-        spec["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
-    let c = &spec["containers"][0];
-    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
-    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
-    assert_eq!(
-        c["resources"]["limits"]["memory"],
-        (256u64 << 20).to_string()
-    );
-    assert_eq!(c["resources"]["limits"]["cpu"], "500m");
-    assert_eq!(pod["metadata"]["labels"]["sandlab.dev/sandbox"], id);
-    for (kind, name) in [
-        ("secret", format!("{id}-agent")),
-        ("networkpolicy", id.clone()),
-    ] {
-        let o: Value = k.object(kind, &name);
+        let sb =
+            client.create(json!({"image": "debian", "memory": "256M", "cpus": 0.5, "ttl": "10m"}));
+        let id = str_of(&sb, "id").to_owned();
+        assert_eq!(sb["state"], "running", "{sb}");
+
+        // The Pod as stored: hardened, limited, labelled; its Secret and policy are its own.
+        let pod: Value = k.object("pod", &id);
+        let spec = &pod["spec"];
+        assert_eq!(spec["automountServiceAccountToken"], false);
+        assert_eq!(spec["enableServiceLinks"], false);
         assert_eq!(
-            o["metadata"]["ownerReferences"][0]["uid"], pod["metadata"]["uid"],
-            "{kind}"
+            spec["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &spec["containers"][0];
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(
+            c["resources"]["limits"]["memory"],
+            (256u64 << 20).to_string()
+        );
+        assert_eq!(c["resources"]["limits"]["cpu"], "500m");
+        assert_eq!(pod["metadata"]["labels"]["sandlab.dev/sandbox"], id);
+        for (kind, name) in [
+            ("secret", format!("{id}-agent")),
+            ("networkpolicy", id.clone()),
+        ] {
+            let o: Value = k.object(kind, &name);
+            assert_eq!(
+                o["metadata"]["ownerReferences"][0]["uid"], pod["metadata"]["uid"],
+                "{kind}"
+            );
+        }
+        let policy: Value = k.object("networkpolicy", &id);
+        assert!(
+            policy["spec"]["egress"]
+                .as_array()
+                .is_none_or(|e| e.is_empty()),
+            "a sandbox without network may reach nothing: {policy}"
+        );
+        k.kubectl_ok(&[
+            "-n",
+            &k.ns,
+            "get",
+            "networkpolicy",
+            &format!("sandlab-deny-{}", k.instance),
+        ]);
+
+        // The agent is PID 1, reached at the Pod IP; no service account token is mounted.
+        let out = client.sh(&id, "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; ls /var/run/secrets 2>&1; echo $((6*7))");
+        let stdout = str_of(&out, "stdout");
+        assert!(stdout.contains("/.sandlab/agent --listen-tcp"), "{out}");
+        assert!(
+            stdout.contains("No such file"),
+            "a service account token is mounted: {out}"
+        );
+        assert!(stdout.contains("42"), "{out}");
+        assert_eq!(sb["ipv4"], pod["status"]["podIP"], "{sb}");
+
+        // Files and a terminal.
+        assert_eq!(
+            client
+                .put_file(&id, "/tmp/hello.txt", b"hello from the host")
+                .status,
+            StatusCode::NO_CONTENT
+        );
+        let r = client.get_file(&id, "/tmp/hello.txt");
+        assert_eq!(r.text(), "hello from the host");
+        let mut term = client.terminal(&id, "").expect("terminal");
+        term.type_in("echo term-$((40+2))\n");
+        term.expect("term-42", Duration::from_secs(10));
+        term.close();
+
+        // Extend moves the deadline; delete leaves nothing.
+        let r = client.call(
+            Method::POST,
+            &format!("/api/v1/sandboxes/{id}/extend"),
+            Some(&json!({"ttl": "30m"})),
+        );
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(client.delete(&id), StatusCode::NO_CONTENT);
+        assert!(
+            wait_until(Duration::from_secs(30), || k.leftovers().is_empty()),
+            "left: {:?}",
+            k.leftovers()
+        );
+
+        // A short time to live: the reaper removes the Pod.
+        let sb = client.create(json!({"image": "debian", "ttl": "3s"}));
+        let id = str_of(&sb, "id").to_owned();
+        assert!(
+            wait_until(Duration::from_secs(30), || k.leftovers().is_empty()),
+            "{id} outlived its TTL: {:?}",
+            k.leftovers()
         );
     }
-    let policy: Value = k.object("networkpolicy", &id);
-    assert!(
-        policy["spec"]["egress"]
-            .as_array()
-            .is_none_or(|e| e.is_empty()),
-        "a sandbox without network may reach nothing: {policy}"
-    );
-    k.kubectl_ok(&[
-        "-n",
-        &k.ns,
-        "get",
-        "networkpolicy",
-        &format!("sandlab-deny-{}", k.instance),
-    ]);
 
-    // The agent is PID 1, reached at the Pod IP; no service account token is mounted.
-    let out = client.sh(&id, "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; ls /var/run/secrets 2>&1; echo $((6*7))");
-    let stdout = str_of(&out, "stdout");
-    assert!(stdout.contains("/.sandlab/agent --listen-tcp"), "{out}");
-    assert!(
-        stdout.contains("No such file"),
-        "a service account token is mounted: {out}"
-    );
-    assert!(stdout.contains("42"), "{out}");
-    assert_eq!(sb["ipv4"], pod["status"]["podIP"], "{sb}");
+    #[test]
+    fn a_pod_that_cannot_start_fails_the_create_and_leaves_nothing() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let data = tempfile::tempdir().unwrap();
+        let s = k.serve(data.path(), "");
+        let r = s.admin.call(
+            Method::POST,
+            "/api/v1/sandboxes",
+            Some(&json!({"image": "absent"})),
+        );
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+        assert_eq!(r.code(), "start_failed", "{}", r.text());
+        assert!(r.text().contains("ErrImageNeverPull"), "{}", r.text());
+        assert!(
+            wait_until(Duration::from_secs(30), || k.leftovers().is_empty()),
+            "left: {:?}",
+            k.leftovers()
+        );
+        let r = s.admin.call(
+            Method::POST,
+            "/api/v1/sandboxes",
+            Some(&json!({"image": "debian", "profile": "machine"})),
+        );
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert!(r.text().contains("machine profile"), "{}", r.text());
+        let r = s.admin.call(
+            Method::POST,
+            "/api/v1/sandboxes",
+            Some(&json!({"image": "ubuntu"})),
+        );
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert!(k.leftovers().is_empty(), "{:?}", k.leftovers());
+    }
 
-    // Files and a terminal.
-    assert_eq!(
-        client
-            .put_file(&id, "/tmp/hello.txt", b"hello from the host")
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    let r = client.get_file(&id, "/tmp/hello.txt");
-    assert_eq!(r.text(), "hello from the host");
-    let mut term = client.terminal(&id, "").expect("terminal");
-    term.type_in("echo term-$((40+2))\n");
-    term.expect("term-42", Duration::from_secs(10));
-    term.close();
-
-    // Extend moves the deadline; delete leaves nothing.
-    let r = client.call(
-        Method::POST,
-        &format!("/api/v1/sandboxes/{id}/extend"),
-        Some(&json!({"ttl": "30m"})),
-    );
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(client.delete(&id), StatusCode::NO_CONTENT);
-    assert!(
-        wait_until(Duration::from_secs(30), || k.leftovers().is_empty()),
-        "left: {:?}",
-        k.leftovers()
-    );
-
-    // A short time to live: the reaper removes the Pod.
-    let sb = client.create(json!({"image": "debian", "ttl": "3s"}));
-    let id = str_of(&sb, "id").to_owned();
-    assert!(
-        wait_until(Duration::from_secs(30), || k.leftovers().is_empty()),
-        "{id} outlived its TTL: {:?}",
-        k.leftovers()
-    );
-}
-
-#[test]
-fn a_pod_that_cannot_start_fails_the_create_and_leaves_nothing() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let data = tempfile::tempdir().unwrap();
-    let s = k.serve(data.path(), "");
-    let r = s.admin.call(
-        Method::POST,
-        "/api/v1/sandboxes",
-        Some(&json!({"image": "absent"})),
-    );
-    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
-    assert_eq!(r.code(), "start_failed", "{}", r.text());
-    assert!(r.text().contains("ErrImageNeverPull"), "{}", r.text());
-    assert!(
-        wait_until(Duration::from_secs(30), || k.leftovers().is_empty()),
-        "left: {:?}",
-        k.leftovers()
-    );
-    let r = s.admin.call(
-        Method::POST,
-        "/api/v1/sandboxes",
-        Some(&json!({"image": "debian", "profile": "machine"})),
-    );
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
-    assert!(r.text().contains("machine profile"), "{}", r.text());
-    let r = s.admin.call(
-        Method::POST,
-        "/api/v1/sandboxes",
-        Some(&json!({"image": "ubuntu"})),
-    );
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
-    assert!(k.leftovers().is_empty(), "{:?}", k.leftovers());
-}
-
-#[test]
-fn the_warm_pool_is_labelled_pods_and_a_claim_relabels_one() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let data = tempfile::tempdir().unwrap();
-    let s = k.serve(
-        data.path(),
-        "[[pool]]\nname = \"default\"\nimage = \"debian\"\nsize = 1\n",
-    );
-    let ready = || {
-        k.get(
-            "pods",
-            &format!("sandlab.dev/instance={},sandlab.dev/pool=ready", k.instance),
-        )
-    };
-    assert!(
-        wait_until(Duration::from_secs(60), || ready().len() == 1
-            && ready()[0]["status"]["phase"] == "Running"),
-        "no ready pool Pod: {:?}",
-        k.leftovers()
-    );
-    let pooled = ready()[0]["metadata"]["name"].as_str().unwrap().to_owned();
-    // Wait until the server counts it ready, so the create claims it.
-    assert!(wait_until(Duration::from_secs(30), || s
-        .metric("sandlab_pool_ready", "profile=\"default\"")
-        == Some(1.0)));
-    let sb = s.admin.create(json!({"image": "debian"}));
-    assert_eq!(
-        sb["id"],
-        pooled.as_str(),
-        "the create did not claim the pool Pod"
-    );
-    let pod: Value = k.object("pod", &pooled);
-    assert_eq!(
-        pod["metadata"]["labels"]["sandlab.dev/pool"], "claimed",
-        "{pod}"
-    );
-    assert!(
-        pod["metadata"]["annotations"]["sandlab.dev/claimed-at"].is_string(),
-        "{pod}"
-    );
-    let out = s.admin.sh(&pooled, "echo claimed-ok");
-    assert!(str_of(&out, "stdout").contains("claimed-ok"), "{out}");
-    // The pool refills with a new Pod.
-    assert!(
-        wait_until(Duration::from_secs(60), || ready()
-            .iter()
-            .any(|p| p["metadata"]["name"] != pooled.as_str())),
-        "the pool did not refill"
-    );
-}
-
-const LAB: &str = "---\ntitle: Two pods\nplayground:\n  ttl: 10m\n  nodes:\n    - name: node01\n    - name: node02\ntasks:\n  reach:\n    machine: node01\n    run: test -f /tmp/reached\n---\nReach node02.\n";
-
-#[test]
-fn a_two_node_lab_session_runs_on_pods_that_know_each_other() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let data = tempfile::tempdir().unwrap();
-    let s = k.serve(data.path(), "");
-    let dir = s.labs_dir().join("two-pods");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("index.md"), LAB).unwrap();
-    assert!(wait_until(Duration::from_secs(20), || s
-        .admin
-        .call(Method::GET, "/api/v1/labs/two-pods", None)
-        .status
-        == StatusCode::OK));
-    let r = s.admin.call(
-        Method::POST,
-        "/api/v1/labs/two-pods/sessions",
-        Some(&json!({})),
-    );
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let session = r.json();
-    let sid = str_of(&session, "id").to_owned();
-    let path = format!("/api/v1/sessions/{sid}");
-    assert!(
-        wait_until(Duration::from_secs(90), || s
-            .admin
-            .call(Method::GET, &path, None)
-            .json()["state"]
-            == "ready"),
-        "the session never got ready: {}",
-        s.admin.call(Method::GET, &path, None).text()
-    );
-    let session = s.admin.call(Method::GET, &path, None).json();
-    let node = |i: usize| str_of(&session["nodes"][i], "sandbox").to_owned();
-    let (n1, n2) = (node(0), node(1));
-    let pods = k.get("pods", &format!("sandlab.dev/instance={}", k.instance));
-    assert_eq!(pods.len(), 2, "{pods:?}");
-    let playground = pods[0]["metadata"]["labels"]["sandlab.dev/playground"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for p in &pods {
+    #[test]
+    fn the_warm_pool_is_labelled_pods_and_a_claim_relabels_one() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let data = tempfile::tempdir().unwrap();
+        let s = k.serve(
+            data.path(),
+            "[[pool]]\nname = \"default\"\nimage = \"debian\"\nsize = 1\n",
+        );
+        let ready = || {
+            k.get(
+                "pods",
+                &format!("sandlab.dev/instance={},sandlab.dev/pool=ready", k.instance),
+            )
+        };
+        assert!(
+            wait_until(Duration::from_secs(60), || ready().len() == 1
+                && ready()[0]["status"]["phase"] == "Running"),
+            "no ready pool Pod: {:?}",
+            k.leftovers()
+        );
+        let pooled = ready()[0]["metadata"]["name"].as_str().unwrap().to_owned();
+        // Wait until the server counts it ready, so the create claims it.
+        assert!(wait_until(Duration::from_secs(30), || s
+            .metric("sandlab_pool_ready", "profile=\"default\"")
+            == Some(1.0)));
+        let sb = s.admin.create(json!({"image": "debian"}));
         assert_eq!(
-            p["metadata"]["labels"]["sandlab.dev/playground"],
+            sb["id"],
+            pooled.as_str(),
+            "the create did not claim the pool Pod"
+        );
+        let pod: Value = k.object("pod", &pooled);
+        assert_eq!(
+            pod["metadata"]["labels"]["sandlab.dev/pool"], "claimed",
+            "{pod}"
+        );
+        assert!(
+            pod["metadata"]["annotations"]["sandlab.dev/claimed-at"].is_string(),
+            "{pod}"
+        );
+        let out = s.admin.sh(&pooled, "echo claimed-ok");
+        assert!(str_of(&out, "stdout").contains("claimed-ok"), "{out}");
+        // The pool refills with a new Pod.
+        assert!(
+            wait_until(Duration::from_secs(60), || ready()
+                .iter()
+                .any(|p| p["metadata"]["name"] != pooled.as_str())),
+            "the pool did not refill"
+        );
+    }
+
+    const LAB: &str = "---\ntitle: Two pods\nplayground:\n  ttl: 10m\n  nodes:\n    - name: node01\n    - name: node02\ntasks:\n  reach:\n    machine: node01\n    run: test -f /tmp/reached\n---\nReach node02.\n";
+
+    #[test]
+    fn a_two_node_lab_session_runs_on_pods_that_know_each_other() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let data = tempfile::tempdir().unwrap();
+        let s = k.serve(data.path(), "");
+        let dir = s.labs_dir().join("two-pods");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.md"), LAB).unwrap();
+        assert!(wait_until(Duration::from_secs(20), || s
+            .admin
+            .call(Method::GET, "/api/v1/labs/two-pods", None)
+            .status
+            == StatusCode::OK));
+        let r = s.admin.call(
+            Method::POST,
+            "/api/v1/labs/two-pods/sessions",
+            Some(&json!({})),
+        );
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let session = r.json();
+        let sid = str_of(&session, "id").to_owned();
+        let path = format!("/api/v1/sessions/{sid}");
+        assert!(
+            wait_until(Duration::from_secs(90), || s
+                .admin
+                .call(Method::GET, &path, None)
+                .json()["state"]
+                == "ready"),
+            "the session never got ready: {}",
+            s.admin.call(Method::GET, &path, None).text()
+        );
+        let session = s.admin.call(Method::GET, &path, None).json();
+        let node = |i: usize| str_of(&session["nodes"][i], "sandbox").to_owned();
+        let (n1, n2) = (node(0), node(1));
+        let pods = k.get("pods", &format!("sandlab.dev/instance={}", k.instance));
+        assert_eq!(pods.len(), 2, "{pods:?}");
+        let playground = pods[0]["metadata"]["labels"]["sandlab.dev/playground"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for p in &pods {
+            assert_eq!(
+                p["metadata"]["labels"]["sandlab.dev/playground"],
+                playground.as_str()
+            );
+            assert_eq!(p["spec"]["subdomain"], format!("pg-{playground}"));
+        }
+        let svc: Value = k.object("service", &format!("pg-{playground}"));
+        assert_eq!(svc["spec"]["clusterIP"], "None");
+        assert_eq!(
+            svc["spec"]["selector"]["sandlab.dev/playground"],
             playground.as_str()
         );
-        assert_eq!(p["spec"]["subdomain"], format!("pg-{playground}"));
-    }
-    let svc: Value = k.object("service", &format!("pg-{playground}"));
-    assert_eq!(svc["spec"]["clusterIP"], "None");
-    assert_eq!(
-        svc["spec"]["selector"]["sandlab.dev/playground"],
-        playground.as_str()
-    );
-    // Each node's policy lets the other in.
-    let policy: Value = k.object("networkpolicy", &n1);
-    assert!(policy.to_string().contains(&playground), "{policy}");
-    let hostnames: Vec<String> = [&n1, &n2]
-        .iter()
-        .map(|n| {
-            str_of(&s.admin.sh(n, "hostname"), "stdout")
-                .trim()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(hostnames, ["node01", "node02"]);
-    // node01 reaches node02 over the Pod network (at its Pod IP: the test cluster has no DNS).
-    let ip2 = pods
-        .iter()
-        .find(|p| p["metadata"]["name"] == n2.as_str())
-        .unwrap()["status"]["podIP"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.admin.sh(
-        &n2,
-        "(echo node02-answers | nc -l -p 9000 >/dev/null 2>&1 &) ; sleep 0.3",
-    );
-    let out = s.admin.sh(&n1, &format!("nc -w 3 {ip2} 9000 > /tmp/got; cat /tmp/got; grep -q node02-answers /tmp/got && touch /tmp/reached"));
-    assert!(str_of(&out, "stdout").contains("node02-answers"), "{out}");
-    assert!(
-        wait_until(Duration::from_secs(20), || s
-            .admin
-            .call(Method::GET, &path, None)
-            .json()["tasks"][0]["state"]
-            == "done"),
-        "the task did not turn done: {}",
-        s.admin.call(Method::GET, &path, None).text()
-    );
-    let r = s.admin.call(Method::DELETE, &path, None);
-    assert!(r.status.is_success(), "{}", r.text());
-    assert!(
-        wait_until(Duration::from_secs(60), || k.leftovers().is_empty()),
-        "left: {:?}",
-        k.leftovers()
-    );
-}
-
-#[test]
-fn the_service_account_and_the_agents_keep_to_their_own() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let sa = format!("system:serviceaccount:{}:sandlab", k.ns);
-    // `what` is a resource or `resource/subresource` (kubectl reads `a/b` as a name).
-    let can = |verb: &str, what: &str, ns: &str| {
-        let mut args = vec!["auth", "can-i", verb];
-        match what.split_once('/') {
-            Some((resource, sub)) => args.extend([resource, "--subresource", sub]),
-            None => args.push(what),
-        }
-        args.extend(["-n", ns, "--as", &sa]);
-        k.kubectl(&args).stdout_text().trim() == "yes"
-    };
-    assert!(can("create", "pods", &k.ns));
-    assert!(can("patch", "pods", &k.ns));
-    for (verb, what, ns) in [
-        ("create", "pods/exec", k.ns.as_str()),
-        ("get", "pods/log", &k.ns),
-        ("update", "pods/status", &k.ns),
-        ("get", "secrets", "kube-system"),
-        ("create", "pods", "default"),
-        ("list", "nodes", ""),
-        ("create", "clusterrolebindings", ""),
-    ] {
-        let ns = if ns.is_empty() { "default" } else { ns };
+        // Each node's policy lets the other in.
+        let policy: Value = k.object("networkpolicy", &n1);
+        assert!(policy.to_string().contains(&playground), "{policy}");
+        let hostnames: Vec<String> = [&n1, &n2]
+            .iter()
+            .map(|n| {
+                str_of(&s.admin.sh(n, "hostname"), "stdout")
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(hostnames, ["node01", "node02"]);
+        // node01 reaches node02 over the Pod network (at its Pod IP: the test cluster has no DNS).
+        let ip2 = pods
+            .iter()
+            .find(|p| p["metadata"]["name"] == n2.as_str())
+            .unwrap()["status"]["podIP"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s.admin.sh(
+            &n2,
+            "(echo node02-answers | nc -l -p 9000 >/dev/null 2>&1 &) ; sleep 0.3",
+        );
+        let out = s.admin.sh(&n1, &format!("nc -w 3 {ip2} 9000 > /tmp/got; cat /tmp/got; grep -q node02-answers /tmp/got && touch /tmp/reached"));
+        assert!(str_of(&out, "stdout").contains("node02-answers"), "{out}");
         assert!(
-            !can(verb, what, ns),
-            "the service account may {verb} {what} in {ns}"
+            wait_until(Duration::from_secs(20), || s
+                .admin
+                .call(Method::GET, &path, None)
+                .json()["tasks"][0]["state"]
+                == "done"),
+            "the task did not turn done: {}",
+            s.admin.call(Method::GET, &path, None).text()
+        );
+        let r = s.admin.call(Method::DELETE, &path, None);
+        assert!(r.status.is_success(), "{}", r.text());
+        assert!(
+            wait_until(Duration::from_secs(60), || k.leftovers().is_empty()),
+            "left: {:?}",
+            k.leftovers()
         );
     }
 
-    // Sandbox A's agent refuses B's token, and an empty one; B's own is accepted.
-    let data = tempfile::tempdir().unwrap();
-    let s = k.serve(data.path(), "");
-    let a = s.admin.create(json!({"image": "debian"}));
-    let b = s.admin.create(json!({"image": "debian"}));
-    let ip_a = str_of(&a, "ipv4").to_owned();
-    let secret = k.object("secret", &format!("{}-agent", str_of(&b, "id")));
-    use base64::Engine;
-    let token_b = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(secret["data"]["token"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let connect = |ip: &str, token: &str| {
-        let addr = format!("{ip}:7070").parse().unwrap();
-        rt.block_on(sandlab_proto::AgentClient::connect_tcp(
-            addr,
-            token,
-            Duration::from_secs(5),
-        ))
-    };
-    let Err(err) = connect(&ip_a, &token_b) else {
-        panic!("A accepted B's token")
-    };
-    assert!(err.to_string().to_lowercase().contains("token"), "{err}");
-    assert!(connect(&ip_a, "").is_err(), "A accepted an empty token");
-    let ip_b = str_of(&b, "ipv4").to_owned();
-    assert!(connect(&ip_b, &token_b).is_ok(), "B refused its own token");
-}
+    #[test]
+    fn the_service_account_and_the_agents_keep_to_their_own() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let sa = format!("system:serviceaccount:{}:sandlab", k.ns);
+        // `what` is a resource or `resource/subresource` (kubectl reads `a/b` as a name).
+        let can = |verb: &str, what: &str, ns: &str| {
+            let mut args = vec!["auth", "can-i", verb];
+            match what.split_once('/') {
+                Some((resource, sub)) => args.extend([resource, "--subresource", sub]),
+                None => args.push(what),
+            }
+            args.extend(["-n", ns, "--as", &sa]);
+            k.kubectl(&args).stdout_text().trim() == "yes"
+        };
+        assert!(can("create", "pods", &k.ns));
+        assert!(can("patch", "pods", &k.ns));
+        for (verb, what, ns) in [
+            ("create", "pods/exec", k.ns.as_str()),
+            ("get", "pods/log", &k.ns),
+            ("update", "pods/status", &k.ns),
+            ("get", "secrets", "kube-system"),
+            ("create", "pods", "default"),
+            ("list", "nodes", ""),
+            ("create", "clusterrolebindings", ""),
+        ] {
+            let ns = if ns.is_empty() { "default" } else { ns };
+            assert!(
+                !can(verb, what, ns),
+                "the service account may {verb} {what} in {ns}"
+            );
+        }
 
-#[test]
-fn after_a_crash_strays_go_and_a_cli_on_another_database_leaves_pods_alone() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let data = tempfile::tempdir().unwrap();
-    let mut s = k.serve(data.path(), "");
-    let kept = s.admin.create(json!({"image": "debian", "ttl": "30m"}));
-    let kept = str_of(&kept, "id").to_owned();
-
-    // A CLI on another database, with the same cluster settings, sees none of them.
-    let other = tempfile::tempdir().unwrap();
-    let config = k.dir.path().join("other.toml");
-    std::fs::write(&config, k.config("")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sandlab"))
-        .arg("--data-dir")
-        .arg(other.path())
-        .arg("--config")
-        .arg(&config)
-        .args(["sandbox", "ls"])
-        .output()
+        // Sandbox A's agent refuses B's token, and an empty one; B's own is accepted.
+        let data = tempfile::tempdir().unwrap();
+        let s = k.serve(data.path(), "");
+        let a = s.admin.create(json!({"image": "debian"}));
+        let b = s.admin.create(json!({"image": "debian"}));
+        let ip_a = str_of(&a, "ipv4").to_owned();
+        let secret = k.object("secret", &format!("{}-agent", str_of(&b, "id")));
+        use base64::Engine;
+        let token_b = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(secret["data"]["token"].as_str().unwrap())
+                .unwrap(),
+        )
         .unwrap();
-    assert!(out.status.success(), "{}", out.stderr_text());
-    assert!(!out.stdout_text().contains(&kept), "{}", out.stdout_text());
-    k.kubectl_ok(&["-n", &k.ns, "get", "pod", &kept]);
-    let out = s.admin.sh(&kept, "echo still-here");
-    assert!(str_of(&out, "stdout").contains("still-here"), "{out}");
-
-    // A Pod of this instance and store with no record (a create killed after its Pod):
-    // the next start removes it.
-    s.kill9();
-    let pod: Value = k.object("pod", &kept);
-    let mut stray = pod.clone();
-    let stray_id = "sb-strayaaaaaaa";
-    stray["metadata"] = json!({
-        "name": stray_id,
-        "labels": pod["metadata"]["labels"].as_object().unwrap().iter()
-            .map(|(k, v)| (k.clone(), if k == "sandlab.dev/sandbox" { json!(stray_id) } else { v.clone() }))
-            .collect::<serde_json::Map<_, _>>(),
-    });
-    stray["spec"]["nodeName"] = Value::Null;
-    stray.as_object_mut().unwrap().remove("status");
-    k.kubectl_stdin(&["-n", &k.ns, "create", "-f", "-"], &stray.to_string());
-    // And a playground's Service whose Pods are gone (a removal killed before it).
-    let mut labels = pod["metadata"]["labels"].clone();
-    let labels = labels.as_object_mut().unwrap();
-    labels.retain(|k, _| {
-        k == "app.kubernetes.io/managed-by"
-            || k == "sandlab.dev/instance"
-            || k == "sandlab.dev/store"
-    });
-    labels.insert("sandlab.dev/playground".into(), json!("zzzzzzzzzzzz"));
-    let service = json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": { "name": "pg-zzzzzzzzzzzz", "labels": labels },
-        "spec": { "clusterIP": "None", "selector": { "sandlab.dev/playground": "zzzzzzzzzzzz" } },
-    });
-    k.kubectl_stdin(&["-n", &k.ns, "create", "-f", "-"], &service.to_string());
-    s.restart();
-    assert!(
-        wait_until(Duration::from_secs(60), || k
-            .get("pods", &format!("sandlab.dev/sandbox={stray_id}"))
-            .is_empty()),
-        "the stray Pod stayed"
-    );
-    assert!(
-        wait_until(Duration::from_secs(30), || k
-            .get("services", "sandlab.dev/playground=zzzzzzzzzzzz")
-            .is_empty()),
-        "the unused playground Service stayed"
-    );
-    let out = s.admin.sh(&kept, "echo adopted");
-    assert!(str_of(&out, "stdout").contains("adopted"), "{out}");
-
-    // The agent killed from the node (found by the Pod's uid in its cgroup): the Pod
-    // stops for good (restartPolicy Never), the sandbox turns failed and its Pod goes.
-    let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
-    let agent = agent_pid_on_the_node(&uid).expect("the agent's process on the node");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let path = format!("/api/v1/sandboxes/{kept}");
-    assert!(
-        wait_until(Duration::from_secs(60), || s
-            .admin
-            .call(Method::GET, &path, None)
-            .json()["state"]
-            == "failed"),
-        "the sandbox did not turn failed: {}",
-        s.admin.call(Method::GET, &path, None).text()
-    );
-    assert!(
-        wait_until(Duration::from_secs(60), || k.leftovers().is_empty()),
-        "left: {:?}",
-        k.leftovers()
-    );
-}
-
-/// The host pid of the agent in the Pod with `uid`: the process running `/.sandlab/agent`
-/// whose cgroup path names the Pod (`pod<uid>`, with `_` for `-` under systemd).
-fn agent_pid_on_the_node(uid: &str) -> Option<u32> {
-    let names = [uid.to_owned(), uid.replace('-', "_")];
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let ours = names.iter().any(|n| cgroup.contains(&format!("pod{n}")));
-        (ours && cmdline.starts_with(b"/.sandlab/agent\0")).then_some(pid)
-    })
-}
-
-#[test]
-fn the_deployment_files_are_accepted_by_the_api_server() {
-    let Some(admin) = admin_kubeconfig() else {
-        return;
-    };
-    let k = Cluster::new(admin);
-    let dir = repo().join("deploy/kubernetes");
-    // A dry run of namespaced objects needs their namespace to exist.
-    if !k.kubectl(&["get", "namespace", "sandlab"]).status.success() {
-        k.kubectl_ok(&["apply", "-f", dir.join("namespace.yaml").to_str().unwrap()]);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let connect = |ip: &str, token: &str| {
+            let addr = format!("{ip}:7070").parse().unwrap();
+            rt.block_on(sandlab_proto::AgentClient::connect_tcp(
+                addr,
+                token,
+                Duration::from_secs(5),
+            ))
+        };
+        let Err(err) = connect(&ip_a, &token_b) else {
+            panic!("A accepted B's token")
+        };
+        assert!(err.to_string().to_lowercase().contains("token"), "{err}");
+        assert!(connect(&ip_a, "").is_err(), "A accepted an empty token");
+        let ip_b = str_of(&b, "ipv4").to_owned();
+        assert!(connect(&ip_b, &token_b).is_ok(), "B refused its own token");
     }
-    let out = k.kubectl(&["apply", "-k", dir.to_str().unwrap(), "--dry-run=server"]);
-    assert!(out.status.success(), "{}", out.stderr_text());
-    // The ConfigMap's sandlab.toml loads.
-    let yaml = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
-    let start = yaml
-        .find("sandlab.toml: |")
-        .expect("sandlab.toml in config.yaml");
-    let toml: String = yaml[start..]
-        .lines()
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with("    "))
-        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
-        .collect();
-    let file = k.dir.path().join("deploy.toml");
-    std::fs::write(
-        &file,
-        toml.replace(
-            "/var/lib/sandlab",
-            &k.dir.path().join("data").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sandlab"))
-        .arg("--config")
-        .arg(&file)
-        .args(["user", "ls"])
-        .output()
+
+    #[test]
+    fn after_a_crash_strays_go_and_a_cli_on_another_database_leaves_pods_alone() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let data = tempfile::tempdir().unwrap();
+        let mut s = k.serve(data.path(), "");
+        let kept = s.admin.create(json!({"image": "debian", "ttl": "30m"}));
+        let kept = str_of(&kept, "id").to_owned();
+
+        // A CLI on another database, with the same cluster settings, sees none of them.
+        let other = tempfile::tempdir().unwrap();
+        let config = k.dir.path().join("other.toml");
+        std::fs::write(&config, k.config("")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sandlab"))
+            .arg("--data-dir")
+            .arg(other.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["sandbox", "ls"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", out.stderr_text());
+        assert!(!out.stdout_text().contains(&kept), "{}", out.stdout_text());
+        k.kubectl_ok(&["-n", &k.ns, "get", "pod", &kept]);
+        let out = s.admin.sh(&kept, "echo still-here");
+        assert!(str_of(&out, "stdout").contains("still-here"), "{out}");
+
+        // A Pod of this instance and store with no record (a create killed after its Pod):
+        // the next start removes it.
+        s.kill9();
+        let pod: Value = k.object("pod", &kept);
+        let mut stray = pod.clone();
+        let stray_id = "sb-strayaaaaaaa";
+        stray["metadata"] = json!({
+            "name": stray_id,
+            "labels": pod["metadata"]["labels"].as_object().unwrap().iter()
+                .map(|(k, v)| (k.clone(), if k == "sandlab.dev/sandbox" { json!(stray_id) } else { v.clone() }))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        stray["spec"]["nodeName"] = Value::Null;
+        stray.as_object_mut().unwrap().remove("status");
+        k.kubectl_stdin(&["-n", &k.ns, "create", "-f", "-"], &stray.to_string());
+        // And a playground's Service whose Pods are gone (a removal killed before it).
+        let mut labels = pod["metadata"]["labels"].clone();
+        let labels = labels.as_object_mut().unwrap();
+        labels.retain(|k, _| {
+            k == "app.kubernetes.io/managed-by"
+                || k == "sandlab.dev/instance"
+                || k == "sandlab.dev/store"
+        });
+        labels.insert("sandlab.dev/playground".into(), json!("zzzzzzzzzzzz"));
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": { "name": "pg-zzzzzzzzzzzz", "labels": labels },
+            "spec": { "clusterIP": "None", "selector": { "sandlab.dev/playground": "zzzzzzzzzzzz" } },
+        });
+        k.kubectl_stdin(&["-n", &k.ns, "create", "-f", "-"], &service.to_string());
+        s.restart();
+        assert!(
+            wait_until(Duration::from_secs(60), || k
+                .get("pods", &format!("sandlab.dev/sandbox={stray_id}"))
+                .is_empty()),
+            "the stray Pod stayed"
+        );
+        assert!(
+            wait_until(Duration::from_secs(30), || k
+                .get("services", "sandlab.dev/playground=zzzzzzzzzzzz")
+                .is_empty()),
+            "the unused playground Service stayed"
+        );
+        let out = s.admin.sh(&kept, "echo adopted");
+        assert!(str_of(&out, "stdout").contains("adopted"), "{out}");
+
+        // The agent killed from the node (found by the Pod's uid in its cgroup): the Pod
+        // stops for good (restartPolicy Never), the sandbox turns failed and its Pod goes.
+        let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+        let agent = agent_pid_on_the_node(&uid).expect("the agent's process on the node");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(agent as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
         .unwrap();
-    assert!(out.status.success(), "{}", out.stderr_text());
+        let path = format!("/api/v1/sandboxes/{kept}");
+        assert!(
+            wait_until(Duration::from_secs(60), || s
+                .admin
+                .call(Method::GET, &path, None)
+                .json()["state"]
+                == "failed"),
+            "the sandbox did not turn failed: {}",
+            s.admin.call(Method::GET, &path, None).text()
+        );
+        assert!(
+            wait_until(Duration::from_secs(60), || k.leftovers().is_empty()),
+            "left: {:?}",
+            k.leftovers()
+        );
+    }
+
+    /// The host pid of the agent in the Pod with `uid`: the process running `/.sandlab/agent`
+    /// whose cgroup path names the Pod (`pod<uid>`, with `_` for `-` under systemd).
+    fn agent_pid_on_the_node(uid: &str) -> Option<u32> {
+        let names = [uid.to_owned(), uid.replace('-', "_")];
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let ours = names.iter().any(|n| cgroup.contains(&format!("pod{n}")));
+            (ours && cmdline.starts_with(b"/.sandlab/agent\0")).then_some(pid)
+        })
+    }
+
+    #[test]
+    fn the_deployment_files_are_accepted_by_the_api_server() {
+        let Some(admin) = admin_kubeconfig() else {
+            return;
+        };
+        let k = Cluster::new(admin);
+        let dir = repo().join("deploy/kubernetes");
+        // A dry run of namespaced objects needs their namespace to exist.
+        if !k.kubectl(&["get", "namespace", "sandlab"]).status.success() {
+            k.kubectl_ok(&["apply", "-f", dir.join("namespace.yaml").to_str().unwrap()]);
+        }
+        let out = k.kubectl(&["apply", "-k", dir.to_str().unwrap(), "--dry-run=server"]);
+        assert!(out.status.success(), "{}", out.stderr_text());
+        // The ConfigMap's sandlab.toml loads.
+        let yaml = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+        let start = yaml
+            .find("sandlab.toml: |")
+            .expect("sandlab.toml in config.yaml");
+        let toml: String = yaml[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        let file = k.dir.path().join("deploy.toml");
+        std::fs::write(
+            &file,
+            toml.replace(
+                "/var/lib/sandlab",
+                &k.dir.path().join("data").display().to_string(),
+            ),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sandlab"))
+            .arg("--config")
+            .arg(&file)
+            .args(["user", "ls"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", out.stderr_text());
+    }
 }
