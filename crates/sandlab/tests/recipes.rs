@@ -32,7 +32,8 @@ fn a_recipe_is_built_on_first_use_with_its_steps_and_then_kept() {
         recipes.path().join(format!("{name}.toml")),
         format!(
             "name = \"{name}\"\ndescription = \"a test\"\nsuite = \"bookworm\"\npackages = []\n\
-             steps = [\"echo from-a-step > /etc/recipe-mark\", \"\"\"test -s /etc/recipe-mark\nchmod 0644 /etc/recipe-mark\"\"\"]\n"
+             steps = [\"echo from-a-step > /etc/recipe-mark\", \"\"\"test -s /etc/recipe-mark\nchmod 0644 /etc/recipe-mark\"\"\", \
+             \"grep -qx force-unsafe-io /etc/dpkg/dpkg.cfg.d/zz-sandlab-build\"]\n"
         ),
     )
     .unwrap();
@@ -50,10 +51,22 @@ fn a_recipe_is_built_on_first_use_with_its_steps_and_then_kept() {
     let out = sandlab_with(
         recipes.path(),
         &data,
-        &["run", "--image", &name, "--", "cat", "/etc/recipe-mark"],
+        &[
+            "run",
+            "--image",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/recipe-mark; ls /etc/dpkg/dpkg.cfg.d",
+        ],
     );
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
-    assert_eq!(out.stdout_text(), "from-a-step\n");
+    // dpkg's unsafe I/O held while the steps ran (the last step checks it), and is not
+    // left in the image.
+    let text = out.stdout_text();
+    assert!(text.starts_with("from-a-step\n"), "{text}");
+    assert!(!text.contains("zz-sandlab-build"), "{text}");
     assert!(
         out.stderr_text().contains("building it from its recipe"),
         "{}",
