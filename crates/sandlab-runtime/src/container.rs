@@ -494,13 +494,10 @@ impl ContainerDriver {
             };
             let out = agent.exec_collect(req, None, 4096).await?;
             last = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            match last.as_str() {
-                "running" | "degraded" => return Ok(()),
-                // Its bus is not up yet: ask again.
-                "" | "initializing" | "starting" => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                _ => break,
+            match boot_state(&last) {
+                Boot::Up => return Ok(()),
+                Boot::NotYet => tokio::time::sleep(Duration::from_millis(20)).await,
+                Boot::Failed => break,
             }
         }
         Err(Error::Host(format!(
@@ -942,4 +939,42 @@ fn init_alive_in(pid: u32, id: &SandboxId) -> bool {
     let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .is_ok_and(|cg| cg.contains(&format!("/sandlab/{id}")));
     alive && ours
+}
+
+/// Where a machine's boot is, from what `systemctl is-system-running` printed.
+#[derive(Debug, PartialEq, Eq)]
+enum Boot {
+    Up,
+    NotYet,
+    Failed,
+}
+
+fn boot_state(answer: &str) -> Boot {
+    match answer {
+        "running" | "degraded" => Boot::Up,
+        // No answer: its bus is not up yet. "offline": systemctl found no
+        // /run/systemd/system, which systemd (PID 1 here, or this is not a machine with
+        // systemd) makes early in its boot; a loaded host can run the first ask before
+        // that. A systemd that dies ends the sandbox, and with it the agent's answers.
+        "" | "offline" | "initializing" | "starting" => Boot::NotYet,
+        _ => Boot::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_is_waited_for_until_systemd_says_where_it_is() {
+        assert_eq!(boot_state("running"), Boot::Up);
+        assert_eq!(boot_state("degraded"), Boot::Up);
+        // The first asks of a boot (seen under load in CI: "offline" failed a create).
+        for early in ["", "offline", "initializing", "starting"] {
+            assert_eq!(boot_state(early), Boot::NotYet, "{early:?}");
+        }
+        for bad in ["maintenance", "stopping", "unknown"] {
+            assert_eq!(boot_state(bad), Boot::Failed, "{bad:?}");
+        }
+    }
 }
