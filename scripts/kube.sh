@@ -530,11 +530,22 @@ check_ports() {
 
 # wait_for WHAT SECONDS DAEMON COMMAND...: polls COMMAND until it succeeds; fails when
 # DAEMON dies or the time runs out.
+# Whether the daemon NAME that spawn started still runs: its process is there and no
+# zombie. (pid_of is no use here: right after spawn the process may still be the subshell
+# that has not exec'd the binary yet, which a loaded host showed: "containerd exited"
+# while its log was still empty.)
+alive() {
+  local pid state
+  pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 wait_for() {
   local what=$1 secs=$2 daemon=$3 deadline; shift 3
   deadline=$(( $(date +%s%N) + secs * 1000000000 ))
   until "$@" >/dev/null 2>&1; do
-    if [ -n "$daemon" ] && ! pid_of "$daemon" >/dev/null; then
+    if [ -n "$daemon" ] && ! alive "$daemon"; then
       die "$daemon exited while waiting for $what; see $LOG/$daemon.log ($(tail -n 1 "$LOG/$daemon.log" | cut -c1-200))."
     fi
     [ "$(date +%s%N)" -lt "$deadline" ] || die "timed out after ${secs}s waiting for $what; see $LOG/$daemon.log."
