@@ -528,8 +528,6 @@ check_ports() {
   [ ${#busy[@]} -eq 0 ] || die "the cluster's TCP ports ${busy[*]} are taken by another program."
 }
 
-# wait_for WHAT SECONDS DAEMON COMMAND...: polls COMMAND until it succeeds; fails when
-# DAEMON dies or the time runs out.
 # Whether the daemon NAME that spawn started still runs: its process is there and no
 # zombie. (pid_of is no use here: right after spawn the process may still be the subshell
 # that has not exec'd the binary yet, which a loaded host showed: "containerd exited"
@@ -541,6 +539,8 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
+# wait_for WHAT SECONDS DAEMON COMMAND...: polls COMMAND until it succeeds; fails when
+# DAEMON dies or the time runs out.
 wait_for() {
   local what=$1 secs=$2 daemon=$3 deadline; shift 3
   deadline=$(( $(date +%s%N) + secs * 1000000000 ))

@@ -13,6 +13,10 @@ fi
 start=$(date +%s)
 # Each phase says when it began (seconds since the start), so a slow CI run shows where.
 phase() { echo "==> [$(( $(date +%s) - start ))s] $*"; }
+# summary LABEL LOG: the passed and failed counts of every `test result:` line in LOG.
+summary() {
+  grep -E "^test result:" "$2" | awk -v l="$1" '{p+=$4; f+=$6} END {print l ": " p " passed, " f " failed"}'
+}
 export CARGO_TERM_COLOR=never
 # CI builds once: incremental caches would only take disk (a run failed with ENOSPC).
 export CARGO_INCREMENTAL=0
@@ -117,7 +121,7 @@ phase "cargo test (unit, integration, isolation attacks, API end to end; the Kub
 status=0
 cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 --skip on_the_test_cluster:: 2>&1 \
   | tee .data/test.log || status=1
-grep -E "^test result:" .data/test.log | awk '{p+=$4; f+=$6} END {print "summary: " p " passed, " f " failed"}'
+summary summary .data/test.log
 
 # The runtime matrix: the run above used the default runtime (native, in-process, for
 # standard sandboxes); every isolation, attack and leak test runs again on runc.
@@ -126,7 +130,7 @@ SANDLAB_RUNTIME=runc cargo test -p sandlab --quiet --no-fail-fast \
   --test isolation --test runtime_cves --test fork_bomb --test syscall_abi --test egress \
   --test own_ids --test host_budgets --test lifecycle --test views --test execute_hostile \
   -- --test-threads=2 2>&1 | tee .data/test-runc.log || status=1
-grep -E "^test result:" .data/test-runc.log | awk '{p+=$4; f+=$6} END {print "summary on runc: " p " passed, " f " failed"}'
+summary "summary on runc" .data/test-runc.log
 
 phase "fuzzing: every target for a fixed number of runs from fuzz/corpus (scripts/fuzz.sh)"
 if ! wait "$fuzz_build"; then
@@ -162,7 +166,7 @@ SANDLAB_TEST_KUBECONFIG=$(scripts/kube.sh start)
 export SANDLAB_TEST_KUBECONFIG
 cargo test -p sandlab --quiet --no-fail-fast --test kubernetes -- --test-threads=2 2>&1 \
   | tee .data/test-kube.log || status=1
-grep -E "^test result:" .data/test-kube.log | awk '{p+=$4; f+=$6} END {print "summary on the cluster: " p " passed, " f " failed"}'
+summary "summary on the cluster" .data/test-kube.log
 scripts/kube.sh stop
 
 echo "==> done in $(( $(date +%s) - start ))s"

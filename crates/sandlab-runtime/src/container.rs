@@ -953,9 +953,9 @@ fn boot_state(answer: &str) -> Boot {
     match answer {
         "running" | "degraded" => Boot::Up,
         // No answer: its bus is not up yet. "offline": systemctl found no
-        // /run/systemd/system, which systemd (PID 1 here, or this is not a machine with
-        // systemd) makes early in its boot; a loaded host can run the first ask before
-        // that. A systemd that dies ends the sandbox, and with it the agent's answers.
+        // /run/systemd/system, which systemd makes early in its boot; a loaded host can
+        // ask before that. (A systemd that dies ends the sandbox's pid namespace, and
+        // with it the agent's answers, so waiting on "offline" still ends.)
         "" | "offline" | "initializing" | "starting" => Boot::NotYet,
         _ => Boot::Failed,
     }
