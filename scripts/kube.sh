@@ -48,6 +48,11 @@ ETCD_PORT=23790
 ETCD_PEER_PORT=23800
 API_PORT=26443
 SCHEDULER_PORT=20259
+CONTROLLER_MANAGER_PORT=20257
+PROXY_HEALTHZ_PORT=20256
+PROXY_METRICS_PORT=20249
+DNS_HEALTH_PORT=20280              # CoreDNS's health and ready (it serves DNS on $GATEWAY:53)
+DNS_READY_PORT=20281
 KUBELET_PORT=20250
 KUBELET_HEALTHZ_PORT=20248
 CGROUP_ROOT=sandlab-kubelet        # the kubelet's cgroupRoot, in every hierarchy
@@ -59,7 +64,9 @@ HOST_DIRS=(/var/lib/kubelet /var/log/containers /run/containerd /var/lib/cni)
 # The kernel settings the kubelet changes (it sets what it expects unless
 # protectKernelDefaults): saved by start, put back by stop.
 SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
-         kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+         kernel/keys/root_maxkeys kernel/keys/root_maxbytes net/ipv4/conf/all/route_localnet)
+# kube-proxy's nftables tables (its nftables mode keeps everything in these two).
+PROXY_TABLES=("ip kube-proxy" "ip6 kube-proxy")
 
 log() { echo "kube.sh: $*" >&2; }
 die() { echo "kube.sh: error: $*" >&2; exit 1; }
@@ -147,7 +154,12 @@ cmd_build() {
   if stale etcd etcd; then
     build_group etcd "-X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd" etcd=.
   fi
-  if stale k8s kube-apiserver kube-scheduler kubelet kubectl; then
+  local cdns
+  cdns=$(mod_version tests/kube/coredns/go.mod github.com/coredns/coredns)
+  if stale coredns coredns; then
+    build_group coredns "-X github.com/coredns/coredns/coremain.GitCommit=$cdns" coredns=.
+  fi
+  if stale k8s kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; then
     # What `kubectl version` and the node report: upstream's hack/lib/version.sh sets
     # these (without them everything says v0.0.0). The build date is the release's.
     local date major minor kv="" p
@@ -160,8 +172,10 @@ cmd_build() {
     done
     build_group k8s "$kv" \
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+      kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
       kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
       kubelet=k8s.io/kubernetes/cmd/kubelet \
+      kube-proxy=k8s.io/kubernetes/cmd/kube-proxy \
       kubectl=k8s.io/kubernetes/cmd/kubectl
   fi
   if [ -n "$built_any" ]; then
@@ -243,6 +257,7 @@ our_pids() {
 # =========================================================================================
 
 AGENT=target/x86_64-unknown-linux-gnu/release/sandlab-agent
+SANDLAB=${SANDLAB_BIN:-target/debug/sandlab}
 
 # make_images [all|pause]: writes the archives (unchanged ones are left as they are).
 make_images() {
@@ -260,6 +275,13 @@ make_images() {
       die "$busybox is not static; install Debian's busybox-static instead of busybox."
     fi
     args+=(--busybox "$busybox" --agent "$AGENT")
+    # The control plane's image and a PostgreSQL for deploy/kubernetes (the test of the
+    # deployment files runs them on the cluster).
+    [ -x "$SANDLAB" ] || die "$SANDLAB is missing; build it first (cargo build -p sandlab)."
+    local pg
+    pg=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort -V | tail -n1)
+    [ -n "$pg" ] && [ -x "$pg/bin/postgres" ] || die "PostgreSQL is missing; install Debian's postgresql (scripts/setup.sh --deps)."
+    args+=(--sandlab "$SANDLAB" --labs labs --postgres "$pg")
   fi
   python3 tests/kube/images.py "$IMAGES" "${args[@]}" >/dev/null || die "tests/kube/images.py failed."
 }
@@ -327,7 +349,7 @@ kind: Config
 clusters:
 - name: $NODE
   cluster:
-    server: https://127.0.0.1:$API_PORT
+    server: https://$GATEWAY:$API_PORT
     certificate-authority-data: $(b64 "$p/ca.crt")
 users:
 - name: $2
@@ -353,6 +375,11 @@ make_pki() {
   cert admin "/O=system:masters/CN=sandlab-admin" "$client"
   cert kubelet "/O=system:nodes/CN=system:node:$NODE" "$client"
   cert scheduler "/CN=system:kube-scheduler" "$client"
+  cert controller-manager "/CN=system:kube-controller-manager" "$client"
+  cert kube-proxy "/CN=system:kube-proxy" "$client"
+  # CoreDNS reads Services, EndpointSlices, Namespaces and Pods cluster-wide; on this test
+  # cluster it runs on the host with an admin certificate instead of a ServiceAccount.
+  cert coredns "/O=system:masters/CN=sandlab-coredns" "$client"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
   # The service account token signer (TokenRequest): RSA, as kubeadm's (RS256 tokens).
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$p/sa.key" 2>/dev/null
@@ -362,6 +389,9 @@ make_pki() {
   fi
   kubeconfig "$RUN/kubelet.kubeconfig" kubelet
   kubeconfig "$RUN/scheduler.kubeconfig" scheduler
+  kubeconfig "$RUN/controller-manager.kubeconfig" controller-manager
+  kubeconfig "$RUN/kube-proxy.kubeconfig" kube-proxy
+  kubeconfig "$RUN/coredns.kubeconfig" coredns
   kubeconfig "$KUBECONFIG_PATH" admin
 }
 
@@ -436,6 +466,47 @@ clientConnection:
 leaderElection:
   leaderElect: false
 EOF
+  cat >"$RUN/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $RUN/kube-proxy.kubeconfig
+hostnameOverride: $NODE
+mode: nftables
+clusterCIDR: $SUBNET
+healthzBindAddress: 127.0.0.1:$PROXY_HEALTHZ_PORT
+metricsBindAddress: 127.0.0.1:$PROXY_METRICS_PORT
+# NodePorts only on the bridge's address, not on every address of the host.
+nodePortAddresses: ["$GATEWAY/32"]
+# The host's conntrack settings stay as they are.
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+# The pods share one bridge, so a Service's reply would go straight from one pod to the
+# other, past the host's NAT, wherever br_netfilter is not loaded: masquerade every
+# Service connection.
+nftables:
+  masqueradeAll: true
+EOF
+  cat >"$RUN/Corefile" <<EOF
+.:53 {
+    bind $GATEWAY
+    errors
+    health 127.0.0.1:$DNS_HEALTH_PORT
+    ready 127.0.0.1:$DNS_READY_PORT
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $RUN/coredns.kubeconfig $NODE
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+}
+EOF
   cat >"$RUN/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -470,8 +541,11 @@ evictionHard:
 # The images are imported, never pulled: never collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-# No kube-proxy: the kubelet need not touch iptables.
+# kube-proxy runs in nftables mode: the kubelet need not touch iptables.
 makeIPTablesUtilChains: false
+# CoreDNS, on the host's end of the bridge.
+clusterDNS: [$GATEWAY]
+clusterDomain: cluster.local
 podLogsDir: $VAR/pod-logs
 volumePluginDir: $VAR/volume-plugins
 serializeImagePulls: false
@@ -507,11 +581,11 @@ make_bridge() {
 preflight() {
   local b missing=()
   [ "$(id -u)" = 0 ] || die "scripts/kube.sh start must run as root."
-  for b in etcd kube-apiserver kube-scheduler kubelet kubectl pause; do
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns pause; do
     [ -x "$BIN/$b" ] || missing+=("$BIN/$b")
   done
   [ ${#missing[@]} -eq 0 ] || die "missing ${missing[*]}; run scripts/kube.sh build first."
-  for b in containerd containerd-shim-runc-v2 ctr runc openssl curl ip flock setsid python3; do
+  for b in containerd containerd-shim-runc-v2 ctr runc openssl curl ip nft flock setsid python3; do
     command -v "$b" >/dev/null || missing+=("$b")
   done
   for b in bridge host-local loopback; do [ -x "/usr/lib/cni/$b" ] || missing+=("/usr/lib/cni/$b"); done
@@ -522,7 +596,8 @@ preflight() {
 # Run with the lock held: the ports are free unless another program took them.
 check_ports() {
   local port busy=()
-  for port in $ETCD_PORT $ETCD_PEER_PORT $API_PORT $SCHEDULER_PORT $KUBELET_PORT $KUBELET_HEALTHZ_PORT; do
+  for port in $ETCD_PORT $ETCD_PEER_PORT $API_PORT $SCHEDULER_PORT $CONTROLLER_MANAGER_PORT \
+    $PROXY_HEALTHZ_PORT $PROXY_METRICS_PORT $DNS_HEALTH_PORT $DNS_READY_PORT $KUBELET_PORT $KUBELET_HEALTHZ_PORT; do
     if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then busy+=("$port"); fi
   done
   [ ${#busy[@]} -eq 0 ] || die "the cluster's TCP ports ${busy[*]} are taken by another program."
@@ -556,7 +631,7 @@ wait_for() {
 kctl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" --cache-dir "$RUN/kubectl-cache" --request-timeout=5s "$@"; }
 api_get() {
   curl -fsS --max-time 2 --cacert "$RUN/pki/ca.crt" --cert "$RUN/pki/admin.crt" --key "$RUN/pki/admin.key" \
-    "https://127.0.0.1:$API_PORT$1"
+    "https://$GATEWAY:$API_PORT$1"
 }
 node_ready() {
   [ "$(kctl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]
@@ -597,9 +672,15 @@ cmd_start() {
   trap 'exit 1' INT TERM HUP
   mkdir -p "$RUN" && chmod 700 "$RUN"
   echo "$REPO" >"$RUN/owner"
-  for f in containerd etcd kube-apiserver kube-scheduler kubelet images stop; do : >"$LOG/$f.log"; done
+  for f in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns images stop; do
+    : >"$LOG/$f.log"
+  done
   save_sysctls
   save_host_dirs
+  # Services: kube-proxy's DNAT sends a pod's packets for a ClusterIP back out of the
+  # bridge, which is forwarding. (Left on at stop, as `sandlab serve` leaves it: a server
+  # on this host may rely on it by then.)
+  echo 1 >/proc/sys/net/ipv4/ip_forward
   make_bridge
   make_cgroups
   make_pki
@@ -614,7 +695,7 @@ cmd_start() {
   spawn containerd "$(command -v containerd)" --config "$RUN/containerd.toml"
   spawn kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --secure-port "$API_PORT" --advertise-address "$GATEWAY" \
+    --bind-address "$GATEWAY" --secure-port "$API_PORT" --advertise-address "$GATEWAY" \
     --tls-cert-file "$RUN/pki/apiserver.crt" --tls-private-key-file "$RUN/pki/apiserver.key" \
     --client-ca-file "$RUN/pki/ca.crt" \
     --kubelet-client-certificate "$RUN/pki/apiserver-kubelet-client.crt" \
@@ -625,8 +706,7 @@ cmd_start() {
     --service-cluster-ip-range "$SERVICE_RANGE" \
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction \
-    --disable-admission-plugins ServiceAccount,TaintNodesByCondition \
-    --endpoint-reconciler-type none \
+    --disable-admission-plugins TaintNodesByCondition \
     --allow-privileged=true --profiling=false
 
   wait_for "containerd" 20 containerd containerd_up
@@ -636,16 +716,32 @@ cmd_start() {
   spawn kube-scheduler "$BIN/kube-scheduler" --config "$RUN/scheduler.yaml" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
     --authentication-kubeconfig "$RUN/scheduler.kubeconfig" --authorization-kubeconfig "$RUN/scheduler.kubeconfig"
+  spawn kube-proxy "$BIN/kube-proxy" --config "$RUN/kube-proxy.yaml"
+  spawn coredns "$BIN/coredns" -conf "$RUN/Corefile"
   import_images
 
   wait_for "the API server's /readyz" 60 kube-apiserver api_get /readyz
   log "the API server is ready ($(since "$t0") s)"
+  # The controllers (Deployments, StatefulSets, volume binding, service accounts and their
+  # CA bundle, garbage collection, namespace deletion). No node CIDRs: one bridge. Only now:
+  # it gives up at once when its roles are not there yet (/readyz waits for them).
+  spawn kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig "$RUN/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$RUN/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$RUN/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --leader-elect=false \
+    --root-ca-file "$RUN/pki/ca.crt" --service-account-private-key-file "$RUN/pki/sa.key" \
+    --use-service-account-credentials=true --profiling=false
   wait_for "the node $NODE to register" 60 kubelet kctl get node "$NODE"
   untaint
   wait_for "the node $NODE to be Ready" 60 kubelet node_ready
   untaint
   wait_for "the default namespace" 30 kube-apiserver kctl get namespace default
   wait_for "the scheduler" 30 kube-scheduler curl -fsk --max-time 2 "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+  wait_for "the controller manager" 30 kube-controller-manager curl -fsk --max-time 2 "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
+  wait_for "the default service account" 30 kube-controller-manager kctl -n default get serviceaccount default
+  wait_for "kube-proxy" 30 kube-proxy curl -fs --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
+  wait_for "CoreDNS" 30 coredns curl -fs --max-time 2 "http://127.0.0.1:$DNS_READY_PORT/ready"
   trap - EXIT INT TERM HUP
   log "the cluster is ready in $(since "$t0") s (Kubernetes $("$BIN/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p' | head -n1), node $NODE, pods on $SUBNET)"
   echo "$KUBECONFIG_PATH"
@@ -725,7 +821,14 @@ stop_cluster() {
     done <"$RUN/host-dirs"
   fi
 
-  # The kernel settings the kubelet changed.
+  # kube-proxy's tables (only ever ours: the lock says no other test cluster runs).
+  local t
+  for t in "${PROXY_TABLES[@]}"; do
+    # shellcheck disable=SC2086
+    if nft list table $t >/dev/null 2>&1; then nft delete table $t 2>/dev/null || true; fi
+  done
+
+  # The kernel settings the kubelet and kube-proxy changed.
   if [ -f "$RUN/sysctls" ]; then
     while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || true; done <"$RUN/sysctls"
   fi
@@ -740,6 +843,10 @@ leftovers() {
   for p in $pids; do echo "process $p ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-80))"; done
   for m in $(our_mounts); do echo "mount $m"; done
   ip link show "$BRIDGE" >/dev/null 2>&1 && echo "link $BRIDGE"
+  for m in "${PROXY_TABLES[@]}"; do
+    # shellcheck disable=SC2086
+    nft list table $m >/dev/null 2>&1 && echo "nftables table $m"
+  done
   for cg in $(cgroup_mounts); do [ -d "$cg/$CGROUP_ROOT" ] && echo "cgroup $cg/$CGROUP_ROOT"; done
   for m in /var/lib/cni/results/"$CNI_NETWORK"-*; do [ -e "$m" ] && echo "file $m"; done
   for m in /var/log/containers/*.log; do

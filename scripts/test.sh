@@ -26,8 +26,8 @@ scripts/setup.sh --deps
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 # Two cores do all of this, so what runs beside what is chosen by what each needs first.
-# The Kubernetes test cluster's components (etcd, kube-apiserver, kube-scheduler, kubelet,
-# kubectl: ~840 s of CPU cold, nothing when .data/kube/bin is current) compile from the Go
+# The Kubernetes test cluster's components (etcd, the control plane, kubelet, kube-proxy,
+# kubectl, CoreDNS; nothing when .data/kube/bin is current) compile from the Go
 # module proxy in the background at the lowest CPU and I/O priority, on what the other
 # phases leave idle, and only the last phase needs them. (Built beside the Rust code at
 # the same priority, both took 1411 s where one after the other they take 940 s.)
@@ -164,6 +164,7 @@ scripts/kube.sh images
 # Stopped on every exit (cleanup), with everything it made on this host.
 SANDLAB_TEST_KUBECONFIG=$(scripts/kube.sh start)
 export SANDLAB_TEST_KUBECONFIG
+tests/kube/smoke.sh "$SANDLAB_TEST_KUBECONFIG" || status=1
 cargo test -p sandlab --quiet --no-fail-fast --test kubernetes -- --test-threads=2 2>&1 \
   | tee .data/test-kube.log || status=1
 summary "summary on the cluster" .data/test-kube.log

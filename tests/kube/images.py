@@ -3,6 +3,7 @@
 format, which `ctr images import` reads), with the standard library only.
 
     images.py OUT_DIR --pause PAUSE_BIN [--busybox BUSYBOX] [--agent AGENT_BIN]
+              [--sandlab SANDLAB_BIN --labs LABS_DIR] [--postgres PG_DIR]
 
 Each image is one layer; the archives are byte-for-byte reproducible (fixed times and
 owners, sorted entries), and an archive whose bytes would not change is not rewritten.
@@ -13,6 +14,15 @@ Images:
   sandlab-test/busybox:1  /bin/busybox (static) with a link per applet, /etc/passwd and
                           /etc/group with root and nobody, /root, /tmp
   sandlab-test/agent:1    /sandlab-agent (static), nothing else
+  sandlab-test/sandlab:1  the control plane, as deploy/kubernetes/Dockerfile.sandlab makes
+                          it: /usr/local/bin/sandlab (stripped of debug information) with
+                          the shared libraries it links, the labs, CA certificates, user
+                          10001; entrypoint `sandlab`, command `serve`
+  sandlab-test/postgres:1 PostgreSQL from this host (PG_DIR, e.g. /usr/lib/postgresql/15)
+                          with what the official `postgres` image's entrypoint does that
+                          deploy/kubernetes/postgres.yaml relies on (POSTGRES_USER,
+                          POSTGRES_PASSWORD, POSTGRES_DB, PGDATA; a first start makes
+                          the cluster), busybox for `sh`, user postgres (999)
 """
 
 import argparse
@@ -23,6 +33,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -119,18 +130,143 @@ def pause_image(pause_bin):
 
 def busybox_image(busybox):
     layer = Layer()
-    layer.file("bin/busybox", read(busybox), 0o755)
-    # One link per applet, where the applet usually lives (bin/sh, usr/bin/wget, ...).
-    applets = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True)
-    for path in applets.stdout.split():
-        if path != "bin/busybox":
-            layer.symlink(path, "/bin/busybox")
+    add_busybox(layer, busybox)
     layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
                b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
     layer.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
     layer.dir("root", 0o700)
     layer.dir("tmp", 0o1777)
     return image_archive("sandlab-test/busybox:1", layer, {"Cmd": ["sh"], "Env": [PATH_ENV]})
+
+
+def add_busybox(layer, busybox):
+    layer.file("bin/busybox", read(busybox), 0o755)
+    # One link per applet, where the applet usually lives (bin/sh, usr/bin/wget, ...).
+    applets = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True)
+    for path in applets.stdout.split():
+        if path != "bin/busybox" and path not in layer.entries:
+            layer.symlink(path, "/bin/busybox")
+
+
+def shared_libraries(binaries):
+    """The shared libraries (and the dynamic loader) `ldd` finds for the binaries."""
+    libs = set()
+    for b in binaries:
+        out = subprocess.run(["ldd", b], capture_output=True, text=True)
+        if out.returncode != 0:
+            continue  # not dynamic
+        for line in out.stdout.splitlines():
+            parts = line.split()
+            if "=>" in parts:
+                target = parts[parts.index("=>") + 1]
+                if target.startswith("/"):
+                    libs.add(target)
+            elif parts and parts[0].startswith("/"):
+                libs.add(parts[0])
+    return sorted(libs)
+
+
+def add_tree(layer, src, dst, skip=(), skip_files=()):
+    """src's files and links at dst (directories made as they come), but the directories
+    named in skip and the files whose names start with one of skip_files."""
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d not in skip)
+        rel = os.path.relpath(root, src)
+        at = dst if rel == "." else os.path.join(dst, rel)
+        layer.dir(at)
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            if name.startswith(tuple(skip_files)):
+                continue
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                layer.symlink(os.path.join(at, name), os.readlink(path))
+            else:
+                layer.file(os.path.join(at, name), read(path), os.stat(path).st_mode & 0o7777)
+
+
+def sandlab_image(sandlab_bin, labs):
+    layer = Layer()
+    with tempfile.TemporaryDirectory() as tmp:
+        stripped = os.path.join(tmp, "sandlab")
+        subprocess.run(["strip", "--strip-debug", "-o", stripped, sandlab_bin], check=True)
+        layer.file("usr/local/bin/sandlab", read(stripped), 0o755)
+    for lib in shared_libraries([sandlab_bin]):
+        layer.file(lib, read(lib), 0o755)
+    layer.file("etc/passwd", b"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+               b"sandlab:x:10001:10001::/var/lib/sandlab:/usr/sbin/nologin\n")
+    layer.file("etc/group", b"root:x:0:\nsandlab:x:10001:\n")
+    layer.file("etc/ssl/certs/ca-certificates.crt", read("/etc/ssl/certs/ca-certificates.crt"))
+    add_tree(layer, labs, "usr/local/share/sandlab/labs")
+    layer.dir("etc/sandlab")
+    layer.dir("var/lib/sandlab")
+    layer.dir("tmp", 0o1777)
+    return image_archive("sandlab-test/sandlab:1", layer, {
+        "Entrypoint": ["/usr/local/bin/sandlab"],
+        "Cmd": ["serve", "--listen", "0.0.0.0:8080"],
+        "Env": [PATH_ENV, "SANDLAB_DATA_DIR=/var/lib/sandlab", "HOME=/var/lib/sandlab"],
+        "User": "10001:10001",
+        "WorkingDir": "/var/lib/sandlab",
+        "ExposedPorts": {"8080/tcp": {}, "8081/tcp": {}},
+    })
+
+
+# What the official image's docker-entrypoint.sh does for a first start, in short: the
+# cluster is made with POSTGRES_USER as its superuser and POSTGRES_PASSWORD as that
+# user's password, POSTGRES_DB is created, and connections over TCP need the password.
+POSTGRES_ENTRYPOINT = b"""#!/bin/sh
+set -eu
+: "${PGDATA:=/var/lib/postgresql/data}"
+: "${POSTGRES_USER:=postgres}"
+: "${POSTGRES_DB:=$POSTGRES_USER}"
+if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+  echo "postgres-entrypoint: POSTGRES_PASSWORD is not set" >&2
+  exit 1
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  mkdir -p "$PGDATA"
+  chmod 700 "$PGDATA"
+  pwfile=$(mktemp)
+  printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+  initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust \
+    --auth-host=scram-sha-256 --locale=C --encoding=UTF8
+  rm -f "$pwfile"
+  echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+  if [ "$POSTGRES_DB" != postgres ]; then
+    echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" postgres >/dev/null
+  fi
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' "$@"
+"""
+
+
+def postgres_image(pg_dir, busybox):
+    version = os.path.basename(os.path.normpath(pg_dir))
+    share = os.path.join("/usr/share/postgresql", version)
+    layer = Layer()
+    add_busybox(layer, busybox)
+    # Not the JIT (llvmjit.so links the whole of LLVM) nor what builds extensions.
+    add_tree(layer, pg_dir, pg_dir.strip("/"), skip=("bitcode", "pgxs"), skip_files=("llvmjit",))
+    add_tree(layer, share, share.strip("/"), skip=("man",))
+    add_tree(layer, "/usr/share/zoneinfo", "usr/share/zoneinfo", skip=("right", "posix"))
+    binaries = [os.path.join(d, f) for d in (os.path.join(pg_dir, "bin"), os.path.join(pg_dir, "lib"))
+                if os.path.isdir(d) for f in sorted(os.listdir(d))]
+    for lib in shared_libraries([b for b in binaries if b.strip("/") in layer.entries]):
+        if lib.strip("/") not in layer.entries:
+            layer.file(lib, read(lib), 0o755)
+    layer.file("usr/local/bin/postgres-entrypoint", POSTGRES_ENTRYPOINT, 0o755)
+    layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+               b"postgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n")
+    layer.file("etc/group", b"root:x:0:\npostgres:x:999:\n")
+    layer.dir("var/lib/postgresql")
+    layer.dir("var/run/postgresql", 0o2777)
+    layer.dir("tmp", 0o1777)
+    return image_archive("sandlab-test/postgres:1", layer, {
+        "Entrypoint": ["/usr/local/bin/postgres-entrypoint"],
+        "Env": ["PATH=" + os.path.join(pg_dir, "bin") + ":" + PATH_ENV[len("PATH="):],
+                "PGDATA=/var/lib/postgresql/data", "LANG=C"],
+        "User": "999:999",
+        "ExposedPorts": {"5432/tcp": {}},
+    })
 
 
 def agent_image(agent_bin):
@@ -145,6 +281,9 @@ def main():
     p.add_argument("--pause", required=True, help="the pause binary")
     p.add_argument("--busybox", help="a static busybox")
     p.add_argument("--agent", help="the static sandlab-agent")
+    p.add_argument("--sandlab", help="the sandlab binary (the control plane's image)")
+    p.add_argument("--labs", help="the labs the control plane's image holds")
+    p.add_argument("--postgres", help="a PostgreSQL installation, e.g. /usr/lib/postgresql/15")
     args = p.parse_args()
 
     builds = [("pause", "sandlab-test/pause:1", lambda: pause_image(args.pause))]
@@ -152,6 +291,14 @@ def main():
         builds.append(("busybox", "sandlab-test/busybox:1", lambda: busybox_image(args.busybox)))
     if args.agent:
         builds.append(("agent", "sandlab-test/agent:1", lambda: agent_image(args.agent)))
+    if args.sandlab:
+        if not args.labs:
+            p.error("--sandlab needs --labs")
+        builds.append(("sandlab", "sandlab-test/sandlab:1", lambda: sandlab_image(args.sandlab, args.labs)))
+    if args.postgres:
+        if not args.busybox:
+            p.error("--postgres needs --busybox")
+        builds.append(("postgres", "sandlab-test/postgres:1", lambda: postgres_image(args.postgres, args.busybox)))
 
     os.makedirs(args.out_dir, exist_ok=True)
     for name, ref, build in builds:

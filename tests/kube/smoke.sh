@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A smoke test of the test cluster (scripts/kube.sh), as the Kubernetes driver's tests use
 # it: pods from the imported images get an address on the pod network that the host and
-# the other pods reach, the agent image's init container runs, kubectl logs and exec work.
+# the other pods reach, Services resolve and forward, the agent image's init container
+# runs, kubectl logs and exec work.
 #   tests/kube/smoke.sh [KUBECONFIG]   (default: the cluster's admin kubeconfig)
 # The cluster must run, with its images imported (scripts/kube.sh start, then images).
 set -euo pipefail
@@ -14,13 +15,14 @@ ns=smoke-$$
 t0=$(date +%s.%N)
 
 kc create namespace "$ns" >/dev/null
-# No kube-controller-manager: a deleted namespace stays Terminating, so only the pods go.
-trap 'kc -n "$ns" delete pods --all --grace-period=0 --force --wait=false >/dev/null 2>&1 || true; rm -rf "$cache"' EXIT
+# The pods go at once; the namespace controller then removes the rest.
+trap 'kc -n "$ns" delete pods --all --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+      kc delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; rm -rf "$cache"' EXIT
 
 kc -n "$ns" apply -f - >/dev/null <<'EOF'
 apiVersion: v1
 kind: Pod
-metadata: { name: web }
+metadata: { name: web, labels: { app: web } }
 spec:
   securityContext:
     sysctls: [{ name: net.ipv4.ping_group_range, value: "0 2147483647" }]
@@ -69,6 +71,16 @@ kc -n "$ns" wait --for=jsonpath='{.status.phase}'=Succeeded pod/client --timeout
   fail "the client pod did not reach $ip:8080 ($(kc -n "$ns" logs client 2>&1 | tail -n 1))"
 [ "$(kc -n "$ns" logs client)" = hello-from-web ] || fail "the client pod got something else from $ip:8080"
 echo "smoke: pod -> pod $ip:8080 ok"
+
+# A Service, by its name: CoreDNS answers `web` (the namespace is a search domain) with
+# the ClusterIP, and kube-proxy forwards port 80 to the pod's 8080.
+kc -n "$ns" expose pod web --port 80 --target-port 8080 >/dev/null
+kc -n "$ns" run by-name --image=sandlab-test/busybox:1 --image-pull-policy=Never --restart=Never \
+  --command -- wget -qO- http://web/ >/dev/null
+kc -n "$ns" wait --for=jsonpath='{.status.phase}'=Succeeded pod/by-name --timeout=60s >/dev/null ||
+  fail "a pod did not reach the Service web by name ($(kc -n "$ns" logs by-name 2>&1 | tail -n 1))"
+[ "$(kc -n "$ns" logs by-name)" = hello-from-web ] || fail "the Service web answered something else"
+echo "smoke: pod -> Service web by name (CoreDNS, kube-proxy) ok"
 
 # The agent: its version from the init container and from the copy in the emptyDir.
 v1=$(kc -n "$ns" logs agent -c version)

@@ -200,7 +200,17 @@ pub fn pod(spec: &SandboxSpec, image: &str, settings: &Settings, who: &Identity)
         s.insert("hostUsers".into(), json!(false));
     }
     if let Some(pg) = &spec.playground {
-        s.insert("subdomain".into(), json!(service_name(&pg.name)));
+        // The nodes of a lab find each other by bare name (`ping node02`), as on the
+        // container driver: the playground's headless Service is a search domain.
+        let service = service_name(&pg.name);
+        s.insert(
+            "dnsConfig".into(),
+            json!({ "searches": [format!(
+                "{service}.{}.svc.{}",
+                settings.namespace, settings.cluster_domain
+            )] }),
+        );
+        s.insert("subdomain".into(), json!(service));
     }
     if let Some(rc) = set(&settings.runtime_class) {
         s.insert("runtimeClassName".into(), json!(rc));
@@ -438,6 +448,13 @@ mod tests {
         assert_eq!(s["hostUsers"], false);
         assert_eq!(s["runtimeClassName"], "gvisor");
         assert_eq!(s["subdomain"], "pg-abcdefghijkl");
+        assert_eq!(
+            s["dnsConfig"]["searches"],
+            json!([format!(
+                "pg-abcdefghijkl.{}.svc.cluster.local",
+                settings().namespace
+            )])
+        );
         assert_eq!(s["hostname"], "node01");
         assert_eq!(
             s["securityContext"]["seccompProfile"]["type"],

@@ -292,14 +292,28 @@ async fn first_admin(store: &dyn Store) -> Result<()> {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (generate_password(), true),
     };
-    store
+    create_first_admin(store, password, generated).await
+}
+
+/// The second half of [`first_admin`], once the database had no users.
+async fn create_first_admin(store: &dyn Store, password: String, generated: bool) -> Result<()> {
+    match store
         .create_user(NewUser {
             username: "admin".into(),
             password: password.clone(),
             role: Role::Admin,
         })
         .await
-        .map_err(ServerError::FirstAdmin)?;
+    {
+        Ok(_) => {}
+        // Replicas starting together on a new database: another one made it first, and
+        // its password (printed in its log) is the one that holds.
+        Err(sandlab_store::Error::Conflict(_)) => {
+            println!("sandlab: user \"admin\" was created by another server sharing this database");
+            return Ok(());
+        }
+        Err(e) => return Err(ServerError::FirstAdmin(e)),
+    }
     if generated {
         println!("sandlab: created user \"admin\" with the one-time password: {password}");
         println!("sandlab: it is not shown again; change it with `sandlab user set admin --password-stdin`");
@@ -443,5 +457,28 @@ fn lab_loader(local: Option<&LocalImages>) -> Loader {
             })
         }
         None => Arc::new(|dir| sandlab_lab::load_catalogue(dir, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replicas_starting_together_make_one_admin_and_both_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sandlab_store::SqliteStore::open(&dir.path().join("db"))
+            .await
+            .unwrap();
+        // Both replicas found no users; the first one's create lands first.
+        create_first_admin(&store, "first-replica-pw-1".into(), true)
+            .await
+            .unwrap();
+        create_first_admin(&store, "second-replica-pw-2".into(), true)
+            .await
+            .unwrap();
+        let users = store.list_users(PageRequest::first(10)).await.unwrap();
+        assert_eq!(users.items.len(), 1);
+        assert_eq!(users.items[0].username, "admin");
     }
 }

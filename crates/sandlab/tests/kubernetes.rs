@@ -12,8 +12,7 @@
 //! and the agent image `sandlab-test/agent:1`, imported by `scripts/kube.sh images`.
 //!
 //! What the test cluster cannot show: NetworkPolicy enforcement (its bridge CNI enforces
-//! none: policies are checked as objects), cluster DNS (no CoreDNS: Pod fields and the
-//! headless Service are checked), user namespaces (containerd 1.6). Without
+//! none: policies are checked as objects) and user namespaces (containerd 1.6). Without
 //! `SANDLAB_TEST_KUBECONFIG` these tests skip, saying why, except under `CI`, where that
 //! is a failure.
 
@@ -68,6 +67,16 @@ impl Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
         };
         c.kubectl_ok(&["create", "namespace", &c.ns]);
+        // The controller manager gives each new namespace its `default` service account,
+        // which the API server's admission then requires of every Pod.
+        assert!(
+            wait_until(Duration::from_secs(30), || c
+                .kubectl(&["-n", &c.ns, "get", "serviceaccount", "default"])
+                .status
+                .success()),
+            "the namespace {} got no default service account",
+            c.ns
+        );
         let rbac = std::fs::read_to_string(repo().join("deploy/kubernetes/rbac.yaml"))
             .expect("deploy/kubernetes/rbac.yaml")
             .replace("namespace: sandlab", &format!("namespace: {}", c.ns));
@@ -185,11 +194,14 @@ impl Cluster {
         path
     }
 
-    /// `sandlab.toml` for a server on this namespace, plus `extra`.
+    /// `sandlab.toml` for a server on this namespace, plus `extra`. The node has 2 CPUs
+    /// and the tests run two at a time beside the deployment test's three Pods: a sandbox
+    /// requests an eighth of its CPU limit, so that they all fit.
     fn config(&self, extra: &str) -> String {
         format!(
             "driver = \"kubernetes\"\n{extra}\n[kubernetes]\nkubeconfig = \"{}\"\nnamespace = \"{}\"\ninstance = \"{}\"\n\
              agent_image = \"sandlab-test/agent:1\"\nimage_pull_policy = \"Never\"\nuser_namespaces = false\n\
+             cpu_overcommit = 8.0\n\
              start_timeout = 60\n[kubernetes.images]\ndebian = \"sandlab-test/busybox:1\"\n\
              absent = \"sandlab-test/absent:1\"\n",
             self.service_account_kubeconfig().display(),
@@ -211,7 +223,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // No controller-manager: a namespace is never emptied by the cluster itself.
+        // The namespace controller would empty it, after the grace periods: be quicker.
         let _ = self.kubectl(&[
             "-n",
             &self.ns,
@@ -503,7 +515,8 @@ mod on_the_test_cluster {
             })
             .collect();
         assert_eq!(hostnames, ["node01", "node02"]);
-        // node01 reaches node02 over the Pod network (at its Pod IP: the test cluster has no DNS).
+        // node01 finds node02 by its bare name (CoreDNS; the headless Service is a search
+        // domain of each node) and reaches it over the Pod network.
         let ip2 = pods
             .iter()
             .find(|p| p["metadata"]["name"] == n2.as_str())
@@ -515,7 +528,9 @@ mod on_the_test_cluster {
             &n2,
             "(echo node02-answers | nc -l -p 9000 >/dev/null 2>&1 &) ; sleep 0.3",
         );
-        let out = s.admin.sh(&n1, &format!("nc -w 3 {ip2} 9000 > /tmp/got; cat /tmp/got; grep -q node02-answers /tmp/got && touch /tmp/reached"));
+        let out = s.admin.sh(&n1, "nslookup node02");
+        assert!(str_of(&out, "stdout").contains(&ip2), "{out}");
+        let out = s.admin.sh(&n1, "nc -w 3 node02 9000 > /tmp/got; cat /tmp/got; grep -q node02-answers /tmp/got && touch /tmp/reached");
         assert!(str_of(&out, "stdout").contains("node02-answers"), "{out}");
         assert!(
             wait_until(Duration::from_secs(20), || s
@@ -703,58 +718,310 @@ mod on_the_test_cluster {
         );
     }
 
-    /// The host pid of the agent in the Pod with `uid`: the process running `/.sandlab/agent`
-    /// whose cgroup path names the Pod (`pod<uid>`, with `_` for `-` under systemd).
-    fn agent_pid_on_the_node(uid: &str) -> Option<u32> {
+    /// The host pid of the process in the Pod with `uid` whose command line (NUL-separated)
+    /// starts with `argv`: its cgroup path names the Pod (`pod<uid>`, with `_` for `-`
+    /// under systemd).
+    fn pid_in_pod(uid: &str, argv: &[u8]) -> Option<u32> {
         let names = [uid.to_owned(), uid.replace('-', "_")];
         std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let ours = names.iter().any(|n| cgroup.contains(&format!("pod{n}")));
-            (ours && cmdline.starts_with(b"/.sandlab/agent\0")).then_some(pid)
+            (ours && cmdline.starts_with(argv)).then_some(pid)
         })
     }
 
+    /// The host pid of the agent in the Pod with `uid`.
+    fn agent_pid_on_the_node(uid: &str) -> Option<u32> {
+        pid_in_pod(uid, b"/.sandlab/agent\0")
+    }
+
+    /// The objects of an applied `deploy/kubernetes` (namespace `sandlab` and the volume),
+    /// deleted when the test ends, however it ends.
+    struct Deployed<'a> {
+        k: &'a Cluster,
+        overlay: PathBuf,
+    }
+
+    impl Drop for Deployed<'_> {
+        fn drop(&mut self) {
+            let _ = self.k.kubectl(&[
+                "delete",
+                "-k",
+                self.overlay.to_str().unwrap(),
+                "--wait=false",
+                "--ignore-not-found",
+            ]);
+        }
+    }
+
+    impl Deployed<'_> {
+        fn sandlab(&self, args: &[&str]) -> String {
+            let mut all = vec!["-n", "sandlab"];
+            all.extend(args);
+            self.k.kubectl_ok(&all)
+        }
+
+        /// What a failed step should show: the pods, the claims, the events, the logs.
+        fn diagnose(&self) -> String {
+            let mut out = String::new();
+            for args in [
+                &["get", "pods,pvc,endpointslices", "-o", "wide"][..],
+                &["get", "events", "--sort-by", ".lastTimestamp"][..],
+                &[
+                    "logs",
+                    "-l",
+                    "app.kubernetes.io/part-of=sandlab",
+                    "--prefix",
+                    "--tail=40",
+                ][..],
+            ] {
+                let mut all = vec!["-n", "sandlab"];
+                all.extend(args);
+                let o = self.k.kubectl(&all);
+                out.push_str(&format!(
+                    "\n$ kubectl {}\n{}{}",
+                    all.join(" "),
+                    o.stdout_text(),
+                    o.stderr_text()
+                ));
+            }
+            out
+        }
+
+        /// The control plane's Pods that are Ready: (name, uid, Pod IP).
+        fn ready_replicas(&self) -> Vec<(String, String, String)> {
+            let json = self.sandlab(&[
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/name=sandlab,app.kubernetes.io/component=control-plane",
+                "-o",
+                "json",
+            ]);
+            let v: Value = serde_json::from_str(&json).unwrap();
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| {
+                    p["metadata"]["deletionTimestamp"].is_null()
+                        && p["status"]["conditions"].as_array().is_some_and(|c| {
+                            c.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                })
+                .map(|p| {
+                    (
+                        str_of(&p["metadata"], "name").to_owned(),
+                        str_of(&p["metadata"], "uid").to_owned(),
+                        str_of(&p["status"], "podIP").to_owned(),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    /// Issue 15, item 4: `deploy/kubernetes` applied as its README tells an operator to,
+    /// with this cluster's images (`scripts/kube.sh images`: the control plane from this
+    /// build, PostgreSQL from Debian) and a PersistentVolume for PostgreSQL's claim (no
+    /// provisioner here). Two replicas come up on PostgreSQL (found by its Service's name:
+    /// CoreDNS and kube-proxy), either replica and the Service serve what the other made,
+    /// and a replica killed with -9 loses nothing.
     #[test]
-    fn the_deployment_files_are_accepted_by_the_api_server() {
+    fn the_deployment_files_bring_up_two_replicas_on_postgres() {
         let Some(admin) = admin_kubeconfig() else {
             return;
         };
         let k = Cluster::new(admin);
-        let dir = repo().join("deploy/kubernetes");
-        // A dry run of namespaced objects needs their namespace to exist.
-        if !k.kubectl(&["get", "namespace", "sandlab"]).status.success() {
-            k.kubectl_ok(&["apply", "-f", dir.join("namespace.yaml").to_str().unwrap()]);
+        let deploy = repo().join("deploy/kubernetes");
+        // The operator's copy, with its images named in config.yaml (README step 2) and
+        // no user namespaces (containerd 1.6 has none).
+        let base = k.dir.path().join("base");
+        std::fs::create_dir(&base).unwrap();
+        for e in std::fs::read_dir(&deploy).unwrap().flatten() {
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), base.join(e.file_name())).unwrap();
+            }
         }
-        let out = k.kubectl(&["apply", "-k", dir.to_str().unwrap(), "--dry-run=server"]);
-        assert!(out.status.success(), "{}", out.stderr_text());
-        // The ConfigMap's sandlab.toml loads.
-        let yaml = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
-        let start = yaml
-            .find("sandlab.toml: |")
-            .expect("sandlab.toml in config.yaml");
-        let toml: String = yaml[start..]
-            .lines()
-            .skip(1)
-            .take_while(|l| l.is_empty() || l.starts_with("    "))
-            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
-            .collect();
-        let file = k.dir.path().join("deploy.toml");
+        let config = std::fs::read_to_string(base.join("config.yaml"))
+            .unwrap()
+            .replace(
+                "registry.example/sandlab-agent:0.1.0",
+                "sandlab-test/agent:1",
+            )
+            .replace(
+                "registry.example/sandlab-debian:12",
+                "sandlab-test/busybox:1",
+            )
+            .replace("user_namespaces = true", "user_namespaces = false")
+            // A 2-CPU node, shared with the other tests' sandboxes (see `Cluster::config`).
+            .replace("cpu_overcommit = 1.0", "cpu_overcommit = 8.0");
+        assert!(
+            !config.contains("registry.example")
+                && config.contains("user_namespaces = false")
+                && config.contains("cpu_overcommit = 8.0"),
+            "config.yaml changed: this test's edits no longer apply\n{config}"
+        );
+        std::fs::write(base.join("config.yaml"), config).unwrap();
+        // PostgreSQL's volume: a directory of this host, owned by the image's postgres.
+        let volume = k.dir.path().join("postgres-volume");
+        std::fs::create_dir(&volume).unwrap();
+        std::os::unix::fs::chown(&volume, Some(999), Some(999)).unwrap();
+        let overlay = k.dir.path().join("overlay");
+        std::fs::create_dir(&overlay).unwrap();
         std::fs::write(
-            &file,
-            toml.replace(
-                "/var/lib/sandlab",
-                &k.dir.path().join("data").display().to_string(),
+            overlay.join("kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n  - ../base\n  - volume.yaml\n\
+             images:\n  - name: sandlab\n    newName: sandlab-test/sandlab\n    newTag: \"1\"\n\
+             \x20 - name: postgres\n    newName: sandlab-test/postgres\n    newTag: \"1\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            overlay.join("volume.yaml"),
+            format!(
+                "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {}-postgres\n\
+                 spec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n\
+                 \x20 persistentVolumeReclaimPolicy: Retain\n\
+                 \x20 claimRef:\n    namespace: sandlab\n    name: data-postgres-0\n\
+                 \x20 hostPath:\n    path: {}\n    type: Directory\n",
+                k.ns,
+                volume.display()
             ),
         )
         .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_sandlab"))
-            .arg("--config")
-            .arg(&file)
-            .args(["user", "ls"])
-            .output()
-            .unwrap();
+
+        // What an earlier run left (a namespace is emptied before it goes).
+        let _ = k.kubectl(&[
+            "delete",
+            "namespace",
+            "sandlab",
+            "--ignore-not-found",
+            "--timeout=120s",
+        ]);
+        let d = Deployed {
+            k: &k,
+            overlay: overlay.clone(),
+        };
+        // README step 3: a server-side dry run first (its namespaced objects need the
+        // namespace), then the real thing.
+        k.kubectl_ok(&["apply", "-f", base.join("namespace.yaml").to_str().unwrap()]);
+        let out = k.kubectl(&["apply", "-k", overlay.to_str().unwrap(), "--dry-run=server"]);
         assert!(out.status.success(), "{}", out.stderr_text());
+        k.kubectl_ok(&["apply", "-k", overlay.to_str().unwrap()]);
+        for what in ["statefulset/postgres", "deployment/sandlab"] {
+            let out = k.kubectl(&["-n", "sandlab", "rollout", "status", what, "--timeout=240s"]);
+            assert!(
+                out.status.success(),
+                "{what} did not roll out: {}{}",
+                out.stderr_text(),
+                d.diagnose()
+            );
+        }
+        let replicas = d.ready_replicas();
+        assert_eq!(replicas.len(), 2, "{replicas:?}{}", d.diagnose());
+
+        // README step 4: the first admin's one-time password is in one replica's log.
+        let logs = d.sandlab(&[
+            "logs",
+            "-l",
+            "app.kubernetes.io/name=sandlab",
+            "--prefix",
+            "--tail=-1",
+        ]);
+        let password = logs
+            .lines()
+            .find_map(|l| l.split("one-time password: ").nth(1))
+            .unwrap_or_else(|| panic!("no one-time password in the logs:\n{logs}"))
+            .trim()
+            .to_owned();
+        let (a_name, a_uid, a_ip) = replicas[0].clone();
+        let (_, _, b_ip) = replicas[1].clone();
+        let a = common::server::login_at(&format!("http://{a_ip}:8080"), "admin", &password);
+        let b = a.at(&format!("http://{b_ip}:8080"));
+        let service_ip = d.sandlab(&[
+            "get",
+            "service",
+            "sandlab",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ]);
+        let service = a.at(&format!("http://{}:80", service_ip.trim()));
+
+        // A sandbox made through one replica is a Pod that the other replica and the
+        // Service both serve.
+        let first = a.create(json!({ "image": "debian" }));
+        let first = str_of(&first, "id").to_owned();
+        let out = b.sh(&first, "echo from $(hostname)");
+        assert!(str_of(&out, "stdout").starts_with("from "), "{out}");
+        let r = service.call(Method::GET, &format!("/api/v1/sandboxes/{first}"), None);
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        // (The warm pool of the code-execution API has Pods of its own beside them.)
+        let pods_of = |ids: &[&String]| {
+            let names = d.sandlab(&["get", "pods", "-o", "name"]);
+            ids.iter()
+                .filter(|id| names.lines().any(|l| l == format!("pod/{id}")))
+                .count()
+        };
+        assert_eq!(pods_of(&[&first]), 1, "{}", d.diagnose());
+
+        // kill -9 of a replica: the other goes on serving, and makes more; the killed one
+        // comes back (the kubelet restarts its container) and serves everything.
+        let pid = pid_in_pod(&a_uid, b"/usr/local/bin/sandlab\0serve\0")
+            .unwrap_or_else(|| panic!("no `sandlab serve` of {a_name} on this host"));
+        let restarts = |name: &str| -> u64 {
+            d.sandlab(&[
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.status.containerStatuses[0].restartCount}",
+            ])
+            .trim()
+            .parse()
+            .unwrap_or(0)
+        };
+        let before = restarts(&a_name);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let out = b.sh(&first, "echo still here");
+        assert_eq!(str_of(&out, "stdout"), "still here\n", "{out}");
+        let second = b.create(json!({ "image": "debian" }));
+        let second = str_of(&second, "id").to_owned();
+        assert!(
+            wait_until(Duration::from_secs(120), || restarts(&a_name) > before
+                && a.try_call(Method::GET, "/readyz", None)
+                    .is_ok_and(|r| r.status == StatusCode::OK)),
+            "{a_name} did not come back{}",
+            d.diagnose()
+        );
+        for id in [&first, &second] {
+            let out = a.sh(id, "echo served by the restarted replica");
+            assert_eq!(
+                str_of(&out, "stdout"),
+                "served by the restarted replica\n",
+                "{out}"
+            );
+        }
+        let listed = service.call(Method::GET, "/api/v1/sandboxes", None).json();
+        let listed = listed.to_string();
+        assert!(
+            listed.contains(&first) && listed.contains(&second),
+            "{listed}"
+        );
+        for id in [&first, &second] {
+            let r = a.call(Method::DELETE, &format!("/api/v1/sandboxes/{id}"), None);
+            assert!(r.status.is_success(), "{}", r.text());
+        }
+        assert!(
+            wait_until(Duration::from_secs(60), || pods_of(&[&first, &second]) == 0),
+            "sandbox Pods left{}",
+            d.diagnose()
+        );
     }
 }

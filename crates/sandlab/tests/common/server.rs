@@ -287,39 +287,7 @@ impl Server {
 
     /// Logs `username` in and makes an API token: a client for that user.
     pub fn login(&self, username: &str, password: &str) -> Client {
-        let anon = Client::unauthenticated(&self.base());
-        let resp = anon
-            .http
-            .post(anon.url("/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .expect("login request");
-        assert_eq!(resp.status(), StatusCode::OK, "login as {username}");
-        let cookies: Vec<String> = resp
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next())
-            .map(str::to_owned)
-            .collect();
-        let body: Value = resp.json().expect("login body");
-        let csrf = body["csrf_token"].as_str().expect("csrf_token").to_owned();
-        let resp = anon
-            .http
-            .post(anon.url("/api/v1/tokens"))
-            .header("Cookie", cookies.join("; "))
-            .header("X-CSRF-Token", csrf)
-            .json(&json!({"name": "e2e"}))
-            .send()
-            .expect("token request");
-        assert_eq!(resp.status(), StatusCode::CREATED, "token for {username}");
-        let token: Value = resp.json().expect("token body");
-        Client {
-            token: token["token"].as_str().expect("token").to_owned(),
-            user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
-            ..anon
-        }
+        login_at(&self.base(), username, password)
     }
 
     /// Creates a user with `role` through the admin API and logs them in.
@@ -466,6 +434,44 @@ impl Reply {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+}
+
+/// Logs `username` in at the server at `base` and makes an API token: a client for that
+/// user (a server this test did not start, such as a replica on the test cluster).
+pub fn login_at(base: &str, username: &str, password: &str) -> Client {
+    let anon = Client::unauthenticated(base);
+    let resp = anon
+        .http
+        .post(anon.url("/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .expect("login request");
+    assert_eq!(resp.status(), StatusCode::OK, "login as {username}");
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    let body: Value = resp.json().expect("login body");
+    let csrf = body["csrf_token"].as_str().expect("csrf_token").to_owned();
+    let resp = anon
+        .http
+        .post(anon.url("/api/v1/tokens"))
+        .header("Cookie", cookies.join("; "))
+        .header("X-CSRF-Token", csrf)
+        .json(&json!({"name": "e2e"}))
+        .send()
+        .expect("token request");
+    assert_eq!(resp.status(), StatusCode::CREATED, "token for {username}");
+    let token: Value = resp.json().expect("token body");
+    Client {
+        token: token["token"].as_str().expect("token").to_owned(),
+        user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
+        ..anon
     }
 }
 
