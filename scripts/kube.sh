@@ -100,6 +100,12 @@ go_env() {
 # The version a go.mod requires of a module: mod_version FILE MODULE
 mod_version() { awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1"; }
 
+# The CPU time (user + system) of this shell's finished children, in seconds: the
+# second line of `times`, e.g. "12m3.400s 1m2.300s".
+cpu_seconds() {
+  times | sed -n 2p | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t }'
+}
+
 # A group's stamp: what its binaries were built from (the Go version and its sources).
 stamp_of() {
   local f
@@ -183,7 +189,7 @@ cmd_build() {
     # full disk failed a CI run: both go (KUBE_KEEP_MODCACHE=1 keeps the module cache).
     "$GO" clean -cache
     [ "${KUBE_KEEP_MODCACHE:-}" = 1 ] || "$GO" clean -modcache
-    log "build done in $(since "$t0") s (Kubernetes $k8s, etcd $etcd; $(du -sh "$D" | cut -f1) in $D)"
+    log "build done in $(since "$t0") s, $(cpu_seconds) s of CPU (Kubernetes $k8s, etcd $etcd; $(du -sh "$D" | cut -f1) in $D)"
   fi
 }
 
