@@ -100,17 +100,18 @@ go_env() {
 # The version a go.mod requires of a module: mod_version FILE MODULE
 mod_version() { awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1"; }
 
-# The CPU time (user + system) of this shell's finished children, in seconds: the
-# second line of `times`, e.g. "12m3.400s 1m2.300s".
+# The CPU time (user + system) of a shell's finished children, in seconds, from its
+# `times` on stdin (the second line, e.g. "12m3.400s 1m2.300s"). `times` itself must run
+# in that shell, not in a $(...).
 cpu_seconds() {
-  times | sed -n 2p | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t }'
+  sed -n 2p | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t }'
 }
 
 # A group's stamp: what its binaries were built from (the Go version and its sources).
 stamp_of() {
   local f
   { "$GO" version
-    for f in "tests/kube/$1"/go.mod "tests/kube/$1"/go.sum "tests/kube/$1"/*.go; do
+    for f in "tests/kube/$1"/go.mod "tests/kube/$1"/go.sum "tests/kube/$1"/*.go "tests/kube/$1"/*/*.go; do
       if [ -f "$f" ]; then echo "$f"; cat "$f"; fi
     done
     echo "kube.sh build v1"; } | sha256sum | cut -d' ' -f1
@@ -160,12 +161,7 @@ cmd_build() {
   if stale etcd etcd; then
     build_group etcd "-X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd" etcd=.
   fi
-  local cdns
-  cdns=$(mod_version tests/kube/coredns/go.mod github.com/coredns/coredns)
-  if stale coredns coredns; then
-    build_group coredns "-X github.com/coredns/coredns/coremain.GitCommit=$cdns" coredns=.
-  fi
-  if stale k8s kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; then
+  if stale k8s kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns; then
     # What `kubectl version` and the node report: upstream's hack/lib/version.sh sets
     # these (without them everything says v0.0.0). The build date is the release's.
     local date major minor kv="" p
@@ -176,20 +172,23 @@ cmd_build() {
       kv+=" -X $p.gitVersion=$k8s -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
       kv+=" -X $p.buildDate=${date:-1970-01-01T00:00:00Z}"
     done
+    kv+=" -X github.com/coredns/coredns/coremain.GitCommit=$(mod_version tests/kube/k8s/go.mod github.com/coredns/coredns)"
     build_group k8s "$kv" \
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
       kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
       kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
       kubelet=k8s.io/kubernetes/cmd/kubelet \
       kube-proxy=k8s.io/kubernetes/cmd/kube-proxy \
-      kubectl=k8s.io/kubernetes/cmd/kubectl
+      kubectl=k8s.io/kubernetes/cmd/kubectl \
+      coredns=./coredns
   fi
   if [ -n "$built_any" ]; then
     # The build cache (~4 GB) and the module cache (~0.9 GB) serve only this build, and a
     # full disk failed a CI run: both go (KUBE_KEEP_MODCACHE=1 keeps the module cache).
     "$GO" clean -cache
     [ "${KUBE_KEEP_MODCACHE:-}" = 1 ] || "$GO" clean -modcache
-    log "build done in $(since "$t0") s, $(cpu_seconds) s of CPU (Kubernetes $k8s, etcd $etcd; $(du -sh "$D" | cut -f1) in $D)"
+    times >"$LOG/build-times"
+    log "build done in $(since "$t0") s, $(cpu_seconds <"$LOG/build-times") s of CPU (Kubernetes $k8s, etcd $etcd; $(du -sh "$D" | cut -f1) in $D)"
   fi
 }
 
@@ -227,8 +226,12 @@ spawn() {
   echo "$1" >"$RUN/$name.exe"
 }
 
-# The cgroup hierarchies mounted on this host (v1 controllers, named ones, and v2).
-cgroup_mounts() { awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo | sort -u; }
+# The cgroup hierarchies mounted on this host (v1 controllers, named ones, and v2). The
+# file system type is the field after the "-" (the optional fields before it vary).
+cgroup_mounts() {
+  awk '{ t = ""; for (i = 7; i < NF; i++) if ($i == "-") { t = $(i + 1); break } }
+       t == "cgroup" || t == "cgroup2" { print $5 }' /proc/self/mountinfo | sort -u
+}
 
 # Mount points under our directories, deepest first.
 our_mounts() {
