@@ -134,17 +134,17 @@ build_group() {
     t0=$(now)
     # A download that the network broke (the module proxy's TLS handshake timed out on a
     # CI run) is tried again, twice; a compile error is not.
-    local try
+    local try broken='TLS handshake timeout|i/o timeout|connection (reset|refused)|unexpected EOF|dial tcp|Service Unavailable|Bad Gateway'
     for try in 1 2 3; do
       if (cd "tests/kube/$group" && "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$BIN/.$name.tmp" "$pkg") \
         >"$LOG/build-$name.log" 2>&1; then
         break
       fi
-      if [ "$try" = 3 ] || ! grep -qE 'TLS handshake timeout|i/o timeout|connection (reset|refused)|unexpected EOF|dial tcp|Service Unavailable|Bad Gateway' "$LOG/build-$name.log"; then
+      if [ "$try" = 3 ] || ! grep -qE "$broken" "$LOG/build-$name.log"; then
         tail -n 20 "$LOG/build-$name.log" >&2
         die "building $name failed (log: $LOG/build-$name.log)."
       fi
-      log "building $name: a download failed ($(grep -m1 -oE 'TLS handshake timeout|i/o timeout|connection (reset|refused)|unexpected EOF|dial tcp|Service Unavailable|Bad Gateway' "$LOG/build-$name.log")); trying again in $((try * 10)) s"
+      log "building $name: a download failed ($(grep -m1 -oE "$broken" "$LOG/build-$name.log")); trying again in $((try * 10)) s"
       sleep $((try * 10))
     done
     mv -f "$BIN/.$name.tmp" "$BIN/$name"
