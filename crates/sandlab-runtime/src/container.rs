@@ -699,6 +699,18 @@ impl Driver for ContainerDriver {
             .get_or_try_init(|| self.adopt_legacy_slots())
             .await?;
         self.volumes.clear_stale_qgroups();
+        // Running sandboxes keep their limits only while the pool's accounting holds:
+        // each round repairs it (a rescan may take seconds, so off the async threads).
+        let pool = self.volumes.clone();
+        match tokio::task::spawn_blocking(move || pool.keep_accounting()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the sandbox volume pool's disk limits are not enforced")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checking the sandbox volume pool's accounting failed")
+            }
+        }
         self.slots.sweep(&self.layout.sandboxes_dir());
         if let Some(ranges) = &self.uid_ranges {
             ranges.sweep(&self.layout.sandboxes_dir());

@@ -48,6 +48,32 @@ struct QgroupLimitArgs {
 nix::ioctl_write_ptr!(btrfs_subvol_create, BTRFS_IOCTL_MAGIC, 14, VolArgs);
 nix::ioctl_write_ptr!(btrfs_snap_destroy, BTRFS_IOCTL_MAGIC, 15, VolArgs);
 nix::ioctl_read!(btrfs_qgroup_limit, BTRFS_IOCTL_MAGIC, 43, QgroupLimitArgs);
+nix::ioctl_read!(btrfs_fs_info, BTRFS_IOCTL_MAGIC, 31, FsInfoArgs);
+nix::ioctl_write_ptr!(btrfs_quota_rescan, BTRFS_IOCTL_MAGIC, 44, RescanArgs);
+nix::ioctl_none!(btrfs_quota_rescan_wait, BTRFS_IOCTL_MAGIC, 46);
+
+/// `struct btrfs_ioctl_fs_info_args`: only the filesystem's id is read.
+#[repr(C)]
+struct FsInfoArgs {
+    max_id: u64,
+    num_devices: u64,
+    fsid: [u8; 16],
+    rest: [u8; 992],
+}
+
+/// `struct btrfs_ioctl_quota_rescan_args`.
+#[repr(C)]
+#[derive(Default)]
+struct RescanArgs {
+    flags: u64,
+    progress: u64,
+    reserved: [u64; 6],
+}
+
+/// The deepest level a btrfs tree has (`BTRFS_MAX_LEVEL`): as the pool's
+/// `qgroups/drop_subtree_threshold` it makes the kernel account every dropped subvolume
+/// in full instead of marking the qgroups inconsistent.
+const BTRFS_MAX_LEVEL: u8 = 8;
 
 fn vol_args(name: &str) -> Result<Box<VolArgs>> {
     let mut args = Box::new(VolArgs {
@@ -85,9 +111,12 @@ impl VolumePool {
         if mounted {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
                 .map_err(Error::io(dir))?;
-            return Ok(VolumePool {
+            let pool = VolumePool {
                 dir: dir.to_owned(),
-            });
+            };
+            pool.account_every_drop();
+            pool.keep_accounting()?;
+            return Ok(pool);
         }
         // Two processes starting on a fresh data dir must not both make (or mount) the
         // pool: the first does it under this lock, the second then finds it mounted.
@@ -116,9 +145,129 @@ impl VolumePool {
         // listable: host users cannot browse learners' files.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(Error::io(dir))?;
-        Ok(VolumePool {
+        let pool = VolumePool {
             dir: dir.to_owned(),
-        })
+        };
+        pool.account_every_drop();
+        pool.keep_accounting()?;
+        Ok(pool)
+    }
+
+    /// Keeps the kernel enforcing the pool's limits. btrfs checks a write against a
+    /// qgroup's limit with the bytes it has counted, and it counts only while its qgroups
+    /// are consistent: once it marks them inconsistent (an error while accounting, a
+    /// generation mismatch at mount, a deep subvolume dropped past
+    /// `drop_subtree_threshold`, a qgroup relation it cannot update quickly) it may stop
+    /// counting until a rescan, and a sandbox could write past its `disk` limit. With
+    /// quotas switched off there are no limits at all. So this switches quotas back on
+    /// when they are off and rescans (waiting for it) when they are inconsistent; it is
+    /// called when the pool is opened and before each sandbox's volume is made, and costs
+    /// two sysfs reads when all is well. An accounting that stays broken is an error: no
+    /// sandbox is made without its limit.
+    pub fn keep_accounting(&self) -> Result<()> {
+        let state = self.quota_state()?;
+        if state == QuotaState::Consistent {
+            return Ok(());
+        }
+        let dir = path_str(&self.dir)?;
+        if state == QuotaState::Off {
+            tracing::warn!(pool = dir, "the sandbox volume pool's quotas were switched off: switching them on (running sandboxes lost their disk limits)");
+            command::run_blocking("btrfs", &["quota", "enable", dir])?;
+        } else {
+            tracing::warn!(pool = dir, "the sandbox volume pool's qgroups are inconsistent (see the kernel log): rescanning before the next sandbox");
+        }
+        self.rescan()?;
+        match self.quota_state()? {
+            QuotaState::Consistent => {
+                tracing::info!(pool = dir, "the sandbox volume pool's qgroups are consistent again");
+                Ok(())
+            }
+            QuotaState::Off => Err(Error::Host(format!(
+                "The sandbox volume pool {dir} has its quotas switched off and they could not be switched on, so no disk limit can be enforced"
+            ))),
+            QuotaState::Inconsistent => Err(Error::Host(format!(
+                "The sandbox volume pool {dir} keeps its qgroups inconsistent after a rescan, so no disk limit can be enforced (the kernel log says why)"
+            ))),
+        }
+    }
+
+    /// Starts a quota rescan of the pool (or joins the one running) and waits for it.
+    fn rescan(&self) -> Result<()> {
+        let dir = File::open(&self.dir).map_err(Error::io(&self.dir))?;
+        let args = RescanArgs::default();
+        let ioctl_error = |e: nix::Error| Error::Io {
+            path: self.dir.clone(),
+            source: e.into(),
+        };
+        // SAFETY: `args` is a valid btrfs_ioctl_quota_rescan_args that outlives the call.
+        match unsafe { btrfs_quota_rescan(dir.as_raw_fd(), &args) } {
+            Ok(_) | Err(nix::Error::EINPROGRESS) => {}
+            Err(e) => return Err(ioctl_error(e)),
+        }
+        // SAFETY: an ioctl without an argument on an open directory.
+        unsafe { btrfs_quota_rescan_wait(dir.as_raw_fd()) }.map_err(ioctl_error)?;
+        Ok(())
+    }
+
+    /// The pool's quota state, from `/sys/fs/btrfs/<fsid>/qgroups` (which exists only
+    /// while quotas are on) or, where sysfs does not say, from `btrfs qgroup show`.
+    fn quota_state(&self) -> Result<QuotaState> {
+        if let Some(qgroups) = self.sysfs()? {
+            if !qgroups.exists() {
+                return Ok(QuotaState::Off);
+            }
+            if let Ok(text) = std::fs::read_to_string(qgroups.join("inconsistent")) {
+                return Ok(if text.trim() == "0" {
+                    QuotaState::Consistent
+                } else {
+                    QuotaState::Inconsistent
+                });
+            }
+        }
+        let out = std::process::Command::new("btrfs")
+            .args(["qgroup", "show", "--raw"])
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(Error::io("run btrfs qgroup show"))?;
+        Ok(quota_state_of_show(
+            out.status.success(),
+            &String::from_utf8_lossy(&out.stderr),
+        ))
+    }
+
+    /// The pool's `qgroups` directory in sysfs (`None` when sysfs has no btrfs here).
+    fn sysfs(&self) -> Result<Option<PathBuf>> {
+        let dir = File::open(&self.dir).map_err(Error::io(&self.dir))?;
+        let mut args = FsInfoArgs {
+            max_id: 0,
+            num_devices: 0,
+            fsid: [0; 16],
+            rest: [0; 992],
+        };
+        // SAFETY: `args` is a writable btrfs_ioctl_fs_info_args that outlives the call.
+        unsafe { btrfs_fs_info(dir.as_raw_fd(), &mut args) }.map_err(|e| Error::Io {
+            path: self.dir.clone(),
+            source: e.into(),
+        })?;
+        let fs = Path::new("/sys/fs/btrfs").join(fsid_text(&args.fsid));
+        Ok(fs.is_dir().then(|| fs.join("qgroups")))
+    }
+
+    /// Makes the kernel account a dropped subvolume in full however deep its tree (the
+    /// default threshold, 3 on recent kernels, marks the qgroups inconsistent instead).
+    /// The setting lasts while the pool is mounted; kernels without it are left as they
+    /// are.
+    fn account_every_drop(&self) {
+        let Ok(Some(qgroups)) = self.sysfs() else {
+            return;
+        };
+        let knob = qgroups.join("drop_subtree_threshold");
+        if knob.exists() {
+            if let Err(e) = std::fs::write(&knob, BTRFS_MAX_LEVEL.to_string()) {
+                tracing::warn!(path = %knob.display(), error = %e, "cannot raise the pool's qgroup drop threshold");
+            }
+        }
     }
 
     /// The pool's mount point.
@@ -132,6 +281,7 @@ impl VolumePool {
 
     /// Creates the sandbox's subvolume with `upper/` and `work/` and limits it to `bytes`.
     pub fn create(&self, id: &SandboxId, bytes: u64, owner: (u32, u32)) -> Result<PathBuf> {
+        self.keep_accounting()?;
         let path = self.path(id);
         if !path.exists() {
             let parent = File::open(&self.dir).map_err(Error::io(&self.dir))?;
@@ -214,6 +364,38 @@ impl VolumePool {
     }
 }
 
+/// Whether the pool's quotas hold their limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuotaState {
+    Consistent,
+    Inconsistent,
+    Off,
+}
+
+/// The quota state `btrfs qgroup show` tells by its exit status and warnings.
+fn quota_state_of_show(success: bool, stderr: &str) -> QuotaState {
+    if !success {
+        QuotaState::Off
+    } else if stderr.contains("inconsistent") {
+        QuotaState::Inconsistent
+    } else {
+        QuotaState::Consistent
+    }
+}
+
+/// A filesystem id as sysfs names it (`0123abcd-...`).
+fn fsid_text(fsid: &[u8; 16]) -> String {
+    let hex: String = fsid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 fn create_image(image: &Path, size: Option<u64>) -> Result<()> {
     let size = match size {
         Some(s) => s,
@@ -271,5 +453,32 @@ mod tests {
     fn struct_sizes_match_the_kernel() {
         assert_eq!(std::mem::size_of::<VolArgs>(), 4096);
         assert_eq!(std::mem::size_of::<QgroupLimitArgs>(), 48);
+        assert_eq!(std::mem::size_of::<FsInfoArgs>(), 1024);
+        assert_eq!(std::mem::size_of::<RescanArgs>(), 64);
+    }
+
+    #[test]
+    fn fsids_are_named_as_sysfs_names_them() {
+        let id = [
+            0x11, 0x6c, 0xe9, 0x80, 0x6a, 0xdc, 0x49, 0x78, 0xaf, 0x74, 0x2b, 0x2e, 0x09, 0x00,
+            0x45, 0xf3,
+        ];
+        assert_eq!(fsid_text(&id), "116ce980-6adc-4978-af74-2b2e090045f3");
+    }
+
+    #[test]
+    fn btrfs_qgroup_show_tells_the_quota_state() {
+        assert_eq!(quota_state_of_show(true, ""), QuotaState::Consistent);
+        assert_eq!(
+            quota_state_of_show(
+                true,
+                "WARNING: qgroup data inconsistent, rescan recommended\n"
+            ),
+            QuotaState::Inconsistent
+        );
+        assert_eq!(
+            quota_state_of_show(false, "ERROR: can't list qgroups: quotas not enabled\n"),
+            QuotaState::Off
+        );
     }
 }

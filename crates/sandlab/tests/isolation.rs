@@ -139,10 +139,81 @@ fn filling_the_disk_hits_the_quota() {
         "dd if=/dev/urandom of=/fill bs=1M count=200 2>&1; sync; echo size=$(du -m /fill | cut -f1)",
     );
     let text = out.stdout_text();
-    assert!(text.contains("Disk quota exceeded"), "{text}");
+    assert!(
+        text.contains("Disk quota exceeded"),
+        "{text}\n{}",
+        pool_report(&data)
+    );
     let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
     assert!(size <= 70, "wrote {size}M past a 64M quota");
 }
+
+/// btrfs counts a subvolume's bytes against its limit only while the pool's qgroups are
+/// consistent, and the kernel marks them inconsistent on its own (an accounting error, a
+/// generation mismatch at mount, a deep subvolume dropped): a CI run once saw a sandbox
+/// write 400M past a 256M limit. Here the host breaks the accounting of a pool of its
+/// own (a qgroup relation over shared extents, added without a rescan); the next sandbox
+/// must still be held to its limit, and the pool must be consistent again after it.
+#[test]
+fn the_disk_quota_holds_after_the_pool_accounting_breaks() {
+    let shared = data_dir();
+    let data = shared.with_file_name("test-quota");
+    std::fs::create_dir_all(&data).unwrap();
+    let images = data.join("images");
+    if std::fs::symlink_metadata(&images).is_err() {
+        std::os::unix::fs::symlink(shared.join("images"), &images).unwrap();
+    }
+    // A first sandbox mounts the pool.
+    let first = create(&data, &["--disk", "64M"]);
+    let pool = data.join("volumes");
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .args(["-ec", script, "sh"])
+            .arg(&pool)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", out.stderr_text());
+        out.stdout_text()
+    };
+    let flag = || {
+        sh(r#"cat "/sys/fs/btrfs/$(findmnt -no UUID "$1")/qgroups/inconsistent""#)
+            .trim()
+            .to_owned()
+    };
+    // What an earlier run left, then the break.
+    sh(BREAKER_GONE);
+    sh(r#"cd "$1"
+        btrfs subvolume create breaker-a >/dev/null; btrfs subvolume create breaker-b >/dev/null
+        head -c 8M /dev/urandom > breaker-a/x; cp --reflink=always breaker-a/x breaker-b/x; sync
+        btrfs qgroup create 1/4242 .
+        btrfs qgroup assign --no-rescan "0/$(btrfs inspect-internal rootid breaker-a)" 1/4242 . 2>/dev/null || true"#);
+    assert_eq!(flag(), "1", "the attack did not break the accounting");
+
+    let out = run_bash(
+        &data,
+        &["--disk", "64M"],
+        "dd if=/dev/urandom of=/fill bs=1M count=200 2>&1; sync; echo size=$(du -m /fill | cut -f1)",
+    );
+    let text = out.stdout_text();
+    let report = pool_report(&data);
+    assert!(text.contains("Disk quota exceeded"), "{text}\n{report}");
+    let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
+    assert!(size <= 70, "wrote {size}M past a 64M quota\n{report}");
+    assert_eq!(flag(), "0", "the pool was left inconsistent\n{report}");
+
+    rm(&data, &first);
+    sh(BREAKER_GONE);
+}
+
+/// Removes the qgroup relation, the qgroup and the two subvolumes the test above adds to
+/// its pool, whichever of them are there.
+const BREAKER_GONE: &str = r#"cd "$1"
+    if [ -d breaker-a ]; then
+      btrfs qgroup remove "0/$(btrfs inspect-internal rootid breaker-a)" 1/4242 . >/dev/null 2>&1 || true
+    fi
+    btrfs qgroup destroy 1/4242 . >/dev/null 2>&1 || true
+    for s in breaker-a breaker-b; do [ ! -d $s ] || btrfs subvolume delete $s >/dev/null; done"#;
 
 #[test]
 fn privileged_operations_fail() {

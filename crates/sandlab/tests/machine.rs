@@ -403,7 +403,11 @@ fn the_isolation_baseline_holds_in_a_machine() {
         "dd if=/dev/urandom of=/fill bs=1M count=400 2>&1; sync; echo size=$(du -m /fill | cut -f1)",
     );
     let text = out.stdout_text();
-    assert!(text.contains("Disk quota exceeded"), "{text}");
+    assert!(
+        text.contains("Disk quota exceeded"),
+        "{text}\n{}",
+        pool_report(&data)
+    );
     let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
     assert!(size <= 260, "wrote {size}M past a 256M quota");
     // Pids: a fork bomb stays at the limit, read from the host while it runs.

@@ -275,3 +275,20 @@ pub fn set_deadline(data: &Path, id: &str, deadline_ms: u64) {
 
 #[allow(unused_imports)] // not every test binary uses it
 pub use sandlab_testkit::wait_until_blocking as wait_until;
+
+/// The kernel's view of a data dir's volume pool, for the message of a failed disk-limit
+/// assertion: its quota flags in sysfs, its qgroups and the kernel's last btrfs lines.
+pub fn pool_report(data: &Path) -> String {
+    let script = r#"p=$1; uuid=$(findmnt -no UUID "$p"); echo "pool $p, fsid $uuid"
+        for f in enabled inconsistent drop_subtree_threshold; do
+          echo "qgroups/$f: $(cat /sys/fs/btrfs/$uuid/qgroups/$f 2>&1)"; done
+        btrfs qgroup show -re "$p" 2>&1 | tail -n 12
+        dmesg 2>&1 | grep -iE 'btrfs|qgroup' | tail -n 8"#;
+    let out = Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(data.join("volumes"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sh");
+    format!("{}{}", out.stdout_text(), out.stderr_text())
+}
