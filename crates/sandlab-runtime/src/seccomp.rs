@@ -7,10 +7,12 @@
 //! CAP_SYS_PACCT, CAP_SYS_TTY_CONFIG, CAP_SYSLOG, CAP_DAC_READ_SEARCH, CAP_BPF, CAP_PERFMON)
 //! is left out, the `excludes.caps: [CAP_SYS_ADMIN]` rules (`clone` without namespace flags,
 //! `clone3` → ENOSYS) are in, and the `arches`/`minKernel` filters are evaluated for amd64 on
-//! a kernel ≥ 4.8. Two deliberate differences from that base:
+//! a kernel ≥ 4.8. Three deliberate differences from that base:
 //!
 //! - [`ALWAYS_BLOCKED`] is never allowed, whatever moby says (the moby revision this was
 //!   read from still allowed `io_uring_*`; moby itself dropped them later, moby#46762);
+//! - `ioctl` is allowed with any request but [`BTRFS_SUBVOLUME_IOCTLS`] (a subvolume made
+//!   inside a sandbox's volume escapes its disk limit);
 //! - `cachestat`, `fchmodat2`, `map_shadow_stack`, `futex_wake`, `futex_wait` and
 //!   `futex_requeue` (Linux 6.5–6.7) are allowed as moby does since moby#47341.
 //!
@@ -74,7 +76,7 @@ const ALLOW: &[&str] = &[
     "getppid", "getpriority", "getrandom", "getresgid", "getresuid", "getrlimit", "getrusage",
     "getsid", "getsockname", "getsockopt", "gettid", "gettimeofday", "getuid", "getxattr",
     "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel",
-    "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit", "ioctl",
+    "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit",
     "ioprio_get", "ioprio_set", "kill", "landlock_add_rule", "landlock_create_ruleset",
     "landlock_restrict_self", "lchown", "lgetxattr", "link", "linkat", "listen", "listxattr",
     "llistxattr", "lremovexattr", "lseek", "lsetxattr", "lstat", "madvise", "map_shadow_stack",
@@ -149,6 +151,16 @@ const ALLOW_MACHINE: &[&str] = &[
     "set_mempolicy_home_node", "setdomainname", "sethostname", "setns", "umount2", "unshare",
 ];
 
+/// The btrfs ioctls that make a subvolume or a snapshot (`BTRFS_IOC_SNAP_CREATE`,
+/// `SUBVOL_CREATE`, `SNAP_CREATE_V2`, `SUBVOL_CREATE_V2`: `_IOW(0x94, nr, 4096 bytes)`).
+/// A sandbox's writable layer is a btrfs subvolume limited by its qgroup, and a machine's
+/// `/var/lib/docker` and the other state dirs are plain directories of it: a subvolume
+/// made inside one is a tree of its own, counted in a qgroup of its own without a limit,
+/// so writing into it escaped the disk limit (and the sandbox's subvolume could not be
+/// deleted any more). Unprivileged users may make subvolumes, so only seccomp stops it;
+/// Docker and containerd inside use overlayfs and never need them.
+pub const BTRFS_SUBVOLUME_IOCTLS: &[u32] = &[0x5000_9401, 0x5000_940e, 0x5000_9417, 0x5000_9418];
+
 /// Keyring calls in a machine answer ENOSYS, which inner runtimes (runc, crun) take as
 /// "no keyrings here" and go on; EPERM makes them fail.
 const KEYRING: &[&str] = &["add_key", "keyctl", "request_key"];
@@ -184,6 +196,8 @@ fn build(allow_32bit: bool, machine: bool) -> LinuxSeccomp {
         // Any address family but AF_VSOCK, which reaches the host across namespaces.
         allow_if("socket", LinuxSeccompOperator::ScmpCmpNe, AF_VSOCK),
     ];
+    // Any request but those making a btrfs subvolume.
+    syscalls.extend(ioctl_except(BTRFS_SUBVOLUME_IOCTLS));
     if machine {
         syscalls.push(allow(ALLOW_MACHINE));
         syscalls.push(allow(&["clone", "clone3"]));
@@ -263,6 +277,51 @@ fn allow_if(name: &str, op: LinuxSeccompOperator, value: u64) -> LinuxSyscall {
         .args(vec![arg])
         .build()
         .expect(BUILDER_INFALLIBLE)
+}
+
+/// `ioctl` with any request but `denied`, which meet the default action. The kernel reads
+/// the request as a 32-bit int, so only the low 32 bits are compared (a caller may set the
+/// upper half, and musl sign-extends it). The rules are the cubes of a binary split of the
+/// 32-bit space that hold no denied request (about 32 for a handful of requests sharing
+/// their upper bits), each a masked comparison, so no allow rule overlaps a denial:
+/// libseccomp drops the conditional rules of a syscall with an unconditional one and does
+/// not promise an order between overlapping rules.
+fn ioctl_except(denied: &[u32]) -> Vec<LinuxSyscall> {
+    let mut cubes = Vec::new();
+    cubes_without(0, 0, denied, &mut cubes);
+    cubes
+        .into_iter()
+        .map(|(mask, value)| {
+            let arg = LinuxSeccompArgBuilder::default()
+                .index(1_usize)
+                .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+                .value(u64::from(mask))
+                .value_two(u64::from(value))
+                .build()
+                .expect(BUILDER_INFALLIBLE);
+            LinuxSyscallBuilder::default()
+                .names(vec!["ioctl".to_string()])
+                .action(LinuxSeccompAction::ScmpActAllow)
+                .args(vec![arg])
+                .build()
+                .expect(BUILDER_INFALLIBLE)
+        })
+        .collect()
+}
+
+/// Appends to `out` the cubes `(mask, value)` below the one whose top `depth` bits are
+/// `prefix` that hold none of `denied`.
+fn cubes_without(prefix: u32, depth: u32, denied: &[u32], out: &mut Vec<(u32, u32)>) {
+    let mask = u32::MAX.checked_shl(32 - depth).unwrap_or(0);
+    if !denied.iter().any(|d| d & mask == prefix) {
+        out.push((mask, prefix));
+        return;
+    }
+    if depth == 32 {
+        return;
+    }
+    cubes_without(prefix, depth + 1, denied, out);
+    cubes_without(prefix | 1 << (31 - depth), depth + 1, denied, out);
 }
 
 fn errno(name: &str, errno_ret: u32) -> LinuxSyscall {
@@ -559,9 +618,52 @@ mod tests {
             }
         }
         assert_eq!(seen.remove("personality"), Some(PERSONALITIES.len()));
+        // And ioctl, one rule per cube of requests it may make.
+        let ioctl = seen.remove("ioctl").unwrap_or(0);
+        assert!((1..=64).contains(&ioctl), "ioctl has {ioctl} rules");
         for (name, count) in seen {
             assert_eq!(count, 1, "{name} appears in {count} rules");
         }
+    }
+
+    #[test]
+    fn ioctl_allows_every_request_but_those_making_btrfs_subvolumes() {
+        let allowed = |profile: &LinuxSeccomp, request: u64| {
+            action_for(profile, "ioctl", [3, request, 0, 0, 0, 0])
+                == LinuxSeccompAction::ScmpActAllow
+        };
+        for profile in [profile(false), machine_profile(false)] {
+            for &denied in BTRFS_SUBVOLUME_IOCTLS {
+                // The kernel ignores the upper half; so must the filter.
+                for upper in [0_u64, 1, 0xffff_ffff, 0x8000_0000] {
+                    let request = upper << 32 | u64::from(denied);
+                    assert!(!allowed(&profile, request), "{request:#x} allowed");
+                }
+                for near in [denied - 1, denied + 1, denied ^ 0x8000_0000, denied & 0xff] {
+                    if !BTRFS_SUBVOLUME_IOCTLS.contains(&near) {
+                        assert!(allowed(&profile, u64::from(near)), "{near:#x} denied");
+                    }
+                }
+            }
+            // Everyday requests, and a read request musl sign-extends (FS_IOC_GETFLAGS).
+            for request in [
+                0x5401_u64,
+                0x5413,
+                0x541b,
+                0x8008_6601,
+                0xffff_ffff_8008_6601,
+                0x9408,
+            ] {
+                assert!(allowed(&profile, request), "{request:#x} denied");
+            }
+        }
+        // Every 32-bit request with the upper 24 bits of the denied ones: exactly those
+        // four are refused.
+        let profile = profile(false);
+        let refused: Vec<u32> = (0x5000_9400..=0x5000_94ff)
+            .filter(|&r| !allowed(&profile, u64::from(r)))
+            .collect();
+        assert_eq!(refused, BTRFS_SUBVOLUME_IOCTLS);
     }
 
     #[test]

@@ -502,6 +502,46 @@ mod tests {
     }
 
     #[test]
+    fn both_profiles_refuse_the_ioctls_that_make_btrfs_subvolumes() {
+        // On fd -1: the kernel's answer is EBADF, the filter's EPERM.
+        let probes: &[(&str, Probe, Expect)] = &[
+            (
+                "ioctl(BTRFS_IOC_SUBVOL_CREATE)",
+                || sys(libc::SYS_ioctl, [-1, 0x5000_940e, 0, 0, 0, 0]),
+                EPERM,
+            ),
+            (
+                "ioctl(BTRFS_IOC_SNAP_CREATE_V2)",
+                || sys(libc::SYS_ioctl, [-1, 0x5000_9417, 0, 0, 0, 0]),
+                EPERM,
+            ),
+            (
+                "ioctl(BTRFS_IOC_SUBVOL_CREATE_V2 with the upper half set)",
+                || sys(libc::SYS_ioctl, [-1, 0x7_5000_9418, 0, 0, 0, 0]),
+                EPERM,
+            ),
+            (
+                "ioctl(TCGETS)",
+                || sys(libc::SYS_ioctl, [-1, libc::TCGETS as c_long, 0, 0, 0, 0]),
+                Through,
+            ),
+            (
+                "ioctl(BTRFS_IOC_SYNC)",
+                || sys(libc::SYS_ioctl, [-1, 0x9408, 0, 0, 0, 0]),
+                Through,
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (name, profile) in [
+            ("profile(false)", profile(false)),
+            ("machine_profile(false)", machine_profile(false)),
+        ] {
+            wrong.extend(check(name, &compile(&profile).expect(name), probes));
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
     #[cfg(target_arch = "x86_64")]
     fn an_unlisted_abi_takes_the_kill_thread_bad_arch_action() {
         if run(None, i386_getpid) != Succeeded {

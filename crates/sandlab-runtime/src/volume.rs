@@ -294,20 +294,7 @@ impl VolumePool {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
             .map_err(Error::io(&path))?;
-        let subvol = File::open(&path).map_err(Error::io(&path))?;
-        let mut limit = QgroupLimitArgs {
-            qgroupid: 0,
-            lim: QgroupLimit {
-                flags: BTRFS_QGROUP_LIMIT_MAX_RFER,
-                max_rfer: bytes,
-                ..Default::default()
-            },
-        };
-        // SAFETY: qgroupid 0 means "the subvolume of this fd"; the struct outlives the call.
-        unsafe { btrfs_qgroup_limit(subvol.as_raw_fd(), &mut limit) }.map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e.into(),
-        })?;
+        limit_subvolume(&path, bytes)?;
         for sub in ["upper", "work"] {
             let d = path.join(sub);
             match std::fs::create_dir(&d) {
@@ -328,15 +315,34 @@ impl VolumePool {
         if !path.exists() {
             return Ok(());
         }
-        let parent = File::open(&self.dir).map_err(Error::io(&self.dir))?;
-        let args = vol_args(id.as_str())?;
-        // SAFETY: `args` is a valid, NUL-terminated btrfs_ioctl_vol_args that outlives the call.
-        match unsafe { btrfs_snap_destroy(parent.as_raw_fd(), &*args) } {
-            Ok(_) => Ok(()),
-            Err(nix::Error::ENOENT) => Ok(()),
+        match destroy_subvolume(&self.dir, id.as_str()) {
+            Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
             // Not a subvolume (e.g. a plain dir left by an older layout): remove it as files.
             Err(nix::Error::ENOTTY) | Err(nix::Error::EINVAL) => {
                 std::fs::remove_dir_all(&path).map_err(Error::io(&path))
+            }
+            // Subvolumes inside it (a sandbox could make them before seccomp refused the
+            // ioctl, and a host tool still can): those first, then it.
+            Err(nix::Error::ENOTEMPTY) => {
+                // A full subvolume cannot even lose a directory entry (EDQUOT): its limit
+                // goes first.
+                limit_subvolume(&path, NO_LIMIT)?;
+                for nested in nested_subvolumes(&path)?.iter().rev() {
+                    let (Some(parent), Some(name)) = (nested.parent(), nested.file_name()) else {
+                        continue;
+                    };
+                    let name = name.to_str().ok_or_else(|| {
+                        Error::Host(format!("Subvolume {} is not UTF-8", nested.display()))
+                    })?;
+                    destroy_subvolume(parent, name).map_err(|e| Error::Io {
+                        path: nested.clone(),
+                        source: e.into(),
+                    })?;
+                }
+                destroy_subvolume(&self.dir, id.as_str()).map_err(|e| Error::Io {
+                    path,
+                    source: e.into(),
+                })
             }
             Err(e) => Err(Error::Io {
                 path,
@@ -362,6 +368,67 @@ impl VolumePool {
             let _ = command::run_blocking("btrfs", &["qgroup", "clear-stale", dir]);
         }
     }
+}
+
+/// The limit that lifts a qgroup's limit (the kernel's `CLEAR_VALUE`).
+const NO_LIMIT: u64 = u64::MAX;
+
+/// Limits the subvolume at `path` to `bytes` referenced ([`NO_LIMIT`]: none).
+fn limit_subvolume(path: &Path, bytes: u64) -> Result<()> {
+    let subvol = File::open(path).map_err(Error::io(path))?;
+    let mut limit = QgroupLimitArgs {
+        qgroupid: 0,
+        lim: QgroupLimit {
+            flags: BTRFS_QGROUP_LIMIT_MAX_RFER,
+            max_rfer: bytes,
+            ..Default::default()
+        },
+    };
+    // SAFETY: qgroupid 0 means "the subvolume of this fd"; the struct outlives the call.
+    unsafe { btrfs_qgroup_limit(subvol.as_raw_fd(), &mut limit) }.map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(())
+}
+
+/// Deletes the subvolume `name` in the directory `parent`.
+fn destroy_subvolume(parent: &Path, name: &str) -> std::result::Result<(), nix::Error> {
+    let dir = File::open(parent)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)))?;
+    let args = vol_args(name).map_err(|_| nix::Error::EINVAL)?;
+    // SAFETY: `args` is a valid, NUL-terminated btrfs_ioctl_vol_args that outlives the call.
+    unsafe { btrfs_snap_destroy(dir.as_raw_fd(), &*args) }.map(|_| ())
+}
+
+/// The subvolumes below `root` (a subvolume's root directory is inode 256 on a device of
+/// its own), each after the one it is in. Walked without recursion and without following
+/// symlinks: the tree is a sandbox's and may be deep.
+fn nested_subvolumes(root: &Path) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    const SUBVOLUME_ROOT_INODE: u64 = 256;
+    let meta = std::fs::symlink_metadata(root).map_err(Error::io(root))?;
+    let mut found = Vec::new();
+    let mut todo = vec![(root.to_owned(), meta.dev())];
+    while let Some((dir, dev)) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if !meta.is_dir() {
+                continue;
+            }
+            let path = entry.path();
+            if meta.dev() != dev && meta.ino() == SUBVOLUME_ROOT_INODE {
+                found.push(path.clone());
+            }
+            todo.push((path, meta.dev()));
+        }
+    }
+    Ok(found)
 }
 
 /// Whether the pool's quotas hold their limits.

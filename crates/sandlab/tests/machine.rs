@@ -473,6 +473,55 @@ fn the_isolation_baseline_holds_in_a_machine() {
 /// Through the API: a learner's machine runs a service started over `exec`; the server is
 /// SIGKILLed and started again; the machine, its service and an inner container are
 /// still there; deleting it leaves nothing on the host.
+/// A machine's `/var/lib/docker` (and the other state dirs) are directories of its btrfs
+/// subvolume, and unprivileged users may make subvolumes: one made there was a tree of its
+/// own with a qgroup of its own and no limit, so writing into it escaped the disk limit
+/// (400M in a 256M machine) and left a volume the host could not delete. From inside:
+/// the ioctls that make a subvolume or a snapshot (with the request's upper half set too);
+/// from outside: no subvolume in the machine's volume, and removal leaves nothing.
+#[test]
+fn a_machine_cannot_escape_its_disk_limit_with_a_btrfs_subvolume() {
+    let data = data_dir();
+    let id = boot(&data, &["--disk", "256M"]);
+    let attack = r#"python3 - <<'EOF'
+import ctypes, errno, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open("/var/lib/docker", os.O_RDONLY)
+for name, nr in [("SNAP_CREATE", 0x01), ("SUBVOL_CREATE", 0x0e), ("SNAP_CREATE_V2", 0x17), ("SUBVOL_CREATE_V2", 0x18)]:
+    for upper in [0, 1 << 32]:
+        args = ctypes.create_string_buffer(struct.pack("q", fd) + b"escape".ljust(4088, b"\0"), 4096)
+        r = libc.syscall(16, fd, ctypes.c_ulong(upper | 0x50009400 | nr), args)
+        print(name, hex(upper), r, errno.errorcode.get(ctypes.get_errno()))
+EOF
+ls -d /var/lib/docker/escape 2>/dev/null && echo ESCAPE-EXISTS
+dd if=/dev/urandom of=/var/lib/docker/fill bs=1M count=400 2>&1; sync
+echo size=$(du -m /var/lib/docker/fill | cut -f1)"#;
+    let text = exec(&data, &id, attack).stdout_text();
+    let volume = data.join("volumes").join(&id);
+    let nested = std::process::Command::new("btrfs")
+        .args(["subvolume", "list", "-o"])
+        .arg(&volume)
+        .output()
+        .unwrap()
+        .stdout_text();
+    let report = pool_report(&data);
+    rm(&data, &id);
+    assert!(!text.contains("ESCAPE-EXISTS"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(" -1 EPERM")).count(),
+        8,
+        "every subvolume ioctl must be refused by seccomp:\n{text}"
+    );
+    assert!(
+        nested.trim().is_empty(),
+        "subvolumes in the machine's volume: {nested}"
+    );
+    assert!(text.contains("Disk quota exceeded"), "{text}\n{report}");
+    let size: u64 = text.rsplit("size=").next().unwrap().trim().parse().unwrap();
+    assert!(size <= 260, "wrote {size}M past a 256M quota");
+    assert!(!volume.exists(), "the machine's volume is left behind");
+}
+
 #[test]
 fn a_machine_survives_a_kill_9_of_the_server_and_is_adopted() {
     use common::server::Server;
