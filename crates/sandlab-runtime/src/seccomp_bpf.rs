@@ -534,7 +534,9 @@ mod tests {
         let mut wrong = Vec::new();
         for (name, profile) in [
             ("profile(false)", profile(false)),
+            ("profile(true)", profile(true)),
             ("machine_profile(false)", machine_profile(false)),
+            ("machine_profile(true)", machine_profile(true)),
         ] {
             wrong.extend(check(name, &compile(&profile).expect(name), probes));
         }

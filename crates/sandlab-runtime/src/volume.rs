@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,7 @@ nix::ioctl_read!(btrfs_qgroup_limit, BTRFS_IOCTL_MAGIC, 43, QgroupLimitArgs);
 nix::ioctl_read!(btrfs_fs_info, BTRFS_IOCTL_MAGIC, 31, FsInfoArgs);
 nix::ioctl_write_ptr!(btrfs_quota_rescan, BTRFS_IOCTL_MAGIC, 44, RescanArgs);
 nix::ioctl_none!(btrfs_quota_rescan_wait, BTRFS_IOCTL_MAGIC, 46);
+nix::ioctl_write_ptr!(btrfs_subvol_setflags, BTRFS_IOCTL_MAGIC, 26, u64);
 
 /// `struct btrfs_ioctl_fs_info_args`: only the filesystem's id is read.
 #[repr(C)]
@@ -76,18 +78,21 @@ struct RescanArgs {
 const BTRFS_MAX_LEVEL: u8 = 8;
 
 fn vol_args(name: &str) -> Result<Box<VolArgs>> {
+    vol_args_of(name.as_bytes())
+        .ok_or_else(|| Error::Host(format!("Subvolume name {name:?} is not a plain file name")))
+}
+
+/// `name` (any bytes but NUL and `/`) as the kernel's vol_args.
+fn vol_args_of(bytes: &[u8]) -> Option<Box<VolArgs>> {
+    if bytes.len() > BTRFS_PATH_NAME_MAX || bytes.contains(&0) || bytes.contains(&b'/') {
+        return None;
+    }
     let mut args = Box::new(VolArgs {
         fd: 0,
         name: [0; BTRFS_PATH_NAME_MAX + 1],
     });
-    let bytes = name.as_bytes();
-    if bytes.len() > BTRFS_PATH_NAME_MAX || bytes.contains(&0) || bytes.contains(&b'/') {
-        return Err(Error::Host(format!(
-            "Subvolume name {name:?} is not a plain file name"
-        )));
-    }
     args.name[..bytes.len()].copy_from_slice(bytes);
-    Ok(args)
+    Some(args)
 }
 
 #[derive(Clone, Debug)]
@@ -115,7 +120,7 @@ impl VolumePool {
                 dir: dir.to_owned(),
             };
             pool.account_every_drop();
-            pool.keep_accounting()?;
+            pool.report_accounting();
             return Ok(pool);
         }
         // Two processes starting on a fresh data dir must not both make (or mount) the
@@ -149,7 +154,7 @@ impl VolumePool {
             dir: dir.to_owned(),
         };
         pool.account_every_drop();
-        pool.keep_accounting()?;
+        pool.report_accounting();
         Ok(pool)
     }
 
@@ -171,12 +176,25 @@ impl VolumePool {
         }
         let dir = path_str(&self.dir)?;
         if state == QuotaState::Off {
-            tracing::warn!(pool = dir, "the sandbox volume pool's quotas were switched off: switching them on (running sandboxes lost their disk limits)");
+            tracing::warn!(pool = dir, "the sandbox volume pool's quotas were switched off: switching them on and limiting every volume again");
             command::run_blocking("btrfs", &["quota", "enable", dir])?;
+            self.account_every_drop();
         } else {
-            tracing::warn!(pool = dir, "the sandbox volume pool's qgroups are inconsistent (see the kernel log): rescanning before the next sandbox");
+            tracing::warn!(pool = dir, "the sandbox volume pool's qgroups are inconsistent (see the kernel log): rescanning");
         }
         self.rescan()?;
+        if state == QuotaState::Off {
+            // Switching quotas on made every qgroup anew, without a limit.
+            for id in self.list() {
+                let path = self.path(&id);
+                match read_limit(&path) {
+                    Some(bytes) => limit_subvolume(&path, bytes)?,
+                    None => {
+                        tracing::error!(sandbox.id = %id, "a volume without its limit note stays unlimited until it is removed")
+                    }
+                }
+            }
+        }
         match self.quota_state()? {
             QuotaState::Consistent => {
                 tracing::info!(pool = dir, "the sandbox volume pool's qgroups are consistent again");
@@ -188,6 +206,15 @@ impl VolumePool {
             QuotaState::Inconsistent => Err(Error::Host(format!(
                 "The sandbox volume pool {dir} keeps its qgroups inconsistent after a rescan, so no disk limit can be enforced (the kernel log says why)"
             ))),
+        }
+    }
+
+    /// [`Self::keep_accounting`] when the pool is opened, where a failure is logged rather
+    /// than returned: removing and inspecting sandboxes must still work, and each new
+    /// volume checks again (and is refused while the accounting stays broken).
+    fn report_accounting(&self) {
+        if let Err(e) = self.keep_accounting() {
+            tracing::error!(error = %e, "the sandbox volume pool's disk limits are not enforced; no sandbox is made until they are");
         }
     }
 
@@ -204,9 +231,14 @@ impl VolumePool {
             Ok(_) | Err(nix::Error::EINPROGRESS) => {}
             Err(e) => return Err(ioctl_error(e)),
         }
-        // SAFETY: an ioctl without an argument on an open directory.
-        unsafe { btrfs_quota_rescan_wait(dir.as_raw_fd()) }.map_err(ioctl_error)?;
-        Ok(())
+        loop {
+            // SAFETY: an ioctl without an argument on an open directory.
+            match unsafe { btrfs_quota_rescan_wait(dir.as_raw_fd()) } {
+                Ok(_) => return Ok(()),
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(ioctl_error(e)),
+            }
+        }
     }
 
     /// The pool's quota state, from `/sys/fs/btrfs/<fsid>/qgroups` (which exists only
@@ -230,10 +262,13 @@ impl VolumePool {
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(Error::io("run btrfs qgroup show"))?;
-        Ok(quota_state_of_show(
-            out.status.success(),
-            &String::from_utf8_lossy(&out.stderr),
-        ))
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        quota_state_of_show(out.status.success(), &stderr).ok_or_else(|| {
+            Error::Host(format!(
+                "Cannot tell whether the sandbox volume pool's quotas hold: btrfs qgroup show said {:?}",
+                stderr.trim()
+            ))
+        })
     }
 
     /// The pool's `qgroups` directory in sysfs (`None` when sysfs has no btrfs here).
@@ -294,6 +329,10 @@ impl VolumePool {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711))
             .map_err(Error::io(&path))?;
+        // The limit is noted in the volume first: quotas switched off and on again lose
+        // every limit, and `keep_accounting` puts them back from these notes.
+        let note = path.join(LIMIT_NOTE);
+        std::fs::write(&note, bytes.to_string()).map_err(Error::io(&note))?;
         limit_subvolume(&path, bytes)?;
         for sub in ["upper", "work"] {
             let d = path.join(sub);
@@ -327,15 +366,17 @@ impl VolumePool {
                 // A full subvolume cannot even lose a directory entry (EDQUOT): its limit
                 // goes first.
                 limit_subvolume(&path, NO_LIMIT)?;
-                for nested in nested_subvolumes(&path)?.iter().rev() {
-                    let (Some(parent), Some(name)) = (nested.parent(), nested.file_name()) else {
+                let nested = nested_subvolumes(&path)?;
+                // A read-only one cannot lose the subvolumes inside it either.
+                for sub in &nested {
+                    make_writable(sub);
+                }
+                for sub in nested.iter().rev() {
+                    let (Some(parent), Some(name)) = (sub.parent(), sub.file_name()) else {
                         continue;
                     };
-                    let name = name.to_str().ok_or_else(|| {
-                        Error::Host(format!("Subvolume {} is not UTF-8", nested.display()))
-                    })?;
-                    destroy_subvolume(parent, name).map_err(|e| Error::Io {
-                        path: nested.clone(),
+                    destroy_subvolume_named(parent, name.as_bytes()).map_err(|e| Error::Io {
+                        path: sub.clone(),
                         source: e.into(),
                     })?;
                 }
@@ -370,6 +411,19 @@ impl VolumePool {
     }
 }
 
+/// The file in a volume (beside `upper/` and `work/`, out of the sandbox's sight) that
+/// holds its limit in bytes.
+const LIMIT_NOTE: &str = "limit";
+
+/// The limit noted in the volume at `path`.
+fn read_limit(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path.join(LIMIT_NOTE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The limit that lifts a qgroup's limit (the kernel's `CLEAR_VALUE`).
 const NO_LIMIT: u64 = u64::MAX;
 
@@ -394,11 +448,26 @@ fn limit_subvolume(path: &Path, bytes: u64) -> Result<()> {
 
 /// Deletes the subvolume `name` in the directory `parent`.
 fn destroy_subvolume(parent: &Path, name: &str) -> std::result::Result<(), nix::Error> {
+    destroy_subvolume_named(parent, name.as_bytes())
+}
+
+fn destroy_subvolume_named(parent: &Path, name: &[u8]) -> std::result::Result<(), nix::Error> {
+    // Not a file name: nothing the kernel would find (EINVAL would mean "not a subvolume").
+    let args = vol_args_of(name).ok_or(nix::Error::ENAMETOOLONG)?;
     let dir = File::open(parent)
         .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)))?;
-    let args = vol_args(name).map_err(|_| nix::Error::EINVAL)?;
     // SAFETY: `args` is a valid, NUL-terminated btrfs_ioctl_vol_args that outlives the call.
     unsafe { btrfs_snap_destroy(dir.as_raw_fd(), &*args) }.map(|_| ())
+}
+
+/// Clears a subvolume's read-only flag (best effort: the deletion that follows reports).
+fn make_writable(subvolume: &Path) {
+    let Ok(dir) = File::open(subvolume) else {
+        return;
+    };
+    let flags: u64 = 0;
+    // SAFETY: a pointer to a u64 that outlives the call, on an open subvolume root.
+    let _ = unsafe { btrfs_subvol_setflags(dir.as_raw_fd(), &flags) };
 }
 
 /// The subvolumes below `root` (a subvolume's root directory is inode 256 on a device of
@@ -422,7 +491,12 @@ fn nested_subvolumes(root: &Path) -> Result<Vec<PathBuf>> {
                 continue;
             }
             let path = entry.path();
-            if meta.dev() != dev && meta.ino() == SUBVOLUME_ROOT_INODE {
+            if meta.dev() != dev {
+                // Another subvolume (its root is inode 256 on a device of its own), or
+                // something mounted here, which is not walked.
+                if meta.ino() != SUBVOLUME_ROOT_INODE {
+                    continue;
+                }
                 found.push(path.clone());
             }
             todo.push((path, meta.dev()));
@@ -439,14 +513,16 @@ enum QuotaState {
     Off,
 }
 
-/// The quota state `btrfs qgroup show` tells by its exit status and warnings.
-fn quota_state_of_show(success: bool, stderr: &str) -> QuotaState {
+/// The quota state `btrfs qgroup show` tells by its exit status and warnings (`None`: it
+/// failed for another reason). A rescan in progress counts as inconsistent: joining it
+/// waits for it.
+fn quota_state_of_show(success: bool, stderr: &str) -> Option<QuotaState> {
     if !success {
-        QuotaState::Off
-    } else if stderr.contains("inconsistent") {
-        QuotaState::Inconsistent
+        stderr.contains("not enabled").then_some(QuotaState::Off)
+    } else if stderr.contains("inconsistent") || stderr.contains("rescan") {
+        Some(QuotaState::Inconsistent)
     } else {
-        QuotaState::Consistent
+        Some(QuotaState::Consistent)
     }
 }
 
@@ -535,17 +611,28 @@ mod tests {
 
     #[test]
     fn btrfs_qgroup_show_tells_the_quota_state() {
-        assert_eq!(quota_state_of_show(true, ""), QuotaState::Consistent);
+        assert_eq!(quota_state_of_show(true, ""), Some(QuotaState::Consistent));
         assert_eq!(
             quota_state_of_show(
                 true,
                 "WARNING: qgroup data inconsistent, rescan recommended\n"
             ),
-            QuotaState::Inconsistent
+            Some(QuotaState::Inconsistent)
+        );
+        assert_eq!(
+            quota_state_of_show(
+                true,
+                "WARNING: rescan is running, qgroup data may be incorrect\n"
+            ),
+            Some(QuotaState::Inconsistent)
         );
         assert_eq!(
             quota_state_of_show(false, "ERROR: can't list qgroups: quotas not enabled\n"),
-            QuotaState::Off
+            Some(QuotaState::Off)
+        );
+        assert_eq!(
+            quota_state_of_show(false, "ERROR: cannot access '/x'\n"),
+            None
         );
     }
 }

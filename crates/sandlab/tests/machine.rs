@@ -470,9 +470,6 @@ fn the_isolation_baseline_holds_in_a_machine() {
     rm(&data, &id);
 }
 
-/// Through the API: a learner's machine runs a service started over `exec`; the server is
-/// SIGKILLed and started again; the machine, its service and an inner container are
-/// still there; deleting it leaves nothing on the host.
 /// A machine's `/var/lib/docker` (and the other state dirs) are directories of its btrfs
 /// subvolume, and unprivileged users may make subvolumes: one made there was a tree of its
 /// own with a qgroup of its own and no limit, so writing into it escaped the disk limit
@@ -487,9 +484,13 @@ fn a_machine_cannot_escape_its_disk_limit_with_a_btrfs_subvolume() {
 import ctypes, errno, os, struct
 libc = ctypes.CDLL(None, use_errno=True)
 fd = os.open("/var/lib/docker", os.O_RDONLY)
-for name, nr in [("SNAP_CREATE", 0x01), ("SUBVOL_CREATE", 0x0e), ("SNAP_CREATE_V2", 0x17), ("SUBVOL_CREATE_V2", 0x18)]:
+# btrfs_ioctl_vol_args: fd, name[4088]; btrfs_ioctl_vol_args_v2: fd, transid, flags,
+# 4 unused words, name[4040].
+v1 = struct.pack("q", fd) + b"escape".ljust(4088, b"\0")
+v2 = struct.pack("q6Q", fd, 0, 0, 0, 0, 0, 0) + b"escape".ljust(4040, b"\0")
+for name, nr, layout in [("SNAP_CREATE", 0x01, v1), ("SUBVOL_CREATE", 0x0e, v1), ("SNAP_CREATE_V2", 0x17, v2), ("SUBVOL_CREATE_V2", 0x18, v2)]:
     for upper in [0, 1 << 32]:
-        args = ctypes.create_string_buffer(struct.pack("q", fd) + b"escape".ljust(4088, b"\0"), 4096)
+        args = ctypes.create_string_buffer(layout, 4096)
         r = libc.syscall(16, fd, ctypes.c_ulong(upper | 0x50009400 | nr), args)
         print(name, hex(upper), r, errno.errorcode.get(ctypes.get_errno()))
 EOF
@@ -522,6 +523,9 @@ echo size=$(du -m /var/lib/docker/fill | cut -f1)"#;
     assert!(!volume.exists(), "the machine's volume is left behind");
 }
 
+/// Through the API: a learner's machine runs a service started over `exec`; the server is
+/// SIGKILLed and started again; the machine, its service and an inner container are
+/// still there; deleting it leaves nothing on the host.
 #[test]
 fn a_machine_survives_a_kill_9_of_the_server_and_is_adopted() {
     use common::server::Server;
