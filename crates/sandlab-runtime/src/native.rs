@@ -168,6 +168,8 @@ impl Native {
     fn cache_files(&self, key: &str) -> (PathBuf, PathBuf) {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
+        // A program compiled by another version of the compiler is not this one's.
+        crate::seccomp_bpf::COMPILER.hash(&mut h);
         key.hash(&mut h);
         let name = format!("{:016x}-{}", h.finish(), key.len());
         (

@@ -16,11 +16,12 @@
 //! - the bad-architecture action is libseccomp's default, SCMP_ACT_KILL_THREAD (runc 1.1
 //!   never sets it): a syscall through an ABI the profile does not list kills the thread.
 //!
-//! Where the program differs from what runc loads: runc prepends a stub (its `patchbpf`)
-//! that answers ENOSYS for syscall numbers above the largest one the profile names, so a
-//! syscall newer than the profile fails as "not implemented"; here every syscall the
-//! profile does not name takes the default action. Filter flags and SCMP_ACT_NOTIFY are
-//! refused: neither fits in a BPF program (runc 1.1 refuses flags too).
+//! Like runc, a stub before libseccomp's program answers ENOSYS for native (x86_64)
+//! syscall numbers above the largest one the profile names, so a syscall newer than the
+//! profile fails as "not implemented" and the C library falls back to an older one (glibc
+//! does so only on ENOSYS); the 32-bit ABIs, when listed, keep the default action there.
+//! Filter flags and SCMP_ACT_NOTIFY are refused: neither fits in a BPF program (runc 1.1
+//! refuses flags too).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -42,6 +43,13 @@ const INSTRUCTION_SIZE: usize = 8;
 const MAX_INSTRUCTIONS: usize = 4096;
 /// A syscall has at most six arguments; a condition's index is below this.
 const MAX_ARGS: usize = 6;
+/// Changes whenever [`compile`] makes another program from the same profile: part of the
+/// name a compiled program is cached under.
+pub const COMPILER: &str = "enosys-stub-1";
+/// `AUDIT_ARCH_X86_64`, as `seccomp_data.arch` holds it.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// The x32 ABI's bit in a syscall number.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// A compiled filter: classic BPF instructions (`struct sock_filter`, 8 bytes each, native endian).
 #[cfg_attr(not(test), allow(dead_code))]
@@ -80,7 +88,67 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Bpf> {
     for rule in profile.syscalls().as_deref().unwrap_or_default() {
         add_rule(&mut filter, rule, default)?;
     }
-    export(&filter)
+    let program = export(&filter)?;
+    let native = profile
+        .architectures()
+        .as_deref()
+        .is_none_or(|arches| arches.contains(&Arch::ScmpArchX86_64));
+    let program = match newest_native_syscall(profile) {
+        Some(newest) if native && cfg!(target_arch = "x86_64") => with_enosys_stub(newest, program),
+        _ => program,
+    };
+    if program.instructions() > MAX_INSTRUCTIONS {
+        return Err(Error::Host(format!(
+            "The seccomp filter has {} instructions, more than the kernel's {MAX_INSTRUCTIONS}",
+            program.instructions()
+        )));
+    }
+    Ok(program)
+}
+
+/// The largest x86_64 syscall number the profile names (one libseccomp knows).
+fn newest_native_syscall(profile: &LinuxSeccomp) -> Option<u32> {
+    profile
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|rule| rule.names())
+        .filter_map(|name| ScmpSyscall::from_name_by_arch(name, ScmpArch::X8664).ok())
+        .filter_map(|syscall| u32::try_from(syscall.as_raw_syscall()).ok())
+        .max()
+}
+
+/// `program` behind a stub that answers ENOSYS for an x86_64 syscall number above
+/// `newest` (the x32 bit clear); every other call goes on to `program`, whose own jumps are
+/// relative and so unchanged.
+fn with_enosys_stub(newest: u32, program: Bpf) -> Bpf {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JGT_K: u16 = 0x25;
+    const JSET_K: u16 = 0x45;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| {
+        let mut bytes = Vec::with_capacity(INSTRUCTION_SIZE);
+        bytes.extend_from_slice(&code.to_ne_bytes());
+        bytes.extend_from_slice(&[jt, jf]);
+        bytes.extend_from_slice(&k.to_ne_bytes());
+        bytes
+    };
+    // Offsets in seccomp_data: nr at 0, arch at 4. A jump skips that many instructions
+    // after the next; the program starts 6 instructions in.
+    let stub = [
+        insn(LD_W_ABS, 0, 0, 4),
+        insn(JEQ_K, 0, 4, AUDIT_ARCH_X86_64),
+        insn(LD_W_ABS, 0, 0, 0),
+        insn(JSET_K, 2, 0, X32_SYSCALL_BIT),
+        insn(JGT_K, 0, 1, newest),
+        insn(RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    let mut bytes: Vec<u8> = stub.concat();
+    bytes.extend_from_slice(&program.0);
+    Bpf(bytes)
 }
 
 /// Adds one OCI rule: a libseccomp rule (or one per condition) for each name it knows.
@@ -498,6 +566,28 @@ mod tests {
             ),
         ];
         let wrong = check("machine_profile(false)", &bpf, probes);
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn a_syscall_newer_than_the_profile_answers_enosys() {
+        // 462 (mseal, Linux 6.10) and 463 (setxattrat, 6.13) are above every name of the
+        // profiles (up to Linux 6.7); 183 (afs_syscall, which the kernel answers ENOSYS)
+        // is below them and named by none, so it takes the default action.
+        let probes: &[(&str, Probe, Expect)] = &[
+            ("mseal", || sys(462, [0; 6]), ENOSYS),
+            ("setxattrat", || sys(463, [0; 6]), ENOSYS),
+            ("afs_syscall", || sys(183, [0; 6]), EPERM),
+            ("getpid", || sys(libc::SYS_getpid, [0; 6]), Through),
+        ];
+        let mut wrong = Vec::new();
+        for (name, profile) in [
+            ("profile(false)", profile(false)),
+            ("profile(true)", profile(true)),
+            ("machine_profile(false)", machine_profile(false)),
+        ] {
+            wrong.extend(check(name, &compile(&profile).expect(name), probes));
+        }
         assert!(wrong.is_empty(), "{wrong:#?}");
     }
 

@@ -129,3 +129,31 @@ fn the_32bit_switch_is_refused_where_vsock_exists_and_works_where_it_does_not() 
         assert!(!opened(&got, path), "{path} opened a socket: {got:?}");
     }
 }
+
+/// A system call newer than the seccomp profile answers ENOSYS, as on an older kernel, so
+/// a C library falls back to the call it replaces (glibc does so only on ENOSYS); one
+/// below it that the profile does not allow answers EPERM. On both runtimes: the native
+/// one puts the stub before libseccomp's program as runc does.
+#[test]
+fn a_syscall_newer_than_the_profile_answers_enosys() {
+    let data = data_dir();
+    let out = run_bash(
+        &data,
+        &[],
+        "python3 -c '
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+for name, nr in [(\"mseal\", 462), (\"setxattrat\", 463), (\"afs_syscall\", 183)]:
+    r = libc.syscall(nr, 0, 0, 0, 0, 0)
+    print(name, r, errno.errorcode.get(ctypes.get_errno()))
+'",
+    );
+    let text = out.stdout_text();
+    assert!(
+        text.contains("mseal -1 ENOSYS"),
+        "{text}{}",
+        out.stderr_text()
+    );
+    assert!(text.contains("setxattrat -1 ENOSYS"), "{text}");
+    assert!(text.contains("afs_syscall -1 EPERM"), "{text}");
+}
