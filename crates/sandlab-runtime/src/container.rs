@@ -275,9 +275,23 @@ impl ContainerDriver {
         };
         let ids = ranged.map_or(self.cfg.idmap, |slot| userns::range(&self.cfg.idmap, slot));
         step("volume");
-        // The netns is made on its own thread while the filesystem is prepared; a
-        // machine's is made later, inside its user namespace.
-        let pending_netns = (!machine).then(|| netns::begin(id)).transpose()?;
+        // An egress sandbox's slot first: its veth pair is made with the netns.
+        let egress = spec.limits.network == NetworkMode::Egress;
+        let egress_addrs = if egress {
+            self.legacy_slots
+                .get_or_try_init(|| self.adopt_legacy_slots())
+                .await?;
+            let slot = self.slots.take(id, &dir)?;
+            Some(slot_addrs(self.cfg.egress_v4_prefix, slot))
+        } else {
+            None
+        };
+        // The netns (with its veth pair for egress) is made on its own thread while the
+        // filesystem is prepared; a machine's is made later, inside its user namespace.
+        let pending_netns = (!machine)
+            .then(|| netns::begin(id, egress_addrs))
+            .transpose()?;
+        let egress_made = pending_netns.as_ref().is_some_and(|p| p.made());
         let volume =
             self.volumes
                 .create(id, spec.limits.disk.bytes(), (ids.host_uid, ids.host_gid))?;
@@ -287,7 +301,6 @@ impl ContainerDriver {
             Vec::new()
         };
         let upper = volume.join("upper");
-        let egress = spec.limits.network == NetworkMode::Egress;
         let others: Vec<(String, std::net::Ipv4Addr)> = private
             .iter()
             .flat_map(|p| p.hosts.iter().filter(|(n, _)| *n != hostname).cloned())
@@ -340,18 +353,16 @@ impl ContainerDriver {
             pending.finish()?;
         }
         let mut info = NetworkInfo::default();
-        if egress {
-            self.legacy_slots
-                .get_or_try_init(|| self.adopt_legacy_slots())
-                .await?;
-            let slot = self.slots.take(id, &dir)?;
-            let addrs = slot_addrs(self.cfg.egress_v4_prefix, slot);
+        if let Some(addrs) = egress_addrs {
             info.ipv4 = Some(addrs.sandbox4.to_string());
             info.ipv6 = Some(addrs.sandbox6.to_string());
+            // Before any process of the sandbox runs (the runtime starts it below).
             self.firewall
                 .get_or_try_init(|| network::install_firewall(self.cfg.egress_v4_prefix))
                 .await?;
-            network::setup_egress(id, addrs).await?;
+            if !egress_made {
+                network::setup_egress(id, addrs).await?;
+            }
         }
         if let Some(private) = &private {
             // Written before the first network resource, so removal finds the bridge.

@@ -44,6 +44,7 @@ mod network;
 mod ocirt;
 mod paths;
 pub mod process;
+pub(crate) mod rtnl;
 mod seccomp;
 mod seccomp_bpf;
 mod slots;

@@ -17,6 +17,7 @@ use sandlab_core::SandboxId;
 
 use crate::error::{Error, Result};
 use crate::mounts::unmount;
+use crate::network::SlotAddrs;
 use crate::paths::{Layout, NETNS_DIR};
 
 /// A netns being made on its own thread, so a caller can prepare other things meanwhile.
@@ -27,9 +28,10 @@ pub struct PendingNetns {
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
-/// Starts creating `/run/netns/<id>` with loopback up (idempotent);
+/// Starts creating `/run/netns/<id>` with loopback up (idempotent), and, for `egress`,
+/// its veth pair with the slot's addresses and routes (`network::configure_egress`);
 /// [`PendingNetns::finish`] waits for it.
-pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
+pub fn begin(id: &SandboxId, egress: Option<SlotAddrs>) -> Result<PendingNetns> {
     let path = Layout::netns(id);
     std::fs::create_dir_all(NETNS_DIR).map_err(Error::io(NETNS_DIR))?;
     ensure_shared_dir()?;
@@ -42,7 +44,17 @@ pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
     }
     File::create(&path).map_err(Error::io(&path))?;
     let target = path.clone();
+    let name = id.as_str().to_owned();
     let thread = std::thread::spawn(move || -> std::io::Result<()> {
+        // Opened while this thread is still in the host's namespace: they stay its.
+        let host = match egress {
+            Some(addrs) => Some((
+                crate::rtnl::Rtnl::open()?,
+                File::open("/proc/thread-self/ns/net")?,
+                addrs,
+            )),
+            None => None,
+        };
         // This thread owns the new namespace and ends right after; nothing else runs on it.
         unshare(CloneFlags::CLONE_NEWNET)?;
         let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
@@ -58,6 +70,10 @@ pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
         // The namespace belongs to the host's user namespace, so root inside lacks
         // CAP_NET_BIND_SERVICE for it: open the low ports within this namespace only.
         write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")?;
+        if let Some((mut rtnl, host_ns, addrs)) = host {
+            use std::os::fd::AsFd;
+            crate::network::configure_egress(&mut rtnl, host_ns.as_fd(), &name, addrs)?;
+        }
         Ok(())
     });
     Ok(PendingNetns {
@@ -68,6 +84,12 @@ pub fn begin(id: &SandboxId) -> Result<PendingNetns> {
 }
 
 impl PendingNetns {
+    /// Whether this made the namespace (and so its egress link, when asked): `false` when
+    /// it was there already.
+    pub fn made(&self) -> bool {
+        self.thread.is_some()
+    }
+
     pub fn finish(mut self) -> Result<PathBuf> {
         let Some(thread) = self.thread.take() else {
             return Ok(self.path.clone());

@@ -175,27 +175,57 @@ pub async fn install_firewall(prefix: [u8; 2]) -> Result<()> {
     Ok(())
 }
 
-/// Creates the veth pair of an egress sandbox and configures both ends.
+/// Creates the veth pair of an egress sandbox whose netns is `/run/netns/<id>` already (a
+/// machine's) and configures both ends, from a thread of its own inside the namespace.
 pub async fn setup_egress(id: &SandboxId, addrs: SlotAddrs) -> Result<()> {
-    let host = format!(
-        "link add {id} type veth peer name eth0 netns {id}\n\
-         addr add {}/30 dev {id}\n\
-         addr add {}/64 dev {id} nodad\n\
-         link set {id} up\n",
-        addrs.host4, addrs.host6
-    );
-    command::run("ip", &["-batch", "-"], &host).await?;
-    let inside = format!(
-        "addr add {}/30 dev eth0\n\
-         addr add {}/64 dev eth0 nodad\n\
-         link set eth0 up\n\
-         route add default via {}\n\
-         route add default via {}\n",
-        addrs.sandbox4, addrs.sandbox6, addrs.host4, addrs.host6
-    );
-    command::run("ip", &["-n", id.as_str(), "-batch", "-"], &inside)
-        .await
-        .map(drop)
+    let path = crate::paths::Layout::netns(id);
+    let netns = std::fs::File::open(&path).map_err(Error::io(&path))?;
+    let host_ns = std::fs::File::open("/proc/thread-self/ns/net")
+        .map_err(Error::io("/proc/thread-self/ns/net"))?;
+    let mut host = crate::rtnl::Rtnl::open().map_err(Error::io("a netlink socket"))?;
+    let name = id.as_str().to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|s| {
+            s.spawn(|| -> std::io::Result<()> {
+                use std::os::fd::{AsFd, AsRawFd};
+                // SAFETY: setns on a namespace file we hold, in a thread that ends next.
+                if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                configure_egress(&mut host, host_ns.as_fd(), &name, addrs)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the egress thread panicked")))
+        })
+    })
+    .await
+    .map_err(|e| Error::Host(format!("The egress task failed: {e}")))?;
+    result.map_err(|source| Error::Io { path, source })
+}
+
+/// In the calling thread's (the sandbox's) network namespace: makes `eth0` with its peer
+/// `name` sent to `host_ns`, puts the slot's addresses on both ends (through `host`, a
+/// netlink socket of the host's namespace), brings them up and routes out through the
+/// host's end. What `ip link add <id> type veth peer name eth0 netns <id>` and the
+/// address and route commands did, without their processes.
+pub(crate) fn configure_egress(
+    host: &mut crate::rtnl::Rtnl,
+    host_ns: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    addrs: SlotAddrs,
+) -> std::io::Result<()> {
+    let mut here = crate::rtnl::Rtnl::open()?;
+    here.add_veth("eth0", name, host_ns)?;
+    let outer = host.index(name)?;
+    host.add_addr(outer, IpAddr::V4(addrs.host4), 30)?;
+    host.add_addr(outer, IpAddr::V6(addrs.host6), 64)?;
+    host.set_up(outer)?;
+    let eth0 = here.index("eth0")?;
+    here.add_addr(eth0, IpAddr::V4(addrs.sandbox4), 30)?;
+    here.add_addr(eth0, IpAddr::V6(addrs.sandbox6), 64)?;
+    here.set_up(eth0)?;
+    here.add_default_route(IpAddr::V4(addrs.host4))?;
+    here.add_default_route(IpAddr::V6(addrs.host6))
 }
 
 /// Deletes the host end of the sandbox's veth pair (the peer goes with it).
