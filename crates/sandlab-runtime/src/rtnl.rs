@@ -15,6 +15,7 @@ const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
@@ -46,12 +47,16 @@ pub struct Rtnl {
 impl Rtnl {
     /// A socket of the calling thread's network namespace.
     pub fn open() -> std::io::Result<Rtnl> {
+        Rtnl::open_protocol(libc::NETLINK_ROUTE)
+    }
+
+    fn open_protocol(protocol: libc::c_int) -> std::io::Result<Rtnl> {
         // SAFETY: plain socket(2); the result is checked and owned right away.
         let raw = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if raw < 0 {
@@ -98,6 +103,13 @@ impl Rtnl {
             .get(NLMSGHDR_LEN + 4..NLMSGHDR_LEN + 8)
             .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| std::io::Error::other("a short RTM_NEWLINK reply"))
+    }
+
+    /// `ip link del <name>` (a veth's peer goes with it).
+    pub fn del_link(&mut self, name: &str) -> std::io::Result<()> {
+        let mut body = ifinfomsg(0, 0, 0);
+        attr(&mut body, IFLA_IFNAME, &c_name(name));
+        self.request(RTM_DELLINK, 0, &body).map(drop)
     }
 
     /// `ip link set <index> up`.
@@ -194,6 +206,62 @@ impl Rtnl {
     }
 }
 
+/// The comment of the nftables table `inet <name>` (`None`: no such table, or none), read
+/// over nfnetlink: what `nft list table` would print of it, without its process.
+pub fn nft_table_comment(name: &str) -> std::io::Result<Option<String>> {
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    const NFT_MSG_GETTABLE: u16 = 1;
+    const NFTA_TABLE_NAME: u16 = 1;
+    const NFTA_TABLE_USERDATA: u16 = 6;
+    const NFTNL_UDATA_TABLE_COMMENT: u8 = 0;
+    const NFPROTO_INET: u8 = 1;
+    let mut sock = Rtnl::open_protocol(libc::NETLINK_NETFILTER)?;
+    // struct nfgenmsg: family, version (NFNETLINK_V0), resource id (big endian).
+    let mut body = vec![NFPROTO_INET, 0, 0, 0];
+    attr(&mut body, NFTA_TABLE_NAME, &c_name(name));
+    let reply = match sock.request(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE, 0, &body) {
+        Ok(reply) => reply,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(userdata) = attrs(reply.get(NLMSGHDR_LEN + 4..).unwrap_or_default())
+        .find(|(kind, _)| *kind == NFTA_TABLE_USERDATA)
+        .map(|(_, value)| value)
+    else {
+        return Ok(None);
+    };
+    // libnftnl's user data: entries of a type byte, a length byte and the value.
+    let mut rest = userdata;
+    while let [kind, len, tail @ ..] = rest {
+        let len = usize::from(*len);
+        let Some(value) = tail.get(..len) else { break };
+        if *kind == NFTNL_UDATA_TABLE_COMMENT {
+            let text = value.strip_suffix(&[0]).unwrap_or(value);
+            return Ok(Some(String::from_utf8_lossy(text).into_owned()));
+        }
+        rest = &tail[len..];
+    }
+    Ok(None)
+}
+
+/// The attributes `(type, payload)` of a message body.
+fn attrs(mut body: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let [l0, l1, t0, t1, ..] = *body else {
+            return None;
+        };
+        let len = usize::from(u16::from_ne_bytes([l0, l1]));
+        if len < 4 || len > body.len() {
+            return None;
+        }
+        // The nested and byte-order flags are not part of the type.
+        let kind = u16::from_ne_bytes([t0, t1]) & 0x3fff;
+        let payload = &body[4..len];
+        body = &body[align(len).min(body.len())..];
+        Some((kind, payload))
+    })
+}
+
 /// `struct ifinfomsg` for the link `index` (0: none yet) with `flags` under `change`.
 fn ifinfomsg(index: i32, flags: u32, change: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(IFINFOMSG_LEN);
@@ -234,6 +302,60 @@ fn family_and_bytes(addr: IpAddr) -> (u8, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_are_read_back_as_written() {
+        let mut buf = Vec::new();
+        attr(&mut buf, 1, b"sandlab\0");
+        attr(&mut buf, 6, &[0, 3, b'a', b'b', 0]);
+        let all: Vec<(u16, Vec<u8>)> = attrs(&buf).map(|(k, v)| (k, v.to_vec())).collect();
+        assert_eq!(
+            all,
+            vec![(1, b"sandlab\0".to_vec()), (6, vec![0, 3, b'a', b'b', 0])]
+        );
+        assert_eq!(
+            attrs(&[8, 0, 1]).count(),
+            0,
+            "a truncated header is the end"
+        );
+        assert_eq!(
+            attrs(&[200, 0, 1, 0, 0]).count(),
+            0,
+            "a length past the end is the end"
+        );
+    }
+
+    /// As root: a table with a comment, read back over nfnetlink; a missing one is None.
+    #[test]
+    fn reads_an_nftables_table_comment() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("rtnl: not root; nothing to check");
+            return;
+        }
+        let name = format!("sandlabtest{}", std::process::id());
+        let load = |text: String| {
+            let mut child = std::process::Command::new("nft")
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        };
+        load(format!(
+            "table inet {name} {{\n  comment \"sandlab-0123\"\n}}\n"
+        ));
+        let with = nft_table_comment(&name);
+        load(format!("delete table inet {name}\n"));
+        assert_eq!(with.unwrap().as_deref(), Some("sandlab-0123"));
+        assert_eq!(nft_table_comment(&name).unwrap(), None);
+    }
 
     #[test]
     fn attributes_are_padded_to_four_bytes() {
@@ -296,9 +418,9 @@ mod tests {
             .output()
             .unwrap();
         let outer = String::from_utf8_lossy(&outer.stdout).into_owned();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &name])
-            .status();
+        let mut host = Rtnl::open().unwrap();
+        host.del_link(&name).unwrap();
+        let gone = host.del_link(&name).unwrap_err();
         drop(netns);
         assert!(inside.contains("inet 10.250.0.2/30"), "{inside}");
         assert!(
@@ -307,6 +429,7 @@ mod tests {
         );
         assert!(inside.contains("fd5a:6e64:6c62::2/64"), "{inside}");
         assert!(outer.contains("inet 10.250.0.1/30"), "{outer}");
+        assert_eq!(gone.raw_os_error(), Some(libc::ENODEV), "{gone}");
         // The kernel's error comes back as the request's: no such link.
         let missing = Rtnl::open().unwrap().index("no-such-link0").unwrap_err();
         assert_eq!(missing.raw_os_error(), Some(libc::ENODEV), "{missing}");
