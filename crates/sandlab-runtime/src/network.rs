@@ -182,13 +182,19 @@ fn ruleset_untagged(prefix: [u8; 2], dns: &[IpAddr]) -> String {
 }
 
 /// Installs the firewall table and turns on forwarding. Idempotent. A table whose comment
-/// names this very content (read over nfnetlink) is left as it is: loading it again is an
-/// `nft` process (about 18 ms here) in every CLI process that makes an egress sandbox.
+/// names this very content, hooked and with its four chains (read over nfnetlink), is
+/// left as it is: loading it again is an `nft` process (about 18 ms here) in every CLI
+/// process that makes an egress sandbox. (A rule deleted by hand from a table kept that
+/// way is not noticed; host root can do that to any firewall.)
 pub async fn install_firewall(prefix: [u8; 2]) -> Result<()> {
     let dns = host_nameservers();
     let tag = ruleset_tag(&ruleset_untagged(prefix, &dns));
-    let loaded = match crate::rtnl::nft_table_comment("sandlab") {
-        Ok(comment) => comment.as_deref() == Some(tag.as_str()),
+    // Its comment, hooked (not dormant) and its four chains all there.
+    let loaded = match crate::rtnl::nft_table("sandlab") {
+        Ok(Some(table)) => {
+            table.comment.as_deref() == Some(tag.as_str()) && table.flags == 0 && table.chains == 4
+        }
+        Ok(None) => false,
         Err(e) => {
             tracing::debug!(error = %e, "cannot read the firewall table; loading it");
             false

@@ -206,14 +206,26 @@ impl Rtnl {
     }
 }
 
-/// The comment of the nftables table `inet <name>` (`None`: no such table, or none), read
-/// over nfnetlink: what `nft list table` would print of it, without its process.
-pub fn nft_table_comment(name: &str) -> std::io::Result<Option<String>> {
+/// What nfnetlink says of an nftables table.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NftTable {
+    /// Its comment.
+    pub comment: Option<String>,
+    /// Its flags (`NFT_TABLE_F_DORMANT` = 1: its chains are unhooked).
+    pub flags: u32,
+    /// How many chains it holds (the kernel's use count of the table).
+    pub chains: u32,
+}
+
+/// The nftables table `inet <name>` (`None`: no such table), read over nfnetlink: what
+/// `nft list table` would print of its header, without its process.
+pub fn nft_table(name: &str) -> std::io::Result<Option<NftTable>> {
     const NFNL_SUBSYS_NFTABLES: u16 = 10;
     const NFT_MSG_GETTABLE: u16 = 1;
     const NFTA_TABLE_NAME: u16 = 1;
+    const NFTA_TABLE_FLAGS: u16 = 2;
+    const NFTA_TABLE_USE: u16 = 3;
     const NFTA_TABLE_USERDATA: u16 = 6;
-    const NFTNL_UDATA_TABLE_COMMENT: u8 = 0;
     const NFPROTO_INET: u8 = 1;
     let mut sock = Rtnl::open_protocol(libc::NETLINK_NETFILTER)?;
     // struct nfgenmsg: family, version (NFNETLINK_V0), resource id (big endian).
@@ -224,24 +236,34 @@ pub fn nft_table_comment(name: &str) -> std::io::Result<Option<String>> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(userdata) = attrs(reply.get(NLMSGHDR_LEN + 4..).unwrap_or_default())
-        .find(|(kind, _)| *kind == NFTA_TABLE_USERDATA)
-        .map(|(_, value)| value)
-    else {
-        return Ok(None);
-    };
-    // libnftnl's user data: entries of a type byte, a length byte and the value.
-    let mut rest = userdata;
+    let mut table = NftTable::default();
+    // nfnetlink's integers are big endian.
+    let be32 = |v: &[u8]| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+    for (kind, value) in attrs(reply.get(NLMSGHDR_LEN + 4..).unwrap_or_default()) {
+        match kind {
+            NFTA_TABLE_FLAGS => table.flags = be32(value),
+            NFTA_TABLE_USE => table.chains = be32(value),
+            NFTA_TABLE_USERDATA => table.comment = udata_comment(value),
+            _ => {}
+        }
+    }
+    Ok(Some(table))
+}
+
+/// The comment in libnftnl's user data: entries of a type byte, a length byte and the
+/// value (`NFTNL_UDATA_TABLE_COMMENT` = 0, NUL-terminated).
+fn udata_comment(mut rest: &[u8]) -> Option<String> {
+    const NFTNL_UDATA_TABLE_COMMENT: u8 = 0;
     while let [kind, len, tail @ ..] = rest {
         let len = usize::from(*len);
-        let Some(value) = tail.get(..len) else { break };
+        let value = tail.get(..len)?;
         if *kind == NFTNL_UDATA_TABLE_COMMENT {
             let text = value.strip_suffix(&[0]).unwrap_or(value);
-            return Ok(Some(String::from_utf8_lossy(text).into_owned()));
+            return Some(String::from_utf8_lossy(text).into_owned());
         }
         rest = &tail[len..];
     }
-    Ok(None)
+    None
 }
 
 /// The attributes `(type, payload)` of a message body.
@@ -325,7 +347,8 @@ mod tests {
         );
     }
 
-    /// As root: a table with a comment, read back over nfnetlink; a missing one is None.
+    /// As root: a table with a comment and two chains, read back over nfnetlink, then made
+    /// dormant; a missing one is None.
     #[test]
     fn reads_an_nftables_table_comment() {
         if !nix::unistd::geteuid().is_root() {
@@ -349,12 +372,20 @@ mod tests {
             assert!(child.wait().unwrap().success());
         };
         load(format!(
-            "table inet {name} {{\n  comment \"sandlab-0123\"\n}}\n"
+            "table inet {name} {{\n  comment \"sandlab-0123\"\n  chain a {{ }}\n  chain b {{ }}\n}}\n"
         ));
-        let with = nft_table_comment(&name);
+        let with = nft_table(&name);
+        load(format!("add table inet {name} {{ flags dormant; }}\n"));
+        let dormant = nft_table(&name);
         load(format!("delete table inet {name}\n"));
-        assert_eq!(with.unwrap().as_deref(), Some("sandlab-0123"));
-        assert_eq!(nft_table_comment(&name).unwrap(), None);
+        let expected = NftTable {
+            comment: Some("sandlab-0123".into()),
+            flags: 0,
+            chains: 2,
+        };
+        assert_eq!(with.unwrap(), Some(expected));
+        assert_eq!(dormant.unwrap().map(|t| t.flags), Some(1));
+        assert_eq!(nft_table(&name).unwrap(), None);
     }
 
     #[test]
@@ -376,10 +407,12 @@ mod tests {
             println!("rtnl: not root; nothing to check");
             return;
         }
-        let name = format!(
-            "sbt{:08x}",
-            std::process::id() ^ nix::unistd::gettid().as_raw() as u32
-        );
+        // Unique on a host where other test runs may make links too (IFNAMSIZ: 15).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("sbt{:05x}{:06x}", std::process::id() & 0xfffff, nanos >> 8);
         let host = Rtnl::open().unwrap();
         let (inside, netns) = std::thread::spawn({
             let name = name.clone();
