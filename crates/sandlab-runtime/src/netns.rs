@@ -134,27 +134,36 @@ pub fn adopt(id: &SandboxId, ns: std::os::fd::BorrowedFd<'_>) -> Result<PathBuf>
         MsFlags::MS_BIND,
         None::<&str>,
     );
-    let raw = ns.as_raw_fd();
     let up = bound.map_err(std::io::Error::from).and_then(|()| {
-        // A thread of its own enters the namespace (the host's root has every capability
-        // over it) and ends right after.
-        std::thread::scope(|s| {
-            s.spawn(|| -> std::io::Result<()> {
-                // SAFETY: setns on a namespace descriptor we hold, in a thread that ends next.
-                if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                loopback_up()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the netns thread panicked")))
-        })
+        // The host's root has every capability over the namespace.
+        run_in(ns, loopback_up)
     });
     if let Err(source) = up {
         let _ = delete(id);
         return Err(Error::Io { path, source });
     }
     Ok(path)
+}
+
+/// Runs `f` in the network namespace `ns`, on a thread of its own that enters it and ends
+/// right after (a thread left in another namespace would take it to its next work).
+pub fn run_in<T: Send>(
+    ns: std::os::fd::BorrowedFd<'_>,
+    f: impl FnOnce() -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
+    let raw = ns.as_raw_fd();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a namespace descriptor the caller holds, in a thread that
+            // ends next.
+            if unsafe { libc::setns(raw, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the netns thread panicked")))
+    })
 }
 
 /// Unmounts and removes `/run/netns/<id>`. The namespace itself goes when its last user does.

@@ -222,17 +222,9 @@ pub async fn setup_egress(id: &SandboxId, addrs: SlotAddrs) -> Result<()> {
     let mut host = crate::rtnl::Rtnl::open().map_err(Error::io("a netlink socket"))?;
     let name = id.as_str().to_owned();
     let result = tokio::task::spawn_blocking(move || {
-        std::thread::scope(|s| {
-            s.spawn(|| -> std::io::Result<()> {
-                use std::os::fd::{AsFd, AsRawFd};
-                // SAFETY: setns on a namespace file we hold, in a thread that ends next.
-                if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                configure_egress(&mut host, host_ns.as_fd(), &name, addrs)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the egress thread panicked")))
+        use std::os::fd::AsFd;
+        crate::netns::run_in(netns.as_fd(), || {
+            configure_egress(&mut host, host_ns.as_fd(), &name, addrs)
         })
     })
     .await

@@ -98,6 +98,9 @@ fn vol_args_of(bytes: &[u8]) -> Option<Box<VolArgs>> {
 #[derive(Clone, Debug)]
 pub struct VolumePool {
     dir: PathBuf,
+    /// The pool's `qgroups` directory in sysfs (there only while quotas are on); `None`
+    /// when sysfs has no btrfs here. Found once: the filesystem's id does not change.
+    qgroups: Option<PathBuf>,
 }
 
 impl VolumePool {
@@ -116,12 +119,7 @@ impl VolumePool {
         if mounted {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
                 .map_err(Error::io(dir))?;
-            let pool = VolumePool {
-                dir: dir.to_owned(),
-            };
-            pool.account_every_drop();
-            pool.report_accounting();
-            return Ok(pool);
+            return VolumePool::mounted_at(dir);
         }
         // Two processes starting on a fresh data dir must not both make (or mount) the
         // pool: the first does it under this lock, the second then finds it mounted.
@@ -150,8 +148,14 @@ impl VolumePool {
         // listable: host users cannot browse learners' files.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(Error::io(dir))?;
+        VolumePool::mounted_at(dir)
+    }
+
+    /// The pool mounted at `dir`, its drop threshold raised and its accounting checked.
+    fn mounted_at(dir: &Path) -> Result<VolumePool> {
         let pool = VolumePool {
             dir: dir.to_owned(),
+            qgroups: sysfs_qgroups(dir)?,
         };
         pool.account_every_drop();
         pool.report_accounting();
@@ -244,7 +248,7 @@ impl VolumePool {
     /// The pool's quota state, from `/sys/fs/btrfs/<fsid>/qgroups` (which exists only
     /// while quotas are on) or, where sysfs does not say, from `btrfs qgroup show`.
     fn quota_state(&self) -> Result<QuotaState> {
-        if let Some(qgroups) = self.sysfs()? {
+        if let Some(qgroups) = &self.qgroups {
             if !qgroups.exists() {
                 return Ok(QuotaState::Off);
             }
@@ -271,30 +275,12 @@ impl VolumePool {
         })
     }
 
-    /// The pool's `qgroups` directory in sysfs (`None` when sysfs has no btrfs here).
-    fn sysfs(&self) -> Result<Option<PathBuf>> {
-        let dir = File::open(&self.dir).map_err(Error::io(&self.dir))?;
-        let mut args = FsInfoArgs {
-            max_id: 0,
-            num_devices: 0,
-            fsid: [0; 16],
-            rest: [0; 992],
-        };
-        // SAFETY: `args` is a writable btrfs_ioctl_fs_info_args that outlives the call.
-        unsafe { btrfs_fs_info(dir.as_raw_fd(), &mut args) }.map_err(|e| Error::Io {
-            path: self.dir.clone(),
-            source: e.into(),
-        })?;
-        let fs = Path::new("/sys/fs/btrfs").join(fsid_text(&args.fsid));
-        Ok(fs.is_dir().then(|| fs.join("qgroups")))
-    }
-
     /// Makes the kernel account a dropped subvolume in full however deep its tree (the
     /// default threshold, 3 on recent kernels, marks the qgroups inconsistent instead).
     /// The setting lasts while the pool is mounted; kernels without it are left as they
     /// are.
     fn account_every_drop(&self) {
-        let Ok(Some(qgroups)) = self.sysfs() else {
+        let Some(qgroups) = &self.qgroups else {
             return;
         };
         let knob = qgroups.join("drop_subtree_threshold");
@@ -444,6 +430,25 @@ fn limit_subvolume(path: &Path, bytes: u64) -> Result<()> {
         source: e.into(),
     })?;
     Ok(())
+}
+
+/// The `qgroups` directory in sysfs of the btrfs filesystem mounted at `dir` (`None` when
+/// sysfs has no btrfs here).
+fn sysfs_qgroups(dir: &Path) -> Result<Option<PathBuf>> {
+    let file = File::open(dir).map_err(Error::io(dir))?;
+    let mut args = FsInfoArgs {
+        max_id: 0,
+        num_devices: 0,
+        fsid: [0; 16],
+        rest: [0; 992],
+    };
+    // SAFETY: `args` is a writable btrfs_ioctl_fs_info_args that outlives the call.
+    unsafe { btrfs_fs_info(file.as_raw_fd(), &mut args) }.map_err(|e| Error::Io {
+        path: dir.to_owned(),
+        source: e.into(),
+    })?;
+    let fs = Path::new("/sys/fs/btrfs").join(fsid_text(&args.fsid));
+    Ok(fs.is_dir().then(|| fs.join("qgroups")))
 }
 
 /// Deletes the subvolume `name` in the directory `parent`.

@@ -226,6 +226,35 @@ fn the_disk_quota_holds_after_the_pool_accounting_breaks() {
     held(&exec(&data, &first, fill).stdout_text());
 }
 
+/// The standard profile refuses the btrfs ioctls that make a subvolume too (a machine's
+/// state dirs are where one would escape the disk limit; see machine.rs). From inside,
+/// on each runtime: seccomp's EPERM, where the kernel alone answers ENOTTY on overlayfs.
+#[test]
+fn the_ioctls_that_make_btrfs_subvolumes_are_refused() {
+    let data = data_dir();
+    let out = run_bash(
+        &data,
+        &[],
+        r#"python3 - <<'EOF'
+import ctypes, errno, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open("/tmp", os.O_RDONLY)
+args = ctypes.create_string_buffer(struct.pack("q", fd) + b"escape".ljust(4088, b"\0"), 4096)
+for nr in [0x01, 0x0e, 0x17, 0x18]:
+    for upper in [0, 1 << 32]:
+        r = libc.syscall(16, fd, ctypes.c_ulong(upper | 0x50009400 | nr), args)
+        print(hex(nr), hex(upper), r, errno.errorcode.get(ctypes.get_errno()))
+EOF"#,
+    );
+    let text = out.stdout_text();
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(" -1 EPERM")).count(),
+        8,
+        "{text}{}",
+        out.stderr_text()
+    );
+}
+
 /// Removes what `the_disk_quota_holds_after_the_pool_accounting_breaks` made, passed or
 /// not: its sandbox, and the qgroup and subvolumes it added to its pool.
 struct QuotaPoolGuard {
