@@ -15,6 +15,8 @@
 #   scripts/kube.sh stop        stop it and remove everything it left; succeeds when
 #                               nothing runs; stdout: nothing
 #   scripts/kube.sh kubeconfig  stdout: the admin kubeconfig's path
+#   scripts/kube.sh context     build, then make the `kubernetes` image's build context
+#                               (images/kubernetes.toml); stdout: its path
 #
 # Logs go to stderr and to .data/kube/log/. One cluster runs per host at a time (a lock on
 # /run/lock/sandlab-kube.lock, held by the cluster's processes while they run).
@@ -170,10 +172,11 @@ cmd_build() {
   fi
 
   if stale pause pause; then build_group pause "" pause=.; fi
-  if stale etcd etcd; then
-    build_group etcd "-X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd" etcd=.
+  if stale etcd etcd etcdctl etcdutl; then
+    build_group etcd "-X go.etcd.io/etcd/api/v3/version.GitSHA=$etcd" etcd=. \
+      etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3
   fi
-  if stale k8s kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns; then
+  if stale k8s kubeadm kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns; then
     # What `kubectl version` and the node report: upstream's hack/lib/version.sh sets
     # these (without them everything says v0.0.0). The build date is the release's.
     local date major minor kv="" p
@@ -186,6 +189,7 @@ cmd_build() {
     done
     kv+=" -X github.com/coredns/coredns/coremain.GitCommit=$(mod_version tests/kube/k8s/go.mod github.com/coredns/coredns)"
     build_group k8s "$kv" \
+      kubeadm=k8s.io/kubernetes/cmd/kubeadm \
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
       kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
       kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
@@ -903,6 +907,41 @@ cmd_stop() {
 
 cmd_kubeconfig() { echo "$KUBECONFIG_PATH"; }
 
+# The build context of the `kubernetes` image (images/kubernetes.toml): the binaries (hard
+# links), images.py, the scripts of images/kubernetes/, and the versions kubeadm names
+# its images by.
+CONTEXT=$D/context
+cmd_context() {
+  cmd_build
+  local b tmp images kv etcd coredns pause
+  local all=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy
+             etcd etcdctl etcdutl coredns pause)
+  tmp=$D/.context.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin"
+  for b in "${all[@]}"; do
+    [ -x "$BIN/$b" ] || die "$BIN/$b is missing after the build."
+    ln "$BIN/$b" "$tmp/bin/$b" 2>/dev/null || cp "$BIN/$b" "$tmp/bin/$b"
+  done
+  cp tests/kube/images.py "$tmp/images.py"
+  for b in sandlab-cluster sandlab-registry runc-userns; do
+    install -m 0755 "images/kubernetes/$b" "$tmp/$b"
+  done
+  # kubeadm's own list, e.g. registry.k8s.io/etcd:3.6.5-0; our etcd and CoreDNS are the
+  # versions built here, and their tags say so (kubeadm is told them).
+  images=$("$BIN/kubeadm" config images list --kubernetes-version "$(mod_version tests/kube/k8s/go.mod k8s.io/kubernetes)" 2>/dev/null) \
+    || die "kubeadm config images list failed."
+  kv=$(sed -n 's|^registry.k8s.io/kube-apiserver:||p' <<<"$images")
+  pause=$(sed -n 's|^registry.k8s.io/pause:||p' <<<"$images")
+  etcd=$(mod_version tests/kube/etcd/go.mod go.etcd.io/etcd/server/v3)
+  coredns=$(mod_version tests/kube/k8s/go.mod github.com/coredns/coredns)
+  [ -n "$kv" ] && [ -n "$pause" ] || die "cannot read the versions from kubeadm's image list: $images"
+  printf 'KUBE_VERSION=%s\nETCD_TAG=%s-0\nCOREDNS_TAG=%s\nPAUSE_TAG=%s\n' "$kv" "${etcd#v}" "$coredns" "$pause" >"$tmp/versions"
+  rm -rf "$CONTEXT"
+  mv "$tmp" "$CONTEXT"
+  echo "$CONTEXT"
+}
+
 main() {
   case "${1:-}" in
     build) cmd_build ;;
@@ -910,7 +949,8 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop ;;
     kubeconfig) cmd_kubeconfig ;;
-    *) die "usage: scripts/kube.sh build|images|start|stop|kubeconfig" ;;
+    context) cmd_context ;;
+    *) die "usage: scripts/kube.sh build|images|start|stop|kubeconfig|context" ;;
   esac
 }
 main "$@"; exit $?  # (one line: bash has read the whole file before it runs main)

@@ -119,7 +119,8 @@ export SANDLAB_TEST_POSTGRES_URL
 
 phase "cargo test (unit, integration, isolation attacks, API end to end; the Kubernetes driver's last)"
 status=0
-cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 --skip on_the_test_cluster:: 2>&1 \
+cargo test --workspace --quiet --no-fail-fast -- --test-threads=2 --skip on_the_test_cluster:: \
+  --skip cluster_playground:: 2>&1 \
   | tee .data/test.log || status=1
 summary summary .data/test.log
 
@@ -144,22 +145,34 @@ scripts/fuzz.sh || status=1
 phase "the real Piston and Judge0 clients (npm piston-client, PyPI judge0) against a live sandlab serve"
 SANDLAB="$SANDLAB" scripts/compat.sh || status=1
 
-phase "sandlab lab test labs (every demo lab: init, then each check fails, solve, passes)"
-$SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1
-
 phase "schemathesis against a live sandlab serve (no 5xx, answers match the OpenAPI document)"
 SANDLAB="$SANDLAB" scripts/schemathesis.sh || status=1
 
 phase "browser tests of the web UI (headless Chromium against a live sandlab serve)"
 SANDLAB="$SANDLAB" scripts/e2e.sh || status=1
 
-phase "the Kubernetes driver's tests on a one-node cluster (scripts/kube.sh)"
+phase "waiting for the Kubernetes components; the kubernetes image (scripts/kube.sh context)"
 if ! wait "$kube_build"; then
   cat .data/kube-build.log >&2
   echo "the Kubernetes components did not build (log above)" >&2
   exit 1
 fi
 grep -E "^kube.sh: built" .data/kube-build.log || true
+kube_context=$(scripts/kube.sh context)
+$SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" image build kubernetes --context "$kube_context" \
+  >.data/images-kubernetes.log 2>&1 \
+  || { tail -n 30 .data/images-kubernetes.log >&2; echo "the kubernetes image did not build" >&2; exit 1; }
+grep -E "^built " .data/images-kubernetes.log || true
+
+phase "cluster playgrounds: a kubeadm cluster in machine sandboxes, attacked from a privileged Pod"
+cargo test -p sandlab --quiet --no-fail-fast --test cluster -- --test-threads=1 2>&1 \
+  | tee .data/test-cluster.log || status=1
+summary "summary of the cluster playgrounds" .data/test-cluster.log
+
+phase "sandlab lab test labs (every demo lab, the cluster labs too: init, then each check fails, solve, passes)"
+$SANDLAB --data-dir "$SANDLAB_TEST_DATA_DIR" lab test labs || status=1
+
+phase "the Kubernetes driver's tests on a one-node cluster (scripts/kube.sh)"
 scripts/kube.sh images
 # Stopped on every exit (cleanup), with everything it made on this host.
 SANDLAB_TEST_KUBECONFIG=$(scripts/kube.sh start)

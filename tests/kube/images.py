@@ -4,6 +4,8 @@ format, which `ctr images import` reads), with the standard library only.
 
     images.py OUT_DIR --pause PAUSE_BIN [--busybox BUSYBOX] [--agent AGENT_BIN]
               [--sandlab SANDLAB_BIN --labs LABS_DIR] [--postgres PG_DIR]
+    images.py OUT_DIR --node-images BIN_DIR --kube-version V --etcd-tag T --coredns-tag T
+              --pause-tag T --busybox BUSYBOX --nginx NGINX_BIN --nft NFT_BIN
 
 Each image is one layer; the archives are byte-for-byte reproducible (fixed times and
 owners, sorted entries), and an archive whose bytes would not change is not rewritten.
@@ -18,6 +20,20 @@ Images:
                           it: /usr/local/bin/sandlab (stripped of debug information) with
                           the shared libraries it links, the labs, CA certificates, user
                           10001; entrypoint `sandlab`, command `serve`
+  (--node-images, run inside the `kubernetes` image's build, images/kubernetes.toml:
+  what a kubeadm node runs, named as kubeadm names them, from BIN_DIR's binaries,
+  written not as archives but as the node's local registry, OUT_DIR/blobs and
+  OUT_DIR/tags, which images/kubernetes/sandlab-registry serves)
+  registry.k8s.io/kube-apiserver, kube-controller-manager, kube-scheduler:V
+                          the binary in /usr/local/bin (the static Pods call it by name)
+  registry.k8s.io/kube-proxy:V  kube-proxy and nft (its nftables mode) with nft's libraries
+  registry.k8s.io/etcd:T  etcd, etcdctl and etcdutl in /usr/local/bin
+  registry.k8s.io/coredns/coredns:T  /coredns
+  registry.k8s.io/pause:T /pause
+  docker.io/library/busybox:latest (and :1.36, :stable)  as sandlab-test/busybox:1
+  docker.io/library/nginx:latest (and :stable, :alpine, :1.25)  Debian's nginx with its
+                          libraries and busybox, serving /usr/share/nginx/html on port 80
+                          with the official image's page, logs to the container's output
   sandlab-test/postgres:1 PostgreSQL from this host (PG_DIR, e.g. /usr/lib/postgresql/15)
                           with what the official `postgres` image's entrypoint does that
                           deploy/kubernetes/postgres.yaml relies on (POSTGRES_USER,
@@ -92,7 +108,9 @@ class Layer:
 
 
 def image_archive(ref, layer, config):
-    """A `docker save` archive of one image: manifest.json, the config, the layer."""
+    """A `docker save` archive of one image: manifest.json, the config, the layer. `ref`
+    is a reference or a list of them (tags of the same image)."""
+    refs = ref if isinstance(ref, list) else [ref]
     layer_tar = layer.tar()
     diff_id = "sha256:" + hashlib.sha256(layer_tar).hexdigest()
     cfg = {
@@ -107,7 +125,7 @@ def image_archive(ref, layer, config):
     cfg_name = hashlib.sha256(cfg_json).hexdigest() + ".json"
     layer_name = diff_id[len("sha256:"):] + "/layer.tar"
     manifest = json.dumps(
-        [{"Config": cfg_name, "RepoTags": [ref], "Layers": [layer_name]}],
+        [{"Config": cfg_name, "RepoTags": refs, "Layers": [layer_name]}],
         separators=(",", ":"),
     ).encode()
     out = Layer()
@@ -115,6 +133,51 @@ def image_archive(ref, layer, config):
     out.file(layer_name, layer_tar)
     out.file("manifest.json", manifest)
     return out.tar()
+
+
+def registry_put(root, ref, layer, config):
+    """Stores one image in `root` as the registry that `sandlab-registry` serves reads it
+    (an OCI image manifest over the same config and one uncompressed layer):
+    `blobs/<sha256 hex>` and `tags/<repository>/<tag>` holding the manifest's digest.
+    References are `host/repository:tag`; the host is dropped (each mirror serves all).
+    Returns the manifest's digest."""
+    refs = ref if isinstance(ref, list) else [ref]
+    layer_tar = layer.tar()
+    layer_digest = "sha256:" + hashlib.sha256(layer_tar).hexdigest()
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tests/kube/images.py"}],
+    }
+    cfg_json = json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
+    cfg_digest = "sha256:" + hashlib.sha256(cfg_json).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": cfg_digest, "size": len(cfg_json)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": len(layer_tar)}],
+    }, sort_keys=True, separators=(",", ":")).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    os.makedirs(os.path.join(root, "blobs"), exist_ok=True)
+    for digest, data in ((layer_digest, layer_tar), (cfg_digest, cfg_json), (manifest_digest, manifest)):
+        path = os.path.join(root, "blobs", digest.split(":", 1)[1])
+        if not os.path.exists(path):
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(path + ".tmp", path)
+    for r in refs:
+        name, tag = r.rsplit(":", 1)
+        repo = name.split("/", 1)[1] if "." in name.split("/", 1)[0] else name
+        tag_dir = os.path.join(root, "tags", repo)
+        os.makedirs(tag_dir, exist_ok=True)
+        with open(os.path.join(tag_dir, tag), "w") as f:
+            f.write(manifest_digest + "\n")
+    return manifest_digest
 
 
 def read(path):
@@ -128,7 +191,7 @@ def pause_image(pause_bin):
     return image_archive("sandlab-test/pause:1", layer, {"Entrypoint": ["/pause"], "Env": [PATH_ENV]})
 
 
-def busybox_image(busybox):
+def busybox_image(busybox, refs="sandlab-test/busybox:1", emit=image_archive):
     layer = Layer()
     add_busybox(layer, busybox)
     layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
@@ -136,7 +199,7 @@ def busybox_image(busybox):
     layer.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
     layer.dir("root", 0o700)
     layer.dir("tmp", 0o1777)
-    return image_archive("sandlab-test/busybox:1", layer, {"Cmd": ["sh"], "Env": [PATH_ENV]})
+    return emit(refs, layer, {"Cmd": ["sh"], "Env": [PATH_ENV]})
 
 
 def add_busybox(layer, busybox):
@@ -275,10 +338,137 @@ def agent_image(agent_bin):
     return image_archive("sandlab-test/agent:1", layer, {"Entrypoint": ["/sandlab-agent"], "Env": [PATH_ENV]})
 
 
+def binary_image(emit, ref, binaries, entrypoint=None, extra=()):
+    """One image of static binaries: each (path in the image, path here)."""
+    layer = Layer()
+    for at, here in binaries:
+        layer.file(at, read(here), 0o755)
+    for lib in shared_libraries([here for _, here in extra]):
+        layer.file(lib, read(lib), 0o755)
+    for at, here in extra:
+        layer.file(at, read(here), 0o755)
+    layer.dir("tmp", 0o1777)
+    layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    layer.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+    config = {"Env": [PATH_ENV]}
+    if entrypoint:
+        config["Entrypoint"] = entrypoint
+    return emit(ref, layer, config)
+
+
+NGINX_CONF = b"""user nginx;
+worker_processes auto;
+error_log /var/log/nginx/error.log notice;
+pid /run/nginx.pid;
+events { worker_connections 1024; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log /var/log/nginx/access.log;
+    sendfile on;
+    keepalive_timeout 65;
+    include /etc/nginx/conf.d/*.conf;
+}
+"""
+
+NGINX_DEFAULT = b"""server {
+    listen 80;
+    listen [::]:80;
+    server_name localhost;
+    location / {
+        root /usr/share/nginx/html;
+        index index.html index.htm;
+    }
+    error_page 500 502 503 504 /50x.html;
+    location = /50x.html { root /usr/share/nginx/html; }
+}
+"""
+
+NGINX_INDEX = b"""<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+<p><em>Thank you for using nginx.</em></p>
+</body>
+</html>
+"""
+
+
+def nginx_image(emit, nginx_bin, busybox):
+    layer = Layer()
+    add_busybox(layer, busybox)
+    layer.file("usr/sbin/nginx", read(nginx_bin), 0o755)
+    for lib in shared_libraries([nginx_bin]):
+        if lib.strip("/") not in layer.entries:
+            layer.file(lib, read(lib), 0o755)
+    layer.file("etc/nginx/nginx.conf", NGINX_CONF)
+    layer.file("etc/nginx/mime.types", read("/etc/nginx/mime.types"))
+    layer.file("etc/nginx/conf.d/default.conf", NGINX_DEFAULT)
+    layer.file("usr/share/nginx/html/index.html", NGINX_INDEX)
+    layer.file("usr/share/nginx/html/50x.html", b"<html><body><h1>An error occurred.</h1></body></html>\n")
+    layer.dir("var/log/nginx")
+    layer.symlink("var/log/nginx/access.log", "/dev/stdout")
+    layer.symlink("var/log/nginx/error.log", "/dev/stderr")
+    # Debian's nginx keeps its temporary files in /var/lib/nginx.
+    for d in ("var/lib/nginx", "var/lib/nginx/body", "var/lib/nginx/proxy", "var/lib/nginx/fastcgi",
+              "var/lib/nginx/uwsgi", "var/lib/nginx/scgi", "var/cache/nginx", "run"):
+        layer.dir(d)
+    layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+               b"nginx:x:101:101:nginx user:/nonexistent:/bin/false\n"
+               b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    layer.file("etc/group", b"root:x:0:\nnginx:x:101:\nnogroup:x:65534:\n")
+    layer.dir("tmp", 0o1777)
+    tags = ["docker.io/library/nginx:" + t for t in ("latest", "stable", "alpine", "1.25")]
+    return emit(tags, layer, {
+        "Cmd": ["nginx", "-g", "daemon off;"],
+        "Env": [PATH_ENV],
+        "ExposedPorts": {"80/tcp": {}},
+        "StopSignal": "SIGQUIT",
+    })
+
+
+def node_images(args):
+    """Writes every image a kubeadm node of the `kubernetes` image serves from its local
+    registry into args.out_dir (see registry_put); prints `<reference> <digest>` each."""
+    emit = lambda ref, layer, config: registry_put(args.out_dir, ref, layer, config)
+    b = lambda name: os.path.join(args.node_images, name)
+    kv = args.kube_version
+    made = []
+    for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        ref = f"registry.k8s.io/{c}:{kv}"
+        made.append((ref, binary_image(emit, ref, [("usr/local/bin/" + c, b(c))])))
+    ref = f"registry.k8s.io/kube-proxy:{kv}"
+    made.append((ref, binary_image(emit, ref, [("usr/local/bin/kube-proxy", b("kube-proxy"))],
+                                   extra=[("usr/sbin/nft", args.nft)])))
+    ref = f"registry.k8s.io/etcd:{args.etcd_tag}"
+    made.append((ref, binary_image(emit, ref, [("usr/local/bin/" + n, b(n)) for n in ("etcd", "etcdctl", "etcdutl")])))
+    ref = f"registry.k8s.io/coredns/coredns:{args.coredns_tag}"
+    made.append((ref, binary_image(emit, ref, [("coredns", b("coredns"))], ["/coredns"])))
+    ref = f"registry.k8s.io/pause:{args.pause_tag}"
+    made.append((ref, binary_image(emit, ref, [("pause", b("pause"))], ["/pause"])))
+    tags = ["docker.io/library/busybox:" + t for t in ("latest", "1.36", "stable")]
+    made.append((tags[0], busybox_image(args.busybox, tags, emit)))
+    made.append(("docker.io/library/nginx:latest", nginx_image(emit, args.nginx, args.busybox)))
+    for ref, digest in made:
+        print(ref, digest)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir")
-    p.add_argument("--pause", required=True, help="the pause binary")
+    p.add_argument("--pause", help="the pause binary")
+    p.add_argument("--node-images", help="the directory of a Kubernetes node's binaries")
+    p.add_argument("--kube-version")
+    p.add_argument("--etcd-tag")
+    p.add_argument("--coredns-tag")
+    p.add_argument("--pause-tag")
+    p.add_argument("--nginx", help="an nginx binary (with --node-images)")
+    p.add_argument("--nft", help="the nft binary (with --node-images)")
     p.add_argument("--busybox", help="a static busybox")
     p.add_argument("--agent", help="the static sandlab-agent")
     p.add_argument("--sandlab", help="the sandlab binary (the control plane's image)")
@@ -286,6 +476,14 @@ def main():
     p.add_argument("--postgres", help="a PostgreSQL installation, e.g. /usr/lib/postgresql/15")
     args = p.parse_args()
 
+    if args.node_images:
+        for need in ("kube_version", "etcd_tag", "coredns_tag", "pause_tag", "busybox", "nginx", "nft"):
+            if not getattr(args, need):
+                p.error("--node-images needs --" + need.replace("_", "-"))
+        node_images(args)
+        return
+    if not args.pause:
+        p.error("--pause or --node-images is required")
     builds = [("pause", "sandlab-test/pause:1", lambda: pause_image(args.pause))]
     if args.busybox:
         builds.append(("busybox", "sandlab-test/busybox:1", lambda: busybox_image(args.busybox)))

@@ -79,6 +79,18 @@ pub enum Error {
     #[error("Image recipe {file}: {message}")]
     Recipe { file: String, message: String },
 
+    #[error("The recipe \"{0}\" copies files from a build context; pass --context DIR or set SANDLAB_IMAGE_CONTEXT")]
+    NoContext(String),
+
+    #[error("{0} is missing from the build context")]
+    NotInContext(PathBuf),
+
+    #[error("{path} resolves outside the build context {context}")]
+    OutsideContext { path: PathBuf, context: PathBuf },
+
+    #[error("{path} in the build context {reason}")]
+    ContextFile { path: PathBuf, reason: &'static str },
+
     #[error("Debian mirror \"{0}\" is invalid")]
     InvalidMirror(String),
 

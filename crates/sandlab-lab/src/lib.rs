@@ -107,10 +107,12 @@ use std::path::Path;
 pub use links::ASSETS_DIR;
 pub use markdown::MAX_HTML_DEPTH;
 pub use model::{
-    ExecBlock, Lab, LabKind, Node, Playground, Tab, TabKind, Task, TaskId, TaskIdError, TaskRef,
-    MAX_TASK_ID,
+    Cluster, ExecBlock, Lab, LabKind, Node, Playground, Tab, TabKind, Task, TaskId, TaskIdError,
+    TaskRef, MAX_TASK_ID,
 };
-pub use playground::{DEFAULT_IMAGE, DEFAULT_NODE, MAX_NODES, TTL_RANGE};
+pub use playground::{
+    CLUSTER_DEFAULT_NODE, CLUSTER_NODE, DEFAULT_IMAGE, DEFAULT_NODE, MAX_NODES, TTL_RANGE,
+};
 pub use problem::Problem;
 pub use tabs::{DEFAULT_EDITOR_PATH, MAX_TABS};
 pub use validate::{

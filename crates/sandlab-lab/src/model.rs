@@ -139,6 +139,39 @@ pub struct Playground {
     pub ttl: Duration,
     /// At least one; names are unique hostnames.
     pub nodes: Vec<Node>,
+    /// A cluster the nodes make together before the learner's prompt (`cluster:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+}
+
+/// What `cluster:` makes of a playground's nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cluster {
+    /// A Kubernetes cluster made with kubeadm: the first node is the control plane, the
+    /// others join it as workers; every node is a `machine` of the `kubernetes` image.
+    Kubernetes,
+}
+
+impl Cluster {
+    /// The image a node of such a cluster runs when it names none.
+    pub fn default_image(self) -> &'static str {
+        match self {
+            Cluster::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl std::str::FromStr for Cluster {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cluster, String> {
+        match s.trim() {
+            "kubernetes" => Ok(Cluster::Kubernetes),
+            other => Err(format!(
+                "cluster {other:?} is not known; the one there is: kubernetes"
+            )),
+        }
+    }
 }
 
 impl Playground {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sandlab_core::{parse_duration, ByteSize, Limits, NetworkMode, Profile, DEFAULT_TTL};
 
 use crate::de::Spanned;
-use crate::model::{Node, Playground};
+use crate::model::{Cluster, Node, Playground};
 use crate::problem::{Diags, Pos};
 use crate::raw::{RawNode, RawPlayground};
 use crate::validate::{field, ImageCheck};
@@ -18,6 +18,18 @@ pub const MAX_NODES: usize = 16;
 pub const DEFAULT_IMAGE: &str = "debian";
 /// The name of the node a lab gets when its playground lists none.
 pub const DEFAULT_NODE: &str = "node01";
+/// The node a cluster playground gets when it lists none.
+pub const CLUSTER_DEFAULT_NODE: &str = "controlplane";
+/// What a node of a cluster playground gets where it says nothing: a machine big enough
+/// for a kubeadm control plane (etcd, the API server, the controllers) and its Pods.
+pub const CLUSTER_NODE: Limits = Limits {
+    memory: ByteSize::gib(2),
+    cpus: 2.0,
+    pids: 4096,
+    disk: ByteSize::gib(8),
+    network: NetworkMode::None,
+    profile: Profile::Machine,
+};
 /// Shortest and longest playground ttl.
 pub const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(86_400));
 
@@ -33,7 +45,15 @@ pub(crate) fn playground(
         Some(Spanned { pos, value }) => (pos, value),
         None => (at, None),
     };
-    let (raw_ttl, raw_nodes) = raw.map_or((None, None), |p| (p.ttl, p.nodes));
+    let (raw_ttl, raw_nodes, raw_cluster) =
+        raw.map_or((None, None, None), |p| (p.ttl, p.nodes, p.cluster));
+    let cluster = field(raw_cluster).and_then(|(pos, text)| match text.parse::<Cluster>() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            diags.push(pos, e);
+            None
+        }
+    });
     let mut ttl = DEFAULT_TTL;
     if let Some((pos, text)) = field(raw_ttl) {
         match parse_duration(&text) {
@@ -54,15 +74,21 @@ pub(crate) fn playground(
 
     let raw_nodes = match raw_nodes {
         None => {
-            check_image(DEFAULT_IMAGE, None, DEFAULT_NODE, at, images, diags);
+            // A cluster of one node is named as Killercoda's and kubeadm's docs name it.
+            let (name, image, limits) = match cluster {
+                Some(c) => (CLUSTER_DEFAULT_NODE, c.default_image(), CLUSTER_NODE),
+                None => (DEFAULT_NODE, DEFAULT_IMAGE, Limits::default()),
+            };
+            check_image(image, None, name, at, images, diags);
             let node = Node {
-                name: DEFAULT_NODE.into(),
-                image: DEFAULT_IMAGE.into(),
-                limits: Limits::default(),
+                name: name.into(),
+                image: image.into(),
+                limits,
             };
             return Playground {
                 ttl,
                 nodes: vec![node],
+                cluster,
             };
         }
         Some(Spanned { value: None, .. }) => Vec::new(),
@@ -86,13 +112,18 @@ pub(crate) fn playground(
     let mut seen = HashMap::new();
     let nodes = raw_nodes
         .into_iter()
-        .filter_map(|n| node(n, images, &mut seen, diags))
+        .filter_map(|n| node(n, cluster, images, &mut seen, diags))
         .collect();
-    Playground { ttl, nodes }
+    Playground {
+        ttl,
+        nodes,
+        cluster,
+    }
 }
 
 fn node(
     raw: Spanned<RawNode>,
+    cluster: Option<Cluster>,
     images: ImageCheck<'_>,
     seen: &mut HashMap<String, usize>,
     diags: &mut Diags,
@@ -123,11 +154,19 @@ fn node(
     let image = field(raw.image);
     let (image_pos, image) = match image {
         Some((pos, image)) => (Some(pos), image),
-        None => (None, DEFAULT_IMAGE.to_owned()),
+        None => (
+            None,
+            cluster
+                .map_or(DEFAULT_IMAGE, Cluster::default_image)
+                .to_owned(),
+        ),
     };
     check_image(&image, image_pos, &name, at, images, diags);
 
-    let mut limits = Limits::default();
+    let mut limits = match cluster {
+        Some(_) => CLUSTER_NODE,
+        None => Limits::default(),
+    };
     if let Some((pos, text)) = field(raw.memory) {
         match text.parse::<ByteSize>() {
             Ok(v) => set(&mut limits, pos, "memory", diags, |l| l.memory = v),
@@ -160,6 +199,12 @@ fn node(
     }
     if let Some((pos, text)) = field(raw.profile) {
         match text.parse::<Profile>() {
+            Ok(Profile::Standard) if cluster.is_some() => diags.push(
+                pos,
+                format!(
+                    "node {name:?} is in a cluster, whose nodes are machines (systemd, containerd); remove `profile: standard`"
+                ),
+            ),
             Ok(v) => limits.profile = v,
             Err(e) => diags.push(pos, format!("profile: {e}")),
         }

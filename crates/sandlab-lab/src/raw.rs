@@ -46,6 +46,7 @@ pub(crate) struct RawLab {
 pub(crate) struct RawPlayground {
     pub ttl: Field<String>,
     pub nodes: List<RawNode>,
+    pub cluster: Field<String>,
 }
 
 #[derive(Debug, Deserialize)]

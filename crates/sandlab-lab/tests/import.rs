@@ -746,6 +746,41 @@ fn imported_nodes_have_egress() {
     }
 }
 
+/// Issue 17: Killercoda's kubeadm backends become cluster playgrounds of `kubernetes`
+/// nodes named as Killercoda names them; other backends stay plain.
+#[test]
+fn killercoda_kubeadm_backends_become_cluster_playgrounds() {
+    for (imageid, nodes, cluster) in [
+        ("kubernetes-kubeadm-2nodes", &["controlplane", "node01"][..], true),
+        ("kubernetes-kubeadm-1node", &["controlplane"][..], true),
+        ("ubuntu", &["ubuntu"][..], false),
+    ] {
+        let root = TempDir::new().unwrap();
+        let index = format!(
+            r#"{{"title": "T", "backend": {{"imageid": "{imageid}"}},
+            "details": {{"steps": [{{"title": "One", "text": "step1.md"}}]}}}}"#
+        );
+        let src = source(root.path(), &[("index.json", &index), ("step1.md", "Go.")]);
+        let imp = import(Format::Killercoda, &src, &root.path().join("lab"))
+            .unwrap_or_else(|e| panic!("{imageid}: {e}"));
+        let pg = &imp.lab.playground;
+        let names: Vec<&str> = pg.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, nodes, "{imageid}");
+        assert_eq!(
+            pg.cluster,
+            cluster.then_some(sandlab_lab::Cluster::Kubernetes),
+            "{imageid}"
+        );
+        for n in &pg.nodes {
+            let image = if cluster { "kubernetes" } else { "debian" };
+            assert_eq!(n.image, image, "{imageid}");
+            if cluster {
+                assert_eq!(n.limits.profile, sandlab_core::Profile::Machine, "{imageid}");
+            }
+        }
+    }
+}
+
 /// Issue 12: the fixture's challenge tabs become the lab's, in order, repeats dropped.
 #[test]
 fn instruqt_fixture_tabs() {

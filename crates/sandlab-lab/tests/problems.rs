@@ -83,7 +83,7 @@ tasks:
             ),
             at(
                 line_of(text, "size: big"),
-                "unknown playground key \"size\"; expected one of: ttl, nodes"
+                "unknown playground key \"size\"; expected one of: ttl, nodes, cluster"
             ),
             at(
                 line_of(text, "memroy"),

@@ -115,6 +115,20 @@ impl Playground {
         Playground { name, nodes }
     }
 
+    /// Every node's address on the playground's private network (`eth1`), in the lab's
+    /// order: node `i` is `10.214.0.(10 + i)` (the same in every playground; each has a
+    /// network of its own).
+    pub fn addresses(&self) -> Vec<(String, std::net::Ipv4Addr)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let host = u8::try_from(10 + i).unwrap_or(u8::MAX);
+                (n.clone(), std::net::Ipv4Addr::new(10, 214, 0, host))
+            })
+            .collect()
+    }
+
     /// Whether the name and nodes are usable (the name becomes part of interface names).
     pub fn validate(&self) -> Result<()> {
         let name_ok = self.name.len() == 12

@@ -359,12 +359,7 @@ impl PrivateNet {
     /// The place of node `hostname` in `playground`.
     pub fn for_node(playground: &crate::Playground, hostname: &str) -> Result<PrivateNet> {
         playground.validate()?;
-        let hosts: Vec<(String, Ipv4Addr)> = playground
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), Ipv4Addr::new(10, 214, 0, 10 + i as u8)))
-            .collect();
+        let hosts = playground.addresses();
         let addr = hosts
             .iter()
             .find(|(n, _)| n == hostname)

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod caps;
 pub mod catalogue;
 pub mod checker;
+pub mod cluster;
 pub mod code_exec;
 pub mod config;
 pub mod control;

@@ -42,6 +42,9 @@ pub enum BenchCommand {
     /// Port proxy: a small page and a 100 MiB download through the proxy vs straight from
     /// inside the sandbox's network namespace.
     Proxy(crate::bench_serve::ProxyArgs),
+    /// Kubernetes cluster playgrounds: "Start lab" to every node Ready, one and two nodes,
+    /// beside a lab of one machine of the same image (`kubernetes`) without a cluster.
+    Cluster(crate::bench_serve::ClusterArgs),
     /// Sandboxes and lab sessions in a loop while the server is SIGKILLed every few
     /// minutes; then nothing may leak and nothing acknowledged may be lost.
     Soak(crate::bench_serve::SoakArgs),
@@ -113,6 +116,7 @@ pub async fn run(cfg: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Execute(args) => return crate::bench_serve::execute(cfg, args).await,
         BenchCommand::Proxy(args) => return crate::bench_serve::proxy(cfg, args).await,
         BenchCommand::Soak(args) => return crate::bench_serve::soak(cfg, args).await,
+        BenchCommand::Cluster(args) => return crate::bench_serve::cluster(cfg, args).await,
     };
     let driver = ContainerDriver::new(cfg.runtime.clone())?;
     let spec = SandboxSpec {

@@ -1,7 +1,7 @@
 //! `sandlab image build|import|pull|ls|rm`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Subcommand;
@@ -35,6 +35,10 @@ pub enum ImageCommand {
         /// Build again even when the image was built from the same recipe.
         #[arg(long)]
         force: bool,
+        /// The build context: the directory a recipe's `[[copy]]` files come from
+        /// (default: $SANDLAB_IMAGE_CONTEXT).
+        #[arg(long, value_name = "DIR")]
+        context: Option<PathBuf>,
     },
     /// List the image recipes `image build` knows.
     Recipes,
@@ -135,16 +139,23 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
             suite,
             include,
             force,
+            context,
         } => {
+            if context.is_some() && !include.is_empty() {
+                anyhow::bail!(
+                    "--context goes with a recipe; an image made with --include copies nothing in"
+                );
+            }
+            let context = context.or_else(recipe::context_from_env);
             let Some(name) = name else {
                 if suite.is_some() || !include.is_empty() {
                     anyhow::bail!(
                         "--languages builds recipes; --suite and --include go with a name"
                     );
                 }
-                return build_for_languages(cfg, &store, &languages, force);
+                return build_for_languages(cfg, &store, &languages, context.as_deref(), force);
             };
-            build_one(&store, &name, suite, include, force)?;
+            build_one(&store, &name, suite, include, context.as_deref(), force)?;
         }
         ImageCommand::Import { file, name } => {
             let bar = Bar::new();
@@ -166,21 +177,7 @@ pub async fn run(cfg: &Config, cmd: ImageCommand) -> anyhow::Result<()> {
             let info = info?;
             println!("pulled {} {}", info.name, info.digest);
         }
-        ImageCommand::Recipes => {
-            let built: Vec<_> = store.list()?;
-            println!("{:<16} {:<10} {:<12} DESCRIPTION", "NAME", "SUITE", "BUILT");
-            for r in recipe::all(recipe::dir_from_env().as_deref())? {
-                let state = match built.iter().find(|i| i.name == r.name) {
-                    Some(i) if i.source == r.source() => "up to date",
-                    Some(_) => "stale",
-                    None => "no",
-                };
-                println!(
-                    "{:<16} {:<10} {:<12} {}",
-                    r.name, r.suite, state, r.description
-                );
-            }
-        }
+        ImageCommand::Recipes => list_recipes(&store)?,
         ImageCommand::Ls => {
             println!("{:<24} {:<20} {:>10}  SOURCE", "NAME", "DIGEST", "SIZE");
             for i in store.list()? {
@@ -223,10 +220,14 @@ pub async fn create_building_image(
                     sandlab_runtime::Error::Image(sandlab_image::Error::NotFound(name)).into(),
                 );
             };
+            let context = recipe::context_from_env();
+            if !r.copies.is_empty() && context.is_none() {
+                return Err(sandlab_image::Error::NoContext(name).into());
+            }
             eprintln!("sandlab: the image \"{name}\" is missing; building it from its recipe (first use, a few minutes)");
             let store = ImageStore::open(&cfg.runtime.data_dir, cfg.runtime.idmap)?;
             let bar = Bar::new();
-            let built = store.build_recipe(&r, &bar);
+            let built = store.build_recipe_in(&r, context.as_deref(), &bar);
             bar.finish();
             built?;
             Ok(mgr.create(req).await?)
@@ -235,13 +236,55 @@ pub async fn create_building_image(
     }
 }
 
-/// Builds the recipe `name`, or with `include` an ad-hoc Debian image; a recipe's image
-/// that is up to date is left alone unless `force`.
+/// Prints the recipes: what each extends and copies in, and whether its image is built
+/// and up to date (for a recipe with copies, only known with a build context).
+fn list_recipes(store: &ImageStore) -> anyhow::Result<()> {
+    let built: Vec<_> = store.list()?;
+    let context = recipe::context_from_env();
+    println!(
+        "{:<16} {:<10} {:<16} {:>6} {:<12} DESCRIPTION",
+        "NAME", "SUITE", "EXTENDS", "COPIES", "BUILT"
+    );
+    let mut unchecked = false;
+    for r in recipe::all(recipe::dir_from_env().as_deref())? {
+        let state = match built.iter().find(|i| i.name == r.name) {
+            Some(i) => match r.digest_with_context(context.as_deref()) {
+                Ok(digest) if i.source == r.source(&digest) => "up to date",
+                Ok(_) => "stale",
+                Err(_) => {
+                    unchecked = true;
+                    "unchecked"
+                }
+            },
+            None => "no",
+        };
+        println!(
+            "{:<16} {:<10} {:<16} {:>6} {:<12} {}",
+            r.name,
+            r.suite,
+            r.extends.as_deref().unwrap_or("-"),
+            r.copies.len(),
+            state,
+            r.description
+        );
+    }
+    if unchecked {
+        println!(
+            "(unchecked: its copies are compared with the build context in ${}, which is unset or unreadable)",
+            recipe::CONTEXT_ENV
+        );
+    }
+    Ok(())
+}
+
+/// Builds the recipe `name` (its copies from `context`), or with `include` an ad-hoc
+/// Debian image; a recipe's image that is up to date is left alone unless `force`.
 fn build_one(
     store: &ImageStore,
     name: &str,
     suite: Option<String>,
     include: Vec<String>,
+    context: Option<&Path>,
     force: bool,
 ) -> anyhow::Result<()> {
     let dir = recipe::dir_from_env();
@@ -265,12 +308,13 @@ fn build_one(
         None
     };
     if let Some(r) = &recipe {
+        // Checked before anything else, so a missing context fails at once.
+        let digest = r.digest_with_context(context)?;
         let current = store.list()?.into_iter().find(|i| i.name == r.name);
-        if !force && current.as_ref().is_some_and(|i| i.source == r.source()) {
+        if !force && current.is_some_and(|i| i.source == r.source(&digest)) {
             println!(
-                "{} is up to date with its recipe ({}); --force builds it again",
-                r.name,
-                r.digest()
+                "{} is up to date with its recipe ({digest}); --force builds it again",
+                r.name
             );
             return Ok(());
         }
@@ -278,7 +322,7 @@ fn build_one(
     let bar = Bar::new();
     let started = std::time::Instant::now();
     let info = match &recipe {
-        Some(r) => store.build_recipe(r, &bar),
+        Some(r) => store.build_recipe_in(r, context, &bar),
         None => store.build_debian(name, suite.as_deref().unwrap_or("bookworm"), &include, &bar),
     };
     bar.finish();
@@ -298,6 +342,7 @@ fn build_for_languages(
     cfg: &Config,
     store: &ImageStore,
     languages: &[String],
+    context: Option<&Path>,
     force: bool,
 ) -> anyhow::Result<()> {
     let dir = cfg
@@ -336,7 +381,7 @@ fn build_for_languages(
     let total = images.len();
     for (i, (image, names)) in images.iter().enumerate() {
         println!("[{}/{total}] {image} (for {})", i + 1, names.join(", "));
-        build_one(store, image, None, Vec::new(), force)?;
+        build_one(store, image, None, Vec::new(), context, force)?;
     }
     Ok(())
 }

@@ -113,6 +113,26 @@ async fn test_tasks(
     bar: &ProgressBar,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
+    if lab.playground.cluster.is_some() {
+        bar.set_message(format!("{}: making the cluster", lab.slug));
+        let started = Instant::now();
+        let up = bring_up_cluster(mgr, lab, nodes).await;
+        let ok = up.is_ok();
+        rows.push(Row {
+            task: "(cluster)".into(),
+            before: "-".into(),
+            solve: match &up {
+                Ok(()) => format!("up in {:.1}s", started.elapsed().as_secs_f64()),
+                Err(_) => "CLUSTER FAILED".into(),
+            },
+            after: "-".into(),
+            ok,
+            notes: up.err().into_iter().collect(),
+        });
+        if !ok {
+            return rows;
+        }
+    }
     for t in lab.init_tasks() {
         bar.set_message(format!("{}: init {}", lab.slug, t.id.as_str()));
         let ran = run_on(mgr, nodes, &t.machine, &t.user, &t.run, t.timeout).await;
@@ -139,6 +159,26 @@ async fn test_tasks(
         rows.push(test_task(mgr, nodes, t).await);
     }
     rows
+}
+
+/// Makes the playground's nodes the cluster the lab asks for.
+async fn bring_up_cluster(
+    mgr: &SandboxManager,
+    lab: &Lab,
+    nodes: &HashMap<String, SandboxId>,
+) -> Result<(), String> {
+    let mut agents = HashMap::new();
+    for (name, id) in nodes {
+        let agent = mgr
+            .agent(id, AGENT_TIMEOUT)
+            .await
+            .map_err(|e| format!("node {name} cannot be reached: {e}"))?;
+        agents.insert(name.clone(), agent);
+    }
+    sandlab_server::cluster::bring_up(lab, &agents)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 async fn test_task(mgr: &SandboxManager, nodes: &HashMap<String, SandboxId>, t: &Task) -> Row {

@@ -20,6 +20,8 @@ pub(crate) struct Draft {
     /// A playground ttl, already checked to be in range.
     pub ttl: Option<String>,
     pub nodes: Vec<DraftNode>,
+    /// `cluster:` of the playground (`kubernetes`), when the source's machines are one.
+    pub cluster: Option<String>,
     /// Empty: no `tabs:`, a terminal per node.
     pub tabs: Vec<DraftTab>,
     pub tasks: Vec<DraftTask>,

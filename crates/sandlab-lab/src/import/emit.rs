@@ -23,6 +23,9 @@ pub(crate) fn index_md(d: &Draft) -> String {
     if let Some(ttl) = &d.ttl {
         y.push_str(&format!("  ttl: {ttl}\n"));
     }
+    if let Some(cluster) = &d.cluster {
+        y.push_str(&format!("  cluster: {}\n", quoted(cluster)));
+    }
     y.push_str("  nodes:\n");
     for n in &d.nodes {
         y.push_str(&format!("    - name: {}\n", quoted(&n.name)));

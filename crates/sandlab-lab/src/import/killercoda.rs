@@ -95,7 +95,9 @@ pub(crate) fn convert(src: &Source) -> Result<Converted> {
     let index: Index = parse(&json, src)?;
     let mut notes = Notes::default();
     unknown(&index.other, "", &mut notes);
-    let mut draft = Draft::new(nodes(index.backend, &mut notes));
+    let (nodes, cluster) = nodes(index.backend, &mut notes);
+    let mut draft = Draft::new(nodes);
+    draft.cluster = cluster;
     let mut refs = Refs {
         assets: AssetPlan::new(src, &mut notes)?,
         nodes: draft.nodes.iter().map(|n| n.name.clone()).collect(),
@@ -198,27 +200,31 @@ fn unknown(other: &Map<String, Value>, prefix: &str, notes: &mut Notes) {
     }
 }
 
-/// The playground: Killercoda's hosts by their hostnames, all running `debian`.
-fn nodes(backend: Option<Backend>, notes: &mut Notes) -> Vec<DraftNode> {
+/// The playground: Killercoda's hosts by their hostnames, running `debian`, or for its
+/// kubeadm backends a Kubernetes cluster of `kubernetes` nodes named as Killercoda names
+/// them (`controlplane`, `node01`).
+fn nodes(backend: Option<Backend>, notes: &mut Notes) -> (Vec<DraftNode>, Option<String>) {
     let imageid = backend.and_then(|b| {
         unknown(&b.other, "backend.", notes);
         b.imageid
     });
+    let kubernetes = imageid
+        .as_deref()
+        .is_some_and(|id| id.contains("kubernetes"));
     let names: &[&str] = match imageid.as_deref() {
-        Some(id) if id.contains("kubernetes") && id.contains("2nodes") => {
-            &["controlplane", "node01"]
-        }
-        Some(id) if id.contains("kubernetes") => &["controlplane"],
+        Some(id) if kubernetes && id.contains("2nodes") => &["controlplane", "node01"],
+        Some(_) if kubernetes => &["controlplane"],
         Some(id) if id.starts_with("ubuntu") => &["ubuntu"],
         _ => &[DEFAULT_NODE],
     };
+    let image = if kubernetes { "kubernetes" } else { "debian" };
     let list = names.join(", ");
     notes.add(
         INDEX,
         match imageid.as_deref() {
-            Some(id) if id.contains("kubernetes") => format!(
-                "backend.imageid {id:?}: mapped to image \"debian\" on node(s) {list}; \
-                 Kubernetes is not installed there"
+            Some(id) if kubernetes => format!(
+                "backend.imageid {id:?}: mapped to a Kubernetes cluster (`cluster: kubernetes`) \
+                 of node(s) {list}, image \"kubernetes\""
             ),
             Some(id) => {
                 format!("backend.imageid {id:?}: mapped to image \"debian\" on node {list}")
@@ -226,13 +232,14 @@ fn nodes(backend: Option<Backend>, notes: &mut Notes) -> Vec<DraftNode> {
             None => format!("no backend.imageid: one node {list} running \"debian\""),
         },
     );
-    names
+    let nodes = names
         .iter()
         .map(|n| DraftNode {
             name: (*n).into(),
-            image: "debian".into(),
+            image: image.into(),
         })
-        .collect()
+        .collect();
+    (nodes, kubernetes.then(|| "kubernetes".to_owned()))
 }
 
 fn step(

@@ -7,9 +7,9 @@ use sandlab_lab::{parse_index, Lab, Problem};
 
 pub const PATH: &str = "labs/lab/index.md";
 
-/// The image store of these tests: only `debian` and `alpine` exist.
+/// The image store of these tests: only `debian`, `alpine` and `kubernetes` exist.
 pub fn images(name: &str) -> bool {
-    matches!(name, "debian" | "alpine")
+    matches!(name, "debian" | "alpine" | "kubernetes")
 }
 
 pub fn parse(text: &str) -> Result<Lab, Vec<Problem>> {

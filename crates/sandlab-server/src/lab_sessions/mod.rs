@@ -438,11 +438,45 @@ impl LabSessions {
         live
     }
 
+    /// Makes the playground's nodes the cluster its lab asks for; the error is the session's
+    /// reason.
+    async fn bring_up_cluster(lab: &Lab, runner: &NodeRunner) -> std::result::Result<(), String> {
+        let mut agents = HashMap::new();
+        for (name, id) in &runner.nodes {
+            let agent = runner.sandboxes.agent(id).await.map_err(|e| {
+                format!(
+                    "The Kubernetes cluster did not come up: node {name} cannot be reached: {}",
+                    e.public_message()
+                )
+            })?;
+            agents.insert(name.clone(), agent);
+        }
+        crate::cluster::bring_up(lab, &agents)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Init (when asked), then checks, progress and the deadline, until the session ends.
     async fn run(self: Arc<Self>, live: Arc<Live>, runner: Arc<NodeRunner>, init: bool) {
         let forward = self.clone().forward_events(live.clone());
         tokio::spawn(forward);
         if init {
+            // A cluster playground's nodes become the cluster first (the session stays
+            // `starting` meanwhile); its init tasks may then use it.
+            if live.lab.playground.cluster.is_some() {
+                let up = tokio::select! {
+                    up = Self::bring_up_cluster(&live.lab, &runner) => up,
+                    _ = live.cancel.cancelled() => return,
+                };
+                if let Err(e) = up {
+                    tracing::warn!(session = %live.record().id, error = %e, "cluster did not come up");
+                    live.set_state(LabSessionState::Failed, Some(e));
+                    self.save(&live).await;
+                    self.publish_state(&live.record()).await;
+                    return;
+                }
+            }
             let init = live.checker.run_init(runner.as_ref()).await;
             if live.cancel.is_cancelled() {
                 // Ended while init ran (its nodes may be why init failed).

@@ -17,6 +17,7 @@
 //! [`terminal`] and [`density`] are the benches themselves.
 
 mod api;
+mod cluster;
 mod density;
 mod execute;
 mod memory;
@@ -69,6 +70,13 @@ pub struct ExecuteArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Rounds (each starts the baseline lab and the one- and two-node cluster labs).
+    #[arg(short, long, default_value_t = 5)]
+    n: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct DensityArgs {
     /// Idle sandboxes to start.
     #[arg(short, long, default_value_t = 200)]
@@ -106,6 +114,13 @@ pub async fn proxy(cfg: &Config, args: ProxyArgs) -> anyhow::Result<()> {
 pub async fn density(cfg: &Config, args: DensityArgs) -> anyhow::Result<()> {
     let srv = Server::start(cfg, false).await?;
     let result = interruptible(density::density_bench(&srv, args.n)).await;
+    srv.stop().await;
+    result
+}
+
+pub async fn cluster(cfg: &Config, args: ClusterArgs) -> anyhow::Result<()> {
+    let srv = Server::start(cfg, false).await?;
+    let result = interruptible(cluster::cluster_bench(&srv, args.n)).await;
     srv.stop().await;
     result
 }

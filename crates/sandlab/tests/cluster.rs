@@ -1,0 +1,249 @@
+//! Cluster playgrounds (issue 17): a lab with `cluster: kubernetes` gets a kubeadm cluster
+//! on its `machine` nodes before its tasks run. One node: deploy nginx, expose it, curl
+//! the Service from the node. Then what a cluster adds to a machine is attacked from
+//! inside, the verdict read from the host: a privileged Pod with the node's `/` mounted
+//! and the host's network, PID and IPC namespaces writes a canary, looks for the host's
+//! processes and interfaces, and tries to load a module; none of it reaches the host.
+//!
+//! Needs the `kubernetes` image in the test data dir (`scripts/test.sh` builds it after
+//! `scripts/kube.sh context`).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn has_image(data: &Path, name: &str) -> bool {
+    sandlab(data, &["image", "ls"])
+        .stdout_text()
+        .lines()
+        .any(|l| l.starts_with(&format!("{name} ")))
+}
+
+fn write_lab(dir: &Path, slug: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(slug)).unwrap();
+    std::fs::write(dir.join(slug).join("index.md"), text).unwrap();
+}
+
+/// Runs `lab test --keep` on `dir`; the lab test's output and the kept nodes by name.
+fn lab_test_keep(data: &Path, dir: &Path) -> (String, Vec<(String, String)>) {
+    let out = sandlab(data, &["lab", "test", "--keep", dir.to_str().unwrap()]);
+    let text = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+    let kept = out
+        .stdout_text()
+        .lines()
+        .filter(|l| l.starts_with("kept "))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .map(|(n, id)| (n.to_owned(), id.to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (text, kept)
+}
+
+/// Removes the kept nodes whatever the test's outcome.
+struct Nodes<'a> {
+    data: &'a Path,
+    ids: Vec<String>,
+}
+
+impl Drop for Nodes<'_> {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            rm(self.data, id);
+        }
+    }
+}
+
+const NGINX_LAB: &str = r#"---
+title: One-node cluster
+playground:
+  cluster: kubernetes
+tasks:
+  deploy:
+    run: kubectl rollout status deployment/web --timeout=5s
+    solve: |
+      kubectl create deployment web --image=nginx --replicas=2
+      kubectl rollout status deployment/web --timeout=120s
+  expose:
+    needs: [deploy]
+    run: curl -fsS --max-time 5 "http://$(kubectl get service web -o jsonpath='{.spec.clusterIP}')/" | grep -q 'Welcome to nginx'
+    solve: |
+      kubectl expose deployment web --port=80
+      for i in $(seq 60); do curl -fsS --max-time 2 "http://$(kubectl get service web -o jsonpath='{.spec.clusterIP}')/" >/dev/null && break; sleep 1; done
+  dns:
+    needs: [expose]
+    run: kubectl exec deploy/web -- wget -qO- http://web.default.svc.cluster.local/ | grep -q 'Welcome to nginx'
+    solve: kubectl wait --for=condition=Available deployment/coredns -n kube-system --timeout=120s
+---
+Deploy, expose, resolve.
+"#;
+
+/// The privileged Pod of the attack: the node's `/` at `/host`, the node's network, PID and
+/// IPC namespaces, every capability the node has.
+const ATTACK_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: attack
+spec:
+  hostNetwork: true
+  hostPID: true
+  hostIPC: true
+  tolerations:
+  - operator: Exists
+  containers:
+  - name: attack
+    image: busybox
+    command: ["sh", "-c", "sleep 3600"]
+    securityContext:
+      privileged: true
+    volumeMounts:
+    - name: root
+      mountPath: /host
+  volumes:
+  - name: root
+    hostPath:
+      path: /
+"#;
+
+/// Skipped by the main `cargo test` run of scripts/test.sh, which runs it in a phase of its
+/// own once the `kubernetes` image is built.
+mod cluster_playground {
+    use super::*;
+
+    #[test]
+    fn a_one_node_cluster_serves_nginx_and_its_privileged_pods_stay_in_the_machine() {
+        let data = data_dir();
+        assert!(
+            has_image(&data, "kubernetes"),
+            "no `kubernetes` image in {}: run scripts/test.sh, or `scripts/kube.sh context` and \
+         `sandlab --data-dir {} image build kubernetes --context .data/kube/context`",
+            data.display(),
+            data.display()
+        );
+        let labs = tempfile::tempdir().unwrap();
+        write_lab(labs.path(), "one-node", NGINX_LAB);
+        let (text, kept) = lab_test_keep(&data, labs.path());
+        let nodes = Nodes {
+            data: &data,
+            ids: kept.iter().map(|(_, id)| id.clone()).collect(),
+        };
+        assert!(
+            text.contains("PASS one-node"),
+            "the one-node cluster lab did not pass:\n{text}"
+        );
+        let node = &nodes.ids[0];
+
+        // kubectl works for root, the node is Ready and the control plane runs as static Pods.
+        let out = exec(
+            &data,
+            node,
+            "kubectl get nodes --no-headers; kubectl get pods -n kube-system --no-headers",
+        );
+        let listing = out.stdout_text();
+        assert!(
+            listing.contains("controlplane") && listing.contains(" Ready "),
+            "{listing}\n{}",
+            out.stderr_text()
+        );
+        for pod in [
+            "etcd-controlplane",
+            "kube-apiserver-controlplane",
+            "kube-scheduler-controlplane",
+            "kube-proxy-",
+            "coredns-",
+        ] {
+            assert!(listing.contains(pod), "no {pod} Pod:\n{listing}");
+        }
+
+        // The attack, from a privileged Pod.
+        let canary = format!("sandlab-cluster-canary-{}", std::process::id());
+        let host_canary = std::env::temp_dir().join(format!("{canary}-host"));
+        std::fs::write(&host_canary, "host secret").unwrap();
+        let modules_before = std::fs::read_to_string("/proc/modules").unwrap();
+        let script = format!(
+        "set -u\n\
+         cat > /tmp/attack.yaml <<'EOF'\n{ATTACK_POD}EOF\n\
+         kubectl apply -f /tmp/attack.yaml >/dev/null\n\
+         kubectl wait --for=condition=Ready pod/attack --timeout=120s >/dev/null || {{ kubectl describe pod attack; exit 1; }}\n\
+         x() {{ kubectl exec attack -- sh -c \"$1\" 2>&1 | tr '\\n' ' '; }}\n\
+         echo \"WRITE $(x 'echo pwned > /host/tmp/{canary} && echo ok')\"\n\
+         echo \"READ-HOST $(x 'cat /host{host} 2>&1 || echo none')\"\n\
+         echo \"PID1 $(x 'cat /proc/1/comm')\"\n\
+         echo \"NSENTER $(x 'nsenter -t 1 -m -u -n -p cat /proc/sys/kernel/hostname')\"\n\
+         echo \"MODULE $(x 'modprobe dummy; insmod /host/lib/modules/$(uname -r)/kernel/drivers/net/dummy.ko; echo tried')\"\n\
+         echo \"DEV $(x 'ls /dev')\"\n",
+        host = host_canary.display(),
+    );
+        let out = exec(&data, node, &script);
+        let report = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+        let _ = std::fs::remove_file(&host_canary);
+        let line = |key: &str| {
+            report
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} ")))
+                .unwrap_or_else(|| panic!("no {key} line:\n{report}"))
+                .trim()
+                .to_owned()
+        };
+        // The write landed in the machine's own root, not the host's.
+        assert!(line("WRITE").ends_with("ok"), "{report}");
+        assert!(
+            !Path::new("/tmp").join(&canary).exists(),
+            "a privileged Pod wrote the host's /tmp:\n{report}"
+        );
+        let inside = exec(&data, node, &format!("cat /tmp/{canary}"));
+        assert_eq!(inside.stdout_text().trim(), "pwned", "{report}");
+        assert!(
+            !line("READ-HOST").contains("host secret"),
+            "a Pod read the host's file:\n{report}"
+        );
+        // hostPID and nsenter reach the machine's systemd and its names, no further.
+        assert!(line("PID1").ends_with("systemd"), "{report}");
+        assert!(line("NSENTER").ends_with("controlplane"), "{report}");
+        // No module was loaded; the node has no block device.
+        assert_eq!(
+            std::fs::read_to_string("/proc/modules")
+                .unwrap()
+                .lines()
+                .filter(|l| !modules_before.contains(l.split(' ').next().unwrap_or("")))
+                .collect::<Vec<_>>(),
+            Vec::<&str>::new(),
+            "a module was loaded:\n{report}"
+        );
+        let dev = line("DEV");
+        for block in ["vda", "sda", "nvme0n1", "xvda", "loop0"] {
+            assert!(
+                !dev.split_whitespace().any(|d| d == block),
+                "a Pod sees the block device {block}: {dev}"
+            );
+        }
+        // From the host: every process of the node, the privileged Pod's `sleep` among them,
+        // is in the machine's user namespace and network namespace, not the host's.
+        let host_ns = |kind: &str| std::fs::read_link(format!("/proc/1/ns/{kind}")).unwrap();
+        let procs = processes_of(node);
+        let sleeper = procs.iter().any(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with("sleep\u{0}3600"))
+        });
+        assert!(
+            sleeper,
+            "the attack Pod's process is not in the node's cgroup"
+        );
+        for p in procs {
+            for kind in ["user", "net", "pid", "mnt", "cgroup"] {
+                if let Ok(ns) = std::fs::read_link(format!("/proc/{p}/ns/{kind}")) {
+                    assert_ne!(
+                        ns,
+                        host_ns(kind),
+                        "process {p} of the node is in the host's {kind} namespace"
+                    );
+                }
+            }
+        }
+        drop(nodes);
+    }
+}
