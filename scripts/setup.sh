@@ -106,6 +106,18 @@ echo "==> building the images of the default code execution languages (python, c
 sandlab image build --languages python,c,c++,javascript,typescript,java
 echo "==> more languages (Go, Rust, Ruby, Haskell, C#, ... 36 in all):  sandlab image build --languages all"
 
+# The Kubernetes cluster labs' image (images/kubernetes.toml) needs Kubernetes built
+# from the Go module proxy first (10 to 15 minutes on two cores): it builds in the
+# background, at the lowest priority, while the server starts; until it is there a
+# cluster lab's session fails with a message that says so.
+if ! sandlab image ls 2>/dev/null | awk 'NR>1{print $1}' | grep -qx kubernetes; then
+  mkdir -p .data
+  echo "==> building the 'kubernetes' image for the cluster labs in the background (.data/kubernetes-image.log)"
+  # shellcheck disable=SC2016
+  setsid nice -n 19 bash -c 'ctx=$(scripts/kube.sh context) && sandlab image build kubernetes --context "$ctx"' \
+    >.data/kubernetes-image.log 2>&1 </dev/null &
+fi
+
 echo "==> ready: try  sandlab run -- bash -c 'echo hello; id -u'"
 if [ "${1:-}" = "--run" ]; then
   echo "==> open http://127.0.0.1:8080 and sign in as admin (the one-time password is printed below on the first start)"

@@ -751,7 +751,11 @@ fn imported_nodes_have_egress() {
 #[test]
 fn killercoda_kubeadm_backends_become_cluster_playgrounds() {
     for (imageid, nodes, cluster) in [
-        ("kubernetes-kubeadm-2nodes", &["controlplane", "node01"][..], true),
+        (
+            "kubernetes-kubeadm-2nodes",
+            &["controlplane", "node01"][..],
+            true,
+        ),
         ("kubernetes-kubeadm-1node", &["controlplane"][..], true),
         ("ubuntu", &["ubuntu"][..], false),
     ] {
@@ -775,7 +779,11 @@ fn killercoda_kubeadm_backends_become_cluster_playgrounds() {
             let image = if cluster { "kubernetes" } else { "debian" };
             assert_eq!(n.image, image, "{imageid}");
             if cluster {
-                assert_eq!(n.limits.profile, sandlab_core::Profile::Machine, "{imageid}");
+                assert_eq!(
+                    n.limits.profile,
+                    sandlab_core::Profile::Machine,
+                    "{imageid}"
+                );
             }
         }
     }

@@ -28,8 +28,10 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(180);
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Output kept of each step (a kubeconfig is about 6 KiB).
 const OUTPUT: usize = 256 * 1024;
-/// Lines of a failed step's output in its error.
+/// Lines of a failed step's output in its error, and the most of each line kept (the
+/// output is the node's, so anything).
 const TAIL_LINES: usize = 6;
+const TAIL_LINE_CHARS: usize = 300;
 
 /// Why a cluster did not come up.
 #[derive(Debug, thiserror::Error)]
@@ -268,7 +270,11 @@ fn tail(out: &ExecOutput) -> Vec<String> {
         let text = String::from_utf8_lossy(bytes);
         let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let start = all.len().saturating_sub(TAIL_LINES);
-        lines.extend(all[start..].iter().map(|l| l.trim().to_owned()));
+        lines.extend(
+            all[start..]
+                .iter()
+                .map(|l| l.trim().chars().take(TAIL_LINE_CHARS).collect::<String>()),
+        );
         if !lines.is_empty() {
             break;
         }
