@@ -11,8 +11,12 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
+use common::server::Server;
 use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 fn has_image(data: &Path, name: &str) -> bool {
     sandlab(data, &["image", "ls"])
@@ -246,5 +250,141 @@ mod cluster_playground {
             }
         }
         drop(nodes);
+    }
+
+    /// Issue 17's "done means", through the server as a learner meets it: a Killercoda
+    /// scenario on the `kubernetes-kubeadm-2nodes` backend, imported, started from the
+    /// catalogue; the session is ready with both nodes Ready; the learner schedules a Pod
+    /// with a toleration onto the tainted worker and the step's check turns green.
+    #[test]
+    fn an_imported_two_node_killercoda_scenario_gets_a_cluster_whose_task_turns_green() {
+        let data = data_dir();
+        assert!(
+            has_image(&data, "kubernetes"),
+            "no `kubernetes` image in {}",
+            data.display()
+        );
+        let src = tempfile::tempdir().unwrap();
+        let files = [
+            (
+                "index.json",
+                r#"{"title": "Taints and tolerations", "backend": {"imageid": "kubernetes-kubeadm-2nodes"},
+                   "details": {"intro": {"text": "intro.md", "background": "taint.sh"},
+                               "steps": [{"title": "Tolerate", "text": "step1.md", "verify": "verify1.sh"}]}}"#,
+            ),
+            ("intro.md", "node01 is tainted."),
+            (
+                "taint.sh",
+                "kubectl taint nodes node01 dedicated=special:NoSchedule\n",
+            ),
+            ("step1.md", "Run a Pod `tolerant` on node01."),
+            (
+                "verify1.sh",
+                "[ \"$(kubectl get pod tolerant -o jsonpath='{.spec.nodeName}')\" = node01 ] && \
+                 [ \"$(kubectl get pod tolerant -o jsonpath='{.status.phase}')\" = Running ]\n",
+            ),
+        ];
+        for (name, text) in files {
+            std::fs::write(src.path().join(name), text).unwrap();
+        }
+        let server = Server::start(&data);
+        let dest = server.labs_dir().join("kc-two-nodes");
+        let out = sandlab(
+            &data,
+            &[
+                "lab",
+                "import",
+                "--from",
+                "killercoda",
+                src.path().to_str().unwrap(),
+                dest.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.code(), 0, "{}{}", out.stdout_text(), out.stderr_text());
+        let lab = std::fs::read_to_string(dest.join("index.md")).unwrap();
+        assert!(
+            lab.contains("cluster: \"kubernetes\"") || lab.contains("cluster: kubernetes"),
+            "{lab}"
+        );
+
+        let api = server.add_user("learner");
+        assert!(
+            wait_until(Duration::from_secs(15), || {
+                api.call(Method::GET, "/api/v1/labs/kc-two-nodes", None)
+                    .status
+                    == StatusCode::OK
+            }),
+            "the imported lab never appeared in the catalogue:\n{}",
+            server.log()
+        );
+        let r = api.call(
+            Method::POST,
+            "/api/v1/labs/kc-two-nodes/sessions",
+            Some(&json!({})),
+        );
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/sessions/{id}");
+        let mut session = serde_json::Value::Null;
+        let ready = wait_until(Duration::from_secs(240), || {
+            session = api.call(Method::GET, &path, None).json();
+            session["state"] == "ready" || session["state"] == "failed"
+        });
+        assert!(
+            ready && session["state"] == "ready",
+            "the session did not get ready: {session}\n{}",
+            server.log()
+        );
+        let node = |name: &str| {
+            session["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["name"] == name)
+                .and_then(|n| n["sandbox"].as_str())
+                .unwrap_or_else(|| panic!("no node {name}: {session}"))
+                .to_owned()
+        };
+        let (cp, worker) = (node("controlplane"), node("node01"));
+        // Both nodes Ready as the prompt opens; kubectl works on the worker too.
+        for sb in [&cp, &worker] {
+            let r = api.sh(sb, "kubectl get nodes --no-headers");
+            let listing = r["stdout"].as_str().unwrap_or_default().to_owned();
+            let ready = listing
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count();
+            assert_eq!(ready, 2, "{sb}: {r}");
+        }
+        // The background script (the taint) ran; the step's check is not done yet.
+        let taints = api.sh(
+            &cp,
+            "kubectl get node node01 -o jsonpath='{.spec.taints[*].key}'",
+        );
+        assert!(
+            taints["stdout"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("dedicated"),
+            "{taints}"
+        );
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: tolerant\nspec:\n  tolerations:\n  - {key: dedicated, operator: Equal, value: special, effect: NoSchedule}\n  containers:\n  - {name: c, image: busybox, command: [sleep, '3600']}\n";
+        let r = api.sh(
+            &cp,
+            &format!(
+                "cat > /root/tolerant.yaml <<'EOF'\n{pod}EOF\nkubectl apply -f /root/tolerant.yaml"
+            ),
+        );
+        assert_eq!(r["exit_code"], 0, "{r}");
+        let mut last = serde_json::Value::Null;
+        let green = wait_until(Duration::from_secs(120), || {
+            last = api.call(Method::GET, &path, None).json();
+            last["tasks"].as_array().is_some_and(|ts| {
+                ts.iter().any(|t| t["state"] == "done") && ts.iter().all(|t| t["state"] == "done")
+            })
+        });
+        assert!(green, "the step's check never turned green: {last}");
+        let r = api.call(Method::DELETE, &path, None);
+        assert!(r.status.is_success(), "{}", r.text());
     }
 }
