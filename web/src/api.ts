@@ -104,6 +104,8 @@ export interface LabDetail extends LabSummary {
    * `a.sandlab-port` with `data-node`, `data-port` and `data-path` (or `data-select`). */
   html: string;
   playground: NodeView[];
+  /** `kubernetes` when the nodes become a cluster before the tasks run. */
+  cluster?: string | null;
   task_list: TaskView[];
   exec_blocks: ExecBlock[];
   tabs: Tab[];

@@ -362,8 +362,20 @@ export function SessionPage(props: { id: string; user: User }) {
           {live.state === 'starting' && (
             <div class="term-placeholder" role="status" aria-live="polite">
               <span class="spinner-dot big" aria-hidden="true" />
-              <h2>Setting up your lab…</h2>
-              <p class="muted">The machines are running; the lab's setup steps run first.</p>
+              {lab.cluster === 'kubernetes' ? (
+                <>
+                  <h2>Starting your Kubernetes cluster…</h2>
+                  <p class="muted">
+                    kubeadm is bringing up the control plane and joining the nodes (20 to 40 seconds); the
+                    terminal opens once every node is Ready.
+                  </p>
+                </>
+              ) : (
+                <>
+                  <h2>Setting up your lab…</h2>
+                  <p class="muted">The machines are running; the lab's setup steps run first.</p>
+                </>
+              )}
               {initTasks.length > 0 && (
                 <ul class="init-list">
                   {initTasks.map((t) => (

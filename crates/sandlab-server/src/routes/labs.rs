@@ -113,6 +113,10 @@ pub struct LabDetail {
     /// The rendered, sanitised text.
     pub html: String,
     pub playground: Vec<NodeView>,
+    /// `kubernetes` when the playground's nodes become a cluster before the tasks run
+    /// (the session stays `starting` until every node is Ready).
+    #[schema(example = "kubernetes")]
+    pub cluster: Option<String>,
     pub task_list: Vec<TaskView>,
     pub exec_blocks: Vec<ExecBlockView>,
     /// The lab page's tabs in order (one terminal per node when the lab declares none).
@@ -256,6 +260,9 @@ pub async fn get_lab(
                 profile: n.limits.profile.to_string(),
             })
             .collect(),
+        cluster: lab.playground.cluster.map(|c| match c {
+            sandlab_lab::Cluster::Kubernetes => "kubernetes".to_owned(),
+        }),
         task_list: lab
             .tasks
             .iter()
