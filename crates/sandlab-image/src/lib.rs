@@ -23,6 +23,7 @@
 mod blobs;
 mod build;
 pub mod confined;
+mod context;
 mod error;
 mod import;
 mod mounts;

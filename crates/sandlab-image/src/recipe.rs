@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::build::Packed;
+use crate::context::Packed;
 use crate::error::{Error, Result};
 
 // The recipes shipped in the repository's `images/` (`BUILT_IN`, listed by build.rs).
@@ -220,7 +220,7 @@ impl Recipe {
             return Ok((short(h), Vec::new()));
         }
         let context = context.ok_or_else(|| Error::NoContext(self.name.clone()))?;
-        let packed = crate::build::pack_copies(context, &self.copies, out, &mut h)?;
+        let packed = crate::context::pack_copies(context, &self.copies, out, &mut h)?;
         Ok((short(h), packed))
     }
 
