@@ -107,10 +107,8 @@ class Layer:
         return buf.getvalue()
 
 
-def image_archive(ref, layer, config):
-    """A `docker save` archive of one image: manifest.json, the config, the layer. `ref`
-    is a reference or a list of them (tags of the same image)."""
-    refs = ref if isinstance(ref, list) else [ref]
+def image_parts(layer, config):
+    """One image's uncompressed layer, its digest (also its diff id) and its config."""
     layer_tar = layer.tar()
     diff_id = "sha256:" + hashlib.sha256(layer_tar).hexdigest()
     cfg = {
@@ -121,7 +119,14 @@ def image_archive(ref, layer, config):
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tests/kube/images.py"}],
     }
-    cfg_json = json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
+    return layer_tar, diff_id, json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
+
+
+def image_archive(ref, layer, config):
+    """A `docker save` archive of one image: manifest.json, the config, the layer. `ref`
+    is a reference or a list of them (tags of the same image)."""
+    refs = ref if isinstance(ref, list) else [ref]
+    layer_tar, diff_id, cfg_json = image_parts(layer, config)
     cfg_name = hashlib.sha256(cfg_json).hexdigest() + ".json"
     layer_name = diff_id[len("sha256:"):] + "/layer.tar"
     manifest = json.dumps(
@@ -142,17 +147,7 @@ def registry_put(root, ref, layer, config):
     References are `host/repository:tag`; the host is dropped (each mirror serves all).
     Returns the manifest's digest."""
     refs = ref if isinstance(ref, list) else [ref]
-    layer_tar = layer.tar()
-    layer_digest = "sha256:" + hashlib.sha256(layer_tar).hexdigest()
-    cfg = {
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "1970-01-01T00:00:00Z",
-        "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tests/kube/images.py"}],
-    }
-    cfg_json = json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
+    layer_tar, layer_digest, cfg_json = image_parts(layer, config)
     cfg_digest = "sha256:" + hashlib.sha256(cfg_json).hexdigest()
     manifest = json.dumps({
         "schemaVersion": 2,

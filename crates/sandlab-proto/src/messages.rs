@@ -175,6 +175,20 @@ impl ExitStatus {
         }
     }
 
+    /// How it ended, in a few words for a report: `timed out after 60s` (`timeout` is
+    /// the one the command was given), `exit 1`, `killed by signal 9`.
+    pub fn describe(&self, timeout: std::time::Duration) -> String {
+        if self.timed_out {
+            format!("timed out after {}s", timeout.as_secs())
+        } else if let Some(code) = self.code {
+            format!("exit {code}")
+        } else if let Some(sig) = self.signal {
+            format!("killed by signal {sig}")
+        } else {
+            "ended without a status".into()
+        }
+    }
+
     /// Exited normally with code 0 and no timeout.
     pub fn success(&self) -> bool {
         !self.timed_out && self.code == Some(0)

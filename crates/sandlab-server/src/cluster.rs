@@ -242,18 +242,12 @@ async fn run(
     if out.exit.code == Some(0) {
         return Ok(out);
     }
-    let how = if out.exit.timed_out {
-        format!("timed out after {}s", timeout.as_secs())
-    } else if out.exit.code == Some(127) {
+    let how = if out.exit.code == Some(127) && !out.exit.timed_out {
         format!(
             "found no {SCRIPT}: a cluster's nodes run the `kubernetes` image or one built on it (`extends = \"kubernetes\"`)"
         )
-    } else if let Some(code) = out.exit.code {
-        format!("failed (exit {code})")
-    } else if let Some(sig) = out.exit.signal {
-        format!("was killed by signal {sig}")
     } else {
-        "ended without a status".into()
+        format!("failed: {}", out.exit.describe(timeout))
     };
     Err(ClusterError::Step {
         step,
@@ -318,12 +312,12 @@ mod tests {
         let e = ClusterError::Step {
             step: "join",
             node: "node01".into(),
-            how: "failed (exit 1)".into(),
+            how: "failed: exit 1".into(),
             tail: vec!["a".into(), "b".into()],
         };
         assert_eq!(
             e.to_string(),
-            "The Kubernetes cluster did not come up: `sandlab-cluster join` on node node01 failed (exit 1): a | b"
+            "The Kubernetes cluster did not come up: `sandlab-cluster join` on node node01 failed: exit 1: a | b"
         );
     }
 }

@@ -46,15 +46,7 @@ const TAIL_LINES: usize = 5;
 
 impl Failure {
     fn of(out: &sandlab_proto::ExecOutput, timeout: Duration) -> Failure {
-        let how = if out.exit.timed_out {
-            format!("timed out after {}s", timeout.as_secs())
-        } else if let Some(code) = out.exit.code {
-            format!("exit {code}")
-        } else if let Some(sig) = out.exit.signal {
-            format!("killed by signal {sig}")
-        } else {
-            "ended without a status".into()
-        };
+        let how = out.exit.describe(timeout);
         let mut tail = Vec::new();
         for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
             let text = String::from_utf8_lossy(bytes);
