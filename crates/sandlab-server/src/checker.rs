@@ -161,6 +161,21 @@ impl Checker {
             .collect()
     }
 
+    /// Marks the checked tasks in `done` done (a learner's progress, given to a session
+    /// set up before it was theirs); the tasks whose needs that completes are pending.
+    pub fn grant(&self, done: &[String]) {
+        for t in self.lab.checked_tasks() {
+            if done.iter().any(|d| d == t.id.as_str()) {
+                self.set(t.id.as_str(), TaskState::Done);
+            }
+        }
+        for t in self.lab.checked_tasks() {
+            if self.state(t.id.as_str()) == Some(TaskState::Blocked) && self.needs_done(t) {
+                self.set(t.id.as_str(), TaskState::Pending);
+            }
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<TaskEvent> {
         self.events.subscribe()
     }
@@ -372,5 +387,22 @@ mod tests {
         cancel.cancel();
         watch.await.unwrap();
         assert_eq!(c.state("b"), Some(TaskState::Pending));
+    }
+
+    #[test]
+    fn progress_granted_later_counts_as_stored_progress() {
+        let l = lab("  i:\n    init: true\n    run: ok\n  a:\n    run: fail\n  b:\n    needs: [a]\n    run: fail\n  c:\n    run: fail\n");
+        let c = Checker::new(l, &[]);
+        assert_eq!(c.state("b"), Some(TaskState::Blocked));
+        let mut events = c.subscribe();
+        // An init task is never progress; an unknown id is ignored.
+        c.grant(&["a".into(), "i".into(), "nope".into()]);
+        assert_eq!(c.state("a"), Some(TaskState::Done));
+        assert_eq!(c.state("b"), Some(TaskState::Pending));
+        assert_eq!(c.state("c"), Some(TaskState::Pending));
+        assert_eq!(c.state("i"), Some(TaskState::Pending));
+        assert_eq!(c.done(), ["a"]);
+        let first = events.try_recv().unwrap();
+        assert_eq!((first.task.as_str(), first.state), ("a", TaskState::Done));
     }
 }

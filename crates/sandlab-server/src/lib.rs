@@ -45,7 +45,10 @@ pub mod terminal;
 pub mod tls;
 pub mod web;
 
-pub use config::{ConfigError, PoolProfile, PoolSection, ServerConfig, ServerFlags, ServerSection};
+pub use config::{
+    ConfigError, LabPool, LabPoolSection, PoolProfile, PoolSection, ServerConfig, ServerFlags,
+    ServerSection,
+};
 pub use oidc::AuthSection;
 pub use routes::{app, proxy_app};
 pub use server::{LocalImages, Server, ServerError, ServerParts};

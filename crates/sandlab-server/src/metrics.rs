@@ -34,6 +34,11 @@ pub const POOL_READY: &str = "sandlab_pool_ready";
 pub const POOL_TARGET: &str = "sandlab_pool_target";
 pub const POOL_CLAIM_SECONDS: &str = "sandlab_pool_claim_seconds";
 pub const POOL_REFILL_FAILURES: &str = "sandlab_pool_refill_failures_total";
+/// Warm lab sessions (`[[lab_pool]]`) parked on this replica, and how many it keeps, by lab.
+pub const LAB_POOL_READY: &str = "sandlab_lab_pool_ready";
+pub const LAB_POOL_TARGET: &str = "sandlab_lab_pool_target";
+pub const LAB_POOL_CLAIM_SECONDS: &str = "sandlab_lab_pool_claim_seconds";
+pub const LAB_POOL_REFILL_FAILURES: &str = "sandlab_lab_pool_refill_failures_total";
 pub const TERMINALS_OPEN: &str = "sandlab_terminals_open";
 pub const EXEC: &str = "sandlab_exec_total";
 pub const EXECUTE: &str = "sandlab_execute_total";
@@ -76,6 +81,12 @@ pub fn handle() -> Option<PrometheusHandle> {
                         POOL_CLAIM_SECONDS,
                         metrics::Unit::Seconds,
                         "Time to claim a warm sandbox"
+                    );
+                    metrics::describe_gauge!(LAB_POOL_READY, "Warm lab sessions ready to claim");
+                    metrics::describe_histogram!(
+                        LAB_POOL_CLAIM_SECONDS,
+                        metrics::Unit::Seconds,
+                        "Time to hand a warm lab session over"
                     );
                     metrics::describe_gauge!(TERMINALS_OPEN, "Open terminals");
                     metrics::describe_gauge!(

@@ -371,6 +371,24 @@ impl Sandboxes {
         self.update_live().await;
     }
 
+    /// Hands sandbox `id`, owned by pool profile `profile` (a warm lab session's node), to
+    /// `owner` with `ttl` from now: [`WarmPool::claim`]'s compare-and-swap of owner and
+    /// deadline; from then on its deadline is followed like any user's sandbox's.
+    pub async fn claim_node(
+        &self,
+        id: &SandboxId,
+        profile: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> std::result::Result<SandboxRecord, ClaimError> {
+        let rec = self
+            .pool
+            .claim(self.store.as_ref(), &self.manager, id, profile, owner, ttl)
+            .await?;
+        self.deadlines.track_record(id, ttl, rec.deadline_ms);
+        Ok(rec)
+    }
+
     /// Creates a sandbox for `req.owner`: from the warm pool when a profile matches, else
     /// cold. [`SandboxError::QuotaExceeded`] when the owner already has `req.quota` live
     /// sandboxes.
@@ -579,7 +597,7 @@ impl Sandboxes {
         Ok(self.agents.get(id).await?)
     }
 
-    async fn update_live(&self) {
+    pub(crate) async fn update_live(&self) {
         if let Ok(all) = self.manager.list().await {
             let live = all
                 .iter()

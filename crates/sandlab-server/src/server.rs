@@ -389,6 +389,22 @@ async fn start_up(state: &AppState, local: Option<&LocalImages>) -> Result<()> {
         .lab_sessions()
         .serve_commands(state.shutdown().clone());
     crate::control::spawn(state.clone());
+    // The warm lab sessions of `[[lab_pool]]` (each replica keeps its own).
+    for pool in &state.config().lab_pools {
+        if !state.labs().iter().any(|l| l.slug == pool.lab) {
+            eprintln!(
+                "sandlab: [[lab_pool]] names lab {:?}, which the catalogue does not have; its pool stays empty until it does",
+                pool.lab
+            );
+        }
+    }
+    let labs_now = state.clone();
+    tokio::spawn(
+        state
+            .lab_sessions()
+            .clone()
+            .run_warm(Arc::new(move || labs_now.labs()), state.shutdown().clone()),
+    );
     crate::code_exec::submissions::spawn_expiry(state.execute().clone(), state.shutdown().clone());
     state.set_ready();
     eprintln!("sandlab: ready");

@@ -74,7 +74,11 @@ impl AppState {
                 streams: crate::caps::StreamCaps::new(config.max_streams_per_user),
                 proxy: crate::port_proxy::PortProxy::new(config.proxy.clone(), &config.public_url),
                 sso: crate::oidc::Sso::new(&config.oidc),
-                lab_sessions: Arc::new(LabSessions::new(sandboxes.clone(), store.clone())),
+                lab_sessions: Arc::new(LabSessions::new(
+                    sandboxes.clone(),
+                    store.clone(),
+                    config.lab_pools.clone(),
+                )),
                 config,
                 store,
                 sandboxes,

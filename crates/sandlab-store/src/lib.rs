@@ -129,7 +129,7 @@ pub use identities::{Identity, NewIdentity, NewSsoLogin, SsoLogin};
 pub use links::{Invite, LinkRefusal, NewInvite, PasswordReset};
 pub use model::SessionTask;
 pub use model::{
-    actions, normalize_username, validate_token_name, ApiToken, AuditEntry, LabSession,
+    actions, normalize_username, validate_token_name, ApiToken, AuditEntry, HandOver, LabSession,
     LabSessionState, LoginSession, NewPortGrant, NewSubmission, NewUser, PortGrant, PortGrantKind,
     Role, SessionNode, Submission, SubmissionState, User, UserUpdate, MAX_AUDIT_DETAIL_BYTES,
     MAX_AUDIT_TARGET_CHARS, MAX_LEASE_FIELD_BYTES, MAX_PORT_GRANT_TTL, MAX_SESSIONS_PER_USER,

@@ -198,6 +198,17 @@ pub struct LabSession {
     pub tasks: Vec<SessionTask>,
 }
 
+/// A lab session handed from one owner to another ([`crate::Store::hand_over_lab_session`]):
+/// from `from` to `to`, with a new creation time and deadline, while `runner` runs it.
+#[derive(Clone, Copy, Debug)]
+pub struct HandOver<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub runner: &'a str,
+    pub created_at_ms: i64,
+    pub deadline_ms: i64,
+}
+
 /// One task of a stored lab session; `state` is the server's word for it (`pending`,
 /// `done`, ...), opaque to the store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

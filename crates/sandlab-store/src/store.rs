@@ -8,7 +8,7 @@ use sandlab_core::{LeaseStore, RecordStore, SandboxId, SandboxRecord};
 
 use crate::error::Result;
 use crate::model::{
-    ApiToken, AuditEntry, LabSession, LoginSession, NewPortGrant, NewSubmission, NewUser,
+    ApiToken, AuditEntry, HandOver, LabSession, LoginSession, NewPortGrant, NewSubmission, NewUser,
     PortGrant, Submission, User, UserUpdate,
 };
 use crate::page::{Page, PageRequest};
@@ -299,6 +299,10 @@ pub trait Store: RecordStore + LeaseStore {
     /// Compare-and-swap of a session's runner: sets it to `to` only while it is `from`
     /// (`None`: no runner); whether it did. `false` also for an unknown session.
     async fn take_lab_session(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool>;
+    /// Compare-and-swap of a session's owner (a warm session handed to a learner): sets
+    /// owner, creation time and deadline only while `from` owns it and `runner` runs it;
+    /// whether it did. Nothing else of the record changes.
+    async fn hand_over_lab_session(&self, id: &str, hand: &HandOver<'_>) -> Result<bool>;
     /// Records that `user` did checked task `task` of `lab` (idempotent).
     async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()>;
     /// The checked tasks of `lab` that `user` has done, in the order they were done.

@@ -423,6 +423,13 @@ macro_rules! delegate_store {
             ) -> $crate::error::Result<bool> {
                 labs::take(self, id, from, to).await
             }
+            async fn hand_over_lab_session(
+                &self,
+                id: &str,
+                hand: &$crate::model::HandOver<'_>,
+            ) -> $crate::error::Result<bool> {
+                labs::hand_over(self, id, hand).await
+            }
             async fn mark_task_done(
                 &self,
                 user: &str,

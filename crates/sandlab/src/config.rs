@@ -21,6 +21,9 @@ struct FileConfig {
     server: sandlab_server::ServerSection,
     #[serde(default)]
     pool: Vec<sandlab_server::PoolSection>,
+    /// `[[lab_pool]]`: warm lab sessions.
+    #[serde(default)]
+    lab_pool: Vec<sandlab_server::LabPoolSection>,
     /// `[[auth.oidc]]`: single sign-on providers.
     #[serde(default)]
     auth: sandlab_server::AuthSection,
@@ -68,6 +71,8 @@ pub struct Config {
     /// environment (`sandlab_server::ServerConfig::from_env`).
     pub server: sandlab_server::ServerSection,
     pub pools: Vec<sandlab_server::PoolSection>,
+    /// `[[lab_pool]]` as written; `sandlab serve` checks it (`sandlab_server::config::lab_pools`).
+    pub lab_pools: Vec<sandlab_server::LabPoolSection>,
     /// `[auth]` as written; `sandlab serve` resolves it (`sandlab_server::oidc::config::resolve`).
     pub auth: sandlab_server::AuthSection,
 }
@@ -175,6 +180,7 @@ impl Config {
             file: path,
             server: fc.server,
             pools: fc.pool,
+            lab_pools: fc.lab_pool,
             auth: fc.auth,
         })
     }

@@ -33,6 +33,7 @@ pub async fn run(cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
         labs: args.labs,
     };
     let mut config = ServerConfig::from_env(&cfg.server, &cfg.pools, &flags)?;
+    config.lab_pools = sandlab_server::config::lab_pools(&cfg.lab_pools)?;
     config.oidc =
         sandlab_server::oidc::config::resolve(&cfg.auth.oidc, &|k| std::env::var(k).ok())?;
     // A lab source that is a Git URL is served from its clone in the data dir.

@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::server::Server;
+use common::server::{Options, Server};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -255,7 +255,10 @@ mod cluster_playground {
     /// Issue 17's "done means", through the server as a learner meets it: a Killercoda
     /// scenario on the `kubernetes-kubeadm-2nodes` backend, imported, started from the
     /// catalogue; the session is ready with both nodes Ready; the learner schedules a Pod
-    /// with a toleration onto the tainted worker and the step's check turns green.
+    /// with a toleration onto the tainted worker and the step's check turns green. The
+    /// lab has a warm pool (`[[lab_pool]]`), so the cluster is brought up before the
+    /// learner comes and handed over ready: the start answers `ready`, and the cluster
+    /// works as well after the hand-over as a cold one.
     #[test]
     fn an_imported_two_node_killercoda_scenario_gets_a_cluster_whose_task_turns_green() {
         let data = data_dir();
@@ -287,7 +290,13 @@ mod cluster_playground {
         for (name, text) in files {
             std::fs::write(src.path().join(name), text).unwrap();
         }
-        let server = Server::start(&data);
+        let mut server = Server::start_with(
+            &data,
+            Options {
+                config: Some("[[lab_pool]]\nlab = \"kc-two-nodes\"\nsize = 1\n".into()),
+                env: Vec::new(),
+            },
+        );
         let dest = server.labs_dir().join("kc-two-nodes");
         let out = sandlab(
             &data,
@@ -317,12 +326,23 @@ mod cluster_playground {
             "the imported lab never appeared in the catalogue:\n{}",
             server.log()
         );
+        // The warm cluster's bring-up.
+        let parked = wait_until(Duration::from_secs(300), || {
+            server.metric("sandlab_lab_pool_ready", "lab=\"kc-two-nodes\"") == Some(1.0)
+        });
+        assert!(parked, "no warm cluster was parked:\n{}", server.log());
         let r = api.call(
             Method::POST,
             "/api/v1/labs/kc-two-nodes/sessions",
             Some(&json!({})),
         );
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        assert_eq!(
+            r.json()["state"],
+            "ready",
+            "not handed a warm cluster: {}",
+            r.text()
+        );
         let id = r.json()["id"].as_str().unwrap().to_owned();
         let path = format!("/api/v1/sessions/{id}");
         let mut session = serde_json::Value::Null;
@@ -335,17 +355,10 @@ mod cluster_playground {
             "the session did not get ready: {session}\n{}",
             server.log()
         );
-        let node = |name: &str| {
-            session["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["name"] == name)
-                .and_then(|n| n["sandbox"].as_str())
-                .unwrap_or_else(|| panic!("no node {name}: {session}"))
-                .to_owned()
-        };
-        let (cp, worker) = (node("controlplane"), node("node01"));
+        let (cp, worker) = (
+            session_node(&session, "controlplane"),
+            session_node(&session, "node01"),
+        );
         // Both nodes Ready as the prompt opens; kubectl works on the worker too.
         for sb in [&cp, &worker] {
             let r = api.sh(sb, "kubectl get nodes --no-headers");
@@ -384,7 +397,24 @@ mod cluster_playground {
             })
         });
         assert!(green, "the step's check never turned green: {last}");
+        // The refill's cluster (half set up, most likely) is not wanted without the pool:
+        // a restart without it removes it.
+        server.kill9();
+        server.set_config("");
+        server.restart();
         let r = api.call(Method::DELETE, &path, None);
         assert!(r.status.is_success(), "{}", r.text());
+        let warm = wait_until(Duration::from_secs(60), || {
+            let r = server
+                .admin
+                .call(Method::GET, "/api/v1/sandboxes", None)
+                .json();
+            !r["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["owner"] == "pool:lab:kc-two-nodes")
+        });
+        assert!(warm, "the refill's warm nodes were left:\n{}", server.log());
     }
 }

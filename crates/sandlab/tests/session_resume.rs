@@ -73,14 +73,7 @@ fn a_session_killed_mid_setup_is_set_up_again_under_its_id() {
         );
     }
     // Init (no `machine:`, so on the first node) ran on the fresh node01.
-    let node01 = last["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "node01")
-        .and_then(|n| n["sandbox"].as_str())
-        .unwrap()
-        .to_owned();
+    let node01 = session_node(&last, "node01");
     let out = api.sh(&node01, "test -f /root/prepared && echo prepared");
     assert_eq!(out["stdout"], "prepared\n", "init did not run on {node01}");
     // The nodes from before the crash left nothing behind.

@@ -1,4 +1,4 @@
-//! The server's settings: the `[server]` and `[[pool]]` sections of `sandlab.toml`, then
+//! The server's settings: the `[server]`, `[[pool]]` and `[[lab_pool]]` sections of `sandlab.toml`, then
 //! `SANDLAB_*` variables on top, then `sandlab serve`'s flags ([`ServerFlags`]) on top of
 //! those: flag > variable > file > default, resolved here without touching the process
 //! environment. Every key, its variable and its default are listed in the README
@@ -91,6 +91,62 @@ pub struct PoolSection {
     pub size: usize,
 }
 
+/// One `[[lab_pool]]` entry: keep `size` sessions of lab `lab` set up ahead of time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabPoolSection {
+    pub lab: String,
+    pub size: usize,
+}
+
+/// A warm pool of lab sessions: `size` sessions of the lab `lab` (its slug) are kept set
+/// up (nodes made, a cluster brought up, init run) on each replica, so that starting that
+/// lab only has to hand one over ([`crate::lab_sessions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabPool {
+    pub lab: String,
+    pub size: usize,
+}
+
+/// The most warm sessions one `[[lab_pool]]` may keep (each is a whole playground).
+pub const MAX_LAB_POOL: usize = 16;
+
+/// Checks the `[[lab_pool]]` sections: a lab slug's form, a size of at most
+/// [`MAX_LAB_POOL`], each lab once. Whether the lab exists is known once the catalogue
+/// loads (the server logs a pool whose lab it does not have).
+pub fn lab_pools(sections: &[LabPoolSection]) -> Result<Vec<LabPool>, ConfigError> {
+    let mut pools: Vec<LabPool> = Vec::new();
+    for (i, p) in sections.iter().enumerate() {
+        let slug_ok = !p.lab.is_empty()
+            && p.lab.len() <= 64
+            && p.lab
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !slug_ok {
+            return Err(ConfigError(format!(
+                "lab_pool[{i}].lab is invalid: {:?} is not a lab slug (1 to 64 of a-z, 0-9, '-' and '_')",
+                p.lab
+            )));
+        }
+        if p.size > MAX_LAB_POOL {
+            return Err(ConfigError(format!(
+                "lab_pool[{i}].size is invalid: it must be at most {MAX_LAB_POOL}"
+            )));
+        }
+        if pools.iter().any(|q| q.lab == p.lab) {
+            return Err(ConfigError(format!(
+                "lab_pool[{i}].lab is invalid: lab {:?} has a pool already",
+                p.lab
+            )));
+        }
+        pools.push(LabPool {
+            lab: p.lab.clone(),
+            size: p.size,
+        });
+    }
+    Ok(pools)
+}
+
 /// The command line's settings, which win over the variables and the file.
 #[derive(Debug, Default, Clone)]
 pub struct ServerFlags {
@@ -153,6 +209,8 @@ pub struct ServerConfig {
     pub terminals_per_sandbox: usize,
     pub shutdown_grace: Duration,
     pub pools: Vec<PoolProfile>,
+    /// `[[lab_pool]]`: warm lab sessions, per replica.
+    pub lab_pools: Vec<LabPool>,
     /// Extra language files for `/execute` (the built-in ones are always there).
     pub languages: PathBuf,
     pub execute: crate::code_exec::ExecuteOptions,
@@ -211,6 +269,7 @@ impl Default for ServerConfig {
             terminals_per_sandbox: 8,
             shutdown_grace: Duration::from_secs(10),
             pools: Vec::new(),
+            lab_pools: Vec::new(),
             languages: PathBuf::from("languages"),
             execute: crate::code_exec::ExecuteOptions::default(),
             web_dir: None,

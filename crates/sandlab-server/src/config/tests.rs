@@ -274,3 +274,34 @@ fn the_port_proxy_is_never_on_the_uis_host() {
     assert_eq!(c.proxy.url.as_deref(), Some("https://ports.example.net"));
     assert_eq!(c.proxy.base_domain.as_deref(), Some("ports.example.net"));
 }
+
+#[test]
+fn lab_pools_name_their_key() {
+    let entry = |lab: &str, size| LabPoolSection {
+        lab: lab.into(),
+        size,
+    };
+    let pools = lab_pools(&[entry("cka-basics", 2), entry("other_lab", 0)]).unwrap();
+    assert_eq!(
+        pools,
+        [
+            LabPool {
+                lab: "cka-basics".into(),
+                size: 2
+            },
+            LabPool {
+                lab: "other_lab".into(),
+                size: 0
+            }
+        ]
+    );
+    for (bad, key) in [
+        (vec![entry("", 1)], "lab_pool[0].lab"),
+        (vec![entry("../etc", 1)], "lab_pool[0].lab"),
+        (vec![entry("a", 17)], "lab_pool[0].size"),
+        (vec![entry("a", 1), entry("a", 1)], "lab_pool[1].lab"),
+    ] {
+        let e = lab_pools(&bad).unwrap_err().to_string();
+        assert!(e.starts_with(key), "{e}");
+    }
+}

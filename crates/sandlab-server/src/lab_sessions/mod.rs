@@ -27,6 +27,7 @@
 
 mod live;
 mod remote;
+mod warm;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use self::live::NodeRunner;
 pub use self::live::{Live, SessionEvent};
 pub use self::remote::events_topic;
+pub use self::warm::{warm_lab, warm_owner};
 use crate::checker::{Checker, TaskState};
 use crate::sandboxes::{NewSandbox, SandboxError, Sandboxes};
 
@@ -96,6 +98,8 @@ pub struct LabSessions {
     starting: Arc<Mutex<HashSet<String>>>,
     /// This replica, as sessions name their runner.
     me: String,
+    /// The warm sessions kept here (`[[lab_pool]]`).
+    warm: warm::WarmSessions,
 }
 
 /// A session being set up here, from before its record is stored until it is live (or
@@ -135,8 +139,13 @@ fn new_id() -> String {
 }
 
 impl LabSessions {
-    pub fn new(sandboxes: Arc<Sandboxes>, store: Arc<dyn Store>) -> LabSessions {
+    pub fn new(
+        sandboxes: Arc<Sandboxes>,
+        store: Arc<dyn Store>,
+        pools: Vec<crate::config::LabPool>,
+    ) -> LabSessions {
         LabSessions {
+            warm: warm::WarmSessions::new(pools),
             me: sandboxes.manager().holder().to_string(),
             sandboxes,
             store,
@@ -244,6 +253,35 @@ impl LabSessions {
         if let Some(org) = &org {
             crate::orgs::check_room(self.store.as_ref(), org, nodes).await?;
         }
+        // A warm session of the lab, when one is parked, is handed over ready. (Not to a
+        // start counted against an organisation: its nodes would have to take the
+        // organisation's places.)
+        if org.is_none() {
+            if let Some(live) = self.claim_warm(&lab, owner, ttl, fresh).await? {
+                return Ok(live);
+            }
+        }
+        let done = if fresh {
+            Vec::new()
+        } else {
+            self.store.done_tasks(owner, &lab.slug).await?
+        };
+        self.set_up(lab, owner.to_owned(), quota, ttl, org, &done)
+            .await
+    }
+
+    /// Sets a session of `lab` up for `owner` with `ttl` left: stores it, makes its nodes
+    /// (counted against `quota` and `org`), and runs its cluster and init tasks in the
+    /// background, `done` done; returns once the nodes run.
+    async fn set_up(
+        self: &Arc<Self>,
+        lab: Arc<Lab>,
+        owner: String,
+        quota: u64,
+        ttl: Duration,
+        org: Option<sandlab_store::Org>,
+        done: &[String],
+    ) -> Result<Arc<Live>> {
         let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
         let id = new_id();
         // Held until the session is live: dropped earlier (an error half way), it leaves
@@ -251,7 +289,7 @@ impl LabSessions {
         let _starting = Starting::try_new(&self.starting, &id);
         let mut record = LabSession {
             id,
-            owner: owner.to_owned(),
+            owner,
             lab: lab.slug.clone(),
             state: LabSessionState::Starting,
             reason: None,
@@ -265,12 +303,7 @@ impl LabSessions {
         let nodes = self
             .make_nodes(&lab, &mut record, quota, ttl, org.as_ref())
             .await?;
-        let done = if fresh {
-            Vec::new()
-        } else {
-            self.store.done_tasks(owner, &lab.slug).await?
-        };
-        let live = self.install(lab, record, &done, ttl);
+        let live = self.install(lab, record, done, ttl);
         let runner = Arc::new(NodeRunner {
             sandboxes: self.sandboxes.clone(),
             nodes,
@@ -492,6 +525,10 @@ impl LabSessions {
             self.save(&live).await;
             self.publish_state(&live.record()).await;
         }
+        // A warm session waits, ready and unchecked, until a start of its lab claims it.
+        if !self.park(&live).await {
+            return;
+        }
         let watcher = {
             let (checker, cancel) = (live.checker.clone(), live.cancel.clone());
             tokio::spawn(async move { checker.watch(runner, cancel).await })
@@ -699,7 +736,8 @@ impl LabSessions {
                 .cloned()
                 .map(Arc::new);
             let time_left = u64::try_from(rec.deadline_ms).unwrap_or(0) > now_ms();
-            if lab.is_none() && time_left {
+            // (A warm session of a lab that is gone is ended below instead.)
+            if lab.is_none() && time_left && warm_lab(&rec.owner).is_none() {
                 continue;
             }
             let from = rec.runner.clone();
@@ -714,6 +752,15 @@ impl LabSessions {
             let mut rec = self.store.get_lab_session(&rec.id, None).await?;
             if rec.state.is_over() {
                 continue;
+            }
+            // A warm session goes back into its pool when its pool wants it and it is ready
+            // (below, like any session); one half set up, or not wanted, goes.
+            if let Some(slug) = warm_lab(&rec.owner) {
+                if rec.state == LabSessionState::Starting || !self.warm_wanted(&slug) {
+                    self.end_record(rec, "A warm session was not wanted after a restart.")
+                        .await;
+                    continue;
+                }
             }
             tracing::info!(session = %rec.id, runner = ?from, "taking over a lab session whose server is gone");
             rec.runner = Some(self.me.clone());

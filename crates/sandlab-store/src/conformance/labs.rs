@@ -1,7 +1,7 @@
 //! Lab sessions and progress: owner scoping, updates, idempotent progress and hints.
 
 use super::Ctx;
-use crate::{Error, LabSession, LabSessionState, SessionNode, SessionTask};
+use crate::{Error, HandOver, LabSession, LabSessionState, SessionNode, SessionTask};
 
 fn session(id: &str, owner: &str, created_at_ms: i64) -> LabSession {
     LabSession {
@@ -203,4 +203,63 @@ pub(super) async fn a_sessions_runner_is_taken_by_one(c: Ctx) {
     let mut want = session("ls-one", "usr-a", 1);
     want.runner = Some(runner);
     assert_eq!(store.get_lab_session("ls-one", None).await.unwrap(), want);
+}
+
+pub(super) async fn a_warm_session_is_handed_to_one_owner(c: Ctx) {
+    let store = c.store.as_ref();
+    let mut warm = session("ls-warm", "pool:lab:git-basics", 1);
+    warm.runner = Some("boot/1/1".into());
+    warm.state = LabSessionState::Ready;
+    store.put_lab_session(&warm).await.unwrap();
+    let hand = |to: &'static str, runner: &'static str| HandOver {
+        from: "pool:lab:git-basics",
+        to,
+        runner,
+        created_at_ms: 50,
+        deadline_ms: 90,
+    };
+    // Not while another replica runs it, nor for an unknown session.
+    assert!(!store
+        .hand_over_lab_session("ls-warm", &hand("usr-a", "boot/2/2"))
+        .await
+        .unwrap());
+    assert!(!store
+        .hand_over_lab_session("ls-nope", &hand("usr-a", "boot/1/1"))
+        .await
+        .unwrap());
+    let wins = super::submissions::futures_join(8, |i| {
+        let store = c.store.clone();
+        async move {
+            let to = format!("usr-{i}");
+            let hand = HandOver {
+                from: "pool:lab:git-basics",
+                to: &to,
+                runner: "boot/1/1",
+                created_at_ms: 50,
+                deadline_ms: 90,
+            };
+            store.hand_over_lab_session("ls-warm", &hand).await.unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let got = store.get_lab_session("ls-warm", None).await.unwrap();
+    assert!(got.owner.starts_with("usr-"), "{got:?}");
+    // The new owner sees it; owner, creation time and deadline moved, nothing else.
+    assert_eq!(
+        store
+            .get_lab_session("ls-warm", Some(&got.owner))
+            .await
+            .unwrap(),
+        LabSession {
+            owner: got.owner.clone(),
+            created_at_ms: 50,
+            deadline_ms: 90,
+            ..warm
+        }
+    );
+    assert!(!store
+        .hand_over_lab_session("ls-warm", &hand("usr-a", "boot/1/1"))
+        .await
+        .unwrap());
 }

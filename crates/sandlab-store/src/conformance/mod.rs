@@ -157,6 +157,7 @@ pub const CASES: &[Case] = cases![
     labs::progress_is_idempotent_and_in_the_order_done,
     labs::hints_are_idempotent_per_user_and_lab,
     labs::a_sessions_runner_is_taken_by_one,
+    labs::a_warm_session_is_handed_to_one_owner,
     orgs::created_found_by_id_or_slug_updated_and_deleted,
     orgs::bad_slugs_names_caps_and_taken_slugs_are_refused,
     orgs::members_have_one_role_per_org_and_go_with_either,

@@ -2,7 +2,7 @@
 
 use super::PostgresStore;
 use crate::error::{Error, Result};
-use crate::model::LabSession;
+use crate::model::{HandOver, LabSession};
 use crate::rows::labs::{json_columns, Row, COLUMNS};
 
 pub(super) async fn put(s: &PostgresStore, session: &LabSession) -> Result<()> {
@@ -42,6 +42,22 @@ pub(super) async fn take(
     .bind(to)
     .bind(id)
     .bind(from)
+    .execute(&s.pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn hand_over(s: &PostgresStore, id: &str, hand: &HandOver<'_>) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE lab_sessions SET owner = $1, created_at = $2, deadline = $3 \
+         WHERE id = $4 AND owner = $5 AND runner = $6",
+    )
+    .bind(hand.to)
+    .bind(hand.created_at_ms)
+    .bind(hand.deadline_ms)
+    .bind(id)
+    .bind(hand.from)
+    .bind(hand.runner)
     .execute(&s.pool)
     .await?;
     Ok(done.rows_affected() > 0)

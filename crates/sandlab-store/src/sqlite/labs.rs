@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use crate::error::{Error, Result};
-use crate::model::LabSession;
+use crate::model::{HandOver, LabSession};
 use crate::rows::labs::{json_columns, Row, COLUMNS};
 
 pub(super) async fn put(s: &SqliteStore, session: &LabSession) -> Result<()> {
@@ -35,6 +35,22 @@ pub(super) async fn take(s: &SqliteStore, id: &str, from: Option<&str>, to: &str
         .bind(from)
         .execute(&s.writer)
         .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn hand_over(s: &SqliteStore, id: &str, hand: &HandOver<'_>) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE lab_sessions SET owner = ?, created_at = ?, deadline = ? \
+         WHERE id = ? AND owner = ? AND runner = ?",
+    )
+    .bind(hand.to)
+    .bind(hand.created_at_ms)
+    .bind(hand.deadline_ms)
+    .bind(id)
+    .bind(hand.from)
+    .bind(hand.runner)
+    .execute(&s.writer)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 

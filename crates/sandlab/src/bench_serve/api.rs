@@ -187,6 +187,67 @@ impl Server {
         Ok(())
     }
 
+    /// The warm lab sessions (`[[lab_pool]]`) the server runs now, as the admin lists them.
+    pub(super) async fn warm_sessions(&self) -> anyhow::Result<Vec<Value>> {
+        let resp = self
+            .call(reqwest::Method::GET, "/sessions?active=true", None)
+            .await?;
+        let page = json_of(resp, 200).await?;
+        Ok(page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                s["owner"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("pool:lab:"))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Waits (up to 10 minutes) until no warm lab session is being set up.
+    pub(super) async fn wait_warm_settled(&self) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while self
+            .warm_sessions()
+            .await?
+            .iter()
+            .any(|s| s["state"] == "starting")
+        {
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("a warm lab session was still being set up after 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits (up to 10 minutes) until a warm session of `lab` is parked.
+    pub(super) async fn wait_parked(&self, lab: &str) -> anyhow::Result<()> {
+        let label = format!("lab=\"{lab}\"");
+        let start = Instant::now();
+        while metric(&self.metrics().await?, "sandlab_lab_pool_ready", &label).unwrap_or(0.0) < 1.0
+        {
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("no warm session of {lab} was ready within 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
+    /// The node sandboxes of the warm lab sessions.
+    pub(super) async fn warm_node_ids(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .warm_sessions()
+            .await?
+            .iter()
+            .flat_map(|s| s["nodes"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n["sandbox"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Ids of the bench pool's own sandboxes.
     pub(super) async fn pool_ids(&self) -> anyhow::Result<Vec<String>> {
         let (mut ids, mut path) = (Vec::new(), "/sandboxes?limit=500".to_owned());

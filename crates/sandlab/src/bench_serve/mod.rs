@@ -119,7 +119,7 @@ pub async fn density(cfg: &Config, args: DensityArgs) -> anyhow::Result<()> {
 }
 
 pub async fn cluster(cfg: &Config, args: ClusterArgs) -> anyhow::Result<()> {
-    let srv = Server::start(cfg, false).await?;
+    let srv = Server::start_with_lab_pools(cfg, cluster::lab_pools()).await?;
     let result = interruptible(cluster::cluster_bench(&srv, args.n)).await;
     srv.stop().await;
     result

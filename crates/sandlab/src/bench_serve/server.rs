@@ -25,6 +25,9 @@ pub(super) struct Server {
     data_dir: PathBuf,
     dir: tempfile::TempDir,
     pool: bool,
+    /// Labs with a `[[lab_pool]]` in the bench config: their warm sessions' nodes are
+    /// removed in [`Server::stop`].
+    lab_pools: Vec<(String, usize)>,
     user: Option<String>,
     pub(super) token: String,
     /// Sandboxes created and not yet deleted.
@@ -45,12 +48,29 @@ impl Server {
         pool: bool,
         server: toml::Table,
     ) -> anyhow::Result<Server> {
+        Server::start_full(cfg, pool, server, Vec::new()).await
+    }
+
+    /// As [`Server::start`], keeping warm sessions of each `(lab, size)` (`[[lab_pool]]`).
+    pub(super) async fn start_with_lab_pools(
+        cfg: &Config,
+        lab_pools: Vec<(String, usize)>,
+    ) -> anyhow::Result<Server> {
+        Server::start_full(cfg, false, toml::Table::new(), lab_pools).await
+    }
+
+    async fn start_full(
+        cfg: &Config,
+        pool: bool,
+        server: toml::Table,
+        lab_pools: Vec<(String, usize)>,
+    ) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new()
             .prefix("sandlab-bench-")
             .tempdir()?;
         std::fs::write(
             dir.path().join("sandlab.toml"),
-            bench_config(cfg, pool, server)?,
+            bench_config(cfg, pool, server, &lab_pools)?,
         )?;
         std::fs::create_dir(dir.path().join("labs"))?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -67,6 +87,7 @@ impl Server {
             data_dir: cfg.runtime.data_dir.clone(),
             dir,
             pool,
+            lab_pools,
             user: None,
             token: String::new(),
             made: Mutex::new(BTreeSet::new()),
@@ -245,6 +266,11 @@ impl Server {
             let _ = self.wait_pool_full().await;
             left.extend(self.pool_ids().await.unwrap_or_default());
         }
+        if !self.lab_pools.is_empty() && !self.token.is_empty() {
+            // Once no warm session is half set up, every warm node is listed.
+            let _ = self.wait_warm_settled().await;
+            left.extend(self.warm_node_ids().await.unwrap_or_default());
+        }
         self.terminate().await;
         for id in &left {
             if let Err(e) = self.cli(&["sandbox", "rm", id], None).await {
@@ -311,8 +337,14 @@ fn spawn(cfg: &Config, dir: &Path, listen: SocketAddr, base: &str) -> anyhow::Re
     cmd.spawn().context("cannot start `sandlab serve`")
 }
 
-/// The user's config without its pools and data directory, plus the bench pool.
-fn bench_config(cfg: &Config, pool: bool, server: toml::Table) -> anyhow::Result<String> {
+/// The user's config without its pools and data directory, plus the bench pool and the
+/// bench's lab pools.
+fn bench_config(
+    cfg: &Config,
+    pool: bool,
+    server: toml::Table,
+    lab_pools: &[(String, usize)],
+) -> anyhow::Result<String> {
     let mut table = match &cfg.file {
         Some(p) => toml::from_str::<toml::Table>(&std::fs::read_to_string(p)?)
             .with_context(|| format!("cannot read {}", p.display()))?,
@@ -327,7 +359,20 @@ fn bench_config(cfg: &Config, pool: bool, server: toml::Table) -> anyhow::Result
         }
     }
     table.remove("pool");
+    table.remove("lab_pool");
     table.remove("data_dir");
+    if !lab_pools.is_empty() {
+        let entries = lab_pools
+            .iter()
+            .map(|(lab, size)| {
+                let mut entry = toml::Table::new();
+                entry.insert("lab".into(), lab.clone().into());
+                entry.insert("size".into(), i64::try_from(*size).unwrap_or(1).into());
+                toml::Value::Table(entry)
+            })
+            .collect();
+        table.insert("lab_pool".into(), toml::Value::Array(entries));
+    }
     if pool {
         let mut entry = toml::Table::new();
         entry.insert("name".into(), POOL.into());

@@ -198,6 +198,18 @@ pub fn processes_of(id: &str) -> Vec<u32> {
 }
 
 /// The stored record of sandbox `id` (from `sandlab sandbox inspect`), if there is one.
+/// The sandbox id of node `name` in a lab session as the API shows it.
+pub fn session_node(session: &serde_json::Value, name: &str) -> String {
+    session["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["name"] == name)
+        .and_then(|n| n["sandbox"].as_str())
+        .unwrap_or_else(|| panic!("no node {name}: {session}"))
+        .to_owned()
+}
+
 pub fn record(data: &Path, id: &str) -> Option<serde_json::Value> {
     records(data)
         .into_iter()

@@ -285,6 +285,13 @@ impl Server {
         }
     }
 
+    /// Replaces `sandlab.toml` (the next [`Server::restart`] reads it).
+    pub fn set_config(&mut self, text: &str) {
+        let p = self.dir.path().join("sandlab.toml");
+        std::fs::write(&p, text).expect("write sandlab.toml");
+        self.config = Some(p);
+    }
+
     /// Logs `username` in and makes an API token: a client for that user.
     pub fn login(&self, username: &str, password: &str) -> Client {
         login_at(&self.base(), username, password)
