@@ -161,6 +161,13 @@ impl Checker {
             .collect()
     }
 
+    /// Marks every init task done: a session taken over ready had them pass before.
+    pub fn init_passed(&self) {
+        for t in self.lab.init_tasks() {
+            self.set(t.id.as_str(), TaskState::Done);
+        }
+    }
+
     /// Marks the checked tasks in `done` done (a learner's progress, given to a session
     /// set up before it was theirs); the tasks whose needs that completes are pending.
     pub fn grant(&self, done: &[String]) {
@@ -404,5 +411,9 @@ mod tests {
         assert_eq!(c.done(), ["a"]);
         let first = events.try_recv().unwrap();
         assert_eq!((first.task.as_str(), first.state), ("a", TaskState::Done));
+        // A session taken over ready: its init passed.
+        c.init_passed();
+        assert_eq!(c.state("i"), Some(TaskState::Done));
+        assert_eq!(c.done(), ["a"]);
     }
 }

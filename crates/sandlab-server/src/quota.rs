@@ -67,11 +67,15 @@ impl Quota {
         let pending = lock(&self.pending).get(owner).cloned().unwrap_or_default();
         let mut unrecorded = 0;
         for p in &pending {
+            // A record of someone else's (a warm lab session's node being handed over)
+            // is not yet counted as the owner's.
             let stored_live = match self.store.get_sandbox(p, None).await {
-                Ok(rec) => matches!(
-                    rec.state,
-                    SandboxState::Creating | SandboxState::Running | SandboxState::Stopping
-                ),
+                Ok(rec) => {
+                    matches!(
+                        rec.state,
+                        SandboxState::Creating | SandboxState::Running | SandboxState::Stopping
+                    ) && rec.owner.as_deref() == Some(owner)
+                }
                 Err(sandlab_store::Error::NotFound(_)) => false,
                 Err(e) => return Err(e.into()),
             };

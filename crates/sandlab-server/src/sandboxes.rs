@@ -512,6 +512,18 @@ impl Sandboxes {
         self.quota.check_room(owner, quota, n).await
     }
 
+    /// Counts sandbox `id`, about to become `owner`'s (a warm node to be claimed), against
+    /// `quota` until the reservation is dropped; [`SandboxError::QuotaExceeded`] when it
+    /// does not fit.
+    pub async fn reserve(
+        &self,
+        owner: &str,
+        quota: u64,
+        id: &SandboxId,
+    ) -> Result<crate::quota::Reservation> {
+        self.quota.reserve(owner, quota, id).await
+    }
+
     /// Kills every process of the sandbox but its init (the agent); how many were killed.
     pub async fn kill_processes(&self, id: &SandboxId) -> Result<usize> {
         Ok(self.manager.kill_processes(id).await?)

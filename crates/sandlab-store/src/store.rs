@@ -300,8 +300,8 @@ pub trait Store: RecordStore + LeaseStore {
     /// (`None`: no runner); whether it did. `false` also for an unknown session.
     async fn take_lab_session(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool>;
     /// Compare-and-swap of a session's owner (a warm session handed to a learner): sets
-    /// owner, creation time and deadline only while `from` owns it and `runner` runs it;
-    /// whether it did. Nothing else of the record changes.
+    /// owner, creation time and deadline only while `from` owns it, `runner` runs it and it
+    /// is `ready`; whether it did. Nothing else of the record changes.
     async fn hand_over_lab_session(&self, id: &str, hand: &HandOver<'_>) -> Result<bool>;
     /// Records that `user` did checked task `task` of `lab` (idempotent).
     async fn mark_task_done(&self, user: &str, lab: &str, task: &str) -> Result<()>;

@@ -344,6 +344,12 @@ mod cluster_playground {
             r.text()
         );
         let id = r.json()["id"].as_str().unwrap().to_owned();
+        // The refill brings the next cluster up at once; a restart without the pool
+        // removes it (half set up) while the learner's cluster carries on, so it does not
+        // take the CPUs from the checks below.
+        server.kill9();
+        server.set_config("");
+        server.restart();
         let path = format!("/api/v1/sessions/{id}");
         let mut session = serde_json::Value::Null;
         let ready = wait_until(Duration::from_secs(240), || {
@@ -397,14 +403,11 @@ mod cluster_playground {
             })
         });
         assert!(green, "the step's check never turned green: {last}");
-        // The refill's cluster (half set up, most likely) is not wanted without the pool:
-        // a restart without it removes it.
-        server.kill9();
-        server.set_config("");
-        server.restart();
         let r = api.call(Method::DELETE, &path, None);
         assert!(r.status.is_success(), "{}", r.text());
-        let warm = wait_until(Duration::from_secs(60), || {
+        // A refill node that ran but was not yet named by its session goes once it is
+        // two minutes old.
+        let warm = wait_until(Duration::from_secs(180), || {
             let r = server
                 .admin
                 .call(Method::GET, "/api/v1/sandboxes", None)

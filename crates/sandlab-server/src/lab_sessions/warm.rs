@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sandlab_core::SandboxId;
+use sandlab_core::{SandboxId, SandboxState};
 use sandlab_lab::Lab;
 use sandlab_runtime::manager::now_ms;
 use sandlab_store::{HandOver, LabSessionState};
@@ -37,10 +37,17 @@ use crate::config::LabPool;
 use crate::metrics as m;
 use crate::pool::Owner;
 
-/// How long a warm session waits to be claimed before it is replaced. The nodes' records
-/// carry the same deadline, well before the sandbox pool's claim margin (an hour short of
-/// a day) would refuse them.
+/// The deadline of a warm session and of its nodes' records (what reconciliation goes by
+/// if the server never comes back).
 pub(super) const WARM_TTL: Duration = Duration::from_secs(20 * 3600);
+/// A parked session is replaced this long before its deadline: the sandbox pool's claim
+/// refuses a node within an hour of its record's deadline.
+const PARK_MARGIN: Duration = Duration::from_secs(2 * 3600);
+/// A warm node no open session names is a leftover once it is this old (a set-up names
+/// each node the moment it runs) or failed: the leader removes it.
+const STRAY_GRACE: Duration = Duration::from_secs(120);
+/// How often the leader looks for such nodes.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How often the refill looks at its pools when nothing wakes it (a lab that appeared or
 /// changed in the catalogue).
 const REFILL_TICK: Duration = Duration::from_secs(2);
@@ -74,6 +81,8 @@ pub(super) struct WarmSessions {
     ready: Mutex<HashMap<String, VecDeque<String>>>,
     /// Woken when a warm session is claimed or ends, so the refill tops its pool up.
     wake: Notify,
+    /// When the leader last looked for stray warm nodes.
+    swept: Mutex<Option<std::time::Instant>>,
 }
 
 impl WarmSessions {
@@ -86,6 +95,7 @@ impl WarmSessions {
             pools,
             ready: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            swept: Mutex::new(None),
         }
     }
 
@@ -115,6 +125,16 @@ impl WarmSessions {
         Self::gauge(lab, q);
     }
 
+    /// Puts `id` back at the head of `lab`'s queue (a claim that could not go on).
+    fn push_front(&self, lab: &str, id: &str) {
+        let mut map = self.lock();
+        let q = map.entry(lab.to_owned()).or_default();
+        if !q.iter().any(|x| x == id) {
+            q.push_front(id.to_owned());
+        }
+        Self::gauge(lab, q);
+    }
+
     fn pop(&self, lab: &str) -> Option<String> {
         let mut map = self.lock();
         let q = map.get_mut(lab)?;
@@ -132,6 +152,17 @@ impl WarmSessions {
             }
         }
         self.wake.notify_one();
+    }
+
+    /// Whether the stray warm nodes are to be looked for now: at once the first time (a
+    /// restart), then every [`SWEEP_EVERY`].
+    pub(super) fn sweep_due(&self) -> bool {
+        let mut last = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// The ids parked for `lab` (tests and reports).
@@ -174,17 +205,32 @@ impl LabSessions {
         live.cancel.cancel();
         self.warm.remove(&live.record().id);
         let me = self.clone();
-        tokio::spawn(async move { me.end(&live, reason).await });
+        tokio::spawn(async move { me.end_warm(&live, reason).await });
+    }
+
+    /// Ends warm session `live` and forgets its record: nobody was ever handed it, so
+    /// there is no history to keep (a pool that keeps failing would otherwise leave a
+    /// record per try).
+    async fn end_warm(&self, live: &Arc<Live>, reason: &str) {
+        let id = live.record().id;
+        tracing::info!(session = %id, reason, "ending a warm session");
+        self.end(live, reason).await;
+        if let Err(e) = self.store.delete_lab_session(&id).await {
+            tracing::warn!(session = %id, error = %sandlab_core::error_chain(&e), "could not delete an ended warm session");
+        }
     }
 
     /// Hands a parked warm session of `lab` to `owner` with `ttl` from now: its nodes
-    /// first (each a compare-and-swap from the pool owner), then the session's record,
-    /// with the owner's done tasks done unless `fresh`. `None` when none is parked (or
-    /// none could be handed over: those are ended).
+    /// first (each counted against `quota` before it is claimed by a compare-and-swap from
+    /// the pool owner), then the session's record (a compare-and-swap of its owner, while
+    /// it is ready and this replica runs it), with the owner's done tasks done unless
+    /// `fresh`. `None` when none is parked (or none could be handed over: those are
+    /// ended); the quota's error when the nodes do not fit (the session stays parked).
     pub(super) async fn claim_warm(
         self: &Arc<Self>,
         lab: &Lab,
         owner: &str,
+        quota: u64,
         ttl: Duration,
         fresh: bool,
     ) -> Result<Option<Arc<Live>>> {
@@ -214,6 +260,21 @@ impl LabSessions {
                 // Set up for the lab as it was before an edit.
                 self.retire(live, "The lab changed.");
                 continue;
+            }
+            // Every node counts against the owner's quota before the first is claimed, so
+            // two starts at once cannot both fit.
+            let mut reserved = Vec::new();
+            for n in &rec.nodes {
+                let Ok(sb) = n.sandbox.parse::<SandboxId>() else {
+                    continue;
+                };
+                match self.sandboxes.reserve(owner, quota, &sb).await {
+                    Ok(r) => reserved.push(r),
+                    Err(e) => {
+                        self.warm.push_front(&lab.slug, &id);
+                        return Err(e.into());
+                    }
+                }
             }
             let mut handed = true;
             for n in &rec.nodes {
@@ -247,6 +308,8 @@ impl LabSessions {
             // Its nodes are the owner's now; unless the record follows, the session cannot
             // be trusted either way, so it goes.
             match self.store.hand_over_lab_session(&id, &hand).await {
+                // Ended meanwhile (an admin, the lab's change): its nodes go with it.
+                Ok(true) if live.cancel.is_cancelled() => continue,
                 Ok(true) => {}
                 Ok(false) => {
                     // Another replica took it over (it thought this one dead).
@@ -268,6 +331,7 @@ impl LabSessions {
             *live.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now() + ttl;
             live.checker.grant(&done);
             self.save(&live).await;
+            drop(reserved);
             self.sandboxes.update_live().await;
             live.moved.notify_one();
             metrics::histogram!(m::LAB_POOL_CLAIM_SECONDS, "lab" => lab.slug.clone())
@@ -292,12 +356,13 @@ impl LabSessions {
                 return true;
             }
             let at = *live.deadline.lock().unwrap_or_else(|p| p.into_inner());
+            let at = at.checked_sub(PARK_MARGIN).unwrap_or(at);
             tokio::select! {
                 _ = live.moved.notified() => {}
                 _ = tokio::time::sleep_until(at) => {
                     if warm_lab(&live.record().owner).is_some() {
                         self.warm.remove(&rec.id);
-                        self.end(live, "The warm session was not claimed in time.").await;
+                        self.end_warm(live, "The warm session was not claimed in time.").await;
                         return false;
                     }
                 }
@@ -334,6 +399,9 @@ impl LabSessions {
                 let Some(lab) = catalogue.iter().find(|l| l.slug == pool.lab) else {
                     if missing.insert(pool.lab.clone()) {
                         tracing::warn!(lab = %pool.lab, "[[lab_pool]] names a lab the catalogue does not have; its pool stays empty until it does");
+                    }
+                    for live in self.warm_of(&pool.lab) {
+                        self.retire(live, "The lab is gone from the catalogue.");
                     }
                     continue;
                 };
@@ -378,6 +446,48 @@ impl LabSessions {
                 _ = stop.cancelled() => return,
             }
         }
+    }
+
+    /// Removes the warm nodes (`pool:lab:*` sandboxes) that no open session names: left by
+    /// a crash between a node's create and its session naming it, or by a removal that
+    /// failed. A failed one goes at once, a running one once it is [`STRAY_GRACE`] old
+    /// (younger, it may be a set-up's that is about to name it); one being made is
+    /// reconciliation's. How many went.
+    pub(super) async fn sweep_warm_nodes(self: &Arc<Self>) -> Result<usize> {
+        let named: HashSet<String> = self
+            .store
+            .open_lab_sessions(None)
+            .await?
+            .into_iter()
+            .flat_map(|s| s.nodes.into_iter().map(|n| n.sandbox))
+            .collect();
+        let records = self
+            .sandboxes
+            .manager()
+            .list()
+            .await
+            .map_err(crate::sandboxes::SandboxError::from)?;
+        let now = now_ms();
+        let mut removed = 0;
+        for rec in records {
+            if rec.owner.as_deref().and_then(warm_lab).is_none() || named.contains(rec.id.as_str())
+            {
+                continue;
+            }
+            let stray = match rec.state {
+                SandboxState::Failed => true,
+                SandboxState::Running => {
+                    now.saturating_sub(rec.created_at_ms) > STRAY_GRACE.as_millis() as u64
+                }
+                _ => false,
+            };
+            if stray {
+                tracing::info!(sandbox.id = %rec.id, state = %rec.state, "removing a warm node no session names");
+                let _ = self.sandboxes.remove_detached(&rec.id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Sets one warm session of `lab` up and waits until it is parked; the reason when it

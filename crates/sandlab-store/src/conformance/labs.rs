@@ -209,6 +209,19 @@ pub(super) async fn a_warm_session_is_handed_to_one_owner(c: Ctx) {
     let store = c.store.as_ref();
     let mut warm = session("ls-warm", "pool:lab:git-basics", 1);
     warm.runner = Some("boot/1/1".into());
+    store.put_lab_session(&warm).await.unwrap();
+    // Not while it is still being set up.
+    let starting = HandOver {
+        from: "pool:lab:git-basics",
+        to: "usr-a",
+        runner: "boot/1/1",
+        created_at_ms: 50,
+        deadline_ms: 90,
+    };
+    assert!(!store
+        .hand_over_lab_session("ls-warm", &starting)
+        .await
+        .unwrap());
     warm.state = LabSessionState::Ready;
     store.put_lab_session(&warm).await.unwrap();
     let hand = |to: &'static str, runner: &'static str| HandOver {

@@ -50,7 +50,7 @@ pub(super) async fn take(
 pub(super) async fn hand_over(s: &PostgresStore, id: &str, hand: &HandOver<'_>) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE lab_sessions SET owner = $1, created_at = $2, deadline = $3 \
-         WHERE id = $4 AND owner = $5 AND runner = $6",
+         WHERE id = $4 AND owner = $5 AND runner = $6 AND state = 'ready'",
     )
     .bind(hand.to)
     .bind(hand.created_at_ms)

@@ -41,7 +41,7 @@ pub(super) async fn take(s: &SqliteStore, id: &str, from: Option<&str>, to: &str
 pub(super) async fn hand_over(s: &SqliteStore, id: &str, hand: &HandOver<'_>) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE lab_sessions SET owner = ?, created_at = ?, deadline = ? \
-         WHERE id = ? AND owner = ? AND runner = ?",
+         WHERE id = ? AND owner = ? AND runner = ? AND state = 'ready'",
     )
     .bind(hand.to)
     .bind(hand.created_at_ms)

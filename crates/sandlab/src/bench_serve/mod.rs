@@ -71,7 +71,8 @@ pub struct ExecuteArgs {
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// Rounds (each starts the baseline lab and the one- and two-node cluster labs).
+    /// Rounds (each starts the baseline lab and the one- and two-node cluster labs; then
+    /// as many starts of the warm two-node lab).
     #[arg(short, long, default_value_t = 5)]
     n: usize,
 }

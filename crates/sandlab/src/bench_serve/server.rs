@@ -350,6 +350,12 @@ fn bench_config(
             .with_context(|| format!("cannot read {}", p.display()))?,
         None => toml::Table::new(),
     };
+    // No warm execution sandboxes unless the bench asks for them (`bench execute`): they
+    // would start beside what is timed and be left behind when the server stops.
+    let mut server = server;
+    server
+        .entry("execute_pool")
+        .or_insert_with(|| toml::Value::Integer(0));
     if !server.is_empty() {
         let section = table
             .entry("server")

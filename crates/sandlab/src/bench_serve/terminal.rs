@@ -125,7 +125,7 @@ fn report(id: &str, n: usize, mib: u64, rtt: &[Duration], cat: &Cat) {
     );
 }
 
-async fn send(ws: &mut Socket, bytes: &[u8]) -> anyhow::Result<()> {
+pub(super) async fn send(ws: &mut Socket, bytes: &[u8]) -> anyhow::Result<()> {
     ws.send(Message::binary(bytes.to_vec()))
         .await
         .context("cannot write to the terminal")
@@ -148,7 +148,7 @@ async fn frame(ws: &mut Socket) -> anyhow::Result<bytes::Bytes> {
 }
 
 /// Reads until `needle` has been seen, also across frames; returns the bytes read.
-async fn read_until(ws: &mut Socket, needle: &[u8]) -> anyhow::Result<u64> {
+pub(super) async fn read_until(ws: &mut Socket, needle: &[u8]) -> anyhow::Result<u64> {
     let k = needle.len().saturating_sub(1);
     let mut carry: Vec<u8> = Vec::new();
     let mut total = 0u64;

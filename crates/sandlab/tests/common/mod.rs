@@ -197,7 +197,6 @@ pub fn processes_of(id: &str) -> Vec<u32> {
     pids
 }
 
-/// The stored record of sandbox `id` (from `sandlab sandbox inspect`), if there is one.
 /// The sandbox id of node `name` in a lab session as the API shows it.
 pub fn session_node(session: &serde_json::Value, name: &str) -> String {
     session["nodes"]
@@ -210,6 +209,7 @@ pub fn session_node(session: &serde_json::Value, name: &str) -> String {
         .to_owned()
 }
 
+/// The stored record of sandbox `id` (from `sandlab sandbox inspect`), if there is one.
 pub fn record(data: &Path, id: &str) -> Option<serde_json::Value> {
     records(data)
         .into_iter()
