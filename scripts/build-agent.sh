@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the static sandlab-agent (glibc linked with +crt-static; the toolchain has no
-# musl target). The explicit --target keeps RUSTFLAGS away from build scripts and
-# proc macros. Output: target/x86_64-unknown-linux-gnu/release/sandlab-agent
+# Builds the static sandlab-agent, and the static sandlab-netpol the `kubernetes` image
+# holds (glibc linked with +crt-static; the toolchain has no musl target). The explicit
+# --target keeps RUSTFLAGS away from build scripts and proc macros. Output:
+# target/x86_64-unknown-linux-gnu/release/sandlab-agent and .../sandlab-netpol
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -15,16 +16,18 @@ CARGO_PROFILE_RELEASE_STRIP=symbols \
 CARGO_PROFILE_RELEASE_DEBUG=false \
 CARGO_PROFILE_RELEASE_LTO=true \
 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-    cargo build --release -p sandlab-agent --target "$target" "$@"
+    cargo build --release -p sandlab-agent -p sandlab-netpol --target "$target" "$@"
 
 # A static executable has no program interpreter (PT_INTERP) and no dynamic deps.
-if readelf -l "$out" | grep -q 'INTERP'; then
-    echo "error: $out has a program interpreter; it is not static" >&2
-    exit 1
-fi
-if readelf -d "$out" 2>/dev/null | grep -q 'NEEDED'; then
-    echo "error: $out needs shared libraries" >&2
-    exit 1
-fi
+for bin in "$out" "target/$target/release/sandlab-netpol"; do
+    if readelf -l "$bin" | grep -q 'INTERP'; then
+        echo "error: $bin has a program interpreter; it is not static" >&2
+        exit 1
+    fi
+    if readelf -d "$bin" 2>/dev/null | grep -q 'NEEDED'; then
+        echo "error: $bin needs shared libraries" >&2
+        exit 1
+    fi
+done
 file "$out" 2>/dev/null || true
 echo "static agent: $out ($(stat -c %s "$out") bytes)"

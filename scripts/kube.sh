@@ -927,6 +927,10 @@ cmd_context() {
   for b in sandlab-cluster sandlab-registry runc-userns; do
     install -m 0755 "images/kubernetes/$b" "$tmp/$b"
   done
+  # The NetworkPolicy agent, static like the sandbox agent (scripts/build-agent.sh).
+  local netpol=target/x86_64-unknown-linux-gnu/release/sandlab-netpol
+  [ -x "$netpol" ] || die "$netpol is missing: run scripts/build-agent.sh first."
+  install -m 0755 "$netpol" "$tmp/sandlab-netpol"
   # kubeadm's own list, e.g. registry.k8s.io/etcd:3.6.5-0; our etcd and CoreDNS are the
   # versions built here, and their tags say so (kubeadm is told them).
   images=$("$BIN/kubeadm" config images list --kubernetes-version "$(mod_version tests/kube/k8s/go.mod k8s.io/kubernetes)" 2>/dev/null) \

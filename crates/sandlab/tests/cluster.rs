@@ -1,6 +1,7 @@
 //! Cluster playgrounds (issue 17): a lab with `cluster: kubernetes` gets a kubeadm cluster
 //! on its `machine` nodes before its tasks run. One node: deploy nginx, expose it, curl
-//! the Service from the node. Then what a cluster adds to a machine is attacked from
+//! the Service from the node, then let only some Pods reach it with a NetworkPolicy (the
+//! node's `sandlab-netpol` enforces it). Then what a cluster adds to a machine is attacked from
 //! inside, the verdict read from the host: a privileged Pod with the node's `/` mounted
 //! and the host's network, PID and IPC namespaces writes a canary, looks for the host's
 //! processes and interfaces, and tries to load a module; none of it reaches the host.
@@ -82,6 +83,29 @@ tasks:
     needs: [expose]
     run: grep -q 'Welcome to nginx' /root/by-name.html
     solve: kubectl exec deploy/web -- wget -qO- http://web.default.svc.cluster.local/ > /root/by-name.html
+  policy:
+    needs: [dns]
+    run: |
+      kubectl get networkpolicy web-friends >/dev/null &&
+        ! kubectl exec client -- timeout 3 wget -q -O /dev/null http://web/ &&
+        kubectl exec friend -- timeout 10 wget -q -O /dev/null http://web/
+    solve: |
+      kubectl run client --image=busybox --restart=Never -- sleep 3600
+      kubectl run friend --image=busybox --restart=Never --labels=role=friend -- sleep 3600
+      kubectl wait --for=condition=Ready pod/client pod/friend --timeout=120s
+      # Both reach the Service before the policy: what stops one after it is the policy.
+      kubectl exec client -- timeout 10 wget -q -O /dev/null http://web/
+      kubectl exec friend -- timeout 10 wget -q -O /dev/null http://web/
+      kubectl apply -f - <<'YAML'
+      apiVersion: networking.k8s.io/v1
+      kind: NetworkPolicy
+      metadata: {name: web-friends}
+      spec:
+        podSelector: {matchLabels: {app: web}}
+        ingress:
+        - from: [{podSelector: {matchLabels: {role: friend}}}]
+          ports: [{port: 80}]
+      YAML
 ---
 Deploy, expose, resolve.
 "#;
@@ -140,6 +164,27 @@ mod cluster_playground {
             "the one-node cluster lab did not pass:\n{text}"
         );
         let node = &nodes.ids[0];
+
+        // The policy is the node's nftables table: nginx's Pods are isolated for ingress.
+        let out = exec(
+            &data,
+            node,
+            "nft list set inet sandlab_netpol isolated_in; kubectl get pods -l app=web -o jsonpath='{.items[*].status.podIP}'",
+        );
+        let listing = out.stdout_text();
+        let web_ips: Vec<&str> = listing
+            .lines()
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        assert_eq!(web_ips.len(), 2, "{listing}\n{}", out.stderr_text());
+        for ip in web_ips {
+            assert!(
+                listing.contains(&format!("{ip},")) || listing.contains(&format!("{ip} ")),
+                "{ip} is not isolated:\n{listing}"
+            );
+        }
 
         // kubectl works for root, the node is Ready and the control plane runs as static Pods.
         let out = exec(
