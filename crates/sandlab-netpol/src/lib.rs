@@ -73,12 +73,13 @@ pub struct Pod {
 }
 
 impl Pod {
-    /// The Pod an API object describes; `None` for one that is not a Pod, has finished
-    /// (its address may be another's now) or is being deleted.
+    /// The Pod an API object describes; `None` for one that is not a Pod or has finished
+    /// (its address may be another's now). A Pod being deleted still runs until its
+    /// grace period ends, and stays as it was until its object is gone.
     pub fn from_json(v: &Value) -> Option<Pod> {
         let meta = &v["metadata"];
         let phase = v["status"]["phase"].as_str().unwrap_or("");
-        if matches!(phase, "Succeeded" | "Failed") || !meta["deletionTimestamp"].is_null() {
+        if matches!(phase, "Succeeded" | "Failed") {
             return None;
         }
         let mut ports = Vec::new();
@@ -171,8 +172,9 @@ enum Op {
 
 impl Selector {
     /// The selector `v` describes; `None` when it cannot be understood (an unknown
-    /// operator): such a selector selects nothing, which fails closed for the Pods it
-    /// would isolate and open for none.
+    /// operator, which the API server refuses, so only a newer API's objects): such a
+    /// selector selects nothing. As a peer that allows nobody; as a policy's Pod selector
+    /// it isolates nobody, so the policy is not enforced (it could only be guessed at).
     fn parse(v: &Value) -> Option<Selector> {
         let mut exprs = Vec::new();
         for e in v["matchExpressions"].as_array().into_iter().flatten() {
@@ -222,6 +224,13 @@ pub struct Net {
 }
 
 impl Net {
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.addr)
+    }
+
     fn parse(s: &str) -> Option<Net> {
         let (a, p) = s.split_once('/')?;
         let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
@@ -529,7 +538,17 @@ fn allow(
                         let e: Vec<String> = except.iter().map(ToString::to_string).collect();
                         let _ = write!(m, "{them} != {{ {} }} ", e.join(", "));
                     }
-                    peers.push((m, Vec::new()));
+                    // A named port is the port of the Pod that has the address.
+                    let inside: Vec<&Pod> = state
+                        .pods
+                        .iter()
+                        .filter(|p| {
+                            p.addressed().is_some_and(|a| {
+                                cidr.contains(a) && !except.iter().any(|e| e.contains(a))
+                            })
+                        })
+                        .collect();
+                    peers.push((m, inside));
                 }
             }
         }

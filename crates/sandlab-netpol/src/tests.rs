@@ -247,6 +247,35 @@ fn selectors_follow_the_apis_operators_and_fail_closed() {
 }
 
 #[test]
+fn a_terminating_pod_stays_isolated_and_a_named_port_behind_an_ip_block_resolves() {
+    let mut leaving = pod("team", "web", "node01", "10.244.1.5", json!({"app": "web"}));
+    leaving["metadata"]["deletionTimestamp"] = json!("2026-12-07T21:00:00Z");
+    let deny = policy(
+        "team",
+        "deny",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    let rules = ruleset("node01", &state(&[leaving], &namespaces(), &[deny]));
+    assert_eq!(set(&rules, "isolated_in"), ["10.244.1.5"]);
+    // Egress to a block, on a port named by the Pods inside it (`ops/probe` only).
+    let out = policy(
+        "team",
+        "out",
+        json!({
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.244.0.0/24", "except": ["10.244.0.7/32"]}}],
+                        "ports": [{"protocol": "UDP", "port": "dns"}]}]
+        }),
+    );
+    let rules = ruleset("node01", &state(&pods(), &namespaces(), &[out]));
+    assert_eq!(
+        chain(&rules, "egress"),
+        ["ip saddr 10.244.1.5 ip daddr 10.244.0.9 udp dport 5353"]
+    );
+}
+
+#[test]
 fn finished_and_host_network_pods_take_no_part() {
     let mut done = pod("team", "job", "node01", "10.244.1.9", json!({"app": "web"}));
     done["status"]["phase"] = json!("Succeeded");

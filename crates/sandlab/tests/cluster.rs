@@ -86,9 +86,10 @@ tasks:
   policy:
     needs: [dns]
     run: |
-      kubectl get networkpolicy web-friends >/dev/null &&
-        ! kubectl exec client -- timeout 3 wget -q -O /dev/null http://web/ &&
-        kubectl exec friend -- timeout 10 wget -q -O /dev/null http://web/
+      kubectl get networkpolicy web-friends >/dev/null || exit 1
+      # Dropped: the request times out (timeout's 143), not any other failure.
+      kubectl exec client -- timeout 3 wget -q -O /dev/null http://web/; [ $? = 143 ] || exit 1
+      kubectl exec friend -- timeout 10 wget -q -O /dev/null http://web/
     solve: |
       kubectl run client --image=busybox --restart=Never -- sleep 3600
       kubectl run friend --image=busybox --restart=Never --labels=role=friend -- sleep 3600
@@ -166,25 +167,22 @@ mod cluster_playground {
         let node = &nodes.ids[0];
 
         // The policy is the node's nftables table: nginx's Pods are isolated for ingress.
-        let out = exec(
+        let set = exec(&data, node, "nft list set inet sandlab_netpol isolated_in").stdout_text();
+        let isolated: Vec<&str> = set
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("elements = { "))
+            .map(|e| e.trim_end_matches(" }").split(", ").collect())
+            .unwrap_or_default();
+        let web = exec(
             &data,
             node,
-            "nft list set inet sandlab_netpol isolated_in; kubectl get pods -l app=web -o jsonpath='{.items[*].status.podIP}'",
-        );
-        let listing = out.stdout_text();
-        let web_ips: Vec<&str> = listing
-            .lines()
-            .last()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        assert_eq!(web_ips.len(), 2, "{listing}\n{}", out.stderr_text());
-        for ip in web_ips {
-            assert!(
-                listing.contains(&format!("{ip},")) || listing.contains(&format!("{ip} ")),
-                "{ip} is not isolated:\n{listing}"
-            );
-        }
+            "kubectl get pods -l app=web -o jsonpath='{.items[*].status.podIP}'",
+        )
+        .stdout_text();
+        let mut web: Vec<&str> = web.split_whitespace().collect();
+        web.sort_unstable();
+        assert_eq!(web.len(), 2, "{web:?}");
+        assert_eq!(isolated, web, "{set}");
 
         // kubectl works for root, the node is Ready and the control plane runs as static Pods.
         let out = exec(
