@@ -31,6 +31,9 @@ const REAPPLY: Duration = Duration::from_secs(30);
 /// Pause before a kind is listed again after its watch ended or its listing failed.
 const RESTART: Duration = Duration::from_secs(1);
 
+/// What the engine follows.
+const KINDS: [Kind; 3] = [Kind::Pods, Kind::Namespaces, Kind::Policies];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Pods,
@@ -74,7 +77,7 @@ fn main() {
         }
     };
     let (tx, rx) = channel();
-    for kind in [Kind::Pods, Kind::Namespaces, Kind::Policies] {
+    for kind in KINDS {
         let tx = tx.clone();
         std::thread::spawn(move || follow(kind, &tx));
     }
@@ -105,7 +108,7 @@ fn main() {
             pending = Some((pending.map_or(now, |(first, _)| first), now));
         }
         // Nothing is enforced before every kind has been listed once.
-        if objects.len() < 3 {
+        if objects.len() < KINDS.len() {
             continue;
         }
         let due = match (pending, &applied) {

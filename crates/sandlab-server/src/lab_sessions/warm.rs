@@ -116,21 +116,17 @@ impl WarmSessions {
         metrics::gauge!(m::LAB_POOL_READY, "lab" => lab.to_owned()).set(q.len() as f64);
     }
 
-    fn push(&self, lab: &str, id: &str) {
+    /// Queues `id` for `lab` once: at the tail, or at the head (`first`: a claim that could
+    /// not go on puts it back).
+    fn push(&self, lab: &str, id: &str, first: bool) {
         let mut map = self.lock();
         let q = map.entry(lab.to_owned()).or_default();
         if !q.iter().any(|x| x == id) {
-            q.push_back(id.to_owned());
-        }
-        Self::gauge(lab, q);
-    }
-
-    /// Puts `id` back at the head of `lab`'s queue (a claim that could not go on).
-    fn push_front(&self, lab: &str, id: &str) {
-        let mut map = self.lock();
-        let q = map.entry(lab.to_owned()).or_default();
-        if !q.iter().any(|x| x == id) {
-            q.push_front(id.to_owned());
+            if first {
+                q.push_front(id.to_owned());
+            } else {
+                q.push_back(id.to_owned());
+            }
         }
         Self::gauge(lab, q);
     }
@@ -184,11 +180,6 @@ impl LabSessions {
             })
             .cloned()
             .collect()
-    }
-
-    /// How many warm sessions of `lab` are parked here now.
-    pub fn warm_ready(&self, lab: &str) -> usize {
-        self.warm.parked(lab).len()
     }
 
     /// Whether one more warm session of `lab` is wanted here (its pool is not full).
@@ -271,7 +262,7 @@ impl LabSessions {
                 match self.sandboxes.reserve(owner, quota, &sb).await {
                     Ok(r) => reserved.push(r),
                     Err(e) => {
-                        self.warm.push_front(&lab.slug, &id);
+                        self.warm.push(&lab.slug, &id, true);
                         return Err(e.into());
                     }
                 }
@@ -350,7 +341,7 @@ impl LabSessions {
         let Some(lab) = warm_lab(&rec.owner) else {
             return true;
         };
-        self.warm.push(&lab, &rec.id);
+        self.warm.push(&lab, &rec.id, false);
         loop {
             if warm_lab(&live.record().owner).is_none() {
                 return true;
@@ -551,10 +542,13 @@ mod tests {
         }]);
         assert_eq!(warm.size("a"), 2);
         assert_eq!(warm.size("b"), 0);
-        warm.push("a", "ls-1");
-        warm.push("a", "ls-2");
-        warm.push("a", "ls-1");
+        warm.push("a", "ls-1", false);
+        warm.push("a", "ls-2", false);
+        warm.push("a", "ls-1", false);
         assert_eq!(warm.parked("a"), ["ls-1", "ls-2"]);
+        warm.push("a", "ls-0", true);
+        assert_eq!(warm.parked("a"), ["ls-0", "ls-1", "ls-2"]);
+        assert_eq!(warm.pop("a").as_deref(), Some("ls-0"));
         warm.remove("ls-2");
         assert_eq!(warm.pop("a").as_deref(), Some("ls-1"));
         assert_eq!(warm.pop("a"), None);
