@@ -63,6 +63,8 @@ pub struct ContainerDriver {
     /// Host uid ranges, one per sandbox; `None` when this data dir's filesystem cannot
     /// do idmapped mounts (every sandbox then shares the image range).
     uid_ranges: Option<Slots>,
+    /// Network namespaces made ahead for standard sandboxes (started by `warm_up`).
+    netns_spares: std::sync::Arc<netns::Spares>,
     pub(crate) agent: PathBuf,
     firewall: OnceCell<()>,
     /// Egress sandboxes made before slots were host-wide have been given their slot files.
@@ -142,6 +144,7 @@ impl ContainerDriver {
             agent,
             firewall: OnceCell::new(),
             legacy_slots: OnceCell::new(),
+            netns_spares: std::sync::Arc::default(),
         })
     }
 
@@ -159,13 +162,14 @@ impl ContainerDriver {
         }
     }
 
-    /// Starts preparing the native runtime's launchers now rather than at the first
-    /// create: a server keeps a pool (`pool`), a command that creates one sandbox
-    /// prepares one while it opens its database.
+    /// Starts preparing the native runtime's launchers and standard sandboxes' network
+    /// namespaces now rather than at the first create: a server keeps pools (`pool`), a
+    /// command that creates one sandbox prepares one of each while it opens its database.
     pub fn warm_up(&self, pool: bool) {
         if let Some(native) = &self.native {
             native.start_seeding(pool);
         }
+        self.netns_spares.start(pool);
     }
 
     /// Whether the OCI runtime (not the native one) started sandbox `id`: it keeps state.
@@ -289,7 +293,11 @@ impl ContainerDriver {
         // The netns (with its veth pair for egress) is made on its own thread while the
         // filesystem is prepared; a machine's is made later, inside its user namespace.
         let pending_netns = (!machine)
-            .then(|| netns::begin(id, egress_addrs))
+            .then(|| {
+                let spare = self.netns_spares.take();
+                tracing::debug!(sandbox.id = %id, spare = spare.is_some(), "network namespace");
+                netns::begin(id, egress_addrs, spare)
+            })
             .transpose()?;
         let egress_made = pending_netns.as_ref().is_some_and(|p| p.made());
         let volume =
@@ -926,24 +934,53 @@ fn shift(id: u32, from: u32, to: u32, size: u32) -> u32 {
 }
 
 /// Whether this data dir's filesystem can show the image through an idmapped mount, so
-/// that each sandbox can have its own host ids. Tried once at start on the images
-/// directory; a filesystem that cannot (some network filesystems) keeps the shared range,
-/// and says so.
+/// that each sandbox can have its own host ids. Tried on the images directory; a success is
+/// kept for the boot, filesystem and id range (`cache/idmap-probe`, so each command does
+/// not pay a user namespace and a mount for it), a failure is not (it may be passing: a
+/// user namespace budget full for a moment). A filesystem that cannot (some network
+/// filesystems) keeps the shared range, and says so.
 fn own_ranges_work(layout: &Layout, image: &IdMap) -> bool {
     if userns::range_count(image) < 2 {
         tracing::warn!("the runtime's id range leaves no room for per-sandbox ranges above it: every sandbox shares host uid {}", image.host_uid);
         return false;
     }
     let src = layout.data_dir.join("images");
+    let _ = std::fs::create_dir_all(&src);
+    let cache = layout.data_dir.join("cache").join("idmap-probe");
+    let key = probe_key(&src, image);
+    let known = key.as_ref().is_some_and(|key| {
+        std::fs::read_to_string(&cache)
+            .ok()
+            .and_then(|text| {
+                let (kept, answer) = text.trim().rsplit_once(' ')?;
+                Some(kept == key && answer == "yes")
+            })
+            .unwrap_or(false)
+    });
+    if known {
+        return true;
+    }
     let probe = layout
         .data_dir
         .join(format!(".idmap-probe-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&src);
     let result = std::fs::create_dir_all(&probe)
         .map_err(Error::io(&probe))
         .and_then(|()| userns::mount_idmapped(&src, &probe, image, &userns::range(image, 1)));
     let _ = mounts::unmount(&probe);
     let _ = std::fs::remove_dir(&probe);
+    if let Some(key) = key.filter(|_| result.is_ok()) {
+        // Best effort, written whole then renamed: a lost answer is only tried again.
+        let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+        let kept = cache
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, format!("{key} yes\n")))
+            .and_then(|()| std::fs::rename(&tmp, &cache));
+        if let Err(e) = kept {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!(error = %e, "cannot keep the idmapped-mount probe's answer");
+        }
+    }
     match result {
         Ok(()) => true,
         Err(e) => {
@@ -951,6 +988,22 @@ fn own_ranges_work(layout: &Layout, image: &IdMap) -> bool {
             false
         }
     }
+}
+
+/// What the idmapped-mount probe's answer holds for: this boot, the filesystem of `src`
+/// (its device and type) and the image's id range. `None` when the boot cannot be told.
+fn probe_key(src: &Path, image: &IdMap) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let dev = std::fs::metadata(src).ok()?.dev();
+    let kind = nix::sys::statfs::statfs(src).ok()?.filesystem_type().0;
+    Some(format!(
+        "{} {dev}:{kind:x} {}:{}:{}",
+        boot.trim(),
+        image.host_uid,
+        image.host_gid,
+        image.size
+    ))
 }
 
 /// Whether `pid` is a live (non-zombie) process in sandbox `id`'s cgroup.

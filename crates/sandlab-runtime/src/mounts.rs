@@ -99,19 +99,32 @@ pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> 
     for p in [lower, upper, work, target] {
         check_option_safe(p)?;
     }
+    // `volatile`: no write to the sandbox's root reaches the host's disk by force (its
+    // `sync` and `fsync` return at once, and unmounting does not flush it), so one
+    // sandbox cannot stall the disk of the others, and removal costs no btrfs commit. A
+    // sandbox does not outlive the host, so nothing it wrote is needed after a crash;
+    // the marker a crash leaves in the work directory would refuse a new mount of it.
+    // Kernels before 5.10 do not know the option (EINVAL): mounted without it there.
+    let _ = std::fs::remove_dir_all(work.join("work").join("incompat"));
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),
         upper.display(),
         work.display()
     );
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::MS_NODEV,
-        Some(opts.as_str()),
-    )
+    let overlay = |opts: &str| {
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::MS_NODEV,
+            Some(opts),
+        )
+    };
+    match overlay(&format!("{opts},volatile")) {
+        Err(nix::Error::EINVAL) => overlay(&opts),
+        other => other,
+    }
     .map_err(|e| Error::Io {
         path: target.to_owned(),
         source: e.into(),

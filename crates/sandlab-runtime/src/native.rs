@@ -92,7 +92,6 @@ impl Native {
         seeds: usize,
         data_dir: &std::path::Path,
     ) -> Native {
-        cgroups.sweep_seeds();
         Native {
             filter_cache: data_dir.join("cache").join("seccomp"),
             seeds: Arc::new(SeedPool {
@@ -119,11 +118,17 @@ impl Native {
                 self.seeds.state.lock().expect("seed lock").making += 1;
             }
             let pool = Arc::downgrade(&self.seeds);
+            let cgroups = self.cgroups.clone();
             let spawned = std::thread::Builder::new()
                 .name("sandlab-seeds".into())
-                .spawn(move || match keep {
-                    true => SeedPool::run(pool),
-                    false => SeedPool::make_one(pool),
+                .spawn(move || {
+                    // The cgroups of seeds whose process died with it (their names hold
+                    // its pid), off the path of a command that does not create.
+                    cgroups.sweep_seeds();
+                    match keep {
+                        true => SeedPool::run(pool),
+                        false => SeedPool::make_one(pool),
+                    }
                 });
             if let Err(e) = spawned {
                 if !keep {

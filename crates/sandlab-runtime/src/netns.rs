@@ -30,8 +30,13 @@ pub struct PendingNetns {
 
 /// Starts creating `/run/netns/<id>` with loopback up (idempotent), and, for `egress`,
 /// its veth pair with the slot's addresses and routes (`network::configure_egress`);
-/// [`PendingNetns::finish`] waits for it.
-pub fn begin(id: &SandboxId, egress: Option<SlotAddrs>) -> Result<PendingNetns> {
+/// [`PendingNetns::finish`] waits for it. A namespace made ahead of time (`spare`, from
+/// [`Spares::take`]) is used when given, else one is made here.
+pub fn begin(
+    id: &SandboxId,
+    egress: Option<SlotAddrs>,
+    spare: Option<OwnedFd>,
+) -> Result<PendingNetns> {
     let path = Layout::netns(id);
     std::fs::create_dir_all(NETNS_DIR).map_err(Error::io(NETNS_DIR))?;
     ensure_shared_dir()?;
@@ -55,8 +60,20 @@ pub fn begin(id: &SandboxId, egress: Option<SlotAddrs>) -> Result<PendingNetns> 
             )),
             None => None,
         };
-        // This thread owns the new namespace and ends right after; nothing else runs on it.
-        unshare(CloneFlags::CLONE_NEWNET)?;
+        // This thread enters the namespace and ends right after; nothing else runs on it.
+        match spare {
+            Some(ns) => {
+                // SAFETY: setns on a namespace descriptor we own, in a thread that ends
+                // next.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            None => {
+                unshare(CloneFlags::CLONE_NEWNET)?;
+                prepare_own()?;
+            }
+        }
         let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
         mount(
             Some(own.as_str()),
@@ -65,11 +82,6 @@ pub fn begin(id: &SandboxId, egress: Option<SlotAddrs>) -> Result<PendingNetns> 
             MsFlags::MS_BIND,
             None::<&str>,
         )?;
-        loopback_up()?;
-        write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
-        // The namespace belongs to the host's user namespace, so root inside lacks
-        // CAP_NET_BIND_SERVICE for it: open the low ports within this namespace only.
-        write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")?;
         if let Some((mut rtnl, host_ns, addrs)) = host {
             use std::os::fd::AsFd;
             crate::network::configure_egress(&mut rtnl, host_ns.as_fd(), &name, addrs)?;
@@ -81,6 +93,121 @@ pub fn begin(id: &SandboxId, egress: Option<SlotAddrs>) -> Result<PendingNetns> 
         path,
         thread: Some(thread),
     })
+}
+
+/// Makes the calling thread's (new, empty) network namespace a sandbox's: loopback up,
+/// ICMP datagram sockets for every group, and the low ports open inside it.
+fn prepare_own() -> std::io::Result<()> {
+    loopback_up()?;
+    write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+    // The namespace belongs to the host's user namespace, so root inside lacks
+    // CAP_NET_BIND_SERVICE for it: open the low ports within this namespace only.
+    write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+}
+
+/// How many spare namespaces a server keeps ready.
+const SPARES_KEPT: usize = 4;
+
+/// Network namespaces made ahead of time, each prepared as [`prepare_own`] does and held
+/// only by a descriptor of this process (nothing to clean up should it die), and each
+/// given to one sandbox: making one (the kernel's `setup_net`) is the costliest part of a
+/// standard sandbox's network, for `none` and `egress` alike (an egress sandbox's link
+/// and addresses are added once it is taken, as they depend on its slot).
+pub struct Spares {
+    state: std::sync::Mutex<SpareState>,
+    changed: std::sync::Condvar,
+    started: std::sync::Once,
+}
+
+impl Default for Spares {
+    fn default() -> Spares {
+        Spares {
+            state: std::sync::Mutex::default(),
+            changed: std::sync::Condvar::new(),
+            started: std::sync::Once::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct SpareState {
+    ready: Vec<OwnedFd>,
+}
+
+impl Spares {
+    /// Starts the filler thread (once): with `keep`, [`SPARES_KEPT`] are kept ready for as
+    /// long as the pool exists (a server); without, one is made for the one create to come
+    /// (a command).
+    pub fn start(self: &std::sync::Arc<Self>, keep: bool) {
+        self.started.call_once(|| {
+            let pool = std::sync::Arc::downgrade(self);
+            let spawned = std::thread::Builder::new()
+                .name("sandlab-netns".into())
+                .spawn(move || Spares::fill(&pool, if keep { SPARES_KEPT } else { 1 }, keep));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the netns thread; every create makes its own");
+            }
+        });
+    }
+
+    /// The filler thread: ends within a second of the pool's last owner.
+    fn fill(pool: &std::sync::Weak<Spares>, target: usize, keep: bool) {
+        loop {
+            {
+                let Some(this) = pool.upgrade() else { return };
+                let state = this.state.lock().expect("netns spares lock");
+                let (state, _) = this
+                    .changed
+                    .wait_timeout_while(state, std::time::Duration::from_secs(1), |s| {
+                        s.ready.len() >= target
+                    })
+                    .expect("netns spares lock");
+                if state.ready.len() >= target {
+                    continue;
+                }
+            }
+            match make_spare() {
+                Ok(ns) => {
+                    let Some(this) = pool.upgrade() else { return };
+                    let mut state = this.state.lock().expect("netns spares lock");
+                    state.ready.push(ns);
+                    if !keep && state.ready.len() >= target {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot make a spare network namespace");
+                    if !keep {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// A spare namespace, if one is ready (a create without one makes its own).
+    pub fn take(&self) -> Option<OwnedFd> {
+        let taken = self.state.lock().expect("netns spares lock").ready.pop();
+        if taken.is_some() {
+            self.changed.notify_all();
+        }
+        taken
+    }
+}
+
+/// A new network namespace prepared for a sandbox, held by its descriptor only. Made on a
+/// thread of its own, which enters it and ends right after.
+fn make_spare() -> std::io::Result<OwnedFd> {
+    std::thread::Builder::new()
+        .name("sandlab-netns-new".into())
+        .spawn(|| -> std::io::Result<OwnedFd> {
+            unshare(CloneFlags::CLONE_NEWNET)?;
+            prepare_own()?;
+            Ok(File::open("/proc/thread-self/ns/net")?.into())
+        })?
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the netns thread panicked")))
 }
 
 impl PendingNetns {

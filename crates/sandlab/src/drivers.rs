@@ -31,12 +31,19 @@ pub async fn from_config(cfg: &Config, usage: Use) -> anyhow::Result<Drivers> {
         let driver = sandlab_kube::KubeDriver::new(settings, &store).await?;
         return Ok(Drivers::one(Arc::new(driver)));
     }
-    let container = ContainerDriver::new(cfg.runtime.clone())?;
-    match usage {
-        Use::Manage => {}
-        Use::Create => container.warm_up(false),
-        Use::Serve => container.warm_up(true),
-    }
+    // Made on a blocking thread, so a caller that opens the store beside it (`manager`)
+    // has both at once: each takes a few milliseconds of a command's start.
+    let runtime = cfg.runtime.clone();
+    let container = tokio::task::spawn_blocking(move || {
+        let container = ContainerDriver::new(runtime)?;
+        match usage {
+            Use::Manage => {}
+            Use::Create => container.warm_up(false),
+            Use::Serve => container.warm_up(true),
+        }
+        Ok::<_, sandlab_runtime::Error>(container)
+    })
+    .await??;
     Ok(Drivers::one(Arc::new(container)))
 }
 

@@ -145,8 +145,11 @@ pub enum SandboxCommand {
 /// The runtime over the shared store: the CLI and `sandlab serve` keep sandbox records in
 /// the same database, so each sees (and reconciles) the other's sandboxes correctly.
 pub async fn manager(cfg: &Config, usage: crate::drivers::Use) -> anyhow::Result<SandboxManager> {
-    let drivers = crate::drivers::from_config(cfg, usage).await?;
-    let store = crate::store::open(cfg).await?;
+    let (drivers, store) = tokio::join!(
+        crate::drivers::from_config(cfg, usage),
+        crate::store::open(cfg)
+    );
+    let (drivers, store) = (drivers?, store?);
     Ok(SandboxManager::new(
         drivers,
         store.clone().records(),

@@ -540,3 +540,45 @@ fn root_inside_binds_privileged_ports_of_its_own_namespace() {
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
     assert!(out.stdout_text().contains("bound"));
 }
+
+/// A sandbox cannot make the host's disk flush for it: its root is a `volatile` overlay,
+/// so `sync` and `fsync` inside return at once and removal does not flush its writes. From
+/// inside: write and sync; from the host: the root's mount says `volatile`, and what was
+/// written is there.
+#[test]
+fn a_sandboxs_syncs_do_not_reach_the_hosts_disk() {
+    let data = data_dir();
+    let id = create(&data, &[]);
+    let out = exec(
+        &data,
+        &id,
+        "dd if=/dev/zero of=/written bs=1M count=8 conv=fsync status=none && sync && echo synced",
+    );
+    assert_eq!(out.stdout_text().trim(), "synced", "{}", out.stderr_text());
+    let root = std::fs::canonicalize(&data)
+        .unwrap()
+        .join("sandboxes")
+        .join(&id)
+        .join("rootfs");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(root.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no mount at {}", root.display()));
+    let (_, after) = line.split_once(" - ").unwrap();
+    let options = after.split(' ').nth(2).unwrap_or_default();
+    assert!(
+        // Newer kernels show the option as `fsync=volatile`.
+        options
+            .split(',')
+            .any(|o| o == "volatile" || o == "fsync=volatile"),
+        "the sandbox's root is mounted without volatile: {line}"
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("written"))
+            .map(|m| m.len())
+            .ok(),
+        Some(8 << 20)
+    );
+    rm(&data, &id);
+}

@@ -191,10 +191,10 @@ fn kill_9_of_run_at_any_point_leaves_nothing_after_reconcile() {
         })
         .collect();
     // A killed command's native seed exits when its socket closes; its cgroups stay
-    // until the next command sweeps them.
+    // until the next command that creates sweeps them.
     std::thread::sleep(Duration::from_millis(200));
     let seeds = empty_seed_cgroups();
-    let out = sandlab(&data, &["sandbox", "ls"]);
+    let out = sandlab(&data, &["run", "--", "true"]);
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
     let kept: Vec<_> = empty_seed_cgroups()
         .into_iter()
@@ -228,7 +228,7 @@ fn the_seed_sweep_spares_the_seeds_of_live_processes() {
         return;
     }
     let data = data_dir();
-    // Any command makes the driver, which makes the cgroup parents and sweeps.
+    // Any command makes the driver, which makes the cgroup parents.
     let out = sandlab(&data, &["sandbox", "ls"]);
     assert_eq!(out.code(), 0, "{}", out.stderr_text());
     let parent = Path::new("/sys/fs/cgroup/pids/sandlab");
@@ -241,7 +241,8 @@ fn the_seed_sweep_spares_the_seeds_of_live_processes() {
     for dir in [&live, &dead, &legacy] {
         std::fs::create_dir(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     }
-    let out = sandlab(&data, &["sandbox", "ls"]);
+    // A create sweeps before it makes its seed (a command that only lists does not).
+    let out = sandlab(&data, &["run", "--", "true"]);
     let (live_kept, dead_kept, legacy_kept) = (live.exists(), dead.exists(), legacy.exists());
     for dir in [&live, &dead, &legacy] {
         let _ = std::fs::remove_dir(dir);

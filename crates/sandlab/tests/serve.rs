@@ -267,3 +267,106 @@ fn concurrent_creates_all_succeed() {
         assert_gone(&data, id);
     }
 }
+
+/// A server keeps network namespaces made ahead of time; each is one sandbox's alone.
+/// Attacked from inside: one sandbox serves on its loopback and the others (made from the
+/// same pool, `none` and `egress`) try to reach it there; checked from the host: every
+/// sandbox's init is in a network namespace of its own, none the host's, and its
+/// sysctls are the ones a sandbox gets.
+#[test]
+fn sandboxes_from_the_spare_network_namespaces_share_nothing() {
+    let data = data_dir();
+    // The create says at debug level whether its namespace was a spare.
+    let server = Server::start_with(
+        &data,
+        common::server::Options {
+            config: None,
+            env: vec![(
+                "SANDLAB_LOG".into(),
+                "info,sandlab_runtime::container=debug".into(),
+            )],
+        },
+    );
+    let api = &server.admin;
+    let ids: Vec<String> = [
+        json!({}),
+        json!({}),
+        json!({"network": "egress"}),
+        json!({}),
+    ]
+    .into_iter()
+    .map(|body| api.create(body)["id"].as_str().expect("id").to_owned())
+    .collect();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let mut seen = Vec::new();
+    for id in &ids {
+        let ns = std::fs::read_link(format!("/proc/{}/ns/net", init_pid(id))).unwrap();
+        assert_ne!(ns, host, "{id} is in the host's network namespace");
+        assert!(
+            !seen.contains(&ns),
+            "{id} shares {ns:?} with another sandbox"
+        );
+        seen.push(ns);
+    }
+    let log = server.log();
+    let spares = ids
+        .iter()
+        .filter(|id| {
+            log.lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("spare=true"))
+        })
+        .count();
+    assert!(
+        spares >= 2,
+        "{spares} of the sandboxes got a spare namespace:\n{log}"
+    );
+    let serving = "for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:8765/ && { echo 200; break; }; sleep 0.1; done";
+    let server_side = api.sh(
+        &ids[0],
+        &format!(
+            "setsid -f python3 -m http.server --bind 127.0.0.1 8765 >/dev/null 2>&1; {serving}"
+        ),
+    );
+    assert_eq!(server_side["stdout"], "200\n", "{server_side}");
+    for id in &ids[1..] {
+        let r = api.sh(
+            id,
+            "curl -s -o /dev/null --max-time 2 http://127.0.0.1:8765/ && echo REACHED; \
+             ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | tr '\\n' ' '",
+        );
+        let text = r["stdout"].as_str().unwrap_or_default();
+        assert!(
+            !text.contains("REACHED"),
+            "{id} reached another sandbox's loopback: {r}"
+        );
+        let want = if id == &ids[2] { "eth0 lo" } else { "lo" };
+        assert_eq!(text.trim(), want, "{id}'s interfaces: {r}");
+    }
+    // It was there to be reached all along.
+    let still = api.sh(&ids[0], serving);
+    assert_eq!(still["stdout"], "200\n", "{still}");
+    // The namespace's own settings, read from the host inside it (inside, the sandbox's
+    // user namespace shows the group range through its id map).
+    for id in &ids {
+        let ns = format!("--net=/proc/{}/ns/net", init_pid(id));
+        let out = std::process::Command::new("nsenter")
+            .args([ns.as_str(), "cat"])
+            .args([
+                "/proc/sys/net/ipv4/ping_group_range",
+                "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.split_whitespace().collect::<Vec<_>>(),
+            ["0", "2147483647", "0"],
+            "{id}'s sysctls: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for id in &ids {
+        assert_eq!(api.delete(id), StatusCode::NO_CONTENT);
+        assert_gone(&data, id);
+    }
+}

@@ -97,7 +97,7 @@ pub fn init_pid(id: &str) -> u32 {
 
 /// The native runtime's seed cgroups (`/sandlab/seed-<pid>-…` in each v1 hierarchy) that
 /// hold no process and whose maker is gone: what a killed command leaves until the next
-/// driver sweeps it. A live process's seed being made (empty for a moment) is not one.
+/// command that creates (or a server) sweeps it. A live process's seed being made (empty for a moment) is not one.
 pub fn empty_seed_cgroups() -> Vec<PathBuf> {
     let mut found = Vec::new();
     for h in std::fs::read_dir("/sys/fs/cgroup")
