@@ -110,9 +110,10 @@ const SPARES_KEPT: usize = 4;
 
 /// Network namespaces made ahead of time, each prepared as [`prepare_own`] does and held
 /// only by a descriptor of this process (nothing to clean up should it die), and each
-/// given to one sandbox: making one (the kernel's `setup_net`) is the costliest part of a
-/// standard sandbox's network, for `none` and `egress` alike (an egress sandbox's link
-/// and addresses are added once it is taken, as they depend on its slot).
+/// given to one sandbox, `none` and `egress` alike (an egress sandbox's link and
+/// addresses are added once it is taken, as they depend on its slot). This takes the
+/// kernel's `setup_net` off the create; the create made its namespace on a thread beside
+/// the filesystem already, so `bench pool`'s cold create showed no difference here.
 pub struct Spares {
     state: std::sync::Mutex<SpareState>,
     changed: std::sync::Condvar,
